@@ -1,0 +1,402 @@
+// Build benchmark: `eod build` vs mkfs.erofs on the Debian corpus (bench/corpus.ts). A benchmark, not a test.
+//
+//   npx node bench/build.ts [--runs=3]      (npm run bench:build)
+//
+// For each case the wall time is the best of N runs (`sync` before each), eod and mkfs.erofs interleaved.
+// Peak RSS comes from GNU time (`/usr/bin/time -f %M`), or from polling /proc/<pid>/status VmHWM without it.
+// Also builds a tree of 1×, 2×, 4× hardlinked copies of the corpus with `--compress none` to show RSS is flat.
+// $MKFS_EROFS names a second mkfs.erofs binary to compare against as well.
+// Results are printed and written to bench/results/build-<UTC timestamp>.json. Exit status is non-zero if
+// any run failed or any target was missed.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { debianCorpus } from "./corpus.ts";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const eodMain = path.join(repo, "src/cli/main.ts");
+const GNU_TIME = "/usr/bin/time";
+const RSS_TARGET_MIB = 300;
+const RUN_TIMEOUT_MS = Number(process.env.EOD_BENCH_TIMEOUT_S ?? 1800) * 1000;
+const KEEP_OUTPUT = 64 * 1024;
+
+const runsArg = process.argv.find((a) => a.startsWith("--runs="));
+const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
+
+// ---------------------------------------------------------------- running and measuring
+
+interface Run {
+  ok: boolean;
+  seconds: number;
+  rssKiB: number | null;
+  exit: string; // "0", "1", "SIGKILL", "timeout", "spawn error: ..."
+  stdout: string;
+  stderr: string;
+}
+
+const haveGnuTime = spawnSync(GNU_TIME, ["-f", "%M", "true"], { stdio: "ignore" }).status === 0;
+let current: number | null = null; // pid (= process group) of the running child, for Ctrl-C
+
+function keepTail(buf: string, more: string): string {
+  const s = buf + more;
+  return s.length > KEEP_OUTPUT ? s.slice(-KEEP_OUTPUT) : s;
+}
+
+function readHwmKiB(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One timed run: removes `outputs` first, `sync`s, then runs cmd under GNU time (or with VmHWM polling). */
+async function measure(cmd: string, args: string[], outputs: string[], scratch: string): Promise<Run> {
+  for (const o of outputs) rmSync(o, { recursive: true, force: true });
+  spawnSync("sync");
+  const rssFile = path.join(scratch, "rss.txt");
+  rmSync(rssFile, { force: true });
+  const [file, argv] = haveGnuTime ? [GNU_TIME, ["-f", "%M", "-o", rssFile, cmd, ...args]] : [cmd, args];
+
+  let stdout = "";
+  let stderr = "";
+  let polled: number | null = null;
+  let timedOut = false;
+  const t0 = process.hrtime.bigint();
+  const outcome = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
+    const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    current = child.pid ?? null;
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout = keepTail(stdout, d)));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = keepTail(stderr, d)));
+    const poll = haveGnuTime || !child.pid ? null : setInterval(() => {
+      const v = readHwmKiB(child.pid!);
+      if (v !== null) polled = Math.max(polled ?? 0, v);
+    }, 10);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid) try { process.kill(-child.pid, "SIGKILL"); } catch {}
+    }, RUN_TIMEOUT_MS);
+    child.on("error", (error) => { clearTimeout(timer); if (poll) clearInterval(poll); resolve({ code: null, signal: null, error }); });
+    child.on("close", (code, signal) => { clearTimeout(timer); if (poll) clearInterval(poll); resolve({ code, signal }); });
+  });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  current = null;
+
+  let rssKiB: number | null = polled;
+  if (haveGnuTime) {
+    try {
+      // On failure GNU time writes "Command exited with non-zero status N" before the value.
+      const last = readFileSync(rssFile, "utf8").trim().split("\n").pop() ?? "";
+      if (/^\d+$/.test(last)) rssKiB = Number(last);
+    } catch {}
+  }
+  const exit = outcome.error ? `spawn error: ${outcome.error.message}`
+    : timedOut ? `timeout after ${RUN_TIMEOUT_MS / 1000} s`
+    : outcome.signal ?? String(outcome.code);
+  return { ok: exit === "0", seconds, rssKiB, exit, stdout, stderr };
+}
+
+// ---------------------------------------------------------------- sizes
+
+interface Size { bytes: number; files: number; entries?: { path: string; bytes: number }[] }
+
+function sizeOf(p: string): Size | null {
+  if (!existsSync(p)) return null;
+  const st = lstatSync(p);
+  if (!st.isDirectory()) return { bytes: st.size, files: 1 };
+  const entries: { path: string; bytes: number }[] = [];
+  const walk = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const q = path.join(dir, d.name);
+      if (d.isDirectory()) walk(q);
+      else if (d.isFile()) entries.push({ path: path.relative(p, q), bytes: lstatSync(q).size });
+    }
+  };
+  walk(p);
+  const bytes = entries.reduce((a, e) => a + e.bytes, 0);
+  return { bytes, files: entries.length, entries: entries.length <= 64 ? entries : undefined };
+}
+
+function sumSizes(paths: string[]): Size | null {
+  const s = paths.map(sizeOf);
+  if (s.some((x) => x === null)) return null;
+  return { bytes: s.reduce((a, x) => a + x!.bytes, 0), files: s.reduce((a, x) => a + x!.files, 0) };
+}
+
+function corpusStats(dir: string): { entries: number; bytes: number } {
+  let entries = 0;
+  let bytes = 0;
+  const seen = new Set<string>();
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const q = path.join(d, e.name);
+      entries++;
+      if (e.isDirectory()) walk(q);
+      else if (e.isFile()) {
+        const st = lstatSync(q);
+        const key = `${st.dev}:${st.ino}`;
+        if (!seen.has(key)) { seen.add(key); bytes += st.size; }
+      }
+    }
+  };
+  walk(dir);
+  return { entries: entries + 1, bytes }; // +1: the root, as `find | wc -l` counts it
+}
+
+const MiB = (bytes: number): string => (bytes / 1048576).toFixed(1);
+
+// ---------------------------------------------------------------- misc
+
+function mkfsVersion(bin: string, firstRunStdout?: string): string {
+  const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
+  if (r.status === 0 && r.stdout.trim()) return r.stdout.trim().split("\n")[0]!;
+  // erofs-utils ≤ 1.6 has no --version; every run prints "mkfs.erofs <version>" first.
+  const line = firstRunStdout?.split("\n").find((l) => /mkfs\.erofs/i.test(l));
+  return line?.trim() ?? "unknown";
+}
+
+function git(...args: string[]): string | null {
+  const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function indent(s: string, lines = 40): string {
+  const all = s.trimEnd().split("\n");
+  const shown = all.slice(-lines).map((l) => "    | " + l).join("\n");
+  return (all.length > lines ? `    | ... (${all.length - lines} lines omitted)\n` : "") + shown;
+}
+
+function reportFailure(what: string, cmd: string, args: string[], r: Run): void {
+  console.error(`\n!! ${what} failed (${r.exit}): ${[cmd, ...args].join(" ")}`);
+  if (r.stderr.trim()) console.error(`  stderr:\n${indent(r.stderr)}`);
+  if (r.stdout.trim()) console.error(`  stdout (tail):\n${indent(r.stdout, 10)}`);
+}
+
+// ---------------------------------------------------------------- the benchmark
+
+interface Series { label: string; cmd: string; args: string[]; outputs: string[]; runs: Run[]; failed: Run | null }
+
+function series(label: string, cmd: string, args: string[], outputs: string[]): Series {
+  return { label, cmd, args, outputs, runs: [], failed: null };
+}
+const best = (s: Series): number | null => (s.failed || s.runs.length === 0 ? null : Math.min(...s.runs.map((r) => r.seconds)));
+const peakRss = (s: Series): number | null => {
+  const v = s.runs.map((r) => r.rssKiB).filter((x): x is number => x !== null);
+  return v.length ? Math.max(...v) : null;
+};
+
+async function runSeries(s: Series, scratch: string): Promise<void> {
+  if (s.failed) return;
+  const r = await measure(s.cmd, s.args, s.outputs, scratch);
+  if (r.ok) s.runs.push(r);
+  else { s.failed = r; reportFailure(s.label, s.cmd, s.args, r); }
+}
+
+interface CaseDef { id: string; title: string; target: number; eod: string[]; eodOut: string[]; ref: (tag: string) => { args: string[]; out: string[] } }
+
+async function main(): Promise<number> {
+  const corpus = await debianCorpus();
+  const stats = corpusStats(corpus);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "eod-bench-"));
+  let scaleRoot: string | null = null;
+  const cleanup = (): void => {
+    for (const d of [scaleRoot, tmp]) if (d) rmSync(d, { recursive: true, force: true });
+  };
+  process.once("SIGINT", () => {
+    if (current) try { process.kill(-current, "SIGKILL"); } catch {}
+    cleanup();
+    process.exit(130);
+  });
+
+  try {
+    const refs = [{ tag: "mkfs", bin: "mkfs.erofs" }];
+    if (process.env.MKFS_EROFS) refs.push({ tag: "mkfs-alt", bin: process.env.MKFS_EROFS });
+    const eod = (args: string[]): string[] => [eodMain, ...args];
+
+    console.log(`corpus   ${corpus}: ${stats.entries} entries, ${MiB(stats.bytes)} MiB of file data`);
+    console.log(`eod      ${process.execPath} ${path.relative(process.cwd(), eodMain) || eodMain} (node ${process.version})`);
+    console.log(`runs     best of ${RUNS}, sync before each; peak RSS via ${haveGnuTime ? GNU_TIME + " -f %M" : "/proc/<pid>/status VmHWM polling"}`);
+    console.log(`scratch  ${tmp}\n`);
+
+    const cases: CaseDef[] = [
+      {
+        id: "chunked", title: "chunked 1 MiB, no compression, separate blobs", target: 1.0,
+        eod: ["build", corpus, "-o", `${tmp}/img`, "--compress", "none", "--chunk-size", "1048576"], eodOut: [`${tmp}/img`],
+        ref: (t) => ({ args: ["--chunksize=1048576", `--blobdev=${tmp}/${t}-blob`, `${tmp}/${t}-meta.erofs`, corpus], out: [`${tmp}/${t}-meta.erofs`, `${tmp}/${t}-blob`] }),
+      },
+      {
+        id: "single", title: "single uncompressed image", target: 1.0,
+        eod: ["build", corpus, "--single", `${tmp}/single.erofs`], eodOut: [`${tmp}/single.erofs`],
+        ref: (t) => ({ args: [`${tmp}/${t}-plain.erofs`, corpus], out: [`${tmp}/${t}-plain.erofs`] }),
+      },
+      {
+        id: "compressed", title: "compressed (eod default zstd vs lz4hc)", target: 0.5,
+        eod: ["build", corpus, "-o", `${tmp}/imgz`], eodOut: [`${tmp}/imgz`],
+        ref: (t) => ({ args: ["-zlz4hc", `${tmp}/${t}-lz4hc.erofs`, corpus], out: [`${tmp}/${t}-lz4hc.erofs`] }),
+      },
+    ];
+
+    const results = cases.map((c) => ({
+      def: c,
+      eod: series(`eod build (${c.id})`, process.execPath, eod(c.eod), c.eodOut),
+      refs: refs.map((r) => {
+        const { args, out } = c.ref(r.tag);
+        return { ...r, s: series(`${r.bin} (${c.id})`, r.bin, args, out) };
+      }),
+    }));
+
+    for (const r of results) {
+      process.stderr.write(`running ${r.def.id} ...`);
+      for (let i = 0; i < RUNS; i++) {
+        await runSeries(r.eod, tmp);
+        for (const ref of r.refs) await runSeries(ref.s, tmp);
+        process.stderr.write(` ${i + 1}`);
+      }
+      process.stderr.write("\n");
+    }
+
+    const versions = Object.fromEntries(refs.map((ref) => {
+      const first = results.flatMap((r) => r.refs.filter((x) => x.tag === ref.tag).map((x) => x.s.runs[0]?.stdout ?? x.s.failed?.stdout))
+        .find((s) => s);
+      return [ref.bin, mkfsVersion(ref.bin, first)];
+    }));
+
+    // ------------------------------------------------------------ scale: RSS vs tree size
+    const scale: { copies: number; entries: number; ok: boolean; seconds: number | null; rssKiB: number | null; bytes: number | null; exit: string }[] = [];
+    {
+      // cp -al needs the same filesystem as the corpus; fall back to a temp dir beside the cache if tmp isn't.
+      const sameFs = statSync(tmp).dev === statSync(corpus).dev;
+      scaleRoot = mkdtempSync(sameFs ? path.join(tmp, "scale-") : path.join(path.dirname(corpus), ".eod-bench-scale-"));
+      for (const copies of [1, 2, 4]) {
+        const tree = path.join(scaleRoot, `x${copies}`);
+        mkdirSync(tree);
+        let copyErr: string | null = null;
+        for (let i = 0; i < copies && !copyErr; i++) {
+          const r = spawnSync("cp", ["-al", corpus, path.join(tree, `copy${i}`)], { encoding: "utf8" });
+          if (r.status !== 0) copyErr = `cp -al failed: ${r.stderr.trim()}`;
+        }
+        if (copyErr) {
+          console.error(`!! scale ${copies}x: ${copyErr}`);
+          scale.push({ copies, entries: 0, ok: false, seconds: null, rssKiB: null, bytes: null, exit: copyErr });
+          continue;
+        }
+        process.stderr.write(`running scale ${copies}x ...\n`);
+        const out = path.join(tmp, `scale-img-x${copies}`);
+        const args = eod(["build", tree, "-o", out, "--compress", "none"]);
+        const r = await measure(process.execPath, args, [out], tmp);
+        if (!r.ok) reportFailure(`eod build (scale ${copies}x)`, process.execPath, args, r);
+        scale.push({
+          copies, entries: 1 + copies * stats.entries, ok: r.ok, seconds: r.ok ? r.seconds : null,
+          rssKiB: r.rssKiB, bytes: r.ok ? sizeOf(out)?.bytes ?? null : null, exit: r.exit,
+        });
+        rmSync(out, { recursive: true, force: true });
+      }
+    }
+
+    // ------------------------------------------------------------ report
+    const rows: string[][] = [["case", "vs", "eod s", "ref s", "ratio", "target", "time", "eod RSS MiB", `RSS≤${RSS_TARGET_MIB}`]];
+    const json: Record<string, unknown>[] = [];
+    let failures = 0;
+    for (const r of results) {
+      const eb = best(r.eod);
+      const rss = peakRss(r.eod);
+      const rssOk = rss !== null && rss / 1024 <= RSS_TARGET_MIB;
+      if (!r.eod.failed && !rssOk) failures++;
+      for (const ref of r.refs) {
+        const rb = best(ref.s);
+        const ratio = eb !== null && rb !== null ? eb / rb : null;
+        const pass = ratio !== null && ratio <= r.def.target;
+        if (!pass) failures++;
+        rows.push([
+          r.def.id, ref.tag, eb?.toFixed(3) ?? "FAILED", rb?.toFixed(3) ?? "FAILED", ratio?.toFixed(2) ?? "-",
+          `≤${r.def.target.toFixed(2)}`, pass ? "pass" : "FAIL", rss !== null ? MiB(rss * 1024) : "-",
+          r.eod.failed ? "-" : rssOk ? "pass" : "FAIL",
+        ]);
+      }
+      json.push({
+        id: r.def.id, title: r.def.title, target_ratio: r.def.target,
+        eod: {
+          argv: ["node", ...r.eod.args], ok: !r.eod.failed, runs_s: r.eod.runs.map((x) => x.seconds), best_s: eb,
+          peak_rss_kib: rss, size: r.eod.failed ? null : sizeOf(r.def.eodOut[0]!),
+          error: r.eod.failed ? { exit: r.eod.failed.exit, stderr: r.eod.failed.stderr.slice(-4000) } : null,
+        },
+        references: r.refs.map((ref) => ({
+          tag: ref.tag, bin: ref.bin, version: versions[ref.bin], argv: [ref.bin, ...ref.s.args], ok: !ref.s.failed,
+          runs_s: ref.s.runs.map((x) => x.seconds), best_s: best(ref.s), peak_rss_kib: peakRss(ref.s),
+          size: ref.s.failed ? null : sumSizes(ref.s.outputs),
+          outputs: ref.s.failed ? null : Object.fromEntries(ref.s.outputs.map((o) => [path.basename(o), sizeOf(o)?.bytes ?? null])),
+          ratio: eb !== null && best(ref.s) !== null ? eb / best(ref.s)! : null,
+          error: ref.s.failed ? { exit: ref.s.failed.exit, stderr: ref.s.failed.stderr.slice(-4000) } : null,
+        })),
+      });
+    }
+    for (const s of scale) if (!s.ok || s.rssKiB === null || s.rssKiB / 1024 > RSS_TARGET_MIB) failures++;
+
+    console.log("\nmkfs.erofs: " + Object.entries(versions).map(([b, v]) => `${b} → ${v}`).join("; "));
+    console.log("\nwall time (best of " + RUNS + ") and eod peak RSS");
+    console.log(table(rows, 2));
+
+    console.log("\nimage sizes (apparent bytes)");
+    const sizeRows: string[][] = [["case", "output", "MiB", "files"]];
+    for (const r of results) {
+      const es = r.eod.failed ? null : sizeOf(r.def.eodOut[0]!);
+      sizeRows.push([r.def.id, `eod ${path.basename(r.def.eodOut[0]!)}${es && es.files > 1 ? " (bootstrap+blobs)" : ""}`, es ? MiB(es.bytes) : "-", es ? String(es.files) : "-"]);
+      if (es?.entries && es.files > 1) {
+        for (const e of [...es.entries].sort((a, b) => b.bytes - a.bytes).slice(0, 8)) sizeRows.push(["", `  ${e.path}`, MiB(e.bytes), ""]);
+      }
+      for (const ref of r.refs) {
+        if (ref.s.failed) { sizeRows.push(["", ref.tag, "-", "-"]); continue; }
+        for (const o of ref.s.outputs) sizeRows.push(["", `${ref.tag} ${path.basename(o).replace(`${ref.tag}-`, "")}`, MiB(sizeOf(o)?.bytes ?? 0), "1"]);
+        if (ref.s.outputs.length > 1) sizeRows.push(["", `${ref.tag} total`, MiB(sumSizes(ref.s.outputs)?.bytes ?? 0), String(ref.s.outputs.length)]);
+      }
+    }
+    console.log(table(sizeRows, 2));
+
+    console.log(`\npeak RSS vs tree size: eod build --compress none on N hardlinked copies (cp -al) of the corpus`);
+    console.log(table([["copies", "entries", "eod s", "peak RSS MiB", `RSS≤${RSS_TARGET_MIB}`, "output MiB"],
+      ...scale.map((s) => [`${s.copies}x`, String(s.entries), s.seconds?.toFixed(3) ?? "FAILED",
+        s.rssKiB !== null ? MiB(s.rssKiB * 1024) : "-", s.ok && s.rssKiB !== null && s.rssKiB / 1024 <= RSS_TARGET_MIB ? "pass" : "FAIL",
+        s.bytes !== null ? MiB(s.bytes) : "-"])]));
+
+    const refRss = results.flatMap((r) => r.refs.map((ref) => `${r.def.id}/${ref.tag} ${peakRss(ref.s) !== null ? MiB(peakRss(ref.s)! * 1024) : "-"}`));
+    console.log(`\n(reference peak RSS MiB: ${refRss.join(", ")})`);
+
+    const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
+    const outDir = path.join(repo, "bench/results");
+    mkdirSync(outDir, { recursive: true });
+    const outFile = path.join(outDir, `build-${stamp}.json`);
+    const cpus = os.cpus();
+    writeFileSync(outFile, JSON.stringify({
+      date: new Date().toISOString(),
+      git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
+      host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
+      node: process.version,
+      runs: RUNS,
+      rss_method: haveGnuTime ? "gnu-time %M" : "VmHWM polling",
+      rss_target_mib: RSS_TARGET_MIB,
+      corpus: { path: corpus, ...stats },
+      mkfs_versions: versions,
+      cases: json,
+      scale,
+      failures,
+    }, null, 2) + "\n");
+    console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
+    console.log(failures ? `\n${failures} failure(s) (failed runs or missed targets)` : "\nall targets met");
+    return failures ? 1 : 0;
+  } finally {
+    cleanup();
+  }
+}
+
+/** Plain-text table; the first `left` columns are left-aligned, the rest right-aligned. */
+function table(rows: string[][], left = 1): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r, ri) => {
+    const line = r.map((c, i) => (i < left ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ").trimEnd();
+    return ri === 0 ? line + "\n" + w.map((n) => "-".repeat(n)).join("  ") : line;
+  }).join("\n");
+}
+
+process.exitCode = await main();

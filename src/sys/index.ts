@@ -1,0 +1,14 @@
+// src/sys owns every FFI call of erofs-ondemand (koffi). Nothing outside this folder imports
+// koffi: each binding here returns a value or throws a SysError (src/errors.ts) whose errno
+// name was read right after the call, so callers match on `err.errno === "ENOENT"`.
+//
+//   libc.ts   loads libc lazily, declares the prototypes, check()/sysError() errno helpers
+//   mount.ts  mount(2) (sync and on a worker thread), umount2(2), MS_*/MNT_* constants
+//   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
+//   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
+//   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
+export * from "./libc.ts";
+export * from "./mount.ts";
+export * from "./xattr.ts";
+export * from "./seek.ts";
+export * from "./lz4.ts";
