@@ -13,8 +13,8 @@ import type { ScanResult, TreeInode } from "./tree.ts";
 /** How a regular file's data is stored; chosen by the build mode (lazy image or single image). */
 export type FileShape =
   | { kind: "empty" }
-  /** The whole content inline after the inode (the caller checked canInline()). */
-  | { kind: "inline"; bytes: Uint8Array }
+  /** The whole content (i_size bytes) inline after the inode; the caller checked canInline(). */
+  | { kind: "inline" }
   /** Chunk-based: one address per chunk, in blobs (indexes) or the primary device (block map). */
   | { kind: "chunks"; chunkBits: number; indexes: boolean; count: number }
   /** Flat in the primary device: full blocks, then the tail inline when it fits, else one more block. */
@@ -142,7 +142,7 @@ export function planLayout(scan: ScanResult, opts: LayoutOptions, epoch = choose
       const shape = opts.shapeOf(inode);
       p.shape = shape;
       if (shape.kind === "inline") {
-        tail = shape.bytes.length;
+        tail = size;
       } else if (shape.kind === "flat") {
         tail = size % blkSz;
         p.fullBlocks = Math.floor(size / blkSz);
