@@ -31,8 +31,9 @@ interface Run {
   seconds: number;
   rssKiB: number | null;
   exit: string; // "0", "1", "SIGKILL", "timeout", "spawn error: ..."
-  stdout: string;
-  stderr: string;
+  stdout: string; // tail
+  stderr: string; // tail
+  stdoutHead: string;
 }
 
 const haveGnuTime = spawnSync(GNU_TIME, ["-f", "%M", "true"], { stdio: "ignore" }).status === 0;
@@ -41,6 +42,9 @@ let current: number | null = null; // pid (= process group) of the running child
 function keepTail(buf: string, more: string): string {
   const s = buf + more;
   return s.length > KEEP_OUTPUT ? s.slice(-KEEP_OUTPUT) : s;
+}
+function keepHead(buf: string, more: string): string {
+  return buf.length >= 4096 ? buf : (buf + more).slice(0, 4096);
 }
 
 function readHwmKiB(pid: number): number | null {
@@ -61,6 +65,7 @@ async function measure(cmd: string, args: string[], outputs: string[], scratch: 
   const [file, argv] = haveGnuTime ? [GNU_TIME, ["-f", "%M", "-o", rssFile, cmd, ...args]] : [cmd, args];
 
   let stdout = "";
+  let stdoutHead = "";
   let stderr = "";
   let polled: number | null = null;
   let timedOut = false;
@@ -68,7 +73,7 @@ async function measure(cmd: string, args: string[], outputs: string[], scratch: 
   const outcome = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
     const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], detached: true });
     current = child.pid ?? null;
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout = keepTail(stdout, d)));
+    child.stdout.setEncoding("utf8").on("data", (d: string) => { stdout = keepTail(stdout, d); stdoutHead = keepHead(stdoutHead, d); });
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = keepTail(stderr, d)));
     const poll = haveGnuTime || !child.pid ? null : setInterval(() => {
       const v = readHwmKiB(child.pid!);
@@ -95,7 +100,7 @@ async function measure(cmd: string, args: string[], outputs: string[], scratch: 
   const exit = outcome.error ? `spawn error: ${outcome.error.message}`
     : timedOut ? `timeout after ${RUN_TIMEOUT_MS / 1000} s`
     : outcome.signal ?? String(outcome.code);
-  return { ok: exit === "0", seconds, rssKiB, exit, stdout, stderr };
+  return { ok: exit === "0", seconds, rssKiB, exit, stdout, stderr, stdoutHead };
 }
 
 // ---------------------------------------------------------------- sizes
@@ -150,11 +155,10 @@ const MiB = (bytes: number): string => (bytes / 1048576).toFixed(1);
 // ---------------------------------------------------------------- misc
 
 function mkfsVersion(bin: string, firstRunStdout?: string): string {
+  // Old erofs-utils (1.5) reject --version but print the "mkfs.erofs <version>" banner first anyway, as every run does.
   const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
-  if (r.status === 0 && r.stdout.trim()) return r.stdout.trim().split("\n")[0]!;
-  // erofs-utils ≤ 1.6 has no --version; every run prints "mkfs.erofs <version>" first.
-  const line = firstRunStdout?.split("\n").find((l) => /mkfs\.erofs/i.test(l));
-  return line?.trim() ?? "unknown";
+  const banner = (s: string | undefined): string | undefined => s?.split("\n").find((l) => /mkfs\.erofs\s+\S/i.test(l))?.trim();
+  return banner(r.stdout) ?? banner(firstRunStdout) ?? "unknown";
 }
 
 function git(...args: string[]): string | null {
@@ -258,7 +262,7 @@ async function main(): Promise<number> {
     }
 
     const versions = Object.fromEntries(refs.map((ref) => {
-      const first = results.flatMap((r) => r.refs.filter((x) => x.tag === ref.tag).map((x) => x.s.runs[0]?.stdout ?? x.s.failed?.stdout))
+      const first = results.flatMap((r) => r.refs.filter((x) => x.tag === ref.tag).map((x) => x.s.runs[0]?.stdoutHead ?? x.s.failed?.stdoutHead))
         .find((s) => s);
       return [ref.bin, mkfsVersion(ref.bin, first)];
     }));

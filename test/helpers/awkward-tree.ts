@@ -45,9 +45,10 @@
 //               (the kernel allows user.* only on regular files and directories)
 //   empty-dir/  nothing inside
 //
-// Mtime precision: Node's utimes takes float seconds and libuv truncates them to whole
-// microseconds, so whole-second mtimes are set with fs.lutimesSync() and mtimes with a
-// nanosecond part with `touch -h -m -d @S.NNNNNNNNN` (utimensat, exact). Every mtime is
+// Mtime precision: Node's utimes takes float seconds, libuv truncates them to whole
+// microseconds and Node replaces a negative time with "now". So whole non-negative seconds
+// are set with fs.lutimesSync(), and the rest (nanoseconds, before 1970) with
+// `touch -h -m -d @S.NNNNNNNNN` (utimensat, exact to the nanosecond). Every mtime is
 // checked against lstat({ bigint: true }).mtimeNs before makeAwkwardTree() returns.
 // Directory mtimes are set last, deepest first, since adding an entry changes them.
 //
@@ -482,14 +483,16 @@ function applyMtimes(ctx: Ctx): void {
   }
 }
 
-/** Sets the mtime (and, for whole seconds, atime) of `p` without following a symlink. */
+/** Sets the mtime (and, for lutimes, atime) of `p` without following a symlink. */
 function setMtime(p: string | Buffer, mtimeNs: bigint): void {
-  if (mtimeNs % NS_PER_S === 0n) {
-    const sec = Number(mtimeNs / NS_PER_S); // exact: whole seconds are exact doubles
+  // Node turns a negative time into "now", and libuv keeps only microseconds: lutimes is
+  // exact for whole non-negative seconds only.
+  if (mtimeNs >= 0n && mtimeNs % NS_PER_S === 0n) {
+    const sec = Number(mtimeNs / NS_PER_S);
     fs.lutimesSync(p, sec, sec);
     return;
   }
-  if (typeof p !== "string") throw new TypeError("Cannot set a nanosecond mtime on a non-UTF-8 path");
+  if (typeof p !== "string") throw new TypeError("Cannot set a negative or sub-second mtime on a non-UTF-8 path");
   execFileSync("touch", ["-h", "-m", "-d", `@${formatNs(mtimeNs)}`, "--", p]);
 }
 

@@ -1,0 +1,157 @@
+// `eod build <dir> -o <image-dir>`: the lazy-loading image. A bootstrap (an EROFS image with all metadata and
+// no bulk file data) plus one data blob whose chunks are deduplicated by sha256, a chunk table per blob and
+// manifest.json with the digest of every file. See docs/format.md.
+import { createHash, hash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { EROFS_FEATURE_INCOMPAT_CHUNKED_FILE, EROFS_FEATURE_INCOMPAT_DEVICE_TABLE, S_IFMT, S_IFREG } from "../erofs/constants.ts";
+import type { ChunkAddr } from "../erofs/chunk.ts";
+import type { DeviceSlot } from "../erofs/devt.ts";
+import { blobIdOf, encodeChunkTable, type Compression } from "../image/chunk-table.ts";
+import { MANIFEST_MEDIA_TYPE, MANIFEST_NAME, type BlobRef, type Manifest } from "../image/manifest.ts";
+import { BlobWriter } from "./blob-writer.ts";
+import { canInline, chooseEpoch, planLayout, type FileShape } from "./layout.ts";
+import { writeMetadata } from "./metadata.ts";
+import { commitDir, type BuildProgress } from "./output.ts";
+import { isZero, overlapsData, SourceFile } from "./source-file.ts";
+import { scanTree, type TreeInode } from "./tree.ts";
+
+export const BOOTSTRAP_NAME = "bootstrap.erofs";
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+export const DEFAULT_INLINE_MAX = 0;
+
+export interface ImageOptions {
+  chunkSize?: number;
+  compression?: Compression;
+  level?: number;
+  /** Regular files up to this size live entirely in the bootstrap (0 = none). */
+  inlineMax?: number;
+  progress?: BuildProgress;
+}
+
+export interface ImageSummary {
+  imageDir: string;
+  manifest: Manifest;
+  inodes: number;
+  files: number;
+  inlineFiles: number;
+  bytes: number;
+  chunks: number;
+  uniqueChunks: number;
+  holeChunks: number;
+  dedupSavedBytes: number;
+  warnings: string[];
+}
+
+const BLK_SZ_BITS = 12;
+
+export async function buildImage(src: string, outDir: string, opts: ImageOptions = {}): Promise<ImageSummary> {
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkBits = Math.log2(chunkSize);
+  const compression = opts.compression ?? "zstd";
+  const inlineMax = opts.inlineMax ?? DEFAULT_INLINE_MAX;
+  const blkSz = 2 ** BLK_SZ_BITS;
+  const scan = scanTree(src, { onProgress: (n) => opts.progress?.("scan", n, 0) });
+  const epoch = chooseEpoch(scan.inodes);
+  const shapeOf = (i: TreeInode): FileShape => {
+    if (i.size === 0) return { kind: "empty" };
+    if (i.size <= inlineMax && canInline(i, i.size, blkSz, epoch)) return { kind: "inline" };
+    return { kind: "chunks", chunkBits, indexes: true, count: Math.ceil(i.size / chunkSize) };
+  };
+  const hasData = scan.inodes.some((i) => (i.mode & S_IFMT) === S_IFREG && shapeOf(i).kind === "chunks");
+  const layout = planLayout(scan, { blkSzBits: BLK_SZ_BITS, extraDevices: hasData ? 1 : 0, shapeOf }, epoch);
+
+  const stats = { files: 0, inlineFiles: 0, bytes: 0, chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
+  return commitDir(outDir, async (tmp) => {
+    fs.mkdirSync(path.join(tmp, "blobs"));
+    const remoteTmp = path.join(tmp, "blobs", ".remote.tmp");
+    const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS });
+    const inline = new Map<TreeInode, Uint8Array>();
+    const addrs = new Map<TreeInode, Array<ChunkAddr | null>>();
+    const seen = new Map<string, number>(); // digest -> start block in the blob
+    const total = layout.placed.reduce((n, p) => n + ((p.inode.mode & S_IFMT) === S_IFREG ? p.inode.size : 0), 0);
+    try {
+      for (const p of layout.placed) {
+        const i = p.inode;
+        if ((i.mode & S_IFMT) !== S_IFREG || i.size === 0) continue;
+        stats.files++;
+        stats.bytes += i.size;
+        const f = SourceFile.open(i.sourcePath, i.size);
+        try {
+          if (p.shape!.kind === "inline") {
+            const bytes = new Uint8Array(i.size);
+            f.readExact(bytes, 0);
+            inline.set(i, bytes);
+            stats.inlineFiles++;
+            continue;
+          }
+          const ranges = i.sparse ? f.dataRanges() : null;
+          const list: Array<ChunkAddr | null> = [];
+          for (let off = 0; off < i.size; off += chunkSize) {
+            const len = Math.min(chunkSize, i.size - off);
+            stats.chunks++;
+            if (ranges && !overlapsData(ranges, off, off + len)) { list.push(null); stats.holeChunks++; continue; }
+            const buf = Buffer.allocUnsafe(len);
+            f.readExact(buf, off);
+            if (isZero(buf)) { list.push(null); stats.holeChunks++; continue; }
+            const digest = hash("sha256", buf, "buffer");
+            const key = digest.toString("latin1");
+            let startBlk = seen.get(key);
+            if (startBlk === undefined) {
+              startBlk = await writer.add(buf, digest);
+              seen.set(key, startBlk);
+              stats.uniqueChunks++;
+            } else {
+              stats.dedupSavedBytes += len;
+            }
+            list.push({ startBlk, deviceId: 1 });
+          }
+          addrs.set(i, list);
+        } finally {
+          f.close();
+        }
+        opts.progress?.("data", stats.bytes, total);
+      }
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+    const { table, remoteDigest } = await writer.finish();
+
+    const blobs: BlobRef[] = [];
+    const devices: DeviceSlot[] = [];
+    if (table.entries.length) {
+      const id = blobIdOf(table);
+      const tableBytes = encodeChunkTable(table);
+      fs.renameSync(remoteTmp, path.join(tmp, "blobs", id));
+      fs.writeFileSync(path.join(tmp, "blobs", `${id}.ctab`), tableBytes);
+      blobs.push({
+        id, kernelSize: table.kernelSize, chunks: table.entries.length,
+        table: { path: `blobs/${id}.ctab`, digest: sha256(tableBytes), size: tableBytes.length },
+        remote: { path: `blobs/${id}`, digest: remoteDigest, size: table.remoteSize },
+      });
+      devices.push({ tag: id, blocks: table.kernelSize / blkSz, uniAddr: layout.blocks });
+    } else {
+      fs.rmSync(remoteTmp);
+    }
+    const meta = writeMetadata({
+      scan, layout, blkSzBits: BLK_SZ_BITS, devices,
+      featureIncompat: (layout.placed.some((p) => p.shape?.kind === "chunks") ? EROFS_FEATURE_INCOMPAT_CHUNKED_FILE : 0) |
+        (devices.length ? EROFS_FEATURE_INCOMPAT_DEVICE_TABLE : 0),
+      chunkAddrs: (i) => addrs.get(i) ?? new Array((layout.byInode.get(i)!.shape as { count: number }).count).fill(null),
+      inlineData: (i) => inline.get(i)!,
+    });
+    fs.writeFileSync(path.join(tmp, BOOTSTRAP_NAME), meta);
+    const manifest: Manifest = {
+      schemaVersion: 1, mediaType: MANIFEST_MEDIA_TYPE, blockSize: blkSz, chunkSize, compression,
+      bootstrap: { path: BOOTSTRAP_NAME, digest: sha256(meta), size: meta.length },
+      blobs,
+    };
+    fs.writeFileSync(path.join(tmp, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
+    return { imageDir: outDir, manifest, inodes: layout.placed.length, ...stats, warnings: scan.warnings };
+  });
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}

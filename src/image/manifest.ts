@@ -1,0 +1,88 @@
+// manifest.json of an image directory: the root of trust. It names the bootstrap and, per blob, the chunk
+// table and the remote form, each with its sha256; the chunk table in turn carries every chunk's sha256.
+import { EodError } from "../errors.ts";
+import type { Compression } from "./chunk-table.ts";
+
+export const MANIFEST_NAME = "manifest.json";
+export const MANIFEST_MEDIA_TYPE = "application/vnd.erofs-ondemand.image.v1+json";
+
+export interface FileRef {
+  /** Relative to the image directory (or the base URL). */
+  path: string;
+  /** "sha256:<hex>" */
+  digest: string;
+  size: number;
+}
+
+export interface BlobRef {
+  /** 64 hex digits; also the device-table tag and the blob's cache file name. */
+  id: string;
+  /** Bytes of the kernel form (the cache file). */
+  kernelSize: number;
+  chunks: number;
+  table: FileRef;
+  remote: FileRef;
+}
+
+export interface Manifest {
+  schemaVersion: 1;
+  mediaType: typeof MANIFEST_MEDIA_TYPE;
+  blockSize: number;
+  chunkSize: number;
+  compression: Compression;
+  bootstrap: FileRef;
+  /** In device-table order: blobs[k] is device k + 1. */
+  blobs: BlobRef[];
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** Parses and validates manifest.json; `where` names it in errors. */
+export function parseManifest(text: string, where: string): Manifest {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch (err) {
+    throw new EodError("IMAGE_INVALID", `Cannot parse ${where}: ${(err as Error).message}`);
+  }
+  const bad = (why: string) => new EodError("IMAGE_INVALID", `Invalid ${where}: ${why}`);
+  if (!isObj(m)) throw bad("not a JSON object");
+  if (m.schemaVersion !== 1) throw bad(`unsupported schemaVersion ${JSON.stringify(m.schemaVersion)}`);
+  if (m.mediaType !== MANIFEST_MEDIA_TYPE) throw bad(`mediaType is ${JSON.stringify(m.mediaType)}`);
+  for (const k of ["blockSize", "chunkSize"] as const) {
+    const v = m[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 512 || (v & (v - 1)) !== 0) throw bad(`${k} must be a power of two, got ${JSON.stringify(v)}`);
+  }
+  if (!["none", "zstd", "lz4"].includes(m.compression as string)) throw bad(`unknown compression ${JSON.stringify(m.compression)}`);
+  checkRef(m.bootstrap, "bootstrap", bad);
+  if (!Array.isArray(m.blobs)) throw bad("blobs is not an array");
+  const ids = new Set<string>();
+  m.blobs.forEach((b: unknown, i: number) => {
+    if (!isObj(b)) throw bad(`blobs[${i}] is not an object`);
+    if (typeof b.id !== "string" || !HEX64.test(b.id)) throw bad(`blobs[${i}].id is not 64 hex digits`);
+    if (ids.has(b.id)) throw bad(`blob ${b.id} is listed twice`);
+    ids.add(b.id);
+    if (!isCount(b.kernelSize) || !isCount(b.chunks)) throw bad(`blobs[${i}] sizes are invalid`);
+    checkRef(b.table, `blobs[${i}].table`, bad);
+    checkRef(b.remote, `blobs[${i}].remote`, bad);
+  });
+  return m as unknown as Manifest;
+}
+
+function checkRef(r: unknown, what: string, bad: (why: string) => EodError): void {
+  if (!isObj(r)) throw bad(`${what} is missing`);
+  if (typeof r.path !== "string" || r.path === "" || r.path.startsWith("/") || r.path.split("/").includes("..")) {
+    throw bad(`${what}.path ${JSON.stringify(r.path)} must be a relative path inside the image`);
+  }
+  if (typeof r.digest !== "string" || !DIGEST.test(r.digest)) throw bad(`${what}.digest must be sha256:<64 hex>`);
+  if (!isCount(r.size)) throw bad(`${what}.size is invalid`);
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}

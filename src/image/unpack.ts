@@ -1,0 +1,68 @@
+// `eod unpack`: turns each blob's remote form into its kernel form (the bytes a cache file holds when
+// complete), verifying every chunk, so the bootstrap can be mounted with device= options and no daemon.
+import { createHash, hash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { EodError } from "../errors.ts";
+import { CHUNK_FLAG_RAW, type ChunkTable } from "./chunk-table.ts";
+import { decompressChunk } from "./codec.ts";
+import { openImageDir } from "./image-dir.ts";
+
+export interface Unpacked {
+  bootstrapPath: string;
+  blobPaths: string[];
+  /** The mount(2) data string: "device=<blob1>,device=<blob2>". */
+  mountData: string;
+}
+
+export function unpackImage(imageDir: string, blobsTo: string): Unpacked {
+  const img = openImageDir(imageDir);
+  fs.mkdirSync(blobsTo, { recursive: true });
+  const blobPaths = img.manifest.blobs.map((b, k) => {
+    const out = path.resolve(blobsTo, b.id);
+    const tmp = `${out}.tmp-${process.pid}`;
+    const fd = fs.openSync(tmp, "w", 0o644);
+    try {
+      writeKernelForm(path.join(imageDir, b.remote.path), b.remote.digest, img.tables[k], b.id, fd);
+      fs.closeSync(fd);
+      fs.renameSync(tmp, out);
+    } catch (err) {
+      try { fs.closeSync(fd); } catch { /* closed */ }
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    return out;
+  });
+  return {
+    bootstrapPath: path.resolve(img.bootstrapPath),
+    blobPaths,
+    mountData: blobPaths.map((p) => `device=${p}`).join(","),
+  };
+}
+
+/** Decodes, verifies and writes every chunk of one blob at its kernel-form offset into `fd`. */
+export function writeKernelForm(remotePath: string, remoteDigest: string, table: ChunkTable, id: string, fd: number): void {
+  const src = fs.openSync(remotePath, "r");
+  try {
+    const size = fs.fstatSync(src).size;
+    if (size !== table.remoteSize) throw new EodError("DIGEST_MISMATCH", `Blob ${id}: remote form has ${size} bytes, expected ${table.remoteSize}`);
+    const whole = createHash("sha256");
+    let expectRemote = 0;
+    for (let i = 0; i < table.entries.length; i++) {
+      const e = table.entries[i];
+      const remote = Buffer.allocUnsafe(e.remoteSize);
+      fs.readSync(src, remote, 0, e.remoteSize, e.remoteOffset);
+      if (e.remoteOffset === expectRemote) { whole.update(remote); expectRemote += e.remoteSize; }
+      const what = `chunk ${i} of blob ${id}`;
+      const plain = e.flags & CHUNK_FLAG_RAW ? remote : decompressChunk(table.compression, remote, e.plainSize, what);
+      if (!Buffer.from(hash("sha256", plain, "buffer")).equals(e.digest)) throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what}`);
+      fs.writeSync(fd, plain, 0, plain.length, e.plainOffset);
+    }
+    if (expectRemote === table.remoteSize && `sha256:${whole.digest("hex")}` !== remoteDigest) {
+      throw new EodError("DIGEST_MISMATCH", `Blob ${id}: remote form digest differs from the manifest`);
+    }
+    fs.ftruncateSync(fd, table.kernelSize);
+  } finally {
+    fs.closeSync(src);
+  }
+}
