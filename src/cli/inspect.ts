@@ -1,0 +1,54 @@
+// eod inspect <image> [--stat <path>] [--summary] [--json]
+import { EodError } from "../errors.ts";
+import { entryInfo, imageInfo, listEntries, type EntryInfo } from "../image/inspect.ts";
+import { openImage } from "../image/open.ts";
+import { parse } from "./args.ts";
+
+export const INSPECT_USAGE = `Usage: eod inspect <image-dir | file.erofs> [options]
+
+Prints the image summary (superblock, devices, blob and chunk statistics) and the tree listing.
+
+Options:
+  --stat <path>      everything about one path (inode, layout, xattrs, chunks)
+  --summary          the summary only, no tree listing
+  --device <file>    an extra device of an EROFS file (repeat in device-table order)
+  --json             machine-readable output`;
+
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    stat: { type: "string" }, summary: { type: "boolean" }, device: { type: "string", multiple: true },
+    json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  }, INSPECT_USAGE);
+  if (values.help) { console.log(INSPECT_USAGE); return 0; }
+  if (positionals.length !== 1) throw new EodError("USAGE", INSPECT_USAGE);
+  const img = openImage(positionals[0], values.device ?? []);
+  const out = (s: string) => process.stdout.write(s + "\n");
+  try {
+    if (values.stat !== undefined) {
+      const e = entryInfo(img.reader, img.reader.lookup(values.stat), values.stat, true);
+      out(values.json ? JSON.stringify(e, null, 2) : Object.entries(e).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("\n"));
+      return 0;
+    }
+    const info = imageInfo(img);
+    if (values.json) {
+      const entries = values.summary ? undefined : [...listEntries(img.reader, true)];
+      out(JSON.stringify({ ...info, entries }, null, 2));
+      return 0;
+    }
+    out(`${info.kind} block size ${info.blockSize}, ${info.inodes} inodes, root nid ${info.rootNid}, uuid ${info.uuid}`);
+    out(`features compat 0x${info.featureCompat.toString(16)} incompat 0x${info.featureIncompat.toString(16)}, primary ${info.primaryBlocks} blocks, ${info.devices.length} extra device(s)`);
+    if (info.bootstrap) out(`bootstrap ${info.bootstrap.size} bytes ${info.bootstrap.digest}`);
+    for (const b of info.blobs ?? []) {
+      out(`blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
+    }
+    if (!values.summary) for (const e of listEntries(img.reader, false)) out(formatEntry(e));
+    return 0;
+  } finally {
+    img.close();
+  }
+}
+
+function formatEntry(e: EntryInfo): string {
+  const size = e.rdev ? `${e.rdev.major},${e.rdev.minor}` : String(e.size);
+  return `${e.type.padEnd(7)} ${e.mode} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${size.padStart(10)} ${e.mtime} ${e.path}${e.target !== undefined ? ` -> ${e.target}` : ""}`;
+}

@@ -1,0 +1,51 @@
+// A blob's kernel form read through its remote form: each read decompresses and verifies the chunks it
+// touches. Lets `eod inspect`/`eod check` read file data of an image directory without unpacking it.
+import fs from "node:fs";
+import { hash } from "node:crypto";
+import { EodError } from "../errors.ts";
+import type { ByteSource } from "../erofs/reader.ts";
+import { CHUNK_FLAG_RAW, findChunk, type ChunkTable } from "./chunk-table.ts";
+import { decompressChunk } from "./codec.ts";
+
+/** Decodes and verifies chunk `i` of `table` from the remote form open as `fd`. */
+export function readChunk(fd: number, table: ChunkTable, i: number, id: string): Uint8Array {
+  const e = table.entries[i];
+  const remote = Buffer.allocUnsafe(e.remoteSize);
+  const n = fs.readSync(fd, remote, 0, e.remoteSize, e.remoteOffset);
+  const what = `chunk ${i} of blob ${id}`;
+  if (n !== e.remoteSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what}: remote form is truncated`);
+  const plain = e.flags & CHUNK_FLAG_RAW ? remote : decompressChunk(table.compression, remote, e.plainSize, what);
+  if (!Buffer.from(hash("sha256", plain, "buffer")).equals(e.digest)) throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what}`);
+  return plain;
+}
+
+export function remoteBlobSource(remotePath: string, table: ChunkTable, id: string): ByteSource & { close(): void } {
+  const fd = fs.openSync(remotePath, "r");
+  let cached: { index: number; bytes: Uint8Array } | null = null;
+  const chunk = (i: number) => {
+    if (cached?.index !== i) cached = { index: i, bytes: readChunk(fd, table, i, id) };
+    return cached.bytes;
+  };
+  return {
+    size: table.kernelSize,
+    read(pos, length) {
+      const out = new Uint8Array(length);
+      let at = pos;
+      while (at < pos + length) {
+        const i = findChunk(table.entries, at);
+        if (i < 0) { // gap between chunks (block padding): zeros up to the next chunk
+          const next = table.entries.find((e) => e.plainOffset > at)?.plainOffset ?? pos + length;
+          at = Math.min(next, pos + length);
+          continue;
+        }
+        const e = table.entries[i];
+        const bytes = chunk(i);
+        const n = Math.min(e.plainOffset + e.plainSize, pos + length) - at;
+        out.set(bytes.subarray(at - e.plainOffset, at - e.plainOffset + n), at - pos);
+        at += n;
+      }
+      return out;
+    },
+    close: () => fs.closeSync(fd),
+  };
+}

@@ -1,0 +1,99 @@
+// `eod inspect`: what an image holds, as plain data for the CLI to print or emit as JSON.
+import { EROFS_INODE_CHUNK_BASED, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT } from "../erofs/constants.ts";
+import { decodeRdev } from "../erofs/inode.ts";
+import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
+import type { OpenedImage } from "./open.ts";
+
+const LAYOUT_NAMES = ["flat-plain", "compressed-full", "flat-inline", "compressed-compact", "chunk-based"];
+
+export interface EntryInfo {
+  path: string;
+  nid: number;
+  mode: string;
+  type: string;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: number;
+  mtime: string;
+  mtimeSec: number;
+  mtimeNsec: number;
+  layout: string;
+  inodeForm: "compact" | "extended";
+  rdev?: { major: number; minor: number };
+  target?: string;
+  xattrs?: Record<string, string>;
+  chunks?: { count: number; holes: number; chunkSize: number };
+}
+
+const TYPE_NAMES: Record<number, string> = { 0o140000: "socket", 0o120000: "symlink", 0o100000: "file", 0o060000: "block", 0o040000: "dir", 0o020000: "char", 0o010000: "fifo" };
+
+export function entryInfo(reader: ErofsReader, inode: LoadedInode, path: string, withXattrs: boolean): EntryInfo {
+  const type = inode.mode & S_IFMT;
+  const t = reader.mtimeOf(inode);
+  const info: EntryInfo = {
+    path, nid: inode.nid, mode: (inode.mode & 0o7777).toString(8).padStart(4, "0"), type: TYPE_NAMES[type] ?? "unknown",
+    uid: inode.uid, gid: inode.gid, nlink: inode.nlink, size: inode.size,
+    mtime: new Date(t.sec * 1000).toISOString().replace(".000Z", `.${String(t.nsec).padStart(9, "0")}Z`),
+    mtimeSec: t.sec, mtimeNsec: t.nsec,
+    layout: LAYOUT_NAMES[inode.dataLayout] ?? String(inode.dataLayout), inodeForm: inode.extended ? "extended" : "compact",
+  };
+  if (type === S_IFCHR || type === S_IFBLK) info.rdev = decodeRdev(inode.iU);
+  if (type === S_IFLNK) info.target = Buffer.from(reader.readLink(inode)).toString();
+  if (withXattrs) {
+    const xs = reader.xattrs(inode);
+    if (xs.length) info.xattrs = Object.fromEntries(xs.map((x) => [x.name, Buffer.from(x.value).toString("base64")]));
+  }
+  if (inode.dataLayout === EROFS_INODE_CHUNK_BASED) {
+    const chunks = reader.chunks(inode);
+    info.chunks = { count: chunks.length, holes: chunks.filter((c) => !c.addr).length, chunkSize: chunks.length > 1 ? chunks[1].la : chunks[0]?.len ?? 0 };
+  }
+  return info;
+}
+
+export interface ImageInfo {
+  kind: "image-dir" | "erofs-file";
+  blockSize: number;
+  inodes: number;
+  rootNid: number;
+  uuid: string;
+  featureCompat: number;
+  featureIncompat: number;
+  primaryBlocks: number;
+  devices: Array<{ tag: string; blocks: number }>;
+  bootstrap?: { size: number; digest: string };
+  blobs?: Array<{
+    id: string; kernelSize: number; remoteSize: number; chunks: number; compression: string;
+    rawChunks: number; ratio: number; meanChunk: number;
+  }>;
+}
+
+export function imageInfo(img: OpenedImage): ImageInfo {
+  const { reader, imageDir } = img;
+  const sb = reader.sb;
+  const info: ImageInfo = {
+    kind: imageDir ? "image-dir" : "erofs-file", blockSize: reader.blkSz, inodes: sb.inos, rootNid: sb.rootNid,
+    uuid: Buffer.from(sb.uuid).toString("hex"), featureCompat: sb.featureCompat, featureIncompat: sb.featureIncompat,
+    primaryBlocks: sb.blocks, devices: reader.devices.map((d) => ({ tag: d.tag, blocks: d.blocks })),
+  };
+  if (imageDir) {
+    info.bootstrap = { size: imageDir.manifest.bootstrap.size, digest: imageDir.manifest.bootstrap.digest };
+    info.blobs = imageDir.manifest.blobs.map((b, k) => {
+      const t = imageDir.tables[k];
+      const plain = t.entries.reduce((n, e) => n + e.plainSize, 0);
+      return {
+        id: b.id, kernelSize: t.kernelSize, remoteSize: t.remoteSize, chunks: t.entries.length, compression: t.compression,
+        rawChunks: t.entries.filter((e) => e.flags & 1).length, ratio: plain ? Number((t.remoteSize / plain).toFixed(4)) : 1,
+        meanChunk: t.entries.length ? Math.round(plain / t.entries.length) : 0,
+      };
+    });
+  }
+  return info;
+}
+
+/** Every entry in walk order (root first), with its path. */
+export function* listEntries(reader: ErofsReader, withXattrs: boolean): Generator<EntryInfo> {
+  for (const { path, inode } of reader.walk()) {
+    yield entryInfo(reader, inode, "/" + path.map((n) => Buffer.from(n).toString()).join("/"), withXattrs);
+  }
+}
