@@ -149,7 +149,10 @@ export class ErofsReader {
         }
       }
     }
-    const limit = deviceId === 0 ? this.#primary.size : this.devices[deviceId - 1].blocks * this.blkSz;
+    // Bound by the device we were given; else by its slot (mkfs.erofs 1.5 leaves blocks at 0 there).
+    const given = deviceId === 0 ? this.#primary : this.#extra[deviceId - 1];
+    const slotBlocks = deviceId === 0 ? 0 : this.devices[deviceId - 1].blocks;
+    const limit = given ? given.size : slotBlocks ? slotBlocks * this.blkSz : Number.MAX_SAFE_INTEGER;
     if (pa + m.len > limit && !(deviceId === 0 && pa + m.len <= Math.ceil(limit / this.blkSz) * this.blkSz)) {
       throw new EodError("EROFS_CORRUPTED", `Cannot map inode ${nid} at ${m.la}: bytes ${pa}..${pa + m.len} are past the end of device ${deviceId}`);
     }

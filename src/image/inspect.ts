@@ -1,5 +1,6 @@
 // `eod inspect`: what an image holds, as plain data for the CLI to print or emit as JSON.
 import { EROFS_INODE_CHUNK_BASED, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT } from "../erofs/constants.ts";
+import { decodeChunkFormat } from "../erofs/chunk.ts";
 import { decodeRdev } from "../erofs/inode.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import type { OpenedImage } from "./open.ts";
@@ -46,7 +47,8 @@ export function entryInfo(reader: ErofsReader, inode: LoadedInode, path: string,
   }
   if (inode.dataLayout === EROFS_INODE_CHUNK_BASED) {
     const chunks = reader.chunks(inode);
-    info.chunks = { count: chunks.length, holes: chunks.filter((c) => !c.addr).length, chunkSize: chunks.length > 1 ? chunks[1].la : chunks[0]?.len ?? 0 };
+    const chunkSize = 2 ** decodeChunkFormat(inode.iU, reader.sb.blkSzBits, inode.nid).chunkBits;
+    info.chunks = { count: chunks.length, holes: chunks.filter((c) => !c.addr).length, chunkSize };
   }
   return info;
 }

@@ -11,6 +11,7 @@
 import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
+import { promisify } from "node:util";
 import { dataRanges, type DataRange } from "../../src/sys/seek.ts";
 import { getXattr, listXattrs } from "../../src/sys/xattr.ts";
 
@@ -19,6 +20,8 @@ const PIECE = 1024 * 1024; // content is read and compared in pieces of this man
 const CONTENT_WORKERS = 8; // files compared concurrently
 const HOLE_SCAN_MIN = 64 * 1024 * 1024; // files at least this big are scanned for holes first
 const SLASH = Buffer.from("/");
+// The callback API through promisify: about 3 times faster than fs/promises for a bigint lstat.
+const lstat = promisify(fs.lstat) as (p: Buffer, opts: { bigint: true }) => Promise<fs.BigIntStats>;
 
 /** Options of compareTrees(). */
 export interface CompareOptions {
@@ -60,9 +63,13 @@ interface Diffs {
  */
 export async function compareTrees(expected: string, actual: string, opts: CompareOptions = {}): Promise<string[]> {
   const diffs: Diffs = { list: [], truncated: false };
+  let T = performance.now();
   const [exp, act] = await Promise.all([walk(expected), walk(actual)]);
+  console.log("walk", performance.now() - T); T = performance.now();
   const both = compareEntries(exp, act, diffs, opts.ignoreRootAttrs ?? false);
+  console.log("entries", performance.now() - T); T = performance.now();
   compareHardLinks(exp, act, both, diffs);
+  console.log("links", performance.now() - T); T = performance.now();
   await compareContents(
     both.filter((k) => exp.get(k)!.st.isFile()),
     exp,
@@ -70,6 +77,7 @@ export async function compareTrees(expected: string, actual: string, opts: Compa
     diffs,
     opts.seekHoles ?? true,
   );
+  console.log("content", performance.now() - T);
   return diffs.truncated ? [...diffs.list, `... stopped after ${MAX_DIFFS} differences`] : diffs.list;
 }
 
@@ -83,14 +91,14 @@ function add(diffs: Diffs, line: string): void {
 async function walk(root: string): Promise<Tree> {
   const tree: Tree = new Map();
   const rootAbs = Buffer.from(root);
-  tree.set("", { rel: Buffer.alloc(0), abs: rootAbs, st: await fsp.lstat(rootAbs, { bigint: true }) });
+  tree.set("", { rel: Buffer.alloc(0), abs: rootAbs, st: await lstat(rootAbs, { bigint: true }) });
   const visit = async (rel: Buffer, abs: Buffer): Promise<void> => {
     const names = await fsp.readdir(abs, { encoding: "buffer" });
     const children = await Promise.all(
       names.map(async (name) => {
         const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
         const childAbs = Buffer.concat([abs, SLASH, name]);
-        return { rel: childRel, abs: childAbs, st: await fsp.lstat(childAbs, { bigint: true }) };
+        return { rel: childRel, abs: childAbs, st: await lstat(childAbs, { bigint: true }) };
       }),
     );
     for (const child of children) tree.set(child.rel.toString("latin1"), child);
