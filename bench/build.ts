@@ -348,7 +348,7 @@ async function main(): Promise<number> {
       const es = r.eod.failed ? null : sizeOf(r.def.eodOut[0]!);
       sizeRows.push([r.def.id, `eod ${path.basename(r.def.eodOut[0]!)}${es && es.files > 1 ? " (bootstrap+blobs)" : ""}`, es ? MiB(es.bytes) : "-", es ? String(es.files) : "-"]);
       if (es?.entries && es.files > 1) {
-        for (const e of [...es.entries].sort((a, b) => b.bytes - a.bytes).slice(0, 8)) sizeRows.push(["", `  ${e.path}`, MiB(e.bytes), ""]);
+        for (const e of [...es.entries].sort((a, b) => b.bytes - a.bytes).slice(0, 8)) sizeRows.push(["", `  ${e.path.replace(/([0-9a-f]{12})[0-9a-f]{20,}/g, "$1…")}`, MiB(e.bytes), ""]);
       }
       for (const ref of r.refs) {
         if (ref.s.failed) { sizeRows.push(["", ref.tag, "-", "-"]); continue; }

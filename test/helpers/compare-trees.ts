@@ -17,7 +17,7 @@ import { getXattr, listXattrs } from "../../src/sys/xattr.ts";
 
 const MAX_DIFFS = 50;
 const PIECE = 1024 * 1024; // content is read and compared in pieces of this many bytes
-const CONTENT_WORKERS = 8; // files compared concurrently
+const CONTENT_WORKERS = 4; // files compared concurrently
 const HOLE_SCAN_MIN = 64 * 1024 * 1024; // files at least this big are scanned for holes first
 const SLASH = Buffer.from("/");
 // The callback API through promisify: about 3 times faster than fs/promises for a bigint lstat.
