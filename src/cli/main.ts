@@ -3,6 +3,7 @@
 import { EodError } from "../errors.ts";
 import { buildCommand } from "./build.ts";
 import { checkCommand } from "./check.ts";
+import { demoCommand } from "./demo.ts";
 import { inspectCommand } from "./inspect.ts";
 import { unpackCommand } from "./unpack.ts";
 
@@ -11,6 +12,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   inspect: inspectCommand,
   check: checkCommand,
   unpack: unpackCommand,
+  demo: demoCommand,
 };
 
 const USAGE = `Usage: eod <command> [options]
@@ -20,6 +22,7 @@ Commands:
   inspect   show what an image holds
   check     verify every structure and digest of an image
   unpack    write the blobs' kernel form so the image mounts without a daemon
+  demo      build a sample image, mount it with the kernel and read from it
 
 Run "eod <command> --help" for a command's options.`;
 

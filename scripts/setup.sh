@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Setup on a fresh Debian 12 machine (as root): the system packages the tools and tests use, then the npm
+# dependencies (which include the pinned Node 24 runtime). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+# erofs-utils: mkfs.erofs/fsck.erofs, the reference tools the tests and benchmarks compare with;
+# attr/acl: setfattr/setfacl for test trees; util-linux: setpriv; time: GNU time for peak RSS in bench/.
+pkgs=(erofs-utils attr acl util-linux time)
+command -v npm >/dev/null || pkgs+=(nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt-get install ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "==> npm ci"
+npm ci --no-audit --no-fund --loglevel=error
