@@ -15,7 +15,7 @@ import path from "node:path";
 import { debianCorpus } from "./corpus.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
-const eodMain = path.join(repo, "src/cli/main.ts");
+const eodMain = path.join(repo, "bin/eod.mjs");
 const GNU_TIME = "/usr/bin/time";
 const RSS_TARGET_MIB = 300;
 const RUN_TIMEOUT_MS = Number(process.env.EOD_BENCH_TIMEOUT_S ?? 1800) * 1000;

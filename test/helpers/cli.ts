@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const CLI = path.join(REPO, "src/cli/main.ts");
+const CLI = path.join(REPO, "bin/eod.mjs");
 
 export interface CliResult {
   status: number | null;

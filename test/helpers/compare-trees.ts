@@ -266,12 +266,14 @@ async function compareContents(keys: string[], exp: Tree, act: Tree, diffs: Diff
   // Same-size files only: a size difference is already listed.
   const todo = keys.filter((k) => exp.get(k)!.st.size === act.get(k)!.st.size && exp.get(k)!.st.size > 0n);
   const found: (string | undefined)[] = new Array(todo.length);
+  // Biggest first, so that a huge file overlaps the many small ones instead of running last.
+  const order = todo.map((_, i) => i).sort((x, y) => Number(exp.get(todo[x])!.st.size - exp.get(todo[y])!.st.size));
   let next = 0;
   let count = diffs.list.length;
   const worker = async () => {
     const bufs: [Buffer, Buffer] = [Buffer.alloc(PIECE), Buffer.alloc(PIECE)];
     while (next < todo.length && count < MAX_DIFFS) {
-      const i = next++;
+      const i = order[next++];
       const e = exp.get(todo[i])!;
       try {
         found[i] = await compareContent(e.abs, act.get(todo[i])!.abs, Number(e.st.size), bufs, seekHoles);
