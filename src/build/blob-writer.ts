@@ -27,6 +27,8 @@ export class BlobWriter {
   readonly #hash: Hash = createHash("sha256");
   #plainEnd = 0;
   #remoteEnd = 0;
+  /** Called with each chunk's plain bytes once written, so their buffer can be reused. */
+  onWritten: (plain: Uint8Array) => void = () => {};
 
   /** Writes the remote form to `remotePath` (created or truncated). */
   constructor(remotePath: string, opts: BlobWriterOptions) {
@@ -58,6 +60,7 @@ export class BlobWriter {
     while (done < bytes.length) done += fs.writeSync(this.#fd, bytes, done, bytes.length - done, this.#remoteEnd + done);
     this.#hash.update(bytes);
     this.#remoteEnd += bytes.length;
+    this.onWritten(plain);
   }
 
   /** Writes what is still queued and closes the file; returns the table and the remote form's sha256. */

@@ -1,7 +1,7 @@
 // `eod build <dir> -o <image-dir>`: the lazy-loading image. A bootstrap (an EROFS image with all metadata and
 // no bulk file data) plus one data blob whose chunks are deduplicated by sha256, a chunk table per blob and
 // manifest.json with the digest of every file. See docs/format.md.
-import { createHash, hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EROFS_FEATURE_INCOMPAT_CHUNKED_FILE, EROFS_FEATURE_INCOMPAT_DEVICE_TABLE, S_IFMT, S_IFREG } from "../erofs/constants.ts";
@@ -13,12 +13,13 @@ import { BlobWriter } from "./blob-writer.ts";
 import { canInline, chooseEpoch, planLayout, type FileShape } from "./layout.ts";
 import { writeMetadata } from "./metadata.ts";
 import { commitDir, type BuildProgress } from "./output.ts";
-import { isZero, overlapsData, SourceFile } from "./source-file.ts";
+import { Chunker } from "./chunker.ts";
+import { SourceFile } from "./source-file.ts";
 import { scanTree, type TreeInode } from "./tree.ts";
 
 export const BOOTSTRAP_NAME = "bootstrap.erofs";
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
-export const DEFAULT_INLINE_MAX = 0;
+export const DEFAULT_INLINE_MAX = 1024;
 
 export interface ImageOptions {
   chunkSize?: number;
@@ -65,10 +66,12 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
   return commitDir(outDir, async (tmp) => {
     fs.mkdirSync(path.join(tmp, "blobs"));
     const remoteTmp = path.join(tmp, "blobs", ".remote.tmp");
-    const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS });
+    // Bound the bytes held in flight (read-ahead for hashing, and chunks waiting for compression) to ~32 MiB each.
+    const inFlight = Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
+    const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight });
     const inline = new Map<TreeInode, Uint8Array>();
     const addrs = new Map<TreeInode, Array<ChunkAddr | null>>();
-    const seen = new Map<string, number>(); // digest -> start block in the blob
+    const chunker = new Chunker(writer, { chunkSize, deviceId: 1, window: inFlight });
     const total = layout.placed.reduce((n, p) => n + ((p.inode.mode & S_IFMT) === S_IFREG ? p.inode.size : 0), 0);
     try {
       for (const p of layout.placed) {
@@ -83,39 +86,21 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
             f.readExact(bytes, 0);
             inline.set(i, bytes);
             stats.inlineFiles++;
-            continue;
+          } else {
+            addrs.set(i, await chunker.addFile(f, i.sparse));
           }
-          const ranges = i.sparse ? f.dataRanges() : null;
-          const list: Array<ChunkAddr | null> = [];
-          for (let off = 0; off < i.size; off += chunkSize) {
-            const len = Math.min(chunkSize, i.size - off);
-            stats.chunks++;
-            if (ranges && !overlapsData(ranges, off, off + len)) { list.push(null); stats.holeChunks++; continue; }
-            const buf = Buffer.allocUnsafe(len);
-            f.readExact(buf, off);
-            if (isZero(buf)) { list.push(null); stats.holeChunks++; continue; }
-            const digest = hash("sha256", buf, "buffer");
-            const key = digest.toString("latin1");
-            let startBlk = seen.get(key);
-            if (startBlk === undefined) {
-              startBlk = await writer.add(buf, digest);
-              seen.set(key, startBlk);
-              stats.uniqueChunks++;
-            } else {
-              stats.dedupSavedBytes += len;
-            }
-            list.push({ startBlk, deviceId: 1 });
-          }
-          addrs.set(i, list);
         } finally {
           f.close();
         }
         opts.progress?.("data", stats.bytes, total);
       }
+      await chunker.finish();
     } catch (err) {
+      chunker.abort();
       writer.abort();
       throw err;
     }
+    Object.assign(stats, chunker.stats);
     const { table, remoteDigest } = await writer.finish();
 
     const blobs: BlobRef[] = [];

@@ -113,7 +113,7 @@ export function planLayout(scan: ScanResult, opts: LayoutOptions, epoch = choose
   const blkSz = 2 ** opts.blkSzBits;
   const order = placementOrder(scan);
   const devtSlotOff = (EROFS_SUPER_OFFSET + EROFS_SB_SIZE) / EROFS_DEVT_SLOT_SIZE;
-  let pos = devtSlotOff * EROFS_DEVT_SLOT_SIZE + opts.extraDevices * EROFS_DEVT_SLOT_SIZE;
+  const meta = new MetaAllocator(devtSlotOff * EROFS_DEVT_SLOT_SIZE + opts.extraDevices * EROFS_DEVT_SLOT_SIZE, blkSz);
   const placed: PlacedInode[] = [];
   const byInode = new Map<TreeInode, PlacedInode>();
 
@@ -158,21 +158,17 @@ export function planLayout(scan: ScanResult, opts: LayoutOptions, epoch = choose
       if (head + tail <= blkSz) {
         p.dataLayout = EROFS_INODE_FLAT_INLINE;
         p.inlineLen = tail;
-        if ((pos % blkSz) + head + tail > blkSz) pos = Math.ceil(pos / blkSz) * blkSz; // inline data must not cross a block
       } else {
         p.fullBlocks++; // the tail goes zero-padded into one more block
       }
     }
-    p.nid = pos / EROFS_SLOTSIZE;
-    pos += head;
-    if (tableBytes) pos = Math.ceil(pos / tableUnit) * tableUnit + tableBytes;
-    pos += p.inlineLen;
-    pos = Math.ceil(pos / EROFS_SLOTSIZE) * EROFS_SLOTSIZE;
+    const recordSize = (tableBytes ? Math.ceil(head / tableUnit) * tableUnit + tableBytes : head) + p.inlineLen;
+    p.nid = meta.place(recordSize, p.inlineLen > 0) / EROFS_SLOTSIZE;
     placed.push(p);
     byInode.set(inode, p);
   }
 
-  const metaBlocks = Math.ceil(pos / blkSz);
+  const metaBlocks = Math.ceil(meta.end / blkSz);
   let blk = metaBlocks;
   for (const p of placed) { // directory and symlink blocks first: they are metadata to a lazy image
     const type = p.inode.mode & S_IFMT;
@@ -186,4 +182,45 @@ export function planLayout(scan: ScanResult, opts: LayoutOptions, epoch = choose
     blkSz, placed, byInode, rootNid: byInode.get(scan.root)!.nid, epoch: epoch.sec, fixedNsec: epoch.nsec,
     devtSlotOff, metaBlocks, metaDataBlocks, fileDataBlocks: blk - metaBlocks - metaDataBlocks, blocks: blk,
   };
+}
+
+/**
+ * Places inode records on 32-byte slots. A record with inline data must not cross a block boundary; when it
+ * does not fit in what is left of the current block, that rest becomes a gap, and later records that fit a
+ * gap go there (best fit), so inline data does not cost a padded block each time (as mkfs.erofs does).
+ */
+class MetaAllocator {
+  #end: number;
+  readonly #blkSz: number;
+  /** #gaps[k]: start positions of gaps of exactly k free slots. */
+  readonly #gaps: number[][];
+
+  constructor(start: number, blkSz: number) {
+    this.#end = Math.ceil(start / EROFS_SLOTSIZE) * EROFS_SLOTSIZE;
+    this.#blkSz = blkSz;
+    this.#gaps = Array.from({ length: blkSz / EROFS_SLOTSIZE }, () => []);
+  }
+
+  get end(): number {
+    return this.#end;
+  }
+
+  /** Returns the byte position of a record of `size` bytes; `inBlock` records never cross a block. */
+  place(size: number, inBlock: boolean): number {
+    const slots = Math.ceil(size / EROFS_SLOTSIZE);
+    for (let k = slots; k < this.#gaps.length; k++) {
+      const pos = this.#gaps[k].pop();
+      if (pos === undefined) continue;
+      if (k > slots) this.#gaps[k - slots].push(pos + slots * EROFS_SLOTSIZE);
+      return pos;
+    }
+    if (inBlock && (this.#end % this.#blkSz) + size > this.#blkSz) {
+      const rest = (this.#blkSz - (this.#end % this.#blkSz)) / EROFS_SLOTSIZE;
+      this.#gaps[rest].push(this.#end);
+      this.#end += rest * EROFS_SLOTSIZE;
+    }
+    const pos = this.#end;
+    this.#end += slots * EROFS_SLOTSIZE;
+    return pos;
+  }
 }

@@ -18,7 +18,7 @@ Options:
   --chunk-size <size>    chunk size, a power of two >= 4K (default 1M)
   --compress <algo>      remote form compression: zstd (default), lz4, none
   --level <n>            compression level (zstd 1..19, lz4 HC 1..12)
-  --inline-max <size>    files up to this size live in the bootstrap (default 0)
+  --inline-max <size>    files up to this size live in the bootstrap (default 1K; 0 = none)
   --json                 print a machine-readable summary`;
 
 export async function buildCommand(argv: string[]): Promise<number> {

@@ -178,7 +178,7 @@ function ns(sec: number, nsec = 0): bigint {
 function addFile(ctx: Ctx, rel: string, content: string | Uint8Array, meta: Meta = {}): string {
   const p = path.join(ctx.root, rel);
   fs.writeFileSync(p, content);
-  finish(ctx, p, "file", meta);
+  finish(ctx, p, "other", meta);
   return p;
 }
 
@@ -201,11 +201,11 @@ function addSpecial(ctx: Ctx, rel: string, kind: "c" | "b" | "p" | "s", dev?: [n
   const p = path.join(ctx.root, rel);
   if (kind === "s") bindSocket(p);
   else execFileSync("mknod", dev ? [p, kind, String(dev[0]), String(dev[1])] : [p, kind]);
-  finish(ctx, p, "file", meta);
+  finish(ctx, p, "other", meta);
   return p;
 }
 
-function finish(ctx: Ctx, p: string | Buffer, kind: "file" | "dir" | "symlink", meta: Meta): void {
+function finish(ctx: Ctx, p: string | Buffer, kind: "other" | "dir" | "symlink", meta: Meta): void {
   if (meta.uid !== undefined || meta.gid !== undefined) fs.lchownSync(p, meta.uid ?? 0, meta.gid ?? 0);
   // Always chmod: the umask must not leak into the tree.
   if (kind !== "symlink") fs.chmodSync(p, meta.mode ?? (kind === "dir" ? 0o755 : 0o644));
@@ -251,7 +251,7 @@ function addFiles(ctx: Ctx, sparseSize: number): void {
   } finally {
     fs.closeSync(fd);
   }
-  finish(ctx, sparse, "file", {});
+  finish(ctx, sparse, "other", {});
 }
 
 function addNames(ctx: Ctx): void {
@@ -285,7 +285,7 @@ function addNames(ctx: Ctx): void {
   finish(ctx, dir, "dir", {});
   const inner = Buffer.concat([dir, Buffer.from("/inner.txt")]);
   fs.writeFileSync(inner, "inside a non-UTF-8 directory\n");
-  finish(ctx, inner, "file", {});
+  finish(ctx, inner, "other", {});
 }
 
 function addSortDir(ctx: Ctx): void {

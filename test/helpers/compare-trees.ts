@@ -56,8 +56,6 @@ interface Diffs {
  * (JSON-quoted, relative to the root; non-UTF-8 bytes shown as \xNN). Empty when the trees
  * are identical. At most 50 are listed, followed by a line saying that it stopped there.
  * xattrs are read with synchronous calls (src/sys/xattr.ts); everything else is async.
- * The xattrs of a non-directory whose own name is not UTF-8 are not compared (the xattr
- * calls take a string path, and no string path reaches such a file).
  * @example
  * assert.deepEqual(await compareTrees(src, mount.dir, { ignoreRootAttrs: true }), []);
  */
@@ -167,7 +165,6 @@ function compareXattrs(where: string, e: Entry, a: Entry, diffs: Diffs): void {
     add(diffs, `${where}: cannot read xattrs: ${(err as Error).message}`);
     return;
   }
-  if (!ex || !ax) return; // unreachable by a string path: see readXattrs()
   for (const name of [...new Set([...ex.keys(), ...ax.keys()])].sort()) {
     const ev = ex.get(name);
     const av = ax.get(name);
@@ -177,36 +174,9 @@ function compareXattrs(where: string, e: Entry, a: Entry, diffs: Diffs): void {
   }
 }
 
-/**
- * All xattrs of an entry. The xattr calls take a string path, so a path that is not UTF-8
- * is reached through /proc/self/fd of its last non-UTF-8 directory. Returns undefined when
- * the entry's own name is not UTF-8 and it is not a directory: nothing can name it then.
- */
-function readXattrs(e: Entry): Map<string, Buffer> | undefined {
-  const read = (p: string) => new Map(listXattrs(p).map((name) => [name, getXattr(p, name)] as const));
-  if (isUtf8(e.abs)) return read(e.abs.toString("utf8"));
-  const parts = split(e.abs);
-  let last = parts.length - 1;
-  while (isUtf8(parts[last])) last--;
-  if (last === parts.length - 1 && !e.st.isDirectory()) return undefined;
-  const fd = fs.openSync(Buffer.concat(parts.slice(0, last + 1).flatMap((p, i) => (i === 0 ? [p] : [SLASH, p]))), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    const rest = parts.slice(last + 1).map((p) => p.toString("utf8"));
-    return read(`/proc/self/fd/${fd}/${rest.length ? rest.join("/") : "."}`);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function split(p: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let i = p.indexOf(0x2f); i !== -1; i = p.indexOf(0x2f, start)) {
-    parts.push(p.subarray(start, i));
-    start = i + 1;
-  }
-  parts.push(p.subarray(start));
-  return parts;
+/** All xattrs of an entry (the xattr calls take the path as bytes, so any name works). */
+function readXattrs(e: Entry): Map<string, Buffer> {
+  return new Map(listXattrs(e.abs).map((name) => [name, getXattr(e.abs, name)] as const));
 }
 
 // ---- hard links
@@ -267,7 +237,7 @@ async function compareContents(keys: string[], exp: Tree, act: Tree, diffs: Diff
   const todo = keys.filter((k) => exp.get(k)!.st.size === act.get(k)!.st.size && exp.get(k)!.st.size > 0n);
   const found: (string | undefined)[] = new Array(todo.length);
   // Biggest first, so that a huge file overlaps the many small ones instead of running last.
-  const order = todo.map((_, i) => i).sort((x, y) => Number(exp.get(todo[x])!.st.size - exp.get(todo[y])!.st.size));
+  const order = todo.map((_, i) => i).sort((x, y) => Number(exp.get(todo[y])!.st.size - exp.get(todo[x])!.st.size));
   let next = 0;
   let count = diffs.list.length;
   const worker = async () => {
