@@ -161,6 +161,7 @@ export class ErofsReader {
 
   /** Reads `length` bytes of file data at `pos` (clipped to i_size); holes read as zeros. */
   read(inode: LoadedInode, pos: number, length: number): Uint8Array {
+    this.#checkDataBounds(inode);
     const end = Math.min(inode.size, pos + length);
     const out = new Uint8Array(Math.max(0, end - pos));
     let at = pos;
@@ -230,17 +231,23 @@ export class ErofsReader {
     return out;
   }
 
-  /** Refuses sizes that cannot fit in the devices, so that walking a corrupted inode cannot run forever. */
+  /**
+   * Refuses sizes that cannot fit in the devices (O(1), no I/O), so that reading or walking a corrupted inode
+   * can neither run forever nor allocate absurd buffers.
+   */
   #checkDataBounds(inode: LoadedInode): void {
-    if (inode.dataLayout === EROFS_INODE_FLAT_PLAIN || inode.dataLayout === EROFS_INODE_FLAT_INLINE) {
+    if (inode.dataLayout === EROFS_INODE_CHUNK_BASED) {
+      const fmt = decodeChunkFormat(inode.iU, this.sb.blkSzBits, inode.nid);
+      const unit = fmt.indexes ? EROFS_CHUNK_INDEX_SIZE : EROFS_BLOCK_MAP_ENTRY_SIZE;
+      const end = chunkTablePos(inode, inode.iloc, unit) + Math.ceil(inode.size / 2 ** fmt.chunkBits) * unit;
+      if (end > this.#primary.size) throw new EodError("EROFS_CORRUPTED", `Inode ${inode.nid}: chunk table for ${inode.size} bytes runs past the image end`);
+    } else if (inode.dataLayout === EROFS_INODE_FLAT_PLAIN || inode.dataLayout === EROFS_INODE_FLAT_INLINE) {
       const full = inode.dataLayout === EROFS_INODE_FLAT_INLINE ? Math.floor((inode.size - 1) / this.blkSz) : Math.ceil(inode.size / this.blkSz);
       if (full > 0 && inode.size > 0) {
         if (inode.iU === EROFS_NULL_ADDR || (inode.iU + full) * this.blkSz > Math.ceil(this.#primary.size / this.blkSz) * this.blkSz) {
           throw new EodError("EROFS_CORRUPTED", `Inode ${inode.nid}: ${full} data blocks at block ${inode.iU} run past the image end`);
         }
       }
-    } else if (inode.dataLayout === EROFS_INODE_CHUNK_BASED) {
-      this.chunks(inode); // the table itself must fit in the image
     }
   }
 

@@ -182,7 +182,7 @@ if (isMainThread) {
     t.diagnostic(`slowest mutation: ${report.slowest.ms.toFixed(0)} ms (${report.slowest.label}); all took ${report.seconds.toFixed(1)} s`);
     const groups = groupFailures(report.failures);
     for (const g of groups) t.diagnostic(g);
-    assert.equal(report.failures.length, 0, `${report.failures.length} failures:\n${groups.join("\n")}`);
+    assert.equal(report.failures.length, 0, `${report.failures.length} failures (details above):\n${groups.map((g) => g.split("\n")[0]).join("\n")}`);
   });
 }
 
