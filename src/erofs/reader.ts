@@ -42,6 +42,8 @@ export interface FileChunk {
 }
 
 const MAX_DIR_DEPTH = 4096;
+/** One read() returns at most this much (a sparse file can be far larger than memory). */
+export const MAX_READ = 1 << 30;
 
 export class ErofsReader {
   readonly sb: SuperBlock;
@@ -163,6 +165,7 @@ export class ErofsReader {
   read(inode: LoadedInode, pos: number, length: number): Uint8Array {
     this.#checkDataBounds(inode);
     const end = Math.min(inode.size, pos + length);
+    if (end - pos > MAX_READ) throw new RangeError(`Cannot read ${end - pos} bytes at once (limit ${MAX_READ}); read in pieces`);
     const out = new Uint8Array(Math.max(0, end - pos));
     let at = pos;
     while (at < end) {

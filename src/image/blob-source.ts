@@ -20,7 +20,7 @@ export function readChunk(fd: number, table: ChunkTable, i: number, id: string):
 }
 
 export function remoteBlobSource(remotePath: string, table: ChunkTable, id: string): ByteSource & { close(): void } {
-  const fd = fs.openSync(remotePath, "r");
+  const fd = openBlobFile(remotePath, id);
   let cached: { index: number; bytes: Uint8Array } | null = null;
   const chunk = (i: number) => {
     if (cached?.index !== i) cached = { index: i, bytes: readChunk(fd, table, i, id) };
@@ -48,4 +48,19 @@ export function remoteBlobSource(remotePath: string, table: ChunkTable, id: stri
     },
     close: () => fs.closeSync(fd),
   };
+}
+
+/** Opens a blob's remote form for reading; a missing or unreadable file is an invalid image, named. */
+export function openBlobFile(remotePath: string, id: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(remotePath, "r");
+  } catch (err) {
+    throw new EodError("IMAGE_INVALID", `Cannot open blob ${id} at ${remotePath}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new EodError("IMAGE_INVALID", `Blob ${id} at ${remotePath} is not a regular file`);
+  }
+  return fd;
 }

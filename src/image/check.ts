@@ -4,10 +4,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
+import { decodeChunkFormat } from "../erofs/chunk.ts";
 import { EROFS_INODE_CHUNK_BASED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../erofs/constants.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import { findChunk, type ChunkTable } from "./chunk-table.ts";
-import { readChunk } from "./blob-source.ts";
+import { openBlobFile, readChunk } from "./blob-source.ts";
 import { openImage } from "./open.ts";
 
 export interface CheckReport {
@@ -37,14 +38,15 @@ export function checkImage(target: string, devices: readonly string[] = []): Che
     walkStructures(reader, report, problem, imageDir !== undefined);
     if (imageDir) {
       // Every chunk index must name the start of a chunk of exactly the size the file expects there.
-      verifyChunkRefs(reader, imageDir.tables, problem);
+      verifyChunkRefs(reader, imageDir.tables, imageDir.manifest.chunkSize, problem);
       imageDir.manifest.blobs.forEach((b, k) => {
         const table = imageDir.tables[k];
         const remote = path.join(imageDir.dir, b.remote.path);
         let fd: number;
-        try { fd = fs.openSync(remote, "r"); } catch (err) { problem(`blob ${b.id}`, err); return; }
+        try { fd = openBlobFile(remote, b.id); } catch (err) { problem(`blob ${b.id}`, err); return; }
         try {
-          if (fs.fstatSync(fd).size !== b.remote.size) problem(`blob ${b.id}`, `remote form has ${fs.fstatSync(fd).size} bytes, manifest says ${b.remote.size}`);
+          const size = fs.fstatSync(fd).size;
+          if (size !== b.remote.size) problem(`blob ${b.id}`, `remote form has ${size} bytes, manifest says ${b.remote.size}`);
           const whole = createHash("sha256");
           const buf = Buffer.allocUnsafe(1 << 20);
           for (let at = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, at)) > 0; at += n) whole.update(buf.subarray(0, n));
@@ -52,6 +54,8 @@ export function checkImage(target: string, devices: readonly string[] = []): Che
           for (let i = 0; i < table.entries.length; i++) {
             try { readChunk(fd, table, i, b.id); report.chunksVerified++; } catch (err) { problem(`blob ${b.id} chunk ${i}`, err); }
           }
+        } catch (err) {
+          problem(`blob ${b.id}`, err);
         } finally {
           fs.closeSync(fd);
         }
@@ -112,13 +116,15 @@ function checkFileMapping(reader: ErofsReader, inode: LoadedInode, lazy: boolean
   }
 }
 
-function verifyChunkRefs(reader: ErofsReader, tables: readonly ChunkTable[], problem: (w: string, e: unknown) => void): void {
+function verifyChunkRefs(reader: ErofsReader, tables: readonly ChunkTable[], chunkSize: number, problem: (w: string, e: unknown) => void): void {
   const done = new Set<number>();
   try {
     for (const { path: p, inode } of reader.walk()) {
       if (inode.dataLayout !== EROFS_INODE_CHUNK_BASED || done.has(inode.nid)) continue;
       done.add(inode.nid);
       try {
+        const bits = decodeChunkFormat(inode.iU, reader.sb.blkSzBits, inode.nid).chunkBits;
+        if (2 ** bits !== chunkSize) problem(`${pathOf(p)} (nid ${inode.nid})`, `chunk size ${2 ** bits}, manifest says ${chunkSize}`);
         for (const c of reader.chunks(inode)) {
           if (!c.addr) continue;
           const where = `${pathOf(p)} (nid ${inode.nid}) chunk ${c.index}`;

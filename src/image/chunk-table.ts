@@ -96,6 +96,8 @@ export function decodeChunkTable(buf: Uint8Array, what: string): ChunkTable {
     plainEnd = e.plainOffset + e.plainSize;
     entries.push(e);
   }
+  // The kernel form ends with its last chunk's block: anything else is a table that lies about its blob.
+  if (kernelSize !== Math.ceil(plainEnd / blkSz) * blkSz) throw bad(`kernel size ${kernelSize} does not end at the last chunk's block (${Math.ceil(plainEnd / blkSz) * blkSz})`);
   return { compression, blkSzBits, kernelSize, remoteSize, entries };
 }
 

@@ -37,6 +37,8 @@ export interface Manifest {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** Relative paths of plain characters only: no NUL, no backslash, nothing a URL or a shell would mangle. */
+const SAFE_PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 /** Parses and validates manifest.json; `where` names it in errors. */
 export function parseManifest(text: string, where: string): Manifest {
@@ -72,7 +74,7 @@ export function parseManifest(text: string, where: string): Manifest {
 
 function checkRef(r: unknown, what: string, bad: (why: string) => EodError): void {
   if (!isObj(r)) throw bad(`${what} is missing`);
-  if (typeof r.path !== "string" || r.path === "" || r.path.startsWith("/") || r.path.split("/").includes("..")) {
+  if (typeof r.path !== "string" || !SAFE_PATH.test(r.path) || r.path.split("/").some((c) => c === "" || c === "." || c === "..")) {
     throw bad(`${what}.path ${JSON.stringify(r.path)} must be a relative path inside the image`);
   }
   if (typeof r.digest !== "string" || !DIGEST.test(r.digest)) throw bad(`${what}.digest must be sha256:<64 hex>`);

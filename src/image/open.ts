@@ -43,11 +43,16 @@ export function openImage(target: string, devices: readonly string[] = []): Open
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
     if (!isImageDir(target)) throw new EodError("USAGE", `${target} is a directory but not an image directory (no manifest.json)`);
     const imageDir = openImageDir(target);
-    const primary = fileSource(imageDir.bootstrapPath);
-    const blobs = imageDir.manifest.blobs.map((b, k) => remoteBlobSource(path.join(target, b.remote.path), imageDir.tables[k], b.id));
-    const close = () => { primary.close(); blobs.forEach((b) => b.close()); };
+    const sources: Array<ByteSource & { close(): void }> = [];
+    const close = () => sources.forEach((s) => s.close());
     try {
-      return { reader: new ErofsReader(primary, blobs), imageDir, close };
+      const primary = fileSource(imageDir.bootstrapPath);
+      sources.push(primary);
+      const blobs = imageDir.manifest.blobs.map((b, k) => remoteBlobSource(path.join(target, b.remote.path), imageDir.tables[k], b.id));
+      sources.push(...blobs);
+      const reader = new ErofsReader(primary, blobs);
+      checkAgainstManifest(reader, imageDir);
+      return { reader, imageDir, close };
     } catch (err) {
       close();
       throw err;
@@ -62,4 +67,22 @@ export function openImage(target: string, devices: readonly string[] = []): Open
     close();
     throw err;
   }
+}
+
+/** The bootstrap and the manifest must describe the same blobs: same count, order, ids, sizes and block size. */
+export function checkAgainstManifest(reader: ErofsReader, img: ImageDir): void {
+  const m = img.manifest;
+  const bad = (why: string) => new EodError("IMAGE_INVALID", `Bootstrap of ${img.dir} disagrees with its manifest: ${why}`);
+  if (reader.blkSz !== m.blockSize) throw bad(`block size ${reader.blkSz}, manifest says ${m.blockSize}`);
+  if (reader.devices.length !== m.blobs.length) throw bad(`${reader.devices.length} devices, manifest lists ${m.blobs.length} blobs`);
+  reader.devices.forEach((d, k) => {
+    const b = m.blobs[k];
+    if (d.tag !== b.id) throw bad(`device ${k + 1} is tagged ${JSON.stringify(d.tag)}, manifest says blob ${b.id}`);
+    if (d.blocks * reader.blkSz !== b.kernelSize) throw bad(`device ${k + 1} has ${d.blocks} blocks, blob ${b.id} has ${b.kernelSize} bytes`);
+    const t = img.tables[k];
+    if (2 ** t.blkSzBits !== m.blockSize) throw bad(`chunk table of blob ${b.id} uses ${2 ** t.blkSzBits}-byte blocks`);
+    if (t.compression !== m.compression) throw bad(`blob ${b.id} is compressed with ${t.compression}, manifest says ${m.compression}`);
+    const big = t.entries.findIndex((e) => e.plainSize > m.chunkSize);
+    if (big >= 0) throw bad(`chunk ${big} of blob ${b.id} is larger than the chunk size ${m.chunkSize}`);
+  });
 }

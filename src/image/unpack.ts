@@ -6,7 +6,8 @@ import path from "node:path";
 import { EodError } from "../errors.ts";
 import { CHUNK_FLAG_RAW, type ChunkTable } from "./chunk-table.ts";
 import { decompressChunk } from "./codec.ts";
-import { openImageDir } from "./image-dir.ts";
+import { openBlobFile } from "./blob-source.ts";
+import { openImage } from "./open.ts";
 
 export interface Unpacked {
   bootstrapPath: string;
@@ -16,12 +17,19 @@ export interface Unpacked {
 }
 
 export function unpackImage(imageDir: string, blobsTo: string): Unpacked {
-  const img = openImageDir(imageDir);
-  fs.mkdirSync(blobsTo, { recursive: true });
+  const opened = openImage(imageDir); // verifies the manifest, tables and bootstrap against each other
+  opened.close();
+  const img = opened.imageDir!;
+  mkdirOut(blobsTo);
   const blobPaths = img.manifest.blobs.map((b, k) => {
     const out = path.resolve(blobsTo, b.id);
     const tmp = `${out}.tmp-${process.pid}`;
-    const fd = fs.openSync(tmp, "w", 0o644);
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, "w", 0o644);
+    } catch (err) {
+      throw new EodError("USAGE", `Cannot create ${tmp}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+    }
     try {
       writeKernelForm(path.join(imageDir, b.remote.path), b.remote.digest, img.tables[k], b.id, fd);
       fs.closeSync(fd);
@@ -29,7 +37,8 @@ export function unpackImage(imageDir: string, blobsTo: string): Unpacked {
     } catch (err) {
       try { fs.closeSync(fd); } catch { /* closed */ }
       fs.rmSync(tmp, { force: true });
-      throw err;
+      if (err instanceof EodError) throw err;
+      throw new EodError("SYS", `Cannot write the kernel form of blob ${b.id} to ${out}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
     }
     return out;
   });
@@ -42,7 +51,7 @@ export function unpackImage(imageDir: string, blobsTo: string): Unpacked {
 
 /** Decodes, verifies and writes every chunk of one blob at its kernel-form offset into `fd`. */
 export function writeKernelForm(remotePath: string, remoteDigest: string, table: ChunkTable, id: string, fd: number): void {
-  const src = fs.openSync(remotePath, "r");
+  const src = openBlobFile(remotePath, id);
   try {
     const size = fs.fstatSync(src).size;
     if (size !== table.remoteSize) throw new EodError("DIGEST_MISMATCH", `Blob ${id}: remote form has ${size} bytes, expected ${table.remoteSize}`);
@@ -64,5 +73,13 @@ export function writeKernelForm(remotePath: string, remoteDigest: string, table:
     fs.ftruncateSync(fd, table.kernelSize);
   } finally {
     fs.closeSync(src);
+  }
+}
+
+function mkdirOut(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new EodError("USAGE", `Cannot create ${dir}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
 }
