@@ -8,7 +8,12 @@ export type ErrorCode =
   | "SOURCE_UNREADABLE" // a file or directory of the build input could not be read
   | "SOURCE_UNSUPPORTED" // the build input holds something the format cannot represent
   | "USAGE" // bad command line
-  | "SYS"; // a system call failed (see SysError)
+  | "SYS" // a system call failed (see SysError)
+  | "REMOTE_STATUS" // the remote answered with an unexpected HTTP status (see RemoteError)
+  | "REMOTE_IO" // connection refused or reset, or a short or overlong answer: worth retrying
+  | "REMOTE_TIMEOUT" // the remote did not answer in time: worth retrying
+  | "DAEMON" // the cache daemon is unreachable or refused a request
+  | "KERNEL_UNSUPPORTED"; // the kernel lacks a feature a frontend needs (the message lists what)
 
 export class EodError extends Error {
   readonly code: ErrorCode;
@@ -30,5 +35,22 @@ export class SysError extends EodError {
     this.errno = errno;
     this.errnoNumber = errnoNumber;
     this.syscall = syscall;
+  }
+}
+
+/** A remote read that failed; `status` is the HTTP status when there was one, `url` what was asked. */
+export class RemoteError extends EodError {
+  readonly url: string;
+  readonly status?: number;
+  constructor(code: "REMOTE_STATUS" | "REMOTE_IO" | "REMOTE_TIMEOUT", url: string, message: string, options?: ErrorOptions & { status?: number }) {
+    super(code, message, options);
+    this.name = "RemoteError";
+    this.url = url;
+    if (options?.status !== undefined) this.status = options.status;
+  }
+
+  /** Whether trying again may help: timeouts, resets, short bodies, 5xx, 429. */
+  get retryable(): boolean {
+    return this.code !== "REMOTE_STATUS" || this.status === undefined || this.status >= 500 || this.status === 429;
   }
 }
