@@ -3,8 +3,13 @@
 import { EodError } from "../errors.ts";
 import { buildCommand } from "./build.ts";
 import { checkCommand } from "./check.ts";
+import { daemonCommand } from "./daemon.ts";
 import { demoCommand } from "./demo.ts";
 import { inspectCommand } from "./inspect.ts";
+import { mountCommand } from "./mount.ts";
+import { serveCommand } from "./serve.ts";
+import { statusCommand } from "./status.ts";
+import { umountCommand } from "./umount.ts";
 import { unpackCommand } from "./unpack.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
@@ -12,6 +17,11 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   inspect: inspectCommand,
   check: checkCommand,
   unpack: unpackCommand,
+  serve: serveCommand,
+  mount: mountCommand,
+  umount: umountCommand,
+  status: statusCommand,
+  daemon: daemonCommand,
   demo: demoCommand,
 };
 
@@ -22,7 +32,12 @@ Commands:
   inspect   show what an image holds
   check     verify every structure and digest of an image
   unpack    write the blobs' kernel form so the image mounts without a daemon
-  demo      build a sample image, mount it with the kernel and read from it
+  serve     serve an image directory over HTTP (Range requests; throttling and faults for tests)
+  mount     mount an image lazily (image directory or http(s) URL)
+  umount    unmount an image mounted with eod mount
+  status    mounts, per-blob cached/fetched bytes, misses, fetches in flight
+  daemon    run the cache daemon of a cache directory in the foreground
+  demo      build a sample image, serve it, mount it lazily and read from it
 
 Run "eod <command> --help" for a command's options.`;
 

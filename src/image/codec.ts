@@ -38,3 +38,21 @@ export function decompressChunk(kind: Compression, remote: Uint8Array, plainSize
   }
   return out;
 }
+
+/** Async decompression (zstd on the thread pool) with the same exact-size rule as decompressChunk(). */
+export function decompressChunkAsync(kind: Compression, remote: Uint8Array, plainSize: number, what: string): Promise<Uint8Array> {
+  if (kind !== "zstd") {
+    try {
+      return Promise.resolve(decompressChunk(kind, remote, plainSize, what));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    zlib.zstdDecompress(remote, { maxOutputLength: plainSize }, (err, out) => {
+      if (err) return reject(new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: ${err.message}`, { cause: err }));
+      if (out.length !== plainSize) return reject(new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: got ${out.length} bytes, expected ${plainSize}`));
+      resolve(out);
+    });
+  });
+}

@@ -10,5 +10,6 @@
 export * from "./libc.ts";
 export * from "./mount.ts";
 export * from "./xattr.ts";
+export * from "./fanotify.ts";
 export * from "./seek.ts";
 export * from "./lz4.ts";

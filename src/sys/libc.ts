@@ -22,6 +22,8 @@ export interface Libc {
   lsetxattr(path: string | Uint8Array, name: string, value: Uint8Array, size: number, flags: number): number;
   lseek(fd: number, offset: number, whence: number): number | bigint;
   fallocate(fd: number, mode: number, offset: number, length: number): number;
+  fanotify_init(flags: number, eventFFlags: number): number;
+  fanotify_mark(fd: number, flags: number, mask: number | bigint, dirfd: number, path: string | null): number;
 }
 
 // Loaded on first use, not at import: importing src/sys must stay cheap and must not fail
@@ -48,6 +50,11 @@ export function libc(): Libc {
     ),
     lseek: lib.func("int64_t lseek(int fd, int64_t offset, int whence)"),
     fallocate: lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
+    // The mask is 64 bits wide (glibc takes uint64_t); it accepts a Number or a BigInt.
+    fanotify_init: lib.func("int fanotify_init(unsigned int flags, unsigned int event_f_flags)"),
+    fanotify_mark: lib.func(
+      "int fanotify_mark(int fanotify_fd, unsigned int flags, uint64_t mask, int dirfd, const char *pathname)",
+    ),
   };
   return cached;
 }

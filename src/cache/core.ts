@@ -1,0 +1,137 @@
+// The one cache core every frontend calls. It owns the cache directory's blobs: opens each blob's storage and
+// presence map (validated against the file), serves ensure()/isPresent(), bounds the memory of all fetches
+// with one byte budget, and persists presence maps durably in the background.
+//
+//   <cache-dir>/blobs/<id>           the blob's kernel form, sparse (the file erofs reads as device=)
+//   <cache-dir>/blobs/<id>.present   presence map (presence.ts)
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { EodError } from "../errors.ts";
+import type { ChunkTable } from "../image/chunk-table.ts";
+import { encodeChunkTable } from "../image/chunk-table.ts";
+import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
+import { ByteBudget } from "./budget.ts";
+import { PresenceMap } from "./presence.ts";
+import { SparseFileStorage, type BlobStorage } from "./storage.ts";
+
+export interface CacheOptions {
+  /** A miss is widened with missing neighbours up to this many plain bytes (default 1 MiB). */
+  minFetch?: number;
+  /** Upper bound of one remote request (default 4 MiB). */
+  maxFetch?: number;
+  /** Memory for fetched + decoded bytes across all fetches (default 64 MiB). */
+  memoryBudget?: number;
+  /** Attempts when fetched bytes fail verification (default 3). */
+  verifyAttempts?: number;
+  /** How often presence maps are made durable (default 1000 ms; 0 = only on flush()/close()). */
+  flushIntervalMs?: number;
+}
+
+export class CacheCore {
+  readonly dir: string;
+  readonly #blobs = new Map<string, BlobCache>();
+  readonly #tableDigests = new Map<string, Uint8Array>();
+  readonly #opts: Required<CacheOptions>;
+  readonly #budget: ByteBudget;
+  readonly #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | null = null;
+
+  constructor(dir: string, opts: CacheOptions = {}) {
+    this.dir = dir;
+    this.#opts = { minFetch: 1 << 20, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, ...opts };
+    this.#budget = new ByteBudget(this.#opts.memoryBudget);
+    fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
+    if (this.#opts.flushIntervalMs > 0) {
+      this.#timer = setInterval(() => { this.flush().catch(() => {}); }, this.#opts.flushIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  blobPath(id: string): string {
+    return path.join(this.dir, "blobs", id);
+  }
+
+  /**
+   * Opens (or returns the already open) cache of blob `id`. A persisted presence map is trusted only for
+   * chunks whose bytes are all in the file; the rest are fetched again.
+   */
+  openBlob(id: string, table: ChunkTable, source: BlobSourceRef, storage?: BlobStorage): BlobCache {
+    const open = this.#blobs.get(id);
+    if (open) return open;
+    const store = storage ?? new SparseFileStorage(this.blobPath(id), table.kernelSize);
+    const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
+    const presence = PresenceMap.load(`${this.blobPath(id)}.present`, table.entries.length, digest) ?? new PresenceMap(table.entries.length);
+    validatePresence(presence, table, store.dataRanges());
+    const blob = new BlobCache(id, table, store, presence, source, {
+      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, budget: this.#budget,
+    });
+    this.#blobs.set(id, blob);
+    this.#tableDigests.set(id, digest);
+    return blob;
+  }
+
+  blob(id: string): BlobCache | undefined {
+    return this.#blobs.get(id);
+  }
+
+  blobs(): BlobCache[] {
+    return [...this.#blobs.values()];
+  }
+
+  /** ensure() of one blob; an unknown blob is an error. */
+  ensure(id: string, offset: number, length: number): Promise<void> {
+    const blob = this.#blobs.get(id);
+    if (!blob) return Promise.reject(new EodError("IMAGE_INVALID", `Blob ${id} is not open in the cache`));
+    return blob.ensure(offset, length);
+  }
+
+  /** Makes the presence of every dirty blob durable: fdatasync the blob, then replace its map. */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    this.#flushing = (async () => {
+      try {
+        for (const [id, blob] of this.#blobs) {
+          if (!blob.dirty) continue;
+          const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
+          blob.markClean();
+          await blob.storage.sync();
+          snapshot.save(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!);
+        }
+      } finally {
+        this.#flushing = null;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  /** Closes one blob after persisting its presence map. */
+  async closeBlob(id: string): Promise<void> {
+    const blob = this.#blobs.get(id);
+    if (!blob) return;
+    await this.flush();
+    this.#blobs.delete(id);
+    await blob.storage.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.flush();
+    for (const id of [...this.#blobs.keys()]) await this.closeBlob(id);
+  }
+
+  stats(): BlobStats[] {
+    return this.blobs().map((b) => b.stats());
+  }
+}
+
+/** Clears the bits of chunks that are not entirely backed by data in the file (a crash or a punched hole). */
+function validatePresence(presence: PresenceMap, table: ChunkTable, ranges: ReadonlyArray<{ offset: number; length: number }>): void {
+  let r = 0;
+  table.entries.forEach((e, i) => {
+    if (!presence.has(i)) return;
+    while (r < ranges.length && ranges[r].offset + ranges[r].length <= e.plainOffset) r++;
+    const inside = r < ranges.length && ranges[r].offset <= e.plainOffset && ranges[r].offset + ranges[r].length >= e.plainOffset + e.plainSize;
+    if (!inside) presence.clear(i);
+  });
+}

@@ -1,0 +1,64 @@
+// Where a blob's kernel form lives on this host. The fanotify and FUSE frontends use a sparse file the daemon
+// owns (a hole is a miss); the fscache frontend will add a storage whose file the kernel owns and that is
+// written through the object's anonymous fd. The cache core sees only this interface.
+import fs from "node:fs";
+import { dataRanges } from "../sys/seek.ts";
+
+export interface BlobStorage {
+  readonly path: string;
+  /** Writes bytes of the kernel form at `pos`. */
+  write(pos: number, bytes: Uint8Array): Promise<void>;
+  /** Makes every write that completed before the call durable. */
+  sync(): Promise<void>;
+  /** The byte ranges that hold data (used to validate a persisted presence map). */
+  dataRanges(): Array<{ offset: number; length: number }>;
+  /** Lets a frontend supply the descriptor writes go through (one that raises no events of its own). */
+  useWriteFd?(fd: number): void;
+  close(): Promise<void>;
+}
+
+/** A sparse file of exactly `size` bytes, created if missing (existing content is kept). */
+export class SparseFileStorage implements BlobStorage {
+  readonly path: string;
+  readonly size: number;
+  readonly #fd: number;
+  #writeFd: number;
+
+  constructor(path: string, size: number) {
+    this.path = path;
+    this.size = size;
+    this.#fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    this.#writeFd = this.#fd;
+    if (fs.fstatSync(this.#fd).size !== size) fs.ftruncateSync(this.#fd, size);
+  }
+
+  /**
+   * Writes go through `fd` from now on: a frontend may supply a descriptor whose writes do not raise its own
+   * events (a fanotify event's fd is opened without notifications).
+   */
+  useWriteFd(fd: number): void {
+    this.#writeFd = fd;
+  }
+
+  write(pos: number, bytes: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const step = (done: number) => {
+        if (done === bytes.length) return resolve();
+        fs.write(this.#writeFd, bytes, done, bytes.length - done, pos + done, (err, n) => (err ? reject(err) : step(done + n)));
+      };
+      step(0);
+    });
+  }
+
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.#fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  dataRanges(): Array<{ offset: number; length: number }> {
+    return dataRanges(this.#fd, this.size);
+  }
+
+  async close(): Promise<void> {
+    fs.closeSync(this.#fd);
+  }
+}

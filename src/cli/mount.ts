@@ -1,0 +1,53 @@
+// eod mount <image-dir | http(s)://…> <mountpoint>
+import { EodError } from "../errors.ts";
+import { callDaemon } from "../daemon/client.ts";
+import { runDaemon } from "../daemon/run.ts";
+import { ensureDaemon } from "../daemon/spawn.ts";
+import type { MountRecord } from "../daemon/state.ts";
+import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
+import { parse, print } from "./args.ts";
+import { cacheDirOf } from "./cache-dir.ts";
+
+export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/> <mountpoint> [options]
+
+Mounts an image lazily: the bootstrap is fetched and verified, the blobs are fetched on demand by the cache
+daemon of the cache directory (started in the background if it is not running) and kept in sparse files.
+
+Options:
+  --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
+  --frontend <kind>      auto (default) or fanotify
+  --foreground           serve in this process until interrupted (Ctrl-C unmounts)
+  --json                 print the mount record as JSON`;
+
+export async function mountCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    "cache-dir": { type: "string" }, frontend: { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, MOUNT_USAGE);
+  if (values.help) { console.log(MOUNT_USAGE); return 0; }
+  if (positionals.length !== 2) throw new EodError("USAGE", MOUNT_USAGE);
+  const frontend = (values.frontend ?? "auto") as FrontendKind;
+  if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
+  const cacheDir = cacheDirOf(values["cache-dir"]);
+  const [source, mountPoint] = positionals;
+  const show = (r: MountRecord) => print(values.json ?? false, r, () => `mounted ${r.source} on ${r.mountPoint} (${r.blobs.length} blob(s), frontend ${r.frontend}, cache ${cacheDir})`);
+  if (values.foreground) {
+    const daemon = await runDaemon({ cacheDir, frontend });
+    const record = await daemon.mount({ source, mountPoint });
+    show(record);
+    // Ctrl-C: unmount what this process mounted, then stop.
+    process.removeAllListeners("SIGINT");
+    process.removeAllListeners("SIGTERM");
+    await new Promise<void>((resolve) => {
+      const done = () => resolve();
+      process.once("SIGINT", done);
+      process.once("SIGTERM", done);
+    });
+    await daemon.umount(record.mountPoint).catch((err: Error) => console.error(`eod: ${err.message}`));
+    await daemon.stop();
+    return 0;
+  }
+  const sock = await ensureDaemon(cacheDir, frontend);
+  show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint }));
+  return 0;
+}

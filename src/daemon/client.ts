@@ -1,0 +1,40 @@
+// Talking to the daemon's control socket: JSON over HTTP on a Unix socket (mode 0600, root only).
+import http from "node:http";
+import { EodError, type ErrorCode } from "../errors.ts";
+
+export async function callDaemon<T>(socketPath: string, method: string, route: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise<T>((resolve, reject) => {
+    const req = http.request({
+      socketPath, method, path: route, timeout: timeoutMs,
+      headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () => {
+        let json: unknown;
+        try {
+          json = JSON.parse(Buffer.concat(parts).toString("utf8") || "null");
+        } catch {
+          return reject(new EodError("DAEMON", `The daemon at ${socketPath} sent an unreadable answer`));
+        }
+        if (res.statusCode === 200) return resolve(json as T);
+        const e = (json as { error?: { code?: string; message?: string } })?.error;
+        reject(new EodError((e?.code ?? "DAEMON") as ErrorCode, e?.message ?? `The daemon answered HTTP ${res.statusCode}`));
+      });
+    });
+    req.on("timeout", () => req.destroy(new EodError("DAEMON", `The daemon at ${socketPath} did not answer within ${timeoutMs} ms`)));
+    req.on("error", (err) => reject(err instanceof EodError ? err : new EodError("DAEMON", `Cannot reach the daemon at ${socketPath}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err })));
+    req.end(payload);
+  });
+}
+
+/** Whether a daemon answers on `socketPath`. */
+export async function daemonAlive(socketPath: string): Promise<boolean> {
+  try {
+    await callDaemon(socketPath, "GET", "/status", undefined, 5000);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,184 @@
+// The cache daemon: owns the cache core, the remotes, one kernel frontend and the mount table of one cache
+// directory. Lifecycle: start (re-attach to mounts recorded in state.json that are still mounted) → serve
+// → exit once the last mount is gone (or on shutdown, leaving mounts for a restarted daemon to re-attach).
+import fs from "node:fs";
+import path from "node:path";
+import type http from "node:http";
+import { CacheCore, type CacheOptions } from "../cache/core.ts";
+import { EodError } from "../errors.ts";
+import { decodeChunkTable } from "../image/chunk-table.ts";
+import { openRemote, type Remote, type RemoteOptions } from "../remote/remote.ts";
+import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
+import type { Frontend } from "../frontend/frontend.ts";
+import { startControl } from "./control.ts";
+import { loadImage } from "./images.ts";
+import type { Log } from "./log.ts";
+import { mountAt } from "./mountinfo.ts";
+import { loadState, saveState, type DaemonState, type MountRecord } from "./state.ts";
+
+export interface DaemonOptions {
+  cacheDir: string;
+  frontend: Frontend;
+  log: Log;
+  cache?: CacheOptions;
+  remote?: RemoteOptions;
+  /** Called once the daemon has nothing left to serve (last umount, or shutdown). */
+  onIdle?: () => void;
+}
+
+export interface MountRequest {
+  source: string;
+  mountPoint: string;
+}
+
+export function socketPathOf(cacheDir: string): string {
+  return path.join(cacheDir, "daemon.sock");
+}
+
+export class Daemon {
+  readonly core: CacheCore;
+  readonly #opts: DaemonOptions;
+  readonly #remotes = new Map<string, Remote>();
+  #state: DaemonState;
+  #control: http.Server | null = null;
+  #busy: Promise<unknown> = Promise.resolve(); // mount/umount run one at a time
+
+  constructor(opts: DaemonOptions) {
+    this.#opts = opts;
+    fs.mkdirSync(opts.cacheDir, { recursive: true, mode: 0o700 });
+    this.core = new CacheCore(opts.cacheDir, opts.cache);
+    this.#state = loadState(opts.cacheDir);
+  }
+
+  get mounts(): readonly MountRecord[] {
+    return this.#state.mounts;
+  }
+
+  /** Re-attaches to recorded mounts that still exist, then listens on the control socket. */
+  async start(): Promise<void> {
+    const kept: MountRecord[] = [];
+    for (const m of this.#state.mounts) {
+      const live = mountAt(m.mountPoint);
+      if (!live || live.fsType !== "erofs" || live.source !== m.bootstrapPath) {
+        this.#opts.log("info", "forgetting a mount that is gone", { mountPoint: m.mountPoint });
+        continue;
+      }
+      try {
+        this.#reattach(m);
+        kept.push(m);
+        this.#opts.log("info", "re-attached", { mountPoint: m.mountPoint, source: m.source });
+      } catch (err) {
+        this.#opts.log("error", "cannot re-attach", { mountPoint: m.mountPoint, err });
+      }
+    }
+    this.#state.mounts = kept;
+    saveState(this.#opts.cacheDir, this.#state);
+    this.#control = await startControl(socketPathOf(this.#opts.cacheDir), {
+      "GET /status": async () => this.status(),
+      "POST /mounts": async (b) => this.#serial(() => this.mount(b as MountRequest)),
+      "POST /umount": async (b) => this.#serial(() => this.umount((b as { mountPoint: string }).mountPoint)),
+      "POST /shutdown": async () => { setImmediate(() => this.#opts.onIdle?.()); return {}; },
+    });
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#busy.then(fn, fn);
+    this.#busy = run.catch(() => {});
+    return run;
+  }
+
+  #remote(source: string): Remote {
+    let r = this.#remotes.get(source);
+    if (!r) {
+      r = openRemote(source, this.#opts.remote); // retries transient failures itself
+      this.#remotes.set(source, r);
+    }
+    return r;
+  }
+
+  #reattach(m: MountRecord): void {
+    const remote = this.#remote(m.source);
+    for (const b of m.blobs) {
+      const table = decodeChunkTable(fs.readFileSync(path.join(this.#opts.cacheDir, "blobs", `${b.id}.ctab`)), `blob ${b.id}`);
+      this.#opts.frontend.attach(this.core.openBlob(b.id, table, { remote, path: b.remotePath }));
+    }
+  }
+
+  async mount(req: MountRequest): Promise<MountRecord> {
+    if (!req || typeof req.source !== "string" || typeof req.mountPoint !== "string") throw new EodError("USAGE", "mount needs a source and a mount point");
+    const mountPoint = path.resolve(req.mountPoint);
+    const source = /^https?:\/\//.test(req.source) ? req.source : path.resolve(req.source);
+    let st: fs.Stats;
+    try { st = fs.statSync(mountPoint); } catch { throw new EodError("USAGE", `Mount point ${mountPoint} does not exist`); }
+    if (!st.isDirectory()) throw new EodError("USAGE", `Mount point ${mountPoint} is not a directory`);
+    if (mountAt(mountPoint)) throw new EodError("USAGE", `${mountPoint} is already a mount point`);
+    const started = performance.now();
+    const image = await loadImage(this.#remote(source), this.core);
+    const blobs = image.blobIds.map((id) => this.core.blob(id)!);
+    const attached = blobs.filter((b) => !this.#inUse(b.id));
+    for (const b of attached) this.#opts.frontend.attach(b);
+    const data = blobs.map((b) => `device=${b.storage.path}`).join(",");
+    try {
+      await mountAsync(image.bootstrapPath, mountPoint, "erofs", MS_RDONLY, data || null);
+    } catch (err) {
+      for (const b of attached) this.#release(b.id);
+      throw new EodError((err as EodError).code ?? "SYS", `Cannot mount ${image.bootstrapPath} on ${mountPoint}: ${(err as Error).message}`, { cause: err });
+    }
+    const record: MountRecord = {
+      mountPoint, source, frontend: this.#opts.frontend.name, bootstrapPath: image.bootstrapPath, manifestDigest: image.manifestDigest,
+      blobs: image.manifest.blobs.map((b) => ({ id: b.id, remotePath: b.remote.path })), mountedAt: new Date().toISOString(),
+    };
+    this.#state.mounts.push(record);
+    saveState(this.#opts.cacheDir, this.#state);
+    this.#opts.log("info", "mounted", { mountPoint, source, blobs: image.blobIds.length, loadBytes: image.fetchedBytes, ms: Math.round(performance.now() - started) });
+    return record;
+  }
+
+  #inUse(blobId: string, except?: MountRecord): boolean {
+    return this.#state.mounts.some((m) => m !== except && m.blobs.some((b) => b.id === blobId));
+  }
+
+  #release(blobId: string): void {
+    this.#opts.frontend.detach(blobId);
+    this.core.closeBlob(blobId).catch((err) => this.#opts.log("warn", "closing a blob failed", { blobId, err }));
+  }
+
+  async umount(mountPointArg: string): Promise<{ mountPoint: string; remaining: number }> {
+    const mountPoint = path.resolve(String(mountPointArg));
+    const record = this.#state.mounts.find((m) => m.mountPoint === mountPoint);
+    if (!record) throw new EodError("USAGE", `${mountPoint} is not mounted by this daemon`);
+    if (mountAt(mountPoint)) {
+      try {
+        umount(mountPoint);
+      } catch (err) {
+        throw new EodError("SYS", `Cannot unmount ${mountPoint}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    this.#state.mounts = this.#state.mounts.filter((m) => m !== record);
+    for (const b of record.blobs) if (!this.#inUse(b.id)) this.#release(b.id);
+    saveState(this.#opts.cacheDir, this.#state);
+    this.#opts.log("info", "unmounted", { mountPoint });
+    if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.());
+    return { mountPoint, remaining: this.#state.mounts.length };
+  }
+
+  status(): unknown {
+    return {
+      pid: process.pid,
+      cacheDir: this.#opts.cacheDir,
+      frontend: { name: this.#opts.frontend.name, ...this.#opts.frontend.stats() },
+      mounts: this.#state.mounts,
+      blobs: this.core.stats(),
+      remotes: [...this.#remotes].map(([location, r]) => ({ location, ...r.stats() })),
+    };
+  }
+
+  /** Stops serving: the control socket, the frontend, the cache (maps flushed). Mounts stay. */
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
+    fs.rmSync(socketPathOf(this.#opts.cacheDir), { force: true });
+    await this.#opts.frontend.close();
+    await this.core.close();
+    for (const r of this.#remotes.values()) await r.close();
+  }
+}

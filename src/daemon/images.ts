@@ -1,0 +1,99 @@
+// Loading an image for a mount: manifest → bootstrap (fetched whole, verified, kept content-addressed in the
+// cache directory) → per blob its chunk table (verified; a copy is kept so a restarted daemon needs no
+// remote to re-attach) and its cache in the core. Everything is checked before anything is mounted.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { EodError, RemoteError } from "../errors.ts";
+import { ErofsReader, bufferSource } from "../erofs/reader.ts";
+import { blobIdOf, decodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
+import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "../image/manifest.ts";
+import { checkAgainstManifest } from "../image/open.ts";
+import type { Remote } from "../remote/remote.ts";
+import type { CacheCore } from "../cache/core.ts";
+
+export interface LoadedImage {
+  source: string;
+  manifest: Manifest;
+  manifestDigest: string;
+  bootstrapPath: string;
+  /** Blob ids in device order (device k + 1 = blobIds[k]). */
+  blobIds: string[];
+  /** Bytes fetched from the remote to load the image (manifest, bootstrap, tables). */
+  fetchedBytes: number;
+}
+
+const MAX_MANIFEST = 4 << 20;
+const MAX_BOOTSTRAP = 1 << 30;
+
+export async function loadImage(remote: Remote, core: CacheCore): Promise<LoadedImage> {
+  let fetchedBytes = 0;
+  const fetch = async (rel: string, what: string, maxBytes: number) => {
+    try {
+      const bytes = await remote.readFile(rel, { maxBytes });
+      fetchedBytes += bytes.length;
+      return bytes;
+    } catch (err) {
+      if (err instanceof RemoteError && err.status === 404) throw new EodError("IMAGE_INVALID", `Cannot load ${what} from ${remote.location}: ${rel} does not exist`, { cause: err });
+      throw err;
+    }
+  };
+  const manifestBytes = await fetch(MANIFEST_NAME, "the image manifest", MAX_MANIFEST);
+  const manifest = parseManifest(Buffer.from(manifestBytes).toString("utf8"), `${remote.location} ${MANIFEST_NAME}`);
+  const manifestDigest = sha256(manifestBytes);
+
+  const bootstrapPath = path.join(core.dir, "bootstraps", `${manifest.bootstrap.digest.slice("sha256:".length)}.erofs`);
+  let bootstrap: Uint8Array;
+  if (fs.existsSync(bootstrapPath) && sha256(fs.readFileSync(bootstrapPath)) === manifest.bootstrap.digest) {
+    bootstrap = fs.readFileSync(bootstrapPath);
+  } else {
+    bootstrap = verify(await fetch(manifest.bootstrap.path, "the bootstrap", MAX_BOOTSTRAP), manifest.bootstrap, "bootstrap");
+    writeAtomic(bootstrapPath, bootstrap);
+  }
+
+  const tables: ChunkTable[] = [];
+  for (const b of manifest.blobs) {
+    const copy = path.join(core.dir, "blobs", `${b.id}.ctab`);
+    let bytes: Uint8Array | null = fs.existsSync(copy) ? fs.readFileSync(copy) : null;
+    if (!bytes || sha256(bytes) !== b.table.digest) {
+      bytes = verify(await fetch(b.table.path, `the chunk table of blob ${b.id}`, 1 << 30), b.table, `chunk table of blob ${b.id}`);
+      writeAtomic(copy, bytes);
+    }
+    const table = decodeChunkTable(bytes, `blob ${b.id}`);
+    if (blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob`);
+    tables.push(table);
+  }
+  // The bootstrap must name exactly these blobs, with these sizes.
+  checkAgainstManifest(new ErofsReader(bufferSource(bootstrap)), { dir: remote.location, manifest, bootstrapPath, tables });
+
+  for (const [k, b] of manifest.blobs.entries()) {
+    // A missing or truncated remote form fails the mount now, not the first read (no blob byte is fetched).
+    let size: number;
+    try {
+      size = await remote.size(b.remote.path);
+    } catch (err) {
+      throw new EodError("IMAGE_INVALID", `Blob ${b.id} is not available from ${remote.location}: ${(err as Error).message}`, { cause: err });
+    }
+    if (size !== b.remote.size) throw new EodError("IMAGE_INVALID", `Blob ${b.id} at ${remote.location} has ${size} bytes, the manifest says ${b.remote.size}`);
+    core.openBlob(b.id, tables[k], { remote, path: b.remote.path });
+  }
+  return { source: remote.location, manifest, manifestDigest, bootstrapPath, blobIds: manifest.blobs.map((b) => b.id), fetchedBytes };
+}
+
+function verify(bytes: Uint8Array, ref: FileRef, what: string): Uint8Array {
+  if (bytes.length !== ref.size) throw new EodError("DIGEST_MISMATCH", `The ${what} has ${bytes.length} bytes, the manifest says ${ref.size}`);
+  const digest = sha256(bytes);
+  if (digest !== ref.digest) throw new EodError("DIGEST_MISMATCH", `The ${what} has digest ${digest}, the manifest says ${ref.digest}`);
+  return bytes;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+function writeAtomic(p: string, bytes: Uint8Array): void {
+  fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o700 });
+  const tmp = `${p}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, bytes, { mode: 0o644 });
+  fs.renameSync(tmp, p);
+}

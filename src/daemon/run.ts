@@ -1,0 +1,40 @@
+// Running a daemon in this process: pick the frontend, start the Daemon, log to a file or stderr, and exit
+// when it becomes idle or on SIGTERM/SIGINT (mounts are left for a restarted daemon to re-attach).
+import fs from "node:fs";
+import path from "node:path";
+import { createFrontend, type FrontendKind } from "../frontend/select.ts";
+import { Daemon } from "./daemon.ts";
+import { jsonLog, type Log } from "./log.ts";
+
+export interface RunOptions {
+  cacheDir: string;
+  frontend: FrontendKind;
+  /** Append JSON log lines here instead of stderr. */
+  logFile?: string;
+}
+
+export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Promise<void>): Promise<Daemon> {
+  fs.mkdirSync(opts.cacheDir, { recursive: true, mode: 0o700 });
+  const logFd = opts.logFile ? fs.openSync(opts.logFile, "a", 0o600) : 2;
+  const log: Log = jsonLog((line) => fs.writeSync(logFd, line));
+  let daemon: Daemon | null = null;
+  let stopping: Promise<void> | null = null;
+  const stop = (why: string) => {
+    stopping ??= (async () => {
+      log("info", "daemon stopping", { why, mounts: daemon?.mounts.length ?? 0 });
+      await daemon?.stop();
+      fs.rmSync(path.join(opts.cacheDir, "daemon.pid"), { force: true });
+      log("info", "daemon stopped");
+    })();
+    return stopping;
+  };
+  const frontend = createFrontend(opts.frontend, log);
+  daemon = new Daemon({ cacheDir: opts.cacheDir, frontend, log, onIdle: () => { stop("idle").then(() => process.exit(0)); } });
+  process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0)); });
+  process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0)); });
+  await daemon.start();
+  fs.writeFileSync(path.join(opts.cacheDir, "daemon.pid"), `${process.pid}\n`, { mode: 0o600 });
+  log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length });
+  await afterStart?.(daemon);
+  return daemon;
+}

@@ -1,0 +1,213 @@
+// An image served over HTTP(S) as a Remote: one undici Pool per remote (keep-alive, `connections` =
+// concurrency), one attempt per call. Every answer is checked before it is believed: a range read must come
+// back 206 with the Content-Range asked for (or 200 for a whole file read from offset 0), and the body must
+// have exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own
+// deadline covers the whole request, so a body that trickles in forever also times out.
+import { Pool } from "undici";
+import { EodError, RemoteError } from "../errors.ts";
+import {
+  checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, Semaphore,
+  type ReadOptions, type Remote, type RemoteOptions, type RemoteStats,
+} from "./remote.ts";
+
+type Body = Awaited<ReturnType<Pool["request"]>>["body"];
+
+// undici error codes that mean "no answer in time" rather than a broken connection.
+const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"]);
+
+/** Reads an image from a base URL; one attempt per call (wrap with `withRetry`, or use `openRemote`). */
+export class HttpRemote implements Remote {
+  readonly location: string;
+  readonly #base: URL;
+  readonly #pool: Pool;
+  readonly #slots: Semaphore;
+  readonly #timeoutMs: number;
+  readonly #stats: RemoteStats = { requests: 0, bytes: 0, retries: 0, errors: 0 };
+  #closed = false;
+
+  constructor(baseUrl: string, opts: RemoteOptions = {}) {
+    const base = new URL(baseUrl);
+    if (base.protocol !== "http:" && base.protocol !== "https:") throw new TypeError(`Cannot open remote ${baseUrl}: not an http(s) URL`);
+    if (base.search || base.hash) throw new TypeError(`Cannot open remote ${baseUrl}: a base URL has no query or fragment`);
+    // "http://host/images/app" means the directory app/, not its sibling files.
+    if (!base.pathname.endsWith("/")) base.pathname += "/";
+    this.#base = base;
+    this.location = base.href;
+    this.#timeoutMs = positiveInt(opts.timeoutMs, DEFAULT_TIMEOUT_MS, "timeoutMs");
+    const concurrency = positiveInt(opts.concurrency, DEFAULT_CONCURRENCY, "concurrency");
+    this.#slots = new Semaphore(concurrency);
+    this.#pool = new Pool(base.origin, {
+      connections: concurrency,
+      pipelining: 1, // one request per connection at a time: a stalled answer cannot hold up others behind it
+      connectTimeout: this.#timeoutMs,
+      headersTimeout: this.#timeoutMs,
+      bodyTimeout: this.#timeoutMs, // undici: longest silence between body chunks
+    });
+  }
+
+  async readFile(relPath: string, opts: ReadOptions & { maxBytes?: number } = {}): Promise<Uint8Array> {
+    const url = this.#url(relPath);
+    const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
+    return this.#attempt(`GET ${url}`, url, opts.signal, {}, async (status, headers, body, what) => {
+      if (status !== 200) throw statusError(what, url, status);
+      const declared = contentLength(headers);
+      if (declared !== undefined && declared > maxBytes) throw tooBig(what, declared, maxBytes);
+      return readBody(body, what, url, declared ?? -1, maxBytes);
+    });
+  }
+
+  async readRange(relPath: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Uint8Array> {
+    const url = this.#url(relPath);
+    checkRange(relPath, offset, length);
+    if (length === 0) return new Uint8Array(0); // "bytes=a-(a-1)" is not a valid range
+    const last = offset + length - 1;
+    const what = `GET ${url} (bytes ${offset}-${last})`;
+    return this.#attempt(what, url, opts.signal, { range: `bytes=${offset}-${last}` }, async (status, headers, body) => {
+      if (status === 206) {
+        const cr = String(headers["content-range"] ?? "");
+        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
+        if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+          throw new RemoteError("REMOTE_IO", url, `${what}: answer is for another range (Content-Range ${JSON.stringify(cr)})`);
+        }
+      } else if (status === 200) {
+        // A server that ignores Range sends the whole file; usable only when that is what we asked for.
+        // Anything else would be downloaded for nothing, and asking again will not change the server.
+        if (offset !== 0) throw new RemoteError("REMOTE_STATUS", url, `${what}: HTTP 200, the server ignored the range`, { status });
+      } else {
+        throw statusError(what, url, status);
+      }
+      const declared = contentLength(headers);
+      if (declared !== undefined && declared !== length) {
+        throw new RemoteError("REMOTE_IO", url, `${what}: answer has ${declared} bytes (Content-Length), asked for ${length}`);
+      }
+      return readBody(body, what, url, length, length);
+    });
+  }
+
+  async size(relPath: string, opts: ReadOptions = {}): Promise<number> {
+    const url = this.#url(relPath);
+    return this.#attempt(`HEAD ${url}`, url, opts.signal, {}, async (status, headers, body, what) => {
+      body.dump().catch(() => {});
+      if (status !== 200) throw statusError(what, url, status);
+      const n = contentLength(headers);
+      if (n === undefined) throw new RemoteError("REMOTE_IO", url, `${what}: no Content-Length`);
+      return n;
+    }, "HEAD");
+  }
+
+  stats(): RemoteStats {
+    return { ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // destroy(), not close(): close() would wait for a stalled request to time out first.
+    await this.#pool.destroy();
+  }
+
+  #url(relPath: string): string {
+    const rel = checkRelPath(relPath).split("/").map(encodeURIComponent).join("/");
+    return new URL(rel, this.#base).href;
+  }
+
+  /**
+   * One counted request holding a concurrency slot. The deadline starts once the slot is ours: waiting in
+   * our queue is not the server's fault. `check` validates the answer and reads the body; whatever it
+   * throws, the body is discarded so the connection goes back to the pool or is closed.
+   */
+  async #attempt<T extends Uint8Array | number>(
+    what: string, url: string, signal: AbortSignal | undefined, headers: Record<string, string>,
+    check: (status: number, headers: Record<string, string | string[] | undefined>, body: Body, what: string) => Promise<T>,
+    method: "GET" | "HEAD" = "GET",
+  ): Promise<T> {
+    return this.#slots.run(async () => {
+      // An EodError, not a RemoteError: same code for callers, but retry.ts does not repeat it.
+      if (this.#closed) throw new EodError("REMOTE_IO", `${what}: remote is closed`);
+      signal?.throwIfAborted();
+      this.#stats.requests++;
+      const ac = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => { timedOut = true; ac.abort(new Error("deadline")); }, this.#timeoutMs);
+      const onAbort = () => ac.abort(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      let body: Body | undefined;
+      try {
+        const res = await this.#pool.request({
+          path: new URL(url).pathname, method, signal: ac.signal,
+          headers: { ...headers, "accept-encoding": "identity" }, // lengths are of the stored bytes
+        });
+        body = res.body;
+        const result = await check(res.statusCode, res.headers, res.body, what);
+        if (typeof result !== "number") this.#stats.bytes += result.length;
+        return result;
+      } catch (err) {
+        // After a status error the body is small and wanted by nobody: drain it (bounded) so the
+        // connection stays alive for the retry; anything else may be half-read or stalled, so close it.
+        if (err instanceof RemoteError && err.code === "REMOTE_STATUS" && !ac.signal.aborted) body?.dump({ limit: 64 * 1024 }).catch(() => {});
+        else if (body) discard(body);
+        if (signal?.aborted) throw signal.reason; // the caller gave up: not a remote failure
+        this.#stats.errors++;
+        throw toRemoteError(err, what, url, timedOut, this.#timeoutMs);
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      }
+    }, signal);
+  }
+}
+
+/** A whole file over the caller's limit: not retryable, the file will not shrink. */
+function tooBig(what: string, size: number | string, max: number): EodError {
+  return new EodError("IMAGE_INVALID", `${what}: ${size} bytes is more than the limit of ${max}`);
+}
+
+/**
+ * Closes a response body we will not read. undici's BodyReadable turns destroy() without an error into an
+ * 'error' event (RequestAbortedError), emitted a tick later if the body was never read; with no listener
+ * that is an uncaught exception, so listen first.
+ */
+function discard(body: Body): void {
+  body.on("error", () => {});
+  body.destroy();
+}
+
+function statusError(what: string, url: string, status: number): RemoteError {
+  return new RemoteError("REMOTE_STATUS", url, `${what}: HTTP ${status}`, { status });
+}
+
+function contentLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headers["content-length"];
+  if (v === undefined || Array.isArray(v) || !/^\d+$/.test(v)) return undefined;
+  return Number(v);
+}
+
+/** Reads the body, refusing more than `max` bytes as soon as they arrive and, when `exact` ≥ 0, any other length. */
+async function readBody(body: Body, what: string, url: string, exact: number, max: number): Promise<Uint8Array> {
+  const out = new Uint8Array(exact >= 0 ? exact : 0);
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (got + chunk.length > max) {
+      // A range read asked for `max`: more is a broken answer. A whole file past its limit is an absurd image.
+      if (exact >= 0) throw new RemoteError("REMOTE_IO", url, `${what}: answer is longer than ${max} bytes`);
+      throw tooBig(what, `more than ${got + chunk.length}`, max);
+    }
+    if (exact >= 0) out.set(chunk, got);
+    else parts.push(chunk);
+    got += chunk.length;
+  }
+  if (exact >= 0 && got !== exact) throw new RemoteError("REMOTE_IO", url, `${what}: answer ended after ${got} of ${exact} bytes`);
+  return exact >= 0 ? out : Buffer.concat(parts, got);
+}
+
+/** Maps whatever went wrong to a RemoteError with the code that tells retry.ts what to do. */
+function toRemoteError(err: unknown, what: string, url: string, timedOut: boolean, timeoutMs: number): EodError {
+  if (err instanceof EodError) return err;
+  const code = (err as { code?: string }).code ?? "";
+  if (timedOut || TIMEOUT_CODES.has(code)) {
+    return new RemoteError("REMOTE_TIMEOUT", url, `${what}: no complete answer within ${timeoutMs} ms`, { cause: err });
+  }
+  const detail = err instanceof Error ? `${err.message}${code ? ` (${code})` : ""}` : String(err);
+  return new RemoteError("REMOTE_IO", url, `${what}: ${detail}`, { cause: err });
+}
