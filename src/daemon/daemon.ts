@@ -75,7 +75,14 @@ export class Daemon {
     saveState(this.#opts.cacheDir, this.#state);
     this.#control = await startControl(socketPathOf(this.#opts.cacheDir), {
       "GET /status": async () => this.status(),
-      "POST /mounts": async (b) => this.#serial(() => this.mount(b as MountRequest)),
+      "POST /mounts": async (b) => this.#serial(async () => {
+        try {
+          return await this.mount(b as MountRequest);
+        } catch (err) {
+          if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.()); // nothing to serve
+          throw err;
+        }
+      }),
       "POST /umount": async (b) => this.#serial(() => this.umount((b as { mountPoint: string }).mountPoint)),
       "POST /shutdown": async () => { setImmediate(() => this.#opts.onIdle?.()); return {}; },
     });

@@ -5,6 +5,7 @@ import path from "node:path";
 import { createFrontend, type FrontendKind } from "../frontend/select.ts";
 import { Daemon } from "./daemon.ts";
 import { jsonLog, type Log } from "./log.ts";
+import type { RemoteOptions } from "../remote/remote.ts";
 
 export interface RunOptions {
   cacheDir: string;
@@ -29,7 +30,10 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
     return stopping;
   };
   const frontend = createFrontend(opts.frontend, log);
-  daemon = new Daemon({ cacheDir: opts.cacheDir, frontend, log, onIdle: () => { stop("idle").then(() => process.exit(0)); } });
+  daemon = new Daemon({
+    cacheDir: opts.cacheDir, frontend, log, remote: remoteOptionsFromEnv(),
+    onIdle: () => { stop("idle").then(() => process.exit(0)); },
+  });
   process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0)); });
   process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0)); });
   await daemon.start();
@@ -37,4 +41,10 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
   log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length });
   await afterStart?.(daemon);
   return daemon;
+}
+
+/** Remote tuning for tests and operators: EOD_REMOTE_TIMEOUT_MS, EOD_REMOTE_RETRIES, EOD_REMOTE_CONCURRENCY. */
+function remoteOptionsFromEnv(): RemoteOptions {
+  const num = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+  return { timeoutMs: num("EOD_REMOTE_TIMEOUT_MS"), retries: num("EOD_REMOTE_RETRIES"), concurrency: num("EOD_REMOTE_CONCURRENCY") };
 }
