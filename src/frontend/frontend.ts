@@ -11,5 +11,5 @@ export interface Frontend {
   /** Stops everything; pending requests are answered (denied) first. */
   close(): Promise<void>;
   /** Counters for `eod status`. */
-  stats(): Record<string, number>;
+  stats(): Record<string, unknown>;
 }

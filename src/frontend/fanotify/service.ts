@@ -15,6 +15,7 @@ import {
 } from "../../sys/fanotify.ts";
 import { SysError } from "../../errors.ts";
 import type { Frontend } from "../frontend.ts";
+import { LatencyWindow } from "../../daemon/latency.ts";
 import { decide } from "./decide.ts";
 import { encodeResponse, FanotifyParseError, parseEvents, type PreAccessEvent } from "./protocol.ts";
 
@@ -40,6 +41,10 @@ export class FanotifyFrontend implements Frontend {
   readonly #pending = new Set<Promise<void>>();
   readonly #stats = { events: 0, allowed: 0, denied: 0, fills: 0, inFlight: 0, markedBlobs: 0 };
   #closed = false;
+  /** Event read → answer written, for events that needed a fill (ms). */
+  readonly #fillLatency = new LatencyWindow();
+  /** The same for events answered at once (the range was present). */
+  readonly #hitLatency = new LatencyWindow();
 
   constructor(log: Log) {
     this.#log = log;
@@ -115,8 +120,10 @@ export class FanotifyFrontend implements Frontend {
     } catch (err) {
       this.#log("warn", "fstat of an event fd failed", { err });
     }
+    const started = performance.now();
     const d = decide(ev, s?.blob, process.pid);
     if (d.kind !== "fill") {
+      this.#hitLatency.add(performance.now() - started);
       if (d.kind === "deny") this.#log("warn", "event on a file we do not serve", { pid: ev.pid });
       this.#answer(ev.fd, d.kind === "allow");
       return;
@@ -133,6 +140,7 @@ export class FanotifyFrontend implements Frontend {
     const p = served.blob.ensure(d.offset, d.count).then(
       () => {
         this.#answer(ev.fd, true, keep);
+        this.#fillLatency.add(performance.now() - started);
         if (served.blob.complete) this.#unmark(served);
       },
       (err: unknown) => {
@@ -165,7 +173,7 @@ export class FanotifyFrontend implements Frontend {
     fs.closeSync(this.#fd); // any event still queued is allowed by the kernel (fail-open)
   }
 
-  stats(): Record<string, number> {
-    return { ...this.#stats };
+  stats(): Record<string, unknown> {
+    return { ...this.#stats, fillLatencyMs: this.#fillLatency.summary(), hitLatencyMs: this.#hitLatency.summary() };
   }
 }
