@@ -1,20 +1,23 @@
 // eod demo: the README's main job on an embedded default. Builds a sample image from a tree made here,
-// turns its blobs into kernel form, mounts the bootstrap file-backed with device= (no daemon), reads a
-// file through the kernel and unmounts. (Lazy mounting over HTTP replaces the unpack step once `eod mount`
-// exists.)
+// serves it with `eod serve` on 127.0.0.1, mounts it lazily through the cache daemon, reads files through
+// the kernel, prints the bytes fetched against the image size, and unmounts.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { buildImage } from "../build/image.ts";
+import { callDaemon } from "../daemon/client.ts";
+import { ensureDaemon } from "../daemon/spawn.ts";
 import { EodError } from "../errors.ts";
-import { unpackImage } from "../image/unpack.ts";
-import { mount, MS_RDONLY, umount } from "../sys/mount.ts";
+import { umount } from "../sys/mount.ts";
 import { parse } from "./args.ts";
 
 export const DEMO_USAGE = `Usage: eod demo [--keep]
 
-Builds a sample image from an embedded tree, mounts it with the kernel and reads a file from it.`;
+Builds a sample image from an embedded tree, serves it over HTTP on 127.0.0.1, mounts it lazily, reads a
+file from it and prints how many bytes were fetched against the image size, then unmounts.`;
 
 /** The embedded sample tree: a little application with text, a binary, a symlink and nested dirs. */
 export function writeSampleTree(root: string): void {
@@ -39,26 +42,66 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (values.help) { console.log(DEMO_USAGE); return 0; }
   if (process.getuid?.() !== 0) throw new EodError("USAGE", "eod demo mounts an image and needs root");
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-demo-"));
+  const cacheDir = path.join(work, "cache");
   const mnt = path.join(work, "mnt");
+  let server: ChildProcess | null = null;
   let mounted = false;
   try {
     const src = path.join(work, "sample");
     writeSampleTree(src);
-    const r = await buildImage(src, path.join(work, "image"));
-    const m = r.manifest;
-    console.log(`built ${path.join(work, "image")}: ${r.files} files, ${r.bytes} bytes of data -> bootstrap ${m.bootstrap.size} B + ${m.blobs.length} blob(s) ${m.blobs.map((b) => `${b.remote.size} B ${m.compression}`).join(", ")} (${r.dedupSavedBytes} B deduplicated)`);
-    const u = unpackImage(path.join(work, "image"), path.join(work, "blobs"));
+    const imageDir = path.join(work, "image");
+    const r = await buildImage(src, imageDir);
+    const imageBytes = [r.manifest.bootstrap.size, ...r.manifest.blobs.flatMap((b) => [b.remote.size, b.table.size])].reduce((a, b) => a + b, 0);
+    console.log(`built ${imageDir}: ${r.files} files, ${r.bytes} bytes of data -> image of ${imageBytes} bytes (bootstrap ${r.manifest.bootstrap.size}, ${r.manifest.blobs.length} blob(s), ${r.manifest.compression})`);
+    const served = await startServeChild(imageDir);
+    server = served.child;
+    console.log(`serving it at ${served.url} (eod serve)`);
     fs.mkdirSync(mnt);
-    mount(u.bootstrapPath, mnt, "erofs", MS_RDONLY, u.mountData || null);
+    const sock = await ensureDaemon(cacheDir, "auto");
+    await callDaemon(sock, "POST", "/mounts", { source: served.url, mountPoint: mnt });
     mounted = true;
-    console.log(`mounted ${u.bootstrapPath} on ${mnt} (${u.mountData})`);
-    process.stdout.write(`cat ${mnt}/etc/motd: ${fs.readFileSync(path.join(mnt, "etc/motd"), "utf8")}`);
-    const same = fs.readFileSync(path.join(mnt, "usr/lib/app/libapp.so")).equals(fs.readFileSync(path.join(src, "usr/lib/app/libapp.so")));
-    console.log(`usr/lib/app/libapp.so read through the kernel matches the source: ${same}`);
+    console.log(`mounted lazily on ${mnt}: ${await blobBytes(served.url)} blob bytes fetched so far`);
+    // Read asynchronously: a blocked read must not stop this process from doing anything else.
+    const motd = await fs.promises.readFile(path.join(mnt, "etc/motd"), "utf8");
+    process.stdout.write(`cat etc/motd: ${motd}`);
+    const stats = await serverStats(served.url);
+    console.log(`bytes fetched: ${stats.bytes} of ${imageBytes} (${((100 * stats.bytes) / imageBytes).toFixed(1)}% of the image, in ${stats.requests} requests)`);
+    const lib = await fs.promises.readFile(path.join(mnt, "usr/lib/app/libapp.so"));
+    const same = lib.equals(fs.readFileSync(path.join(src, "usr/lib/app/libapp.so")));
+    console.log(`usr/lib/app/libapp.so (4 MiB) read lazily matches the source: ${same}; now ${(await serverStats(served.url)).bytes} bytes fetched`);
     return same ? 0 : 1;
   } finally {
-    if (mounted) umount(mnt);
+    if (mounted) {
+      const sock = path.join(cacheDir, "daemon.sock");
+      await callDaemon(sock, "POST", "/umount", { mountPoint: mnt }).catch(() => umount(mnt));
+      console.log(`unmounted ${mnt}`);
+    }
+    server?.kill("SIGTERM");
     if (values.keep) console.log(`kept ${work}`);
     else fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
+
+/** `eod serve <dir> --listen 127.0.0.1:0` as a child process; resolves with its URL. */
+function startServeChild(dir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [EOD_BIN, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      if (out.includes("\n")) resolve({ child, url: out.split("\n")[0].trim() });
+    });
+    child.once("exit", (code) => reject(new EodError("DAEMON", `eod serve exited with ${code}`)));
+  });
+}
+
+async function serverStats(url: string): Promise<{ requests: number; bytes: number; byPath: Record<string, { bytes: number }> }> {
+  return (await fetch(new URL("_eod/stats", url))).json() as Promise<{ requests: number; bytes: number; byPath: Record<string, { bytes: number }> }>;
+}
+
+async function blobBytes(url: string): Promise<number> {
+  const s = await serverStats(url);
+  return Object.entries(s.byPath).filter(([p]) => p.startsWith("blobs/") && !p.endsWith(".ctab")).reduce((n, [, v]) => n + v.bytes, 0);
 }
