@@ -42,6 +42,7 @@ export class Daemon {
   #state: DaemonState;
   #control: http.Server | null = null;
   #busy: Promise<unknown> = Promise.resolve(); // mount/umount run one at a time
+  #stopping: Promise<void> | null = null;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -180,8 +181,13 @@ export class Daemon {
     };
   }
 
-  /** Stops serving: the control socket, the frontend, the cache (maps flushed). Mounts stay. */
-  async stop(): Promise<void> {
+  /** Stops serving: the control socket, the frontend, the cache (maps flushed). Mounts stay. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
     fs.rmSync(socketPathOf(this.#opts.cacheDir), { force: true });
     await this.#opts.frontend.close();

@@ -41,6 +41,7 @@ export class FanotifyFrontend implements Frontend {
   readonly #pending = new Set<Promise<void>>();
   readonly #stats = { events: 0, allowed: 0, denied: 0, fills: 0, inFlight: 0, markedBlobs: 0 };
   #closed = false;
+  #closing: Promise<void> | null = null;
   /** Event read → answer written, for events that needed a fill (ms). */
   readonly #fillLatency = new LatencyWindow();
   /** The same for events answered at once (the range was present). */
@@ -165,9 +166,14 @@ export class FanotifyFrontend implements Frontend {
     }
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#poll.stop();
-    await Promise.allSettled([...this.#pending]);
+    await Promise.allSettled([...this.#pending]); // every event in flight still gets its answer
     this.#closed = true;
     for (const id of [...this.#byId.keys()]) this.detach(id);
     fs.closeSync(this.#fd); // any event still queued is allowed by the kernel (fail-open)
