@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { makeAwkwardTree } from "../helpers/awkward-tree.ts";
-import { eodOk } from "../helpers/cli.ts";
+import { spawn } from "node:child_process";
+import { eodOk, REPO } from "../helpers/cli.ts";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { blobBytes, cleanup, eodAsync, readInChild, serve, type Served } from "../helpers/lazy.ts";
@@ -201,4 +202,24 @@ test("daemon killed mid-read: what readers see (fail-open), and a restarted daem
   const again = await readInChild(path.join(mnt, "files/size-1048699"));
   assert.equal(again.sha256, createHash("sha256").update(fs.readFileSync(path.join(src, "files/size-1048699"))).digest("hex"));
   await umount(mnt, cache);
+});
+
+test("--foreground serves in the CLI process until SIGINT, which unmounts", { skip, timeout: 60_000 }, async () => {
+  const { cache, mnt } = fresh();
+  const child = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "mount", img, mnt, "--cache-dir", cache, "--foreground"], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (c: Buffer) => { out += c; if (out.includes("mounted ")) resolve(); });
+      child.once("exit", (code) => reject(new Error(`eod mount --foreground exited ${code}`)));
+    });
+    const r = await readInChild(path.join(mnt, "files/size-8192"));
+    assert.equal(r.sha256, createHash("sha256").update(fs.readFileSync(path.join(src, "files/size-8192"))).digest("hex"));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    child.kill("SIGINT");
+    assert.equal(await exited, 0);
+    assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "unmounted");
+  } finally {
+    child.kill("SIGKILL");
+  }
 });
