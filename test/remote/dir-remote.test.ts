@@ -1,11 +1,10 @@
 // DirRemote: the same Remote API on a local image directory, with the same error codes as HTTP.
 import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { randomImage } from "../helpers/random-image.ts";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { buildImage } from "../../src/build/image.ts";
 import { DirRemote, openRemote, type Remote } from "../../src/remote/index.ts";
 
 let work: string;
@@ -13,14 +12,7 @@ let img: string;
 let blob: string;
 
 before(async () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-dir-remote-"));
-  const src = path.join(work, "src");
-  fs.mkdirSync(src);
-  const big = new Uint8Array(200_000);
-  for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, Math.min(big.length, i + 65536)));
-  fs.writeFileSync(path.join(src, "big"), big);
-  img = path.join(work, "img");
-  blob = (await buildImage(src, img, { chunkSize: 64 * 1024 })).manifest.blobs[0].remote.path;
+  ({ work, img, blob } = await randomImage("eod-dir-remote-", { big: 200_000 }));
 });
 
 after(() => fs.rmSync(work, { recursive: true, force: true }));

@@ -2,12 +2,11 @@
 // image, with faults switched on per test, plus a few hand-made servers for answers eod serve never gives.
 import { after, before, beforeEach, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { randomImage } from "../helpers/random-image.ts";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import os from "node:os";
 import path from "node:path";
-import { buildImage } from "../../src/build/image.ts";
 import { openRemote, type Remote, type RemoteOptions } from "../../src/remote/index.ts";
 import { startServer, type RunningServer } from "../../src/serve/server.ts";
 
@@ -17,14 +16,7 @@ let blob: string; // "blobs/<id>", the remote form: 300,000 random bytes stored 
 let srv: RunningServer;
 
 before(async () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-http-remote-"));
-  const src = path.join(work, "src");
-  fs.mkdirSync(path.join(src, "d"), { recursive: true });
-  fs.writeFileSync(path.join(src, "big"), randomBytes(300_000));
-  fs.writeFileSync(path.join(src, "d", "small"), "hello\n");
-  img = path.join(work, "img");
-  const r = await buildImage(src, img, { chunkSize: 64 * 1024 });
-  blob = r.manifest.blobs[0].remote.path;
+  ({ work, img, blob } = await randomImage("eod-http-remote-", { big: 300_000, "d/small": "hello\n" }));
   srv = await startServer({ root: img, port: 0 });
 });
 
@@ -38,11 +30,6 @@ beforeEach(() => {
   srv.resetStats();
 });
 
-function randomBytes(n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
-  return b;
-}
 
 /** A remote closed when the test ends, pass or fail. */
 function open(t: TestContext, opts: RemoteOptions & { url?: string } = {}): Remote {

@@ -2,12 +2,11 @@
 // the command itself in a child process (started and stopped by pid).
 import { after, before, beforeEach, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { randomImage } from "../helpers/random-image.ts";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import { buildImage } from "../../src/build/image.ts";
 import { serveCommand } from "../../src/cli/serve.ts";
 import { FaultSet, parseFaultSpec } from "../../src/serve/faults.ts";
 import { parseRange, startServer, type RunningServer } from "../../src/serve/server.ts";
@@ -19,14 +18,7 @@ let blob: string; // 300,000 random bytes, stored as is
 let srv: RunningServer;
 
 before(async () => {
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-serve-"));
-  const src = path.join(work, "src");
-  fs.mkdirSync(src);
-  const big = new Uint8Array(300_000);
-  for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, Math.min(big.length, i + 65536)));
-  fs.writeFileSync(path.join(src, "big"), big);
-  img = path.join(work, "img");
-  blob = (await buildImage(src, img, { chunkSize: 64 * 1024 })).manifest.blobs[0].remote.path;
+  ({ work, img, blob } = await randomImage("eod-serve-", { big: 300_000 }));
   srv = await startServer({ root: img, port: 0 });
 });
 
