@@ -59,9 +59,15 @@ export class CacheCore {
   openBlob(id: string, table: ChunkTable, source: BlobSourceRef, storage?: BlobStorage): BlobCache {
     const open = this.#blobs.get(id);
     if (open) return open;
-    const store = storage ?? new SparseFileStorage(this.blobPath(id), table.kernelSize);
+    const store: BlobStorage = storage ?? new SparseFileStorage(this.blobPath(id), table.kernelSize);
     const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
-    const presence = PresenceMap.load(`${this.blobPath(id)}.present`, table.entries.length, digest) ?? new PresenceMap(table.entries.length);
+    let presence: PresenceMap;
+    if (store.dataIsPresence) {
+      presence = new PresenceMap(table.entries.length);
+      for (let i = 0; i < table.entries.length; i++) presence.set(i); // then cleared where bytes are missing
+    } else {
+      presence = PresenceMap.load(`${this.blobPath(id)}.present`, table.entries.length, digest) ?? new PresenceMap(table.entries.length);
+    }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
       minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, budget: this.#budget,
@@ -92,7 +98,7 @@ export class CacheCore {
     this.#flushing = (async () => {
       try {
         for (const [id, blob] of this.#blobs) {
-          if (!blob.dirty) continue;
+          if (!blob.dirty || blob.storage.dataIsPresence) continue;
           const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
           blob.markClean();
           await blob.storage.sync();

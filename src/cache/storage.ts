@@ -5,7 +5,13 @@ import fs from "node:fs";
 import { dataRanges } from "../sys/seek.ts";
 
 export interface BlobStorage {
+  /** A file path for messages and device= options (fscache storages name the object instead). */
   readonly path: string;
+  /**
+   * True when the file's data ranges are the truth about presence (the kernel owns the file and only we
+   * write verified chunks into it): presence is rebuilt from them and no map is persisted.
+   */
+  readonly dataIsPresence?: boolean;
   /** Writes bytes of the kernel form at `pos`. */
   write(pos: number, bytes: Uint8Array): Promise<void>;
   /** Makes every write that completed before the call durable. */
