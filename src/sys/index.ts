@@ -7,9 +7,11 @@
 //   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
 //   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
+//   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
 export * from "./libc.ts";
 export * from "./mount.ts";
 export * from "./xattr.ts";
 export * from "./fanotify.ts";
 export * from "./seek.ts";
 export * from "./lz4.ts";
+export * from "./cachefiles.ts";

@@ -16,7 +16,7 @@ export type WithAsync<F extends (...args: never[]) => unknown> = F & {
 /** Bound libc functions; signatures follow the glibc prototypes on x86_64/arm64 Linux. */
 export interface Libc {
   mount: WithAsync<(source: string, target: string, fstype: string, flags: number, data: string | null) => number>;
-  umount2(target: string, flags: number): number;
+  umount2: WithAsync<(target: string, flags: number) => number>;
   llistxattr(path: string | Uint8Array, list: Uint8Array | null, size: number): number | bigint;
   lgetxattr(path: string | Uint8Array, name: string, value: Uint8Array | null, size: number): number | bigint;
   lsetxattr(path: string | Uint8Array, name: string, value: Uint8Array, size: number, flags: number): number;
@@ -24,6 +24,9 @@ export interface Libc {
   fallocate(fd: number, mode: number, offset: number, length: number): number;
   fanotify_init(flags: number, eventFFlags: number): number;
   fanotify_mark(fd: number, flags: number, mask: number | bigint, dirfd: number, path: string | null): number;
+  /** ioctl(2) whose third argument is an int passed by value (CACHEFILES_IOC_READ_COMPLETE). */
+  ioctl_int(fd: number, request: number, arg: number): number;
+  pwrite(fd: number, buf: Uint8Array, count: number, offset: number): number | bigint;
 }
 
 // Loaded on first use, not at import: importing src/sys must stay cheap and must not fail
@@ -55,6 +58,10 @@ export function libc(): Libc {
     fanotify_mark: lib.func(
       "int fanotify_mark(int fanotify_fd, unsigned int flags, uint64_t mask, int dirfd, const char *pathname)",
     ),
+    // ioctl is variadic in glibc; declared non-variadic with an int third argument: on x86_64 and
+    // arm64 a variadic int goes in the same register, and a non-variadic prototype can run .async.
+    ioctl_int: lib.func("int ioctl(int fd, unsigned long request, int arg)"),
+    pwrite: lib.func("intptr_t pwrite(int fd, const void *buf, size_t count, int64_t offset)"),
   };
   return cached;
 }

@@ -1,0 +1,848 @@
+// Lazy-mount benchmark: what `eod mount` costs and saves against downloading the whole image, on the Debian
+// corpus (bench/corpus.ts) and on a 200 MiB file of random bytes. A benchmark, not a test; needs root and a
+// kernel with fanotify pre-content events (6.14+) and file-backed erofs (6.12+).
+//
+//   node bench/lazy.ts [--runs=3]          (npm run bench:lazy)
+//
+// In one run, for chunk sizes 1 MiB and 256 KiB (plus --inline-max 0, and a daemon whose minimum fetch unit
+// is the chunk size, where noted):
+//  (a) cold start behind `eod serve --rate 20000000 --latency 20`: lazy = `eod mount` + `chroot <mnt> python3
+//      -c 'import json'` (fresh cache each run, best of N); full = GET every file of the image (manifest
+//      first, then the other files concurrently, one request each; the server's bandwidth is shared), `eod
+//      unpack`, a daemon-less mount(2), the same chroot (one run). Bytes: what the server sent (manifest,
+//      bootstrap and chunk tables included) vs the image size.
+//  (b) `diff -r --no-dereference <corpus> <mnt>` through a fresh lazy mount over unthrottled loopback HTTP vs
+//      the same on a daemon-less mount of the unpacked image; page caches dropped before each (best of N).
+//  (c) 200 MiB of random bytes: the daemon's cache filled by one read through a lazy mount (directory remote),
+//      then `dd bs=1M` with page caches dropped, while the blob is still incomplete (pre-content mark on) and
+//      once complete (mark removed), vs a daemon-less mount of the unpacked image (best of N each).
+//  (d) per-miss latency, directory remote with its files in the page cache: 4 KiB preads at distinct 1 MiB
+//      aligned offsets (each a cold miss; every miss is widened to the 1 MiB minimum fetch unit) from this
+//      process; the daemon's fill latency (event read → answer, `eod status`) and the client's pread latency
+//      (N fresh caches; the table shows the median of the runs).
+// The bench process itself never reads through a lazy mount while it must answer anything: the daemon is
+// another process. Everything mounted or started is cleaned up in `finally` and on SIGINT.
+// Results are printed and written to bench/results/lazy-<UTC timestamp>.json. Exit status is non-zero if
+// a run failed or a target was missed.
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { debianCorpus } from "./corpus.ts";
+import { MNT_DETACH, MS_RDONLY, mountAsync, umount } from "../src/sys/mount.ts";
+import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
+import { Daemon } from "../src/daemon/daemon.ts";
+import { daemonAlive } from "../src/daemon/client.ts";
+import { jsonLog } from "../src/daemon/log.ts";
+import { createFrontend } from "../src/frontend/select.ts";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const EOD = path.join(repo, "bin/eod.mjs");
+const NODE = process.execPath;
+const KiB = 1024;
+const MiB = 1024 * 1024;
+const RATE = 20_000_000; // bytes/s of the throttled server
+const LATENCY_MS = 20;
+const BIG_SIZE = 200 * MiB;
+const BIG_TAIL = 8 * MiB; // left unread so the blob stays incomplete (marked) for the "marked" measurement
+const COLD_CMD = ["python3", "-c", "import json"];
+const TARGETS = { coldBytes: 0.05, coldTime: 0.1, diff: 3, fillP50: 0.5, fillP99: 5 };
+
+const runsArg = process.argv.find((a) => a.startsWith("--runs="));
+const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
+const MISS_RUNS = RUNS + 2; // (d) is short and noisy on a small VM: median of more runs
+
+// ---------------------------------------------------------------- a daemon with other cache options
+// `node bench/lazy.ts --as-daemon <cache-dir> <minFetch>`: the cache daemon of src/daemon with a different
+// minimum fetch unit (CacheOptions.minFetch is not a CLI option). `eod mount` finds it on the cache
+// directory's socket and uses it instead of starting its own.
+async function asDaemon(cacheDir: string, minFetch: number): Promise<void> {
+  fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+  const logFd = fs.openSync(path.join(cacheDir, "daemon.log"), "a", 0o600);
+  const log = jsonLog((line) => fs.writeSync(logFd, line));
+  const pidFile = path.join(cacheDir, "daemon.pid");
+  let stopping = false;
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log("info", "daemon stopping", { why });
+    await daemon.stop();
+    fs.rmSync(pidFile, { force: true });
+    process.exit(0);
+  };
+  const daemon = new Daemon({ cacheDir, frontend: createFrontend("fanotify", log), log, cache: { minFetch }, onIdle: () => void stop("idle") });
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+  await daemon.start();
+  fs.writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  log("info", "bench daemon started", { pid: process.pid, minFetch });
+}
+
+// ---------------------------------------------------------------- processes
+
+interface Result { code: number | null; signal: string | null; stdout: string; stderr: string; seconds: number; timedOut: boolean }
+
+const children = new Set<number>(); // running children, killed on SIGINT
+
+function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; stdout?: "pipe" | "ignore" } = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { stdio: ["ignore", opts.stdout ?? "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    if (child.pid) children.add(child.pid);
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => { if (stdout.length < 1 << 20) stdout += d; });
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => { if (stderr.length < 1 << 20) stderr += d; });
+    const timer = setTimeout(() => { timedOut = true; child.kill("SIGKILL"); }, opts.timeoutMs ?? 300_000);
+    const done = (code: number | null, signal: string | null, err?: Error) => {
+      clearTimeout(timer);
+      if (child.pid) children.delete(child.pid);
+      resolve({ code, signal, stdout, stderr: err ? `${stderr}spawn error: ${err.message}` : stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9, timedOut });
+    };
+    child.on("error", (err) => done(null, null, err));
+    child.on("close", (code, signal) => done(code, signal));
+  });
+}
+
+function describe(r: Result): string {
+  return r.timedOut ? "timed out" : r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
+}
+
+async function eod(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {
+  return run(NODE, [EOD, ...args], opts);
+}
+
+async function eodOk(args: string[], timeoutMs = 600_000): Promise<string> {
+  const r = await eod(args, { timeoutMs });
+  if (r.code !== 0) throw new Error(`eod ${args.join(" ")}: ${describe(r)}\n${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+function dropCaches(): void {
+  spawnSync("sync");
+  fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
+}
+
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- servers
+
+interface Server { url: string; pid: number }
+const servers = new Set<number>();
+
+async function startServer(root: string, extra: string[]): Promise<Server> {
+  const child = spawn(NODE, [EOD, "serve", root, "--listen", "127.0.0.1:0", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+  servers.add(child.pid!);
+  let err = "";
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => { err += d; });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      if (out.includes("\n")) resolve(out.split("\n")[0]!.trim());
+    });
+    child.once("exit", (code) => reject(new Error(`eod serve exited ${code}: ${err.trim()}`)));
+  });
+  child.stdout!.resume();
+  return { url, pid: child.pid! };
+}
+
+function stopServer(s: Server): void {
+  try { process.kill(s.pid, "SIGTERM"); } catch { /* gone */ }
+  servers.delete(s.pid);
+}
+
+interface ServeStats { requests: number; bytes: number; byPath: Record<string, { requests: number; bytes: number }> }
+
+function httpRequest(method: string, url: string, sink?: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, agent: false }, (res) => {
+      if (sink && res.statusCode === 200) {
+        pipeline(res, fs.createWriteStream(sink)).then(() => resolve({ status: 200, body: Buffer.alloc(0) }), reject);
+        return;
+      }
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function serverStats(s: Server): Promise<ServeStats> {
+  const r = await httpRequest("GET", new URL("_eod/stats", s.url).href);
+  return JSON.parse(r.body.toString("utf8")) as ServeStats;
+}
+
+async function resetStats(s: Server): Promise<void> {
+  await httpRequest("POST", new URL("_eod/stats/reset", s.url).href);
+}
+
+// ---------------------------------------------------------------- mounts
+
+interface Mounted { mnt: string; cache: string | null; daemonPid: number | null }
+const mounts = new Map<string, Mounted>();
+
+function isMounted(mnt: string): boolean {
+  return fs.readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1]?.replace(/\\040/g, " ") === mnt);
+}
+
+function daemonPidOf(cache: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"));
+    return pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Starts the minFetch-variant daemon for `cache` and waits until it answers. */
+async function startBenchDaemon(cache: string, minFetch: number): Promise<number> {
+  const child = spawn(NODE, [import.meta.filename, "--as-daemon", cache, String(minFetch)], { detached: true, stdio: "ignore" });
+  child.unref();
+  const sock = path.join(cache, "daemon.sock");
+  for (let i = 0; i < 300; i++) {
+    if (fs.existsSync(sock) && (await daemonAlive(sock))) return child.pid!;
+    if (child.exitCode !== null) break;
+    await sleep(20);
+  }
+  try { process.kill(child.pid!, "SIGKILL"); } catch { /* gone */ }
+  throw new Error(`bench daemon for ${cache} did not start; log: ${fs.existsSync(path.join(cache, "daemon.log")) ? fs.readFileSync(path.join(cache, "daemon.log"), "utf8").slice(-2000) : "-"}`);
+}
+
+/** `eod mount` (optionally through a bench daemon with another minFetch); returns seconds from start to mounted. */
+async function lazyMount(source: string, mnt: string, cache: string, minFetch?: number): Promise<number> {
+  fs.mkdirSync(mnt, { recursive: true });
+  const entry: Mounted = { mnt, cache, daemonPid: null };
+  mounts.set(mnt, entry);
+  const t0 = process.hrtime.bigint();
+  if (minFetch !== undefined) entry.daemonPid = await startBenchDaemon(cache, minFetch);
+  const r = await eod(["mount", source, mnt, "--cache-dir", cache], { timeoutMs: 120_000 });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  entry.daemonPid ??= daemonPidOf(cache);
+  if (r.code !== 0) throw new Error(`eod mount ${source} ${mnt}: ${describe(r)}\n${r.stderr.trim()}`);
+  return seconds;
+}
+
+/** Kills the daemon of a cache dir if it still runs (it should exit by itself after the last umount). */
+async function reapDaemon(entry: Mounted, waitMs: number): Promise<string | null> {
+  const pid = entry.daemonPid ?? (entry.cache ? daemonPidOf(entry.cache) : null);
+  if (!pid) return null;
+  for (let t = 0; t < waitMs && alive(pid); t += 20) await sleep(20);
+  if (!alive(pid)) return null;
+  let cmd = "";
+  try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8"); } catch { return null; }
+  if (entry.cache && !cmd.includes(entry.cache)) return null; // the pid was reused: not ours
+  try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  return `daemon ${pid} did not exit within ${waitMs} ms after the last umount; killed`;
+}
+
+async function lazyUnmount(mnt: string): Promise<string[]> {
+  const entry = mounts.get(mnt);
+  if (!entry) return [];
+  const problems: string[] = [];
+  const r = await eod(["umount", mnt, "--cache-dir", entry.cache!], { timeoutMs: 30_000 });
+  if (r.code !== 0) problems.push(`eod umount ${mnt}: ${describe(r)} ${r.stderr.trim()}`);
+  if (isMounted(mnt)) {
+    try { umount(mnt, MNT_DETACH); } catch (e) { problems.push(`umount2(${mnt}, MNT_DETACH): ${(e as Error).message}`); }
+  }
+  const reaped = await reapDaemon(entry, 10_000);
+  if (reaped) problems.push(reaped);
+  mounts.delete(mnt);
+  for (const p of problems) console.error(`!! ${p}`);
+  return problems;
+}
+
+/** Unpacks an image (kernel-form blobs into `blobsDir`) and mounts it with no daemon; returns timings. */
+async function localMount(img: string, blobsDir: string, mnt: string): Promise<{ unpackS: number; mountS: number }> {
+  fs.mkdirSync(mnt, { recursive: true });
+  const t0 = process.hrtime.bigint();
+  const line = (await eodOk(["unpack", img, "--blobs-to", blobsDir])).trim();
+  const t1 = process.hrtime.bigint();
+  const sp = line.indexOf(" ");
+  const [bootstrap, data] = sp < 0 ? [line, null] : [line.slice(0, sp), line.slice(sp + 1)];
+  mounts.set(mnt, { mnt, cache: null, daemonPid: null });
+  await mountAsync(bootstrap, mnt, "erofs", MS_RDONLY, data);
+  const t2 = process.hrtime.bigint();
+  return { unpackS: Number(t1 - t0) / 1e9, mountS: Number(t2 - t1) / 1e9 };
+}
+
+function localUnmount(mnt: string): void {
+  if (!mounts.has(mnt)) return;
+  try {
+    umount(mnt);
+  } catch {
+    try { umount(mnt, MNT_DETACH); } catch (e) { console.error(`!! umount ${mnt}: ${(e as Error).message}`); }
+  }
+  mounts.delete(mnt);
+}
+
+interface Status {
+  frontend: { events: number; fills: number; markedBlobs: number; fillLatencyMs: Lat; hitLatencyMs: Lat } & Record<string, unknown>;
+  blobs: Array<{ chunks: number; presentChunks: number; cachedBytes: number; totalBytes: number; fetchedBytes: number; fetches: number; misses: number; hits: number; errors: number; corrupt: number }>;
+  remotes: Array<{ requests: number; bytes: number; retries: number; errors: number }>;
+}
+interface Lat { count: number; p50: number; p90: number; p99: number; max: number }
+
+async function status(cache: string): Promise<Status> {
+  const s = JSON.parse(await eodOk(["status", "--cache-dir", cache, "--json"], 30_000)) as Status & { running: boolean };
+  if (!s.running) throw new Error(`no daemon runs for ${cache}`);
+  return s;
+}
+
+/**
+ * From the daemon's log: seconds from `wall0` until the daemon listened, and the daemon's own time for the
+ * mount request (fetch and verify manifest, bootstrap, chunk tables; HEAD of each blob; mount(2)).
+ */
+function mountPhases(cache: string, wall0: number): { daemonUpS: number | null; loadS: number | null } {
+  let daemonUpS: number | null = null;
+  let loadS: number | null = null;
+  try {
+    for (const line of fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n")) {
+      if (!line) continue;
+      const j = JSON.parse(line) as { time: string; msg: string; ms?: number };
+      if (/daemon started/.test(j.msg) && daemonUpS === null) daemonUpS = (Date.parse(j.time) - wall0) / 1000;
+      if (j.msg === "mounted" && loadS === null && typeof j.ms === "number") loadS = j.ms / 1000;
+    }
+  } catch { /* no log: leave the phases unknown */ }
+  return { daemonUpS, loadS };
+}
+
+/** The numbers of a status worth keeping per run. */
+function digest(s: Status) {
+  const b = s.blobs[0]!;
+  return {
+    events: s.frontend.events, fills: s.frontend.fills, markedBlobs: s.frontend.markedBlobs,
+    fillLatencyMs: s.frontend.fillLatencyMs, hitLatencyMs: s.frontend.hitLatencyMs,
+    misses: b.misses, hits: b.hits, fetches: b.fetches, fetchedBytes: b.fetchedBytes, cachedBytes: b.cachedBytes, totalBytes: b.totalBytes,
+    chunks: b.chunks, presentChunks: b.presentChunks, errors: b.errors, corrupt: b.corrupt, remoteRequests: s.remotes[0]?.requests ?? null,
+  };
+}
+type Digest = ReturnType<typeof digest>;
+
+// ---------------------------------------------------------------- misc
+
+function git(...args: string[]): string | null {
+  const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function dirBytes(p: string): number {
+  let n = 0;
+  for (const d of fs.readdirSync(p, { withFileTypes: true })) {
+    const q = path.join(p, d.name);
+    n += d.isDirectory() ? dirBytes(q) : fs.lstatSync(q).size;
+  }
+  return n;
+}
+
+const mb = (bytes: number): string => (bytes / 1e6).toFixed(2);
+const secs = (s: number | null | undefined): string => (s == null ? "-" : s.toFixed(2));
+const ms = (v: number | null | undefined): string => (v == null ? "-" : v.toFixed(2));
+const ratio = (v: number | null | undefined, d = 3): string => (v == null || !Number.isFinite(v) ? "-" : v.toFixed(d));
+const chunkLabel = (c: number): string => (c >= MiB ? `${c / MiB}M` : `${c / KiB}K`);
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** Deterministic PRNG (mulberry32) for the shuffled read order. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Plain-text table; the first `left` columns are left-aligned, the rest right-aligned. */
+function table(rows: string[][], left = 1): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r, ri) => {
+    const line = r.map((c, i) => (i < left ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ").trimEnd();
+    return ri === 0 ? line + "\n" + w.map((n) => "-".repeat(n)).join("  ") : line;
+  }).join("\n");
+}
+
+const progress = (s: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`); };
+
+// ---------------------------------------------------------------- the benchmark
+
+interface LazyColdRun { totalS: number; mountS: number; daemonUpS: number | null; loadS: number | null; runS: number; bytes: number; metaBytes: number; requests: number; ok: boolean; stderr: string; status: Digest }
+interface FullRun { totalS: number; downloadS: number; unpackS: number; mountS: number; runS: number; bytes: number; downloadedBytes: number; serverBytes: number; requests: number; ok: boolean }
+interface ColdResult {
+  label: string; image: string; chunkSize: number; inlineMax: string; minFetch: number; imageBytes: number;
+  lazy: { runs: LazyColdRun[]; best: LazyColdRun | null }; full: FullRun; bytesRatio: number | null; timeRatio: number | null;
+}
+interface DiffRun { seconds: number; ok: boolean; problem: string | null; specialFiles: number }
+interface TreeResult {
+  image: string; chunkSize: number; lazy: { runs: Array<DiffRun & { status: Digest }>; best: (DiffRun & { status: Digest }) | null };
+  local: { runs: DiffRun[]; best: DiffRun | null }; ratio: number | null;
+}
+interface WarmResult {
+  image: string; chunkSize: number; fileBytes: number; headBytes: number; fillS: number; fillMBps: number;
+  markedMBps: number; unmarkedMBps: number; localHeadMBps: number; localMBps: number; markedRatio: number; unmarkedRatio: number;
+  runsS: { marked: number[]; unmarked: number[]; localHead: number[]; localFull: number[] };
+  status: { afterFill: Digest; afterMarked: Digest; afterComplete: Digest; afterUnmarked: Digest };
+}
+interface MissRun { n: number; clientMs: Lat; status: Digest }
+interface MissResult {
+  image: string; chunkSize: number; minFetch: number; runs: MissRun[];
+  median: { fillP50: number; fillP99: number; fillMax: number; clientP50: number; clientP99: number; fetches: number; fetchedBytes: number; misses: number; events: number };
+}
+
+interface ImageDef { id: string; chunk: number; inline: string; dir: string; bytes: number; files: Record<string, number> }
+
+async function buildImage(src: string, dir: string, chunk: number, inline?: string): Promise<{ seconds: number; bytes: number; files: Record<string, number> }> {
+  const t0 = process.hrtime.bigint();
+  await eodOk(["build", src, "-o", dir, "--chunk-size", String(chunk), ...(inline !== undefined ? ["--inline-max", inline] : [])]);
+  const files: Record<string, number> = {};
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const q = path.join(d, e.name);
+      if (e.isDirectory()) walk(q);
+      else files[path.relative(dir, q)] = fs.statSync(q).size;
+    }
+  };
+  walk(dir);
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes: Object.values(files).reduce((a, b) => a + b, 0), files };
+}
+
+const DIFF_SPECIAL = /^File (.+) is a (character special file|block special file|fifo|socket) while file (.+) is a \2$/;
+
+/** diff -r --no-dereference; ok when the only lines are about special files (diff cannot compare those). */
+async function timedDiff(corpus: string, mnt: string): Promise<DiffRun> {
+  dropCaches();
+  const r = await run("diff", ["-r", "--no-dereference", corpus, mnt], { timeoutMs: 600_000 });
+  const lines = r.stdout.split("\n").filter((l) => l.length > 0);
+  const bad = lines.filter((l) => !DIFF_SPECIAL.test(l));
+  const ok = (r.code === 0 || r.code === 1) && bad.length === 0;
+  const problem = ok ? null : `diff ${describe(r)}; ${bad.length} difference line(s): ${bad.slice(0, 5).join(" | ")} ${r.stderr.trim().slice(0, 500)}`;
+  return { seconds: r.seconds, ok, problem, specialFiles: lines.length - bad.length };
+}
+
+async function timedDd(file: string, countMiB: number): Promise<number> {
+  dropCaches();
+  const r = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `count=${countMiB}`, "status=none"], { timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`dd ${file}: ${describe(r)} ${r.stderr.trim()}`);
+  return r.seconds;
+}
+
+async function chroot(mnt: string): Promise<Result> {
+  return run("chroot", [mnt, ...COLD_CMD], { timeoutMs: 300_000 });
+}
+
+async function download(server: Server, prefix: string, dest: string): Promise<{ seconds: number; bytes: number; files: number }> {
+  const t0 = process.hrtime.bigint();
+  const base = new URL(prefix, server.url).href;
+  fs.mkdirSync(path.join(dest, "blobs"), { recursive: true });
+  const m = await httpRequest("GET", new URL("manifest.json", base).href);
+  if (m.status !== 200) throw new Error(`GET manifest.json: HTTP ${m.status}`);
+  fs.writeFileSync(path.join(dest, "manifest.json"), m.body);
+  const manifest = JSON.parse(m.body.toString("utf8")) as { bootstrap: { path: string }; blobs: Array<{ table: { path: string }; remote: { path: string } }> };
+  const rels = [manifest.bootstrap.path, ...manifest.blobs.flatMap((b) => [b.table.path, b.remote.path])];
+  await Promise.all(rels.map(async (rel) => {
+    const r = await httpRequest("GET", new URL(rel, base).href, path.join(dest, rel));
+    if (r.status !== 200) throw new Error(`GET ${rel}: HTTP ${r.status}`);
+  }));
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes: dirBytes(dest), files: rels.length + 1 };
+}
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) { console.error("bench/lazy.ts needs root (mounts, drop_caches, fanotify)"); return 1; }
+  const support = kernelSupportsPreContent();
+  if (!support.ok) { console.error(`this kernel cannot lazy-mount: ${support.missing.join("; ")}`); return 1; }
+
+  const corpus = await debianCorpus();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-lazy-"));
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const pid of children) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+    for (const m of [...mounts.values()]) {
+      if (m.cache) await lazyUnmount(m.mnt).catch((e: Error) => console.error(`!! ${e.message}`));
+      else localUnmount(m.mnt);
+    }
+    for (const pid of servers) try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
+    servers.clear();
+    const left = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((p) => p.startsWith(tmp));
+    if (left.length) console.error(`!! not removing ${tmp}: still mounted: ${left.join(", ")}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  process.once("SIGINT", () => {
+    progress("SIGINT: cleaning up");
+    cleanup().finally(() => process.exit(130));
+  });
+
+  const failures: string[] = [];
+  const t00 = process.hrtime.bigint();
+  try {
+    console.log(`corpus   ${corpus}`);
+    console.log(`eod      ${NODE} ${path.relative(process.cwd(), EOD) || EOD} (node ${process.version}), kernel ${os.release()}`);
+    console.log(`runs     best of ${RUNS} for short runs, page caches dropped before each timed run; scratch ${tmp}\n`);
+
+    // ------------------------------------------------------------ images
+    const imgRoot = path.join(tmp, "images");
+    fs.mkdirSync(imgRoot);
+    const CHUNKS = [MiB, 256 * KiB];
+    const corpusImages: ImageDef[] = [];
+    const builds: Record<string, number> = {};
+    for (const chunk of CHUNKS) {
+      for (const inline of ["1K", "0"]) {
+        const id = `debian-${chunkLabel(chunk)}-inline${inline}`;
+        progress(`building ${id}`);
+        const dir = path.join(imgRoot, id);
+        const b = await buildImage(corpus, dir, chunk, inline === "1K" ? undefined : inline);
+        builds[id] = b.seconds;
+        corpusImages.push({ id, chunk, inline, dir, bytes: b.bytes, files: b.files });
+      }
+    }
+    const bigSrc = path.join(tmp, "big-src");
+    fs.mkdirSync(bigSrc);
+    {
+      const fd = fs.openSync(path.join(bigSrc, "file"), "w");
+      for (let off = 0; off < BIG_SIZE; off += 4 * MiB) fs.writeSync(fd, randomBytes(4 * MiB));
+      fs.closeSync(fd);
+    }
+    const bigImages: ImageDef[] = [];
+    for (const chunk of CHUNKS) {
+      const id = `random200M-${chunkLabel(chunk)}`;
+      progress(`building ${id}`);
+      const dir = path.join(imgRoot, id);
+      const b = await buildImage(bigSrc, dir, chunk);
+      builds[id] = b.seconds;
+      bigImages.push({ id, chunk, inline: "1K", dir, bytes: b.bytes, files: b.files });
+    }
+    fs.rmSync(bigSrc, { recursive: true, force: true });
+
+    const slow = await startServer(imgRoot, ["--rate", String(RATE), "--latency", String(LATENCY_MS)]);
+    const fast = await startServer(imgRoot, []);
+    let nCache = 0;
+    const fresh = (what: string) => {
+      const n = ++nCache;
+      return { cache: path.join(tmp, `cache-${n}-${what}`), mnt: path.join(tmp, `mnt-${n}-${what}`) };
+    };
+
+    // ------------------------------------------------------------ (a) cold start
+    interface ColdVariant { label: string; img: ImageDef; minFetch?: number }
+    const coldVariants: ColdVariant[] = [
+      ...corpusImages.map((img) => ({ label: `${chunkLabel(img.chunk)} inline ${img.inline}`, img })),
+      { label: `256K inline 1K, minFetch 256K`, img: corpusImages.find((i) => i.chunk === 256 * KiB && i.inline === "1K")!, minFetch: 256 * KiB },
+    ];
+    const fullByImage = new Map<string, FullRun>();
+    const coldResults: ColdResult[] = [];
+    for (const v of coldVariants) {
+      const prefix = `${path.basename(v.img.dir)}/`;
+      const source = new URL(prefix, slow.url).href;
+      const lazyRuns: LazyColdRun[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(a) cold start ${v.label}: lazy run ${i + 1}/${RUNS}`);
+        const { cache, mnt } = fresh("cold");
+        dropCaches();
+        await resetStats(slow);
+        const wall0 = Date.now();
+        const t0 = process.hrtime.bigint();
+        const mountS = await lazyMount(source, mnt, cache, v.minFetch);
+        const r = await chroot(mnt);
+        const totalS = Number(process.hrtime.bigint() - t0) / 1e9;
+        const st = await serverStats(slow);
+        const s = digest(await status(cache));
+        await lazyUnmount(mnt);
+        const metaBytes = Object.entries(st.byPath).filter(([p]) => !/^.*blobs\/[0-9a-f]{64}$/.test(p)).reduce((n, [, x]) => n + x.bytes, 0);
+        const phases = mountPhases(cache, wall0);
+        lazyRuns.push({ totalS, mountS, ...phases, runS: totalS - mountS, bytes: st.bytes, metaBytes, requests: st.requests, ok: r.code === 0, stderr: r.stderr.slice(-2000), status: s });
+        if (r.code !== 0) failures.push(`(a) ${v.label} lazy: chroot ${describe(r)}: ${r.stderr.trim().slice(-500)}`);
+      }
+      let full = fullByImage.get(v.img.id);
+      if (!full) {
+        progress(`(a) cold start ${v.img.id}: full download + unpack + mount + run`);
+        const dl = path.join(tmp, "full-dl");
+        const blobs = path.join(tmp, "full-blobs");
+        const mnt = path.join(tmp, "full-mnt");
+        dropCaches();
+        await resetStats(slow);
+        const t0 = process.hrtime.bigint();
+        const d = await download(slow, prefix, dl);
+        const m = await localMount(dl, blobs, mnt);
+        const r = await chroot(mnt);
+        const totalS = Number(process.hrtime.bigint() - t0) / 1e9;
+        const st = await serverStats(slow);
+        localUnmount(mnt);
+        fs.rmSync(dl, { recursive: true, force: true });
+        fs.rmSync(blobs, { recursive: true, force: true });
+        if (r.code !== 0) failures.push(`(a) ${v.img.id} full: chroot ${describe(r)}: ${r.stderr.trim().slice(-500)}`);
+        full = { totalS, downloadS: d.seconds, unpackS: m.unpackS, mountS: m.mountS, runS: r.seconds, bytes: v.img.bytes, downloadedBytes: d.bytes, serverBytes: st.bytes, requests: st.requests, ok: r.code === 0 };
+        fullByImage.set(v.img.id, full);
+      }
+      const best = lazyRuns.filter((x) => x.ok).sort((a, b) => a.totalS - b.totalS)[0] ?? null;
+      coldResults.push({
+        label: v.label, image: v.img.id, chunkSize: v.img.chunk, inlineMax: v.img.inline, minFetch: v.minFetch ?? MiB, imageBytes: v.img.bytes,
+        lazy: { runs: lazyRuns, best }, full,
+        bytesRatio: best ? best.bytes / full.bytes : null, timeRatio: best && full.ok ? best.totalS / full.totalS : null,
+      });
+    }
+
+    // ------------------------------------------------------------ (b) full-tree read
+    const treeResults: TreeResult[] = [];
+    for (const img of corpusImages.filter((i) => i.inline === "1K")) {
+      const source = new URL(`${path.basename(img.dir)}/`, fast.url).href;
+      const lazyRuns: TreeResult["lazy"]["runs"] = [];
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(b) diff -r ${img.id}: lazy run ${i + 1}/${RUNS}`);
+        const { cache, mnt } = fresh("tree");
+        await lazyMount(source, mnt, cache);
+        const d = await timedDiff(corpus, mnt);
+        const s = digest(await status(cache));
+        await lazyUnmount(mnt);
+        lazyRuns.push({ ...d, status: s });
+        if (!d.ok) failures.push(`(b) ${img.id} lazy: ${d.problem}`);
+      }
+      const localRuns: DiffRun[] = [];
+      const blobs = path.join(tmp, "tree-blobs");
+      const mnt = path.join(tmp, "tree-local-mnt");
+      await localMount(img.dir, blobs, mnt);
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(b) diff -r ${img.id}: local run ${i + 1}/${RUNS}`);
+        const d = await timedDiff(corpus, mnt);
+        localRuns.push(d);
+        if (!d.ok) failures.push(`(b) ${img.id} local: ${d.problem}`);
+      }
+      localUnmount(mnt);
+      fs.rmSync(blobs, { recursive: true, force: true });
+      const bl = lazyRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null;
+      const bo = localRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null;
+      treeResults.push({ image: img.id, chunkSize: img.chunk, lazy: { runs: lazyRuns, best: bl }, local: { runs: localRuns, best: bo }, ratio: bl && bo ? bl.seconds / bo.seconds : null });
+    }
+
+    // ------------------------------------------------------------ (c) warm sequential read, (d) miss latency
+    const warmResults: WarmResult[] = [];
+    const missResults: MissResult[] = [];
+    for (const img of bigImages) {
+      progress(`(c) warm read ${img.id}: fill`);
+      const { cache, mnt } = fresh("warm");
+      await lazyMount(img.dir, mnt, cache);
+      const file = path.join(mnt, "file");
+      const headMiB = (BIG_SIZE - BIG_TAIL) / MiB;
+      dropCaches();
+      const fill = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `count=${headMiB}`, "status=none"], { timeoutMs: 300_000 });
+      if (fill.code !== 0) throw new Error(`dd (fill) ${file}: ${describe(fill)} ${fill.stderr.trim()}`);
+      const afterFill = digest(await status(cache));
+      const markedRuns: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(c) warm read ${img.id}: marked run ${i + 1}/${RUNS}`);
+        markedRuns.push(await timedDd(file, headMiB));
+      }
+      const afterMarked = digest(await status(cache));
+      const tail = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `skip=${headMiB}`, "status=none"], { timeoutMs: 300_000 });
+      if (tail.code !== 0) throw new Error(`dd (tail) ${file}: ${describe(tail)} ${tail.stderr.trim()}`);
+      const afterComplete = digest(await status(cache));
+      const unmarkedRuns: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(c) warm read ${img.id}: unmarked run ${i + 1}/${RUNS}`);
+        unmarkedRuns.push(await timedDd(file, BIG_SIZE / MiB));
+      }
+      const afterUnmarked = digest(await status(cache));
+      await lazyUnmount(mnt);
+
+      // Daemon-less reference, with no daemon alive (no pre-content watch on the filesystem at open time).
+      const blobs = path.join(tmp, "warm-blobs");
+      const lmnt = path.join(tmp, "warm-local-mnt");
+      await localMount(img.dir, blobs, lmnt);
+      const localHeadRuns: number[] = [];
+      const localFullRuns: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(c) warm read ${img.id}: local run ${i + 1}/${RUNS}`);
+        localHeadRuns.push(await timedDd(path.join(lmnt, "file"), headMiB));
+        localFullRuns.push(await timedDd(path.join(lmnt, "file"), BIG_SIZE / MiB));
+      }
+      localUnmount(lmnt);
+      fs.rmSync(blobs, { recursive: true, force: true });
+      const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
+      const headBytes = BIG_SIZE - BIG_TAIL;
+      const r: WarmResult = {
+        image: img.id, chunkSize: img.chunk, fileBytes: BIG_SIZE, headBytes,
+        fillMBps: mbps(headBytes, fill.seconds), fillS: fill.seconds,
+        markedMBps: mbps(headBytes, Math.min(...markedRuns)), unmarkedMBps: mbps(BIG_SIZE, Math.min(...unmarkedRuns)),
+        localHeadMBps: mbps(headBytes, Math.min(...localHeadRuns)), localMBps: mbps(BIG_SIZE, Math.min(...localFullRuns)),
+        runsS: { marked: markedRuns, unmarked: unmarkedRuns, localHead: localHeadRuns, localFull: localFullRuns },
+        status: { afterFill, afterMarked, afterComplete, afterUnmarked },
+        markedRatio: 0, unmarkedRatio: 0,
+      };
+      r.markedRatio = r.markedMBps / r.localHeadMBps;
+      r.unmarkedRatio = r.unmarkedMBps / r.localMBps;
+      if (afterFill.markedBlobs !== 1 || afterFill.presentChunks >= afterFill.chunks) failures.push(`(c) ${img.id}: the blob should be incomplete and marked after the partial fill (${JSON.stringify({ marked: afterFill.markedBlobs, present: afterFill.presentChunks, chunks: afterFill.chunks })})`);
+      warmResults.push(r);
+
+      // (d) per-miss latency. The remote's files are read into the page cache first: the remote is as fast as it gets.
+      for (const minFetch of img.chunk < MiB ? [undefined, img.chunk] : [undefined]) {
+        const runs: MissRun[] = [];
+        for (let i = 0; i < MISS_RUNS; i++) {
+          progress(`(d) miss latency ${img.id}${minFetch ? `, minFetch ${chunkLabel(minFetch)}` : ""}: run ${i + 1}/${MISS_RUNS}`);
+          dropCaches(); // also syncs: no writeback of earlier runs' cache files during the reads
+          for (const f of Object.keys(img.files)) await run("dd", [`if=${path.join(img.dir, f)}`, "of=/dev/null", "bs=1M", "status=none"]);
+          const { cache, mnt } = fresh("miss");
+          await lazyMount(img.dir, mnt, cache, minFetch);
+          const unit = MiB; // distinct 1 MiB slots: each read is a cold miss whatever the chunk size (fetch unit ≤ 1 MiB)
+          const offsets = Array.from({ length: BIG_SIZE / unit }, (_, k) => k * unit);
+          const rnd = prng(12345 + i);
+          for (let k = offsets.length - 1; k > 0; k--) { const j = Math.floor(rnd() * (k + 1)); [offsets[k], offsets[j]] = [offsets[j]!, offsets[k]!]; }
+          const before = digest(await status(cache));
+          const buf = Buffer.alloc(4096);
+          const lat: number[] = [];
+          const fd = fs.openSync(path.join(mnt, "file"), "r");
+          try {
+            for (const off of offsets) {
+              const t = performance.now();
+              const n = fs.readSync(fd, buf, 0, 4096, off);
+              lat.push(performance.now() - t);
+              if (n !== 4096) throw new Error(`short read at ${off}: ${n}`);
+            }
+          } finally {
+            fs.closeSync(fd);
+          }
+          const s = digest(await status(cache));
+          await lazyUnmount(mnt);
+          lat.sort((a, b) => a - b);
+          const clientMs: Lat = { count: lat.length, p50: percentile(lat, 0.5), p90: percentile(lat, 0.9), p99: percentile(lat, 0.99), max: lat[lat.length - 1]! };
+          if (before.fills !== 0) failures.push(`(d) ${img.id}: ${before.fills} fills before the timed reads`);
+          if (s.misses !== offsets.length) console.error(`!! (d) ${img.id}: expected ${offsets.length} misses, the daemon counted ${s.misses}`);
+          runs.push({ n: offsets.length, clientMs, status: s });
+        }
+        const med = (f: (r: MissRun) => number) => median(runs.map(f));
+        missResults.push({
+          image: img.id, chunkSize: img.chunk, minFetch: minFetch ?? MiB, runs,
+          median: {
+            fillP50: med((r) => r.status.fillLatencyMs.p50), fillP99: med((r) => r.status.fillLatencyMs.p99), fillMax: med((r) => r.status.fillLatencyMs.max),
+            clientP50: med((r) => r.clientMs.p50), clientP99: med((r) => r.clientMs.p99), fetches: med((r) => r.status.fetches),
+            fetchedBytes: med((r) => r.status.fetchedBytes), misses: med((r) => r.status.misses), events: med((r) => r.status.events),
+          },
+        });
+      }
+    }
+    stopServer(slow);
+    stopServer(fast);
+
+    // ------------------------------------------------------------ report
+    const pf = (ok: boolean) => (ok ? "pass" : "FAIL");
+    console.log(`\n(a) cold start: chroot <mnt> ${COLD_CMD.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}, server --rate ${RATE} --latency ${LATENCY_MS}`);
+    console.log(`    lazy = eod mount + run (fresh cache, best of ${RUNS}); full = GET manifest, then the other files concurrently + eod unpack + mount(2) + run (1 run)`);
+    console.log(`    daemon up = eod mount start until the daemon listens (two node starts); load = the daemon's mount request (manifest, bootstrap, tables, HEAD, mount(2))`);
+    const aRows: string[][] = [["variant", "lazy s", "mount (daemon up/load) + run", "lazy MB", "full s", "(dl+unpack+mount+run)", "full MB", "bytes ratio", `≤${TARGETS.coldBytes}`, "time ratio", `≤${TARGETS.coldTime}`, "fetches", "misses", "events", "fill p50/p99 ms"]];
+    for (const c of coldResults) {
+      const best = c.lazy.best;
+      const full = c.full;
+      const br = c.bytesRatio;
+      const tr = c.timeRatio;
+      if (br === null || br > TARGETS.coldBytes) failures.push(`(a) ${c.label}: bytes ratio ${ratio(br)} > ${TARGETS.coldBytes}`);
+      if (tr === null || tr > TARGETS.coldTime) failures.push(`(a) ${c.label}: time ratio ${ratio(tr)} > ${TARGETS.coldTime}`);
+      aRows.push([
+        c.label, secs(best?.totalS), best ? `${secs(best.mountS)} (${secs(best.daemonUpS)}/${secs(best.loadS)}) + ${secs(best.runS)}` : "-", best ? mb(best.bytes) : "-",
+        secs(full.totalS), `${secs(full.downloadS)}+${secs(full.unpackS)}+${secs(full.mountS)}+${secs(full.runS)}`, mb(full.bytes),
+        ratio(br), pf(br !== null && br <= TARGETS.coldBytes), ratio(tr), pf(tr !== null && tr <= TARGETS.coldTime),
+        best ? String(best.status.fetches) : "-", best ? String(best.status.misses) : "-", best ? String(best.status.events) : "-",
+        best ? `${ms(best.status.fillLatencyMs.p50)}/${ms(best.status.fillLatencyMs.p99)}` : "-",
+      ]);
+    }
+    console.log(table(aRows, 1));
+    const chrootOk = coldResults.every((c) => c.lazy.runs.every((r) => r.ok) && c.full.ok);
+    console.log(`    chroot without /proc: ${chrootOk ? "python3 -c 'import json' ran fine in every run" : "FAILED in some run (see JSON)"}`);
+
+    console.log(`\n(b) full-tree read: diff -r --no-dereference <corpus> <mnt>, page caches dropped, best of ${RUNS}; lazy = fresh cache, unthrottled HTTP on 127.0.0.1`);
+    const bRows: string[][] = [["image", "lazy s", "local s", "ratio", `≤${TARGETS.diff}`, "fetches", "fetched MB", "misses", "events", "fill p50/p99 ms", "diff"]];
+    for (const t of treeResults) {
+      const bl = t.lazy.best;
+      const bo = t.local.best;
+      const r = t.ratio;
+      if (r === null || r > TARGETS.diff) failures.push(`(b) ${t.image}: ratio ${ratio(r, 2)} > ${TARGETS.diff}`);
+      const allOk = [...t.lazy.runs, ...t.local.runs].every((x) => x.ok);
+      bRows.push([
+        t.image, secs(bl?.seconds), secs(bo?.seconds), ratio(r, 2), pf(r !== null && r <= TARGETS.diff),
+        bl ? String(bl.status.fetches) : "-", bl ? mb(bl.status.fetchedBytes) : "-", bl ? String(bl.status.misses) : "-", bl ? String(bl.status.events) : "-",
+        bl ? `${ms(bl.status.fillLatencyMs.p50)}/${ms(bl.status.fillLatencyMs.p99)}` : "-", allOk ? "identical" : "DIFFERENT",
+      ]);
+    }
+    console.log(table(bRows, 1));
+
+    console.log(`\n(c) warm sequential read of ${BIG_SIZE / MiB} MiB random (dd bs=1M, page caches dropped, best of ${RUNS}); cache filled by one read through the lazy mount (directory remote)`);
+    console.log(`    marked = first ${(BIG_SIZE - BIG_TAIL) / MiB} MiB while the blob is incomplete (pre-content mark on); unmarked = whole file once complete (mark removed)`);
+    const cRows: string[][] = [["image", "fill MB/s", "marked MB/s", "local MB/s", "ratio", "unmarked MB/s", "local MB/s", "ratio", "marked after fill", "after complete", "events marked/unmarked"]];
+    for (const w of warmResults) {
+      const s = w.status;
+      cRows.push([
+        w.image, w.fillMBps.toFixed(0), w.markedMBps.toFixed(0), w.localHeadMBps.toFixed(0), ratio(w.markedRatio, 2),
+        w.unmarkedMBps.toFixed(0), w.localMBps.toFixed(0), ratio(w.unmarkedRatio, 2),
+        `${s.afterFill.markedBlobs} (${s.afterFill.presentChunks}/${s.afterFill.chunks})`, `${s.afterComplete.markedBlobs} (${s.afterComplete.presentChunks}/${s.afterComplete.chunks})`,
+        `${s.afterMarked.events - s.afterFill.events}/${s.afterUnmarked.events - s.afterComplete.events}`,
+      ]);
+    }
+    console.log(table(cRows, 1));
+
+    console.log(`\n(d) miss latency: 4 KiB preads at distinct 1 MiB-aligned offsets in shuffled order (each a cold miss), directory remote in page cache; median of ${MISS_RUNS} fresh caches`);
+    const dRows: string[][] = [["image", "minFetch", "reads", "daemon fill p50", `≤${TARGETS.fillP50}`, "p99", `≤${TARGETS.fillP99}`, "max", "client p50", "client p99", "fetches", "fetched MB", "events"]];
+    for (const m of missResults) {
+      const x = m.median;
+      if (x.fillP50 > TARGETS.fillP50) failures.push(`(d) ${m.image} minFetch ${chunkLabel(m.minFetch)}: fill p50 ${ms(x.fillP50)} ms > ${TARGETS.fillP50}`);
+      if (x.fillP99 > TARGETS.fillP99) failures.push(`(d) ${m.image} minFetch ${chunkLabel(m.minFetch)}: fill p99 ${ms(x.fillP99)} ms > ${TARGETS.fillP99}`);
+      dRows.push([
+        m.image, chunkLabel(m.minFetch), String(m.runs[0]!.n), `${ms(x.fillP50)} ms`, pf(x.fillP50 <= TARGETS.fillP50), `${ms(x.fillP99)} ms`, pf(x.fillP99 <= TARGETS.fillP99),
+        `${ms(x.fillMax)} ms`, `${ms(x.clientP50)} ms`, `${ms(x.clientP99)} ms`, String(x.fetches), mb(x.fetchedBytes), String(x.events),
+      ]);
+    }
+    console.log(table(dRows, 1));
+
+    console.log(`\nimages: ${[...corpusImages, ...bigImages].map((i) => `${i.id} ${mb(i.bytes)} MB (bootstrap ${mb(i.files["bootstrap.erofs"] ?? 0)} MB, built in ${secs(builds[i.id])} s)`).join("; ")}`);
+
+    const totalS = Number(process.hrtime.bigint() - t00) / 1e9;
+    const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
+    const outDir = path.join(repo, "bench/results");
+    fs.mkdirSync(outDir, { recursive: true });
+    const outFile = path.join(outDir, `lazy-${stamp}.json`);
+    const cpus = os.cpus();
+    fs.writeFileSync(outFile, JSON.stringify({
+      date: new Date().toISOString(),
+      git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
+      host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
+      node: process.version,
+      options: {
+        runs: RUNS, missLatencyRuns: MISS_RUNS, rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
+        fullDownload: "GET manifest.json, then bootstrap, chunk tables and blobs concurrently (one request per file, shared server bandwidth)",
+        bigFileBytes: BIG_SIZE, bigTailUnreadBytes: BIG_TAIL, missReadBytes: 4096, missOffsets: "every 1 MiB of the file, shuffled", targets: TARGETS,
+      },
+      corpus: { path: corpus },
+      images: Object.fromEntries([...corpusImages, ...bigImages].map((i) => [i.id, { chunkSize: i.chunk, inlineMax: i.inline, bytes: i.bytes, files: i.files, buildS: builds[i.id] }])),
+      coldStart: coldResults,
+      fullTreeRead: treeResults,
+      warmRead: warmResults,
+      missLatency: missResults,
+      totalSeconds: totalS,
+      failures,
+    }, null, 2) + "\n");
+    console.log(`\nresults written to ${path.relative(process.cwd(), outFile)} (bench took ${totalS.toFixed(0)} s)`);
+    if (failures.length) console.log(`\n${failures.length} failure(s) (failed runs or missed targets):\n${failures.map((f) => `  - ${f}`).join("\n")}`);
+    else console.log("\nall targets met");
+    return failures.length ? 1 : 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+if (process.argv[2] === "--as-daemon") {
+  await asDaemon(process.argv[3]!, Number(process.argv[4]));
+} else {
+  process.exitCode = await main();
+}

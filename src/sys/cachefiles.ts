@@ -1,0 +1,201 @@
+// cachefiles on-demand mode (/dev/cachefiles): the kernel interface of the fscache frontend, for
+// kernels 5.19 through 7.1 built with CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND
+// (7.2 removes the erofs side). The daemon opens the device, writes `dir`, `tag`, `bind ondemand`,
+// then reads one message per read() (layouts: src/frontend/fscache/protocol.ts), answers OPEN with a
+// `copen` command, fills READ ranges through the object's anonymous fd and completes them with an
+// ioctl on that fd. Facts: shared/reference/spec-facts.md part A; checked on Linux 6.12.117 in the
+// kernel lab (test/kernel/fscache-smoke.test.ts).
+//
+// Kernel facts this module relies on (include/uapi/linux/cachefiles.h, fs/cachefiles/{daemon,ondemand}.c):
+// * Commands are text, ONE per write(): at most PAGE_SIZE-1 bytes, no NUL, everything from the first
+//   "\n" on is ignored; a successful write returns the whole length. Errors come back as the
+//   write's errno (EINVAL, EEXIST, EBUSY, EOPNOTSUPP; EIO once the cache is dead).
+// * read() never blocks: one whole message, or 0 when none is pending (or the cache is not bound).
+//   A buffer smaller than the message gives EMSGSIZE, so read into CACHEFILES_MSG_MAX_SIZE bytes.
+//   poll() gives POLLIN while an unread request is queued (pollReadable() in fanotify.ts works on it).
+// * The anon fd of an OPEN is write-only; writes to it are DIRECT I/O on the cache file: the position
+//   must be page aligned (else ENOBUFS), the user buffer must be aligned (else EINVAL), and the length
+//   should be whole pages. pwriteAligned() does all three. Always pwrite: before ~6.12 write() did not
+//   advance the file position. Measured on 6.12: unaligned buffer EINVAL, unaligned position ENOBUFS,
+//   100 bytes EINVAL, 512 bytes accepted (the backing device's logical block size is the real limit).
+// * umount2 of an erofs fscache mount returns without waiting for its CLOSEs to be read (6.12).
+// * CACHEFILES_IOC_READ_COMPLETE takes the READ's msg_id BY VALUE, on the anon fd (not the device).
+//   If the range is still a hole afterwards, the reader gets EIO: completing without writing is how
+//   a READ is failed.
+import fs from "node:fs";
+import koffi from "koffi";
+import { check, ERRNO, libc, sysError } from "./libc.ts";
+
+/** _IOW(0x98, 1, int): a READ is filled; the argument is its msg_id, by value. Issued on the anon fd. */
+export const CACHEFILES_IOC_READ_COMPLETE = 0x4004_9801;
+/** Largest message a read() of /dev/cachefiles returns (uapi); read into a buffer this big. */
+export const CACHEFILES_MSG_MAX_SIZE = 1024;
+/** Opcodes of struct cachefiles_msg. OPEN: a cookie wants its cache file; answer with `copen`. */
+export const CACHEFILES_OP_OPEN = 0;
+/** CLOSE: the object is withdrawn (umount); close its fds. Not answered. */
+export const CACHEFILES_OP_CLOSE = 1;
+/** READ: a cache miss; fill the range through the anon fd, then CACHEFILES_IOC_READ_COMPLETE. */
+export const CACHEFILES_OP_READ = 2;
+/** The device node. */
+export const CACHEFILES_DEVICE = "/dev/cachefiles";
+/** Page size the anon-fd write path checks positions against (x86_64, arm64 with 4K pages). */
+export const CACHEFILES_PAGE_SIZE = 4096;
+
+// Longest command the kernel takes in one write (cachefiles_daemon_write: datalen <= PAGE_SIZE - 1).
+const MAX_COMMAND = CACHEFILES_PAGE_SIZE - 1;
+
+/**
+ * Opens /dev/cachefiles read-write, non-blocking, close-on-exec. Needs CAP_SYS_ADMIN; only one
+ * opener at a time (EBUSY until the previous cache, including every anon fd, is gone).
+ * @throws SysError (ENOENT without CONFIG_CACHEFILES, EBUSY, EPERM)
+ */
+export function openCachefiles(device: string = CACHEFILES_DEVICE): number {
+  try {
+    return fs.openSync(device, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw fromNodeError(err, "open", device);
+  }
+}
+
+/**
+ * Writes one text command (`dir /var/cache/fscache`, `tag eod`, `bind ondemand`, `copen 7,4096`) to
+ * the device fd and checks that the kernel took all of it.
+ * @throws RangeError for a command the kernel would cut or refuse (newline, NUL, ≥ 4096 bytes);
+ * SysError with the kernel's errno (EINVAL for a stale copen id, EEXIST for a second `dir`, …)
+ * @example
+ * cachefilesCommand(dev, "bind ondemand");
+ */
+export function cachefilesCommand(devFd: number, command: string): void {
+  const bytes = Buffer.from(command, "utf8");
+  if (bytes.length === 0 || bytes.length > MAX_COMMAND || /[\n\0]/.test(command)) {
+    throw new RangeError(`Cannot send cachefiles command ${JSON.stringify(command)}: 1..${MAX_COMMAND} bytes, no newline or NUL`);
+  }
+  let n: number;
+  try {
+    n = fs.writeSync(devFd, bytes);
+  } catch (err) {
+    throw fromNodeError(err, "write", `cachefiles command "${command}"`);
+  }
+  if (n !== bytes.length) {
+    throw sysError("write", ERRNO.EIO, `cachefiles command "${command}": the kernel took ${n} of ${bytes.length} bytes`);
+  }
+}
+
+/**
+ * Reads one message into `buf` (at least CACHEFILES_MSG_MAX_SIZE bytes); returns its length, or 0
+ * when no request is pending. Parse it with parseMessage() (src/frontend/fscache/protocol.ts).
+ * @throws SysError (EMSGSIZE if `buf` is too small, EIO after the cache died)
+ */
+export function cachefilesRead(devFd: number, buf: Uint8Array): number {
+  try {
+    return fs.readSync(devFd, buf, 0, buf.byteLength, null);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EAGAIN") return 0;
+    throw fromNodeError(err, "read", CACHEFILES_DEVICE);
+  }
+}
+
+/**
+ * ioctl(anonFd, CACHEFILES_IOC_READ_COMPLETE, msgId): tells the kernel the READ `msgId` is done. The
+ * kernel re-checks the range; if it is still (partly) a hole, the reader's read fails with EIO.
+ * @throws SysError (EINVAL for an id that is not a pending READ of this object, EBADF)
+ */
+export function cachefilesReadComplete(anonFd: number, msgId: number): void {
+  if (!Number.isInteger(msgId) || msgId < 0 || msgId > 0x7fff_ffff) {
+    throw new RangeError(`Cannot complete cachefiles READ ${msgId}: msg_id is a non-negative int`);
+  }
+  check(libc().ioctl_int(anonFd, CACHEFILES_IOC_READ_COMPLETE, msgId), "ioctl", () => `READ_COMPLETE fd ${anonFd} msg ${msgId}`);
+}
+
+const WASM_PAGE = 65536;
+// The one WebAssembly API used here; tsconfig's lib has no WebAssembly types (no DOM lib).
+declare const WebAssembly: { Memory: new (d: { initial: number; maximum?: number }) => { readonly buffer: ArrayBuffer } };
+
+/**
+ * `size` bytes (zeroed) starting at an address that is a multiple of `align` (a power of two), for
+ * O_DIRECT-style writes such as the cachefiles anon fd.
+ *
+ * Lifetime: the memory is a WebAssembly.Memory, owned by the garbage collector like any ArrayBuffer.
+ * It stays valid as long as the returned Buffer (or anything sharing its ArrayBuffer) is reachable,
+ * and is freed after that; there is no free() to call, hence no use-after-free and no leak. Each call
+ * maps at least 64 KiB (and V8 reserves address space with guard regions per memory), so allocate
+ * once and reuse: do not call this per request. (koffi aligned_alloc + koffi.view was the other option;
+ * its memory is not tied to the view's lifetime, so it needs a manual free() that a live view survives.)
+ * @throws RangeError for a bad size or alignment, or if the memory is not aligned (never seen: V8 maps
+ * wasm memories at page boundaries, and the address is checked, not assumed)
+ * @example
+ * const buf = alignedBuffer(1 << 20); // reused for every write
+ */
+export function alignedBuffer(size: number, align = CACHEFILES_PAGE_SIZE): Buffer {
+  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`Cannot allocate ${size} aligned bytes`);
+  if (!Number.isSafeInteger(align) || align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
+    throw new RangeError(`Cannot align to ${align}: must be a power of two up to 1 GiB`);
+  }
+  if (size === 0) return Buffer.alloc(0);
+  // Memories start on a page (64 KiB in practice); slack only for larger alignments.
+  const slack = align > CACHEFILES_PAGE_SIZE ? align : 0;
+  const pages = Math.ceil((size + slack) / WASM_PAGE);
+  if (pages > 65536) throw new RangeError(`Cannot allocate ${size} aligned bytes: at most 4 GiB`);
+  const mem = new WebAssembly.Memory({ initial: pages, maximum: pages }); // fixed size: never detached by grow()
+  const base = koffi.address(mem.buffer);
+  const skip = Number((BigInt(align) - (base % BigInt(align))) % BigInt(align));
+  if (skip + size > mem.buffer.byteLength) {
+    throw new RangeError(`Cannot align to ${align}: memory at 0x${base.toString(16)} has no room`);
+  }
+  return Buffer.from(mem.buffer, skip, size);
+}
+
+// pwriteAligned() copies through this buffer, so its memory stays constant whatever the write size.
+// It is allocated on first use; pwriteAligned is synchronous, so one buffer serves every call.
+const BOUNCE_SIZE = 1 << 20;
+let bounce: Buffer | undefined;
+
+/**
+ * pwrite(2) of `data` at `pos` in `fd` for a direct-I/O file (the cachefiles anon fd): copies through a
+ * page-aligned buffer, pads the last page with zeros to a whole 4 KiB page, and loops until all is
+ * written (in pieces of at most 1 MiB). So up to 4095 zero bytes beyond `data` are written: the cache
+ * file of an erofs blob is round_up(size, 4096) long, so the padding stays inside it.
+ * @throws RangeError unless `pos` is a multiple of 4096; SysError (ENOBUFS: the cache file is gone or
+ * the position unaligned; ENOSPC; EINVAL), also when a short write would leave an unaligned position
+ * @example
+ * pwriteAligned(anonFd, blobBytes.subarray(off, off + len), off);
+ * cachefilesReadComplete(anonFd, msg.msgId);
+ */
+export function pwriteAligned(fd: number, data: Uint8Array, pos: number): void {
+  if (!Number.isSafeInteger(pos) || pos < 0 || pos % CACHEFILES_PAGE_SIZE !== 0) {
+    throw new RangeError(`Cannot pwrite at ${pos}: a direct write needs a position that is a multiple of ${CACHEFILES_PAGE_SIZE}`);
+  }
+  if (!Number.isSafeInteger(pos + data.byteLength + CACHEFILES_PAGE_SIZE)) {
+    throw new RangeError(`Cannot pwrite ${data.byteLength} bytes at ${pos}: beyond 2^53`);
+  }
+  bounce ??= alignedBuffer(BOUNCE_SIZE);
+  const buf = bounce;
+  let done = 0; // bytes of data written
+  while (done < data.byteLength) {
+    const n = Math.min(BOUNCE_SIZE, data.byteLength - done);
+    buf.set(data.subarray(done, done + n), 0);
+    const padded = roundUpPage(n);
+    buf.fill(0, n, padded);
+    let off = 0;
+    while (off < padded) {
+      const at = pos + done + off;
+      const w = check(libc().pwrite(fd, buf.subarray(off, padded), padded - off, at), "pwrite", () => `fd ${fd} at ${at}, ${padded - off} bytes`);
+      if (w === 0 || (w < padded - off && w % CACHEFILES_PAGE_SIZE !== 0)) {
+        throw sysError("pwrite", ERRNO.EIO, `fd ${fd} at ${at}: short direct write of ${w} of ${padded - off} bytes`);
+      }
+      off += w;
+    }
+    done += n;
+  }
+}
+
+function roundUpPage(n: number): number {
+  return Math.ceil(n / CACHEFILES_PAGE_SIZE) * CACHEFILES_PAGE_SIZE;
+}
+
+// Node's fs errors carry a negative errno and its name; src/sys reports every failure as a SysError.
+function fromNodeError(err: unknown, syscall: string, detail: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.errno === "number" && typeof e.code === "string") return sysError(syscall, Math.abs(e.errno), detail);
+  return err;
+}

@@ -1,0 +1,90 @@
+// Runs a TypeScript script inside the kernel lab's throw-away VM (shared/kernel-lab/run-vm: Linux 6.12
+// with cachefiles on-demand mode and erofs fscache mode, which the host kernel lacks). The guest's root
+// is the host's / read-only, so this repo's Node (node_modules/.bin/node) and sources run there as they
+// are. The guest's /tmp, /run, /var/{tmp,cache,log} and /mnt are fresh tmpfs: host files there are NOT
+// visible unless their directory is passed in `share` (read-write, same path). The guest's ext4 scratch
+// fs is /var/cache/fscache (cachefiles refuses tmpfs as its cache).
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { haveTool, REPO } from "./cli.ts";
+
+/** The lab's run-vm: the repo is a clone next to a `shared/` copy, locally and in CI. */
+export const RUN_VM = path.resolve(REPO, "../shared/kernel-lab/run-vm");
+/** This repo's pinned Node, at the same path in the guest. */
+export const GUEST_NODE = path.join(REPO, "node_modules/.bin/node");
+/** Where the guest's ext4 scratch filesystem is mounted (run-vm --scratch). */
+export const GUEST_SCRATCH = "/var/cache/fscache";
+
+// Directories that are empty tmpfs in the guest (guest-init): a repo or cwd below them must be shared.
+const GUEST_TMPFS = ["/tmp", "/run", "/var/tmp", "/var/cache", "/var/log", "/mnt", "/dev/shm"];
+
+/** Whether runInVm() can work here, and if not, why (for a test's skip message). */
+export function vmAvailable(): { ok: boolean; why?: string } {
+  if (process.env.RUNVM === "1") return { ok: false, why: "already inside the kernel-lab VM (RUNVM=1)" };
+  if (!fs.existsSync(RUN_VM)) return { ok: false, why: `no kernel lab: ${RUN_VM} does not exist` };
+  if (!haveTool("qemu-system-x86_64")) {
+    return { ok: false, why: "qemu-system-x86_64 not found (apt-get install --no-install-recommends qemu-system-x86 busybox-static)" };
+  }
+  if (!fs.existsSync("/bin/busybox")) return { ok: false, why: "/bin/busybox not found (apt-get install busybox-static)" };
+  return { ok: true };
+}
+
+/** Options of runInVm(). */
+export interface VmOptions {
+  /** run-vm powers the VM off after this many seconds (exit status 124). Default 600. */
+  timeoutS?: number;
+  /** Host directories mounted read-write at the same path in the guest. */
+  share?: string[];
+  /** Extra environment for the guest command. */
+  env?: Record<string, string>;
+}
+
+/** What the guest command did. `status` is run-vm's: the command's, 124 on timeout, 125 if the VM failed. */
+export interface VmResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** Wall-clock seconds of the whole run (boot included). */
+  seconds: number;
+}
+
+/**
+ * Runs `node <scriptTs> <args…>` in a fresh VM (cwd: the repo) and resolves with its output once the
+ * VM is gone. `scriptTs` is relative to the repo root or absolute. Never rejects for a failing
+ * command; look at `status`.
+ * @example
+ * const r = await runInVm("test/vm/fscache-smoke.ts", [work], { share: [work], timeoutS: 300 });
+ */
+export function runInVm(scriptTs: string, args: string[], opts: VmOptions = {}): Promise<VmResult> {
+  const timeoutS = opts.timeoutS ?? 600;
+  const shares = [...(opts.share ?? [])];
+  if (GUEST_TMPFS.some((d) => REPO === d || REPO.startsWith(d + "/"))) shares.push(REPO); // else invisible in the guest
+  const argv = ["-t", String(timeoutS), "-C", REPO];
+  for (const s of shares) argv.push("--share", s);
+  for (const [k, v] of Object.entries(opts.env ?? {})) argv.push("-e", `${k}=${v}`);
+  argv.push("--", GUEST_NODE, path.resolve(REPO, scriptTs), ...args);
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const child = spawn(RUN_VM, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    // run-vm enforces the timeout itself; this is the backstop in case run-vm itself hangs.
+    const backstop = setTimeout(() => child.kill("SIGTERM"), (timeoutS + 60) * 1000);
+    child.on("error", (e) => {
+      clearTimeout(backstop);
+      reject(e);
+    });
+    child.on("close", (code) => {
+      clearTimeout(backstop);
+      resolve({
+        status: code, // null if run-vm itself was killed by a signal
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      });
+    });
+  });
+}
