@@ -6,12 +6,11 @@ import path from "node:path";
 import type http from "node:http";
 import { CacheCore, type CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
-import { decodeChunkTable } from "../image/chunk-table.ts";
 import { openRemote, type Remote, type RemoteOptions } from "../remote/remote.ts";
 import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
 import { startControl } from "./control.ts";
-import { loadImage } from "./images.ts";
+import { cachedImage, loadImage } from "./images.ts";
 import type { Log } from "./log.ts";
 import { mountAt } from "./mountinfo.ts";
 import { loadState, saveState, type DaemonState, type MountRecord } from "./state.ts";
@@ -65,7 +64,7 @@ export class Daemon {
         continue;
       }
       try {
-        this.#reattach(m);
+        await this.#reattach(m);
         kept.push(m);
         this.#opts.log("info", "re-attached", { mountPoint: m.mountPoint, source: m.source });
       } catch (err) {
@@ -104,12 +103,8 @@ export class Daemon {
     return r;
   }
 
-  #reattach(m: MountRecord): void {
-    const remote = this.#remote(m.source);
-    for (const b of m.blobs) {
-      const table = decodeChunkTable(fs.readFileSync(path.join(this.#opts.cacheDir, "blobs", `${b.id}.ctab`)), `blob ${b.id}`);
-      this.#opts.frontend.attach(this.core.openBlob(b.id, table, { remote, path: b.remotePath }));
-    }
+  async #reattach(m: MountRecord): Promise<void> {
+    await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source)), this.core);
   }
 
   async mount(req: MountRequest): Promise<MountRecord> {
@@ -121,15 +116,14 @@ export class Daemon {
     if (!st.isDirectory()) throw new EodError("USAGE", `Mount point ${mountPoint} is not a directory`);
     if (mountAt(mountPoint)) throw new EodError("USAGE", `${mountPoint} is already a mount point`);
     const started = performance.now();
-    const image = await loadImage(this.#remote(source), this.core);
-    const blobs = image.blobIds.map((id) => this.core.blob(id)!);
-    const attached = blobs.filter((b) => !this.#inUse(b.id));
-    for (const b of attached) this.#opts.frontend.attach(b);
-    const data = blobs.map((b) => `device=${b.storage.path}`).join(",");
+    const image = await loadImage(this.#remote(source), this.#opts.cacheDir);
+    const fresh = image.blobs.map((b) => b.id).filter((id) => !this.#inUse(id));
+    let args;
     try {
-      await mountAsync(image.bootstrapPath, mountPoint, "erofs", MS_RDONLY, data || null);
+      args = await this.#opts.frontend.prepare(image, this.core);
+      await mountAsync(args.source, mountPoint, "erofs", MS_RDONLY, args.data);
     } catch (err) {
-      for (const b of attached) this.#release(b.id);
+      this.#opts.frontend.release(fresh, this.core);
       throw new EodError((err as EodError).code ?? "SYS", `Cannot mount ${image.bootstrapPath} on ${mountPoint}: ${(err as Error).message}`, { cause: err });
     }
     const record: MountRecord = {
@@ -138,17 +132,12 @@ export class Daemon {
     };
     this.#state.mounts.push(record);
     saveState(this.#opts.cacheDir, this.#state);
-    this.#opts.log("info", "mounted", { mountPoint, source, blobs: image.blobIds.length, loadBytes: image.fetchedBytes, ms: Math.round(performance.now() - started) });
+    this.#opts.log("info", "mounted", { mountPoint, source, blobs: image.blobs.length, loadBytes: image.fetchedBytes, ms: Math.round(performance.now() - started) });
     return record;
   }
 
   #inUse(blobId: string, except?: MountRecord): boolean {
     return this.#state.mounts.some((m) => m !== except && m.blobs.some((b) => b.id === blobId));
-  }
-
-  #release(blobId: string): void {
-    this.#opts.frontend.detach(blobId);
-    this.core.closeBlob(blobId).catch((err) => this.#opts.log("warn", "closing a blob failed", { blobId, err }));
   }
 
   async umount(mountPointArg: string): Promise<{ mountPoint: string; remaining: number }> {
@@ -163,7 +152,7 @@ export class Daemon {
       }
     }
     this.#state.mounts = this.#state.mounts.filter((m) => m !== record);
-    for (const b of record.blobs) if (!this.#inUse(b.id)) this.#release(b.id);
+    this.#opts.frontend.release(record.blobs.map((b) => b.id).filter((id) => !this.#inUse(id)), this.core);
     saveState(this.#opts.cacheDir, this.#state);
     this.#opts.log("info", "unmounted", { mountPoint });
     if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.());

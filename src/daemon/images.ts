@@ -10,15 +10,12 @@ import { blobIdOf, decodeChunkTable, type ChunkTable } from "../image/chunk-tabl
 import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "../image/manifest.ts";
 import { checkAgainstManifest } from "../image/open.ts";
 import type { Remote } from "../remote/remote.ts";
-import type { CacheCore } from "../cache/core.ts";
+import type { PreparedImage } from "../frontend/frontend.ts";
 
-export interface LoadedImage {
+export interface LoadedImage extends PreparedImage {
   source: string;
   manifest: Manifest;
   manifestDigest: string;
-  bootstrapPath: string;
-  /** Blob ids in device order (device k + 1 = blobIds[k]). */
-  blobIds: string[];
   /** Bytes fetched from the remote to load the image (manifest, bootstrap, tables). */
   fetchedBytes: number;
 }
@@ -26,7 +23,8 @@ export interface LoadedImage {
 const MAX_MANIFEST = 4 << 20;
 const MAX_BOOTSTRAP = 1 << 30;
 
-export async function loadImage(remote: Remote, core: CacheCore): Promise<LoadedImage> {
+/** Fetches and verifies everything but blob bytes; keeps the bootstrap and chunk tables in `cacheDir`. */
+export async function loadImage(remote: Remote, cacheDir: string): Promise<LoadedImage> {
   let fetchedBytes = 0;
   const fetch = async (rel: string, what: string, maxBytes: number) => {
     try {
@@ -42,7 +40,7 @@ export async function loadImage(remote: Remote, core: CacheCore): Promise<Loaded
   const manifest = parseManifest(Buffer.from(manifestBytes).toString("utf8"), `${remote.location} ${MANIFEST_NAME}`);
   const manifestDigest = sha256(manifestBytes);
 
-  const bootstrapPath = path.join(core.dir, "bootstraps", `${manifest.bootstrap.digest.slice("sha256:".length)}.erofs`);
+  const bootstrapPath = path.join(cacheDir, "bootstraps", `${manifest.bootstrap.digest.slice("sha256:".length)}.erofs`);
   let bootstrap: Uint8Array;
   if (fs.existsSync(bootstrapPath) && sha256(fs.readFileSync(bootstrapPath)) === manifest.bootstrap.digest) {
     bootstrap = fs.readFileSync(bootstrapPath);
@@ -53,7 +51,7 @@ export async function loadImage(remote: Remote, core: CacheCore): Promise<Loaded
 
   const tables: ChunkTable[] = [];
   for (const b of manifest.blobs) {
-    const copy = path.join(core.dir, "blobs", `${b.id}.ctab`);
+    const copy = path.join(cacheDir, "blobs", `${b.id}.ctab`);
     let bytes: Uint8Array | null = fs.existsSync(copy) ? fs.readFileSync(copy) : null;
     if (!bytes || sha256(bytes) !== b.table.digest) {
       bytes = verify(await fetch(b.table.path, `the chunk table of blob ${b.id}`, 1 << 30), b.table, `chunk table of blob ${b.id}`);
@@ -66,7 +64,7 @@ export async function loadImage(remote: Remote, core: CacheCore): Promise<Loaded
   // The bootstrap must name exactly these blobs, with these sizes.
   checkAgainstManifest(new ErofsReader(bufferSource(bootstrap)), { dir: remote.location, manifest, bootstrapPath, tables });
 
-  for (const [k, b] of manifest.blobs.entries()) {
+  for (const b of manifest.blobs) {
     // A missing or truncated remote form fails the mount now, not the first read (no blob byte is fetched).
     let size: number;
     try {
@@ -75,9 +73,24 @@ export async function loadImage(remote: Remote, core: CacheCore): Promise<Loaded
       throw new EodError("IMAGE_INVALID", `Blob ${b.id} is not available from ${remote.location}: ${(err as Error).message}`, { cause: err });
     }
     if (size !== b.remote.size) throw new EodError("IMAGE_INVALID", `Blob ${b.id} at ${remote.location} has ${size} bytes, the manifest says ${b.remote.size}`);
-    core.openBlob(b.id, tables[k], { remote, path: b.remote.path });
   }
-  return { source: remote.location, manifest, manifestDigest, bootstrapPath, blobIds: manifest.blobs.map((b) => b.id), fetchedBytes };
+  return {
+    source: remote.location, manifest, manifestDigest, bootstrapPath, bootstrapSize: bootstrap.length,
+    bootstrapDigest: manifest.bootstrap.digest.slice("sha256:".length),
+    blobs: manifest.blobs.map((b, k) => ({ id: b.id, table: tables[k], source: { remote, path: b.remote.path } })), fetchedBytes,
+  };
+}
+
+/** The same image rebuilt from what the cache directory kept, for re-attaching without any remote I/O. */
+export function cachedImage(cacheDir: string, bootstrapPath: string, blobs: ReadonlyArray<{ id: string; remotePath: string }>, remote: Remote): PreparedImage {
+  const bootstrap = fs.readFileSync(bootstrapPath);
+  return {
+    bootstrapPath, bootstrapSize: bootstrap.length, bootstrapDigest: sha256(bootstrap).slice("sha256:".length),
+    blobs: blobs.map((b) => ({
+      id: b.id, table: decodeChunkTable(fs.readFileSync(path.join(cacheDir, "blobs", `${b.id}.ctab`)), `blob ${b.id}`),
+      source: { remote, path: b.remotePath },
+    })),
+  };
 }
 
 function verify(bytes: Uint8Array, ref: FileRef, what: string): Uint8Array {

@@ -1,14 +1,36 @@
-// What the daemon needs from a kernel frontend: serve the misses of a blob's cache file through the cache
-// core while the blob is mounted. Each frontend (fanotify, fuse, fscache) implements this small interface.
-import type { BlobCache } from "../cache/blob-cache.ts";
+// What the daemon needs from a kernel frontend. Each frontend (fanotify, fscache; fuse later) gets an
+// image's blobs ready in its own way and says how to mount the image; then it serves the kernel's misses
+// through the cache core until the blobs are released.
+import type { BlobSourceRef } from "../cache/blob-cache.ts";
+import type { CacheCore } from "../cache/core.ts";
+import type { ChunkTable } from "../image/chunk-table.ts";
+
+/** An image ready to be served: everything verified, nothing mounted yet. */
+export interface PreparedImage {
+  /** The bootstrap, local and verified. */
+  bootstrapPath: string;
+  bootstrapSize: number;
+  /** sha256 (hex) of the bootstrap: names the image to the kernel where a name is needed (fscache fsid). */
+  bootstrapDigest: string;
+  /** Blobs in device order (device k + 1 = blobs[k]). */
+  blobs: Array<{ id: string; table: ChunkTable; source: BlobSourceRef }>;
+}
+
+export interface MountArgs {
+  source: string;
+  data: string | null;
+}
 
 export interface Frontend {
   readonly name: string;
-  /** Starts answering the kernel for this blob (idempotent; several mounts may share a blob). */
-  attach(blob: BlobCache): void;
-  /** Stops answering for this blob (no mount uses it any more). */
-  detach(blobId: string): void;
-  /** Stops everything; pending requests are answered (denied) first. */
+  /**
+   * Gets an image's blobs served (idempotent per blob; images may share blobs) and returns the mount(2)
+   * source and data. Called again for each mount a restarted daemon re-attaches to.
+   */
+  prepare(image: PreparedImage, core: CacheCore): Promise<MountArgs>;
+  /** Stops serving these blobs (no mount uses them any more). */
+  release(blobIds: readonly string[], core: CacheCore): void;
+  /** Stops everything; requests in flight are answered first. */
   close(): Promise<void>;
   /** Counters for `eod status`. */
   stats(): Record<string, unknown>;

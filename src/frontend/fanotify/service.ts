@@ -14,7 +14,8 @@ import {
   FAN_PRE_ACCESS, FAN_UNLIMITED_QUEUE, fanotifyInit, fanotifyMark, pollReadable, type PollHandle,
 } from "../../sys/fanotify.ts";
 import { SysError } from "../../errors.ts";
-import type { Frontend } from "../frontend.ts";
+import type { CacheCore } from "../../cache/core.ts";
+import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
 import { LatencyWindow } from "../../daemon/latency.ts";
 import { decide } from "./decide.ts";
 import { encodeResponse, FanotifyParseError, parseEvents, type PreAccessEvent } from "./protocol.ts";
@@ -53,7 +54,25 @@ export class FanotifyFrontend implements Frontend {
     this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => this.#log("error", "fanotify poll failed", { err }));
   }
 
-  attach(blob: BlobCache): void {
+  /** Opens each blob's sparse cache file in the core and marks it; mounts with device= those files. */
+  async prepare(image: PreparedImage, core: CacheCore): Promise<MountArgs> {
+    const paths: string[] = [];
+    for (const b of image.blobs) {
+      const blob = core.openBlob(b.id, b.table, b.source);
+      this.#attach(blob);
+      paths.push(blob.storage.path);
+    }
+    return { source: image.bootstrapPath, data: paths.map((p) => `device=${p}`).join(",") || null };
+  }
+
+  release(blobIds: readonly string[], core: CacheCore): void {
+    for (const id of blobIds) {
+      this.#detach(id);
+      core.closeBlob(id).catch((err) => this.#log("warn", "closing a blob failed", { blob: id, err }));
+    }
+  }
+
+  #attach(blob: BlobCache): void {
     if (this.#byId.has(blob.id)) return;
     const st = fs.statSync(blob.storage.path, { bigint: true });
     const s: Served = { blob, key: `${st.dev}:${st.ino}`, marked: false, writeFd: null };
@@ -66,7 +85,7 @@ export class FanotifyFrontend implements Frontend {
     }
   }
 
-  detach(blobId: string): void {
+  #detach(blobId: string): void {
     const s = this.#byId.get(blobId);
     if (!s) return;
     this.#unmark(s);
@@ -175,7 +194,7 @@ export class FanotifyFrontend implements Frontend {
     this.#poll.stop();
     await Promise.allSettled([...this.#pending]); // every event in flight still gets its answer
     this.#closed = true;
-    for (const id of [...this.#byId.keys()]) this.detach(id);
+    for (const id of [...this.#byId.keys()]) this.#detach(id);
     fs.closeSync(this.#fd); // any event still queued is allowed by the kernel (fail-open)
   }
 
