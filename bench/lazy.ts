@@ -73,7 +73,7 @@ async function asDaemon(cacheDir: string, minFetch: number): Promise<void> {
     fs.rmSync(pidFile, { force: true });
     process.exit(0);
   };
-  const daemon = new Daemon({ cacheDir, frontend: createFrontend("fanotify", log), log, cache: { minFetch }, onIdle: () => void stop("idle") });
+  const daemon = new Daemon({ cacheDir, frontend: createFrontend("fanotify", log, cacheDir), log, cache: { minFetch }, onIdle: () => void stop("idle") });
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
   await daemon.start();

@@ -90,6 +90,17 @@ export class BlobCache {
     return true;
   }
 
+  /** Forgets the chunks overlapping [offset, offset+length): the storage says their bytes are gone. */
+  invalidate(offset: number, length: number): void {
+    const r = chunksOverlapping(this.table.entries, offset, length);
+    if (!r) return;
+    for (let i = r[0]; i <= r[1]; i++) {
+      if (!this.presence.has(i) || this.#inFlight.has(i)) continue;
+      this.presence.clear(i);
+      this.#cachedBytes -= this.table.entries[i].plainSize;
+    }
+  }
+
   /** Makes every chunk overlapping [offset, offset+length) present; rejects if the bytes cannot be had. */
   async ensure(offset: number, length: number): Promise<void> {
     const r = chunksOverlapping(this.table.entries, offset, length);

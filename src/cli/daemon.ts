@@ -1,5 +1,8 @@
 // eod daemon --cache-dir <dir>: runs the cache daemon in the foreground (eod mount starts it this way).
-import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
+import fs from "node:fs";
+import { FRONTEND_KINDS, resolveFrontend, type FrontendKind } from "../frontend/select.ts";
+import { runHolder } from "../daemon/holder.ts";
+import { jsonLog } from "../daemon/log.ts";
 import { EodError } from "../errors.ts";
 import { runDaemon } from "../daemon/run.ts";
 import { parse } from "./args.ts";
@@ -16,7 +19,14 @@ export async function daemonCommand(argv: string[]): Promise<number> {
   if (values.help) { console.log(DAEMON_USAGE); return 0; }
   const frontend = (values.frontend ?? "auto") as FrontendKind;
   if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
-  await runDaemon({ cacheDir: cacheDirOf(values["cache-dir"]), frontend, logFile: values["log-file"] });
+  const cacheDir = cacheDirOf(values["cache-dir"]);
+  if (process.env.EOD_CACHEFILES_FD === undefined && resolveFrontend(frontend, cacheDir) === "fscache") {
+    // fscache: this process becomes the holder of /dev/cachefiles and runs the daemon as its child.
+    fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    const logFd = values["log-file"] ? fs.openSync(values["log-file"], "a", 0o600) : 2;
+    return runHolder(cacheDir, values["log-file"], jsonLog((line) => fs.writeSync(logFd, line)));
+  }
+  await runDaemon({ cacheDir, frontend, logFile: values["log-file"] });
   await new Promise(() => {}); // serve until the daemon exits the process
   return 0;
 }

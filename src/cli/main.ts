@@ -3,6 +3,7 @@
 import { EodError } from "../errors.ts";
 import { buildCommand } from "./build.ts";
 import { checkCommand } from "./check.ts";
+import { cullCommand } from "./cull.ts";
 import { daemonCommand } from "./daemon.ts";
 import { demoCommand } from "./demo.ts";
 import { inspectCommand } from "./inspect.ts";
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   umount: umountCommand,
   status: statusCommand,
   daemon: daemonCommand,
+  cull: cullCommand,
   demo: demoCommand,
 };
 
@@ -37,6 +39,7 @@ Commands:
   umount    unmount an image mounted with eod mount
   status    mounts, per-blob cached/fetched bytes, misses, fetches in flight
   daemon    run the cache daemon of a cache directory in the foreground
+  cull      evict an unused blob's cache file (fscache)
   demo      build a sample image, serve it, mount it lazily and read from it
 
 Run "eod <command> --help" for a command's options.`;

@@ -15,7 +15,7 @@ daemon of the cache directory (started in the background if it is not running) a
 
 Options:
   --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
-  --frontend <kind>      auto (default) or fanotify
+  --frontend <kind>      auto (default), fscache or fanotify
   --foreground           serve in this process until interrupted (Ctrl-C unmounts)
   --json                 print the mount record as JSON`;
 

@@ -85,6 +85,7 @@ export class Daemon {
       }),
       "POST /umount": async (b) => this.#serial(() => this.umount((b as { mountPoint: string }).mountPoint)),
       "POST /shutdown": async () => { setImmediate(() => this.#opts.onIdle?.()); return {}; },
+      "POST /cull": async (b) => this.#serial(async () => this.cull((b as { blobId: string }).blobId)),
     });
   }
 
@@ -104,7 +105,7 @@ export class Daemon {
   }
 
   async #reattach(m: MountRecord): Promise<void> {
-    await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source)), this.core);
+    await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source)), this.core, m.mountPoint);
   }
 
   async mount(req: MountRequest): Promise<MountRecord> {
@@ -120,7 +121,7 @@ export class Daemon {
     const fresh = image.blobs.map((b) => b.id).filter((id) => !this.#inUse(id));
     let args;
     try {
-      args = await this.#opts.frontend.prepare(image, this.core);
+      args = await this.#opts.frontend.prepare(image, this.core, mountPoint);
       await mountAsync(args.source, mountPoint, "erofs", MS_RDONLY, args.data);
     } catch (err) {
       this.#opts.frontend.release(fresh, this.core);
@@ -157,6 +158,16 @@ export class Daemon {
     this.#opts.log("info", "unmounted", { mountPoint });
     if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.());
     return { mountPoint, remaining: this.#state.mounts.length };
+  }
+
+  /** Evicts one blob's cache (whole file) if no mount uses it. */
+  cull(blobId: string): { blobId: string } {
+    if (typeof blobId !== "string" || !/^[0-9a-f]{64}$/.test(blobId)) throw new EodError("USAGE", "cull needs a blob id (64 hex digits)");
+    if (this.#inUse(blobId)) throw new EodError("USAGE", `Blob ${blobId} is used by a mount; not culled`);
+    if (!this.#opts.frontend.cull) throw new EodError("USAGE", `The ${this.#opts.frontend.name} frontend does not cull whole blobs`);
+    this.#opts.frontend.cull(blobId, this.#opts.cacheDir);
+    this.#opts.log("info", "culled", { blobId });
+    return { blobId };
   }
 
   status(): unknown {

@@ -6,6 +6,8 @@ import { createFrontend, type FrontendKind } from "../frontend/select.ts";
 import { Daemon } from "./daemon.ts";
 import { jsonLog, type Log } from "./log.ts";
 import type { RemoteOptions } from "../remote/remote.ts";
+import type { CacheOptions } from "../cache/core.ts";
+import { EodError } from "../errors.ts";
 
 export interface RunOptions {
   cacheDir: string;
@@ -29,9 +31,9 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
     })();
     return stopping;
   };
-  const frontend = createFrontend(opts.frontend, log);
+  const frontend = createFrontend(opts.frontend, log, opts.cacheDir);
   daemon = new Daemon({
-    cacheDir: opts.cacheDir, frontend, log, remote: remoteOptionsFromEnv(),
+    cacheDir: opts.cacheDir, frontend, log, remote: remoteOptionsFromEnv(), cache: cacheOptionsFromEnv(),
     onIdle: () => { stop("idle").then(() => process.exit(0)); },
   });
   process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0)); });
@@ -45,6 +47,23 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
 
 /** Remote tuning for tests and operators: EOD_REMOTE_TIMEOUT_MS, EOD_REMOTE_RETRIES, EOD_REMOTE_CONCURRENCY. */
 function remoteOptionsFromEnv(): RemoteOptions {
-  const num = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
-  return { timeoutMs: num("EOD_REMOTE_TIMEOUT_MS"), retries: num("EOD_REMOTE_RETRIES"), concurrency: num("EOD_REMOTE_CONCURRENCY") };
+  return defined({ timeoutMs: envNum("EOD_REMOTE_TIMEOUT_MS"), retries: envNum("EOD_REMOTE_RETRIES"), concurrency: envNum("EOD_REMOTE_CONCURRENCY") });
+}
+
+/** Cache tuning: EOD_MIN_FETCH, EOD_MAX_FETCH (bytes), EOD_MEMORY_BUDGET (bytes). */
+function cacheOptionsFromEnv(): CacheOptions {
+  return defined({ minFetch: envNum("EOD_MIN_FETCH"), maxFetch: envNum("EOD_MAX_FETCH"), memoryBudget: envNum("EOD_MEMORY_BUDGET") });
+}
+
+function envNum(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new EodError("USAGE", `${name} must be a non-negative number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Drops undefined fields, so they do not override defaults when spread. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

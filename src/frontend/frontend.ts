@@ -27,9 +27,11 @@ export interface Frontend {
    * Gets an image's blobs served (idempotent per blob; images may share blobs) and returns the mount(2)
    * source and data. Called again for each mount a restarted daemon re-attaches to.
    */
-  prepare(image: PreparedImage, core: CacheCore): Promise<MountArgs>;
+  prepare(image: PreparedImage, core: CacheCore, mountPoint: string): Promise<MountArgs>;
   /** Stops serving these blobs (no mount uses them any more). */
   release(blobIds: readonly string[], core: CacheCore): void;
+  /** Evicts a whole blob's cache file that no mount uses (fscache); refuses one in use. */
+  cull?(blobId: string, cacheDir: string): void;
   /** Stops everything; requests in flight are answered first. */
   close(): Promise<void>;
   /** Counters for `eod status`. */

@@ -1,0 +1,37 @@
+// A blob stored in a cache file that the kernel's cachefiles owns (fscache frontend). The daemon writes only
+// through the object's anonymous fd, with direct I/O from page-aligned memory at page-aligned offsets; the
+// file's data ranges are the presence (a hole is what makes the kernel send READ), so no map is kept.
+import fs from "node:fs";
+import { pwriteAligned } from "../sys/cachefiles.ts";
+import { dataRanges } from "../sys/seek.ts";
+import type { BlobStorage } from "./storage.ts";
+
+export class FscacheStorage implements BlobStorage {
+  readonly path: string;
+  readonly size: number;
+  readonly dataIsPresence = true;
+  readonly #fd: number;
+
+  /** @param label names the object in messages (e.g. "fscache object 3 of blob <id>") */
+  constructor(label: string, anonFd: number, size: number) {
+    this.path = label;
+    this.#fd = anonFd;
+    this.size = size;
+  }
+
+  async write(pos: number, bytes: Uint8Array): Promise<void> {
+    pwriteAligned(this.#fd, bytes, pos); // chunks start on blocks of 4 KiB: aligned; the tail is zero padded
+  }
+
+  async sync(): Promise<void> {
+    // cachefiles makes the file durable itself when the cookie is withdrawn.
+  }
+
+  dataRanges(): Array<{ offset: number; length: number }> {
+    return dataRanges(this.#fd, this.size); // lseek on the anon fd reaches the backing file
+  }
+
+  async close(): Promise<void> {
+    fs.closeSync(this.#fd);
+  }
+}

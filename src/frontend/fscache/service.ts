@@ -1,0 +1,271 @@
+// The fscache frontend (cachefiles on-demand, kernels 5.19–7.1): the kernel owns the cache files and asks
+// through /dev/cachefiles. OPEN names a cookie: the image's fsid (its bootstrap, served from the local
+// verified copy) or a blob id (its device tag), answered with `copen <id>,<size>` (always the same size
+// for the same blob, or the kernel throws the cache away); READ is filled through the cache core into the
+// object's anonymous fd and always completed (without data, the reader gets EIO); CLOSE drops the object.
+// Mounts: `mount -t erofs none -o fsid=<fsid>,domain_id=<domain>`; images of one domain share blob objects.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import zlib from "node:zlib";
+import type { ChunkTable } from "../../image/chunk-table.ts";
+import type { BlobCache, BlobSourceRef } from "../../cache/blob-cache.ts";
+import type { CacheCore } from "../../cache/core.ts";
+import { FscacheStorage } from "../../cache/fscache-storage.ts";
+import type { Log } from "../../daemon/log.ts";
+import { LatencyWindow } from "../../daemon/latency.ts";
+import { EodError, SysError } from "../../errors.ts";
+import {
+  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, openCachefiles, pwriteAligned,
+} from "../../sys/cachefiles.ts";
+import { pollReadable, type PollHandle } from "../../sys/fanotify.ts";
+import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
+import { CachefilesParseError, encodeCopen, parseMessage, type CachefilesMsg } from "./protocol.ts";
+
+export const DEFAULT_DOMAIN = "eod";
+const ENOENT = 2;
+
+export interface FscacheOptions {
+  /** Directory for cachefiles' own cache (must be on ext4/xfs: O_TMPFILE, xattrs, sync_fs). */
+  cacheDir: string;
+  /** Shared domain of every image this daemon mounts (blobs shared by id). */
+  domain?: string;
+  /** A /dev/cachefiles fd that is already bound (kept by the holder across daemon restarts). */
+  inheritedFd?: number;
+  /** Send `restore` on the inherited fd: a daemon died with requests taken; make them new again (6.8+). */
+  restore?: boolean;
+}
+
+type FscacheObject =
+  | { kind: "bootstrap"; fd: number; path: string; size: number; cookie: string }
+  | { kind: "blob"; fd: number; blob: BlobCache; cookie: string };
+
+interface Expected {
+  table: ChunkTable;
+  source: BlobSourceRef;
+  core: CacheCore;
+}
+
+export class FscacheFrontend implements Frontend {
+  readonly name = "fscache";
+  readonly domain: string;
+  readonly #log: Log;
+  readonly #dev: number;
+  readonly #poll: PollHandle;
+  readonly #buf = Buffer.allocUnsafe(CACHEFILES_MSG_MAX_SIZE);
+  readonly #bootstraps = new Map<string, { path: string; size: number }>(); // fsid -> bootstrap
+  readonly #blobs = new Map<string, Expected>(); // blob id -> how to open it
+  readonly #objects = new Map<number, FscacheObject>(); // object_id -> object
+  readonly #pending = new Set<Promise<void>>();
+  readonly #stats = { opens: 0, closes: 0, reads: 0, readBytes: 0, failedReads: 0, inFlight: 0 };
+  readonly #readLatency = new LatencyWindow();
+  #closing: Promise<void> | null = null;
+
+  constructor(log: Log, opts: FscacheOptions) {
+    this.#log = log;
+    this.domain = opts.domain ?? DEFAULT_DOMAIN;
+    if (opts.inheritedFd !== undefined) {
+      this.#dev = opts.inheritedFd;
+      if (opts.restore) {
+        cachefilesCommand(this.#dev, "restore");
+        log("info", "fscache: took over /dev/cachefiles from a dead daemon, sent restore");
+      }
+    } else {
+      this.#dev = bindCachefiles(opts.cacheDir);
+    }
+    this.#poll = pollReadable(this.#dev, () => this.#drain(), (err) => this.#log("error", "fscache poll failed", { err }));
+  }
+
+  /** The fsid of an image mounted at `mountPoint`: unique per mount, the same again after a restart. */
+  static fsidOf(bootstrapDigest: string, mountPoint: string): string {
+    return `${bootstrapDigest.slice(0, 32)}-${createHash("sha256").update(mountPoint).digest("hex").slice(0, 12)}`;
+  }
+
+  async prepare(image: PreparedImage, core: CacheCore, mountPoint: string): Promise<MountArgs> {
+    const fsid = FscacheFrontend.fsidOf(image.bootstrapDigest, mountPoint);
+    this.#bootstraps.set(fsid, { path: image.bootstrapPath, size: image.bootstrapSize });
+    for (const b of image.blobs) this.#blobs.set(b.id, { table: b.table, source: b.source, core });
+    // The blobs' cookies are their device-table tags (our blob ids), so no device= is needed.
+    return { source: "none", data: `fsid=${fsid},domain_id=${this.domain}` };
+  }
+
+  release(blobIds: readonly string[]): void {
+    for (const id of blobIds) this.#blobs.delete(id); // the kernel CLOSEs the objects at umount
+  }
+
+  #drain(): void {
+    for (;;) {
+      let n: number;
+      try {
+        n = cachefilesRead(this.#dev, this.#buf);
+      } catch (err) {
+        this.#log("error", "reading /dev/cachefiles failed", { err });
+        return;
+      }
+      if (n === 0) return;
+      let msg: CachefilesMsg;
+      try {
+        msg = parseMessage(this.#buf, n);
+      } catch (err) {
+        this.#log("error", "malformed cachefiles message", { err });
+        if (err instanceof CachefilesParseError && err.opcode === 0 && err.msgId != null) {
+          this.#copen(err.msgId, -ENOENT);
+          if (err.fd != null) this.#closeFd(err.fd);
+        } else if (err instanceof CachefilesParseError && err.opcode === 2 && err.msgId != null && err.objectId != null) {
+          const obj = this.#objects.get(err.objectId); // complete without data: the reader gets EIO, not a hang
+          if (obj) try { cachefilesReadComplete(obj.fd, err.msgId); } catch { /* object gone */ }
+        }
+        continue;
+      }
+      if (msg.opcode === "open") this.#open(msg);
+      else if (msg.opcode === "read") this.#read(msg);
+      else this.#close(msg);
+    }
+  }
+
+  #open(msg: CachefilesMsg): void {
+    this.#stats.opens++;
+    const { cookieKey: cookie, fd } = msg.open!;
+    const boot = this.#bootstraps.get(cookie);
+    const expected = this.#blobs.get(cookie);
+    try {
+      if (boot) {
+        this.#objects.set(msg.objectId, { kind: "bootstrap", fd, path: boot.path, size: boot.size, cookie });
+        this.#copen(msg.msgId, boot.size);
+      } else if (expected) {
+        const old = expected.core.blob(cookie);
+        if (old) void expected.core.closeBlob(cookie); // a re-OPEN (after CLOSE or restore) brings a new fd
+        const blob = expected.core.openBlob(cookie, expected.table, expected.source, new FscacheStorage(`fscache object ${msg.objectId} (blob ${cookie})`, fd, expected.table.kernelSize));
+        this.#objects.set(msg.objectId, { kind: "blob", fd, blob, cookie });
+        this.#copen(msg.msgId, expected.table.kernelSize);
+      } else {
+        this.#log("warn", "fscache OPEN of an unknown cookie", { cookie, volume: msg.open!.volumeKey });
+        this.#copen(msg.msgId, -ENOENT);
+        this.#closeFd(fd);
+      }
+    } catch (err) {
+      this.#log("error", "fscache OPEN failed", { cookie, err });
+      this.#copen(msg.msgId, -ENOENT);
+      this.#closeFd(fd);
+    }
+  }
+
+  #read(msg: CachefilesMsg): void {
+    this.#stats.reads++;
+    const obj = this.#objects.get(msg.objectId);
+    const { offset, length } = msg.read!;
+    if (!obj) { this.#log("warn", "fscache READ of an unknown object", { object: msg.objectId }); return; }
+    const started = performance.now();
+    this.#stats.inFlight++;
+    const p = (async () => {
+      if (obj.kind === "bootstrap") {
+        const end = Math.min(obj.size, offset + length);
+        const bytes = Buffer.alloc(Math.max(0, end - offset));
+        const fd = fs.openSync(obj.path, "r");
+        try { fs.readSync(fd, bytes, 0, bytes.length, offset); } finally { fs.closeSync(fd); }
+        pwriteAligned(obj.fd, bytes, offset);
+      } else {
+        obj.blob.invalidate(offset, length); // the kernel asks only for holes: whatever we thought was there is not
+        await obj.blob.ensure(offset, length);
+      }
+      this.#stats.readBytes += length;
+    })().catch((err: unknown) => {
+      this.#stats.failedReads++;
+      this.#log("warn", "fscache READ failed; completing without data (EIO)", { cookie: obj.cookie, offset, length, err });
+    }).finally(() => {
+      try {
+        cachefilesReadComplete(obj.fd, msg.msgId);
+      } catch (err) {
+        if (!(err instanceof SysError && err.errno === "EBADF")) this.#log("warn", "READ_COMPLETE failed", { err });
+      }
+      this.#readLatency.add(performance.now() - started);
+      this.#stats.inFlight--;
+      this.#pending.delete(p);
+    });
+    this.#pending.add(p);
+  }
+
+  #close(msg: CachefilesMsg): void {
+    this.#stats.closes++;
+    const obj = this.#objects.get(msg.objectId);
+    if (!obj) return;
+    this.#objects.delete(msg.objectId);
+    if (obj.kind === "blob") {
+      const expected = this.#blobs.get(obj.cookie);
+      const core = expected?.core;
+      if (core && core.blob(obj.cookie) === obj.blob) void core.closeBlob(obj.cookie); // closes the fd
+      else void obj.blob.storage.close();
+    } else {
+      this.#closeFd(obj.fd);
+    }
+  }
+
+  #copen(msgId: number, size: number): void {
+    try {
+      cachefilesCommand(this.#dev, encodeCopen(msgId, size));
+    } catch (err) {
+      this.#log("error", "copen failed", { msgId, size, err });
+    }
+  }
+
+  #closeFd(fd: number): void {
+    try { fs.closeSync(fd); } catch { /* gone */ }
+  }
+
+  /** Buries an unused blob's cache file (`cull`); refuses one a mount still uses (EBUSY). */
+  cull(blobId: string, cacheDir: string): void {
+    const volume = path.join(cacheDir, "fscache", "cache", `Ierofs,${this.domain}`);
+    const name = `D${blobId}`;
+    const fan = fs.existsSync(volume) ? fs.readdirSync(volume).find((d) => fs.existsSync(path.join(volume, d, name))) : undefined;
+    if (!fan) throw new EodError("USAGE", `Blob ${blobId} has no cache file in ${volume}`);
+    const cwd = process.cwd();
+    process.chdir(path.join(volume, fan)); // cull and inuse resolve the name in the daemon's cwd
+    try {
+      cachefilesCommand(this.#dev, `inuse ${name}`);
+      cachefilesCommand(this.#dev, `cull ${name}`);
+    } catch (err) {
+      if (err instanceof SysError && err.errno === "EBUSY") throw new EodError("USAGE", `Blob ${blobId} is in use by a mount; not culled`);
+      throw err;
+    } finally {
+      process.chdir(cwd);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#poll.stop();
+      await Promise.allSettled([...this.#pending]);
+      for (const obj of this.#objects.values()) if (obj.kind === "bootstrap") this.#closeFd(obj.fd);
+      this.#objects.clear();
+      fs.closeSync(this.#dev); // without a holder, the cache dies with us: mounts then get EIO
+    })();
+    return this.#closing;
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.#stats, domain: this.domain, readLatencyMs: this.#readLatency.summary() };
+  }
+}
+
+/** Whether this kernel can run the fscache frontend, and if not, what is missing. */
+export function kernelSupportsFscache(): { ok: boolean; missing: string[] } {
+  const missing: string[] = [];
+  if (!fs.existsSync("/dev/cachefiles")) missing.push("cachefiles on-demand (/dev/cachefiles, CONFIG_CACHEFILES_ONDEMAND, Linux 5.19+)");
+  let config = "";
+  try {
+    config = zlib.gunzipSync(fs.readFileSync("/proc/config.gz")).toString("utf8");
+  } catch { /* no IKCONFIG: cannot tell, so do not claim support */ }
+  if (!/^CONFIG_EROFS_FS_ONDEMAND=y$/m.test(config)) missing.push("erofs over fscache (CONFIG_EROFS_FS_ONDEMAND, Linux 5.19–7.1)");
+  return { ok: missing.length === 0, missing };
+}
+
+/** Opens /dev/cachefiles and binds an on-demand cache in `<cacheDir>/fscache`. */
+export function bindCachefiles(cacheDir: string): number {
+  const dev = openCachefiles();
+  const dir = path.join(cacheDir, "fscache");
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  cachefilesCommand(dev, `dir ${dir}`);
+  cachefilesCommand(dev, "tag eod");
+  cachefilesCommand(dev, "bind ondemand");
+  return dev;
+}
