@@ -54,6 +54,7 @@ const TARGETS = { coldBytes: 0.05, coldTime: 0.1, diff: 3, fillP50: 0.5, fillP99
 const runsArg = process.argv.find((a) => a.startsWith("--runs="));
 const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
 const MISS_RUNS = RUNS + 2; // (d) is short and noisy on a small VM: median of more runs
+const DD_RUNS = RUNS + 2; // (c): one dd of 200 MiB takes < 0.2 s: best of more runs
 
 // ---------------------------------------------------------------- a daemon with other cache options
 // `node bench/lazy.ts --as-daemon <cache-dir> <minFetch>`: the cache daemon of src/daemon with a different
@@ -329,6 +330,17 @@ type Digest = ReturnType<typeof digest>;
 
 // ---------------------------------------------------------------- misc
 
+/** Fraction of CPU time the whole machine was idle over `ms` (other work on a small VM skews every number here). */
+async function idleFraction(ms: number): Promise<number> {
+  const read = () => fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  const d = b.map((x, i) => x - a[i]!);
+  const total = d.reduce((x, y) => x + y, 0);
+  return total > 0 ? (d[3]! + (d[4] ?? 0)) / total : 1; // idle + iowait
+}
+
 function git(...args: string[]): string | null {
   const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : null;
@@ -490,6 +502,8 @@ async function main(): Promise<number> {
   });
 
   const failures: string[] = [];
+  const idleBefore = await idleFraction(2000);
+  if (idleBefore < 0.85) console.error(`!! the machine is busy: only ${(idleBefore * 100).toFixed(0)}% idle over 2 s before the bench; numbers will be noisy`);
   const t00 = process.hrtime.bigint();
   try {
     console.log(`corpus   ${corpus}`);
@@ -643,8 +657,8 @@ async function main(): Promise<number> {
       if (fill.code !== 0) throw new Error(`dd (fill) ${file}: ${describe(fill)} ${fill.stderr.trim()}`);
       const afterFill = digest(await status(cache));
       const markedRuns: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        progress(`(c) warm read ${img.id}: marked run ${i + 1}/${RUNS}`);
+      for (let i = 0; i < DD_RUNS; i++) {
+        progress(`(c) warm read ${img.id}: marked run ${i + 1}/${DD_RUNS}`);
         markedRuns.push(await timedDd(file, headMiB));
       }
       const afterMarked = digest(await status(cache));
@@ -652,8 +666,8 @@ async function main(): Promise<number> {
       if (tail.code !== 0) throw new Error(`dd (tail) ${file}: ${describe(tail)} ${tail.stderr.trim()}`);
       const afterComplete = digest(await status(cache));
       const unmarkedRuns: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        progress(`(c) warm read ${img.id}: unmarked run ${i + 1}/${RUNS}`);
+      for (let i = 0; i < DD_RUNS; i++) {
+        progress(`(c) warm read ${img.id}: unmarked run ${i + 1}/${DD_RUNS}`);
         unmarkedRuns.push(await timedDd(file, BIG_SIZE / MiB));
       }
       const afterUnmarked = digest(await status(cache));
@@ -665,8 +679,8 @@ async function main(): Promise<number> {
       await localMount(img.dir, blobs, lmnt);
       const localHeadRuns: number[] = [];
       const localFullRuns: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        progress(`(c) warm read ${img.id}: local run ${i + 1}/${RUNS}`);
+      for (let i = 0; i < DD_RUNS; i++) {
+        progress(`(c) warm read ${img.id}: local run ${i + 1}/${DD_RUNS}`);
         localHeadRuns.push(await timedDd(path.join(lmnt, "file"), headMiB));
         localFullRuns.push(await timedDd(path.join(lmnt, "file"), BIG_SIZE / MiB));
       }
@@ -778,7 +792,7 @@ async function main(): Promise<number> {
     }
     console.log(table(bRows, 1));
 
-    console.log(`\n(c) warm sequential read of ${BIG_SIZE / MiB} MiB random (dd bs=1M, page caches dropped, best of ${RUNS}); cache filled by one read through the lazy mount (directory remote)`);
+    console.log(`\n(c) warm sequential read of ${BIG_SIZE / MiB} MiB random (dd bs=1M, page caches dropped, best of ${DD_RUNS}); cache filled by one read through the lazy mount (directory remote)`);
     console.log(`    marked = first ${(BIG_SIZE - BIG_TAIL) / MiB} MiB while the blob is incomplete (pre-content mark on); unmarked = whole file once complete (mark removed)`);
     const cRows: string[][] = [["image", "fill MB/s", "marked MB/s", "local MB/s", "ratio", "unmarked MB/s", "local MB/s", "ratio", "marked after fill", "after complete", "events marked/unmarked"]];
     for (const w of warmResults) {
@@ -808,6 +822,8 @@ async function main(): Promise<number> {
     console.log(`\nimages: ${[...corpusImages, ...bigImages].map((i) => `${i.id} ${mb(i.bytes)} MB (bootstrap ${mb(i.files["bootstrap.erofs"] ?? 0)} MB, built in ${secs(builds[i.id])} s)`).join("; ")}`);
 
     const totalS = Number(process.hrtime.bigint() - t00) / 1e9;
+    const idleAfter = await idleFraction(1000);
+    console.log(`\nmachine idle before the bench: ${(idleBefore * 100).toFixed(0)}%, right after it: ${(idleAfter * 100).toFixed(0)}%`);
     const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
     const outDir = path.join(repo, "bench/results");
     fs.mkdirSync(outDir, { recursive: true });
@@ -818,8 +834,9 @@ async function main(): Promise<number> {
       git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
       host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
       node: process.version,
+      idleFractionBefore: idleBefore, idleFractionAfter: idleAfter,
       options: {
-        runs: RUNS, missLatencyRuns: MISS_RUNS, rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
+        runs: RUNS, missLatencyRuns: MISS_RUNS, ddRuns: DD_RUNS, rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
         fullDownload: "GET manifest.json, then bootstrap, chunk tables and blobs concurrently (one request per file, shared server bandwidth)",
         bigFileBytes: BIG_SIZE, bigTailUnreadBytes: BIG_TAIL, missReadBytes: 4096, missOffsets: "every 1 MiB of the file, shuffled", targets: TARGETS,
       },

@@ -10,7 +10,7 @@ import { socketPathOf } from "./daemon.ts";
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
 
 /** Returns the socket of a running daemon for `cacheDir`, starting one detached if none answers. */
-export async function ensureDaemon(cacheDir: string, frontend: string, timeoutMs = 15_000): Promise<string> {
+export async function ensureDaemon(cacheDir: string, frontend: string, timeoutMs = Number(process.env.EOD_DAEMON_START_TIMEOUT_MS ?? 30_000)): Promise<string> {
   const sock = socketPathOf(cacheDir);
   if (await daemonAlive(sock)) return sock;
   fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });

@@ -135,9 +135,11 @@ export class FscacheFrontend implements Frontend {
       } else if (expected) {
         const old = expected.core.blob(cookie);
         if (old) void expected.core.closeBlob(cookie); // a re-OPEN (after CLOSE or restore) brings a new fd
+        // copen first: the backing file is set up by it (lseek on the anon fd fails with ENOBUFS before).
+        // No READ can come in between: we are still in the synchronous drain loop.
+        this.#copen(msg.msgId, expected.table.kernelSize);
         const blob = expected.core.openBlob(cookie, expected.table, expected.source, new FscacheStorage(`fscache object ${msg.objectId} (blob ${cookie})`, fd, expected.table.kernelSize));
         this.#objects.set(msg.objectId, { kind: "blob", fd, blob, cookie });
-        this.#copen(msg.msgId, expected.table.kernelSize);
       } else {
         this.#log("warn", "fscache OPEN of an unknown cookie", { cookie, volume: msg.open!.volumeKey });
         this.#copen(msg.msgId, -ENOENT);

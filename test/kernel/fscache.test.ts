@@ -1,0 +1,74 @@
+// The fscache frontend end to end through eod itself, in the kernel lab's VM (the host kernel lacks
+// cachefiles on-demand): cold and warm mounts, two images sharing a blob in one domain, a corrupting
+// remote, daemon failover through the holder + `restore`, and culling. See test/vm/fscache-e2e.ts.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { eodOk } from "../helpers/cli.ts";
+import { tempDir } from "../helpers/kernel.ts";
+import { runInVm, vmAvailable } from "../helpers/vm.ts";
+
+const vm = vmAvailable();
+
+function tree(root: string, seed: string, extra: Record<string, string | Buffer> = {}): void {
+  const rnd = (n: number, s: string) => {
+    const out = Buffer.alloc(n);
+    let h = crypto.createHash("sha256").update(seed + s).digest();
+    for (let at = 0; at < n; at += 32) { h = crypto.createHash("sha256").update(h).digest(); h.copy(out, at); }
+    return out;
+  };
+  fs.mkdirSync(path.join(root, "many"), { recursive: true });
+  fs.writeFileSync(path.join(root, "big"), rnd(2 * 1024 * 1024 + 77, "big"));
+  fs.writeFileSync(path.join(root, "hello"), `hello ${seed}\n`);
+  for (let i = 1; i <= 40; i++) fs.writeFileSync(path.join(root, `many/f${i}`), rnd(i * 997, `f${i}`));
+  for (const [k, v] of Object.entries(extra)) fs.writeFileSync(path.join(root, k), v);
+}
+
+function hashTree(root: string, rel = "", out: Record<string, string> = {}): Record<string, string> {
+  for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) hashTree(root, r, out);
+    else if (e.isFile()) out[r] = crypto.createHash("sha256").update(fs.readFileSync(path.join(root, r))).digest("hex");
+  }
+  return out;
+}
+
+test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
+  const work = tempDir("eod-fscache-e2e-");
+  const srcs = { A: path.join(work, "A"), B: path.join(work, "B"), C: path.join(work, "C") };
+  tree(srcs.A, "A");
+  tree(srcs.B, "A", { "only-in-b": "" }); // an empty file: B's bootstrap differs, its blob is A's
+  tree(srcs.C, "C");
+  const imgs = { A: path.join(work, "imgA"), B: path.join(work, "imgB"), C: path.join(work, "imgC") };
+  for (const k of ["A", "B", "C"] as const) eodOk("build", srcs[k], "-o", imgs[k], "--chunk-size", "64K", "--inline-max", "0");
+  const blobOf = (img: string) => JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8")).blobs[0].id;
+  assert.equal(blobOf(imgs.A), blobOf(imgs.B), "A and B share their blob");
+  const expected = path.join(work, "expected.json");
+  fs.writeFileSync(expected, JSON.stringify({ A: hashTree(srcs.A), B: hashTree(srcs.B), C: hashTree(srcs.C) }));
+
+  const res = await runInVm("test/vm/fscache-e2e.ts", [imgs.A, imgs.B, imgs.C, expected], { timeoutS: 600, share: [work] });
+  const last = res.stdout.trim().split("\n").at(-1) ?? "";
+  let r: Record<string, any>;
+  try { r = JSON.parse(last); } catch { assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`); }
+  t.diagnostic(`VM run ${res.seconds.toFixed(0)} s; cold mount ${r.coldMountMs} ms, cold read ${r.coldReadMs} ms`);
+  assert.equal(r.error, undefined, r.error);
+  assert.equal(res.status, 0, res.stderr.slice(-2000));
+  assert.deepEqual(r.coldDiff, [], "cold mount: every file identical");
+  assert.ok(r.afterA.opens >= 2 && r.afterA.reads > 0, `cold mount served by READs: ${JSON.stringify(r.afterA)}`);
+  assert.deepEqual(r.bDiff, []);
+  assert.equal(r.afterB.opens - r.afterA.opens, 1, "B's bootstrap is the only new OPEN: the shared blob is opened once");
+  assert.ok(r.holderGone, "the holder exits with the daemon");
+  assert.deepEqual(r.warmDiff, []);
+  assert.equal(r.warm.reads, 0, `a second mount on the same cache sends no READ: ${JSON.stringify(r.warm)}`);
+  assert.equal(r.corruptRead, "error:EIO");
+  assert.ok(r.corruptCounts.some((b: { corrupt: number }) => b.corrupt > 0));
+  assert.equal(r.corruptThenOk, true);
+  for (const f of r.failover) assert.ok(f.ok, `failover: ${f.name} read ${f.got}`);
+  assert.equal(r.restartedPid, true, "the holder started a new daemon");
+  assert.deepEqual(r.afterFailoverDiff, []);
+  assert.notEqual(r.cullInUse, 0, "culling a blob in use is refused");
+  assert.equal(r.cullUnused.code, 0, r.cullUnused.stderr);
+  assert.equal(r.cullFileGone, true);
+});

@@ -1,0 +1,163 @@
+// Runs INSIDE the kernel-lab VM (Linux 6.12 with cachefiles on-demand), driven by test/kernel/fscache.test.ts.
+// It uses eod itself, as a user would: `eod serve` for three images, `eod mount --frontend fscache`, reads,
+// `eod status`, `eod cull`, and kills the daemon to exercise the holder + `restore` failover. It prints one JSON
+// report as its last line; the host test checks it.
+//   argv: <imgA> <imgB> <imgC> <expected.json>   (B shares A's blob; C is unrelated)
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const EOD = path.join(REPO, "bin/eod.mjs");
+const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
+const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "120000" };
+const [imgA, imgB, imgC, expectedPath] = process.argv.slice(2);
+const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C", Record<string, string>>;
+const servers: ChildProcess[] = [];
+const report: Record<string, unknown> = {};
+
+function eod(args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [EOD, ...args], { env: ENV, timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function must(args: string[]): Promise<string> {
+  const r = await eod(args);
+  if (r.code !== 0) {
+    const log = fs.existsSync(path.join(CACHE, "daemon.log")) ? fs.readFileSync(path.join(CACHE, "daemon.log"), "utf8").slice(-3000) : "(no daemon log)";
+    throw new Error(`eod ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}\ndaemon.log:\n${log}`);
+  }
+  return r.stdout;
+}
+
+function serve(dir: string): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
+  const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+  servers.push(child);
+  return new Promise((resolve) => {
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c;
+      if (!out.includes("\n")) return;
+      const url = out.split("\n")[0].trim();
+      resolve({
+        url,
+        async faults(rule) {
+          await fetch(new URL("_eod/faults", url), rule ? { method: "POST", body: JSON.stringify(rule), headers: { "content-type": "application/json" } } : { method: "DELETE" });
+        },
+      });
+    });
+  });
+}
+
+async function status(): Promise<{ frontend: Record<string, number>; blobs: Array<{ id: string; corrupt: number; fetchedBytes: number }>; mounts: unknown[] }> {
+  return JSON.parse(await must(["status", "--cache-dir", CACHE, "--json"]));
+}
+
+/** sha256 of every regular file under `root` (async reads: this process never blocks the daemon). */
+async function hashTree(root: string, rel = "", out: Record<string, string> = {}): Promise<Record<string, string>> {
+  for (const e of await fs.promises.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) await hashTree(root, r, out);
+    else if (e.isFile()) out[r] = await hashFile(path.join(root, r));
+  }
+  return out;
+}
+
+async function hashFile(p: string): Promise<string> {
+  try {
+    return createHash("sha256").update(await fs.promises.readFile(p)).digest("hex");
+  } catch (err) {
+    return `error:${(err as NodeJS.ErrnoException).code}`;
+  }
+}
+
+function diff(want: Record<string, string>, got: Record<string, string>): string[] {
+  return Object.keys(want).filter((k) => want[k] !== got[k]).map((k) => `${k}: ${got[k] ?? "missing"}`);
+}
+
+async function main(): Promise<void> {
+  const [a, b, c] = await Promise.all([serve(imgA), serve(imgB), serve(imgC)]);
+  for (const d of ["/mnt/a", "/mnt/b", "/mnt/c"]) fs.mkdirSync(d, { recursive: true });
+  const mount = (url: string, mnt: string) => must(["mount", url, mnt, "--cache-dir", CACHE, "--frontend", "fscache"]);
+  const umount = (mnt: string) => must(["umount", mnt, "--cache-dir", CACHE]);
+
+  // 1. Cold mount over HTTP: every byte through READs, identical to the source.
+  let t = Date.now();
+  await mount(a.url, "/mnt/a");
+  report.coldMountMs = Date.now() - t;
+  t = Date.now();
+  report.coldDiff = diff(expected.A, await hashTree("/mnt/a"));
+  report.coldReadMs = Date.now() - t;
+  const s1 = await status();
+  report.afterA = s1.frontend;
+
+  // 2. B shares A's blob in the same domain: one more OPEN (B's bootstrap), none for the shared blob.
+  await mount(b.url, "/mnt/b");
+  report.bDiff = diff(expected.B, await hashTree("/mnt/b"));
+  report.afterB = (await status()).frontend;
+
+  // 3. Warm: unmount both (the daemon and its holder exit), mount A again: no READ at all.
+  await umount("/mnt/b");
+  await umount("/mnt/a");
+  await new Promise((r) => setTimeout(r, 500));
+  report.holderGone = !fs.existsSync(path.join(CACHE, "holder.pid"));
+  await mount(a.url, "/mnt/a");
+  report.warmDiff = diff(expected.A, await hashTree("/mnt/a"));
+  report.warm = (await status()).frontend;
+
+  // 4. A corrupting remote: EIO, nothing cached, the daemon stays up; healthy again: the right bytes.
+  await mount(c.url, "/mnt/c");
+  await c.faults({ mode: "corrupt", match: "blobs/" });
+  report.corruptRead = await hashFile("/mnt/c/big");
+  const sc = await status();
+  report.corruptCounts = sc.blobs.map((x) => ({ id: x.id, corrupt: x.corrupt }));
+  await c.faults(null);
+  report.corruptThenOk = (await hashFile("/mnt/c/big")) === expected.C["big"];
+
+  // 5. Failover: readers blocked on a stalled remote, the daemon is killed; the holder restarts it, `restore`
+  //    re-delivers the pending READs, and every reader completes with the right bytes.
+  await c.faults({ mode: "stall", match: "blobs/" });
+  const names = Object.keys(expected.C).filter((n) => n.startsWith("many/")).slice(0, 3);
+  const readers = names.map((n) => hashFile(path.join("/mnt/c", n)));
+  await new Promise((r) => setTimeout(r, 1500));
+  const oldPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
+  process.kill(oldPid, "SIGKILL");
+  await c.faults(null);
+  const results = await Promise.all(readers);
+  report.failover = names.map((n, i) => ({ name: n, ok: results[i] === expected.C[n], got: results[i] }));
+  for (let i = 0; i < 100 && Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8").trim() || 0) === oldPid; i++) await new Promise((r) => setTimeout(r, 100));
+  report.restartedPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== oldPid;
+  report.afterFailoverDiff = diff(expected.C, await hashTree("/mnt/c"));
+
+  // 6. Culling: refused while C is mounted, done once it is not (A keeps the daemon alive).
+  const cBlob = JSON.parse(fs.readFileSync(path.join(imgC, "manifest.json"), "utf8")).blobs[0].id as string;
+  report.cullInUse = (await eod(["cull", cBlob, "--cache-dir", CACHE])).code;
+  await umount("/mnt/c");
+  await new Promise((r) => setTimeout(r, 300));
+  const cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
+  report.cullUnused = { code: cull.code, stderr: cull.stderr.trim() };
+  report.cullFileGone = !findCacheFile(cBlob);
+  await umount("/mnt/a");
+}
+
+function findCacheFile(id: string): string | null {
+  const vol = path.join(CACHE, "fscache/cache/Ierofs,eod");
+  if (!fs.existsSync(vol)) return null;
+  for (const d of fs.readdirSync(vol)) if (fs.existsSync(path.join(vol, d, `D${id}`))) return path.join(vol, d, `D${id}`);
+  return null;
+}
+
+main().then(() => {
+  for (const s of servers) s.kill();
+  console.log(JSON.stringify(report));
+}, (err: unknown) => {
+  for (const s of servers) s.kill();
+  report.error = String((err as Error).stack ?? err);
+  console.log(JSON.stringify(report));
+  process.exitCode = 1;
+});
