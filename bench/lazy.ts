@@ -341,6 +341,83 @@ async function idleFraction(ms: number): Promise<number> {
   return total > 0 ? (d[3]! + (d[4] ?? 0)) / total : 1; // idle + iowait
 }
 
+/**
+ * CPU time used by processes that are not this benchmark's (not descendants of this process, not started
+ * with our scratch directory in their command line, not kernel threads), sampled every second and summed
+ * per section: other work on a 2-CPU machine (a VM someone else boots, a test suite) skews every number.
+ */
+class ForeignCpu {
+  readonly #tmp: string;
+  readonly #prev = new Map<number, number>();
+  readonly #ours = new Map<number, boolean>();
+  readonly sections: Record<string, { foreignS: number; wallS: number }> = {};
+  #section = "setup";
+  #sectionStart = performance.now();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(tmp: string) {
+    this.#tmp = tmp;
+  }
+
+  start(): void {
+    this.#sample(false);
+    this.#timer = setInterval(() => this.#sample(true), 1000);
+    this.#timer.unref();
+  }
+
+  mark(section: string): void {
+    this.#sample(true);
+    this.#close();
+    this.#section = section;
+    this.#sectionStart = performance.now();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#sample(true);
+    this.#close();
+  }
+
+  #close(): void {
+    const s = (this.sections[this.#section] ??= { foreignS: 0, wallS: 0 });
+    s.wallS += (performance.now() - this.#sectionStart) / 1000;
+  }
+
+  #sample(count: boolean): void {
+    const procs = new Map<number, { ppid: number; ticks: number }>();
+    for (const name of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const st = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+        const f = st.slice(st.lastIndexOf(")") + 2).split(" "); // f[0] = state (field 3)
+        procs.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+      } catch { /* exited */ }
+    }
+    const ours = (pid: number): boolean => {
+      const known = this.#ours.get(pid);
+      if (known !== undefined) return known;
+      let v = false;
+      if (pid === process.pid) v = true;
+      else if (pid === 2 || procs.get(pid)?.ppid === 2) v = true; // kernel threads: writeback etc. work for us too
+      else {
+        try { v = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(this.#tmp); } catch { /* exited */ }
+        const pp = procs.get(pid)?.ppid;
+        if (!v && pp && pp > 1) v = ours(pp);
+      }
+      this.#ours.set(pid, v);
+      return v;
+    };
+    let foreign = 0;
+    for (const [pid, p] of procs) {
+      const before = this.#prev.get(pid) ?? 0;
+      if (count && !ours(pid)) foreign += Math.max(0, p.ticks - before);
+      this.#prev.set(pid, p.ticks);
+    }
+    for (const pid of this.#prev.keys()) if (!procs.has(pid)) { this.#prev.delete(pid); this.#ours.delete(pid); }
+    if (count) (this.sections[this.#section] ??= { foreignS: 0, wallS: 0 }).foreignS += foreign / 100; // USER_HZ = 100
+  }
+}
+
 function git(...args: string[]): string | null {
   const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : null;
@@ -502,6 +579,8 @@ async function main(): Promise<number> {
   });
 
   const failures: string[] = [];
+  const foreign = new ForeignCpu(tmp);
+  foreign.start();
   const idleBefore = await idleFraction(2000);
   if (idleBefore < 0.85) console.error(`!! the machine is busy: only ${(idleBefore * 100).toFixed(0)}% idle over 2 s before the bench; numbers will be noisy`);
   const t00 = process.hrtime.bigint();
@@ -553,6 +632,7 @@ async function main(): Promise<number> {
     };
 
     // ------------------------------------------------------------ (a) cold start
+    foreign.mark("a");
     interface ColdVariant { label: string; img: ImageDef; minFetch?: number }
     const coldVariants: ColdVariant[] = [
       ...corpusImages.map((img) => ({ label: `${chunkLabel(img.chunk)} inline ${img.inline}`, img })),
@@ -612,6 +692,7 @@ async function main(): Promise<number> {
     }
 
     // ------------------------------------------------------------ (b) full-tree read
+    foreign.mark("b");
     const treeResults: TreeResult[] = [];
     for (const img of corpusImages.filter((i) => i.inline === "1K")) {
       const source = new URL(`${path.basename(img.dir)}/`, fast.url).href;
@@ -644,6 +725,7 @@ async function main(): Promise<number> {
     }
 
     // ------------------------------------------------------------ (c) warm sequential read, (d) miss latency
+    foreign.mark("c+d");
     const warmResults: WarmResult[] = [];
     const missResults: MissResult[] = [];
     for (const img of bigImages) {
@@ -750,6 +832,7 @@ async function main(): Promise<number> {
     }
     stopServer(slow);
     stopServer(fast);
+    foreign.stop();
 
     // ------------------------------------------------------------ report
     const pf = (ok: boolean) => (ok ? "pass" : "FAIL");
@@ -823,7 +906,9 @@ async function main(): Promise<number> {
 
     const totalS = Number(process.hrtime.bigint() - t00) / 1e9;
     const idleAfter = await idleFraction(1000);
-    console.log(`\nmachine idle before the bench: ${(idleBefore * 100).toFixed(0)}%, right after it: ${(idleAfter * 100).toFixed(0)}%`);
+    console.log(`\nmachine idle before the bench: ${(idleBefore * 100).toFixed(0)}%, right after it: ${(idleAfter * 100).toFixed(0)}%; CPU used by other processes: ${Object.entries(foreign.sections).map(([k, v]) => `${k} ${v.foreignS.toFixed(1)} s in ${v.wallS.toFixed(0)} s`).join(", ")}`);
+    const noisy = Object.entries(foreign.sections).filter(([, v]) => v.wallS > 0 && v.foreignS / v.wallS > 0.1);
+    if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
     const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
     const outDir = path.join(repo, "bench/results");
     fs.mkdirSync(outDir, { recursive: true });
@@ -834,7 +919,7 @@ async function main(): Promise<number> {
       git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
       host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
       node: process.version,
-      idleFractionBefore: idleBefore, idleFractionAfter: idleAfter,
+      idleFractionBefore: idleBefore, idleFractionAfter: idleAfter, foreignCpuBySection: foreign.sections,
       options: {
         runs: RUNS, missLatencyRuns: MISS_RUNS, ddRuns: DD_RUNS, rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
         fullDownload: "GET manifest.json, then bootstrap, chunk tables and blobs concurrently (one request per file, shared server bandwidth)",

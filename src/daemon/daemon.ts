@@ -73,6 +73,7 @@ export class Daemon {
     }
     this.#state.mounts = kept;
     saveState(this.#opts.cacheDir, this.#state);
+    this.#opts.frontend.ready?.();
     this.#control = await startControl(socketPathOf(this.#opts.cacheDir), {
       "GET /status": async () => this.status(),
       "POST /mounts": async (b) => this.#serial(async () => {

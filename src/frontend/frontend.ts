@@ -30,6 +30,8 @@ export interface Frontend {
   prepare(image: PreparedImage, core: CacheCore, mountPoint: string): Promise<MountArgs>;
   /** Stops serving these blobs (no mount uses them any more). */
   release(blobIds: readonly string[], core: CacheCore): void;
+  /** Called once the daemon has re-attached its mounts: from now on the frontend may take requests. */
+  ready?(): void;
   /** Evicts a whole blob's cache file that no mount uses (fscache); refuses one in use. */
   cull?(blobId: string, cacheDir: string): void;
   /** Stops everything; requests in flight are answered first. */

@@ -18,6 +18,12 @@ const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A"
 const servers: ChildProcess[] = [];
 const report: Record<string, unknown> = {};
 
+const t0 = Date.now();
+/** Progress on stderr, so a run that stalls shows where. */
+function step(what: string): void {
+  console.error(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`);
+}
+
 function eod(args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [EOD, ...args], { env: ENV, timeout: timeoutMs }, (err, stdout, stderr) => {
@@ -38,7 +44,8 @@ async function must(args: string[]): Promise<string> {
 function serve(dir: string): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
   const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
   servers.push(child);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`eod serve ${dir} exited with ${code}`)));
     let out = "";
     child.stdout!.on("data", (c: Buffer) => {
       out += c;
@@ -86,6 +93,7 @@ async function main(): Promise<void> {
   const mount = (url: string, mnt: string) => must(["mount", url, mnt, "--cache-dir", CACHE, "--frontend", "fscache"]);
   const umount = (mnt: string) => must(["umount", mnt, "--cache-dir", CACHE]);
 
+  step("1. Cold mount");
   // 1. Cold mount over HTTP: every byte through READs, identical to the source.
   let t = Date.now();
   await mount(a.url, "/mnt/a");
@@ -96,11 +104,13 @@ async function main(): Promise<void> {
   const s1 = await status();
   report.afterA = s1.frontend;
 
+  step("2. B shares");
   // 2. B shares A's blob in the same domain: one more OPEN (B's bootstrap), none for the shared blob.
   await mount(b.url, "/mnt/b");
   report.bDiff = diff(expected.B, await hashTree("/mnt/b"));
   report.afterB = (await status()).frontend;
 
+  step("3. Warm:");
   // 3. Warm: unmount both (the daemon and its holder exit), mount A again: no READ at all.
   await umount("/mnt/b");
   await umount("/mnt/a");
@@ -110,6 +120,7 @@ async function main(): Promise<void> {
   report.warmDiff = diff(expected.A, await hashTree("/mnt/a"));
   report.warm = (await status()).frontend;
 
+  step("4. A corrupting");
   // 4. A corrupting remote: EIO, nothing cached, the daemon stays up; healthy again: the right bytes.
   await mount(c.url, "/mnt/c");
   await c.faults({ mode: "corrupt", match: "blobs/" });
@@ -119,6 +130,7 @@ async function main(): Promise<void> {
   await c.faults(null);
   report.corruptThenOk = (await hashFile("/mnt/c/big")) === expected.C["big"];
 
+  step("5. Failover:");
   // 5. Failover: readers blocked on a stalled remote, the daemon is killed; the holder restarts it, `restore`
   //    re-delivers the pending READs, and every reader completes with the right bytes.
   await c.faults({ mode: "stall", match: "blobs/" });
@@ -134,6 +146,7 @@ async function main(): Promise<void> {
   report.restartedPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== oldPid;
   report.afterFailoverDiff = diff(expected.C, await hashTree("/mnt/c"));
 
+  step("6. Culling:");
   // 6. Culling: refused while C is mounted, done once it is not (A keeps the daemon alive).
   const cBlob = JSON.parse(fs.readFileSync(path.join(imgC, "manifest.json"), "utf8")).blobs[0].id as string;
   report.cullInUse = (await eod(["cull", cBlob, "--cache-dir", CACHE])).code;

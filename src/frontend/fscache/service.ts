@@ -51,7 +51,8 @@ export class FscacheFrontend implements Frontend {
   readonly domain: string;
   readonly #log: Log;
   readonly #dev: number;
-  readonly #poll: PollHandle;
+  #poll: PollHandle | null = null;
+  readonly #restore: boolean;
   readonly #buf = Buffer.allocUnsafe(CACHEFILES_MSG_MAX_SIZE);
   readonly #bootstraps = new Map<string, { path: string; size: number }>(); // fsid -> bootstrap
   readonly #blobs = new Map<string, Expected>(); // blob id -> how to open it
@@ -64,14 +65,20 @@ export class FscacheFrontend implements Frontend {
   constructor(log: Log, opts: FscacheOptions) {
     this.#log = log;
     this.domain = opts.domain ?? DEFAULT_DOMAIN;
-    if (opts.inheritedFd !== undefined) {
-      this.#dev = opts.inheritedFd;
-      if (opts.restore) {
-        cachefilesCommand(this.#dev, "restore");
-        log("info", "fscache: took over /dev/cachefiles from a dead daemon, sent restore");
-      }
-    } else {
-      this.#dev = bindCachefiles(opts.cacheDir);
+    this.#dev = opts.inheritedFd ?? bindCachefiles(opts.cacheDir);
+    this.#restore = opts.inheritedFd !== undefined && opts.restore === true;
+  }
+
+  /**
+   * Starts taking requests, once the daemon has prepared the images it re-attached to (an OPEN that came
+   * before would find no image to serve). After a daemon died, `restore` makes the requests it had taken
+   * new again, and the kernel re-sends OPEN for objects whose fds died (Linux 6.8+).
+   */
+  ready(): void {
+    if (this.#poll) return;
+    if (this.#restore) {
+      cachefilesCommand(this.#dev, "restore");
+      this.#log("info", "fscache: took over /dev/cachefiles from a dead daemon, sent restore");
     }
     this.#poll = pollReadable(this.#dev, () => this.#drain(), (err) => this.#log("error", "fscache poll failed", { err }));
   }
@@ -235,7 +242,7 @@ export class FscacheFrontend implements Frontend {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#poll.stop();
+      this.#poll?.stop();
       await Promise.allSettled([...this.#pending]);
       for (const obj of this.#objects.values()) if (obj.kind === "bootstrap") this.#closeFd(obj.fd);
       this.#objects.clear();
