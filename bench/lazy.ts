@@ -2,7 +2,10 @@
 // corpus (bench/corpus.ts) and on a 200 MiB file of random bytes. A benchmark, not a test; needs root and a
 // kernel with fanotify pre-content events (6.14+) and file-backed erofs (6.12+).
 //
-//   node bench/lazy.ts [--runs=3]          (npm run bench:lazy)
+//   node bench/lazy.ts [--runs=3] [--parts=a,b,c,d] [--wait-quiet=SECONDS]       (npm run bench:lazy)
+//
+// --wait-quiet: on a shared machine, wait before each timed run (up to SECONDS in all) until other processes
+// use less than 6% of a CPU.
 //
 // In one run, for chunk sizes 1 MiB and 256 KiB (plus --inline-max 0, and a daemon whose minimum fetch unit
 // is the chunk size, where noted):
@@ -57,6 +60,11 @@ const runsArg = process.argv.find((a) => a.startsWith("--runs="));
 const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
 const MISS_RUNS = RUNS + 2; // (d) is short and noisy on a small VM: median of more runs
 const DD_RUNS = RUNS + 2; // (c): one dd of 200 MiB takes < 0.2 s: best of more runs
+const waitArg = process.argv.find((a) => a.startsWith("--wait-quiet="));
+/** Seconds the whole run may spend waiting, before timed runs, for other processes to stop using the CPU. */
+const WAIT_QUIET_S = waitArg ? Math.max(0, Number(waitArg.slice("--wait-quiet=".length)) || 0) : 0;
+const partsArg = process.argv.find((a) => a.startsWith("--parts="));
+const PARTS = new Set((partsArg ? partsArg.slice("--parts=".length) : "a,b,c,d").split(",").map((p) => p.trim()).filter((p) => /^[abcd]$/.test(p)));
 
 // ---------------------------------------------------------------- a daemon with other cache options
 // `node bench/lazy.ts --as-daemon <cache-dir> <minFetch>`: the cache daemon of src/daemon with a different
@@ -128,6 +136,15 @@ async function eodOk(args: string[], timeoutMs = 600_000): Promise<string> {
 function dropCaches(): void {
   spawnSync("sync");
   fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
+}
+
+let monitor: ForeignCpu | null = null;
+let waitedS = 0;
+
+/** Before a timed run: waits for a quiet machine (--wait-quiet), then syncs and drops the page caches. */
+async function settle(): Promise<void> {
+  if (monitor) waitedS += await monitor.waitQuiet(WAIT_QUIET_S - waitedS);
+  dropCaches();
 }
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
@@ -385,7 +402,21 @@ class ForeignCpu {
     s.wallS += (performance.now() - this.#sectionStart) / 1000;
   }
 
-  #sample(count: boolean): void {
+  /** Waits (at most `maxS` seconds) until other processes used < 6% of a CPU over half a second; returns seconds waited. */
+  async waitQuiet(maxS: number): Promise<number> {
+    if (maxS <= 0) return 0;
+    const t0 = performance.now();
+    this.#sample(true);
+    while ((performance.now() - t0) / 1000 < maxS) {
+      await sleep(500);
+      if (this.#sample(false) < 0.03) break; // CPU seconds in 0.5 s; not counted against the section
+    }
+    const waited = (performance.now() - t0) / 1000;
+    this.#sectionStart += performance.now() - t0; // nor is the waiting part of the section's time
+    return waited > 0.6 ? waited : 0; // one quiet half second is the check, not a wait
+  }
+
+  #sample(count: boolean): number {
     const procs = new Map<number, { ppid: number; ticks: number }>();
     for (const name of fs.readdirSync("/proc")) {
       if (!/^\d+$/.test(name)) continue;
@@ -412,11 +443,12 @@ class ForeignCpu {
     let foreign = 0;
     for (const [pid, p] of procs) {
       const before = this.#prev.get(pid) ?? 0;
-      if (count && !ours(pid)) foreign += Math.max(0, p.ticks - before);
+      if (!ours(pid)) foreign += Math.max(0, p.ticks - before);
       this.#prev.set(pid, p.ticks);
     }
     for (const pid of this.#prev.keys()) if (!procs.has(pid)) { this.#prev.delete(pid); this.#ours.delete(pid); }
     if (count) (this.sections[this.#section] ??= { foreignS: 0, wallS: 0 }).foreignS += foreign / 100; // USER_HZ = 100
+    return foreign / 100;
   }
 }
 
@@ -517,7 +549,7 @@ const DIFF_SPECIAL = /^File (.+) is a (character special file|block special file
 
 /** diff -r --no-dereference; ok when the only lines are about special files (diff cannot compare those). */
 async function timedDiff(corpus: string, mnt: string): Promise<DiffRun> {
-  dropCaches();
+  await settle();
   const r = await run("diff", ["-r", "--no-dereference", corpus, mnt], { timeoutMs: 600_000 });
   const lines = r.stdout.split("\n").filter((l) => l.length > 0);
   const bad = lines.filter((l) => !DIFF_SPECIAL.test(l));
@@ -527,7 +559,7 @@ async function timedDiff(corpus: string, mnt: string): Promise<DiffRun> {
 }
 
 async function timedDd(file: string, countMiB: number): Promise<number> {
-  dropCaches();
+  await settle();
   const r = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `count=${countMiB}`, "status=none"], { timeoutMs: 300_000 });
   if (r.code !== 0) throw new Error(`dd ${file}: ${describe(r)} ${r.stderr.trim()}`);
   return r.seconds;
@@ -583,6 +615,7 @@ async function main(): Promise<number> {
   const failures: string[] = [];
   const foreign = new ForeignCpu(tmp);
   foreign.start();
+  monitor = foreign;
   const idleBefore = await idleFraction(2000);
   if (idleBefore < 0.85) console.error(`!! the machine is busy: only ${(idleBefore * 100).toFixed(0)}% idle over 2 s before the bench; numbers will be noisy`);
   const t00 = process.hrtime.bigint();
@@ -597,8 +630,8 @@ async function main(): Promise<number> {
     const CHUNKS = [MiB, 256 * KiB];
     const corpusImages: ImageDef[] = [];
     const builds: Record<string, number> = {};
-    for (const chunk of CHUNKS) {
-      for (const inline of ["1K", "0"]) {
+    for (const chunk of PARTS.has("a") || PARTS.has("b") ? CHUNKS : []) {
+      for (const inline of PARTS.has("a") ? ["1K", "0"] : ["1K"]) {
         const id = `debian-${chunkLabel(chunk)}-inline${inline}`;
         progress(`building ${id}`);
         const dir = path.join(imgRoot, id);
@@ -609,13 +642,14 @@ async function main(): Promise<number> {
     }
     const bigSrc = path.join(tmp, "big-src");
     fs.mkdirSync(bigSrc);
-    {
+    const needBig = PARTS.has("c") || PARTS.has("d");
+    if (needBig) {
       const fd = fs.openSync(path.join(bigSrc, "file"), "w");
       for (let off = 0; off < BIG_SIZE; off += 4 * MiB) fs.writeSync(fd, randomBytes(4 * MiB));
       fs.closeSync(fd);
     }
     const bigImages: ImageDef[] = [];
-    for (const chunk of CHUNKS) {
+    for (const chunk of needBig ? CHUNKS : []) {
       const id = `random200M-${chunkLabel(chunk)}`;
       progress(`building ${id}`);
       const dir = path.join(imgRoot, id);
@@ -642,14 +676,14 @@ async function main(): Promise<number> {
     ];
     const fullByImage = new Map<string, FullRun>();
     const coldResults: ColdResult[] = [];
-    for (const v of coldVariants) {
+    for (const v of PARTS.has("a") ? coldVariants : []) {
       const prefix = `${path.basename(v.img.dir)}/`;
       const source = new URL(prefix, slow.url).href;
       const lazyRuns: LazyColdRun[] = [];
       for (let i = 0; i < RUNS; i++) {
         progress(`(a) cold start ${v.label}: lazy run ${i + 1}/${RUNS}`);
         const { cache, mnt } = fresh("cold");
-        dropCaches();
+        await settle();
         await resetStats(slow);
         const wall0 = Date.now();
         const t0 = process.hrtime.bigint();
@@ -670,7 +704,7 @@ async function main(): Promise<number> {
         const dl = path.join(tmp, "full-dl");
         const blobs = path.join(tmp, "full-blobs");
         const mnt = path.join(tmp, "full-mnt");
-        dropCaches();
+        await settle();
         await resetStats(slow);
         const t0 = process.hrtime.bigint();
         const d = await download(slow, prefix, dl);
@@ -702,7 +736,7 @@ async function main(): Promise<number> {
       { img: corpusImages.find((i) => i.chunk === 256 * KiB && i.inline === "1K")!, minFetch: 256 * KiB },
       { img: corpusImages.find((i) => i.chunk === MiB && i.inline === "1K")!, minFetch: 4 * MiB },
     ];
-    for (const { img, minFetch } of treeVariants) {
+    for (const { img, minFetch } of PARTS.has("b") ? treeVariants : []) {
       const label = `${img.id}${minFetch ? `, minFetch ${chunkLabel(minFetch)}` : ""}`;
       const source = new URL(`${path.basename(img.dir)}/`, fast.url).href;
       const lazyRuns: TreeResult["lazy"]["runs"] = [];
@@ -743,67 +777,69 @@ async function main(): Promise<number> {
     const warmResults: WarmResult[] = [];
     const missResults: MissResult[] = [];
     for (const img of bigImages) {
-      progress(`(c) warm read ${img.id}: fill`);
-      const { cache, mnt } = fresh("warm");
-      await lazyMount(img.dir, mnt, cache);
-      const file = path.join(mnt, "file");
-      const headMiB = (BIG_SIZE - BIG_TAIL) / MiB;
-      dropCaches();
-      const fill = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `count=${headMiB}`, "status=none"], { timeoutMs: 300_000 });
-      if (fill.code !== 0) throw new Error(`dd (fill) ${file}: ${describe(fill)} ${fill.stderr.trim()}`);
-      const afterFill = digest(await status(cache));
-      const markedRuns: number[] = [];
-      for (let i = 0; i < DD_RUNS; i++) {
-        progress(`(c) warm read ${img.id}: marked run ${i + 1}/${DD_RUNS}`);
-        markedRuns.push(await timedDd(file, headMiB));
-      }
-      const afterMarked = digest(await status(cache));
-      const tail = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `skip=${headMiB}`, "status=none"], { timeoutMs: 300_000 });
-      if (tail.code !== 0) throw new Error(`dd (tail) ${file}: ${describe(tail)} ${tail.stderr.trim()}`);
-      const afterComplete = digest(await status(cache));
-      const unmarkedRuns: number[] = [];
-      for (let i = 0; i < DD_RUNS; i++) {
-        progress(`(c) warm read ${img.id}: unmarked run ${i + 1}/${DD_RUNS}`);
-        unmarkedRuns.push(await timedDd(file, BIG_SIZE / MiB));
-      }
-      const afterUnmarked = digest(await status(cache));
-      await lazyUnmount(mnt);
+      if (PARTS.has("c")) {
+        progress(`(c) warm read ${img.id}: fill`);
+        const { cache, mnt } = fresh("warm");
+        await lazyMount(img.dir, mnt, cache);
+        const file = path.join(mnt, "file");
+        const headMiB = (BIG_SIZE - BIG_TAIL) / MiB;
+        await settle();
+        const fill = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `count=${headMiB}`, "status=none"], { timeoutMs: 300_000 });
+        if (fill.code !== 0) throw new Error(`dd (fill) ${file}: ${describe(fill)} ${fill.stderr.trim()}`);
+        const afterFill = digest(await status(cache));
+        const markedRuns: number[] = [];
+        for (let i = 0; i < DD_RUNS; i++) {
+          progress(`(c) warm read ${img.id}: marked run ${i + 1}/${DD_RUNS}`);
+          markedRuns.push(await timedDd(file, headMiB));
+        }
+        const afterMarked = digest(await status(cache));
+        const tail = await run("dd", [`if=${file}`, "of=/dev/null", "bs=1M", `skip=${headMiB}`, "status=none"], { timeoutMs: 300_000 });
+        if (tail.code !== 0) throw new Error(`dd (tail) ${file}: ${describe(tail)} ${tail.stderr.trim()}`);
+        const afterComplete = digest(await status(cache));
+        const unmarkedRuns: number[] = [];
+        for (let i = 0; i < DD_RUNS; i++) {
+          progress(`(c) warm read ${img.id}: unmarked run ${i + 1}/${DD_RUNS}`);
+          unmarkedRuns.push(await timedDd(file, BIG_SIZE / MiB));
+        }
+        const afterUnmarked = digest(await status(cache));
+        await lazyUnmount(mnt);
 
-      // Daemon-less reference, with no daemon alive (no pre-content watch on the filesystem at open time).
-      const blobs = path.join(tmp, "warm-blobs");
-      const lmnt = path.join(tmp, "warm-local-mnt");
-      await localMount(img.dir, blobs, lmnt);
-      const localHeadRuns: number[] = [];
-      const localFullRuns: number[] = [];
-      for (let i = 0; i < DD_RUNS; i++) {
-        progress(`(c) warm read ${img.id}: local run ${i + 1}/${DD_RUNS}`);
-        localHeadRuns.push(await timedDd(path.join(lmnt, "file"), headMiB));
-        localFullRuns.push(await timedDd(path.join(lmnt, "file"), BIG_SIZE / MiB));
+        // Daemon-less reference, with no daemon alive (no pre-content watch on the filesystem at open time).
+        const blobs = path.join(tmp, "warm-blobs");
+        const lmnt = path.join(tmp, "warm-local-mnt");
+        await localMount(img.dir, blobs, lmnt);
+        const localHeadRuns: number[] = [];
+        const localFullRuns: number[] = [];
+        for (let i = 0; i < DD_RUNS; i++) {
+          progress(`(c) warm read ${img.id}: local run ${i + 1}/${DD_RUNS}`);
+          localHeadRuns.push(await timedDd(path.join(lmnt, "file"), headMiB));
+          localFullRuns.push(await timedDd(path.join(lmnt, "file"), BIG_SIZE / MiB));
+        }
+        localUnmount(lmnt);
+        fs.rmSync(blobs, { recursive: true, force: true });
+        const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
+        const headBytes = BIG_SIZE - BIG_TAIL;
+        const r: WarmResult = {
+          image: img.id, chunkSize: img.chunk, fileBytes: BIG_SIZE, headBytes,
+          fillMBps: mbps(headBytes, fill.seconds), fillS: fill.seconds,
+          markedMBps: mbps(headBytes, Math.min(...markedRuns)), unmarkedMBps: mbps(BIG_SIZE, Math.min(...unmarkedRuns)),
+          localHeadMBps: mbps(headBytes, Math.min(...localHeadRuns)), localMBps: mbps(BIG_SIZE, Math.min(...localFullRuns)),
+          runsS: { marked: markedRuns, unmarked: unmarkedRuns, localHead: localHeadRuns, localFull: localFullRuns },
+          status: { afterFill, afterMarked, afterComplete, afterUnmarked },
+          markedRatio: 0, unmarkedRatio: 0,
+        };
+        r.markedRatio = r.markedMBps / r.localHeadMBps;
+        r.unmarkedRatio = r.unmarkedMBps / r.localMBps;
+        if (afterFill.markedBlobs !== 1 || afterFill.presentChunks >= afterFill.chunks) failures.push(`(c) ${img.id}: the blob should be incomplete and marked after the partial fill (${JSON.stringify({ marked: afterFill.markedBlobs, present: afterFill.presentChunks, chunks: afterFill.chunks })})`);
+        warmResults.push(r);
       }
-      localUnmount(lmnt);
-      fs.rmSync(blobs, { recursive: true, force: true });
-      const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
-      const headBytes = BIG_SIZE - BIG_TAIL;
-      const r: WarmResult = {
-        image: img.id, chunkSize: img.chunk, fileBytes: BIG_SIZE, headBytes,
-        fillMBps: mbps(headBytes, fill.seconds), fillS: fill.seconds,
-        markedMBps: mbps(headBytes, Math.min(...markedRuns)), unmarkedMBps: mbps(BIG_SIZE, Math.min(...unmarkedRuns)),
-        localHeadMBps: mbps(headBytes, Math.min(...localHeadRuns)), localMBps: mbps(BIG_SIZE, Math.min(...localFullRuns)),
-        runsS: { marked: markedRuns, unmarked: unmarkedRuns, localHead: localHeadRuns, localFull: localFullRuns },
-        status: { afterFill, afterMarked, afterComplete, afterUnmarked },
-        markedRatio: 0, unmarkedRatio: 0,
-      };
-      r.markedRatio = r.markedMBps / r.localHeadMBps;
-      r.unmarkedRatio = r.unmarkedMBps / r.localMBps;
-      if (afterFill.markedBlobs !== 1 || afterFill.presentChunks >= afterFill.chunks) failures.push(`(c) ${img.id}: the blob should be incomplete and marked after the partial fill (${JSON.stringify({ marked: afterFill.markedBlobs, present: afterFill.presentChunks, chunks: afterFill.chunks })})`);
-      warmResults.push(r);
 
       // (d) per-miss latency. The remote's files are read into the page cache first: the remote is as fast as it gets.
-      for (const minFetch of img.chunk < MiB ? [undefined, img.chunk] : [undefined]) {
+      for (const minFetch of !PARTS.has("d") ? [] : img.chunk < MiB ? [undefined, img.chunk] : [undefined]) {
         const runs: MissRun[] = [];
         for (let i = 0; i < MISS_RUNS; i++) {
           progress(`(d) miss latency ${img.id}${minFetch ? `, minFetch ${chunkLabel(minFetch)}` : ""}: run ${i + 1}/${MISS_RUNS}`);
-          dropCaches(); // also syncs: no writeback of earlier runs' cache files during the reads
+          await settle(); // also syncs: no writeback of earlier runs' cache files during the reads
           for (const f of Object.keys(img.files)) await run("dd", [`if=${path.join(img.dir, f)}`, "of=/dev/null", "bs=1M", "status=none"]);
           const { cache, mnt } = fresh("miss");
           await lazyMount(img.dir, mnt, cache, minFetch);
@@ -850,78 +886,87 @@ async function main(): Promise<number> {
 
     // ------------------------------------------------------------ report
     const pf = (ok: boolean) => (ok ? "pass" : "FAIL");
-    console.log(`\n(a) cold start: chroot <mnt> ${COLD_CMD.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}, server --rate ${RATE} --latency ${LATENCY_MS}`);
-    console.log(`    lazy = eod mount + run (fresh cache, best of ${RUNS}); full = GET manifest, then the other files concurrently + eod unpack + mount(2) + run (1 run)`);
-    console.log(`    daemon up = eod mount start until the daemon listens (two node starts); load = the daemon's mount request (manifest, bootstrap, tables, HEAD, mount(2))`);
-    const aRows: string[][] = [["variant", "lazy s", "mount (daemon up/load) + run", "lazy MB", "full s", "(dl+unpack+mount+run)", "full MB", "bytes ratio", `≤${TARGETS.coldBytes}`, "time ratio", `≤${TARGETS.coldTime}`, "fetches", "misses", "events", "fill p50/p99 ms"]];
-    for (const c of coldResults) {
-      const best = c.lazy.best;
-      const full = c.full;
-      const br = c.bytesRatio;
-      const tr = c.timeRatio;
-      if (br === null || br > TARGETS.coldBytes) failures.push(`(a) ${c.label}: bytes ratio ${ratio(br)} > ${TARGETS.coldBytes}`);
-      if (tr === null || tr > TARGETS.coldTime) failures.push(`(a) ${c.label}: time ratio ${ratio(tr)} > ${TARGETS.coldTime}`);
-      aRows.push([
-        c.label, secs(best?.totalS), best ? `${secs(best.mountS)} (${secs(best.daemonUpS)}/${secs(best.loadS)}) + ${secs(best.runS)}` : "-", best ? mb(best.bytes) : "-",
-        secs(full.totalS), `${secs(full.downloadS)}+${secs(full.unpackS)}+${secs(full.mountS)}+${secs(full.runS)}`, mb(full.bytes),
-        ratio(br), pf(br !== null && br <= TARGETS.coldBytes), ratio(tr), pf(tr !== null && tr <= TARGETS.coldTime),
-        best ? String(best.status.fetches) : "-", best ? String(best.status.misses) : "-", best ? String(best.status.events) : "-",
-        best ? `${ms(best.status.fillLatencyMs.p50)}/${ms(best.status.fillLatencyMs.p99)}` : "-",
-      ]);
+    if (PARTS.has("a")) {
+      console.log(`\n(a) cold start: chroot <mnt> ${COLD_CMD.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}, server --rate ${RATE} --latency ${LATENCY_MS}`);
+      console.log(`    lazy = eod mount + run (fresh cache, best of ${RUNS}); full = GET manifest, then the other files concurrently + eod unpack + mount(2) + run (1 run)`);
+      console.log(`    daemon up = eod mount start until the daemon listens (two node starts); load = the daemon's mount request (manifest, bootstrap, tables, HEAD, mount(2))`);
+      const aRows: string[][] = [["variant", "lazy s", "mount (daemon up/load) + run", "lazy MB", "full s", "(dl+unpack+mount+run)", "full MB", "bytes ratio", `≤${TARGETS.coldBytes}`, "time ratio", `≤${TARGETS.coldTime}`, "fetches", "misses", "events", "fill p50/p99 ms"]];
+      for (const c of coldResults) {
+        const best = c.lazy.best;
+        const full = c.full;
+        const br = c.bytesRatio;
+        const tr = c.timeRatio;
+        if (br === null || br > TARGETS.coldBytes) failures.push(`(a) ${c.label}: bytes ratio ${ratio(br)} > ${TARGETS.coldBytes}`);
+        if (tr === null || tr > TARGETS.coldTime) failures.push(`(a) ${c.label}: time ratio ${ratio(tr)} > ${TARGETS.coldTime}`);
+        aRows.push([
+          c.label, secs(best?.totalS), best ? `${secs(best.mountS)} (${secs(best.daemonUpS)}/${secs(best.loadS)}) + ${secs(best.runS)}` : "-", best ? mb(best.bytes) : "-",
+          secs(full.totalS), `${secs(full.downloadS)}+${secs(full.unpackS)}+${secs(full.mountS)}+${secs(full.runS)}`, mb(full.bytes),
+          ratio(br), pf(br !== null && br <= TARGETS.coldBytes), ratio(tr), pf(tr !== null && tr <= TARGETS.coldTime),
+          best ? String(best.status.fetches) : "-", best ? String(best.status.misses) : "-", best ? String(best.status.events) : "-",
+          best ? `${ms(best.status.fillLatencyMs.p50)}/${ms(best.status.fillLatencyMs.p99)}` : "-",
+        ]);
+      }
+      console.log(table(aRows, 1));
+      const chrootOk = coldResults.every((c) => c.lazy.runs.every((r) => r.ok) && c.full.ok);
+      console.log(`    chroot without /proc: ${chrootOk ? "python3 -c 'import json' ran fine in every run" : "FAILED in some run (see JSON)"}`);
     }
-    console.log(table(aRows, 1));
-    const chrootOk = coldResults.every((c) => c.lazy.runs.every((r) => r.ok) && c.full.ok);
-    console.log(`    chroot without /proc: ${chrootOk ? "python3 -c 'import json' ran fine in every run" : "FAILED in some run (see JSON)"}`);
 
-    console.log(`\n(b) full-tree read: diff -r --no-dereference <corpus> <mnt>, page caches dropped, best of ${RUNS}; lazy = fresh cache, unthrottled HTTP on 127.0.0.1`);
-    const bRows: string[][] = [["variant", "lazy s", "local s", "ratio", `≤${TARGETS.diff}`, "fetches", "fetched MB", "misses", "events", "fill p50/p99 ms", "diff"]];
-    for (const t of treeResults) {
-      const bl = t.lazy.best;
-      const bo = t.local.best;
-      const r = t.ratio;
-      if (r === null || r > TARGETS.diff) failures.push(`(b) ${t.label}: ratio ${ratio(r, 2)} > ${TARGETS.diff}`);
-      const allOk = [...t.lazy.runs, ...t.local.runs].every((x) => x.ok);
-      bRows.push([
-        t.label, secs(bl?.seconds), secs(bo?.seconds), ratio(r, 2), pf(r !== null && r <= TARGETS.diff),
-        bl ? String(bl.status.fetches) : "-", bl ? mb(bl.status.fetchedBytes) : "-", bl ? String(bl.status.misses) : "-", bl ? String(bl.status.events) : "-",
-        bl ? `${ms(bl.status.fillLatencyMs.p50)}/${ms(bl.status.fillLatencyMs.p99)}` : "-", allOk ? "identical" : "DIFFERENT",
-      ]);
+    if (PARTS.has("b")) {
+      console.log(`\n(b) full-tree read: diff -r --no-dereference <corpus> <mnt>, page caches dropped, best of ${RUNS}; lazy = fresh cache, unthrottled HTTP on 127.0.0.1`);
+      const bRows: string[][] = [["variant", "lazy s", "local s", "ratio", `≤${TARGETS.diff}`, "fetches", "fetched MB", "misses", "events", "fill p50/p99 ms", "diff"]];
+      for (const t of treeResults) {
+        const bl = t.lazy.best;
+        const bo = t.local.best;
+        const r = t.ratio;
+        if (r === null || r > TARGETS.diff) failures.push(`(b) ${t.label}: ratio ${ratio(r, 2)} > ${TARGETS.diff}`);
+        const allOk = [...t.lazy.runs, ...t.local.runs].every((x) => x.ok);
+        bRows.push([
+          t.label, secs(bl?.seconds), secs(bo?.seconds), ratio(r, 2), pf(r !== null && r <= TARGETS.diff),
+          bl ? String(bl.status.fetches) : "-", bl ? mb(bl.status.fetchedBytes) : "-", bl ? String(bl.status.misses) : "-", bl ? String(bl.status.events) : "-",
+          bl ? `${ms(bl.status.fillLatencyMs.p50)}/${ms(bl.status.fillLatencyMs.p99)}` : "-", allOk ? "identical" : "DIFFERENT",
+        ]);
+      }
+      console.log(table(bRows, 1));
     }
-    console.log(table(bRows, 1));
 
-    console.log(`\n(c) warm sequential read of ${BIG_SIZE / MiB} MiB random (dd bs=1M, page caches dropped, best of ${DD_RUNS}); cache filled by one read through the lazy mount (directory remote)`);
-    console.log(`    marked = first ${(BIG_SIZE - BIG_TAIL) / MiB} MiB while the blob is incomplete (pre-content mark on); unmarked = whole file once complete (mark removed)`);
-    const cRows: string[][] = [["image", "fill MB/s", "marked MB/s", "local MB/s", "ratio", "unmarked MB/s", "local MB/s", "ratio", "marked after fill", "after complete", "events per read fill/marked/unmarked"]];
-    for (const w of warmResults) {
-      const s = w.status;
-      cRows.push([
-        w.image, w.fillMBps.toFixed(0), w.markedMBps.toFixed(0), w.localHeadMBps.toFixed(0), ratio(w.markedRatio, 2),
-        w.unmarkedMBps.toFixed(0), w.localMBps.toFixed(0), ratio(w.unmarkedRatio, 2),
-        `${s.afterFill.markedBlobs} (${s.afterFill.presentChunks}/${s.afterFill.chunks})`, `${s.afterComplete.markedBlobs} (${s.afterComplete.presentChunks}/${s.afterComplete.chunks})`,
-        `${s.afterFill.events}/${Math.round((s.afterMarked.events - s.afterFill.events) / DD_RUNS)}/${Math.round((s.afterUnmarked.events - s.afterComplete.events) / DD_RUNS)}`,
-      ]);
+    if (PARTS.has("c")) {
+      console.log(`\n(c) warm sequential read of ${BIG_SIZE / MiB} MiB random (dd bs=1M, page caches dropped, best of ${DD_RUNS}); cache filled by one read through the lazy mount (directory remote)`);
+      console.log(`    marked = first ${(BIG_SIZE - BIG_TAIL) / MiB} MiB while the blob is incomplete (pre-content mark on); unmarked = whole file once complete (mark removed)`);
+      const cRows: string[][] = [["image", "fill MB/s", "marked MB/s", "local MB/s", "ratio", "unmarked MB/s", "local MB/s", "ratio", "marked after fill", "after complete", "events per read fill/marked/unmarked"]];
+      for (const w of warmResults) {
+        const s = w.status;
+        cRows.push([
+          w.image, w.fillMBps.toFixed(0), w.markedMBps.toFixed(0), w.localHeadMBps.toFixed(0), ratio(w.markedRatio, 2),
+          w.unmarkedMBps.toFixed(0), w.localMBps.toFixed(0), ratio(w.unmarkedRatio, 2),
+          `${s.afterFill.markedBlobs} (${s.afterFill.presentChunks}/${s.afterFill.chunks})`, `${s.afterComplete.markedBlobs} (${s.afterComplete.presentChunks}/${s.afterComplete.chunks})`,
+          `${s.afterFill.events}/${Math.round((s.afterMarked.events - s.afterFill.events) / DD_RUNS)}/${Math.round((s.afterUnmarked.events - s.afterComplete.events) / DD_RUNS)}`,
+        ]);
+      }
+      console.log(table(cRows, 1));
     }
-    console.log(table(cRows, 1));
 
-    console.log(`\n(d) miss latency: 4 KiB preads at distinct 1 MiB-aligned offsets in shuffled order (each a cold miss), directory remote in page cache; median of ${MISS_RUNS} fresh caches`);
-    const dRows: string[][] = [["image", "minFetch", "reads", "daemon fill p50", `≤${TARGETS.fillP50}`, "p99", `≤${TARGETS.fillP99}`, "max", "client p50", "client p99", "fetches", "fetched MB", "events"]];
-    for (const m of missResults) {
-      const x = m.median;
-      if (x.fillP50 > TARGETS.fillP50) failures.push(`(d) ${m.image} minFetch ${chunkLabel(m.minFetch)}: fill p50 ${ms(x.fillP50)} ms > ${TARGETS.fillP50}`);
-      if (x.fillP99 > TARGETS.fillP99) failures.push(`(d) ${m.image} minFetch ${chunkLabel(m.minFetch)}: fill p99 ${ms(x.fillP99)} ms > ${TARGETS.fillP99}`);
-      dRows.push([
-        m.image, chunkLabel(m.minFetch), String(m.runs[0]!.n), `${ms(x.fillP50)} ms`, pf(x.fillP50 <= TARGETS.fillP50), `${ms(x.fillP99)} ms`, pf(x.fillP99 <= TARGETS.fillP99),
-        `${ms(x.fillMax)} ms`, `${ms(x.clientP50)} ms`, `${ms(x.clientP99)} ms`, String(x.fetches), mb(x.fetchedBytes), String(x.events),
-      ]);
+    if (PARTS.has("d")) {
+      console.log(`\n(d) miss latency: 4 KiB preads at distinct 1 MiB-aligned offsets in shuffled order (each a cold miss), directory remote in page cache; median of ${MISS_RUNS} fresh caches`);
+      const dRows: string[][] = [["image", "minFetch", "reads", "daemon fill p50", `≤${TARGETS.fillP50}`, "p99", `≤${TARGETS.fillP99}`, "max", "client p50", "client p99", "fetches", "fetched MB", "events"]];
+      for (const m of missResults) {
+        const x = m.median;
+        if (x.fillP50 > TARGETS.fillP50) failures.push(`(d) ${m.image} minFetch ${chunkLabel(m.minFetch)}: fill p50 ${ms(x.fillP50)} ms > ${TARGETS.fillP50}`);
+        if (x.fillP99 > TARGETS.fillP99) failures.push(`(d) ${m.image} minFetch ${chunkLabel(m.minFetch)}: fill p99 ${ms(x.fillP99)} ms > ${TARGETS.fillP99}`);
+        dRows.push([
+          m.image, chunkLabel(m.minFetch), String(m.runs[0]!.n), `${ms(x.fillP50)} ms`, pf(x.fillP50 <= TARGETS.fillP50), `${ms(x.fillP99)} ms`, pf(x.fillP99 <= TARGETS.fillP99),
+          `${ms(x.fillMax)} ms`, `${ms(x.clientP50)} ms`, `${ms(x.clientP99)} ms`, String(x.fetches), mb(x.fetchedBytes), String(x.events),
+        ]);
+      }
+      console.log(table(dRows, 1));
     }
-    console.log(table(dRows, 1));
 
     console.log(`\nimages: ${[...corpusImages, ...bigImages].map((i) => `${i.id} ${mb(i.bytes)} MB (bootstrap ${mb(i.files["bootstrap.erofs"] ?? 0)} MB, built in ${secs(builds[i.id])} s)`).join("; ")}`);
 
     const totalS = Number(process.hrtime.bigint() - t00) / 1e9;
     const idleAfter = await idleFraction(1000);
-    console.log(`\nmachine idle before the bench: ${(idleBefore * 100).toFixed(0)}%, right after it: ${(idleAfter * 100).toFixed(0)}%; CPU used by other processes: ${Object.entries(foreign.sections).map(([k, v]) => `${k} ${v.foreignS.toFixed(1)} s in ${v.wallS.toFixed(0)} s`).join(", ")}`);
-    const noisy = Object.entries(foreign.sections).filter(([, v]) => v.wallS > 0 && v.foreignS / v.wallS > 0.1);
+    console.log(`\nmachine idle before the bench: ${(idleBefore * 100).toFixed(0)}%, right after it: ${(idleAfter * 100).toFixed(0)}%; CPU used by other processes: ${Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1).map(([k, v]) => `${k} ${v.foreignS.toFixed(1)} s in ${v.wallS.toFixed(0)} s`).join(", ")}`);
+    if (WAIT_QUIET_S > 0) console.log(`waited ${waitedS.toFixed(0)} s (of at most ${WAIT_QUIET_S}) for a quiet machine before timed runs`);
+    const noisy = Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1 && v.foreignS / v.wallS > 0.1);
     if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
     const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
     const outDir = path.join(repo, "bench/results");
@@ -933,9 +978,9 @@ async function main(): Promise<number> {
       git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
       host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
       node: process.version,
-      idleFractionBefore: idleBefore, idleFractionAfter: idleAfter, foreignCpuBySection: foreign.sections,
+      idleFractionBefore: idleBefore, idleFractionAfter: idleAfter, foreignCpuBySection: foreign.sections, waitedForQuietS: waitedS,
       options: {
-        runs: RUNS, missLatencyRuns: MISS_RUNS, ddRuns: DD_RUNS, rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
+        runs: RUNS, missLatencyRuns: MISS_RUNS, ddRuns: DD_RUNS, parts: [...PARTS], rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
         fullDownload: "GET manifest.json, then bootstrap, chunk tables and blobs concurrently (one request per file, shared server bandwidth)",
         bigFileBytes: BIG_SIZE, bigTailUnreadBytes: BIG_TAIL, missReadBytes: 4096, missOffsets: "every 1 MiB of the file, shuffled", targets: TARGETS,
       },

@@ -59,7 +59,7 @@ export class Daemon {
     const kept: MountRecord[] = [];
     for (const m of this.#state.mounts) {
       const live = mountAt(m.mountPoint);
-      if (!live || live.fsType !== "erofs" || live.source !== m.bootstrapPath) {
+      if (!live || live.fsType !== "erofs" || live.source !== (m.mountSource ?? m.bootstrapPath)) {
         this.#opts.log("info", "forgetting a mount that is gone", { mountPoint: m.mountPoint });
         continue;
       }
@@ -129,7 +129,7 @@ export class Daemon {
       throw new EodError((err as EodError).code ?? "SYS", `Cannot mount ${image.bootstrapPath} on ${mountPoint}: ${(err as Error).message}`, { cause: err });
     }
     const record: MountRecord = {
-      mountPoint, source, frontend: this.#opts.frontend.name, bootstrapPath: image.bootstrapPath, manifestDigest: image.manifestDigest,
+      mountPoint, source, frontend: this.#opts.frontend.name, bootstrapPath: image.bootstrapPath, mountSource: args.source, manifestDigest: image.manifestDigest,
       blobs: image.manifest.blobs.map((b) => ({ id: b.id, remotePath: b.remote.path })), mountedAt: new Date().toISOString(),
     };
     this.#state.mounts.push(record);

@@ -9,6 +9,8 @@ export interface MountRecord {
   source: string;
   frontend: string;
   bootstrapPath: string;
+  /** The mount(2) source: the bootstrap file (fanotify) or "none" (fscache); how a live mount is recognised. */
+  mountSource?: string;
   manifestDigest: string;
   /** The image's blobs in device order, with where each one's remote form is. */
   blobs: Array<{ id: string; remotePath: string }>;
