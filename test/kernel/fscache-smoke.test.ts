@@ -13,6 +13,7 @@ import { volumeKeyOf } from "../../src/frontend/fscache/protocol.ts";
 import { eodOk } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/kernel.ts";
 import { runInVm, vmAvailable } from "../helpers/vm.ts";
+import { hashTree } from "../helpers/hash-tree.ts";
 import type { ReadSeen, RoundReport, SmokeReport } from "../vm/fscache-smoke.ts";
 
 const PAGE = 4096;
@@ -32,15 +33,6 @@ function makeTree(root: string): void {
   for (let i = 1; i <= 300; i++) fs.writeFileSync(path.join(root, `many/file-${i}`), rnd(i * 37));
 }
 
-/** sha256 of every regular file under `root`, by relative path. */
-function hashTree(root: string, rel = "", out: Record<string, string> = {}): Record<string, string> {
-  for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) hashTree(root, r, out);
-    else if (e.isFile()) out[r] = crypto.createHash("sha256").update(fs.readFileSync(path.join(root, r))).digest("hex");
-  }
-  return out;
-}
 
 function round(report: SmokeReport, name: string): RoundReport {
   const r = report.rounds.find((x) => x.name === name);

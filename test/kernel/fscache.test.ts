@@ -9,6 +9,7 @@ import path from "node:path";
 import { eodOk } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/kernel.ts";
 import { runInVm, vmAvailable } from "../helpers/vm.ts";
+import { hashTree } from "../helpers/hash-tree.ts";
 
 const vm = vmAvailable();
 
@@ -26,14 +27,6 @@ function tree(root: string, seed: string, extra: Record<string, string | Buffer>
   for (const [k, v] of Object.entries(extra)) fs.writeFileSync(path.join(root, k), v);
 }
 
-function hashTree(root: string, rel = "", out: Record<string, string> = {}): Record<string, string> {
-  for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) hashTree(root, r, out);
-    else if (e.isFile()) out[r] = crypto.createHash("sha256").update(fs.readFileSync(path.join(root, r))).digest("hex");
-  }
-  return out;
-}
 
 test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
   const work = tempDir("eod-fscache-e2e-");
