@@ -41,7 +41,7 @@ test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, fail
   const expected = path.join(work, "expected.json");
   fs.writeFileSync(expected, JSON.stringify({ A: hashTree(srcs.A), B: hashTree(srcs.B), C: hashTree(srcs.C) }));
 
-  const res = await runInVm("test/vm/fscache-e2e.ts", [imgs.A, imgs.B, imgs.C, expected], { timeoutS: 420, share: [work] });
+  const res = await runInVm("test/vm/fscache-e2e.ts", [imgs.A, imgs.B, imgs.C, expected], { timeoutS: 720, share: [work] });
   const last = res.stdout.trim().split("\n").at(-1) ?? "";
   let r: Record<string, any>;
   try { r = JSON.parse(last); } catch { assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`); }

@@ -150,7 +150,8 @@ async function main(): Promise<void> {
   await c.faults(null);
   const results = await Promise.all(readers);
   report.failover = names.map((n, i) => ({ name: n, ok: results[i] === expected.C[n], got: results[i] }));
-  for (let i = 0; i < 100 && Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8").trim() || 0) === oldPid; i++) await new Promise((r) => setTimeout(r, 100));
+  // A new daemon under TCG can take many seconds to start: wait for its pid file (up to 3 minutes).
+  for (let i = 0; i < 1800 && Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8").trim() || 0) === oldPid; i++) await new Promise((r) => setTimeout(r, 100));
   report.restartedPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== oldPid;
   report.afterFailoverDiff = diff(expected.C, await hashTree("/mnt/c"));
 
