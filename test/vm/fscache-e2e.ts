@@ -12,7 +12,9 @@ import { fileURLToPath } from "node:url";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EOD = path.join(REPO, "bin/eod.mjs");
 const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
-const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "120000" };
+// Fetch unit = chunk size (64K), so that reading one file does not pull its neighbours in: the failover
+// readers must really be blocked on a cold chunk when the daemon is killed.
+const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "120000", EOD_MIN_FETCH: "65536" };
 const [imgA, imgB, imgC, expectedPath] = process.argv.slice(2);
 const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C", Record<string, string>>;
 const servers: ChildProcess[] = [];
