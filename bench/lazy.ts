@@ -5,7 +5,7 @@
 //   node bench/lazy.ts [--runs=3] [--parts=a,b,c,d] [--wait-quiet=SECONDS]       (npm run bench:lazy)
 //
 // --wait-quiet: on a shared machine, wait before each timed run (up to SECONDS in all) until other processes
-// use less than 6% of a CPU.
+// have used less than 6% of a CPU for 2 s (the check itself adds 2 s per timed run).
 //
 // In one run, for chunk sizes 1 MiB and 256 KiB (plus --inline-max 0, and a daemon whose minimum fetch unit
 // is the chunk size, where noted):
@@ -407,13 +407,15 @@ class ForeignCpu {
     if (maxS <= 0) return 0;
     const t0 = performance.now();
     this.#sample(true);
+    let quiet = 0; // consecutive quiet half seconds; a VM that idles for a moment is not gone
     while ((performance.now() - t0) / 1000 < maxS) {
       await sleep(500);
-      if (this.#sample(false) < 0.03) break; // CPU seconds in 0.5 s; not counted against the section
+      quiet = this.#sample(false) < 0.03 ? quiet + 1 : 0; // CPU seconds in 0.5 s; not counted against the section
+      if (quiet >= 4) break;
     }
     const waited = (performance.now() - t0) / 1000;
     this.#sectionStart += performance.now() - t0; // nor is the waiting part of the section's time
-    return waited > 0.6 ? waited : 0; // one quiet half second is the check, not a wait
+    return waited > 2.5 ? waited : 0; // two quiet seconds are the check, not a wait
   }
 
   #sample(count: boolean): number {
