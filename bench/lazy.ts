@@ -19,14 +19,14 @@
 //      also with a minimum fetch unit of 256 KiB (256 KiB chunks) and of 4 MiB (1 MiB chunks).
 //  (c) 200 MiB of random bytes: the daemon's cache filled by one read through a lazy mount (directory remote),
 //      then `dd bs=1M` with page caches dropped, while the blob is still incomplete (pre-content mark on) and
-//      once complete (mark removed), vs a daemon-less mount of the unpacked image (best of N each).
+//      once complete (mark removed), vs a daemon-less mount of the unpacked image (best of N+2 each).
 //  (d) per-miss latency, directory remote with its files in the page cache: 4 KiB preads at distinct 1 MiB
-//      aligned offsets (each a cold miss; every miss is widened to the 1 MiB minimum fetch unit) from this
-//      process; the daemon's fill latency (event read → answer, `eod status`) and the client's pread latency
-//      (N fresh caches; the table shows the median of the runs).
+//      aligned offsets (each a cold miss, widened to the minimum fetch unit: 1 MiB, or 256 KiB with a bench
+//      daemon) from this process; the daemon's fill latency (event read → answer, `eod status`) and the
+//      client's pread latency (N+2 fresh caches; the table shows the median of the runs).
 // The bench process itself never reads through a lazy mount while it must answer anything: the daemon is
-// another process. Everything mounted or started is cleaned up in `finally` and on SIGINT. CPU used by other
-// processes during each part is measured and reported: on a small shared machine it skews the timings.
+// another process. Everything mounted or started is cleaned up in `finally` and on SIGINT/SIGTERM. CPU used
+// by other processes during each part is measured and reported: on a small shared machine it skews timings.
 // Results are printed and written to bench/results/lazy-<UTC timestamp>.json. Exit status is non-zero if
 // a run failed or a target was missed.
 import { spawn, spawnSync } from "node:child_process";
@@ -97,6 +97,11 @@ async function asDaemon(cacheDir: string, minFetch: number): Promise<void> {
 interface Result { code: number | null; signal: string | null; stdout: string; stderr: string; seconds: number; timedOut: boolean }
 
 const children = new Set<number>(); // running children, killed on SIGINT
+/** Set once cleanup has begun: nothing new is mounted or started after that. */
+let stopping = false;
+function checkStopping(): void {
+  if (stopping) throw new Error("interrupted");
+}
 
 function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; stdout?: "pipe" | "ignore" } = {}): Promise<Result> {
   return new Promise((resolve) => {
@@ -156,6 +161,7 @@ interface Server { url: string; pid: number }
 const servers = new Set<number>();
 
 async function startServer(root: string, extra: string[]): Promise<Server> {
+  checkStopping();
   const child = spawn(NODE, [EOD, "serve", root, "--listen", "127.0.0.1:0", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   servers.add(child.pid!);
   let err = "";
@@ -239,6 +245,7 @@ async function startBenchDaemon(cache: string, minFetch: number): Promise<number
 
 /** `eod mount` (optionally through a bench daemon with another minFetch); returns seconds from start to mounted. */
 async function lazyMount(source: string, mnt: string, cache: string, minFetch?: number): Promise<number> {
+  checkStopping();
   fs.mkdirSync(mnt, { recursive: true });
   const entry: Mounted = { mnt, cache, daemonPid: null };
   mounts.set(mnt, entry);
@@ -282,12 +289,14 @@ async function lazyUnmount(mnt: string): Promise<string[]> {
 
 /** Unpacks an image (kernel-form blobs into `blobsDir`) and mounts it with no daemon; returns timings. */
 async function localMount(img: string, blobsDir: string, mnt: string): Promise<{ unpackS: number; mountS: number }> {
+  checkStopping();
   fs.mkdirSync(mnt, { recursive: true });
   const t0 = process.hrtime.bigint();
   const line = (await eodOk(["unpack", img, "--blobs-to", blobsDir])).trim();
   const t1 = process.hrtime.bigint();
   const sp = line.indexOf(" ");
   const [bootstrap, data] = sp < 0 ? [line, null] : [line.slice(0, sp), line.slice(sp + 1)];
+  checkStopping();
   mounts.set(mnt, { mnt, cache: null, daemonPid: null });
   await mountAsync(bootstrap, mnt, "erofs", MS_RDONLY, data);
   const t2 = process.hrtime.bigint();
@@ -503,7 +512,11 @@ function table(rows: string[][], left = 1): string {
   }).join("\n");
 }
 
-const progress = (s: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`); };
+/** Progress on stderr; also where an interrupted run stops starting new steps. */
+const progress = (s: string): void => {
+  checkStopping();
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+};
 
 // ---------------------------------------------------------------- the benchmark
 
@@ -533,6 +546,7 @@ interface MissResult {
 interface ImageDef { id: string; chunk: number; inline: string; dir: string; bytes: number; files: Record<string, number> }
 
 async function buildImage(src: string, dir: string, chunk: number, inline?: string): Promise<{ seconds: number; bytes: number; files: Record<string, number> }> {
+  checkStopping();
   const t0 = process.hrtime.bigint();
   await eodOk(["build", src, "-o", dir, "--chunk-size", String(chunk), ...(inline !== undefined ? ["--inline-max", inline] : [])]);
   const files: Record<string, number> = {};
@@ -593,11 +607,11 @@ async function main(): Promise<number> {
   if (!support.ok) { console.error(`this kernel cannot lazy-mount: ${support.missing.join("; ")}`); return 1; }
 
   const corpus = await debianCorpus();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-lazy-"));
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lazy-bench-"));
+  let cleaning: Promise<void> | null = null;
+  // One cleanup, however many callers (a signal, then main's `finally`): each waits for the same one.
+  const cleanup = (): Promise<void> => (cleaning ??= (async () => {
+    stopping = true;
     for (const pid of children) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
     for (const m of [...mounts.values()]) {
       if (m.cache) await lazyUnmount(m.mnt).catch((e: Error) => console.error(`!! ${e.message}`));
@@ -608,11 +622,13 @@ async function main(): Promise<number> {
     const left = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((p) => p.startsWith(tmp));
     if (left.length) console.error(`!! not removing ${tmp}: still mounted: ${left.join(", ")}`);
     else fs.rmSync(tmp, { recursive: true, force: true });
-  };
-  process.once("SIGINT", () => {
-    progress("SIGINT: cleaning up");
-    cleanup().finally(() => process.exit(130));
-  });
+  })());
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`${sig}: cleaning up\n`);
+      cleanup().finally(() => process.exit(code));
+    });
+  }
 
   const failures: string[] = [];
   const foreign = new ForeignCpu(tmp);
@@ -1007,5 +1023,9 @@ async function main(): Promise<number> {
 if (process.argv[2] === "--as-daemon") {
   await asDaemon(process.argv[3]!, Number(process.argv[4]));
 } else {
-  process.exitCode = await main();
+  try {
+    process.exitCode = await main();
+  } catch (err) {
+    if (!stopping) throw err; // interrupted: the signal handler exits once everything is cleaned up
+  }
 }
