@@ -1,15 +1,21 @@
 // One blob in the cache: its chunk table, its storage (the kernel form, sparse), which chunks are present,
 // and the fetches in flight. ensure() is idempotent and safe to call concurrently: two faults on one chunk
 // share one fetch, and bytes reach the storage only after their sha256 matched the chunk table.
-import { webcrypto } from "node:crypto";
+//
+// Fetch sizing: an isolated miss fetches the missing chunks widened to `minFetch`; a miss that continues
+// the previous one starts a sequential stream whose unit doubles up to `maxFetch`, and each stream miss also
+// starts the next window ahead of the reader (read-ahead), so a sequential reader keeps two requests in
+// flight instead of waiting for one round trip per window.
+import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import { CHUNK_FLAG_RAW, type ChunkTable } from "../image/chunk-table.ts";
-import { decompressChunkAsync } from "../image/codec.ts";
+import { decompressChunkInto, decompressChunkIntoAsync } from "../image/codec.ts";
 import type { Remote } from "../remote/remote.ts";
 import { chunksOverlapping, planRuns, type FetchRun, type PlanOptions } from "./plan.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
+import type { BufferPool } from "./buffer-pool.ts";
 
 export interface BlobSourceRef {
   remote: Remote;
@@ -21,6 +27,17 @@ export interface BlobCacheOptions extends PlanOptions {
   /** Fetch attempts when the remote answers with bytes that fail verification. */
   verifyAttempts: number;
   budget: ByteBudget;
+  pool: BufferPool;
+}
+
+/** Runs up to this many plain bytes are decoded on the main thread: a thread-pool hop costs more than that. */
+const SYNC_DECODE_MAX = 256 * 1024;
+
+/** A sequential reader: windows are planned up to chunk `next`; reaching `trigger` plans the next window. */
+interface Stream {
+  next: number;
+  trigger: number;
+  unit: number;
 }
 
 export interface BlobStats {
@@ -33,6 +50,8 @@ export interface BlobStats {
   /** Bytes received from the remote (compressed). */
   fetchedBytes: number;
   fetches: number;
+  /** Fetches started ahead of a sequential reader. */
+  readaheads: number;
   misses: number;
   hits: number;
   inFlight: number;
@@ -49,7 +68,8 @@ export class BlobCache {
   readonly #opts: BlobCacheOptions;
   readonly #inFlight = new Map<number, Promise<void>>();
   #dirty = false;
-  readonly #stats = { fetchedBytes: 0, fetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0 };
+  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, misses: 0, hits: 0, corrupt: 0, errors: 0 };
+  #stream: Stream | null = null;
   #cachedBytes = 0;
   readonly #totalBytes: number;
 
@@ -116,19 +136,44 @@ export class BlobCache {
     }
     if (!missing && waits.size === 0) { this.#stats.hits++; return; }
     this.#stats.misses++;
+    const s = this.#stream;
+    const sequential = s !== null && first <= s.next && last >= s.trigger;
+    const unit = sequential ? Math.min(this.#opts.maxFetch, s.unit * 2) : this.#opts.minFetch;
+    let end = last + 1;
     if (missing) {
-      const wanted = (i: number) => !this.presence.has(i) && !this.#inFlight.has(i);
-      for (const run of planRuns(this.table.entries, first, last, wanted, this.#opts)) {
-        const p = this.#fetchRun(run);
-        for (let i = run.first; i <= run.last; i++) this.#inFlight.set(i, p);
-        waits.add(p);
+      for (const run of planRuns(this.table.entries, first, last, this.#wanted, { minFetch: unit, maxFetch: this.#opts.maxFetch })) {
+        waits.add(this.#start(run));
+        end = Math.max(end, run.last + 1);
       }
+    }
+    if (sequential) {
+      const from = Math.max(end, s.next);
+      const ahead = from < this.table.entries.length && this.#wanted(from)
+        ? planRuns(this.table.entries, from, from, this.#wanted, { minFetch: unit, maxFetch: this.#opts.maxFetch })
+        : [];
+      for (const run of ahead) {
+        this.#stats.readaheads++;
+        this.#start(run).catch(() => {}); // counted in errors; a reader that needs these chunks fetches them again
+      }
+      this.#stream = { next: ahead.length ? ahead.at(-1)!.last + 1 : from, trigger: ahead.length ? ahead[0].first : from, unit };
+    } else if (missing) {
+      this.#stream = { next: end, trigger: end, unit };
     }
     await Promise.all(waits);
   }
 
+  readonly #wanted = (i: number): boolean => !this.presence.has(i) && !this.#inFlight.has(i);
+
+  #start(run: FetchRun): Promise<void> {
+    const p = this.#fetchRun(run);
+    for (let i = run.first; i <= run.last; i++) this.#inFlight.set(i, p);
+    return p;
+  }
+
   async #fetchRun(run: FetchRun): Promise<void> {
-    const plainTotal = this.table.entries.slice(run.first, run.last + 1).reduce((n, e) => n + e.plainSize, 0);
+    const entries = this.table.entries;
+    let plainTotal = 0;
+    for (let i = run.first; i <= run.last; i++) plainTotal += entries[i].plainSize;
     const release = await this.#opts.budget.acquire(run.remoteLength + plainTotal);
     try {
       for (let attempt = 1; ; attempt++) {
@@ -136,12 +181,13 @@ export class BlobCache {
           const remote = await this.#source.remote.readRange(this.#source.path, run.remoteOffset, run.remoteLength);
           this.#stats.fetches++;
           this.#stats.fetchedBytes += remote.length;
-          const plains = await Promise.all(this.#decodeRun(run, remote));
-          for (let i = run.first; i <= run.last; i++) await this.storage.write(this.table.entries[i].plainOffset, plains[i - run.first]);
+          const chunks: Array<Promise<void>> = [];
           for (let i = run.first; i <= run.last; i++) {
-            if (!this.presence.has(i)) this.#cachedBytes += this.table.entries[i].plainSize;
-            this.presence.set(i);
+            if (this.presence.has(i)) continue; // written by an earlier attempt
+            const at = entries[i].remoteOffset - run.remoteOffset;
+            chunks.push(this.#fill(i, remote.subarray(at, at + entries[i].remoteSize), plainTotal <= SYNC_DECODE_MAX));
           }
+          await settleAll(chunks);
           this.#dirty = true;
           return;
         } catch (err) {
@@ -159,22 +205,25 @@ export class BlobCache {
     }
   }
 
-  /** Splits a fetched run into chunks, decompresses and verifies each (on the thread pool). */
-  #decodeRun(run: FetchRun, remote: Uint8Array): Array<Promise<Uint8Array>> {
-    const out: Array<Promise<Uint8Array>> = [];
-    for (let i = run.first; i <= run.last; i++) {
-      const e = this.table.entries[i];
-      const at = e.remoteOffset - run.remoteOffset;
-      const bytes = remote.subarray(at, at + e.remoteSize);
-      const what = `chunk ${i} of blob ${this.id}`;
-      out.push((async () => {
-        const plain = e.flags & CHUNK_FLAG_RAW ? bytes : await decompressChunkAsync(this.table.compression, bytes, e.plainSize, what);
-        const digest = new Uint8Array(await webcrypto.subtle.digest("SHA-256", plain));
-        if (!Buffer.from(digest).equals(e.digest)) throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what} from ${this.#source.remote.location}`);
-        return plain;
-      })());
+  /** Decodes chunk `i` into pooled memory, verifies it, writes it and marks it present. */
+  async #fill(i: number, bytes: Uint8Array, sync: boolean): Promise<void> {
+    const e = this.table.entries[i];
+    const what = `chunk ${i} of blob ${this.id}`;
+    const raw = (e.flags & CHUNK_FLAG_RAW) !== 0;
+    const plain = raw ? null : this.#opts.pool.take(e.plainSize);
+    try {
+      if (plain && sync) decompressChunkInto(this.table.compression, bytes, plain, what);
+      else if (plain) await decompressChunkIntoAsync(this.table.compression, bytes, plain, what);
+      const data = plain ?? bytes;
+      if (data.length !== e.plainSize || !createHash("sha256").update(data).digest().equals(e.digest)) {
+        throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what} from ${this.#source.remote.location}`);
+      }
+      await this.storage.write(e.plainOffset, data);
+    } finally {
+      if (plain) this.#opts.pool.give(plain);
     }
-    return out;
+    if (!this.presence.has(i)) this.#cachedBytes += e.plainSize;
+    this.presence.set(i);
   }
 
   stats(): BlobStats {
@@ -183,4 +232,11 @@ export class BlobCache {
       cachedBytes: this.#cachedBytes, inFlight: new Set(this.#inFlight.values()).size, ...this.#stats,
     };
   }
+}
+
+/** Like Promise.all, but settles only after every promise has (pooled buffers are in use until then). */
+async function settleAll(ps: Array<Promise<void>>): Promise<void> {
+  const results = await Promise.allSettled(ps);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 }

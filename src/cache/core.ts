@@ -12,6 +12,7 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
+import { BufferPool } from "./buffer-pool.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 
@@ -34,6 +35,7 @@ export class CacheCore {
   readonly #tableDigests = new Map<string, Uint8Array>();
   readonly #opts: Required<CacheOptions>;
   readonly #budget: ByteBudget;
+  readonly #pool: BufferPool;
   readonly #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | null = null;
 
@@ -41,6 +43,7 @@ export class CacheCore {
     this.dir = dir;
     this.#opts = { minFetch: 1 << 20, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, ...opts };
     this.#budget = new ByteBudget(this.#opts.memoryBudget);
+    this.#pool = new BufferPool(Math.min(16 << 20, this.#opts.memoryBudget));
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
     if (this.#opts.flushIntervalMs > 0) {
       this.#timer = setInterval(() => { this.flush().catch(() => {}); }, this.#opts.flushIntervalMs);
@@ -70,7 +73,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, budget: this.#budget,
+      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, budget: this.#budget, pool: this.#pool,
     });
     this.#blobs.set(id, blob);
     this.#tableDigests.set(id, digest);

@@ -23,6 +23,8 @@ export interface BlobStorage {
   close(): Promise<void>;
 }
 
+const SYNC_WRITE_MAX = 256 * 1024;
+
 /** A sparse file of exactly `size` bytes, created if missing (existing content is kept). */
 export class SparseFileStorage implements BlobStorage {
   readonly path: string;
@@ -47,6 +49,14 @@ export class SparseFileStorage implements BlobStorage {
   }
 
   write(pos: number, bytes: Uint8Array): Promise<void> {
+    if (bytes.length <= SYNC_WRITE_MAX) { // into the page cache: ~10 µs, where a thread-pool hop costs ~80 µs
+      try {
+        for (let done = 0; done < bytes.length;) done += fs.writeSync(this.#writeFd, bytes, done, bytes.length - done, pos + done);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return new Promise((resolve, reject) => {
       const step = (done: number) => {
         if (done === bytes.length) return resolve();

@@ -2,7 +2,8 @@
 // koffi's async liblz4), so a build compresses on every core while the main thread reads and hashes.
 import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
-import { lz4CompressAsync, lz4Decompress } from "../sys/lz4.ts";
+import { lz4CompressAsync, lz4DecompressInto } from "../sys/lz4.ts";
+import { zstdDecompressInto, zstdDecompressIntoAsync } from "../sys/zstd.ts";
 import type { Compression } from "./chunk-table.ts";
 
 export const ZSTD_DEFAULT_LEVEL = 3;
@@ -25,34 +26,36 @@ export function compressChunk(kind: Compression, plain: Uint8Array, level?: numb
 
 /** Decompresses one chunk; anything but exactly `plainSize` bytes is an error (never wrong-length data). */
 export function decompressChunk(kind: Compression, remote: Uint8Array, plainSize: number, what: string): Uint8Array {
-  let out: Uint8Array;
-  try {
-    if (kind === "none") out = remote;
-    else if (kind === "lz4") out = lz4Decompress(remote, plainSize);
-    else out = zlib.zstdDecompressSync(remote, { maxOutputLength: plainSize });
-  } catch (err) {
-    throw new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: ${(err as Error).message}`, { cause: err });
-  }
-  if (out.length !== plainSize) {
-    throw new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: got ${out.length} bytes, expected ${plainSize}`);
-  }
+  const out = kind === "none" && remote.length === plainSize ? remote : Buffer.allocUnsafe(plainSize);
+  decompressChunkInto(kind, remote, out, what);
   return out;
 }
 
-/** Async decompression (zstd on the thread pool) with the same exact-size rule as decompressChunk(). */
-export function decompressChunkAsync(kind: Compression, remote: Uint8Array, plainSize: number, what: string): Promise<Uint8Array> {
-  if (kind !== "zstd") {
-    try {
-      return Promise.resolve(decompressChunk(kind, remote, plainSize, what));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+/** Decompresses one chunk into `dst`, whose length is the chunk's plain size (the fill path's pooled memory). */
+export function decompressChunkInto(kind: Compression, remote: Uint8Array, dst: Uint8Array, what: string): void {
+  try {
+    if (kind === "none") {
+      if (remote.length !== dst.length) throw new RangeError(`got ${remote.length} bytes, expected ${dst.length}`);
+      if (remote !== dst) dst.set(remote);
+    } else if (kind === "lz4") lz4DecompressInto(remote, dst);
+    else zstdDecompressInto(remote, dst);
+  } catch (err) {
+    throw asCorrupt(err, what);
   }
-  return new Promise((resolve, reject) => {
-    zlib.zstdDecompress(remote, { maxOutputLength: plainSize }, (err, out) => {
-      if (err) return reject(new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: ${err.message}`, { cause: err }));
-      if (out.length !== plainSize) return reject(new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: got ${out.length} bytes, expected ${plainSize}`));
-      resolve(out);
-    });
-  });
+}
+
+/** decompressChunkInto() with zstd on the thread pool (for large chunks: the event loop stays free). */
+export async function decompressChunkIntoAsync(kind: Compression, remote: Uint8Array, dst: Uint8Array, what: string): Promise<void> {
+  if (kind !== "zstd") return decompressChunkInto(kind, remote, dst, what);
+  try {
+    await zstdDecompressIntoAsync(remote, dst);
+  } catch (err) {
+    throw asCorrupt(err, what);
+  }
+}
+
+/** Bad input is corrupt data (retried, then EIO); anything else (a missing library) is not the remote's fault. */
+function asCorrupt(err: unknown, what: string): unknown {
+  if (!(err instanceof EodError || err instanceof RangeError)) return err;
+  return new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: ${err.message}`, { cause: err });
 }

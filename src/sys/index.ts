@@ -7,6 +7,7 @@
 //   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
 //   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
+//   zstd.ts   zstd frames through Debian's libzstd.so.1, decompressed into caller memory
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
 export * from "./libc.ts";
 export * from "./mount.ts";
@@ -14,4 +15,5 @@ export * from "./xattr.ts";
 export * from "./fanotify.ts";
 export * from "./seek.ts";
 export * from "./lz4.ts";
+export * from "./zstd.ts";
 export * from "./cachefiles.ts";

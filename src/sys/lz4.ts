@@ -95,22 +95,28 @@ export function lz4CompressAsync(src: Uint8Array, level?: number): Promise<Buffe
  */
 export function lz4Decompress(src: Uint8Array, plainSize: number): Buffer {
   checkSize(plainSize, "plain size");
-  checkSize(src.byteLength, "compressed size");
   const dst = Buffer.allocUnsafe(plainSize); // fully written on success; never returned otherwise
-  const n = lz4().decompressSafe(src, dst, src.byteLength, plainSize);
+  lz4DecompressInto(src, dst);
+  return dst;
+}
+
+/** lz4Decompress() into `dst`, whose length is the exact plain size. */
+export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): void {
+  checkSize(dst.byteLength, "plain size");
+  checkSize(src.byteLength, "compressed size");
+  const n = lz4().decompressSafe(src, dst, src.byteLength, dst.byteLength);
   if (n < 0) {
     throw new EodError(
       "IMAGE_INVALID",
       `Cannot decompress LZ4 block of ${src.byteLength} bytes: malformed at input byte ${-n - 1}`,
     );
   }
-  if (n !== plainSize) {
+  if (n !== dst.byteLength) {
     throw new EodError(
       "IMAGE_INVALID",
-      `Cannot decompress LZ4 block of ${src.byteLength} bytes: expands to ${n} bytes, expected ${plainSize}`,
+      `Cannot decompress LZ4 block of ${src.byteLength} bytes: expands to ${n} bytes, expected ${dst.byteLength}`,
     );
   }
-  return dst;
 }
 
 function prepare(src: Uint8Array, level: number | undefined): { dst: Buffer; hc: number } {

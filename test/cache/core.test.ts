@@ -172,3 +172,19 @@ test("memory stays bounded: fetches wait for the byte budget", async () => {
   assert.ok(s.maxActive <= 4, `fetches in parallel within a 100K budget: ${s.maxActive}`);
   await core.close();
 });
+
+test("a sequential reader gets growing fetch units and a read-ahead window; isolated misses get neither", async () => {
+  const core = freshCore("c7", { minFetch: 64 << 10, maxFetch: 1 << 20 });
+  const { remote, s } = spy(openRemote(img));
+  const blob = core.openBlob(blobId, table, { remote, path: `blobs/${blobId}` });
+  const n = table.entries.length;
+  for (const i of [Math.floor(n / 2), 3, n - 2, Math.floor(n / 4)]) await blob.ensure(table.entries[i].plainOffset, 1);
+  assert.equal(blob.stats().readaheads, 0, "isolated misses start no read-ahead");
+  const before = s.ranges;
+  for (const e of table.entries) await blob.ensure(e.plainOffset, e.plainSize);
+  assert.ok(blob.complete);
+  assert.ok(blob.stats().readaheads > 0, "a sequential reader is read ahead of");
+  assert.ok(s.ranges - before < n / 4, `${s.ranges - before} requests for ${n} chunks read in order`);
+  assert.ok(fs.readFileSync(core.blobPath(blobId)).equals(kernel));
+  await core.close();
+});
