@@ -7,6 +7,7 @@ export type ErrorCode =
   | "DIGEST_MISMATCH" // bytes do not hash to the digest that names them
   | "SOURCE_UNREADABLE" // a file or directory of the build input could not be read
   | "SOURCE_UNSUPPORTED" // the build input holds something the format cannot represent
+  | "SOURCE_INVALID" // the build input is malformed or unsafe (a bad or truncated tar, a path leaving the tree, a bomb)
   | "USAGE" // bad command line
   | "SYS" // a system call failed (see SysError)
   | "REMOTE_STATUS" // the remote answered with an unexpected HTTP status (see RemoteError)
