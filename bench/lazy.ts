@@ -43,6 +43,8 @@ import { Daemon } from "../src/daemon/daemon.ts";
 import { daemonAlive } from "../src/daemon/client.ts";
 import { jsonLog } from "../src/daemon/log.ts";
 import { createFrontend } from "../src/frontend/select.ts";
+import { decompressBootstrap } from "../src/image/codec.ts";
+import type { Manifest } from "../src/image/manifest.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
 const EOD = path.join(repo, "bin/eod.mjs");
@@ -592,13 +594,19 @@ async function download(server: Server, prefix: string, dest: string): Promise<{
   const m = await httpRequest("GET", new URL("manifest.json", base).href);
   if (m.status !== 200) throw new Error(`GET manifest.json: HTTP ${m.status}`);
   fs.writeFileSync(path.join(dest, "manifest.json"), m.body);
-  const manifest = JSON.parse(m.body.toString("utf8")) as { bootstrap: { path: string }; blobs: Array<{ table: { path: string }; remote: { path: string } }> };
-  const rels = [manifest.bootstrap.path, ...manifest.blobs.flatMap((b) => [b.table.path, b.remote.path])];
+  const manifest = JSON.parse(m.body.toString("utf8")) as Manifest;
+  // The bootstrap's wire form when the image has one (as a lazy mount fetches it), decompressed after.
+  const rels = [manifest.bootstrapZstd?.path ?? manifest.bootstrap.path, ...manifest.blobs.flatMap((b) => [b.table.path, b.remote.path])];
   await Promise.all(rels.map(async (rel) => {
     const r = await httpRequest("GET", new URL(rel, base).href, path.join(dest, rel));
     if (r.status !== 200) throw new Error(`GET ${rel}: HTTP ${r.status}`);
   }));
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes: dirBytes(dest), files: rels.length + 1 };
+  const bytes = dirBytes(dest);
+  if (manifest.bootstrapZstd) {
+    const wire = fs.readFileSync(path.join(dest, manifest.bootstrapZstd.path));
+    fs.writeFileSync(path.join(dest, manifest.bootstrap.path), decompressBootstrap(wire, manifest.bootstrap.size, "the bootstrap"));
+  }
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes, files: rels.length + 1 };
 }
 
 async function main(): Promise<number> {

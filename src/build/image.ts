@@ -8,6 +8,7 @@ import { EROFS_FEATURE_INCOMPAT_CHUNKED_FILE, EROFS_FEATURE_INCOMPAT_DEVICE_TABL
 import type { ChunkAddr } from "../erofs/chunk.ts";
 import type { DeviceSlot } from "../erofs/devt.ts";
 import { blobIdOf, encodeChunkTable, type Compression } from "../image/chunk-table.ts";
+import { compressBootstrap } from "../image/codec.ts";
 import { MANIFEST_MEDIA_TYPE, MANIFEST_NAME, type BlobRef, type Manifest } from "../image/manifest.ts";
 import { BlobWriter } from "./blob-writer.ts";
 import { canInline, chooseEpoch, planLayout, type FileShape } from "./layout.ts";
@@ -127,9 +128,12 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
       inlineData: (i) => inline.get(i)!,
     });
     fs.writeFileSync(path.join(tmp, BOOTSTRAP_NAME), meta);
+    const metaZstd = compressBootstrap(meta);
+    fs.writeFileSync(path.join(tmp, `${BOOTSTRAP_NAME}.zst`), metaZstd);
     const manifest: Manifest = {
       schemaVersion: 1, mediaType: MANIFEST_MEDIA_TYPE, blockSize: blkSz, chunkSize, compression,
       bootstrap: { path: BOOTSTRAP_NAME, digest: sha256(meta), size: meta.length },
+      bootstrapZstd: { path: `${BOOTSTRAP_NAME}.zst`, digest: sha256(metaZstd), size: metaZstd.length },
       blobs,
     };
     fs.writeFileSync(path.join(tmp, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);

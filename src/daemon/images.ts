@@ -7,6 +7,7 @@ import path from "node:path";
 import { EodError, RemoteError } from "../errors.ts";
 import { ErofsReader, bufferSource } from "../erofs/reader.ts";
 import { blobIdOf, decodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
+import { decompressBootstrap } from "../image/codec.ts";
 import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "../image/manifest.ts";
 import { checkAgainstManifest } from "../image/open.ts";
 import type { Remote } from "../remote/remote.ts";
@@ -45,7 +46,11 @@ export async function loadImage(remote: Remote, cacheDir: string): Promise<Loade
   if (fs.existsSync(bootstrapPath) && sha256(fs.readFileSync(bootstrapPath)) === manifest.bootstrap.digest) {
     bootstrap = fs.readFileSync(bootstrapPath);
   } else {
-    bootstrap = verify(await fetch(manifest.bootstrap.path, "the bootstrap", MAX_BOOTSTRAP), manifest.bootstrap, "bootstrap");
+    const wire = manifest.bootstrapZstd;
+    bootstrap = wire
+      ? decompressBootstrap(verify(await fetch(wire.path, "the bootstrap", MAX_BOOTSTRAP), wire, "compressed bootstrap"), manifest.bootstrap.size, "the bootstrap")
+      : await fetch(manifest.bootstrap.path, "the bootstrap", MAX_BOOTSTRAP);
+    verify(bootstrap, manifest.bootstrap, "bootstrap");
     writeAtomic(bootstrapPath, bootstrap);
   }
 

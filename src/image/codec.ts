@@ -7,6 +7,23 @@ import { zstdDecompressInto, zstdDecompressIntoAsync } from "../sys/zstd.ts";
 import type { Compression } from "./chunk-table.ts";
 
 export const ZSTD_DEFAULT_LEVEL = 3;
+/** The bootstrap is compressed once per build and fetched by every cold start: worth a high level. */
+const BOOTSTRAP_ZSTD_LEVEL = 15;
+
+/** The bootstrap's wire form: one zstd frame (deterministic for the same bytes). */
+export function compressBootstrap(meta: Uint8Array): Buffer {
+  return zlib.zstdCompressSync(meta, {
+    params: { [zlib.constants.ZSTD_c_compressionLevel]: BOOTSTRAP_ZSTD_LEVEL, [zlib.constants.ZSTD_c_checksumFlag]: 0 },
+    pledgedSrcSize: meta.length,
+  });
+}
+
+/** The bootstrap from its wire form, exactly `size` bytes or a DIGEST_MISMATCH error. */
+export function decompressBootstrap(wire: Uint8Array, size: number, what: string): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  decompressChunkInto("zstd", wire, out, what);
+  return out;
+}
 
 export function compressChunk(kind: Compression, plain: Uint8Array, level?: number): Promise<Uint8Array> {
   switch (kind) {

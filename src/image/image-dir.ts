@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { decodeChunkTable, blobIdOf, type ChunkTable } from "./chunk-table.ts";
+import { decompressBootstrap } from "./codec.ts";
 import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "./manifest.ts";
 
 export interface ImageDir {
@@ -28,7 +29,11 @@ export function openImageDir(dir: string): ImageDir {
     throw new EodError("IMAGE_INVALID", `Cannot read ${manifestPath}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
   const manifest = parseManifest(text, manifestPath);
-  readVerified(dir, manifest.bootstrap, "bootstrap");
+  const bootstrap = readVerified(dir, manifest.bootstrap, "bootstrap");
+  if (manifest.bootstrapZstd) {
+    const plain = decompressBootstrap(readVerified(dir, manifest.bootstrapZstd, "compressed bootstrap"), manifest.bootstrap.size, "the compressed bootstrap");
+    if (!plain.equals(bootstrap)) throw new EodError("DIGEST_MISMATCH", `The compressed bootstrap of ${dir} does not decompress to the bootstrap`);
+  }
   const tables = manifest.blobs.map((b) => {
     const table = decodeChunkTable(readVerified(dir, b.table, `chunk table of blob ${b.id}`), `blob ${b.id}`);
     if (blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob (${blobIdOf(table)})`);

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import { makeAwkwardTree } from "../helpers/awkward-tree.ts";
 import { spawn } from "node:child_process";
 import { eodOk, REPO } from "../helpers/cli.ts";
@@ -165,11 +166,20 @@ test("errors before mounting leave nothing mounted: bad URL, missing blob, boots
   fs.rmSync(path.join(broken, "blobs", id));
   await expectFail(broken, /Blob [0-9a-f]{64} is not available/);
   fs.cpSync(img, broken, { recursive: true });
-  const boot = path.join(broken, "bootstrap.erofs");
+  const boot = path.join(broken, "bootstrap.erofs.zst"); // the wire form mounts fetch
   const b = fs.readFileSync(boot);
   b[b.length - 1] ^= 1;
   fs.writeFileSync(boot, b);
-  await expectFail(broken, /digest/);
+  await expectFail(broken, /compressed bootstrap has digest/);
+  // A manifest whose wire form is self-consistent but is not the bootstrap it names.
+  fs.cpSync(img, broken, { recursive: true });
+  const manifestPath = path.join(broken, "manifest.json");
+  const manifest = JSON.parse(fs.readFileSync(manifestPath, "utf8"));
+  const other = zlib.zstdCompressSync(Buffer.alloc(manifest.bootstrap.size, 1));
+  fs.writeFileSync(boot, other);
+  manifest.bootstrapZstd = { ...manifest.bootstrapZstd, digest: `sha256:${createHash("sha256").update(other).digest("hex")}`, size: other.length };
+  fs.writeFileSync(manifestPath, JSON.stringify(manifest));
+  await expectFail(broken, /The bootstrap has digest/);
   await mount(server.url, mnt, cache);
   const again = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
   assert.equal(again.status, 2, "a usage error");

@@ -802,6 +802,7 @@ function resealedManifest(target: "bootstrap" | "ctab" | "blob", bytes: Buffer, 
   const ref = target === "bootstrap" ? m.bootstrap : target === "ctab" ? b.table : b.remote;
   ref.digest = sha256(bytes);
   ref.size = bytes.length;
+  if (target === "bootstrap") delete m.bootstrapZstd; // the optional wire form would no longer match: drop it
   if (target === "ctab") {
     try {
       const t = decodeChunkTable(bytes, good.blobId);
