@@ -13,6 +13,8 @@ export type ErrorCode =
   | "REMOTE_STATUS" // the remote answered with an unexpected HTTP status (see RemoteError)
   | "REMOTE_IO" // connection refused or reset, or a short or overlong answer: worth retrying
   | "REMOTE_TIMEOUT" // the remote did not answer in time: worth retrying
+  | "REGISTRY_AUTH" // a registry refused our credentials, or needs some and we have none (the message says which)
+  | "REGISTRY_NOT_FOUND" // a registry has no such repository, tag, manifest or blob
   | "DAEMON" // the cache daemon is unreachable or refused a request
   | "KERNEL_UNSUPPORTED"; // the kernel lacks a feature a frontend needs (the message lists what)
 

@@ -1,0 +1,25 @@
+// src/remote/registry: the OCI registry client (distribution spec) and a registry repository as a Remote.
+// Registries on loopback are spoken to over plain HTTP, others over verified HTTPS unless named insecure;
+// credentials come from docker's config.json and helpers; every blob and manifest fetched by digest is
+// verified against it (Range reads excepted: the cache core verifies chunks).
+//
+//   reference.ts        parse/format `host[:port]/repo[:tag][@digest]`, docker.io defaults, loopback test
+//   digest.ts           digest syntax, whole and streamed verification
+//   manifest.ts         media types, manifest/index validation, platforms and choosing one from an index
+//   credentials.ts      docker config.json (auths, credHelpers, credsStore) and docker-credential-* helpers
+//   auth.ts             WWW-Authenticate challenges, bearer tokens per scope (cached), basic auth
+//   transport.ts        scheme choice, one undici exchange, redirects without credentials to other hosts
+//   blob-source.ts      what a push reads from (bytes, a file)
+//   client.ts           RegistryClient: resolve, manifests, blobs (whole, streamed, Range), pushes, mounts
+//   registry-remote.ts  RegistryRemote: the Remote interface over a repository's blobs
+export { RegistryClient, type CallOptions, type FetchedManifest, type PushBlobOptions, type PushedBlob, type RegistryClientOptions, type Repo, type ResolvedImage } from "./client.ts";
+export { RegistryRemote, type RegistryRemoteOptions } from "./registry-remote.ts";
+export { apiHost, DOCKER_HUB, formatReference, isLoopback, manifestRef, parseReference, type Reference } from "./reference.ts";
+export { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";
+export {
+  checkDescriptor, formatPlatform, hostPlatform, isIndexType, isManifestType, MANIFEST_ACCEPT, MEDIA_TYPES, parseManifest, parsePlatform, selectPlatform,
+  type Descriptor, type ImageIndex, type ImageManifest, type Platform,
+} from "./manifest.ts";
+export { dockerConfigPath, dockerCredentials, runHelper, staticCredentials, type CredentialStore, type Credentials } from "./credentials.ts";
+export { parseChallenges, type Challenge } from "./auth.ts";
+export { bytesSource, fileSource, type BlobSource } from "./blob-source.ts";

@@ -1,0 +1,166 @@
+// One HTTP exchange with a registry, through undici: which scheme a registry is spoken to over (plain HTTP
+// on loopback, verified HTTPS elsewhere, unverified HTTPS falling back to HTTP for --insecure-registry),
+// redirects followed by hand so that an Authorization header never leaves the origin it was meant for,
+// and undici's failures mapped to RemoteErrors whose `retryable` tells the retry loop what to do.
+import { Readable } from "node:stream";
+import { Agent } from "undici";
+import { EodError, RemoteError } from "../../errors.ts";
+import { apiHost, isLoopback } from "./reference.ts";
+
+export type Body = Awaited<ReturnType<Agent["request"]>>["body"];
+export type Headers = Record<string, string | string[] | undefined>;
+
+export interface Exchange {
+  status: number;
+  headers: Headers;
+  body: Body;
+  /** The URL that answered (after redirects). */
+  url: string;
+}
+
+export interface SendOptions {
+  method: string;
+  headers?: Record<string, string>;
+  /** Sent once; a redirected request with a body is refused (registries redirect GETs only). */
+  body?: Uint8Array | AsyncIterable<Uint8Array> | string;
+  signal?: AbortSignal;
+  /** Whole-exchange deadline (headers and body); undefined: only undici's silence timeouts apply. */
+  deadlineMs?: number;
+}
+
+const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"]);
+const MAX_REDIRECTS = 5;
+
+export interface TransportOptions {
+  timeoutMs: number;
+  concurrency: number;
+  /** Registries ("host[:port]") to speak to without TLS verification, or plain HTTP if TLS fails. */
+  insecureRegistries: string[];
+}
+
+export class Transport {
+  readonly agent: Agent;
+  readonly #insecureAgent: Agent;
+  readonly #opts: TransportOptions;
+  readonly #origins = new Map<string, Promise<string>>();
+
+  constructor(opts: TransportOptions) {
+    this.#opts = opts;
+    const common = { connections: opts.concurrency, pipelining: 1, connectTimeout: opts.timeoutMs, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs };
+    this.agent = new Agent(common);
+    this.#insecureAgent = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+  }
+
+  isInsecure(registry: string): boolean {
+    return this.#opts.insecureRegistries.includes(registry);
+  }
+
+  /** "http://127.0.0.1:5000" or "https://host": the origin the registry's API is spoken to at. */
+  origin(registry: string, signal?: AbortSignal): Promise<string> {
+    let p = this.#origins.get(registry);
+    if (!p) {
+      p = this.#pickOrigin(registry, signal);
+      this.#origins.set(registry, p);
+      p.catch(() => this.#origins.delete(registry));
+    }
+    return p;
+  }
+
+  async #pickOrigin(registry: string, signal?: AbortSignal): Promise<string> {
+    const host = apiHost(registry);
+    if (isLoopback(host)) return `http://${host}`;
+    if (!this.isInsecure(registry)) return `https://${host}`;
+    // Like docker: try HTTPS (any certificate), and plain HTTP if no TLS answers there.
+    try {
+      const res = await this.#insecureAgent.request({ origin: `https://${host}`, path: "/v2/", method: "GET", signal: signal ?? AbortSignal.timeout(this.#opts.timeoutMs) });
+      await res.body.dump();
+      return `https://${host}`;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      return `http://${host}`;
+    }
+  }
+
+  /**
+   * Sends one request to `url`, following redirects; `authorization` goes only to `url`'s origin. The
+   * caller owns the body of the answer (read it, dump it, or `discard()` it).
+   */
+  async send(url: string, authorization: string | undefined, opts: SendOptions): Promise<Exchange> {
+    const authOrigin = new URL(url).origin;
+    let target = new URL(url);
+    let method = opts.method;
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(opts.signal!.reason);
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const timer = opts.deadlineMs ? setTimeout(() => { timedOut = true; ac.abort(new Error("deadline")); }, opts.deadlineMs) : undefined;
+    const what = `${opts.method} ${url}`;
+    try {
+      for (let hop = 0; ; hop++) {
+        const headers: Record<string, string> = { "user-agent": "erofs-ondemand", ...opts.headers };
+        // Credentials for the registry stay with the registry: storage redirects get none.
+        if (authorization && target.origin === authOrigin) headers.authorization = authorization;
+        const insecure = target.origin === authOrigin && target.protocol === "https:" && this.isInsecure(registryOf(url));
+        const res = await (insecure ? this.#insecureAgent : this.agent).request({
+          origin: target.origin, path: target.pathname + target.search, method, headers,
+          body: hop === 0 ? toBody(opts.body) : undefined, signal: ac.signal,
+        });
+        const location = res.headers.location;
+        if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && typeof location === "string") {
+          res.body.dump({ limit: 64 * 1024 }).catch(() => {});
+          if (hop >= MAX_REDIRECTS) throw new RemoteError("REMOTE_STATUS", url, `${what}: more than ${MAX_REDIRECTS} redirects`, { status: res.statusCode });
+          if (opts.body !== undefined && res.statusCode !== 303) throw new RemoteError("REMOTE_STATUS", url, `${what}: redirected a request with a body`, { status: res.statusCode });
+          const next = new URL(location, target);
+          if (next.protocol !== "http:" && next.protocol !== "https:") throw new RemoteError("REMOTE_STATUS", url, `${what}: redirect to ${next.protocol} URL`, { status: res.statusCode });
+          if (target.protocol === "https:" && next.protocol === "http:" && !isLoopback(next.host)) {
+            throw new RemoteError("REMOTE_STATUS", url, `${what}: refusing a redirect from HTTPS to ${next.origin}`, { status: res.statusCode });
+          }
+          if (res.statusCode === 303 && method !== "HEAD") method = "GET";
+          target = next;
+          continue;
+        }
+        if (timer) {
+          // The deadline covers the body too: it is read by the caller, so hand the timer over with it.
+          res.body.once("close", () => clearTimeout(timer));
+        }
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: target.href };
+      }
+    } catch (err) {
+      clearTimeout(timer);
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      throw toRemoteError(err, what, url, timedOut, opts.deadlineMs ?? this.#opts.timeoutMs);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.agent.destroy(), this.#insecureAgent.destroy()]);
+  }
+}
+
+function toBody(body: SendOptions["body"]): string | Uint8Array | Readable | undefined {
+  if (body === undefined || typeof body === "string" || body instanceof Uint8Array) return body;
+  return Readable.from(body, { objectMode: false });
+}
+
+function registryOf(url: string): string {
+  return new URL(url).host;
+}
+
+/** Closes a body we will not read, without an unhandled 'error' event (see http-remote.ts). */
+export function discard(body: Body): void {
+  body.on("error", () => {});
+  body.destroy();
+}
+
+/** Maps whatever went wrong to an error whose code tells the retry loop what to do. */
+export function toRemoteError(err: unknown, what: string, url: string, timedOut: boolean, timeoutMs: number): EodError {
+  if (err instanceof EodError) return err;
+  const code = (err as { code?: string }).code ?? "";
+  if (timedOut || TIMEOUT_CODES.has(code)) {
+    return new RemoteError("REMOTE_TIMEOUT", url, `${what}: no complete answer within ${timeoutMs} ms`, { cause: err });
+  }
+  const detail = err instanceof Error ? `${err.message}${code ? ` (${code})` : ""}` : String(err);
+  return new RemoteError("REMOTE_IO", url, `${what}: ${detail}`, { cause: err });
+}
