@@ -40,6 +40,7 @@ import { debianCorpus } from "./corpus.ts";
 import { MNT_DETACH, MS_RDONLY, mountAsync, umount } from "../src/sys/mount.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 import { Daemon } from "../src/daemon/daemon.ts";
+import { CACHE_DEFAULTS } from "../src/cache/core.ts";
 import { daemonAlive } from "../src/daemon/client.ts";
 import { jsonLog } from "../src/daemon/log.ts";
 import { createFrontend } from "../src/frontend/select.ts";
@@ -65,6 +66,17 @@ const DD_RUNS = RUNS + 2; // (c): one dd of 200 MiB takes < 0.2 s: best of more 
 const waitArg = process.argv.find((a) => a.startsWith("--wait-quiet="));
 /** Seconds the whole run may spend waiting, before timed runs, for other processes to stop using the CPU. */
 const WAIT_QUIET_S = waitArg ? Math.max(0, Number(waitArg.slice("--wait-quiet=".length)) || 0) : 0;
+/** `--chunks=1M,256K`: chunk sizes of the images; `--min-fetch=64K,256K`: extra daemon fetch units to try. */
+const sizesArg = (name: string, dflt: string): number[] =>
+  (process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt).split(",").filter(Boolean).map(parseSize);
+function parseSize(s: string): number {
+  const m = /^(\d+)([KM]?)$/i.exec(s.trim());
+  if (!m) throw new Error(`bad size ${JSON.stringify(s)} (e.g. 256K, 1M)`);
+  return Number(m[1]) * (m[2].toUpperCase() === "M" ? MiB : m[2] ? KiB : 1);
+}
+const CHUNKS = sizesArg("chunks", "1M,256K");
+const MIN_FETCHES = sizesArg("min-fetch", "");
+const INLINES = process.argv.includes("--inline0") ? ["1K", "0"] : ["1K"];
 const partsArg = process.argv.find((a) => a.startsWith("--parts="));
 const PARTS = new Set((partsArg ? partsArg.slice("--parts=".length) : "a,b,c,d").split(",").map((p) => p.trim()).filter((p) => /^[abcd]$/.test(p)));
 
@@ -653,11 +665,10 @@ async function main(): Promise<number> {
     // ------------------------------------------------------------ images
     const imgRoot = path.join(tmp, "images");
     fs.mkdirSync(imgRoot);
-    const CHUNKS = [MiB, 256 * KiB];
     const corpusImages: ImageDef[] = [];
     const builds: Record<string, number> = {};
     for (const chunk of PARTS.has("a") || PARTS.has("b") ? CHUNKS : []) {
-      for (const inline of PARTS.has("a") ? ["1K", "0"] : ["1K"]) {
+      for (const inline of PARTS.has("a") ? INLINES : ["1K"]) {
         const id = `debian-${chunkLabel(chunk)}-inline${inline}`;
         progress(`building ${id}`);
         const dir = path.join(imgRoot, id);
@@ -698,7 +709,7 @@ async function main(): Promise<number> {
     interface ColdVariant { label: string; img: ImageDef; minFetch?: number }
     const coldVariants: ColdVariant[] = [
       ...corpusImages.map((img) => ({ label: `${chunkLabel(img.chunk)} inline ${img.inline}`, img })),
-      { label: `256K inline 1K, minFetch 256K`, img: corpusImages.find((i) => i.chunk === 256 * KiB && i.inline === "1K")!, minFetch: 256 * KiB },
+      ...corpusImages.filter((i) => i.inline === "1K").flatMap((img) => MIN_FETCHES.map((minFetch) => ({ label: `${chunkLabel(img.chunk)} inline 1K, minFetch ${chunkLabel(minFetch)}`, img, minFetch }))),
     ];
     const fullByImage = new Map<string, FullRun>();
     const coldResults: ColdResult[] = [];
@@ -747,7 +758,7 @@ async function main(): Promise<number> {
       }
       const best = lazyRuns.filter((x) => x.ok).sort((a, b) => a.totalS - b.totalS)[0] ?? null;
       coldResults.push({
-        label: v.label, image: v.img.id, chunkSize: v.img.chunk, inlineMax: v.img.inline, minFetch: v.minFetch ?? MiB, imageBytes: v.img.bytes,
+        label: v.label, image: v.img.id, chunkSize: v.img.chunk, inlineMax: v.img.inline, minFetch: v.minFetch ?? CACHE_DEFAULTS.minFetch, imageBytes: v.img.bytes,
         lazy: { runs: lazyRuns, best }, full,
         bytesRatio: best ? best.bytes / full.bytes : null, timeRatio: best && full.ok ? best.totalS / full.totalS : null,
       });
@@ -758,9 +769,7 @@ async function main(): Promise<number> {
     const treeResults: TreeResult[] = [];
     const localTree = new Map<string, TreeResult["local"]>();
     const treeVariants: Array<{ img: ImageDef; minFetch?: number }> = [
-      ...corpusImages.filter((i) => i.inline === "1K").map((img) => ({ img })),
-      { img: corpusImages.find((i) => i.chunk === 256 * KiB && i.inline === "1K")!, minFetch: 256 * KiB },
-      { img: corpusImages.find((i) => i.chunk === MiB && i.inline === "1K")!, minFetch: 4 * MiB },
+      ...corpusImages.filter((i) => i.inline === "1K").flatMap((img) => [{ img }, ...MIN_FETCHES.map((minFetch) => ({ img, minFetch }))]),
     ];
     for (const { img, minFetch } of PARTS.has("b") ? treeVariants : []) {
       const label = `${img.id}${minFetch ? `, minFetch ${chunkLabel(minFetch)}` : ""}`;
@@ -795,7 +804,7 @@ async function main(): Promise<number> {
       }
       const bl = lazyRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null;
       const bo = local.best;
-      treeResults.push({ label, image: img.id, chunkSize: img.chunk, minFetch: minFetch ?? MiB, lazy: { runs: lazyRuns, best: bl }, local, ratio: bl && bo ? bl.seconds / bo.seconds : null });
+      treeResults.push({ label, image: img.id, chunkSize: img.chunk, minFetch: minFetch ?? CACHE_DEFAULTS.minFetch, lazy: { runs: lazyRuns, best: bl }, local, ratio: bl && bo ? bl.seconds / bo.seconds : null });
     }
 
     // ------------------------------------------------------------ (c) warm sequential read, (d) miss latency
@@ -861,7 +870,7 @@ async function main(): Promise<number> {
       }
 
       // (d) per-miss latency. The remote's files are read into the page cache first: the remote is as fast as it gets.
-      for (const minFetch of !PARTS.has("d") ? [] : img.chunk < MiB ? [undefined, img.chunk] : [undefined]) {
+      for (const minFetch of !PARTS.has("d") ? [] : [undefined, ...MIN_FETCHES]) {
         const runs: MissRun[] = [];
         for (let i = 0; i < MISS_RUNS; i++) {
           progress(`(d) miss latency ${img.id}${minFetch ? `, minFetch ${chunkLabel(minFetch)}` : ""}: run ${i + 1}/${MISS_RUNS}`);
@@ -897,7 +906,7 @@ async function main(): Promise<number> {
         }
         const med = (f: (r: MissRun) => number) => median(runs.map(f));
         missResults.push({
-          image: img.id, chunkSize: img.chunk, minFetch: minFetch ?? MiB, runs,
+          image: img.id, chunkSize: img.chunk, minFetch: minFetch ?? CACHE_DEFAULTS.minFetch, runs,
           median: {
             fillP50: med((r) => r.status.fillLatencyMs.p50), fillP99: med((r) => r.status.fillLatencyMs.p99), fillMax: med((r) => r.status.fillLatencyMs.max),
             clientP50: med((r) => r.clientMs.p50), clientP99: med((r) => r.clientMs.p99), fetches: med((r) => r.status.fetches),
@@ -1006,7 +1015,7 @@ async function main(): Promise<number> {
       node: process.version,
       idleFractionBefore: idleBefore, idleFractionAfter: idleAfter, foreignCpuBySection: foreign.sections, waitedForQuietS: waitedS,
       options: {
-        runs: RUNS, missLatencyRuns: MISS_RUNS, ddRuns: DD_RUNS, parts: [...PARTS], rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, inlineMax: ["1K (default)", "0"],
+        runs: RUNS, missLatencyRuns: MISS_RUNS, ddRuns: DD_RUNS, parts: [...PARTS], rateBytesPerS: RATE, latencyMs: LATENCY_MS, coldCommand: ["chroot", "<mnt>", ...COLD_CMD], chunkSizes: CHUNKS, minFetches: MIN_FETCHES, defaultMinFetch: CACHE_DEFAULTS.minFetch, inlineMax: INLINES,
         fullDownload: "GET manifest.json, then bootstrap, chunk tables and blobs concurrently (one request per file, shared server bandwidth)",
         bigFileBytes: BIG_SIZE, bigTailUnreadBytes: BIG_TAIL, missReadBytes: 4096, missOffsets: "every 1 MiB of the file, shuffled", targets: TARGETS,
       },

@@ -17,9 +17,9 @@ import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 
 export interface CacheOptions {
-  /** A miss is widened with missing neighbours up to this many plain bytes (default 1 MiB). */
+  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 1 MiB). */
   minFetch?: number;
-  /** Upper bound of one remote request (default 4 MiB). */
+  /** Upper bound of one remote request, and of a sequential reader's fetch unit (default 4 MiB). */
   maxFetch?: number;
   /** Memory for fetched + decoded bytes across all fetches (default 64 MiB). */
   memoryBudget?: number;
@@ -28,6 +28,11 @@ export interface CacheOptions {
   /** How often presence maps are made durable (default 1000 ms; 0 = only on flush()/close()). */
   flushIntervalMs?: number;
 }
+
+/** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
+export const CACHE_DEFAULTS: Required<CacheOptions> = {
+  minFetch: 1 << 20, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000,
+};
 
 export class CacheCore {
   readonly dir: string;
@@ -41,7 +46,7 @@ export class CacheCore {
 
   constructor(dir: string, opts: CacheOptions = {}) {
     this.dir = dir;
-    this.#opts = { minFetch: 1 << 20, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, ...opts };
+    this.#opts = { ...CACHE_DEFAULTS, ...opts };
     this.#budget = new ByteBudget(this.#opts.memoryBudget);
     this.#pool = new BufferPool(Math.min(16 << 20, this.#opts.memoryBudget));
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
