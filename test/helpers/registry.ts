@@ -227,3 +227,40 @@ function selfSignedCert(privateKey: KeyObject, publicKey: KeyObject, cn: string)
   const cert = der(0x30, tbs, ecdsaWithSha256, der(0x03, Buffer.from([0]), sig));
   return `-----BEGIN CERTIFICATE-----\n${cert.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END CERTIFICATE-----\n`;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// A small two-platform image pushed through our client: per platform a config and two random layers, a
+// manifest each, and an index tagged `tag`.
+
+export interface PushedTestImage {
+  index: { digest: string; bytes: Uint8Array };
+  /** By platform ("linux/amd64", "linux/arm64"): the manifest and its blobs. */
+  platforms: Record<string, { digest: string; bytes: Uint8Array; config: Uint8Array; layers: Uint8Array[] }>;
+}
+
+export async function pushTestImage(
+  client: import("../../src/remote/registry/index.ts").RegistryClient,
+  repo: { registry: string; repository: string }, tag: string, layerSize = 200_000,
+): Promise<PushedTestImage> {
+  const { MEDIA_TYPES, sha256Digest } = await import("../../src/remote/registry/index.ts");
+  const platforms: PushedTestImage["platforms"] = {};
+  const entries = [];
+  for (const [os, architecture] of [["linux", "amd64"], ["linux", "arm64"]]) {
+    const layers = [randomBytes(layerSize), randomBytes(layerSize / 2 + 7)];
+    const layerDescs = [];
+    for (const [i, layer] of layers.entries()) {
+      // one layer monolithic, one in PATCH chunks
+      const d = await client.pushBlob(repo, layer, { mediaType: MEDIA_TYPES.ociLayerGzip, ...(i === 1 ? { chunkSize: 32 * 1024 } : {}) });
+      layerDescs.push({ mediaType: d.mediaType, digest: d.digest, size: d.size });
+    }
+    const config = Buffer.from(JSON.stringify({ architecture, os, rootfs: { type: "layers", diff_ids: layerDescs.map((d) => d.digest) } }));
+    const c = await client.pushBlob(repo, config, { mediaType: MEDIA_TYPES.ociConfig });
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: { mediaType: c.mediaType, digest: c.digest, size: c.size }, layers: layerDescs }));
+    const m = await client.pushManifest(repo, sha256Digest(manifest), manifest, MEDIA_TYPES.ociManifest);
+    platforms[`${os}/${architecture}`] = { digest: m.digest, bytes: manifest, config, layers };
+    entries.push({ ...m, platform: { os, architecture } });
+  }
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: entries }));
+  const i = await client.pushManifest(repo, tag, index, MEDIA_TYPES.ociIndex);
+  return { index: { digest: i.digest, bytes: index }, platforms };
+}
