@@ -8,7 +8,7 @@ import { EodError, RemoteError } from "../errors.ts";
 import { ErofsReader, bufferSource } from "../erofs/reader.ts";
 import { blobIdOf, decodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
 import { decompressBootstrap } from "../image/codec.ts";
-import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "../image/manifest.ts";
+import { MANIFEST_NAME, parseManifest, type BlobRef, type FileRef, type Manifest } from "../image/manifest.ts";
 import { checkAgainstManifest } from "../image/open.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { PreparedImage } from "../frontend/frontend.ts";
@@ -41,49 +41,66 @@ export async function loadImage(remote: Remote, cacheDir: string): Promise<Loade
   const manifest = parseManifest(Buffer.from(manifestBytes).toString("utf8"), `${remote.location} ${MANIFEST_NAME}`);
   const manifestDigest = sha256(manifestBytes);
 
-  const bootstrapPath = path.join(cacheDir, "bootstraps", `${manifest.bootstrap.digest.slice("sha256:".length)}.erofs`);
-  let bootstrap: Uint8Array;
-  if (fs.existsSync(bootstrapPath) && sha256(fs.readFileSync(bootstrapPath)) === manifest.bootstrap.digest) {
-    bootstrap = fs.readFileSync(bootstrapPath);
-  } else {
-    const wire = manifest.bootstrapZstd;
-    bootstrap = wire
-      ? decompressBootstrap(verify(await fetch(wire.path, "the bootstrap", MAX_BOOTSTRAP), wire, "compressed bootstrap"), manifest.bootstrap.size, "the bootstrap")
-      : await fetch(manifest.bootstrap.path, "the bootstrap", MAX_BOOTSTRAP);
-    verify(bootstrap, manifest.bootstrap, "bootstrap");
-    writeAtomic(bootstrapPath, bootstrap);
-  }
-
-  const tables: ChunkTable[] = [];
-  for (const b of manifest.blobs) {
-    const copy = path.join(cacheDir, "blobs", `${b.id}.ctab`);
-    let bytes: Uint8Array | null = fs.existsSync(copy) ? fs.readFileSync(copy) : null;
-    if (!bytes || sha256(bytes) !== b.table.digest) {
-      bytes = verify(await fetch(b.table.path, `the chunk table of blob ${b.id}`, 1 << 30), b.table, `chunk table of blob ${b.id}`);
-      writeAtomic(copy, bytes);
-    }
-    const table = decodeChunkTable(bytes, `blob ${b.id}`);
-    if (blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob`);
-    tables.push(table);
-  }
+  // After the manifest, everything else at once: each of these is a round trip on the cold-start path.
+  const [bootstrap, tables] = await Promise.all([
+    loadBootstrap(manifest, cacheDir, fetch),
+    Promise.all(manifest.blobs.map((b) => loadTable(b, cacheDir, fetch))),
+    Promise.all(manifest.blobs.map((b) => checkRemoteSize(b, remote))),
+  ]);
+  const bootstrapPath = bootstrapPathOf(manifest, cacheDir);
   // The bootstrap must name exactly these blobs, with these sizes.
   checkAgainstManifest(new ErofsReader(bufferSource(bootstrap)), { dir: remote.location, manifest, bootstrapPath, tables });
-
-  for (const b of manifest.blobs) {
-    // A missing or truncated remote form fails the mount now, not the first read (no blob byte is fetched).
-    let size: number;
-    try {
-      size = await remote.size(b.remote.path);
-    } catch (err) {
-      throw new EodError("IMAGE_INVALID", `Blob ${b.id} is not available from ${remote.location}: ${(err as Error).message}`, { cause: err });
-    }
-    if (size !== b.remote.size) throw new EodError("IMAGE_INVALID", `Blob ${b.id} at ${remote.location} has ${size} bytes, the manifest says ${b.remote.size}`);
-  }
   return {
     source: remote.location, manifest, manifestDigest, bootstrapPath, bootstrapSize: bootstrap.length,
     bootstrapDigest: manifest.bootstrap.digest.slice("sha256:".length),
     blobs: manifest.blobs.map((b, k) => ({ id: b.id, table: tables[k], source: { remote, path: b.remote.path } })), fetchedBytes,
   };
+}
+
+type Fetch = (rel: string, what: string, maxBytes: number) => Promise<Uint8Array>;
+
+function bootstrapPathOf(manifest: Manifest, cacheDir: string): string {
+  return path.join(cacheDir, "bootstraps", `${manifest.bootstrap.digest.slice("sha256:".length)}.erofs`);
+}
+
+/** The bootstrap from the cache directory, else fetched (its wire form when the image has one) and kept. */
+async function loadBootstrap(manifest: Manifest, cacheDir: string, fetch: Fetch): Promise<Uint8Array> {
+  const bootstrapPath = bootstrapPathOf(manifest, cacheDir);
+  if (fs.existsSync(bootstrapPath)) {
+    const kept = fs.readFileSync(bootstrapPath);
+    if (sha256(kept) === manifest.bootstrap.digest) return kept;
+  }
+  const wire = manifest.bootstrapZstd;
+  const bootstrap = wire
+    ? decompressBootstrap(verify(await fetch(wire.path, "the bootstrap", MAX_BOOTSTRAP), wire, "compressed bootstrap"), manifest.bootstrap.size, "the bootstrap")
+    : await fetch(manifest.bootstrap.path, "the bootstrap", MAX_BOOTSTRAP);
+  verify(bootstrap, manifest.bootstrap, "bootstrap");
+  writeAtomic(bootstrapPath, bootstrap);
+  return bootstrap;
+}
+
+/** A blob's chunk table from the cache directory's copy, else fetched, verified and kept. */
+async function loadTable(b: BlobRef, cacheDir: string, fetch: Fetch): Promise<ChunkTable> {
+  const copy = path.join(cacheDir, "blobs", `${b.id}.ctab`);
+  let bytes: Uint8Array | null = fs.existsSync(copy) ? fs.readFileSync(copy) : null;
+  if (!bytes || sha256(bytes) !== b.table.digest) {
+    bytes = verify(await fetch(b.table.path, `the chunk table of blob ${b.id}`, 1 << 30), b.table, `chunk table of blob ${b.id}`);
+    writeAtomic(copy, bytes);
+  }
+  const table = decodeChunkTable(bytes, `blob ${b.id}`);
+  if (blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob`);
+  return table;
+}
+
+/** A missing or truncated remote form fails the mount now, not the first read (no blob byte is fetched). */
+async function checkRemoteSize(b: BlobRef, remote: Remote): Promise<void> {
+  let size: number;
+  try {
+    size = await remote.size(b.remote.path);
+  } catch (err) {
+    throw new EodError("IMAGE_INVALID", `Blob ${b.id} is not available from ${remote.location}: ${(err as Error).message}`, { cause: err });
+  }
+  if (size !== b.remote.size) throw new EodError("IMAGE_INVALID", `Blob ${b.id} at ${remote.location} has ${size} bytes, the manifest says ${b.remote.size}`);
 }
 
 /** The same image rebuilt from what the cache directory kept, for re-attaching without any remote I/O. */
