@@ -21,7 +21,7 @@ interface Pending {
 }
 
 /** Reuses chunk-sized buffers: a buffer comes back once the blob writer has written it (or it was a dup). */
-class BufferPool {
+export class BufferPool {
   readonly #size: number;
   readonly #free: Buffer[] = [];
   constructor(size: number) { this.#size = size; }

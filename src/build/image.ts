@@ -7,16 +7,16 @@ import path from "node:path";
 import { EROFS_FEATURE_INCOMPAT_CHUNKED_FILE, EROFS_FEATURE_INCOMPAT_DEVICE_TABLE, S_IFMT, S_IFREG } from "../erofs/constants.ts";
 import type { ChunkAddr } from "../erofs/chunk.ts";
 import type { DeviceSlot } from "../erofs/devt.ts";
-import { blobIdOf, encodeChunkTable, type Compression } from "../image/chunk-table.ts";
+import { blobIdOf, encodeChunkTable, type ChunkTable, type Compression } from "../image/chunk-table.ts";
 import { compressBootstrap } from "../image/codec.ts";
 import { MANIFEST_MEDIA_TYPE, MANIFEST_NAME, type BlobRef, type Manifest } from "../image/manifest.ts";
 import { BlobWriter } from "./blob-writer.ts";
-import { canInline, chooseEpoch, planLayout, type FileShape } from "./layout.ts";
+import { canInline, chooseEpoch, planLayout, type FileShape, type Layout } from "./layout.ts";
 import { writeMetadata } from "./metadata.ts";
 import { commitDir, type BuildProgress } from "./output.ts";
 import { Chunker } from "./chunker.ts";
 import { SourceFile } from "./source-file.ts";
-import { scanTree, type TreeInode } from "./tree.ts";
+import { scanTree, type ScanResult, type TreeInode } from "./tree.ts";
 
 export const BOOTSTRAP_NAME = "bootstrap.erofs";
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
@@ -45,7 +45,7 @@ export interface ImageSummary {
   warnings: string[];
 }
 
-const BLK_SZ_BITS = 12;
+export const BLK_SZ_BITS = 12;
 
 export async function buildImage(src: string, outDir: string, opts: ImageOptions = {}): Promise<ImageSummary> {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -103,42 +103,75 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
     }
     Object.assign(stats, chunker.stats);
     const { table, remoteDigest } = await writer.finish();
-
-    const blobs: BlobRef[] = [];
-    const devices: DeviceSlot[] = [];
-    if (table.entries.length) {
-      const id = blobIdOf(table);
-      const tableBytes = encodeChunkTable(table);
-      fs.renameSync(remoteTmp, path.join(tmp, "blobs", id));
-      fs.writeFileSync(path.join(tmp, "blobs", `${id}.ctab`), tableBytes);
-      blobs.push({
-        id, kernelSize: table.kernelSize, chunks: table.entries.length,
-        table: { path: `blobs/${id}.ctab`, digest: sha256(tableBytes), size: tableBytes.length },
-        remote: { path: `blobs/${id}`, digest: remoteDigest, size: table.remoteSize },
-      });
-      devices.push({ tag: id, blocks: table.kernelSize / blkSz, uniAddr: layout.blocks });
-    } else {
-      fs.rmSync(remoteTmp);
-    }
-    const meta = writeMetadata({
-      scan, layout, blkSzBits: BLK_SZ_BITS, devices,
-      featureIncompat: (layout.placed.some((p) => p.shape?.kind === "chunks") ? EROFS_FEATURE_INCOMPAT_CHUNKED_FILE : 0) |
-        (devices.length ? EROFS_FEATURE_INCOMPAT_DEVICE_TABLE : 0),
+    if (!table.entries.length) fs.rmSync(remoteTmp);
+    const manifest = writeImageFiles(tmp, {
+      scan, layout, chunkSize, compression, blobs: table.entries.length ? [{ table, remoteDigest, remoteTmp }] : [],
       chunkAddrs: (i) => addrs.get(i) ?? new Array((layout.byInode.get(i)!.shape as { count: number }).count).fill(null),
       inlineData: (i) => inline.get(i)!,
     });
-    fs.writeFileSync(path.join(tmp, BOOTSTRAP_NAME), meta);
-    const metaZstd = compressBootstrap(meta);
-    fs.writeFileSync(path.join(tmp, `${BOOTSTRAP_NAME}.zst`), metaZstd);
-    const manifest: Manifest = {
-      schemaVersion: 1, mediaType: MANIFEST_MEDIA_TYPE, blockSize: blkSz, chunkSize, compression,
-      bootstrap: { path: BOOTSTRAP_NAME, digest: sha256(meta), size: meta.length },
-      bootstrapZstd: { path: `${BOOTSTRAP_NAME}.zst`, digest: sha256(metaZstd), size: metaZstd.length },
-      blobs,
-    };
-    fs.writeFileSync(path.join(tmp, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
     return { imageDir: outDir, manifest, inodes: layout.placed.length, ...stats, warnings: scan.warnings };
   });
+}
+
+/** A finished blob: its table, the remote form's digest and the temporary file that holds the remote form. */
+export interface FinishedBlob {
+  table: ChunkTable;
+  remoteDigest: string;
+  remoteTmp: string;
+}
+
+export interface ImageFiles {
+  scan: ScanResult;
+  layout: Layout;
+  chunkSize: number;
+  compression: Compression;
+  /** In device order: blobs[k] is device k + 1 (the layout reserved that many device slots or more). */
+  blobs: FinishedBlob[];
+  chunkAddrs(inode: TreeInode): ReadonlyArray<ChunkAddr | null>;
+  inlineData(inode: TreeInode): Uint8Array;
+}
+
+/**
+ * The tail of every lazy build (from a directory or from layers): moves each blob's remote form to
+ * blobs/<id>, writes its chunk table, the bootstrap (device table included) and manifest.json into `tmp`.
+ */
+export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
+  const { scan, layout } = inp;
+  const blkSz = 2 ** BLK_SZ_BITS;
+  const blobs: BlobRef[] = [];
+  const devices: DeviceSlot[] = [];
+  let uniAddr = layout.blocks;
+  for (const { table, remoteDigest, remoteTmp } of inp.blobs) {
+    const id = blobIdOf(table);
+    const tableBytes = encodeChunkTable(table);
+    fs.renameSync(remoteTmp, path.join(tmp, "blobs", id));
+    fs.writeFileSync(path.join(tmp, "blobs", `${id}.ctab`), tableBytes);
+    blobs.push({
+      id, kernelSize: table.kernelSize, chunks: table.entries.length,
+      table: { path: `blobs/${id}.ctab`, digest: sha256(tableBytes), size: tableBytes.length },
+      remote: { path: `blobs/${id}`, digest: remoteDigest, size: table.remoteSize },
+    });
+    devices.push({ tag: id, blocks: table.kernelSize / blkSz, uniAddr });
+    uniAddr += table.kernelSize / blkSz;
+  }
+  const meta = writeMetadata({
+    scan, layout, blkSzBits: BLK_SZ_BITS, devices,
+    featureIncompat: (layout.placed.some((p) => p.shape?.kind === "chunks") ? EROFS_FEATURE_INCOMPAT_CHUNKED_FILE : 0) |
+      (devices.length ? EROFS_FEATURE_INCOMPAT_DEVICE_TABLE : 0),
+    chunkAddrs: inp.chunkAddrs,
+    inlineData: inp.inlineData,
+  });
+  fs.writeFileSync(path.join(tmp, BOOTSTRAP_NAME), meta);
+  const metaZstd = compressBootstrap(meta);
+  fs.writeFileSync(path.join(tmp, `${BOOTSTRAP_NAME}.zst`), metaZstd);
+  const manifest: Manifest = {
+    schemaVersion: 1, mediaType: MANIFEST_MEDIA_TYPE, blockSize: blkSz, chunkSize: inp.chunkSize, compression: inp.compression,
+    bootstrap: { path: BOOTSTRAP_NAME, digest: sha256(meta), size: meta.length },
+    bootstrapZstd: { path: `${BOOTSTRAP_NAME}.zst`, digest: sha256(metaZstd), size: metaZstd.length },
+    blobs,
+  };
+  fs.writeFileSync(path.join(tmp, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
 }
 
 export function sha256(bytes: Uint8Array): string {

@@ -1,5 +1,7 @@
-// eod build <dir> -o <image-dir> | --single <file.erofs>
-import { buildImage } from "../build/image.ts";
+// eod build <dir> -o <image-dir> | --single <file.erofs>; eod build <layers...> -o <image-dir>
+import { buildImage, type ImageSummary } from "../build/image.ts";
+import { buildFromLayers, type LayersSummary } from "../build/layers/build-layers.ts";
+import { resolveInputs } from "../build/layers/inputs.ts";
 import { buildSingle } from "../build/single.ts";
 import { EodError } from "../errors.ts";
 import type { Compression } from "../image/chunk-table.ts";
@@ -8,9 +10,12 @@ import { progressBar } from "./progress.ts";
 
 export const BUILD_USAGE = `Usage: eod build <dir> -o <image-dir> [options]
        eod build <dir> --single <file.erofs> [options]
+       eod build <oci-layout-dir | docker-save.tar> -o <image-dir> [options]
+       eod build <layer.tar[.gz|.zst]>... -o <image-dir> [options]   (or --layer <file> ..., lowest first)
 
 Builds a lazy-loading image (bootstrap + data blobs + manifest) or, with --single, one self-contained EROFS
-image (like mkfs.erofs <file> <dir>).
+image (like mkfs.erofs <file> <dir>). From layers (recognised by content), the layers are merged with overlay
+semantics (whiteouts, opaque directories) and each layer that adds data becomes one blob.
 
 Options:
   -o, --output <dir>     image directory to create (replaced if it is an earlier image)
@@ -19,18 +24,24 @@ Options:
   --compress <algo>      remote form compression: zstd (default), lz4, none
   --level <n>            compression level (zstd 1..19, lz4 HC 1..12)
   --inline-max <size>    files up to this size live in the bootstrap (default 1K; 0 = none)
+  --layer <file>         a layer tarball (tar, tar.gz, tar.zst); repeat, lowest layer first
+  --max-ratio <n>        refuse a layer that decompresses to more than n times its size (default 1000; 0 = off)
   --json                 print a machine-readable summary`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     output: { type: "string", short: "o" }, single: { type: "string" }, "chunk-size": { type: "string" },
     compress: { type: "string" }, level: { type: "string" }, "inline-max": { type: "string" }, json: { type: "boolean" },
+    layer: { type: "string", multiple: true }, "max-ratio": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, BUILD_USAGE);
   if (values.help) { console.log(BUILD_USAGE); return 0; }
-  if (positionals.length !== 1 || (!values.output === !values.single)) {
-    throw new EodError("USAGE", `Give one source directory and exactly one of -o or --single\n\n${BUILD_USAGE}`);
-  }
+  if (!values.output === !values.single) throw new EodError("USAGE", `Give exactly one of -o or --single\n\n${BUILD_USAGE}`);
+  const input = resolveInputs(positionals, values.layer ?? []);
+  if (input.kind === "layers" && values.single) throw new EodError("USAGE", "--single builds from a directory only; use -o for layers");
+  if (input.kind === "dir" && positionals.length !== 1) throw new EodError("USAGE", `Give one source directory\n\n${BUILD_USAGE}`);
+  const maxRatio = values["max-ratio"] === undefined ? undefined : Number(values["max-ratio"]);
+  if (maxRatio !== undefined && !(Number.isFinite(maxRatio) && maxRatio >= 0)) throw new EodError("USAGE", "--max-ratio must be a number >= 0");
   const chunkSize = values["chunk-size"] ? parseSize(values["chunk-size"], "--chunk-size") : undefined;
   if (chunkSize !== undefined && (chunkSize < 4096 || (chunkSize & (chunkSize - 1)) !== 0 || chunkSize > 2 ** 31)) {
     throw new EodError("USAGE", `--chunk-size must be a power of two between 4K and 2G, got ${values["chunk-size"]}`);
@@ -44,17 +55,20 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const started = performance.now();
   try {
     if (values.single) {
-      const r = await buildSingle(positionals[0], values.single, { chunkSize, progress: bar.update });
+      const r = await buildSingle(input.kind === "dir" ? input.dir : "", values.single, { chunkSize, progress: bar.update });
       bar.stop();
       const seconds = (performance.now() - started) / 1000;
       for (const w of r.warnings) console.error(`warning: ${w}`);
       print(json, { ...r, seconds }, () => `${r.image}: ${r.inodes} inodes, ${r.size} bytes (${seconds.toFixed(2)} s)`);
       return 0;
     }
-    const r = await buildImage(positionals[0], values.output!, {
+    const opts = {
       chunkSize, compression: compress as Compression, level,
       inlineMax: values["inline-max"] ? parseSize(values["inline-max"], "--inline-max") : undefined, progress: bar.update,
-    });
+    };
+    const r: ImageSummary & Partial<LayersSummary> = input.kind === "dir"
+      ? await buildImage(input.dir, values.output!, opts)
+      : await buildFromLayers(input.layers, values.output!, { ...opts, maxRatio });
     bar.stop();
     const seconds = (performance.now() - started) / 1000;
     for (const w of r.warnings) console.error(`warning: ${w}`);
@@ -62,8 +76,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
     print(json, {
       imageDir: r.imageDir, bootstrap: m.bootstrap, blobs: m.blobs, inodes: r.inodes, files: r.files, inlineFiles: r.inlineFiles,
       bytes: r.bytes, chunks: r.chunks, uniqueChunks: r.uniqueChunks, holeChunks: r.holeChunks, dedupSavedBytes: r.dedupSavedBytes,
-      warnings: r.warnings, seconds,
+      warnings: r.warnings, seconds, ...(r.layers ? { layers: r.layers } : {}),
     }, () => [
+      ...(r.layers ?? []).map((l) => `${l.name}: ${l.compression}, ${l.storedBytes} -> ${l.tarBytes} bytes, ${l.entries} entries, blob ${l.blobId?.slice(0, 12) ?? "(none: no new data)"}`),
       `${r.imageDir}: ${r.inodes} inodes, ${r.files} files (${r.inlineFiles} inline), ${r.bytes} bytes of file data`,
       `bootstrap ${m.bootstrap.size} bytes; ${m.blobs.length} blob(s): ` + m.blobs.map((b) => `${b.id.slice(0, 12)} ${b.kernelSize} -> ${b.remote.size} bytes ${m.compression}`).join(", "),
       `chunks ${r.chunks}: ${r.uniqueChunks} stored, ${r.holeChunks} holes, ${r.dedupSavedBytes} bytes saved by dedup (${seconds.toFixed(2)} s)`,

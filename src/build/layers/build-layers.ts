@@ -1,0 +1,143 @@
+// `eod build` from layers: each layer's tar is read once, in order, as a stream. File bodies are chunked as
+// they pass and written into that layer's blob at once (chunks a lower layer already stored are referenced
+// there); the merged tree keeps only metadata, chunk addresses and small inline files. When every layer is
+// read, the merged tree is laid out and written exactly like a scanned directory (image.ts).
+import fs from "node:fs";
+import path from "node:path";
+import type { ChunkAddr } from "../../erofs/chunk.ts";
+import { S_IFMT, S_IFREG } from "../../erofs/constants.ts";
+import { BlobWriter } from "../blob-writer.ts";
+import {
+  BLK_SZ_BITS, DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_MAX, writeImageFiles, type FinishedBlob, type ImageOptions, type ImageSummary,
+} from "../image.ts";
+import { canInline, chooseEpoch, planLayout, type FileShape } from "../layout.ts";
+import { commitDir } from "../output.ts";
+import type { TreeInode } from "../tree.ts";
+import { layerTarStream, type LayerInput, type LayerStreamStats } from "./layer-stream.ts";
+import { inodeOf, MergedTree, OPAQUE_MARKER, splitPath, WHITEOUT_PREFIX } from "./merge.ts";
+import { LayerChunker, type ChunkIndex } from "./stream-chunker.ts";
+import { readTar } from "./tar-reader.ts";
+
+export interface LayersOptions extends ImageOptions {
+  /** Largest accepted ratio of tar bytes to stored bytes per layer (0 = no limit; default 1000). */
+  maxRatio?: number;
+  /** Largest PAX / GNU long-name header (default 1 MiB). */
+  maxMetaSize?: number;
+}
+
+export interface LayerSummary extends LayerStreamStats {
+  name: string;
+  entries: number;
+  /** The layer's blob, or null when it added no new chunk. */
+  blobId: string | null;
+}
+
+export interface LayersSummary extends ImageSummary {
+  layers: LayerSummary[];
+}
+
+const WH = Buffer.from(WHITEOUT_PREFIX);
+const OPQ = Buffer.from(OPAQUE_MARKER);
+const WH_META = Buffer.from(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`);
+
+/**
+ * Builds a lazy image from layers, lowest first: one blob per layer that adds data, one merged tree.
+ * @example
+ * await buildFromLayers([layerFromFile("base.tar.gz", "layer 1"), layerFromFile("app.tar", "layer 2")], "img");
+ */
+export async function buildFromLayers(layers: LayerInput[], outDir: string, opts: LayersOptions = {}): Promise<LayersSummary> {
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkBits = Math.log2(chunkSize);
+  const compression = opts.compression ?? "zstd";
+  const inlineMax = opts.inlineMax ?? DEFAULT_INLINE_MAX;
+  const blkSz = 2 ** BLK_SZ_BITS;
+  const inFlight = Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
+  const stats = { files: 0, inlineFiles: 0, bytes: 0, chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
+
+  return commitDir(outDir, async (tmp) => {
+    fs.mkdirSync(path.join(tmp, "blobs"));
+    const tree = new MergedTree();
+    const index: ChunkIndex = new Map();
+    const blobs: FinishedBlob[] = [];
+    const blobLayers: number[] = []; // the layer of each blob
+    const shapes = new Map<TreeInode, FileShape>();
+    const addrs = new Map<TreeInode, Array<ChunkAddr | null>>();
+    const inline = new Map<TreeInode, Buffer>();
+    const summaries: LayerSummary[] = [];
+    let tarTotal = 0;
+
+    for (const [k, layer] of layers.entries()) {
+      tree.beginLayer(k);
+      const ls: LayerSummary = { name: layer.name, compression: "none", storedBytes: 0, tarBytes: 0, entries: 0, blobId: null };
+      const remoteTmp = path.join(tmp, "blobs", `.layer-${k}.tmp`);
+      const chunker = new LayerChunker({
+        chunkSize, window: inFlight, index,
+        openBlob: () => ({
+          writer: new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight }),
+          deviceId: blobs.length + 1,
+        }),
+      });
+      try {
+        const tar = readTar(layerTarStream(layer, { maxRatio: opts.maxRatio }, ls), { where: layer.name, maxMetaSize: opts.maxMetaSize });
+        for await (const { entry, body } of tar) {
+          ls.entries++;
+          const where = `${layer.name}: entry ${JSON.stringify(entry.path.toString())}`;
+          const comps = splitPath(entry.path, where);
+          const base = comps[comps.length - 1];
+          if (base && base.subarray(0, WH.length).equals(WH)) {
+            const dir = comps.slice(0, -1);
+            if (base.equals(OPQ)) tree.opaque(dir);
+            else if (!base.subarray(0, WH_META.length).equals(WH_META)) tree.whiteout(dir, base.subarray(WH.length));
+            continue; // other .wh..wh.* names are aufs bookkeeping, never part of the tree
+          }
+          if (entry.type === "link") {
+            tree.link(comps, splitPath(entry.linkpath, `${where} (link target)`), where);
+            continue;
+          }
+          const inode = inodeOf(entry, where, tree.warnings);
+          tree.put(comps, inode, where);
+          if (entry.type !== "file" || entry.size === 0) continue;
+          stats.files++;
+          stats.bytes += entry.size;
+          // Extended inode size is the worst case, so the layout will find room for the data whatever the epoch.
+          if (entry.size <= inlineMax && canInline(inode, entry.size, blkSz)) {
+            const parts: Buffer[] = [];
+            for await (const p of body) parts.push(Buffer.from(p));
+            inline.set(inode, Buffer.concat(parts));
+            shapes.set(inode, { kind: "inline" });
+            stats.inlineFiles++;
+          } else {
+            shapes.set(inode, { kind: "chunks", chunkBits, indexes: true, count: Math.ceil(entry.size / chunkSize) });
+            addrs.set(inode, await chunker.addStream(body, entry.size, where));
+          }
+          opts.progress?.("data", tarTotal + ls.tarBytes, 0);
+        }
+        await chunker.finish();
+        const writer = chunker.blob;
+        if (writer) {
+          blobs.push({ ...(await writer.finish()), remoteTmp });
+          blobLayers.push(k);
+        }
+      } catch (err) {
+        chunker.abort();
+        throw err;
+      }
+      for (const key of ["chunks", "uniqueChunks", "holeChunks", "dedupSavedBytes"] as const) stats[key] += chunker.stats[key];
+      tarTotal += ls.tarBytes;
+      summaries.push(ls);
+    }
+
+    const scan = tree.finish();
+    const epoch = chooseEpoch(scan.inodes);
+    const shapeOf = (i: TreeInode): FileShape => shapes.get(i) ?? { kind: "empty" };
+    const layout = planLayout(scan, { blkSzBits: BLK_SZ_BITS, extraDevices: blobs.length, shapeOf }, epoch);
+    const manifest = writeImageFiles(tmp, {
+      scan, layout, chunkSize, compression, blobs,
+      chunkAddrs: (i) => addrs.get(i)!,
+      inlineData: (i) => inline.get(i)!,
+    });
+    blobLayers.forEach((k, b) => { summaries[k].blobId = manifest.blobs[b].id; });
+    const files = scan.inodes.filter((i) => (i.mode & S_IFMT) === S_IFREG);
+    return { imageDir: outDir, manifest, inodes: layout.placed.length, ...stats, files: files.length, warnings: scan.warnings, layers: summaries };
+  });
+}

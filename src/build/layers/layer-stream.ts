@@ -1,0 +1,133 @@
+// One layer's bytes: opened, recognised by magic (tar, gzip, zstd), decompressed as a stream with node:zlib,
+// and checked while they pass: the sha256 of the stored bytes (OCI layer digest) and of the tar (diff_id),
+// and the expansion ratio, so a decompression bomb stops early instead of running for hours.
+import { createHash, type Hash } from "node:crypto";
+import { Readable, pipeline } from "node:stream";
+import zlib from "node:zlib";
+import { EodError } from "../../errors.ts";
+
+/** A layer to read: the `build` side of layers; registry and archive readers produce these. */
+export interface LayerInput {
+  /** Names the layer in messages, e.g. `layer 2 (blobs/sha256/ab12…)`. */
+  name: string;
+  /** Opens the stored bytes (tar, tar.gz or tar.zst) from the start. */
+  open(): Readable;
+  /** Expected "sha256:<hex>" of the stored bytes and their size (OCI descriptor), when known. */
+  digest?: string;
+  size?: number;
+  /** Expected "sha256:<hex>" of the uncompressed tar (the image config's diff_id), when known. */
+  diffId?: string;
+}
+
+export interface LayerStreamOptions {
+  /** Largest accepted ratio of tar bytes to stored bytes (0 = no limit). */
+  maxRatio?: number;
+}
+
+export interface LayerStreamStats {
+  compression: "none" | "gzip" | "zstd";
+  storedBytes: number;
+  tarBytes: number;
+}
+
+/** node-tar's default limit; gzip cannot exceed ~1030:1, so this stops gzip bombs of zeros and every zstd bomb. */
+export const DEFAULT_MAX_RATIO = 1000;
+/** Below this many tar bytes the ratio is not checked (small, very compressible layers are fine). */
+const RATIO_FLOOR = 64 << 20;
+
+/**
+ * The layer's tar bytes as a stream. Digests are compared when the stream ends (DIGEST_MISMATCH), so a
+ * consumer must read it to the end; the build does (the tar reader drains what follows the archive).
+ */
+export async function* layerTarStream(input: LayerInput, opts: LayerStreamOptions, stats: LayerStreamStats): AsyncGenerator<Buffer> {
+  const maxRatio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
+  const storedHash = input.digest ? sha256Of(input.digest, input.name) : null;
+  let raw: Readable;
+  try {
+    raw = input.open();
+  } catch (err) {
+    throw unreadable(input.name, err);
+  }
+  const stored = (async function* () {
+    try {
+      for await (const c of raw as AsyncIterable<Buffer>) {
+        storedHash?.update(c);
+        stats.storedBytes += c.length;
+        yield c;
+      }
+    } catch (err) {
+      throw err instanceof EodError ? err : unreadable(input.name, err);
+    }
+  })();
+  const first = await stored.next();
+  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
+  stats.compression = detect(head, input.name);
+  const rest = (async function* () {
+    if (!first.done) yield head;
+    yield* stored;
+  })();
+  let tarHash: Hash | null = null;
+  if (input.diffId && (stats.compression !== "none" || input.diffId !== input.digest)) tarHash = sha256Of(input.diffId, input.name);
+
+  let tar: AsyncIterable<Buffer> = rest;
+  let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
+  if (stats.compression !== "none") {
+    z = stats.compression === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+    tar = pipeline(Readable.from(rest), z, () => {}); // errors surface through the iteration below
+  }
+  try {
+    for await (const c of tar) {
+      stats.tarBytes += c.length;
+      tarHash?.update(c);
+      if (maxRatio > 0 && stats.tarBytes > RATIO_FLOOR && stats.tarBytes > maxRatio * stats.storedBytes) {
+        throw new EodError("SOURCE_INVALID", `${input.name}: expands more than ${maxRatio} times (${stats.tarBytes} tar bytes from ${stats.storedBytes} stored bytes so far): a decompression bomb? (--max-ratio 0 turns this check off)`);
+      }
+      yield c;
+    }
+  } catch (err) {
+    if (err instanceof EodError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (code.startsWith("Z_") || code.startsWith("ERR_ZSTD") || code === "ERR__ZSTD") {
+      throw new EodError("SOURCE_INVALID", `${input.name}: corrupt or truncated ${stats.compression} stream after ${stats.storedBytes} bytes (${(err as Error).message})`, { cause: err });
+    }
+    throw unreadable(input.name, err);
+  } finally {
+    z?.destroy();
+    raw.destroy();
+  }
+  if (input.size !== undefined && stats.storedBytes !== input.size) {
+    throw new EodError("DIGEST_MISMATCH", `${input.name}: ${stats.storedBytes} bytes, but its descriptor says ${input.size}`);
+  }
+  check(storedHash, input.digest, `${input.name}: content`);
+  check(tarHash, input.diffId, `${input.name}: uncompressed tar (diff_id)`);
+}
+
+function detect(head: Buffer, name: string): LayerStreamStats["compression"] {
+  if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return "zstd";
+  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+    throw new EodError("SOURCE_UNSUPPORTED", `${name}: xz-compressed layers are not supported (tar, tar.gz and tar.zst are)`);
+  }
+  if (head.subarray(0, 3).toString("latin1") === "BZh") {
+    throw new EodError("SOURCE_UNSUPPORTED", `${name}: bzip2-compressed layers are not supported (tar, tar.gz and tar.zst are)`);
+  }
+  return "none"; // the tar reader says so if it is not a tar either
+}
+
+function sha256Of(digest: string, name: string): Hash {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) {
+    throw new EodError("SOURCE_UNSUPPORTED", `${name}: digest ${JSON.stringify(digest)} is not sha256:<64 hex> (the only algorithm supported)`);
+  }
+  return createHash("sha256");
+}
+
+function check(hash: Hash | null, expected: string | undefined, what: string): void {
+  if (!hash || !expected) return;
+  const got = `sha256:${hash.digest("hex")}`;
+  if (got !== expected) throw new EodError("DIGEST_MISMATCH", `${what} is ${got}, expected ${expected}`);
+}
+
+function unreadable(name: string, err: unknown): EodError {
+  const why = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+  return new EodError("SOURCE_UNREADABLE", `Cannot read ${name}: ${why}`, { cause: err });
+}
