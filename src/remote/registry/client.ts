@@ -423,12 +423,13 @@ export class RegistryClient {
     for (let round = 0; ; round++) {
       this.#stats.requests++;
       const ex = await this.#transport.send(url, authorization, { method, headers: opts.headers, body: opts.body?.(), signal: opts.signal, deadlineMs: opts.deadlineMs });
-      if (ex.status !== 401 || round === 1) return ex;
-      const text = await readText(ex.body);
-      const challenge = one(ex.headers["www-authenticate"]);
+      if (ex.status !== 401) return ex;
       if (authorization?.startsWith("Basic ")) {
-        throw new EodError("REGISTRY_AUTH", `authentication failed for ${repo.registry}: user name or password refused (HTTP 401${detail(text)})`);
+        throw new EodError("REGISTRY_AUTH", `authentication failed for ${repo.registry}: user name or password refused (HTTP 401${detail(await readText(ex.body))})`);
       }
+      if (round === 1) return ex; // a fresh token refused: #statusError says so
+      await readText(ex.body); // drained, so the connection is reused
+      const challenge = one(ex.headers["www-authenticate"]);
       this.#auth.forget(repo.registry, scopes);
       authorization = await this.#auth.answer(repo.registry, scopes, challenge, opts.signal);
     }

@@ -129,12 +129,14 @@ export async function runHelper(name: string, serverUrl: string, timeoutMs = 30_
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new EodError("REGISTRY_AUTH", `Credential helper name ${JSON.stringify(name)} is not valid`);
   const bin = `docker-credential-${name}`;
   const { code, stdout, stderr, missing } = await new Promise<{ code: number | null; stdout: string; stderr: string; missing: boolean }>((resolve) => {
-    const child = spawn(bin, ["get"], { stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs });
+    const child = spawn(bin, ["get"], { stdio: ["pipe", "pipe", "pipe"] });
+    // Our own timer, not spawn's `timeout`: that one is left running when the binary does not exist.
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     let out = "", err = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => { out += d; });
     child.stderr.setEncoding("utf8").on("data", (d: string) => { err += d; });
-    child.on("error", (e: NodeJS.ErrnoException) => resolve({ code: null, stdout: "", stderr: e.message, missing: e.code === "ENOENT" }));
-    child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err, missing: false }));
+    child.on("error", (e: NodeJS.ErrnoException) => { clearTimeout(timer); resolve({ code: null, stdout: "", stderr: e.message, missing: e.code === "ENOENT" }); });
+    child.on("close", (c, signal) => { clearTimeout(timer); resolve({ code: c, stdout: out, stderr: signal ? `killed by ${signal} after ${timeoutMs} ms` : err, missing: false }); });
     child.stdin.on("error", () => {}); // a helper that exits without reading stdin
     child.stdin.end(serverUrl);
   });
