@@ -1,30 +1,23 @@
 // The eod command line: dispatches to one file per command; each parses its arguments and calls the library.
 // Errors are printed once, here: EodError by message (exit 1, usage errors exit 2), anything else with a stack.
 import { EodError } from "../errors.ts";
-import { buildCommand } from "./build.ts";
-import { checkCommand } from "./check.ts";
-import { cullCommand } from "./cull.ts";
-import { daemonCommand } from "./daemon.ts";
-import { demoCommand } from "./demo.ts";
-import { inspectCommand } from "./inspect.ts";
-import { mountCommand } from "./mount.ts";
-import { serveCommand } from "./serve.ts";
-import { statusCommand } from "./status.ts";
-import { umountCommand } from "./umount.ts";
-import { unpackCommand } from "./unpack.ts";
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  build: buildCommand,
-  inspect: inspectCommand,
-  check: checkCommand,
-  unpack: unpackCommand,
-  serve: serveCommand,
-  mount: mountCommand,
-  umount: umountCommand,
-  status: statusCommand,
-  daemon: daemonCommand,
-  cull: cullCommand,
-  demo: demoCommand,
+type Command = (argv: string[]) => Promise<number>;
+
+// Each command's module is loaded only when it runs: start-up of `eod mount` (twice on a cold start: the
+// CLI and the daemon it spawns) should not pay for parsing the builder, the checker and the server.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  build: async () => (await import("./build.ts")).buildCommand,
+  inspect: async () => (await import("./inspect.ts")).inspectCommand,
+  check: async () => (await import("./check.ts")).checkCommand,
+  unpack: async () => (await import("./unpack.ts")).unpackCommand,
+  serve: async () => (await import("./serve.ts")).serveCommand,
+  mount: async () => (await import("./mount.ts")).mountCommand,
+  umount: async () => (await import("./umount.ts")).umountCommand,
+  status: async () => (await import("./status.ts")).statusCommand,
+  daemon: async () => (await import("./daemon.ts")).daemonCommand,
+  cull: async () => (await import("./cull.ts")).cullCommand,
+  demo: async () => (await import("./demo.ts")).demoCommand,
 };
 
 const USAGE = `Usage: eod <command> [options]
@@ -47,9 +40,9 @@ Run "eod <command> --help" for a command's options.`;
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") { console.log(USAGE); return cmd ? 0 : 2; }
-  const run = COMMANDS[cmd];
-  if (!run) throw new EodError("USAGE", `Unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
-  return run(rest);
+  const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!load) throw new EodError("USAGE", `Unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
+  return (await load())(rest);
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {

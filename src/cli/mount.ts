@@ -1,12 +1,12 @@
 // eod mount <image-dir | http(s)://…> <mountpoint>
 import { EodError } from "../errors.ts";
 import { callDaemon } from "../daemon/client.ts";
-import { runDaemon } from "../daemon/run.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
 import { parse, print } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
+import { parseLimits } from "../frontend/fscache/cull.ts";
 
 export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/> <mountpoint> [options]
 
@@ -16,12 +16,14 @@ daemon of the cache directory (started in the background if it is not running) a
 Options:
   --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
   --frontend <kind>      auto (default), fscache or fanotify
+  --fscache-limits <spec>  free-space levels for the fscache cache, e.g. bcull=20%,brun=30% (see eod daemon
+                         --help); used when this mount starts the cache daemon
   --foreground           serve in this process until interrupted (Ctrl-C unmounts)
   --json                 print the mount record as JSON`;
 
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    "cache-dir": { type: "string" }, frontend: { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
+    "cache-dir": { type: "string" }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, MOUNT_USAGE);
   if (values.help) { console.log(MOUNT_USAGE); return 0; }
@@ -29,9 +31,14 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const frontend = (values.frontend ?? "auto") as FrontendKind;
   if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
   const cacheDir = cacheDirOf(values["cache-dir"]);
+  if (values["fscache-limits"] !== undefined) {
+    parseLimits(values["fscache-limits"]);
+    process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"]; // the daemon this starts inherits it
+  }
   const [source, mountPoint] = positionals;
   const show = (r: MountRecord) => print(values.json ?? false, r, () => `mounted ${r.source} on ${r.mountPoint} (${r.blobs.length} blob(s), frontend ${r.frontend}, cache ${cacheDir})`);
   if (values.foreground) {
+    const { runDaemon } = await import("../daemon/run.ts"); // the CLI alone needs only the daemon client
     const daemon = await runDaemon({ cacheDir, frontend });
     const record = await daemon.mount({ source, mountPoint });
     show(record);
