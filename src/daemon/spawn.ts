@@ -26,7 +26,7 @@ export async function ensureDaemon(cacheDir: string, frontend: string, timeoutMs
   while (Date.now() < deadline) {
     if (await daemonAlive(sock)) return sock;
     if (exited) break;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 10)); // a connect() to the socket is cheap; start-up is on the cold path
   }
   const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(before).trim().split("\n").slice(-5).join("\n") : "";
   throw new EodError("DAEMON", `The daemon for ${cacheDir} did not start (${exited ?? "no answer"})${tail ? `:\n${tail}` : ""}`);
