@@ -7,6 +7,8 @@
 //   dir-remote.ts   a local image directory: positional reads on cached FileHandles
 //   http-remote.ts  an HTTP(S) base URL: undici Pool, Range requests, exact-length and Content-Range checks
 //   retry.ts        the retry policy as a wrapper: retryable RemoteErrors, exponential backoff, full jitter
+//   registry/       the OCI registry client and RegistryRemote (a repository's blobs by digest); import it
+//                   from ./registry/index.ts
 export {
   checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, openRemote, Semaphore,
   type ReadOptions, type Remote, type RemoteOptions, type RemoteStats,

@@ -123,6 +123,8 @@ export interface TokenServer {
   service: string;
   issuer: string;
   certPem: string;
+  /** Token lifetime in seconds for the next tokens (default 300). */
+  expiresIn: number;
   /** Requests seen: the scope asked for and whether credentials came with it. */
   requests: Array<{ method: string; scope: string[]; user?: string }>;
   close(): Promise<void>;
@@ -161,7 +163,7 @@ export async function startTokenServer(users: Record<string, string>, opts: { re
         const actions = mid.pop() ?? "";
         return { type, name: mid.join(":"), actions: actions.split(",") };
       });
-      const expiresIn = opts.expiresIn ?? 300;
+      const expiresIn = self.expiresIn;
       const token = jwt(privateKey, kid, { iss: issuer, sub: user, aud: service, iat: now, nbf: now - 10, exp: now + expiresIn, jti: randomBytes(8).toString("hex"), access });
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
@@ -169,10 +171,11 @@ export async function startTokenServer(users: Record<string, string>, opts: { re
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const realm = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/token`;
-  return {
-    realm, service, issuer, certPem, requests,
+  const self: TokenServer = {
+    realm, service, issuer, certPem, requests, expiresIn: opts.expiresIn ?? 300,
     close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
+  return self;
 }
 
 function deny(res: http.ServerResponse, why: string): void {

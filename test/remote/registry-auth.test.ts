@@ -10,7 +10,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { freePort, pushTestImage, startRegistry, startTokenServer, type RunningRegistry, type TokenServer } from "../helpers/registry.ts";
-import { dockerCredentials, RegistryClient, sha256Digest, staticCredentials, type Credentials, type Repo } from "../../src/remote/registry/index.ts";
+import { dockerCredentials, RegistryClient, RegistryRemote, sha256Digest, staticCredentials, type Credentials, type Repo } from "../../src/remote/registry/index.ts";
 
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-registry-auth-")); });
@@ -144,6 +144,32 @@ describe("token server (bearer)", () => {
     try {
       await assert.rejects(anon.resolve(`${reg.host}/team/app:v1`), authError(/refused anonymous/));
     } finally { await anon.close(); }
+  });
+
+  test("concurrent first requests share one token; an expired token is fetched again", async () => {
+    const c = clientFor(reg.host, { username: "alice", password: "s3cret" });
+    try {
+      const repo: Repo = { registry: reg.host, repository: "team/app" };
+      const img = await c.resolve(`${reg.host}/team/app:v1`); // pushed by the test above
+      const layer = img.manifest.layers[0];
+      ts.requests.length = 0;
+      ts.expiresIn = 11; // cached for 1 s (10 s margin)
+      const remote = new RegistryRemote(c, repo);
+      await Promise.all(Array.from({ length: 12 }, (_, i) => remote.readRange(layer.digest, i * 1000, 1000)));
+      assert.equal(ts.requests.length, 0, "the resolve's pull token is reused");
+      const c2 = clientFor(reg.host, { username: "alice", password: "s3cret" });
+      try {
+        const r2 = new RegistryRemote(c2, repo);
+        await Promise.all(Array.from({ length: 12 }, (_, i) => r2.readRange(layer.digest, i * 1000, 1000)));
+        assert.equal(ts.requests.length, 1, "one token for twelve concurrent cold reads");
+        await new Promise((r) => setTimeout(r, 1100));
+        await r2.readRange(layer.digest, 0, 10);
+        assert.equal(ts.requests.length, 2, "a new token after expiry");
+      } finally { await c2.close(); }
+    } finally {
+      ts.expiresIn = 300;
+      await c.close();
+    }
   });
 
   test("an identitytoken from config.json is traded at the realm by POST (OAuth2 refresh token)", async () => {

@@ -64,6 +64,7 @@ export interface AuthOptions {
 /** Authorization headers per registry and scope. */
 export class Authenticator {
   readonly #hosts = new Map<string, HostAuth>();
+  readonly #pending = new Map<string, Promise<string>>();
   readonly #opts: AuthOptions;
 
   constructor(opts: AuthOptions) {
@@ -86,21 +87,30 @@ export class Authenticator {
     return undefined;
   }
 
-  /** Forget what we sent for this scope (it was refused). */
-  forget(registry: string, scope: string): void {
-    this.#host(registry).tokens.delete(scope);
-  }
-
   /**
-   * Answers a 401's challenge: returns the header to retry with, or throws REGISTRY_AUTH when there is no
-   * way in (basic wanted, no credentials; token server refused).
+   * Answers a 401's challenge (`refused`: what the request had sent): returns the header to retry with, or
+   * throws REGISTRY_AUTH when there is no way in (basic wanted, no credentials; token server refused).
    */
-  async answer(registry: string, scope: string, header: string | undefined, signal?: AbortSignal): Promise<string> {
+  async answer(registry: string, scope: string, header: string | undefined, refused: string | undefined, signal?: AbortSignal): Promise<string> {
+    // A token another request got meanwhile is used; the one this request was refused with is dropped.
+    const tokens = this.#host(registry).tokens;
+    const held = tokens.get(scope);
+    if (held && held.header !== refused && held.expiresAt > this.#now()) return held.header;
+    if (held && held.header === refused) tokens.delete(scope);
     const challenges = parseChallenges(header ?? "");
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const basic = challenges.find((c) => c.scheme === "basic");
     const creds = await this.#creds(registry);
-    if (bearer?.params.realm) return this.#token(registry, scope, bearer.params, creds, signal);
+    if (bearer?.params.realm) {
+      // Requests that start together (a cold cache reading many ranges) share one token request.
+      const key = `${registry} ${scope}`;
+      let p = this.#pending.get(key);
+      if (!p) {
+        p = this.#token(registry, scope, bearer.params, creds, signal).finally(() => this.#pending.delete(key));
+        this.#pending.set(key, p);
+      }
+      return p;
+    }
     if (basic) {
       const h = basicHeader(creds);
       if (!h) throw new EodError("REGISTRY_AUTH", `authentication required for ${registry}: it asks for a user name and password and none is configured (docker login, or DOCKER_CONFIG)`);

@@ -430,8 +430,7 @@ export class RegistryClient {
       if (round === 1) return ex; // a fresh token refused: #statusError says so
       await readText(ex.body); // drained, so the connection is reused
       const challenge = one(ex.headers["www-authenticate"]);
-      this.#auth.forget(repo.registry, scopes);
-      authorization = await this.#auth.answer(repo.registry, scopes, challenge, opts.signal);
+      authorization = await this.#auth.answer(repo.registry, scopes, challenge, authorization, opts.signal);
     }
   }
 
