@@ -183,7 +183,8 @@ export function inodeOf(e: TarEntry, where: string, warnings: string[]): TreeIno
   }
   if (type === S_IFLNK && e.linkpath.length === 0) throw new EodError("SOURCE_INVALID", `${where}: symlink without a target`);
   return {
-    mode: type | e.mode, uid: e.uid, gid: e.gid,
+    // Linux symlinks are always 0777 whatever the header says (extraction with symlink(2) gives that too).
+    mode: type | (type === S_IFLNK ? 0o777 : e.mode), uid: e.uid, gid: e.gid,
     size: type === S_IFREG ? e.size : type === S_IFLNK ? e.linkpath.length : 0,
     mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, rdevMajor: e.devMajor, rdevMinor: e.devMinor, xattrs,
     sourcePath: Buffer.from(where), nlink: 1, sparse: false,
