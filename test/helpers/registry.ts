@@ -8,6 +8,7 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import tls from "node:tls";
 
 export interface RegistryOptions {
   /** user → password; the registry then asks for basic auth (bcrypt htpasswd made with `htpasswd -B`). */
@@ -16,11 +17,16 @@ export interface RegistryOptions {
   token?: TokenServer;
   /** Storage "redirect" middleware: blob GETs are answered with a redirect to baseurl + storage path. */
   redirectBaseUrl?: string;
+  /** Loopback address to listen on, default 127.0.0.1. */
+  ip?: string;
+  /** Serve HTTPS with a self-signed certificate made here. */
+  tls?: boolean;
 }
 
 export interface RunningRegistry {
   /** "127.0.0.1:<port>", the host part of references. */
   host: string;
+  port: number;
   url: string;
   /** The registry's filesystem storage root. */
   dataDir: string;
@@ -41,13 +47,21 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-registry-"));
   const dataDir = path.join(dir, "data");
-  const port = await freePort();
+  const ip = opts.ip ?? "127.0.0.1";
+  const port = await freePort(ip);
+  const httpConfig: Record<string, unknown> = { addr: `${ip}:${port}`, secret: randomBytes(16).toString("hex") };
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: "warn", accesslog: { disabled: true } },
     storage: { filesystem: { rootdirectory: dataDir }, delete: { enabled: true } },
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString("hex") },
+    http: httpConfig,
   };
+  if (opts.tls) {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    fs.writeFileSync(path.join(dir, "tls.crt"), selfSignedCert(privateKey, publicKey, "eod-test-registry"));
+    fs.writeFileSync(path.join(dir, "tls.key"), privateKey.export({ type: "pkcs8", format: "pem" }));
+    httpConfig.tls = { certificate: path.join(dir, "tls.crt"), key: path.join(dir, "tls.key") };
+  }
   if (opts.htpasswd) {
     const file = path.join(dir, "htpasswd");
     const lines = Object.entries(opts.htpasswd).map(([user, pass]) => {
@@ -81,14 +95,14 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     await stopChild(child, pid, exited);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://${ip}:${port}`;
   try {
     await waitReady(url, child, () => stderr);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { host: `127.0.0.1:${port}`, url, dataDir, pid, stop };
+  return { host: `${ip}:${port}`, port, url, dataDir, pid, stop };
 }
 
 async function stopChild(child: ChildProcess, pid: number, exited: Promise<void>): Promise<void> {
@@ -104,7 +118,14 @@ async function waitReady(url: string, child: ChildProcess, stderr: () => string)
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}:\n${stderr()}`);
     try {
-      await fetch(`${url}/v2/`); // any answer (200 or 401) means it is serving
+      if (url.startsWith("https:")) {
+        await new Promise<void>((resolve, reject) => {
+          const s = tls.connect({ host: new URL(url).hostname, port: Number(new URL(url).port), rejectUnauthorized: false }, () => { s.end(); resolve(); });
+          s.on("error", reject);
+        });
+      } else {
+        await fetch(`${url}/v2/`); // any answer (200 or 401) means it is serving
+      }
       return;
     } catch {
       await new Promise((r) => setTimeout(r, 50));

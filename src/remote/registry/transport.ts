@@ -161,6 +161,13 @@ export function toRemoteError(err: unknown, what: string, url: string, timedOut:
   if (timedOut || TIMEOUT_CODES.has(code)) {
     return new RemoteError("REMOTE_TIMEOUT", url, `${what}: no complete answer within ${timeoutMs} ms`, { cause: err });
   }
-  const detail = err instanceof Error ? `${err.message}${code ? ` (${code})` : ""}` : String(err);
+  const detail = err instanceof Error ? `${err.message.split("\n")[0]}${code ? ` (${code})` : ""}` : String(err);
+  if (/^ERR_SSL_|^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    // Not a RemoteError, so not retried: the handshake will fail the same way again.
+    const host = new URL(url).host;
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(detail)?.[1]; // OpenSSL's "…:SSL routines:func:reason:file:line:"
+    const why = code === "ERR_SSL_WRONG_VERSION_NUMBER" ? `no TLS answer, the server may speak plain HTTP (${code})` : reason ? `${reason} (${code})` : detail;
+    return new EodError("REMOTE_IO", `${what}: TLS failed: ${why}. If you trust ${host} without a verified certificate (or without TLS), name it with --insecure-registry ${host}`, { cause: err });
+  }
   return new RemoteError("REMOTE_IO", url, `${what}: ${detail}`, { cause: err });
 }
