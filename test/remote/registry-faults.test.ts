@@ -9,7 +9,8 @@ import type { AddressInfo } from "node:net";
 import { pushTestImage, startRegistry, type PushedTestImage, type RunningRegistry } from "../helpers/registry.ts";
 import { RegistryClient, RegistryRemote, sha256Digest, staticCredentials, type Repo } from "../../src/remote/registry/index.ts";
 
-type Fault = (req: http.IncomingMessage) => "drop" | "503" | "flip" | undefined;
+type What = "drop" | "503" | "flip" | "stall";
+type Fault = (req: http.IncomingMessage) => What | undefined;
 
 let reg: RunningRegistry;
 let proxy: http.Server;
@@ -33,7 +34,9 @@ before(async () => {
       ur.on("data", (d: Buffer) => parts.push(d));
       ur.on("end", () => {
         const body = Buffer.concat(parts);
-        if (what === "drop" && body.length > 1) {
+        if (what === "stall") {
+          res.write(body.subarray(0, body.length >> 1)); // and nothing more, connection left open
+        } else if (what === "drop" && body.length > 1) {
           // Half the body, then the connection goes away.
           res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
         } else if (what === "flip" && body.length > 0) {
@@ -67,7 +70,7 @@ const isBlobGet = (req: http.IncomingMessage) => req.method === "GET" && /\/blob
 const isManifestGet = (req: http.IncomingMessage) => req.method === "GET" && /\/manifests\//.test(req.url!);
 
 /** A fault for the first `n` requests that match. */
-function firstN(n: number, match: (req: http.IncomingMessage) => boolean, what: "drop" | "503" | "flip"): Fault {
+function firstN(n: number, match: (req: http.IncomingMessage) => boolean, what: What): Fault {
   return (req) => (match(req) && n-- > 0 ? what : undefined);
 }
 
@@ -128,4 +131,26 @@ test("a blob changed on the way is refused and not retried", async () => {
   fault = firstN(100, isBlobGet, "flip");
   await assert.rejects(client.fetchBlob(repo, { mediaType: "x", digest: sha256Digest(layer), size: layer.length }), { code: "DIGEST_MISMATCH" });
   assert.equal(seen.length, 1);
+});
+
+test("a body that stalls times out (REMOTE_TIMEOUT) and is retried; the caller's abort is final", async (t) => {
+  const quick = new RegistryClient({ credentials: staticCredentials({}), timeoutMs: 300, backoff: { baseMs: 5, capMs: 20 } });
+  t.after(() => quick.close());
+  const layer = image.platforms["linux/amd64"].layers[0];
+  const digest = sha256Digest(layer);
+  fault = firstN(1, isBlobGet, "stall");
+  assert.deepEqual(Buffer.from(await quick.readBlobRange(repo, digest, 0, 200_000)), layer.subarray(0, 200_000));
+  assert.equal(quick.stats().retries, 1);
+  fault = (req) => (isBlobGet(req) ? "stall" : undefined);
+  await assert.rejects(quick.readBlobRange(repo, digest, 0, 200_000), { code: "REMOTE_TIMEOUT" });
+
+  // Abort while a stream is stalled: the reason comes back at once, nothing is retried.
+  const ac = new AbortController();
+  const retriesBefore = client.stats().retries;
+  const started = Date.now();
+  await assert.rejects((async () => {
+    for await (const _ of client.blobStream(repo, digest, { signal: ac.signal })) ac.abort(new Error("user gave up"));
+  })(), /user gave up/);
+  assert.ok(Date.now() - started < 2000);
+  assert.equal(client.stats().retries, retriesBefore);
 });

@@ -92,9 +92,16 @@ export class Transport {
     const ac = new AbortController();
     const onAbort = () => ac.abort(opts.signal!.reason);
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    let timedOut = false;
-    const timer = opts.deadlineMs ? setTimeout(() => { timedOut = true; ac.abort(new Error("deadline")); }, opts.deadlineMs) : undefined;
     const what = `${opts.method} ${url}`;
+    const timeoutMs = opts.deadlineMs ?? this.#opts.timeoutMs;
+    // The deadline's reason is the error the caller sees, from the request or from reading the body.
+    const timer = opts.deadlineMs
+      ? setTimeout(() => ac.abort(new RemoteError("REMOTE_TIMEOUT", url, `${what}: no complete answer within ${timeoutMs} ms`)), opts.deadlineMs)
+      : undefined;
+    const cleanup = () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+    };
     try {
       for (let hop = 0; ; hop++) {
         const headers: Record<string, string> = { "user-agent": "erofs-ondemand", ...opts.headers };
@@ -119,18 +126,15 @@ export class Transport {
           target = next;
           continue;
         }
-        if (timer) {
-          // The deadline covers the body too: it is read by the caller, so hand the timer over with it.
-          res.body.once("close", () => clearTimeout(timer));
-        }
+        // The deadline and the caller's signal cover the body too, which the caller reads: keep them
+        // armed until it closes.
+        res.body.once("close", cleanup);
         return { status: res.statusCode, headers: res.headers, body: res.body, url: target.href };
       }
     } catch (err) {
-      clearTimeout(timer);
+      cleanup();
       if (opts.signal?.aborted) throw opts.signal.reason;
-      throw toRemoteError(err, what, url, timedOut, opts.deadlineMs ?? this.#opts.timeoutMs);
-    } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
+      throw toRemoteError(err, what, url, ac.signal.aborted, timeoutMs);
     }
   }
 
