@@ -12,7 +12,14 @@
 //   write's errno (EINVAL, EEXIST, EBUSY, EOPNOTSUPP; EIO once the cache is dead).
 // * read() never blocks: one whole message, or 0 when none is pending (or the cache is not bound).
 //   A buffer smaller than the message gives EMSGSIZE, so read into CACHEFILES_MSG_MAX_SIZE bytes.
-//   poll() gives POLLIN while an unread request is queued (pollReadable() in fanotify.ts works on it).
+//   poll() gives POLLIN while an unread request is queued, and POLLOUT while the cache is in its CULLING
+//   state (free blocks or files of the cache's filesystem fell below `bcull`/`fcull`; the bit is cleared by
+//   the kernel's next space check, on a write or a file creation, once free space is back above
+//   `brun`/`frun`). pollCachefiles() watches both.
+// * Free-space limits (`brun/bcull/bstop`, `frun/fcull/fstop`, "N%" of the filesystem's blocks and files,
+//   kernel defaults 7/5/1) must be set before `bind` and keep stop < cull < run < 100 after every single
+//   command; setCachefilesLimits() sends them in an order that always does. Below `*stop` the kernel
+//   refuses new cache files and writes to the anon fd (ENOBUFS).
 // * The anon fd of an OPEN is write-only; writes to it are DIRECT I/O on the cache file: the position
 //   must be page aligned (else ENOBUFS), the user buffer must be aligned (else EINVAL), and the length
 //   should be whole pages. pwriteAligned() does all three. Always pwrite: before ~6.12 write() did not
@@ -105,6 +112,111 @@ export function cachefilesReadComplete(anonFd: number, msgId: number): void {
     throw new RangeError(`Cannot complete cachefiles READ ${msgId}: msg_id is a non-negative int`);
   }
   check(libc().ioctl_int(anonFd, CACHEFILES_IOC_READ_COMPLETE, msgId), "ioctl", () => `READ_COMPLETE fd ${anonFd} msg ${msgId}`);
+}
+
+/** Free-space limits of a cachefiles cache, in percent of the cache filesystem's blocks (b*) and files (f*). */
+export interface CachefilesLimits {
+  brun: number;
+  bcull: number;
+  bstop: number;
+  frun: number;
+  fcull: number;
+  fstop: number;
+}
+
+/**
+ * Checks that limits are whole percents with stop < cull < run < 100 for blocks and for files (what `bind`
+ * demands).
+ * @throws RangeError naming the bad value
+ */
+export function checkCachefilesLimits(l: CachefilesLimits): void {
+  for (const k of ["brun", "bcull", "bstop", "frun", "fcull", "fstop"] as const) {
+    if (!Number.isInteger(l[k]) || l[k] < 0 || l[k] > 99) throw new RangeError(`Cannot use cachefiles limit ${k}=${l[k]}: a whole percent 0..99`);
+  }
+  for (const p of ["b", "f"] as const) {
+    const [run, cull, stop] = [l[`${p}run`], l[`${p}cull`], l[`${p}stop`]];
+    if (!(stop < cull && cull < run)) throw new RangeError(`Cannot use cachefiles limits ${p}stop=${stop}% ${p}cull=${cull}% ${p}run=${run}%: need stop < cull < run < 100`);
+  }
+}
+
+/**
+ * The commands that set `limits` on a cache that is not bound yet, whatever limits it has now: the kernel
+ * checks stop < cull < run < 100 on every single command, so the order is `*stop 0%`, `*run 99%`, `*cull`,
+ * `*run`, `*stop` (each step keeps the order valid from any valid start).
+ * @throws RangeError for invalid limits (checkCachefilesLimits)
+ * @example
+ * cachefilesLimitCommands({ brun: 10, bcull: 7, bstop: 3, frun: 10, fcull: 7, fstop: 3 });
+ * // ["bstop 0%", "brun 99%", "bcull 7%", "brun 10%", "bstop 3%", "fstop 0%", …]
+ */
+export function cachefilesLimitCommands(limits: CachefilesLimits): string[] {
+  checkCachefilesLimits(limits);
+  const out: string[] = [];
+  for (const p of ["b", "f"] as const) {
+    out.push(`${p}stop 0%`, `${p}run 99%`, `${p}cull ${limits[`${p}cull`]}%`, `${p}run ${limits[`${p}run`]}%`, `${p}stop ${limits[`${p}stop`]}%`);
+  }
+  return out;
+}
+
+/**
+ * Sets the free-space limits on a device fd before `bind` (they are read at bind time).
+ * @throws RangeError for invalid limits; SysError from the kernel (EINVAL)
+ */
+export function setCachefilesLimits(devFd: number, limits: CachefilesLimits): void {
+  for (const c of cachefilesLimitCommands(limits)) cachefilesCommand(devFd, c);
+}
+
+/** A running watch of /dev/cachefiles (pollCachefiles). */
+export interface CachefilesPoll {
+  /** Whether POLLOUT (the cache's CULLING state) is watched too. It is level-triggered: turn it off while culling. */
+  watchLowSpace(on: boolean): void;
+  /** Stops watching (idempotent); no callback runs afterwards. */
+  stop(): void;
+}
+
+/**
+ * Watches a /dev/cachefiles fd on the event loop (libuv poll: epoll, no thread, no busy loop): `onRequests`
+ * when a request is queued (POLLIN; read until cachefilesRead() returns 0), `onLowSpace` when the cache is in
+ * its CULLING state (POLLOUT), if watchLowSpace(true). POLLOUT stays set until the kernel's next space check
+ * finds room again, so the callee should turn the low-space watch off while it culls and back on later (a
+ * timer), or the loop spins. A throw from a callback, or a poll error (SysError), goes to `onError`.
+ * @example
+ * const w = pollCachefiles(dev, { onRequests: drain, onLowSpace: () => { w.watchLowSpace(false); cull(); }, onError: log });
+ * w.watchLowSpace(true);
+ */
+export function pollCachefiles(fd: number, cb: { onRequests(): void; onLowSpace(): void; onError(err: unknown): void }): CachefilesPoll {
+  let native: NativePoll | null = null;
+  let writable = false;
+  const callback = (status: number, events?: { readable?: boolean; writable?: boolean }): void => {
+    if (!native) return; // stopped; libuv may still deliver one queued callback
+    try {
+      if (status < 0) throw sysError("poll", -status, `fd ${fd} (${CACHEFILES_DEVICE})`);
+      if (events?.readable !== false) cb.onRequests();
+      if (native && writable && events?.writable) cb.onLowSpace();
+    } catch (err) {
+      try { cb.onError(err); } catch (err2) { process.nextTick(() => { throw err2; }); } // never throw into koffi
+    }
+  };
+  native = (koffi.node.poll as unknown as NativePollFn)(fd, { readable: true, writable: false }, callback);
+  if (!native) throw new Error(`Cannot poll fd ${fd}: koffi.node.poll returned null`);
+  return {
+    watchLowSpace(on: boolean): void {
+      if (!native || on === writable) return;
+      writable = on;
+      native.start({ readable: true, writable: on }, callback); // uv_poll_start on an active handle changes its events
+    },
+    stop(): void {
+      native?.close();
+      native = null;
+    },
+  };
+}
+
+// koffi calls back with (status, events): status is 0 or a negative libuv error code (-errno on Linux).
+type PollCallback = (status: number, events?: { readable?: boolean; writable?: boolean }) => void;
+type NativePollFn = (fd: number, opts: { readable: boolean; writable: boolean }, cb: PollCallback) => NativePoll | null;
+interface NativePoll {
+  start(opts: { readable: boolean; writable: boolean }, cb: PollCallback): void;
+  close(): void;
 }
 
 const WASM_PAGE = 65536;

@@ -38,6 +38,10 @@ export interface VmOptions {
   share?: string[];
   /** Extra environment for the guest command. */
   env?: Record<string, string>;
+  /** Guest memory in MB (run-vm's default: 2048). */
+  memMb?: number;
+  /** Size of the guest's ext4 scratch fs at /var/cache/fscache in MB (run-vm's default: 1024). */
+  scratchMb?: number;
 }
 
 /** What the guest command did. `status` is run-vm's: the command's, 124 on timeout, 125 if the VM failed. */
@@ -63,6 +67,8 @@ export function runInVm(scriptTs: string, args: string[], opts: VmOptions = {}):
   const argv = ["-t", String(timeoutS), "-C", REPO];
   for (const s of shares) argv.push("--share", s);
   for (const [k, v] of Object.entries(opts.env ?? {})) argv.push("-e", `${k}=${v}`);
+  if (opts.memMb !== undefined) argv.push("-m", String(opts.memMb));
+  if (opts.scratchMb !== undefined) argv.push("--scratch", String(opts.scratchMb));
   argv.push("--", GUEST_NODE, path.resolve(REPO, scriptTs), ...args);
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {

@@ -1,6 +1,7 @@
 // The fscache frontend end to end through eod itself, in the kernel lab's VM (the host kernel lacks
 // cachefiles on-demand): cold and warm mounts, two images sharing a blob in one domain, a corrupting
-// remote, daemon failover through the holder + `restore`, and culling. See test/vm/fscache-e2e.ts.
+// remote, daemon failover through the holder + `restore`, culling by hand, and culling when the kernel reports
+// the cache low on space (POLLOUT) on a small cache filesystem. See test/vm/fscache-e2e.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
@@ -28,7 +29,7 @@ function tree(root: string, seed: string, extra: Record<string, string | Buffer>
 }
 
 
-test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
+test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull, low-space cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
   const work = tempDir("eod-fscache-e2e-");
   const srcs = { A: path.join(work, "A"), B: path.join(work, "B"), C: path.join(work, "C") };
   tree(srcs.A, "A");
@@ -38,10 +39,21 @@ test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, fail
   for (const k of ["A", "B", "C"] as const) eodOk("build", srcs[k], "-o", imgs[k], "--chunk-size", "64K", "--inline-max", "0");
   const blobOf = (img: string) => JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8")).blobs[0].id;
   assert.equal(blobOf(imgs.A), blobOf(imgs.B), "A and B share their blob");
+  // Low space: three images of one 6 MiB incompressible file each (plus small ones), for a 40 MB cache fs.
+  const low = { D: path.join(work, "D"), E: path.join(work, "E"), F: path.join(work, "F") };
+  const lowImgs = { D: path.join(work, "imgD"), E: path.join(work, "imgE"), F: path.join(work, "imgF") };
+  for (const k of ["D", "E", "F"] as const) {
+    fs.mkdirSync(low[k], { recursive: true });
+    fs.writeFileSync(path.join(low[k], "big"), crypto.randomBytes(6 * 1024 * 1024));
+    fs.writeFileSync(path.join(low[k], "name"), `image ${k}\n`);
+    eodOk("build", low[k], "-o", lowImgs[k], "--chunk-size", "64K", "--inline-max", "0");
+  }
   const expected = path.join(work, "expected.json");
-  fs.writeFileSync(expected, JSON.stringify({ A: hashTree(srcs.A), B: hashTree(srcs.B), C: hashTree(srcs.C) }));
+  fs.writeFileSync(expected, JSON.stringify({
+    A: hashTree(srcs.A), B: hashTree(srcs.B), C: hashTree(srcs.C), D: hashTree(low.D), E: hashTree(low.E), F: hashTree(low.F),
+  }));
 
-  const res = await runInVm("test/vm/fscache-e2e.ts", [imgs.A, imgs.B, imgs.C, expected], { timeoutS: 720, share: [work] });
+  const res = await runInVm("test/vm/fscache-e2e.ts", [imgs.A, imgs.B, imgs.C, expected, lowImgs.D, lowImgs.E, lowImgs.F], { timeoutS: 780, share: [work] });
   const last = res.stdout.trim().split("\n").at(-1) ?? "";
   let r: Record<string, any>;
   try { r = JSON.parse(last); } catch { assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`); }
@@ -64,4 +76,20 @@ test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, fail
   assert.notEqual(r.cullInUse, 0, "culling a blob in use is refused");
   assert.equal(r.cullUnused.code, 0, r.cullUnused.stderr);
   assert.equal(r.cullFileGone, true);
+  // Low space: the kernel signalled, the cold unused image's blob was culled, the mounted ones never; reads right.
+  t.diagnostic(`low space: ${JSON.stringify(r.lowSpaceSetup)} ${JSON.stringify(r.lowStats?.after)}`);
+  assert.deepEqual(r.lowD, []);
+  assert.deepEqual(r.lowE, []);
+  assert.deepEqual(r.lowF, [], "every read during the low-space cull has the right bytes");
+  assert.deepEqual(r.lowERereadDiff, []);
+  assert.ok(r.lowStats.after.lowSpaceSignals > 0, `the kernel signalled low space (POLLOUT): ${JSON.stringify(r.lowStats)}\n${(r.lowLog ?? []).join("\n")}`);
+  assert.ok(r.lowStats.after.culled > 0, `the daemon culled: ${JSON.stringify(r.lowStats)}`);
+  assert.equal(r.lowDGone, true, `the cold unused blob D was culled: ${(r.lowLog ?? []).join("\n")}`);
+  const blobOfImg = (img: string) => JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8")).blobs[0].id as string;
+  assert.ok(r.lowCulledCookies.includes(blobOfImg(lowImgs.D)), `D's blob culled: ${r.lowCulledCookies}`);
+  for (const k of ["E", "F"] as const) {
+    assert.ok(!r.lowCulledCookies.includes(blobOfImg(lowImgs[k])), `blob ${k}, mounted during the cull, was never culled: ${r.lowLog.join("\n")}`);
+  }
+  t.diagnostic(`cache files after the low-space step: ${JSON.stringify(r.lowFiles)} (E kept ${r.lowEKept}, F kept ${r.lowFKept})`);
+  assert.equal(r.lowEKept, true, `blob E's cache file is still there: ${JSON.stringify(r.lowFiles)}`);
 });

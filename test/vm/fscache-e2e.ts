@@ -1,9 +1,11 @@
 // Runs INSIDE the kernel-lab VM (Linux 6.12 with cachefiles on-demand), driven by test/kernel/fscache.test.ts.
 // It uses eod itself, as a user would: `eod serve` for three images, `eod mount --frontend fscache`, reads,
-// `eod status`, `eod cull`, and kills the daemon to exercise the holder + `restore` failover. It prints one JSON
-// report as its last line; the host test checks it.
-//   argv: <imgA> <imgB> <imgC> <expected.json>   (B shares A's blob; C is unrelated)
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+// `eod status`, `eod cull`, and kills the daemon to exercise the holder + `restore` failover; last, a small cache
+// filesystem runs low on space and the daemon culls on the kernel's signal (POLLOUT). It prints one JSON report
+// as its last line; the host test checks it.
+//   argv: <imgA> <imgB> <imgC> <expected.json> <imgD> <imgE> <imgF>
+//   (B shares A's blob; C is unrelated; D, E, F: one big incompressible file each, for the low-space step)
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -15,8 +17,8 @@ const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
 // Fetch unit = chunk size (64K), so that reading one file does not pull its neighbours in: the failover
 // readers must really be blocked on a cold chunk when the daemon is killed.
 const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "120000", EOD_MIN_FETCH: "65536" };
-const [imgA, imgB, imgC, expectedPath] = process.argv.slice(2);
-const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C", Record<string, string>>;
+const [imgA, imgB, imgC, expectedPath, imgD, imgE, imgF] = process.argv.slice(2);
+const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C" | "D" | "E" | "F", Record<string, string>>;
 const servers: ChildProcess[] = [];
 const report: Record<string, unknown> = {};
 
@@ -66,8 +68,8 @@ function serve(dir: string): Promise<{ url: string; faults(rule: object | null):
   });
 }
 
-async function status(): Promise<{ frontend: Record<string, number>; blobs: Array<{ id: string; corrupt: number; fetchedBytes: number }>; mounts: unknown[] }> {
-  return JSON.parse(await must(["status", "--cache-dir", CACHE, "--json"]));
+async function status(cache = CACHE): Promise<{ frontend: Record<string, number>; blobs: Array<{ id: string; corrupt: number; fetchedBytes: number }>; mounts: unknown[] }> {
+  return JSON.parse(await must(["status", "--cache-dir", cache, "--json"]));
 }
 
 /** sha256 of every regular file under `root` (async reads: this process never blocks the daemon). */
@@ -167,10 +169,90 @@ async function main(): Promise<void> {
   report.cullUnused = { code: cull.code, stderr: cull.stderr.trim() };
   report.cullFileGone = !findCacheFile(cBlob);
   await umount("/mnt/a");
+
+  step("7. Low space:");
+  await lowSpace();
 }
 
-function findCacheFile(id: string): string | null {
-  const vol = path.join(CACHE, "fscache/cache/Ierofs,eod");
+// 7. A 40 MB cache filesystem and limits set so that the third image's fill crosses bcull: the kernel signals
+//    POLLOUT, the daemon culls the cold unused image D (least recently used), never E or F (mounted), and every
+//    read completes with the right bytes.
+async function lowSpace(): Promise<void> {
+  const sizeMiB = 40;
+  const small = "/var/cache/small";
+  const cache = path.join(small, "eod");
+  // The previous daemon and its holder are gone once A is unmounted: /dev/cachefiles is free for a new cache.
+  for (let i = 0; i < 300 && fs.existsSync(path.join(CACHE, "holder.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 500));
+  fs.mkdirSync(small, { recursive: true });
+  execFileSync("/bin/busybox", ["truncate", "-s", `${sizeMiB}M`, "/run/small-ext4.img"]);
+  execFileSync("/sbin/mkfs.ext4", ["-q", "-F", "-O", "^has_journal", "/run/small-ext4.img"]);
+  execFileSync("/bin/busybox", ["mount", "-o", "loop", "-t", "ext4", "/run/small-ext4.img", small]);
+  try {
+    // Limits from the fresh filesystem: cull once ~2.5 blobs are cached, run again at ~2.1 (one blob culled).
+    const st = fs.statfsSync(small);
+    const blobBytes = (img: string) => JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8")).blobs[0].kernelSize as number;
+    const freePct = (100 * st.bavail) / st.blocks;
+    const blobPct = (100 * blobBytes(imgD)) / (st.blocks * st.bsize);
+    const bcull = Math.floor(freePct - 2.5 * blobPct);
+    const brun = bcull + Math.max(2, Math.floor(0.4 * blobPct));
+    const limits = `bstop=1%,bcull=${bcull}%,brun=${brun}%`;
+    report.lowSpaceSetup = { freePct: +freePct.toFixed(1), blobPct: +blobPct.toFixed(1), limits };
+    const d = await serve(imgD);
+    const e = await serve(imgE);
+    const f = await serve(imgF);
+    const mountSmall = (url: string, mnt: string) => {
+      fs.mkdirSync(mnt, { recursive: true });
+      return must(["mount", url, mnt, "--cache-dir", cache, "--frontend", "fscache", "--fscache-limits", limits]);
+    };
+    await mountSmall(d.url, "/mnt/d");
+    report.lowD = diff(expected.D, await hashTree("/mnt/d"));
+    await mountSmall(e.url, "/mnt/e"); // keeps the daemon up while D goes
+    await umount2("/mnt/d", cache);
+    report.lowE = diff(expected.E, await hashTree("/mnt/e"));
+    const before = (await status(cache)).frontend;
+    await mountSmall(f.url, "/mnt/f");
+    report.lowF = diff(expected.F, await hashTree("/mnt/f"));
+    // The cull runs on the daemon's event loop when POLLOUT comes: give it a moment.
+    const dBlob = blobId(imgD);
+    for (let i = 0; i < 100 && findCacheFile(dBlob, cache); i++) await new Promise((r) => setTimeout(r, 100));
+    const after = (await status(cache)).frontend;
+    report.lowStats = { before, after };
+    report.lowDGone = !findCacheFile(dBlob, cache);
+    report.lowERereadDiff = diff(expected.E, await hashTree("/mnt/e"));
+    await umount2("/mnt/e", cache);
+    await umount2("/mnt/f", cache);
+    // E and F were in use during the cull: the daemon never culled them (its log names every file it culled),
+    // and their files, linked by the kernel once unmounted, are still there.
+    const log = fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n").filter((l) => /cull/.test(l));
+    report.lowLog = log.slice(-8);
+    report.lowCulledCookies = log.filter((l) => l.includes("culled a cold cache file")).map((l) => JSON.parse(l).cookie as string);
+    for (let i = 0; i < 50 && !(findCacheFile(blobId(imgE), cache) && findCacheFile(blobId(imgF), cache)); i++) await new Promise((r) => setTimeout(r, 100));
+    report.lowEKept = findCacheFile(blobId(imgE), cache) !== null;
+    report.lowFKept = findCacheFile(blobId(imgF), cache) !== null;
+    report.lowFiles = listCacheFiles(cache);
+  } finally {
+    for (let i = 0; i < 100 && fs.existsSync(path.join(cache, "holder.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+    try { execFileSync("/bin/busybox", ["umount", small]); } catch { /* busy: the VM goes away anyway */ }
+  }
+}
+
+function listCacheFiles(cache: string): string[] {
+  const vol = path.join(cache, "fscache/cache/Ierofs,eod");
+  if (!fs.existsSync(vol)) return [];
+  return fs.readdirSync(vol).flatMap((d) => fs.readdirSync(path.join(vol, d)).map((f) => `${d}/${f.slice(0, 20)} ${fs.statSync(path.join(vol, d, f)).blocks * 512}`));
+}
+
+function blobId(img: string): string {
+  return JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8")).blobs[0].id as string;
+}
+
+function umount2(mnt: string, cache: string): Promise<string> {
+  return must(["umount", mnt, "--cache-dir", cache]);
+}
+
+function findCacheFile(id: string, cache = CACHE): string | null {
+  const vol = path.join(cache, "fscache/cache/Ierofs,eod");
   if (!fs.existsSync(vol)) return null;
   for (const d of fs.readdirSync(vol)) if (fs.existsSync(path.join(vol, d, `D${id}`))) return path.join(vol, d, `D${id}`);
   return null;

@@ -4,6 +4,8 @@
 // for the same blob, or the kernel throws the cache away); READ is filled through the cache core into the
 // object's anonymous fd and always completed (without data, the reader gets EIO); CLOSE drops the object.
 // Mounts: `mount -t erofs none -o fsid=<fsid>,domain_id=<domain>`; images of one domain share blob objects.
+// Culling: when the kernel reports the cache low on space (POLLOUT on the device), the least recently used
+// cache files that no mount holds are culled until free space is back above `brun`/`frun` (./cull.ts).
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -16,9 +18,10 @@ import type { Log } from "../../daemon/log.ts";
 import { LatencyWindow } from "../../daemon/latency.ts";
 import { EodError, SysError } from "../../errors.ts";
 import {
-  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, openCachefiles, pwriteAligned,
+  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, openCachefiles, pollCachefiles, pwriteAligned,
+  setCachefilesLimits, type CachefilesLimits, type CachefilesPoll,
 } from "../../sys/cachefiles.ts";
-import { pollReadable, type PollHandle } from "../../sys/fanotify.ts";
+import { belowRun, cullCandidates, limitsFromEnv, spaceOf } from "./cull.ts";
 import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
 import { CachefilesParseError, encodeCopen, parseMessage, type CachefilesMsg } from "./protocol.ts";
 
@@ -34,7 +37,13 @@ export interface FscacheOptions {
   inheritedFd?: number;
   /** Send `restore` on the inherited fd: a daemon died with requests taken; make them new again (6.8+). */
   restore?: boolean;
+  /** Free-space limits the cache was bound with (default: $EOD_FSCACHE_LIMITS over DEFAULT_LIMITS). */
+  limits?: CachefilesLimits;
 }
+
+/** After a low-space signal, the POLLOUT watch is off for this long (doubling up to the max while nothing helps). */
+const CULL_PAUSE_MS = 1000;
+const CULL_PAUSE_MAX_MS = 60_000;
 
 type FscacheObject =
   | { kind: "bootstrap"; fd: number; path: string; size: number; cookie: string }
@@ -51,21 +60,31 @@ export class FscacheFrontend implements Frontend {
   readonly domain: string;
   readonly #log: Log;
   readonly #dev: number;
-  #poll: PollHandle | null = null;
+  #poll: CachefilesPoll | null = null;
+  readonly #cacheDir: string;
+  readonly #limits: CachefilesLimits;
+  readonly #lastUse = new Map<string, number>(); // cookie -> ms of the last OPEN/READ/CLOSE
+  #cullTimer: NodeJS.Timeout | null = null;
+  #cullPause = CULL_PAUSE_MS;
   readonly #restore: boolean;
   readonly #buf = Buffer.allocUnsafe(CACHEFILES_MSG_MAX_SIZE);
   readonly #bootstraps = new Map<string, { path: string; size: number }>(); // fsid -> bootstrap
   readonly #blobs = new Map<string, Expected>(); // blob id -> how to open it
   readonly #objects = new Map<number, FscacheObject>(); // object_id -> object
   readonly #pending = new Set<Promise<void>>();
-  readonly #stats = { opens: 0, closes: 0, reads: 0, readBytes: 0, failedReads: 0, inFlight: 0 };
+  readonly #stats = {
+    opens: 0, closes: 0, reads: 0, readBytes: 0, failedReads: 0, inFlight: 0,
+    lowSpaceSignals: 0, culled: 0, culledBytes: 0, cullRefusedInUse: 0, noSpaceRetries: 0,
+  };
   readonly #readLatency = new LatencyWindow();
   #closing: Promise<void> | null = null;
 
   constructor(log: Log, opts: FscacheOptions) {
     this.#log = log;
     this.domain = opts.domain ?? DEFAULT_DOMAIN;
-    this.#dev = opts.inheritedFd ?? bindCachefiles(opts.cacheDir);
+    this.#cacheDir = opts.cacheDir;
+    this.#limits = opts.limits ?? limitsFromEnv();
+    this.#dev = opts.inheritedFd ?? bindCachefiles(opts.cacheDir, this.#limits);
     this.#restore = opts.inheritedFd !== undefined && opts.restore === true;
   }
 
@@ -80,7 +99,77 @@ export class FscacheFrontend implements Frontend {
       cachefilesCommand(this.#dev, "restore");
       this.#log("info", "fscache: took over /dev/cachefiles from a dead daemon, sent restore");
     }
-    this.#poll = pollReadable(this.#dev, () => this.#drain(), (err) => this.#log("error", "fscache poll failed", { err }));
+    this.#poll = pollCachefiles(this.#dev, {
+      onRequests: () => this.#drain(),
+      onLowSpace: () => this.#onLowSpace(),
+      onError: (err) => this.#log("error", "fscache poll failed", { err }),
+    });
+    this.#poll.watchLowSpace(true);
+  }
+
+  // POLLOUT: the kernel's CULLING state. It is level-triggered and stays set until the kernel's next space
+  // check (a write or a new cache file) finds free space above brun/frun, so the watch is turned off while
+  // culling and turned on again by a timer: never a busy loop, even when nothing can be culled.
+  #onLowSpace(): void {
+    this.#poll?.watchLowSpace(false);
+    this.#stats.lowSpaceSignals++;
+    const culled = this.cullCold("the kernel reports the cache low on space");
+    // Something culled: look again soon (the kernel clears the state on its next write). Nothing to cull
+    // (space already back above brun, or every file in use): back off.
+    this.#cullPause = culled > 0 ? CULL_PAUSE_MS : Math.min(CULL_PAUSE_MAX_MS, this.#cullPause * 2);
+    this.#cullTimer = setTimeout(() => { this.#cullTimer = null; this.#poll?.watchLowSpace(true); }, this.#cullPause);
+    this.#cullTimer.unref();
+  }
+
+  /**
+   * Culls cache files, least recently used first, skipping those in use (a mount holds them: EBUSY), while
+   * the cache filesystem's free blocks or files are below brun/frun. Returns how many files were culled.
+   */
+  cullCold(why: string): number {
+    const fscacheDir = path.join(this.#cacheDir, "fscache");
+    let space = spaceOf(fscacheDir);
+    if (!belowRun(space, this.#limits)) return 0;
+    const before = space;
+    let culled = 0;
+    let refused = 0;
+    for (const c of cullCandidates(fscacheDir, this.#lastUse)) {
+      if (!belowRun(space, this.#limits)) break;
+      const r = this.#cullFile(c.dir, c.name);
+      if (r === "busy") { refused++; this.#stats.cullRefusedInUse++; continue; }
+      if (r !== "culled") continue;
+      culled++;
+      this.#stats.culled++;
+      this.#stats.culledBytes += c.bytes;
+      this.#lastUse.delete(c.cookie);
+      this.#log("info", "fscache: culled a cold cache file", { cookie: c.cookie, bytes: c.bytes, lastUsed: new Date(c.lastUsed).toISOString() });
+      space = spaceOf(fscacheDir);
+    }
+    const level = (s: typeof space) => ({ freeBlocksPct: +((100 * s.bavail) / s.blocks).toFixed(1), freeFilesPct: s.files ? +((100 * s.ffree) / s.files).toFixed(1) : null });
+    this.#log(belowRun(space, this.#limits) ? "warn" : "info", "fscache: cull pass", {
+      why, culled, refusedInUse: refused, before: level(before), after: level(space), brun: this.#limits.brun, frun: this.#limits.frun,
+    });
+    return culled;
+  }
+
+  /** `inuse` + `cull` of one file, from inside its fan-out directory (the kernel resolves the name in our cwd). */
+  #cullFile(dir: string, name: string): "culled" | "busy" | "gone" {
+    const cwd = process.cwd();
+    try {
+      process.chdir(dir);
+    } catch {
+      return "gone";
+    }
+    try {
+      cachefilesCommand(this.#dev, `inuse ${name}`);
+      cachefilesCommand(this.#dev, `cull ${name}`);
+      return "culled";
+    } catch (err) {
+      if (err instanceof SysError && err.errno === "EBUSY") return "busy";
+      if (err instanceof SysError && (err.errno === "ESTALE" || err.errno === "ENOENT")) return "gone";
+      throw err;
+    } finally {
+      process.chdir(cwd);
+    }
   }
 
   /** The fsid of an image mounted at `mountPoint`: unique per mount, the same again after a restart. */
@@ -133,6 +222,7 @@ export class FscacheFrontend implements Frontend {
   #open(msg: CachefilesMsg): void {
     this.#stats.opens++;
     const { cookieKey: cookie, fd } = msg.open!;
+    this.#lastUse.set(cookie, Date.now());
     const boot = this.#bootstraps.get(cookie);
     const expected = this.#blobs.get(cookie);
     try {
@@ -164,6 +254,7 @@ export class FscacheFrontend implements Frontend {
     const obj = this.#objects.get(msg.objectId);
     const { offset, length } = msg.read!;
     if (!obj) { this.#log("warn", "fscache READ of an unknown object", { object: msg.objectId }); return; }
+    this.#lastUse.set(obj.cookie, Date.now());
     const started = performance.now();
     this.#stats.inFlight++;
     const p = (async () => {
@@ -175,7 +266,14 @@ export class FscacheFrontend implements Frontend {
         pwriteAligned(obj.fd, bytes, offset);
       } else {
         obj.blob.invalidate(offset, length); // the kernel asks only for holes: whatever we thought was there is not
-        await obj.blob.ensure(offset, length);
+        try {
+          await obj.blob.ensure(offset, length);
+        } catch (err) {
+          // Below bstop the kernel refuses writes (ENOBUFS) before we saw POLLOUT: cull now, then try once more.
+          if (!isNoSpace(err) || this.cullCold("a write into the cache failed for lack of space") === 0) throw err;
+          this.#stats.noSpaceRetries++;
+          await obj.blob.ensure(offset, length);
+        }
       }
       this.#stats.readBytes += length;
     })().catch((err: unknown) => {
@@ -198,6 +296,7 @@ export class FscacheFrontend implements Frontend {
     this.#stats.closes++;
     const obj = this.#objects.get(msg.objectId);
     if (!obj) return;
+    this.#lastUse.set(obj.cookie, Date.now());
     this.#objects.delete(msg.objectId);
     if (obj.kind === "blob") {
       const expected = this.#blobs.get(obj.cookie);
@@ -227,22 +326,17 @@ export class FscacheFrontend implements Frontend {
     const name = `D${blobId}`;
     const fan = fs.existsSync(volume) ? fs.readdirSync(volume).find((d) => fs.existsSync(path.join(volume, d, name))) : undefined;
     if (!fan) throw new EodError("USAGE", `Blob ${blobId} has no cache file in ${volume}`);
-    const cwd = process.cwd();
-    process.chdir(path.join(volume, fan)); // cull and inuse resolve the name in the daemon's cwd
-    try {
-      cachefilesCommand(this.#dev, `inuse ${name}`);
-      cachefilesCommand(this.#dev, `cull ${name}`);
-    } catch (err) {
-      if (err instanceof SysError && err.errno === "EBUSY") throw new EodError("USAGE", `Blob ${blobId} is in use by a mount; not culled`);
-      throw err;
-    } finally {
-      process.chdir(cwd);
-    }
+    const r = this.#cullFile(path.join(volume, fan), name);
+    if (r === "busy") throw new EodError("USAGE", `Blob ${blobId} is in use by a mount; not culled`);
+    if (r === "gone") throw new EodError("USAGE", `Blob ${blobId} has no cache file in ${volume}`);
+    this.#lastUse.delete(blobId);
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#poll?.stop();
+      this.#poll = null;
+      if (this.#cullTimer) clearTimeout(this.#cullTimer);
       await Promise.allSettled([...this.#pending]);
       for (const obj of this.#objects.values()) if (obj.kind === "bootstrap") this.#closeFd(obj.fd);
       this.#objects.clear();
@@ -252,7 +346,7 @@ export class FscacheFrontend implements Frontend {
   }
 
   stats(): Record<string, unknown> {
-    return { ...this.#stats, domain: this.domain, readLatencyMs: this.#readLatency.summary() };
+    return { ...this.#stats, domain: this.domain, limits: this.#limits, readLatencyMs: this.#readLatency.summary() };
   }
 }
 
@@ -268,13 +362,30 @@ export function kernelSupportsFscache(): { ok: boolean; missing: string[] } {
   return { ok: missing.length === 0, missing };
 }
 
-/** Opens /dev/cachefiles and binds an on-demand cache in `<cacheDir>/fscache`. */
-export function bindCachefiles(cacheDir: string): number {
+/**
+ * Opens /dev/cachefiles and binds an on-demand cache in `<cacheDir>/fscache` with the given free-space limits
+ * (default: $EOD_FSCACHE_LIMITS over DEFAULT_LIMITS of ./cull.ts).
+ */
+export function bindCachefiles(cacheDir: string, limits: CachefilesLimits = limitsFromEnv()): number {
   const dev = openCachefiles();
-  const dir = path.join(cacheDir, "fscache");
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  cachefilesCommand(dev, `dir ${dir}`);
-  cachefilesCommand(dev, "tag eod");
-  cachefilesCommand(dev, "bind ondemand");
+  try {
+    const dir = path.join(cacheDir, "fscache");
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    cachefilesCommand(dev, `dir ${dir}`);
+    cachefilesCommand(dev, "tag eod");
+    setCachefilesLimits(dev, limits);
+    cachefilesCommand(dev, "bind ondemand");
+  } catch (err) {
+    fs.closeSync(dev);
+    throw err;
+  }
   return dev;
+}
+
+/** Whether `err` (or a cause of it) is the kernel refusing a cache write for lack of space. */
+function isNoSpace(err: unknown): boolean {
+  for (let e = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
+    if (e instanceof SysError && (e.errno === "ENOBUFS" || e.errno === "ENOSPC")) return true;
+  }
+  return false;
 }
