@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  formatReference, hostPlatform, isLoopback, MEDIA_TYPES, parseChallenges, parseManifest, parsePlatform, parseReference, selectPlatform,
+  checkRepository, formatReference, hostPlatform, isLoopback, MEDIA_TYPES, parseChallenges, parseManifest, parsePlatform, parseReference, selectPlatform,
   type ImageIndex,
 } from "../../src/remote/registry/index.ts";
 import { Transport } from "../../src/remote/registry/transport.ts";
@@ -18,6 +18,8 @@ test("parseReference: registries, docker.io defaults, tags and digests", () => {
   assert.deepEqual(parseReference("user/app:1.0"), { registry: "docker.io", repository: "user/app", tag: "1.0" });
   assert.deepEqual(parseReference(`ghcr.io/o/r:t@${D}`), { registry: "ghcr.io", repository: "o/r", tag: "t", digest: D });
   assert.equal(formatReference(parseReference("debian:12")), "docker.io/library/debian:12");
+  assert.equal(checkRepository("a/b-c/d_e"), "a/b-c/d_e");
+  for (const bad of ["../x", "a/../b", "A", "a?b", ""]) assert.throws(() => checkRepository(bad), TypeError, bad);
   for (const bad of ["", "UPPER/case", "a//b", "host:99999/a", "a:b:c", `a@sha256:${"0".repeat(10)}`, "a:-tag", "with space", "127.0.0.1:5000/"]) {
     assert.throws(() => parseReference(bad), { code: "USAGE" }, bad);
   }

@@ -14,7 +14,7 @@ import {
   formatPlatform, hostPlatform, isIndexType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, parsePlatform, selectPlatform,
   type Descriptor, type ImageIndex, type ImageManifest, type Platform,
 } from "./manifest.ts";
-import { manifestRef, parseReference, type Reference } from "./reference.ts";
+import { checkRepository, manifestRef, parseReference, type Reference } from "./reference.ts";
 import { discard, toRemoteError, Transport, type Body, type Exchange, type Headers } from "./transport.ts";
 import { bytesSource, type BlobSource } from "./blob-source.ts";
 
@@ -345,10 +345,15 @@ export class RegistryClient {
           const piece = await source.read(pos, n);
           const ex = await this.#exchange(repo, "push", "PATCH", location, {
             headers: { "content-type": "application/octet-stream", "content-range": `${pos}-${pos + n - 1}`, "content-length": String(n) },
-            body: () => piece, signal: opts.signal, deadlineMs: this.#timeoutMs * 6,
+            body: () => piece, signal: opts.signal, // no overall deadline for a big chunk: undici's silence limits apply
           });
           if (ex.status !== 202) throw await this.#statusError(ex, `${what}: PATCH bytes ${pos}-${pos + n - 1}`, repo);
           await ex.body.dump({ limit: 64 * 1024 }).catch(() => {});
+          // The registry says what it holds now ("0-<last>"); anything else and the final digest would not match.
+          const held = one(ex.headers.range);
+          if (held !== undefined && held.replace(/^bytes=/, "") !== `0-${pos + n - 1}`) {
+            throw new RemoteError("REMOTE_IO", ex.url, `${what}: after PATCH bytes ${pos}-${pos + n - 1} the registry holds ${held}`);
+          }
           location = this.#location(ex, location, what);
         }
         await this.#finishUpload(repo, location, digest, undefined, what, opts.signal);
@@ -415,6 +420,8 @@ export class RegistryClient {
   async #exchange(repo: Repo, scope: Scope, method: string, pathOrUrl: string, opts: {
     headers?: Record<string, string>; body?: () => Uint8Array | AsyncIterable<Uint8Array>; signal?: AbortSignal; deadlineMs?: number; mountFrom?: string;
   }): Promise<Exchange> {
+    checkRepository(repo.repository);
+    if (opts.mountFrom) checkRepository(opts.mountFrom);
     const origin = await this.#transport.origin(repo.registry, opts.signal);
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : origin + pathOrUrl;
     let scopes = `repository:${repo.repository}:${scope === "push" ? "pull,push" : "pull"}`;

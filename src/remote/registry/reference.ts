@@ -66,6 +66,14 @@ export function parseReference(text: string): Reference {
   return { registry, repository: rest, ...(tag !== undefined ? { tag } : {}), ...(digest ? { digest } : {}), ...(tag === undefined && !digest ? { tag: "latest" } : {}) };
 }
 
+/** Throws a TypeError unless `repository` is a valid repository path (it goes into URLs as is). */
+export function checkRepository(repository: string): string {
+  if (typeof repository !== "string" || repository.length > 255 || !repository.split("/").every((c) => PATH_COMPONENT.test(c))) {
+    throw new TypeError(`${JSON.stringify(repository)} is not a repository name`);
+  }
+  return repository;
+}
+
 /** The reference written back in full ("docker.io/library/debian:latest", "host/repo@sha256:…"). */
 export function formatReference(ref: Reference): string {
   return `${ref.registry}/${ref.repository}${ref.tag !== undefined ? `:${ref.tag}` : ""}${ref.digest ? `@${ref.digest}` : ""}`;
