@@ -4,6 +4,7 @@
 // timeouts, resets, short bodies, 5xx, 429). Everything fetched by digest is verified against it: blobs by
 // streamed sha256 and their descriptor's size, manifests by the digest asked for or Docker-Content-Digest.
 // Range reads are not verified here (a range is not a whole blob); the cache core verifies each chunk.
+import { createHash } from "node:crypto";
 import { EodError, RemoteError } from "../../errors.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, type RemoteStats } from "../remote.ts";
 import { backoffMs, DEFAULT_RETRIES, isRetryable } from "../retry.ts";
@@ -547,7 +548,6 @@ async function* pieces(source: BlobSource): AsyncGenerator<Uint8Array> {
 }
 
 async function digestOf(source: BlobSource): Promise<string> {
-  const { createHash } = await import("node:crypto");
   const h = createHash("sha256");
   for await (const p of pieces(source)) h.update(p);
   return `sha256:${h.digest("hex")}`;
