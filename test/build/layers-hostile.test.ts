@@ -168,7 +168,7 @@ async function bigLayer(root: string, out: string, size: number): Promise<Run> {
   }
   await pipeline(tar, fs.createWriteStream(layer));
   const img = path.join(out, `img-${size}`);
-  const r = build(layer, "-o", img, "--compress", "lz4", "--json");
+  const r = build(layer, "-o", img, "--compress", "lz4", "--chunk-size", "1M", "--json");
   assert.equal(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).uniqueChunks, size / MiB);
   fs.rmSync(layer);

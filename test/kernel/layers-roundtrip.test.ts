@@ -12,14 +12,22 @@ import zlib from "node:zlib";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { eodOk, haveTool, tool } from "../helpers/cli.ts";
 import { haveRoot, mountErofs, tempDir } from "../helpers/kernel.ts";
+import { cleanup, eodAsync, serve } from "../helpers/lazy.ts";
 import { extractLayers } from "../helpers/overlay-extract.ts";
+import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { tarArchive, type TarSpec } from "../helpers/tar-layer.ts";
 
 const skip = !haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : !haveTool("zstd") ? "needs zstd for GNU tar" : false;
 let work = "";
 
+let built: { img: string; expected: string } | null = null;
+
 before(() => { if (!skip) work = tempDir("eod-layers-"); });
-after(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
+after(() => {
+  if (!work) return;
+  cleanup(work, path.join(work, "cache"));
+  fs.rmSync(work, { recursive: true, force: true });
+});
 
 const MiB = 1 << 20;
 const T = "1700000000";
@@ -113,7 +121,7 @@ test("three layers (gz, zst, tar) mount identical to the layers extracted in ord
   const sparseData = specs[0].find((s) => s.path === "data/sparse")!.data!;
   const b5000 = specs[0].find((s) => s.path === "var/cache/b")!.data!;
   const opt = specs[0].find((s) => s.path === "opt/old/file")!.data!;
-  assert.equal(summary.uniqueChunks, distinctChunks([...big, sparseData, b5000, opt, cacheNew, bigData, fresh], MiB));
+  assert.equal(summary.uniqueChunks, distinctChunks([...big, sparseData, b5000, opt, cacheNew, bigData, fresh], manifest.chunkSize));
   assert.equal(manifest.blobs[1].chunks, 1, "layer 2 stores only var/cache/new");
 
   const line = eodOk("unpack", img, "--blobs-to", `${img}-blobs`).trim();
@@ -134,5 +142,26 @@ test("three layers (gz, zst, tar) mount identical to the layers extracted in ord
     assert.equal(fs.lstatSync(path.join(m.dir, "usr/bin/tool"), { bigint: true }).mtimeNs, 1700000000123456789n);
   } finally {
     m.unmount();
+  }
+  built = { img, expected };
+});
+
+const lazySkip = skip || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
+
+test("the layered image mounts lazily (eod serve + eod mount) identical to the extracted layers", { skip: lazySkip, timeout: 300_000 }, async () => {
+  assert.ok(built, "needs the image of the previous test");
+  const server = await serve(built.img);
+  const cache = path.join(work, "cache");
+  const mnt = path.join(work, "mnt");
+  fs.mkdirSync(mnt);
+  try {
+    const r = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(await compareTrees(built.expected, mnt, { ignoreRootAttrs: true }), []);
+    const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
+    assert.equal(u.status, 0, u.stderr);
+  } finally {
+    cleanup(work, cache);
+    server.stop();
   }
 });

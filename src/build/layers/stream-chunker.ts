@@ -52,7 +52,8 @@ export class LayerChunker {
    */
   async addStream(body: AsyncIterable<Buffer>, size: number, where: string): Promise<Array<ChunkAddr | null>> {
     const chunkSize = this.#opts.chunkSize;
-    const list = new Array<ChunkAddr | null>(Math.ceil(size / chunkSize)).fill(null);
+    // Grown as chunks arrive, not sized from the header: a hostile header may declare petabytes.
+    const list: Array<ChunkAddr | null> = [];
     let index = 0;
     let buf: Buffer | null = null;
     let fill = 0;
@@ -81,6 +82,7 @@ export class LayerChunker {
 
   async #push(list: Array<ChunkAddr | null>, index: number, buf: Buffer): Promise<void> {
     this.stats.chunks++;
+    list.push(null); // list[index]: a hole unless settled below
     if (isZero(buf)) {
       this.stats.holeChunks++;
       this.#pool.give(buf);
