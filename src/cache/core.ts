@@ -17,7 +17,7 @@ import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 
 export interface CacheOptions {
-  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 1 MiB). */
+  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 64 KiB). */
   minFetch?: number;
   /** Upper bound of one remote request, and of a sequential reader's fetch unit (default 4 MiB). */
   maxFetch?: number;
@@ -31,7 +31,7 @@ export interface CacheOptions {
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 1 << 20, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000,
+  minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000,
 };
 
 export class CacheCore {

@@ -20,7 +20,7 @@ semantics (whiteouts, opaque directories) and each layer that adds data becomes 
 Options:
   -o, --output <dir>     image directory to create (replaced if it is an earlier image)
   --single <file>        write one EROFS image instead
-  --chunk-size <size>    chunk size, a power of two >= 4K (default 1M)
+  --chunk-size <size>    chunk size, a power of two >= 4K (default 128K; --single: 1M)
   --compress <algo>      remote form compression: zstd (default), lz4, none
   --level <n>            compression level (zstd 1..19, lz4 HC 1..12)
   --inline-max <size>    files up to this size live in the bootstrap (default 1K; 0 = none)
