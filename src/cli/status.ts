@@ -34,7 +34,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   for (const m of s.mounts) console.log(`mount ${m.mountPoint} <- ${m.source} (${m.blobs.length} blob(s))`);
   for (const b of s.blobs) {
     const pct = b.totalBytes ? ((100 * b.cachedBytes) / b.totalBytes).toFixed(1) : "100.0";
-    console.log(`blob ${b.id.slice(0, 12)} cached ${b.cachedBytes}/${b.totalBytes} B (${pct}%), fetched ${b.fetchedBytes} B in ${b.fetches} request(s), misses ${b.misses}, in flight ${b.inFlight}, corrupt ${b.corrupt}, errors ${b.errors}`);
+    console.log(`blob ${b.id.slice(0, 12)} cached ${b.cachedBytes}/${b.totalBytes} B (${pct}%), fetched ${b.fetchedBytes} B in ${b.fetches} request(s) (${b.readaheads} read ahead), misses ${b.misses}, in flight ${b.inFlight}, corrupt ${b.corrupt}, errors ${b.errors}`);
   }
   for (const r of s.remotes) console.log(`remote ${r.location}: ${r.requests} request(s), ${r.bytes} B, ${r.retries} retries, ${r.errors} errors`);
   return 0;
