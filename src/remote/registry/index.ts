@@ -10,7 +10,9 @@
 //   auth.ts             WWW-Authenticate challenges, bearer tokens per scope (cached), basic auth
 //   transport.ts        scheme choice, one undici exchange, redirects without credentials to other hosts
 //   blob-source.ts      what a push reads from (bytes, a file)
-//   client.ts           RegistryClient: resolve, manifests, blobs (whole, streamed, Range), pushes, mounts
+//   session.ts          one authorised exchange (401 → challenge → once more), status errors, retry policy
+//   client.ts           RegistryClient: resolve, manifests, blobs (whole, streamed, Range); pushes via upload.ts
+//   upload.ts           blob pushes (exists / mount / monolithic / chunked), manifest pushes
 //   registry-remote.ts  RegistryRemote: the Remote interface over a repository's blobs
 export { RegistryClient, type CallOptions, type FetchedManifest, type PushBlobOptions, type PushedBlob, type RegistryClientOptions, type Repo, type ResolvedImage } from "./client.ts";
 export { RegistryRemote, type RegistryRemoteOptions } from "./registry-remote.ts";
