@@ -152,3 +152,13 @@ test("a docker save archive with two images asks for one", (t) => {
   fs.writeFileSync(saved, tarArchive([{ path: "manifest.json", data: Buffer.from(JSON.stringify(m)) }]));
   refused([saved], path.join(root, "img"), /holds 2 images \(a:1, b:1\)/);
 });
+
+test("a gzip-compressed docker save archive is read as one layer, with a warning saying what it looks like", (t) => {
+  const root = setup(t);
+  const saved = path.join(root, "saved.tar");
+  dockerArchive(saved, twoLayers());
+  fs.writeFileSync(`${saved}.gz`, zlib.gzipSync(fs.readFileSync(saved)));
+  const r = eod("build", `${saved}.gz`, "-o", path.join(root, "img"));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /warning: layer 1 .* looks like a docker save archive or OCI layout packed in a tar/);
+});

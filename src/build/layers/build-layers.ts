@@ -39,6 +39,12 @@ export interface LayersSummary extends ImageSummary {
 const WH = Buffer.from(WHITEOUT_PREFIX);
 const OPQ = Buffer.from(OPAQUE_MARKER);
 const WH_META = Buffer.from(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`);
+const ARCHIVE_NAMES = /^(\.\/)?(manifest\.json|oci-layout|index\.json|repositories|[0-9a-f]{64}\/layer\.tar|blobs\/sha256\/[0-9a-f]{64})$/;
+
+/** Names a `docker save` archive or an OCI layout holds at its top: a layer made of those is likely a mistake. */
+function looksLikeImageArchive(p: Buffer): boolean {
+  return ARCHIVE_NAMES.test(p.toString("latin1"));
+}
 
 /**
  * Builds a lazy image from layers, lowest first: one blob per layer that adds data, one merged tree.
@@ -68,6 +74,7 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
 
     for (const [k, layer] of layers.entries()) {
       tree.beginLayer(k);
+      let archiveHints = 0;
       const ls: LayerSummary = { name: layer.name, compression: "none", storedBytes: 0, tarBytes: 0, entries: 0, blobId: null };
       const remoteTmp = path.join(tmp, "blobs", `.layer-${k}.tmp`);
       const chunker = new LayerChunker({
@@ -81,6 +88,7 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
         const tar = readTar(layerTarStream(layer, { maxRatio: opts.maxRatio }, ls), { where: layer.name, maxMetaSize: opts.maxMetaSize });
         for await (const { entry, body } of tar) {
           ls.entries++;
+          if (ls.entries <= 64 && looksLikeImageArchive(entry.path)) archiveHints++;
           const where = `${layer.name}: entry ${JSON.stringify(entry.path.toString())}`;
           const comps = splitPath(entry.path, where);
           const base = comps[comps.length - 1];
@@ -124,6 +132,9 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
       }
       for (const key of ["chunks", "uniqueChunks", "holeChunks", "dedupSavedBytes"] as const) stats[key] += chunker.stats[key];
       tarTotal += ls.tarBytes;
+      if (archiveHints >= 2) {
+        tree.warnings.push(`${layer.name} looks like a docker save archive or OCI layout packed in a tar (manifest.json, layer tars, blobs/sha256): if so, give it uncompressed or unpacked`);
+      }
       summaries.push(ls);
     }
 

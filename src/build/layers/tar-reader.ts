@@ -161,6 +161,15 @@ export async function* readTar(
 ): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
   const r = new ByteReader(source, opts.where);
   const headers = new TarHeaders(opts.where, opts.maxMetaSize);
+  try {
+    yield* entries(r, headers, opts.where);
+  } finally {
+    await r.close(); // on an early exit too: closes the source (file, decompressor)
+  }
+}
+
+async function* entries(r: ByteReader, headers: TarHeaders, where: string): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
+  const opts = { where };
   for (;;) {
     const pos = r.pos;
     const block = await r.read(BLOCK, "a header");
@@ -254,6 +263,13 @@ class ByteReader {
 
   async drain(): Promise<void> {
     while (await this.#fill()) this.#advance(this.#buf.length);
+  }
+
+  async close(): Promise<void> {
+    if (!this.#ended) {
+      this.#ended = true;
+      await this.#it.return?.();
+    }
   }
 }
 
