@@ -10,8 +10,11 @@ import { EodError } from "../../errors.ts";
 export interface LayerInput {
   /** Names the layer in messages, e.g. `layer 2 (blobs/sha256/ab12…)`. */
   name: string;
-  /** Opens the stored bytes (tar, tar.gz or tar.zst) from the start. */
-  open(): Readable;
+  /**
+   * Opens the stored bytes (tar, tar.gz or tar.zst) from the start: a file stream, an HTTP body, any async
+   * iterable of buffers (a registry client may resolve it asynchronously). Read once, in order.
+   */
+  open(): Readable | AsyncIterable<Uint8Array> | Promise<Readable | AsyncIterable<Uint8Array>>;
   /** Expected "sha256:<hex>" of the stored bytes and their size (OCI descriptor), when known. */
   digest?: string;
   size?: number;
@@ -42,15 +45,16 @@ const RATIO_FLOOR = 64 << 20;
 export async function* layerTarStream(input: LayerInput, opts: LayerStreamOptions, stats: LayerStreamStats): AsyncGenerator<Buffer> {
   const maxRatio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
   const storedHash = input.digest ? sha256Of(input.digest, input.name) : null;
-  let raw: Readable;
+  let raw: Readable | AsyncIterable<Uint8Array>;
   try {
-    raw = input.open();
+    raw = await input.open();
   } catch (err) {
-    throw unreadable(input.name, err);
+    throw err instanceof EodError ? err : unreadable(input.name, err);
   }
   const stored = (async function* () {
     try {
-      for await (const c of raw as AsyncIterable<Buffer>) {
+      for await (const piece of raw) {
+        const c = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
         storedHash?.update(c);
         stats.storedBytes += c.length;
         yield c;
@@ -93,7 +97,8 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     throw unreadable(input.name, err);
   } finally {
     z?.destroy();
-    raw.destroy();
+    if (raw instanceof Readable) raw.destroy();
+    else await stored.return(undefined); // ends the source iterator, if it is still open
   }
   if (input.size !== undefined && stats.storedBytes !== input.size) {
     throw new EodError("DIGEST_MISMATCH", `${input.name}: ${stats.storedBytes} bytes, but its descriptor says ${input.size}`);
