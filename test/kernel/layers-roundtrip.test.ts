@@ -165,3 +165,24 @@ test("the layered image mounts lazily (eod serve + eod mount) identical to the e
     server.stop();
   }
 });
+
+// A real tree: the benchmark's Debian rootfs (bench/corpus.ts; not built here), packed by GNU tar as a pax
+// tar.gz with xattrs, must mount identical to the directory it came from.
+const CORPUS = path.join(process.env.EOD_BENCH_CACHE ?? "/var/cache/erofs-ondemand-bench", "debian-bookworm-minbase-python3");
+const corpusSkip = skip || (fs.existsSync(CORPUS) ? false : `no Debian corpus at ${CORPUS} (npx node bench/corpus.ts builds it)`);
+
+test("the Debian rootfs as one GNU tar pax layer (tar.gz) mounts identical to its directory", { skip: corpusSkip, timeout: 600_000 }, async () => {
+  const layer = path.join(work, "rootfs.tar.gz");
+  const r = tool("tar", ["--format=pax", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", CORPUS, "-czf", layer, "."]);
+  assert.equal(r.status, 0, r.stderr);
+  const img = path.join(work, "rootfs-img");
+  eodOk("build", layer, "-o", img);
+  const line = eodOk("unpack", img, "--blobs-to", `${img}-blobs`).trim();
+  const [bootstrap, data = ""] = line.split(" ");
+  const m = await mountErofs(bootstrap, data);
+  try {
+    assert.deepEqual(await compareTrees(CORPUS, m.dir), []);
+  } finally {
+    m.unmount();
+  }
+});
