@@ -12,7 +12,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import("./check.ts")).checkCommand,
   unpack: async () => (await import("./unpack.ts")).unpackCommand,
   serve: async () => (await import("./serve.ts")).serveCommand,
+  convert: async () => (await import("./convert.ts")).convertCommand,
   mount: async () => (await import("./mount.ts")).mountCommand,
+  pull: async () => (await import("./pull.ts")).pullCommand,
   umount: async () => (await import("./umount.ts")).umountCommand,
   status: async () => (await import("./status.ts")).statusCommand,
   daemon: async () => (await import("./daemon.ts")).daemonCommand,
@@ -28,7 +30,9 @@ Commands:
   check     verify every structure and digest of an image
   unpack    write the blobs' kernel form so the image mounts without a daemon
   serve     serve an image directory over HTTP (Range requests; throttling and faults for tests)
-  mount     mount an image lazily (image directory or http(s) URL)
+  convert   convert an image in a registry to ours and push it (OCI form)
+  mount     mount an image lazily (image directory, http(s) URL or registry reference)
+  pull      fetch every chunk of an image into the cache ahead of time
   umount    unmount an image mounted with eod mount
   status    mounts, per-blob cached/fetched bytes, misses, fetches in flight
   daemon    run the cache daemon of a cache directory in the foreground

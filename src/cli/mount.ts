@@ -6,24 +6,29 @@ import type { MountRecord } from "../daemon/state.ts";
 import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
 import { parse, print } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
+import { imageSource } from "./image-source.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
 
-export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/> <mountpoint> [options]
+export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/ | registry-ref> <mountpoint> [options]
 
 Mounts an image lazily: the bootstrap is fetched and verified, the blobs are fetched on demand by the cache
 daemon of the cache directory (started in the background if it is not running) and kept in sparse files.
+A registry reference (host[:port]/repo[:tag][@digest], or docker://repo:tag) names an image pushed by
+eod convert; the tag is resolved once, the mount stays on that manifest digest.
 
 Options:
   --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
   --frontend <kind>      auto (default), fscache or fanotify
   --fscache-limits <spec>  free-space levels for the fscache cache, e.g. bcull=20%,brun=30% (see eod daemon
                          --help); used when this mount starts the cache daemon
+  --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
+                         repeatable
   --foreground           serve in this process until interrupted (Ctrl-C unmounts)
   --json                 print the mount record as JSON`;
 
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    "cache-dir": { type: "string" }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
+    "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, MOUNT_USAGE);
   if (values.help) { console.log(MOUNT_USAGE); return 0; }
@@ -35,12 +40,15 @@ export async function mountCommand(argv: string[]): Promise<number> {
     parseLimits(values["fscache-limits"]);
     process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"]; // the daemon this starts inherits it
   }
-  const [source, mountPoint] = positionals;
+  const source = imageSource(positionals[0]);
+  const mountPoint = positionals[1];
+  const insecureRegistries = values["insecure-registry"] ?? [];
+  if (insecureRegistries.length) process.env.EOD_INSECURE_REGISTRY = insecureRegistries.join(","); // for a daemon this starts
   const show = (r: MountRecord) => print(values.json ?? false, r, () => `mounted ${r.source} on ${r.mountPoint} (${r.blobs.length} blob(s), frontend ${r.frontend}, cache ${cacheDir})`);
   if (values.foreground) {
     const { runDaemon } = await import("../daemon/run.ts"); // the CLI alone needs only the daemon client
     const daemon = await runDaemon({ cacheDir, frontend });
-    const record = await daemon.mount({ source, mountPoint });
+    const record = await daemon.mount({ source, mountPoint, insecureRegistries });
     show(record);
     // Ctrl-C: unmount what this process mounted, then stop.
     process.removeAllListeners("SIGINT");
@@ -55,6 +63,6 @@ export async function mountCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const sock = await ensureDaemon(cacheDir, frontend);
-  show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint }));
+  show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries }));
   return 0;
 }

@@ -21,3 +21,30 @@ export function progressBar(enabled: boolean): { update: BuildProgress; stop(): 
     stop() { if (started) bar.stop(); },
   };
 }
+
+/** One bar per layer (bytes read from the registry) and one for the push, on stderr when it is a terminal. */
+export function layerBars(enabled: boolean): {
+  layer(index: number, name: string, done: number, total: number): void;
+  push(done: number, total: number): void;
+  stop(): void;
+} {
+  if (!enabled || !process.stderr.isTTY) return { layer: () => {}, push: () => {}, stop: () => {} };
+  const multi = new cliProgress.MultiBar({
+    format: "{name} [{bar}] {percentage}% {value}/{total}",
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const update = (key: string, name: string, done: number, total: number) => {
+    let bar = bars.get(key);
+    if (!bar) { bar = multi.create(Math.max(total, 1), 0, { name }); bars.set(key, bar); }
+    bar.update(done, { name });
+  };
+  let stopped = false;
+  return {
+    layer: (i, name, done, total) => update(`layer ${i}`, name, done, total),
+    push: (done, total) => update("push", "push", done, total),
+    stop() { if (!stopped) { stopped = true; multi.stop(); } },
+  };
+}

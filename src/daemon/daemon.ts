@@ -10,6 +10,8 @@ import { openRemote, type Remote, type RemoteOptions } from "../remote/remote.ts
 import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
 import { startControl } from "./control.ts";
+import { isRegistrySource } from "../remote/registry/image-remote.ts";
+import { pullImage, pullsRunning, pullsStatus, type PullRequest, type PullResult } from "./pull.ts";
 import { cachedImage, loadImage } from "./images.ts";
 import type { Log } from "./log.ts";
 import { mountAt } from "./mountinfo.ts";
@@ -28,6 +30,8 @@ export interface DaemonOptions {
 export interface MountRequest {
   source: string;
   mountPoint: string;
+  /** `--insecure-registry` names for a registry source (added to $EOD_INSECURE_REGISTRY's). */
+  insecureRegistries?: string[];
 }
 
 export function socketPathOf(cacheDir: string): string {
@@ -87,6 +91,7 @@ export class Daemon {
       "POST /umount": async (b) => this.#serial(() => this.umount((b as { mountPoint: string }).mountPoint)),
       "POST /shutdown": async () => { setImmediate(() => this.#opts.onIdle?.()); return {}; },
       "POST /cull": async (b) => this.#serial(async () => this.cull((b as { blobId: string }).blobId)),
+      "POST /pull": async (b) => this.pull(b as PullRequest),
     });
   }
 
@@ -109,10 +114,47 @@ export class Daemon {
     await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source)), this.core, m.mountPoint);
   }
 
+  /**
+   * The source as recorded: a path made absolute, a URL as is, a registry reference resolved now to its
+   * manifest digest (`docker://host/repo:tag@sha256:…`), so this mount and a restarted daemon stay on the
+   * image the tag named at mount time. The resolved remote is kept under that name.
+   */
+  async #source(source: string, insecureRegistries?: string[]): Promise<string> {
+    if (/^https?:\/\//.test(source)) return source;
+    if (!isRegistrySource(source)) return path.resolve(source);
+    const insecure = insecureRegistries?.length ? { insecureRegistries: [...insecureRegistries, ...(process.env.EOD_INSECURE_REGISTRY ?? "").split(",").filter(Boolean)] } : {};
+    const r = openRemote(source, { ...this.#opts.remote, ...insecure });
+    let pinned: string;
+    try {
+      pinned = await r.pin!();
+    } catch (err) {
+      await r.close();
+      throw err;
+    }
+    if (this.#remotes.has(pinned)) await r.close();
+    else this.#remotes.set(pinned, r);
+    return pinned;
+  }
+
+  /** eod pull: every chunk of the image into the cache (see pull.ts); the daemon idles out after if nothing is mounted. */
+  async pull(req: PullRequest): Promise<PullResult> {
+    if (!req || typeof req.source !== "string") throw new EodError("USAGE", "pull needs a source");
+    try {
+      const source = await this.#source(req.source, req.insecureRegistries);
+      const image = await this.#serial(() => loadImage(this.#remote(source), this.#opts.cacheDir));
+      const r = await pullImage(this.core, { ...image, source }, this.#opts.frontend.name, (id) => this.#inUse(id));
+      this.#opts.log("info", "pulled", { source, blobs: r.blobs.length, fetchedBytes: r.fetchedBytes, ms: r.ms });
+      return r;
+    } finally {
+      // After any mount in progress: idle only if nothing is mounted and no other pull runs.
+      void this.#serial(async () => { if (this.#state.mounts.length === 0 && pullsRunning() === 0) setImmediate(() => this.#opts.onIdle?.()); });
+    }
+  }
+
   async mount(req: MountRequest): Promise<MountRecord> {
     if (!req || typeof req.source !== "string" || typeof req.mountPoint !== "string") throw new EodError("USAGE", "mount needs a source and a mount point");
     const mountPoint = path.resolve(req.mountPoint);
-    const source = /^https?:\/\//.test(req.source) ? req.source : path.resolve(req.source);
+    const source = await this.#source(req.source, req.insecureRegistries);
     let st: fs.Stats;
     try { st = fs.statSync(mountPoint); } catch { throw new EodError("USAGE", `Mount point ${mountPoint} does not exist`); }
     if (!st.isDirectory()) throw new EodError("USAGE", `Mount point ${mountPoint} is not a directory`);
@@ -179,6 +221,7 @@ export class Daemon {
       mounts: this.#state.mounts,
       blobs: this.core.stats(),
       remotes: [...this.#remotes].map(([location, r]) => ({ location, ...r.stats() })),
+      pulls: pullsStatus(),
     };
   }
 

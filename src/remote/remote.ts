@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DirRemote } from "./dir-remote.ts";
 import { HttpRemote } from "./http-remote.ts";
+import { isRegistrySource, RegistryImageRemote } from "./registry/image-remote.ts";
 import { withRetry } from "./retry.ts";
 
 export interface ReadOptions {
@@ -34,6 +35,11 @@ export interface Remote {
   readRange(relPath: string, offset: number, length: number, opts?: ReadOptions): Promise<Uint8Array>;
   /** The size of a file without reading it (HTTP HEAD; fstat for a directory). */
   size(relPath: string, opts?: ReadOptions): Promise<number>;
+  /**
+   * Where a location that can change (a registry tag) resolves to now, as a location that cannot
+   * (`docker://host/repo:tag@sha256:…`); what a mount records. Only remotes whose location can move have it.
+   */
+  pin?(): Promise<string>;
   /** Bytes and requests so far (for `eod status` and tests). */
   stats(): RemoteStats;
   close(): Promise<void>;
@@ -54,8 +60,10 @@ export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
 
 /**
- * Opens the image at `location`: an `http://`/`https://` base URL (may carry a path prefix) or a local
- * directory (a path or a `file:` URL). The result retries transient failures (see retry.ts).
+ * Opens the image at `location`: an `http://`/`https://` base URL (may carry a path prefix), a local
+ * directory (a path or a `file:` URL), or an image in a registry (`docker://host/repo:tag`, the OCI form
+ * `eod convert` pushes; see registry/image-remote.ts). The result retries transient failures (see retry.ts;
+ * the registry client has the same policy built in).
  *
  * @example
  * const remote = openRemote("http://127.0.0.1:8080/images/app/", { timeoutMs: 5000 });
@@ -67,6 +75,7 @@ export const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
  * }
  */
 export function openRemote(location: string, opts: RemoteOptions = {}): Remote {
+  if (isRegistrySource(location)) return new RegistryImageRemote(location, opts);
   const inner = /^https?:\/\//i.test(location)
     ? new HttpRemote(location, opts)
     : new DirRemote(/^file:/i.test(location) ? fileURLToPath(location) : location, opts);

@@ -1,0 +1,133 @@
+// `eod convert <src-ref> <dst-ref>`: an OCI/Docker image in a registry → our image, pushed in its OCI form
+// (src/image/oci-form.ts). The source manifest is resolved (tag → platform), its config fetched and verified;
+// each layer blob streams from the registry into the layer build (verified by digest and diff_id as it
+// passes, memory bounded); the image directory is written to a temporary directory, then its files are pushed
+// (those the destination has are skipped; the config is mounted from the source repository on the same
+// registry) and the OCI manifest last, so a tag never names an image whose blobs are missing.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { EodError } from "../errors.ts";
+import { MANIFEST_NAME, parseManifest } from "../image/manifest.ts";
+import { ANNOTATIONS, formFiles, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociManifestOf } from "../image/oci-form.ts";
+import { Semaphore } from "../remote/remote.ts";
+import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
+import { buildFromLayers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
+import type { LayerInput } from "./layers/layer-stream.ts";
+import { diffIdsOf, parseJson } from "./layers/sources.ts";
+
+export interface ConvertOptions extends LayersOptions {
+  /** os/arch[/variant] of the source image when its reference names an index (default the host's). */
+  platform?: string;
+  insecureRegistries?: string[];
+  /** Also keep the image directory here (default: a temporary directory, removed). */
+  output?: string;
+  /** Parallel blob pushes (default 4). */
+  pushConcurrency?: number;
+  /** Per-layer progress: bytes of layer `index` read from the registry so far, of `total`. */
+  onLayer?: (index: number, name: string, done: number, total: number) => void;
+  /** Push progress: files pushed (or found present) of `total`. */
+  onPush?: (done: number, total: number) => void;
+  /** A client to use (tests); else one is made and closed. */
+  client?: RegistryClient;
+}
+
+export interface ConvertSummary {
+  source: { reference: string; digest: string; platform?: string; layers: number };
+  target: { reference: string; digest: string; size: number };
+  build: LayersSummary;
+  /** Every blob of the target manifest: how it got there. */
+  pushed: Array<{ path: string; digest: string; size: number; how: PushedBlob["how"] }>;
+  seconds: { pull: number; push: number; total: number };
+}
+
+/** Layer media types we read: tar, optionally gzip or zstd (OCI, Docker, non-distributable variants). */
+const TAR_LAYER = /^application\/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)$/;
+
+export async function convertImage(srcRef: string, dstRef: string, opts: ConvertOptions = {}): Promise<ConvertSummary> {
+  const started = performance.now();
+  const src = parseReference(srcRef);
+  const dst = parseReference(dstRef);
+  const client = opts.client ?? new RegistryClient({ insecureRegistries: opts.insecureRegistries ?? [] });
+  const work = fs.mkdtempSync(path.join(opts.output ? path.dirname(path.resolve(opts.output)) : os.tmpdir(), ".eod-convert-"));
+  try {
+    const img = await client.resolve(src, { platform: opts.platform });
+    const where = `${formatReference(src)} (manifest ${img.digest})`;
+    if (img.manifest.layers.some((l) => l.mediaType.startsWith("application/vnd.erofs-ondemand."))) {
+      throw new EodError("SOURCE_UNSUPPORTED", `${where} is an erofs-ondemand image already; mount it with eod mount`);
+    }
+    img.manifest.layers.forEach((l, i) => {
+      if (!TAR_LAYER.test(l.mediaType)) throw new EodError("SOURCE_UNSUPPORTED", `${where}: layer ${i + 1} has media type ${l.mediaType}, not a tar layer (tar, tar+gzip, tar+zstd)`);
+    });
+    const configBytes = await client.fetchBlob(src, img.manifest.config, { maxBytes: 4 << 20 }); // verified
+    const config = parseJson(Buffer.from(configBytes).toString("utf8"), `${where}: config ${img.manifest.config.digest}`);
+    const diffIds = diffIdsOf(config, img.manifest.layers.length, `${where}: config ${img.manifest.config.digest}`);
+
+    const layers: LayerInput[] = img.manifest.layers.map((d, i) => {
+      const name = `layer ${i + 1} (${d.digest.slice(0, 19)}…)`;
+      return { name, digest: d.digest, size: d.size, diffId: diffIds[i], open: () => counted(client.blobStream(src, d), (n) => opts.onLayer?.(i, name, n, d.size)) };
+    });
+    const imageDir = opts.output ? path.resolve(opts.output) : path.join(work, "image");
+    const build = await buildFromLayers(layers, imageDir, opts);
+    const pulled = performance.now();
+
+    // Push: every file but the OCI manifest, in parallel; the config mounted from the source when it can be.
+    const manifestBytes = fs.readFileSync(path.join(imageDir, MANIFEST_NAME));
+    const m = parseManifest(manifestBytes.toString("utf8"), `${imageDir}/${MANIFEST_NAME}`);
+    const files = [
+      { path: MANIFEST_NAME, mediaType: OCI_FORM_TYPES.manifest, digest: sha256Digest(manifestBytes), size: manifestBytes.length },
+      ...formFiles(m).map((f) => ({ path: f.ref.path, mediaType: f.mediaType, digest: f.ref.digest, size: f.ref.size })),
+    ];
+    const slots = new Semaphore(opts.pushConcurrency ?? 4);
+    let pushedCount = 0;
+    const total = files.length + 1;
+    const tick = () => opts.onPush?.(++pushedCount, total);
+    const sameRegistry = src.registry === dst.registry;
+    const [configPush, ...filePushes] = await Promise.all([
+      slots.run(async () => {
+        const r = await client.pushBlob(dst, configBytes, { digest: img.manifest.config.digest, mediaType: img.manifest.config.mediaType, ...(sameRegistry && src.repository !== dst.repository ? { mountFrom: src.repository } : {}) });
+        tick();
+        return r;
+      }),
+      ...files.map((f) => slots.run(async () => {
+        const r = await client.pushBlob(dst, await fileSource(path.join(imageDir, f.path)), { digest: f.digest, mediaType: f.mediaType });
+        tick();
+        return r;
+      })),
+    ]);
+    const oci = ociManifestOf(files[0], m, img.manifest.config as Descriptor, {
+      [ANNOTATIONS.sourceDigest]: img.digest,
+      [ANNOTATIONS.sourceRef]: formatReference(src),
+    });
+    const ociBytes = Buffer.from(JSON.stringify(oci));
+    const pushed = await client.pushManifest(dst, dst.digest ?? dst.tag ?? "latest", ociBytes, OCI_MANIFEST_TYPE);
+    const done = performance.now();
+    return {
+      source: { reference: formatReference(src), digest: img.digest, ...(img.platform ? { platform: formatPlatform(img.platform) } : {}), layers: layers.length },
+      target: { reference: formatReference(withDigest(dst, pushed.digest)), digest: pushed.digest, size: pushed.size },
+      build,
+      pushed: [
+        { path: "(config)", digest: configPush.digest, size: configPush.size, how: configPush.how },
+        ...filePushes.map((p, k) => ({ path: files[k].path, digest: p.digest, size: p.size, how: p.how })),
+      ],
+      seconds: { pull: (pulled - started) / 1000, push: (done - pulled) / 1000, total: (done - started) / 1000 },
+    };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+    if (!opts.client) await client.close();
+  }
+}
+
+function withDigest(ref: Reference, digest: string): Reference {
+  return { ...ref, digest };
+}
+
+/** The stream, with a running count of its bytes reported as it passes. */
+async function* counted(stream: AsyncIterable<Uint8Array>, report: (n: number) => void): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const piece of stream) {
+    n += piece.length;
+    report(n);
+    yield piece;
+  }
+}

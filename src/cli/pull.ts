@@ -1,0 +1,66 @@
+// eod pull <image-dir | http(s)://… | registry-ref>: every chunk of an image into the cache ahead of time.
+import { callDaemon } from "../daemon/client.ts";
+import type { PullResult, PullStatus } from "../daemon/pull.ts";
+import { ensureDaemon } from "../daemon/spawn.ts";
+import { EodError } from "../errors.ts";
+import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
+import { parse, print } from "./args.ts";
+import { cacheDirOf } from "./cache-dir.ts";
+import { imageSource } from "./image-source.ts";
+import { progressBar } from "./progress.ts";
+
+export const PULL_USAGE = `Usage: eod pull <image-dir | http(s)://host/path/ | registry-ref> [options]
+
+Fetches every chunk of every blob of an image into the cache (each one verified), through the cache daemon of
+the cache directory (started if it is not running; it exits afterwards if nothing is mounted). A later
+eod mount of the same image fetches no blob data. With the fscache frontend the kernel creates a blob's cache
+file when a mount first reads it: pull a mounted image there.
+
+Options:
+  --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
+  --frontend <kind>      for a daemon this starts: auto (default), fscache or fanotify
+  --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
+                         repeatable
+  --json                 print a machine-readable summary`;
+
+export async function pullCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    "cache-dir": { type: "string" }, frontend: { type: "string" }, "insecure-registry": { type: "string", multiple: true },
+    json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  }, PULL_USAGE);
+  if (values.help) { console.log(PULL_USAGE); return 0; }
+  if (positionals.length !== 1) throw new EodError("USAGE", PULL_USAGE);
+  const frontend = (values.frontend ?? "auto") as FrontendKind;
+  if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
+  const source = imageSource(positionals[0]);
+  const insecureRegistries = values["insecure-registry"] ?? [];
+  if (insecureRegistries.length) process.env.EOD_INSECURE_REGISTRY = insecureRegistries.join(","); // for a daemon this starts
+  const cacheDir = cacheDirOf(values["cache-dir"]);
+  const json = values.json ?? false;
+  const sock = await ensureDaemon(cacheDir, frontend);
+  const bar = progressBar(!json);
+  // Progress: the daemon's status lists the pulls running; ours is the one whose source we sent (or pinned).
+  let polling = true;
+  const poll = (async () => {
+    while (polling) {
+      await new Promise((r) => setTimeout(r, 200));
+      const s = await callDaemon<{ pulls?: PullStatus[] }>(sock, "GET", "/status", undefined, 5000).catch(() => null);
+      const mine = s?.pulls?.find((p) => p.source === source || p.source.startsWith(`${source}@`));
+      if (polling && mine) bar.update("pull", mine.cachedBytes, mine.totalBytes);
+    }
+  })();
+  try {
+    const started = performance.now();
+    const r = await callDaemon<PullResult>(sock, "POST", "/pull", { source, insecureRegistries }, 0); // no deadline: a pull takes as long as the data
+    polling = false;
+    bar.stop();
+    const seconds = (performance.now() - started) / 1000;
+    print(json, { ...r, cacheDir, seconds }, () =>
+      `${r.source}: ${r.blobs.length} blob(s), ${r.cachedBytes}/${r.totalBytes} bytes cached, ${r.fetchedBytes} bytes fetched (${seconds.toFixed(2)} s, cache ${cacheDir})`);
+    return 0;
+  } finally {
+    polling = false;
+    bar.stop();
+    await poll;
+  }
+}

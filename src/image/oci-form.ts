@@ -1,0 +1,117 @@
+// Our image as an OCI image manifest ("OCI form", docs/format.md section 7): each file of the image directory
+// is one layer with our own media type and an `org.opencontainers.image.title` naming its path; the config is
+// the source image's config. A reader finds manifest.json by its title and media type, verifies it by the
+// layer's digest, and from then on trusts only manifest.json's digests (the OCI descriptors must agree).
+// Pure: descriptors in, descriptors out.
+import { EodError } from "../errors.ts";
+import { MANIFEST_MEDIA_TYPE, MANIFEST_NAME, type FileRef, type Manifest } from "./manifest.ts";
+
+export const OCI_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+
+/** Media types of the layers of the OCI form, one per kind of file. */
+export const OCI_FORM_TYPES = {
+  manifest: MANIFEST_MEDIA_TYPE,
+  bootstrap: "application/vnd.erofs-ondemand.bootstrap.v1.erofs",
+  bootstrapZstd: "application/vnd.erofs-ondemand.bootstrap.v1.erofs+zstd",
+  chunkTable: "application/vnd.erofs-ondemand.chunk-table.v1",
+  blob: "application/vnd.erofs-ondemand.blob.v1",
+} as const;
+
+/** The manifest's artifactType: says what the layers are without reading them. */
+export const OCI_ARTIFACT_TYPE = "application/vnd.erofs-ondemand.image.v1";
+
+export const ANNOTATIONS = {
+  title: "org.opencontainers.image.title",
+  /** The digest of the source image manifest this image was converted from. */
+  sourceDigest: "io.erofs-ondemand.source.digest",
+  /** The source reference as the user named it (informational). */
+  sourceRef: "io.erofs-ondemand.source.ref",
+} as const;
+
+export interface OciDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+export interface OciManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  config: OciDescriptor;
+  layers: OciDescriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** Titles are image paths: plain relative names, as manifest.json allows them. */
+const SAFE_PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
+/** A file of the image that the OCI form carries, besides manifest.json. */
+export interface FormFile {
+  ref: FileRef;
+  mediaType: string;
+}
+
+/**
+ * The files of an image that go into its OCI form, after manifest.json: the bootstrap's wire form when the
+ * manifest has one (what mounts fetch), else the plain bootstrap; then per blob its chunk table and remote form.
+ */
+export function formFiles(m: Manifest): FormFile[] {
+  const files: FormFile[] = [m.bootstrapZstd ? { ref: m.bootstrapZstd, mediaType: OCI_FORM_TYPES.bootstrapZstd } : { ref: m.bootstrap, mediaType: OCI_FORM_TYPES.bootstrap }];
+  for (const b of m.blobs) {
+    files.push({ ref: b.table, mediaType: OCI_FORM_TYPES.chunkTable }, { ref: b.remote, mediaType: OCI_FORM_TYPES.blob });
+  }
+  return files;
+}
+
+/** The OCI image manifest of an image: manifest.json first, then formFiles(); `config` is kept as given. */
+export function ociManifestOf(manifestJson: { digest: string; size: number }, m: Manifest, config: OciDescriptor, annotations: Record<string, string>): OciManifest {
+  const layer = (mediaType: string, ref: { digest: string; size: number }, title: string): OciDescriptor =>
+    ({ mediaType, digest: ref.digest, size: ref.size, annotations: { [ANNOTATIONS.title]: title } });
+  return {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_TYPE,
+    artifactType: OCI_ARTIFACT_TYPE,
+    config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
+    layers: [layer(OCI_FORM_TYPES.manifest, manifestJson, MANIFEST_NAME), ...formFiles(m).map((f) => layer(f.mediaType, f.ref, f.ref.path))],
+    annotations,
+  };
+}
+
+/**
+ * The image files an OCI manifest carries, by path (from the title annotations), with the descriptor of
+ * manifest.json. IMAGE_INVALID if it is not our form: no manifest.json layer of our media type, a title
+ * twice, or a title that is not a safe relative path.
+ */
+export function filesOfOciManifest(oci: { layers: OciDescriptor[] }, where: string): { manifest: OciDescriptor; files: Map<string, OciDescriptor> } {
+  const files = new Map<string, OciDescriptor>();
+  for (const [i, d] of oci.layers.entries()) {
+    const title = d.annotations?.[ANNOTATIONS.title];
+    if (title === undefined || !d.mediaType.startsWith("application/vnd.erofs-ondemand.")) continue; // not ours: ignored
+    if (!SAFE_PATH.test(title) || title.split("/").some((c) => c === "." || c === "..")) {
+      throw new EodError("IMAGE_INVALID", `${where}: layers[${i}] title ${JSON.stringify(title)} is not a relative path inside the image`);
+    }
+    if (files.has(title)) throw new EodError("IMAGE_INVALID", `${where}: two layers are titled ${JSON.stringify(title)}`);
+    files.set(title, d);
+  }
+  const manifest = files.get(MANIFEST_NAME);
+  if (!manifest || manifest.mediaType !== OCI_FORM_TYPES.manifest) {
+    throw new EodError("IMAGE_INVALID", `${where} is not an erofs-ondemand image (no layer titled ${MANIFEST_NAME} of type ${OCI_FORM_TYPES.manifest}); make one with eod convert`);
+  }
+  return { manifest, files };
+}
+
+/**
+ * Checks that the OCI layers agree with manifest.json (verified by then): every file a mount reads is
+ * there with the same digest and size. A disagreement means the OCI manifest lies: DIGEST_MISMATCH.
+ */
+export function checkOciAgainstManifest(files: ReadonlyMap<string, OciDescriptor>, m: Manifest, where: string): void {
+  for (const f of formFiles(m)) {
+    const d = files.get(f.ref.path);
+    if (!d) throw new EodError("IMAGE_INVALID", `${where}: no layer titled ${JSON.stringify(f.ref.path)}, which ${MANIFEST_NAME} names`);
+    if (d.digest !== f.ref.digest || d.size !== f.ref.size) {
+      throw new EodError("DIGEST_MISMATCH", `${where}: layer ${JSON.stringify(f.ref.path)} is ${d.digest} (${d.size} bytes), ${MANIFEST_NAME} says ${f.ref.digest} (${f.ref.size} bytes): refused`);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+// `eod convert` against the real CNCF registry (Debian's docker-registry) on 127.0.0.1: a three-layer OCI
+// image (whiteouts, opaque directory, hard links, xattrs, long names) converted to another repository; the
+// pushed OCI form (media types, titles, source annotation, config kept and mounted); the files are exactly
+// what `eod build` makes of the same layers; a second convert pushes nothing; missing tag; htpasswd basic
+// auth through DOCKER_CONFIG (right and wrong password); a layer whose bytes change on the way is refused.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { eodAsync } from "../helpers/lazy.ts";
+import { pushOciImage, writeTestLayers, type TestImageFiles } from "../helpers/oci-image.ts";
+import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
+import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
+
+let reg: RunningRegistry;
+let client: RegistryClient;
+let work = "";
+let layers: TestImageFiles;
+let source: { digest: string; config: Buffer };
+const noCreds = () => ({ DOCKER_CONFIG: path.join(work, "no-docker-config") });
+
+before(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-convert-"));
+  reg = await startRegistry();
+  client = new RegistryClient({ credentials: staticCredentials({}) });
+  layers = writeTestLayers(work);
+  source = await pushOciImage(client, { registry: reg.host, repository: "eod/src" }, "v1", layers);
+});
+
+after(async () => {
+  await client?.close();
+  await reg?.stop();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+test("convert pushes the OCI form: our media types, titles, the source digest, the source config kept", { timeout: 120_000 }, async () => {
+  const r = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${reg.host}/eod/conv:v1`, "--json", "-o", path.join(work, "converted")], noCreds());
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.equal(summary.source.digest, source.digest);
+  assert.equal(summary.build.layers.length, 3);
+  assert.equal(summary.build.manifest.blobs.length, 3, "one blob per layer");
+  assert.equal(summary.pushed.find((p: { path: string }) => p.path === "(config)").how, "mounted", "the config is mounted from the source repository");
+
+  const got = await client.resolve(`${reg.host}/eod/conv:v1`);
+  assert.equal(got.digest, summary.target.digest);
+  const m = got.manifest;
+  assert.equal(m.mediaType, "application/vnd.oci.image.manifest.v1+json");
+  assert.equal(m.artifactType, OCI_ARTIFACT_TYPE);
+  assert.equal(m.config.digest, `sha256:${(await import("node:crypto")).createHash("sha256").update(source.config).digest("hex")}`);
+  assert.equal(m.annotations?.[ANNOTATIONS.sourceDigest], source.digest);
+  const titles = m.layers.map((l) => l.annotations?.[ANNOTATIONS.title]);
+  const ours = JSON.parse(fs.readFileSync(path.join(work, "converted/manifest.json"), "utf8"));
+  assert.deepEqual(titles, ["manifest.json", "bootstrap.erofs.zst", ...ours.blobs.flatMap((b: { id: string }) => [`blobs/${b.id}.ctab`, `blobs/${b.id}`])]);
+  assert.deepEqual(m.layers.map((l) => l.mediaType), [OCI_FORM_TYPES.manifest, OCI_FORM_TYPES.bootstrapZstd, ...ours.blobs.flatMap(() => [OCI_FORM_TYPES.chunkTable, OCI_FORM_TYPES.blob])]);
+  // Every layer is the file of that title, byte for byte.
+  for (const l of m.layers) {
+    const bytes = await client.fetchBlob({ registry: reg.host, repository: "eod/conv" }, l);
+    assert.deepEqual(Buffer.from(bytes), fs.readFileSync(path.join(work, "converted", l.annotations![ANNOTATIONS.title])));
+  }
+  // The same layers built locally make the same image (convert streams them; build reads files).
+  const built = await eodAsync(["build", ...layers.files, "-o", path.join(work, "built")]);
+  assert.equal(built.status, 0, built.stderr);
+  assert.deepEqual(fs.readFileSync(path.join(work, "built/manifest.json")), fs.readFileSync(path.join(work, "converted/manifest.json")));
+  const check = await eodAsync(["check", path.join(work, "converted")]);
+  assert.equal(check.status, 0, check.stderr);
+
+  // Again: everything is there already, nothing is uploaded, and the manifest is the same.
+  const again = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${reg.host}/eod/conv:v2`, "--json"], noCreds());
+  assert.equal(again.status, 0, again.stderr);
+  const s2 = JSON.parse(again.stdout);
+  assert.deepEqual(s2.pushed.map((p: { how: string }) => p.how).filter((h: string) => h === "uploaded"), []);
+  assert.equal(s2.target.digest, summary.target.digest, "conversion is deterministic");
+});
+
+test("a missing tag and a missing repository are clear errors", async () => {
+  const r = await eodAsync(["convert", `${reg.host}/eod/src:nope`, `${reg.host}/eod/conv:x`], noCreds());
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /tag "nope" not found in 127\.0\.0\.1:\d+\/eod\/src/);
+  const r2 = await eodAsync(["convert", `${reg.host}/eod/nothing:v1`, `${reg.host}/eod/conv:x`], noCreds());
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /not found/);
+  const bad = await eodAsync(["convert", "Not A Ref", `${reg.host}/eod/conv:x`]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /Invalid image reference/);
+});
+
+test("htpasswd basic auth through DOCKER_CONFIG: the right password converts, a wrong one is an auth error", { timeout: 120_000 }, async () => {
+  const auth = await startRegistry({ htpasswd: { alice: "s3cret" } });
+  const c = new RegistryClient({ credentials: staticCredentials({ [auth.host]: { username: "alice", password: "s3cret" } }) });
+  try {
+    await pushOciImage(c, { registry: auth.host, repository: "eod/src" }, "v1", layers);
+    const config = (pass: string) => {
+      const dir = fs.mkdtempSync(path.join(work, "docker-"));
+      fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ auths: { [auth.host]: { auth: Buffer.from(`alice:${pass}`).toString("base64") } } }));
+      return { DOCKER_CONFIG: dir };
+    };
+    const ok = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v1`], config("s3cret"));
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /eod\/conv:v1@sha256:/);
+    const wrong = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v2`], config("wrong"));
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /authentication failed for 127\.0\.0\.1:\d+: user name or password refused/);
+    const none = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v3`], noCreds());
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /authentication required for 127\.0\.0\.1:\d+: .*none is configured/);
+  } finally {
+    await c.close();
+    await auth.stop();
+  }
+});
+
+test("a layer whose bytes change on the way is refused (digest), and nothing is pushed", { timeout: 60_000 }, async () => {
+  // A proxy in front of the registry flips one byte of every blob body it passes on.
+  const [, port] = reg.host.split(":");
+  const proxy = http.createServer((req, res) => {
+    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode!, ur.headers);
+      const parts: Buffer[] = [];
+      ur.on("data", (d: Buffer) => parts.push(d));
+      ur.on("end", () => {
+        const body = Buffer.concat(parts);
+        if (req.method === "GET" && /\/blobs\/sha256:/.test(req.url!) && body.length > 1000) body[body.length >> 1] ^= 0x01;
+        res.end(body);
+      });
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  try {
+    const r = await eodAsync(["convert", `${host}/eod/src:v1`, `${reg.host}/eod/lied:v1`], noCreds());
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /sha256|digest/i);
+    await assert.rejects(client.resolve(`${reg.host}/eod/lied:v1`), { code: "REGISTRY_NOT_FOUND" });
+  } finally {
+    await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
+  }
+});
