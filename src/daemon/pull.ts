@@ -25,9 +25,13 @@ export interface PullResult extends PullStatus {
   ms: number;
 }
 
-/** Plain bytes per ensure() call: big enough for few round trips, small enough to spread over the slots. */
-const WINDOW = 4 << 20;
-/** Windows in flight per pull (the cache core's memory budget bounds the bytes). */
+/**
+ * Plain bytes and chunks per ensure() call, and calls in flight: 4 × 16 chunks decoded at once at most, well
+ * under koffi's limit of queued asynchronous calls (a fetch of more than 256 KiB decodes its chunks on the
+ * thread pool, one call each), while four requests of up to 2 MiB keep a slow link busy.
+ */
+const WINDOW = 2 << 20;
+const WINDOW_CHUNKS = 16;
 const SLOTS = 4;
 
 const active = new Set<() => PullStatus>();
@@ -85,9 +89,14 @@ export async function pullImage(core: CacheCore, image: PreparedImage & { source
       for (let i = 0; i < entries.length;) {
         const start = entries[i].plainOffset;
         let end = start + entries[i].plainSize;
-        for (i++; i < entries.length && entries[i].plainOffset + entries[i].plainSize - start <= WINDOW; i++) end = entries[i].plainOffset + entries[i].plainSize;
+        const first = i;
+        for (i++; i < entries.length && i - first < WINDOW_CHUNKS && entries[i].plainOffset + entries[i].plainSize - start <= WINDOW; i++) end = entries[i].plainOffset + entries[i].plainSize;
         if (!blob.isPresent(start, end - start)) windows.push([start, end - start]);
       }
+      // Last window first: to the cache core ascending windows look like a sequential reader, whose read-ahead
+      // grows to 4 MiB fetches with no bound on decodes in flight but the memory budget (64 MiB: 512 chunks,
+      // more than koffi's 256 queued calls). Descending, each window is fetched as asked.
+      windows.reverse();
       const target = blob;
       let failed: unknown = null; // the first failure stops the windows not started yet
       await Promise.all(windows.map(([offset, length]) => slots.run(async () => {

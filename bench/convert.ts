@@ -1,0 +1,285 @@
+// Convert benchmark: `eod convert` of the Debian rootfs corpus (bench/corpus.ts) as a one-layer image from a
+// local registry (Debian's docker-registry on 127.0.0.1, started and stopped here), against what the
+// reference tools need for the same result from the same layer file: `tar -xzf` + `mkfs.erofs --chunksize
+// --blobdev` (same chunk size). And cold starts with the registry as the remote. A benchmark, not a test;
+// needs root (mounts, chroot), docker-registry, mkfs.erofs and a kernel with fanotify pre-content events.
+//
+//   node bench/convert.ts [--runs=3] [--chunk=128K] [--parts=convert,cold]      (npm run bench:convert)
+//
+// convert: best of N, interleaved with the reference, page caches dropped before each. eod convert pulls the
+//   layer blob (tar.gz) from the registry, builds (zstd by default; also --compress none, the reference's
+//   form) and pushes the image to a new repository each run (so every blob is uploaded); the reference
+//   extracts the same tar.gz with GNU tar (xattrs kept) and runs mkfs.erofs on the tree.
+// cold: the converted image (defaults: 128 KiB chunks, zstd, inline 1 KiB) behind a proxy that throttles the
+//   registry to 20 MB/s and adds 20 ms per request (bench:lazy's link): lazy = `eod mount <ref>` + `chroot
+//   <mnt> python3 -c 'import json'`, fresh cache each run (best of N); full = `eod pull <ref>` into a fresh
+//   cache + the same mount and chroot (one run); the same lazy cold start from `eod serve` of the same image
+//   directory with the same throttle, for comparison with bench:lazy.
+// Results are printed and written to bench/results/convert-<UTC timestamp>.json.
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
+import { benchCacheDir, debianCorpus } from "./corpus.ts";
+import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
+import { createThrottle, sleep } from "../src/serve/throttle.ts";
+import { RegistryClient, staticCredentials, fileSource } from "../src/remote/registry/index.ts";
+import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const EOD = path.join(repo, "bin/eod.mjs");
+const NODE = process.execPath;
+const RATE = 20_000_000;
+const LATENCY_MS = 20;
+const COLD_CMD = ["python3", "-c", "import json"];
+const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
+const RUNS = Math.max(1, Number(arg("runs", "3")) | 0);
+const CHUNK = arg("chunk", "128K");
+const CHUNK_BYTES = Number(/^(\d+)K$/i.exec(CHUNK)?.[1] ?? NaN) * 1024 || Number(CHUNK);
+const PARTS = arg("parts", "convert,cold").split(",");
+
+interface Result { code: number | null; stdout: string; stderr: string; seconds: number }
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => { stdout += c; });
+    child.stderr.on("data", (c: Buffer) => { stderr = (stderr + c).slice(-8192); });
+    child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - t0) / 1000 }));
+  });
+}
+
+async function ok(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const r = await run(cmd, args, env);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}\n${r.stderr}`);
+  return r;
+}
+
+const eod = (args: string[]) => ok(NODE, [EOD, ...args], { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") });
+
+function dropCaches(): void {
+  spawnSync("sync");
+  fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
+}
+
+/** The corpus as one gzip layer (GNU tar, POSIX format with xattrs), made once and kept next to the corpus. */
+async function corpusLayer(corpus: string): Promise<{ file: string; diffId: string; digest: string; size: number }> {
+  const file = path.join(benchCacheDir(), "debian-bookworm-minbase-python3.layer.tar.gz");
+  if (!fs.existsSync(file)) {
+    process.stderr.write(`convert: writing ${file}\n`);
+    await ok("sh", ["-c", `tar --format=posix --xattrs --xattrs-include='*' --numeric-owner -C '${corpus}' -cf - . | gzip -6 > '${file}.tmp' && mv '${file}.tmp' '${file}'`]);
+  }
+  const tarHash = createHash("sha256");
+  const fileHash = createHash("sha256");
+  await pipeline(fs.createReadStream(file), async function* (src) { for await (const c of src) { fileHash.update(c); yield c; } }, zlib.createGunzip(), async function (src) { for await (const c of src) tarHash.update(c); });
+  return { file, diffId: `sha256:${tarHash.digest("hex")}`, digest: `sha256:${fileHash.digest("hex")}`, size: fs.statSync(file).size };
+}
+
+async function pushSource(reg: RunningRegistry, layer: Awaited<ReturnType<typeof corpusLayer>>): Promise<string> {
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  const repoRef = { registry: reg.host, repository: "bench/debian" };
+  try {
+    await client.pushBlob(repoRef, await fileSource(layer.file), { digest: layer.digest, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" });
+    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [layer.diffId] } }));
+    const c = await client.pushBlob(repoRef, config, { mediaType: "application/vnd.oci.image.config.v1+json" });
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: c.mediaType, digest: c.digest, size: c.size },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layer.digest, size: layer.size }],
+    }));
+    await client.pushManifest(repoRef, "v1", manifest, "application/vnd.oci.image.manifest.v1+json");
+  } finally {
+    await client.close();
+  }
+  return `${reg.host}/bench/debian:v1`;
+}
+
+/** A proxy in front of the registry: one shared 20 MB/s link and 20 ms before each answer; counts bytes. */
+async function throttledProxy(target: string): Promise<{ host: string; bytes(): number; reset(): void; close(): Promise<void> }> {
+  const [, port] = target.split(":");
+  const throttle = createThrottle(RATE);
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, async (ur) => {
+      await sleep(LATENCY_MS);
+      res.writeHead(ur.statusCode!, ur.headers);
+      for await (const c of ur as AsyncIterable<Buffer>) {
+        for (let at = 0; at < c.length; at += throttle.sliceBytes) {
+          const piece = c.subarray(at, at + throttle.sliceBytes);
+          await throttle.take(piece.length);
+          bytes += piece.length;
+          if (!res.write(piece)) await new Promise((r) => res.once("drain", r));
+        }
+      }
+      res.end();
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bytes: () => bytes,
+    reset: () => { bytes = 0; },
+    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+  };
+}
+
+function killDaemon(cache: string): void {
+  try {
+    const pid = Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"));
+    if (pid > 1) process.kill(pid, "SIGKILL");
+  } catch { /* none */ }
+}
+
+function unmountAll(root: string): void {
+  const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1]).filter((m) => m?.startsWith(root)).reverse();
+  for (const m of mounts) spawnSync("umount", ["-l", m]);
+}
+
+const best = (v: number[]) => Math.min(...v);
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error("needs root");
+  const corpus = await debianCorpus();
+  const layer = await corpusLayer(corpus);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-convert-"));
+  const reg = await startRegistry();
+  const result: Record<string, unknown> = {
+    date: new Date().toISOString(), commit: spawnSync("git", ["-C", repo, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim(),
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version },
+    corpus, layer: { bytes: layer.size, diffId: layer.diffId }, chunk: CHUNK, runs: RUNS,
+  };
+  let ref = "";
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    ref = await pushSource(reg, layer);
+    if (PARTS.includes("convert")) result.convert = await convertPart(ref, reg, layer.file, work);
+    if (PARTS.includes("cold")) {
+      if (!kernelSupportsPreContent().ok) throw new Error("cold starts need fanotify pre-content events (Linux 6.14+)");
+      result.cold = await coldPart(ref, reg, work, cleanups);
+    }
+  } finally {
+    for (const c of cleanups.reverse()) await c();
+    unmountAll(work);
+    await reg.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const out = path.join(repo, "bench/results", `convert-${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+/, "")}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`results: ${path.relative(repo, out)}`);
+  const ratio = (result.convert as { ratio?: number } | undefined)?.ratio;
+  return ratio !== undefined && ratio > 1 ? 1 : 0;
+}
+
+async function convertPart(ref: string, reg: RunningRegistry, layerFile: string, work: string) {
+  const times: Record<string, number[]> = { convert: [], convertNone: [], tar: [], mkfs: [], reference: [] };
+  let summary: { build: { manifest: { blobs: Array<{ remote: { size: number } }>; bootstrap: { size: number } } }; seconds: { pull: number; push: number } } | null = null;
+  for (let i = 0; i < RUNS; i++) {
+    dropCaches();
+    const c = await eod(["convert", ref, `${reg.host}/bench/conv-${i}:v1`, "--chunk-size", CHUNK, "--json"]);
+    times.convert.push(c.seconds);
+    summary = JSON.parse(c.stdout);
+    dropCaches();
+    const n = await eod(["convert", ref, `${reg.host}/bench/conv-none-${i}:v1`, "--chunk-size", CHUNK, "--compress", "none", "--json"]);
+    times.convertNone.push(n.seconds);
+    dropCaches();
+    const tree = path.join(work, "tree");
+    fs.mkdirSync(tree);
+    const t = await ok("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpzf", layerFile, "-C", tree]);
+    const m = await ok("mkfs.erofs", [`--chunksize=${CHUNK_BYTES}`, `--blobdev=${path.join(work, "blob")}`, path.join(work, "boot.erofs"), tree]);
+    times.tar.push(t.seconds);
+    times.mkfs.push(m.seconds);
+    times.reference.push(t.seconds + m.seconds);
+    fs.rmSync(tree, { recursive: true, force: true });
+    fs.rmSync(path.join(work, "blob"), { force: true });
+    fs.rmSync(path.join(work, "boot.erofs"), { force: true });
+    process.stderr.write(`convert run ${i + 1}: eod ${c.seconds.toFixed(2)} s (none ${n.seconds.toFixed(2)} s), tar ${t.seconds.toFixed(2)} + mkfs ${m.seconds.toFixed(2)} s\n`);
+  }
+  const r = {
+    seconds: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, best(v)])),
+    all: times,
+    ratio: best(times.convert) / best(times.reference),
+    ratioNone: best(times.convertNone) / best(times.reference),
+    lastRun: summary ? { pullAndBuild: summary.seconds.pull, push: summary.seconds.push, blobBytes: summary.build.manifest.blobs.reduce((n, b) => n + b.remote.size, 0), bootstrapBytes: summary.build.manifest.bootstrap.size } : null,
+  };
+  console.log(`convert (best of ${RUNS}): eod convert ${r.seconds.convert.toFixed(2)} s (zstd), ${r.seconds.convertNone.toFixed(2)} s (--compress none); tar -xzf + mkfs.erofs --chunksize=${CHUNK_BYTES} --blobdev ${r.seconds.reference.toFixed(2)} s (tar ${r.seconds.tar.toFixed(2)}, mkfs ${r.seconds.mkfs.toFixed(2)}); ratio ${r.ratio.toFixed(2)} (none ${r.ratioNone.toFixed(2)}), target <= 1.0`);
+  return r;
+}
+
+async function coldPart(ref: string, reg: RunningRegistry, work: string, cleanups: Array<() => Promise<void> | void>) {
+  const imageDir = path.join(work, "image");
+  await eod(["convert", ref, `${reg.host}/bench/cold:v1`, "-o", imageDir]);
+  const imageBytes = fs.readdirSync(imageDir, { recursive: true }).map((f) => path.join(imageDir, String(f))).filter((f) => fs.statSync(f).isFile()).reduce((n, f) => n + fs.statSync(f).size, 0);
+  const proxy = await throttledProxy(reg.host);
+  cleanups.push(() => proxy.close());
+  let k = 0;
+  const coldStart = async (source: string, bytes: () => number, reset: () => void) => {
+    const cache = path.join(work, `cache-${k}`);
+    const mnt = path.join(work, `mnt-${k++}`);
+    fs.mkdirSync(mnt);
+    dropCaches();
+    reset();
+    try {
+      const t0 = performance.now();
+      await eod(["mount", source, mnt, "--cache-dir", cache, "--frontend", "fanotify"]);
+      const mounted = performance.now();
+      await ok("chroot", [mnt, ...COLD_CMD]);
+      const s = { seconds: (performance.now() - t0) / 1000, mountSeconds: (mounted - t0) / 1000, bytes: bytes() };
+      await eod(["umount", mnt, "--cache-dir", cache]);
+      return s;
+    } finally {
+      unmountAll(mnt);
+      killDaemon(cache);
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+  };
+  const lazy = [];
+  for (let i = 0; i < RUNS; i++) lazy.push(await coldStart(`${proxy.host}/bench/cold:v1`, proxy.bytes, proxy.reset));
+  // full: everything pulled into a fresh cache, then the same mount and command.
+  const cache = path.join(work, "cache-full");
+  const mnt = path.join(work, "mnt-full");
+  fs.mkdirSync(mnt);
+  dropCaches();
+  proxy.reset();
+  let full;
+  try {
+    const t0 = performance.now();
+    await eod(["pull", `${proxy.host}/bench/cold:v1`, "--cache-dir", cache, "--frontend", "fanotify"]);
+    await eod(["mount", `${proxy.host}/bench/cold:v1`, mnt, "--cache-dir", cache, "--frontend", "fanotify"]);
+    await ok("chroot", [mnt, ...COLD_CMD]);
+    full = { seconds: (performance.now() - t0) / 1000, bytes: proxy.bytes() };
+    await eod(["umount", mnt, "--cache-dir", cache]);
+  } finally {
+    unmountAll(mnt);
+    killDaemon(cache);
+  }
+  // The same image directory from eod serve with the same link, for comparison with bench:lazy.
+  const serve = spawn(NODE, [EOD, "serve", imageDir, "--listen", "127.0.0.1:0", "--rate", String(RATE), "--latency", String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] });
+  cleanups.push(() => { serve.kill("SIGTERM"); });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    serve.stdout!.on("data", (c: Buffer) => { out += c; if (out.includes("\n")) resolve(out.split("\n")[0].trim()); });
+    serve.once("exit", (code) => reject(new Error(`eod serve exited ${code}`)));
+  });
+  const served = [];
+  for (let i = 0; i < RUNS; i++) served.push(await coldStart(url, () => NaN, () => {}));
+  const bestLazy = lazy.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const r = {
+    imageBytes, lazy: bestLazy, lazyAll: lazy, full, servedLazy: served.reduce((a, b) => (b.seconds < a.seconds ? b : a)),
+    bytesRatio: bestLazy.bytes / imageBytes, timeRatio: bestLazy.seconds / full.seconds,
+  };
+  console.log(`cold start from the registry (20 MB/s, 20 ms): lazy ${r.lazy.seconds.toFixed(2)} s (mount ${r.lazy.mountSeconds.toFixed(2)} s), ${(r.lazy.bytes / 1e6).toFixed(1)} MB; full (eod pull + mount + run) ${full.seconds.toFixed(2)} s, ${(full.bytes / 1e6).toFixed(1)} MB; image ${(imageBytes / 1e6).toFixed(1)} MB; bytes ratio ${r.bytesRatio.toFixed(3)}, time ratio ${r.timeRatio.toFixed(2)}; same image from eod serve: lazy ${r.servedLazy.seconds.toFixed(2)} s (mount ${r.servedLazy.mountSeconds.toFixed(2)} s)`);
+  return r;
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => { console.error(err); process.exitCode = 1; });
