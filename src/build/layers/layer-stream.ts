@@ -37,6 +37,11 @@ export interface LayerStreamStats {
 export const DEFAULT_MAX_RATIO = 1000;
 /** Below this many tar bytes the ratio is not checked (small, very compressible layers are fine). */
 const RATIO_FLOOR = 64 << 20;
+/**
+ * Decompression runs ahead of the tar reader by up to 8 MiB (the defaults, 16 KiB, keep the thread-pool
+ * decompressor and the main thread taking turns instead of working at once), in 256 KiB pieces.
+ */
+const DECOMPRESS_OPTS = { chunkSize: 256 << 10, readableHighWaterMark: 8 << 20 };
 
 /**
  * The layer's tar bytes as a stream. Digests are compared when the stream ends (DIGEST_MISMATCH), so a
@@ -76,7 +81,7 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
   let tar: AsyncIterable<Buffer> = rest;
   let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
   if (stats.compression !== "none") {
-    z = stats.compression === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+    z = stats.compression === "gzip" ? zlib.createGunzip(DECOMPRESS_OPTS) : zlib.createZstdDecompress(DECOMPRESS_OPTS);
     tar = pipeline(Readable.from(rest), z, () => {}); // errors surface through the iteration below
   }
   try {
