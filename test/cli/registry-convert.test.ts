@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { eodAsync } from "../helpers/lazy.ts";
 import { pushOciImage, writeTestLayers, type TestImageFiles } from "../helpers/oci-image.ts";
-import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
+import { startRegistry, startTokenServer, type RunningRegistry } from "../helpers/registry.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
 
@@ -111,6 +111,31 @@ test("htpasswd basic auth through DOCKER_CONFIG: the right password converts, a 
   } finally {
     await c.close();
     await auth.stop();
+  }
+});
+
+test("a registry using a token server: the right password converts, a wrong one is an auth error", { timeout: 120_000 }, async () => {
+  const ts = await startTokenServer({ bob: "pa55" });
+  const auth = await startRegistry({ token: ts });
+  const c = new RegistryClient({ credentials: staticCredentials({ [auth.host]: { username: "bob", password: "pa55" } }) });
+  try {
+    await pushOciImage(c, { registry: auth.host, repository: "eod/src" }, "v1", layers);
+    const config = (pass: string) => {
+      const dir = fs.mkdtempSync(path.join(work, "docker-"));
+      fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ auths: { [auth.host]: { username: "bob", password: pass } } }));
+      return { DOCKER_CONFIG: dir };
+    };
+    const ok = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v1`, "--json"], config("pa55"));
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).pushed.find((p: { path: string }) => p.path === "(config)").how, "mounted", "the token covered the mount's pull scope");
+    const wrong = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v2`], config("nope"));
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /^eod: .*(authentication|token).*/m);
+    assert.doesNotMatch(wrong.stderr, /    at /, "an error message, not a stack");
+  } finally {
+    await c.close();
+    await auth.stop();
+    await ts.close();
   }
 });
 
