@@ -65,7 +65,9 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
 
     const layers: LayerInput[] = img.manifest.layers.map((d, i) => {
       const name = `layer ${i + 1} (${d.digest.slice(0, 19)}…)`;
-      return { name, digest: d.digest, size: d.size, diffId: diffIds[i], open: () => counted(client.blobStream(src, d), (n) => opts.onLayer?.(i, name, n, d.size)) };
+      // No `digest` here: blobStream() verifies the blob's digest and size itself (throwing from the stream's
+      // end, which the build reads to) and hashing the compressed bytes twice would cost the main thread.
+      return { name, size: d.size, diffId: diffIds[i], open: () => counted(client.blobStream(src, d), (n) => opts.onLayer?.(i, name, n, d.size)) };
     });
     const imageDir = opts.output ? path.resolve(opts.output) : path.join(work, "image");
     const build = await buildFromLayers(layers, imageDir, opts);

@@ -140,7 +140,7 @@ test("a registry using a token server: the right password converts, a wrong one 
 });
 
 test("a layer whose bytes change on the way is refused (digest), and nothing is pushed", { timeout: 60_000 }, async () => {
-  // A proxy in front of the registry flips one byte of every blob body it passes on.
+  // A proxy in front of the registry changes one byte of every gzip blob it passes on.
   const [, port] = reg.host.split(":");
   const proxy = http.createServer((req, res) => {
     const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
@@ -149,7 +149,9 @@ test("a layer whose bytes change on the way is refused (digest), and nothing is 
       ur.on("data", (d: Buffer) => parts.push(d));
       ur.on("end", () => {
         const body = Buffer.concat(parts);
-        if (req.method === "GET" && /\/blobs\/sha256:/.test(req.url!) && body.length > 1000) body[body.length >> 1] ^= 0x01;
+        // In a gzip layer, a bit of the header's MTIME: it still decompresses to the same tar (diff_id
+        // unchanged), so only the check of the blob's digest can catch it.
+        if (req.method === "GET" && /\/blobs\/sha256:/.test(req.url!) && body[0] === 0x1f && body[1] === 0x8b) body[4] ^= 0x01;
         res.end(body);
       });
     });
@@ -161,7 +163,7 @@ test("a layer whose bytes change on the way is refused (digest), and nothing is 
   try {
     const r = await eodAsync(["convert", `${host}/eod/src:v1`, `${reg.host}/eod/lied:v1`], noCreds());
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /sha256|digest/i);
+    assert.match(r.stderr, /blob 127\.0\.0\.1:\d+\/eod\/src@sha256:[0-9a-f]{64}: content has digest sha256:[0-9a-f]{64}, expected sha256:/);
     await assert.rejects(client.resolve(`${reg.host}/eod/lied:v1`), { code: "REGISTRY_NOT_FOUND" });
   } finally {
     await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
