@@ -10,7 +10,9 @@ import type { DeviceSlot } from "../erofs/devt.ts";
 import { blobIdOf, encodeChunkTable, type ChunkTable, type Compression } from "../image/chunk-table.ts";
 import { compressBootstrap } from "../image/codec.ts";
 import { MANIFEST_MEDIA_TYPE, MANIFEST_NAME, type BlobRef, type Manifest } from "../image/manifest.ts";
+import type { PrefetchEntry } from "../image/prefetch.ts";
 import { BlobWriter } from "./blob-writer.ts";
+import { prefetchFirst } from "./prefetch-order.ts";
 import { canInline, chooseEpoch, planLayout, type FileShape, type Layout } from "./layout.ts";
 import { writeMetadata } from "./metadata.ts";
 import { commitDir, type BuildProgress } from "./output.ts";
@@ -30,6 +32,8 @@ export interface ImageOptions {
   level?: number;
   /** Regular files up to this size live entirely in the bootstrap (0 = none). */
   inlineMax?: number;
+  /** Files a mount fetches first (manifest `prefetch`); their data also goes first in the blob. */
+  prefetch?: PrefetchEntry[];
   progress?: BuildProgress;
 }
 
@@ -76,8 +80,11 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
     const addrs = new Map<TreeInode, Array<ChunkAddr | null>>();
     const chunker = new Chunker(writer, { chunkSize, deviceId: 1, window: inFlight });
     const total = layout.placed.reduce((n, p) => n + ((p.inode.mode & S_IFMT) === S_IFREG ? p.inode.size : 0), 0);
+    const { hot, skipped } = prefetchFirst(scan.root, opts.prefetch ?? []);
+    for (const path of skipped) scan.warnings.push(`prefetch entry ${path} is not a file or directory of the tree: skipped`);
+    const order = new Set([...hot.map((i) => layout.byInode.get(i)!), ...layout.placed]);
     try {
-      for (const p of layout.placed) {
+      for (const p of order) {
         const i = p.inode;
         if ((i.mode & S_IFMT) !== S_IFREG || i.size === 0) continue;
         stats.files++;
@@ -110,6 +117,7 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
       scan, layout, chunkSize, compression, blobs: table.entries.length ? [{ table, remoteDigest, remoteTmp }] : [],
       chunkAddrs: (i) => addrs.get(i) ?? new Array((layout.byInode.get(i)!.shape as { count: number }).count).fill(null),
       inlineData: (i) => inline.get(i)!,
+      prefetch: opts.prefetch?.filter((e) => !skipped.includes(e.path)),
     });
     return { imageDir: outDir, manifest, inodes: layout.placed.length, ...stats, warnings: scan.warnings };
   });
@@ -131,6 +139,7 @@ export interface ImageFiles {
   blobs: FinishedBlob[];
   chunkAddrs(inode: TreeInode): ReadonlyArray<ChunkAddr | null>;
   inlineData(inode: TreeInode): Uint8Array;
+  prefetch?: PrefetchEntry[];
 }
 
 /**
@@ -170,6 +179,7 @@ export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
     schemaVersion: 1, mediaType: MANIFEST_MEDIA_TYPE, blockSize: blkSz, chunkSize: inp.chunkSize, compression: inp.compression,
     bootstrap: { path: BOOTSTRAP_NAME, digest: sha256(meta), size: meta.length },
     bootstrapZstd: { path: `${BOOTSTRAP_NAME}.zst`, digest: sha256(metaZstd), size: metaZstd.length },
+    ...(inp.prefetch?.length ? { prefetch: inp.prefetch } : {}),
     blobs,
   };
   fs.writeFileSync(path.join(tmp, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);

@@ -11,7 +11,8 @@ import { EodError } from "../errors.ts";
 import { CHUNK_FLAG_RAW, type ChunkTable } from "../image/chunk-table.ts";
 import { decompressChunkInto, decompressChunkIntoAsync } from "../image/codec.ts";
 import type { Remote } from "../remote/remote.ts";
-import { chunksOverlapping, planRuns, type FetchRun, type PlanOptions } from "./plan.ts";
+import { chunksOverlapping, groupRuns, planRuns, type FetchRun, type PlanOptions } from "./plan.ts";
+import type { Semaphore } from "../remote/remote.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
@@ -52,6 +53,8 @@ export interface BlobStats {
   fetches: number;
   /** Fetches started ahead of a sequential reader. */
   readaheads: number;
+  /** Fetches of the image's prefetch list. */
+  prefetches: number;
   misses: number;
   hits: number;
   inFlight: number;
@@ -68,8 +71,12 @@ export class BlobCache {
   readonly #opts: BlobCacheOptions;
   readonly #inFlight = new Map<number, Promise<void>>();
   #dirty = false;
-  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, misses: 0, hits: 0, corrupt: 0, errors: 0 };
+  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0 };
   #stream: Stream | null = null;
+  /** Called with every range asked of this blob while set (eod trace): ensure() calls it, frontends call it for hits they see. */
+  onAccess: ((offset: number, length: number) => void) | null = null;
+  /** Aborted by close(): no fetch starts and no byte is written after it. */
+  readonly #closing = new AbortController();
   #cachedBytes = 0;
   readonly #totalBytes: number;
 
@@ -123,6 +130,7 @@ export class BlobCache {
 
   /** Makes every chunk overlapping [offset, offset+length) present; rejects if the bytes cannot be had. */
   async ensure(offset: number, length: number): Promise<void> {
+    this.onAccess?.(offset, length);
     const r = chunksOverlapping(this.table.entries, offset, length);
     if (!r) return;
     const [first, last] = r;
@@ -162,9 +170,43 @@ export class BlobCache {
     await Promise.all(waits);
   }
 
+  /**
+   * Fetches these chunks (a prefetch list, in priority order) unless present or in flight: consecutive chunks
+   * that are contiguous in the remote form go in one request, and each request waits for a slot of `lane`,
+   * so prefetching never holds more than the lane's slots of the remote. Failures are counted, not thrown:
+   * a reader that needs a chunk fetches it on demand.
+   */
+  async prefetch(chunks: readonly number[], lane: Semaphore): Promise<void> {
+    const entries = this.table.entries;
+    const listed = [...new Set(chunks)].filter((i) => i >= 0 && i < entries.length && this.#wanted(i));
+    await Promise.all(groupRuns(entries, listed, this.#opts.maxFetch).map(async (planned) => {
+      const release = await lane.acquire();
+      try { // a demand miss may have fetched some of these meanwhile: fetch what is still wanted
+        const still: number[] = [];
+        for (let i = planned.first; i <= planned.last; i++) if (this.#wanted(i)) still.push(i);
+        for (const run of groupRuns(entries, still, this.#opts.maxFetch)) {
+          this.#stats.prefetches++;
+          await this.#start(run).catch(() => {});
+        }
+      } finally {
+        release();
+      }
+    }));
+  }
+
   readonly #wanted = (i: number): boolean => !this.presence.has(i) && !this.#inFlight.has(i);
 
+  /**
+   * Stops the blob: new fetches are refused, those in flight are aborted, and this resolves once every one of
+   * them has settled, so that no write outlives the storage's descriptors (a reused fd number would take it).
+   */
+  async close(): Promise<void> {
+    this.#closing.abort(new EodError("DAEMON", `Blob ${this.id} was closed`));
+    await Promise.allSettled(new Set(this.#inFlight.values()));
+  }
+
   #start(run: FetchRun): Promise<void> {
+    if (this.#closing.signal.aborted) return Promise.reject(this.#closing.signal.reason);
     const p = this.#fetchRun(run);
     for (let i = run.first; i <= run.last; i++) this.#inFlight.set(i, p);
     return p;
@@ -178,7 +220,7 @@ export class BlobCache {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          const remote = await this.#source.remote.readRange(this.#source.path, run.remoteOffset, run.remoteLength);
+          const remote = await this.#source.remote.readRange(this.#source.path, run.remoteOffset, run.remoteLength, { signal: this.#closing.signal });
           this.#stats.fetches++;
           this.#stats.fetchedBytes += remote.length;
           const chunks: Array<Promise<void>> = [];
@@ -218,6 +260,7 @@ export class BlobCache {
       if (data.length !== e.plainSize || !createHash("sha256").update(data).digest().equals(e.digest)) {
         throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what} from ${this.#source.remote.location}`);
       }
+      this.#closing.signal.throwIfAborted();
       await this.storage.write(e.plainOffset, data);
     } finally {
       if (plain) this.#opts.pool.give(plain);

@@ -15,6 +15,7 @@ import { ByteBudget } from "./budget.ts";
 import { BufferPool } from "./buffer-pool.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
+import { Semaphore } from "../remote/remote.ts";
 
 export interface CacheOptions {
   /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 64 KiB). */
@@ -27,11 +28,13 @@ export interface CacheOptions {
   verifyAttempts?: number;
   /** How often presence maps are made durable (default 1000 ms; 0 = only on flush()/close()). */
   flushIntervalMs?: number;
+  /** Prefetch requests in flight at once, across blobs (default 4: the remote keeps slots for demand misses). */
+  prefetchSlots?: number;
 }
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000,
+  minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4,
 };
 
 export class CacheCore {
@@ -41,6 +44,7 @@ export class CacheCore {
   readonly #opts: Required<CacheOptions>;
   readonly #budget: ByteBudget;
   readonly #pool: BufferPool;
+  readonly #prefetchLane: Semaphore;
   readonly #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | null = null;
 
@@ -49,6 +53,7 @@ export class CacheCore {
     this.#opts = { ...CACHE_DEFAULTS, ...opts };
     this.#budget = new ByteBudget(this.#opts.memoryBudget);
     this.#pool = new BufferPool(Math.min(16 << 20, this.#opts.memoryBudget));
+    this.#prefetchLane = new Semaphore(this.#opts.prefetchSlots);
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
     if (this.#opts.flushIntervalMs > 0) {
       this.#timer = setInterval(() => { this.flush().catch(() => {}); }, this.#opts.flushIntervalMs);
@@ -100,18 +105,17 @@ export class CacheCore {
     return blob.ensure(offset, length);
   }
 
+  /** Fetches chunks of blob `id` ahead of demand (BlobCache.prefetch) through the shared prefetch lane. */
+  prefetch(id: string, chunks: readonly number[]): Promise<void> {
+    return this.#blobs.get(id)?.prefetch(chunks, this.#prefetchLane) ?? Promise.resolve();
+  }
+
   /** Makes the presence of every dirty blob durable: fdatasync the blob, then replace its map. */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
       try {
-        for (const [id, blob] of this.#blobs) {
-          if (!blob.dirty || blob.storage.dataIsPresence) continue;
-          const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
-          blob.markClean();
-          await blob.storage.sync();
-          snapshot.save(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!);
-        }
+        for (const [id, blob] of this.#blobs) await this.#persist(id, blob);
       } finally {
         this.#flushing = null;
       }
@@ -119,12 +123,22 @@ export class CacheCore {
     return this.#flushing;
   }
 
-  /** Closes one blob after persisting its presence map. */
+  async #persist(id: string, blob: BlobCache): Promise<void> {
+    if (!blob.dirty || blob.storage.dataIsPresence) return;
+    const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
+    blob.markClean();
+    await blob.storage.sync();
+    snapshot.save(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!);
+  }
+
+  /** Closes one blob after persisting its presence map; a mount from now on opens it afresh. */
   async closeBlob(id: string): Promise<void> {
     const blob = this.#blobs.get(id);
     if (!blob) return;
-    await this.flush();
     this.#blobs.delete(id);
+    await blob.close(); // fetches in flight end before their storage does
+    await this.#flushing; // which may be syncing this blob right now
+    await this.#persist(id, blob);
     await blob.storage.close();
   }
 

@@ -45,11 +45,19 @@ export function planRuns(entries: readonly ChunkEntry[], first: number, last: nu
   let plain = picked.reduce((n, i) => n + entries[i].plainSize, 0);
   for (let i = last + 1; plain < opts.minFetch && i < entries.length && wanted(i); i++) { picked.push(i); plain += entries[i].plainSize; }
   for (let i = first - 1; plain < opts.minFetch && i >= 0 && wanted(i); i--) { picked.unshift(i); plain += entries[i].plainSize; }
+  return groupRuns(entries, picked, opts.maxFetch);
+}
+
+/**
+ * Chunk indexes (in the order given; a prefetch list is in priority order) cut into runs: a chunk joins the
+ * run before it when it is the next index, contiguous in the remote form and the run stays within `maxFetch`.
+ */
+export function groupRuns(entries: readonly ChunkEntry[], indexes: Iterable<number>, maxFetch: number): FetchRun[] {
   const runs: FetchRun[] = [];
   let cur: FetchRun | null = null;
-  for (const i of picked) {
+  for (const i of indexes) {
     const e = entries[i];
-    if (cur && cur.last === i - 1 && cur.remoteOffset + cur.remoteLength === e.remoteOffset && cur.remoteLength + e.remoteSize <= opts.maxFetch) {
+    if (cur && cur.last === i - 1 && cur.remoteOffset + cur.remoteLength === e.remoteOffset && cur.remoteLength + e.remoteSize <= maxFetch) {
       cur.last = i;
       cur.remoteLength += e.remoteSize;
     } else {

@@ -1,10 +1,12 @@
 // eod build <dir> -o <image-dir> | --single <file.erofs>; eod build <layers...> -o <image-dir>
+import fs from "node:fs";
 import { buildImage, type ImageSummary } from "../build/image.ts";
 import { buildFromLayers, type LayersSummary } from "../build/layers/build-layers.ts";
 import { resolveInputs } from "../build/layers/inputs.ts";
 import { buildSingle } from "../build/single.ts";
 import { EodError } from "../errors.ts";
 import type { Compression } from "../image/chunk-table.ts";
+import { parsePrefetchList, parseTrace, type PrefetchEntry } from "../image/prefetch.ts";
 import { parse, parseSize, print } from "./args.ts";
 import { progressBar } from "./progress.ts";
 
@@ -26,6 +28,9 @@ Options:
   --inline-max <size>    files up to this size live in the bootstrap (default 1K; 0 = none)
   --layer <file>         a layer tarball (tar, tar.gz, tar.zst); repeat, lowest layer first
   --max-ratio <n>        refuse a layer that decompresses to more than n times its size (default 1000; 0 = off)
+  --prefetch <list>      files a mount fetches first: a text file, one absolute path per line (directories
+                         stand for every file under them); their data is also laid out first in the blob
+  --prefetch-from <trace>  the same from an access trace written by eod trace (files and the ranges touched)
   --json                 print a machine-readable summary`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
@@ -33,6 +38,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     output: { type: "string", short: "o" }, single: { type: "string" }, "chunk-size": { type: "string" },
     compress: { type: "string" }, level: { type: "string" }, "inline-max": { type: "string" }, json: { type: "boolean" },
     layer: { type: "string", multiple: true }, "max-ratio": { type: "string" },
+    prefetch: { type: "string" }, "prefetch-from": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, BUILD_USAGE);
   if (values.help) { console.log(BUILD_USAGE); return 0; }
@@ -63,7 +69,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       return 0;
     }
     const opts = {
-      chunkSize, compression: compress as Compression, level,
+      chunkSize, compression: compress as Compression, level, prefetch: readPrefetch(values.prefetch, values["prefetch-from"]),
       inlineMax: values["inline-max"] ? parseSize(values["inline-max"], "--inline-max") : undefined, progress: bar.update,
     };
     const r: ImageSummary & Partial<LayersSummary> = input.kind === "dir"
@@ -87,4 +93,20 @@ export async function buildCommand(argv: string[]): Promise<number> {
   } finally {
     bar.stop();
   }
+}
+
+/** The prefetch list of --prefetch (explicit paths first) and --prefetch-from (a trace), or undefined. */
+function readPrefetch(list: string | undefined, trace: string | undefined): PrefetchEntry[] | undefined {
+  if (list === undefined && trace === undefined) return undefined;
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(f, "utf8");
+    } catch (err) {
+      throw new EodError("USAGE", `Cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  };
+  return [
+    ...(list !== undefined ? parsePrefetchList(read(list), list) : []),
+    ...(trace !== undefined ? parseTrace(read(trace), trace).files : []),
+  ];
 }

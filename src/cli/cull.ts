@@ -1,7 +1,7 @@
 // eod cull <blob-id>: evict one blob's whole cache file (fscache frontend), if no mount uses it.
 import { EodError } from "../errors.ts";
 import { callDaemon } from "../daemon/client.ts";
-import { socketPathOf } from "../daemon/daemon.ts";
+import { socketPathOf } from "../daemon/client.ts";
 import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import("./status.ts")).statusCommand,
   daemon: async () => (await import("./daemon.ts")).daemonCommand,
   cull: async () => (await import("./cull.ts")).cullCommand,
+  trace: async () => (await import("./trace.ts")).traceCommand,
   demo: async () => (await import("./demo.ts")).demoCommand,
 };
 
@@ -37,6 +38,7 @@ Commands:
   status    mounts, per-blob cached/fetched bytes, misses, fetches in flight
   daemon    run the cache daemon of a cache directory in the foreground
   cull      evict an unused blob's cache file (fscache)
+  trace     record which files a workload touches on a lazy mount (for eod build --prefetch-from)
   demo      build a sample image, serve it, mount it lazily and read from it
 
 Run "eod <command> --help" for a command's options.`;

@@ -1,6 +1,7 @@
 // eod mount <image-dir | http(s)://…> <mountpoint>
 import { EodError } from "../errors.ts";
-import { callDaemon } from "../daemon/client.ts";
+import { callDaemon, daemonAlive } from "../daemon/client.ts";
+import { socketPathOf } from "../daemon/client.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
@@ -62,7 +63,28 @@ export async function mountCommand(argv: string[]): Promise<number> {
     await daemon.stop();
     return 0;
   }
-  const sock = await ensureDaemon(cacheDir, frontend);
+  const sock = await startDaemonWarm(cacheDir, frontend, source);
   show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries }));
   return 0;
+}
+
+/**
+ * ensureDaemon(), and when it has to start the daemon of an HTTP image, the image's metadata (bootstrap and
+ * chunk tables, verified and kept content-addressed in the cache directory) is fetched meanwhile, so the
+ * daemon's load finds it there: the daemon's start-up and those round trips overlap on a cold start.
+ */
+async function startDaemonWarm(cacheDir: string, frontend: FrontendKind, source: string): Promise<string> {
+  if (!/^https?:\/\//i.test(source) || await daemonAlive(socketPathOf(cacheDir))) return ensureDaemon(cacheDir, frontend);
+  const warm = (async () => {
+    const { openRemote } = await import("../remote/remote.ts");
+    const { loadImage } = await import("../daemon/images.ts");
+    const remote = openRemote(source);
+    try {
+      await loadImage(remote, cacheDir);
+    } finally {
+      await remote.close();
+    }
+  })().catch(() => {}); // the daemon's own load reports what is wrong
+  const [sock] = await Promise.all([ensureDaemon(cacheDir, frontend), warm]);
+  return sock;
 }

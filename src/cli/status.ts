@@ -1,6 +1,6 @@
 // eod status [--json]
 import { callDaemon, daemonAlive } from "../daemon/client.ts";
-import { socketPathOf } from "../daemon/daemon.ts";
+import { socketPathOf } from "../daemon/client.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import type { BlobStats } from "../cache/blob-cache.ts";
 import { parse } from "./args.ts";

@@ -2,7 +2,7 @@
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { callDaemon, daemonAlive } from "../daemon/client.ts";
-import { socketPathOf } from "../daemon/daemon.ts";
+import { socketPathOf } from "../daemon/client.ts";
 import { mountAt } from "../daemon/mountinfo.ts";
 import { umount } from "../sys/mount.ts";
 import { parse } from "./args.ts";

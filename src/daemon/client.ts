@@ -1,6 +1,12 @@
 // Talking to the daemon's control socket: JSON over HTTP on a Unix socket (mode 0600, root only).
 import http from "node:http";
+import path from "node:path";
 import { EodError, type ErrorCode } from "../errors.ts";
+
+/** The control socket of the daemon of `cacheDir`. */
+export function socketPathOf(cacheDir: string): string {
+  return path.join(cacheDir, "daemon.sock");
+}
 
 export async function callDaemon<T>(socketPath: string, method: string, route: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));

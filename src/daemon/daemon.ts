@@ -9,10 +9,15 @@ import { EodError } from "../errors.ts";
 import { openRemote, type Remote, type RemoteOptions } from "../remote/remote.ts";
 import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
+import { socketPathOf } from "./client.ts";
 import { startControl } from "./control.ts";
 import { isRegistrySource } from "../remote/registry/image-remote.ts";
 import { pullImage, pullsRunning, pullsStatus, type PullRequest, type PullResult } from "./pull.ts";
-import { cachedImage, loadImage } from "./images.ts";
+import { ErofsReader, bufferSource } from "../erofs/reader.ts";
+import { cachedImage, loadImage, type LoadedImage } from "./images.ts";
+import { planPrefetch } from "./prefetch.ts";
+import { TraceRecorder } from "./trace.ts";
+import type { Trace } from "../image/prefetch.ts";
 import type { Log } from "./log.ts";
 import { mountAt } from "./mountinfo.ts";
 import { loadState, saveState, type DaemonState, type MountRecord } from "./state.ts";
@@ -34,14 +39,11 @@ export interface MountRequest {
   insecureRegistries?: string[];
 }
 
-export function socketPathOf(cacheDir: string): string {
-  return path.join(cacheDir, "daemon.sock");
-}
-
 export class Daemon {
   readonly core: CacheCore;
   readonly #opts: DaemonOptions;
   readonly #remotes = new Map<string, Remote>();
+  readonly #traces = new Map<string, TraceRecorder>();
   #state: DaemonState;
   #control: http.Server | null = null;
   #busy: Promise<unknown> = Promise.resolve(); // mount/umount run one at a time
@@ -90,6 +92,8 @@ export class Daemon {
       }),
       "POST /umount": async (b) => this.#serial(() => this.umount((b as { mountPoint: string }).mountPoint)),
       "POST /shutdown": async () => { setImmediate(() => this.#opts.onIdle?.()); return {}; },
+      "POST /traces": async (b) => this.startTrace((b as { mountPoint: string }).mountPoint),
+      "POST /traces/stop": async (b) => this.stopTrace((b as { mountPoint: string }).mountPoint),
       "POST /cull": async (b) => this.#serial(async () => this.cull((b as { blobId: string }).blobId)),
       "POST /pull": async (b) => this.pull(b as PullRequest),
     });
@@ -112,6 +116,21 @@ export class Daemon {
 
   async #reattach(m: MountRecord): Promise<void> {
     await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source)), this.core, m.mountPoint);
+  }
+
+  /** Fetches the image's prefetch list in the background (never fails the mount: misses fetch on demand). */
+  async #prefetch(image: LoadedImage, mountPoint: string): Promise<void> {
+    const started = performance.now();
+    try {
+      const reader = new ErofsReader(bufferSource(fs.readFileSync(image.bootstrapPath)));
+      const plan = planPrefetch(reader, image.blobs.map((b) => b.table), image.manifest.prefetch!);
+      await Promise.all(image.blobs.map((b, k) => this.core.prefetch(b.id, plan.chunks[k])));
+      const chunks = plan.chunks.reduce((n, c) => n + c.length, 0);
+      this.#opts.log("info", "prefetched", { mountPoint, files: plan.files, chunks, skipped: plan.skipped.length, ms: Math.round(performance.now() - started) });
+      if (plan.skipped.length) this.#opts.log("warn", "prefetch entries not in the image", { mountPoint, paths: plan.skipped.slice(0, 20) });
+    } catch (err) {
+      this.#opts.log("warn", "prefetch failed", { mountPoint, err });
+    }
   }
 
   /**
@@ -177,11 +196,42 @@ export class Daemon {
     this.#state.mounts.push(record);
     saveState(this.#opts.cacheDir, this.#state);
     this.#opts.log("info", "mounted", { mountPoint, source, blobs: image.blobs.length, loadBytes: image.fetchedBytes, ms: Math.round(performance.now() - started) });
+    if (image.manifest.prefetch?.length) void this.#prefetch(image, mountPoint);
     return record;
   }
 
   #inUse(blobId: string, except?: MountRecord): boolean {
     return this.#state.mounts.some((m) => m !== except && m.blobs.some((b) => b.id === blobId));
+  }
+
+  /** Starts recording which ranges of the mount's blobs are asked for (eod trace); one trace per blob at a time. */
+  async startTrace(mountPointArg: string): Promise<{ mountPoint: string }> {
+    const record = this.#record(mountPointArg);
+    const blobs = record.blobs.map((b) => this.core.blob(b.id));
+    if (blobs.some((b) => !b)) throw new EodError("USAGE", `The blobs of ${record.mountPoint} are not open (fscache opens them on first use: read something first)`);
+    if (blobs.some((b) => b!.onAccess)) throw new EodError("USAGE", `A trace already runs on a blob of ${record.mountPoint}`);
+    const recorder = new TraceRecorder();
+    blobs.forEach((b, k) => { b!.onAccess = (offset, length) => recorder.record(k, offset, length); });
+    this.#traces.set(record.mountPoint, recorder);
+    return { mountPoint: record.mountPoint };
+  }
+
+  /** Stops a trace and returns the files touched, in first-touch order. */
+  async stopTrace(mountPointArg: string): Promise<Trace & { truncated: boolean }> {
+    const record = this.#record(mountPointArg);
+    const recorder = this.#traces.get(record.mountPoint);
+    if (!recorder) throw new EodError("USAGE", `No trace runs on ${record.mountPoint}`);
+    this.#traces.delete(record.mountPoint);
+    for (const b of record.blobs) { const blob = this.core.blob(b.id); if (blob) blob.onAccess = null; }
+    const reader = new ErofsReader(bufferSource(fs.readFileSync(record.bootstrapPath)));
+    return { ...recorder.toTrace(reader, record.manifestDigest), truncated: recorder.truncated };
+  }
+
+  #record(mountPointArg: string): MountRecord {
+    const mountPoint = path.resolve(String(mountPointArg));
+    const record = this.#state.mounts.find((m) => m.mountPoint === mountPoint);
+    if (!record) throw new EodError("USAGE", `${mountPoint} is not mounted by this daemon`);
+    return record;
   }
 
   async umount(mountPointArg: string): Promise<{ mountPoint: string; remaining: number }> {

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { EodError } from "../errors.ts";
 import { daemonAlive } from "./client.ts";
-import { socketPathOf } from "./daemon.ts";
+import { socketPathOf } from "./client.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
 

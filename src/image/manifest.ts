@@ -2,6 +2,7 @@
 // table and the remote form, each with its sha256; the chunk table in turn carries every chunk's sha256.
 import { EodError } from "../errors.ts";
 import type { Compression } from "./chunk-table.ts";
+import { checkPrefetch, type PrefetchEntry } from "./prefetch.ts";
 
 export const MANIFEST_NAME = "manifest.json";
 export const MANIFEST_MEDIA_TYPE = "application/vnd.erofs-ondemand.image.v1+json";
@@ -37,6 +38,8 @@ export interface Manifest {
    * checked after decompressing). Absent in images built before it existed.
    */
   bootstrapZstd?: FileRef;
+  /** Files a mount fetches first, in priority order (`eod build --prefetch`, `--prefetch-from`; prefetch.ts). */
+  prefetch?: PrefetchEntry[];
   /** In device-table order: blobs[k] is device k + 1. */
   blobs: BlobRef[];
 }
@@ -66,6 +69,7 @@ export function parseManifest(text: string, where: string): Manifest {
   if (!["none", "zstd", "lz4"].includes(m.compression as string)) throw bad(`unknown compression ${JSON.stringify(m.compression)}`);
   checkRef(m.bootstrap, "bootstrap", bad);
   if (m.bootstrapZstd !== undefined) checkRef(m.bootstrapZstd, "bootstrapZstd", bad);
+  if (m.prefetch !== undefined) checkPrefetch(m.prefetch, where);
   if (!Array.isArray(m.blobs)) throw bad("blobs is not an array");
   const ids = new Set<string>();
   m.blobs.forEach((b: unknown, i: number) => {
@@ -92,7 +96,7 @@ function checkRef(r: unknown, what: string, bad: (why: string) => EodError): voi
 }
 
 // The manifest is the root of trust: a key we do not know (a misspelt optional one) is an error, not ignored.
-const TOP_KEYS = new Set(["schemaVersion", "mediaType", "blockSize", "chunkSize", "compression", "bootstrap", "bootstrapZstd", "blobs"]);
+const TOP_KEYS = new Set(["schemaVersion", "mediaType", "blockSize", "chunkSize", "compression", "bootstrap", "bootstrapZstd", "prefetch", "blobs"]);
 const BLOB_KEYS = new Set(["id", "kernelSize", "chunks", "table", "remote"]);
 const REF_KEYS = new Set(["path", "digest", "size"]);
 

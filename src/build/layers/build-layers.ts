@@ -146,6 +146,7 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
       scan, layout, chunkSize, compression, blobs,
       chunkAddrs: (i) => addrs.get(i)!,
       inlineData: (i) => inline.get(i)!,
+      prefetch: opts.prefetch, // kept as given: layer data streams in layer order, so it cannot go first
     });
     blobLayers.forEach((k, b) => { summaries[k].blobId = manifest.blobs[b].id; });
     const files = scan.inodes.filter((i) => (i.mode & S_IFMT) === S_IFREG);

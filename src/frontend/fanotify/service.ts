@@ -67,8 +67,10 @@ export class FanotifyFrontend implements Frontend {
 
   release(blobIds: readonly string[], core: CacheCore): void {
     for (const id of blobIds) {
-      this.#detach(id);
-      core.closeBlob(id).catch((err) => this.#log("warn", "closing a blob failed", { blob: id, err }));
+      const s = this.#detach(id);
+      core.closeBlob(id) // writes in flight go through the write fd: close it only after them
+        .catch((err) => this.#log("warn", "closing a blob failed", { blob: id, err }))
+        .finally(() => { if (s?.writeFd != null) fs.closeSync(s.writeFd); });
     }
   }
 
@@ -85,13 +87,14 @@ export class FanotifyFrontend implements Frontend {
     }
   }
 
-  #detach(blobId: string): void {
+  /** Stops serving a blob (its write fd is the caller's to close once the blob's writes are over). */
+  #detach(blobId: string): Served | undefined {
     const s = this.#byId.get(blobId);
-    if (!s) return;
+    if (!s) return undefined;
     this.#unmark(s);
     this.#byId.delete(blobId);
     this.#byKey.delete(s.key);
-    if (s.writeFd !== null) fs.closeSync(s.writeFd);
+    return s;
   }
 
   #unmark(s: Served): void {
@@ -143,6 +146,7 @@ export class FanotifyFrontend implements Frontend {
     const started = performance.now();
     const d = decide(ev, s?.blob, process.pid);
     if (d.kind !== "fill") {
+      if (d.kind === "allow" && d.reason === "present") s!.blob.onAccess?.(ev.range!.offset, ev.range!.count); // a hit, for eod trace
       this.#hitLatency.add(performance.now() - started);
       if (d.kind === "deny") this.#log("warn", "event on a file we do not serve", { pid: ev.pid });
       this.#answer(ev.fd, d.kind === "allow");
@@ -194,7 +198,9 @@ export class FanotifyFrontend implements Frontend {
     this.#poll.stop();
     await Promise.allSettled([...this.#pending]); // every event in flight still gets its answer
     this.#closed = true;
-    for (const id of [...this.#byId.keys()]) this.#detach(id);
+    const served = [...this.#byId.keys()].map((id) => this.#detach(id)!);
+    await Promise.allSettled(served.map((s) => s.blob.close())); // prefetch and read-ahead write too
+    for (const s of served) if (s.writeFd !== null) fs.closeSync(s.writeFd);
     fs.closeSync(this.#fd); // any event still queued is allowed by the kernel (fail-open)
   }
 
