@@ -47,6 +47,8 @@ export class CacheCore {
   readonly #prefetchLane: Semaphore;
   readonly #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | null = null;
+  /** closeBlob() calls still running: close() waits for them (their presence maps are not written yet). */
+  readonly #closingBlobs = new Set<Promise<void>>();
 
   constructor(dir: string, opts: CacheOptions = {}) {
     this.dir = dir;
@@ -132,20 +134,25 @@ export class CacheCore {
   }
 
   /** Closes one blob after persisting its presence map; a mount from now on opens it afresh. */
-  async closeBlob(id: string): Promise<void> {
+  closeBlob(id: string): Promise<void> {
     const blob = this.#blobs.get(id);
-    if (!blob) return;
+    if (!blob) return Promise.resolve();
     this.#blobs.delete(id);
-    await blob.close(); // fetches in flight end before their storage does
-    await this.#flushing; // which may be syncing this blob right now
-    await this.#persist(id, blob);
-    await blob.storage.close();
+    const closing = (async () => {
+      await blob.close(); // fetches in flight end before their storage does
+      await this.#flushing; // which may be syncing this blob right now
+      await this.#persist(id, blob);
+      await blob.storage.close();
+    })();
+    this.#closingBlobs.add(closing);
+    return closing.finally(() => this.#closingBlobs.delete(closing));
   }
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     await this.flush();
     for (const id of [...this.#blobs.keys()]) await this.closeBlob(id);
+    await Promise.allSettled([...this.#closingBlobs]); // a umount's release may have started one: the daemon exits next
   }
 
   stats(): BlobStats[] {
