@@ -27,6 +27,8 @@ export interface BlobSourceRef {
 export interface BlobCacheOptions extends PlanOptions {
   /** Fetch attempts when the remote answers with bytes that fail verification. */
   verifyAttempts: number;
+  /** Upper bound of one prefetch request (remote bytes). */
+  prefetchFetch: number;
   budget: ByteBudget;
   pool: BufferPool;
 }
@@ -179,12 +181,12 @@ export class BlobCache {
   async prefetch(chunks: readonly number[], lane: Semaphore): Promise<void> {
     const entries = this.table.entries;
     const listed = [...new Set(chunks)].filter((i) => i >= 0 && i < entries.length && this.#wanted(i));
-    await Promise.all(groupRuns(entries, listed, this.#opts.maxFetch).map(async (planned) => {
+    await Promise.all(groupRuns(entries, listed, this.#opts.prefetchFetch).map(async (planned) => {
       const release = await lane.acquire();
       try { // a demand miss may have fetched some of these meanwhile: fetch what is still wanted
         const still: number[] = [];
         for (let i = planned.first; i <= planned.last; i++) if (this.#wanted(i)) still.push(i);
-        for (const run of groupRuns(entries, still, this.#opts.maxFetch)) {
+        for (const run of groupRuns(entries, still, this.#opts.prefetchFetch)) {
           this.#stats.prefetches++;
           await this.#start(run).catch(() => {});
         }

@@ -30,11 +30,16 @@ export interface CacheOptions {
   flushIntervalMs?: number;
   /** Prefetch requests in flight at once, across blobs (default 4: the remote keeps slots for demand misses). */
   prefetchSlots?: number;
+  /**
+   * Upper bound of one prefetch request (default 1 MiB): a fetched range becomes present only when all of it
+   * has arrived, so smaller requests let the first-listed chunks land first.
+   */
+  prefetchFetch?: number;
 }
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4,
+  minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
 };
 
 export class CacheCore {
@@ -85,7 +90,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, budget: this.#budget, pool: this.#pool,
+      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget, pool: this.#pool,
     });
     this.#blobs.set(id, blob);
     this.#tableDigests.set(id, digest);

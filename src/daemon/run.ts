@@ -50,9 +50,12 @@ function remoteOptionsFromEnv(): RemoteOptions {
   return defined({ timeoutMs: envNum("EOD_REMOTE_TIMEOUT_MS"), retries: envNum("EOD_REMOTE_RETRIES"), concurrency: envNum("EOD_REMOTE_CONCURRENCY") });
 }
 
-/** Cache tuning: EOD_MIN_FETCH, EOD_MAX_FETCH (bytes), EOD_MEMORY_BUDGET (bytes). */
+/** Cache tuning: EOD_MIN_FETCH, EOD_MAX_FETCH, EOD_PREFETCH_FETCH, EOD_MEMORY_BUDGET (bytes), EOD_PREFETCH_SLOTS. */
 function cacheOptionsFromEnv(): CacheOptions {
-  return defined({ minFetch: envNum("EOD_MIN_FETCH"), maxFetch: envNum("EOD_MAX_FETCH"), memoryBudget: envNum("EOD_MEMORY_BUDGET") });
+  return defined({
+    minFetch: envNum("EOD_MIN_FETCH"), maxFetch: envNum("EOD_MAX_FETCH"), memoryBudget: envNum("EOD_MEMORY_BUDGET"),
+    prefetchSlots: envNum("EOD_PREFETCH_SLOTS"), prefetchFetch: envNum("EOD_PREFETCH_FETCH"),
+  });
 }
 
 function envNum(name: string): number | undefined {
