@@ -27,7 +27,7 @@ import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import { benchCacheDir, debianCorpus } from "./corpus.ts";
 import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
-import { createThrottle, sleep } from "../src/serve/throttle.ts";
+import { createThrottle, sleep } from "../src/remote/throttle.ts";
 import { RegistryClient, staticCredentials, fileSource } from "../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 

@@ -5,7 +5,7 @@ import { socketPathOf } from "../daemon/client.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
-import { parse, print } from "./args.ts";
+import { parse, parseSize, print } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { imageSource } from "./image-source.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
@@ -24,12 +24,16 @@ Options:
                          --help); used when this mount starts the cache daemon
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
+  --background-fetch     after the image's prefetch list, fetch all of the image in the background (demand
+                         misses first); resumed by a restarted daemon
+  --background-rate <n>  cap of the background fetch in bytes per second, e.g. 16M (default 16M; 0 = none)
   --foreground           serve in this process until interrupted (Ctrl-C unmounts)
   --json                 print the mount record as JSON`;
 
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
+    "background-fetch": { type: "boolean" }, "background-rate": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, MOUNT_USAGE);
   if (values.help) { console.log(MOUNT_USAGE); return 0; }
@@ -43,13 +47,15 @@ export async function mountCommand(argv: string[]): Promise<number> {
   }
   const source = imageSource(positionals[0]);
   const mountPoint = positionals[1];
+  if (values["background-rate"] !== undefined && !values["background-fetch"]) throw new EodError("USAGE", "--background-rate needs --background-fetch");
+  const backgroundFetch = values["background-fetch"] ? parseSize(values["background-rate"] ?? "16M", "--background-rate") : undefined;
   const insecureRegistries = values["insecure-registry"] ?? [];
   if (insecureRegistries.length) process.env.EOD_INSECURE_REGISTRY = insecureRegistries.join(","); // for a daemon this starts
   const show = (r: MountRecord) => print(values.json ?? false, r, () => `mounted ${r.source} on ${r.mountPoint} (${r.blobs.length} blob(s), frontend ${r.frontend}, cache ${cacheDir})`);
   if (values.foreground) {
     const { runDaemon } = await import("../daemon/run.ts"); // the CLI alone needs only the daemon client
     const daemon = await runDaemon({ cacheDir, frontend });
-    const record = await daemon.mount({ source, mountPoint, insecureRegistries });
+    const record = await daemon.mount({ source, mountPoint, insecureRegistries, backgroundFetch });
     show(record);
     // Ctrl-C: unmount what this process mounted, then stop.
     process.removeAllListeners("SIGINT");
@@ -64,7 +70,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const sock = await startDaemonWarm(cacheDir, frontend, source);
-  show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries }));
+  show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries, backgroundFetch }));
   return 0;
 }
 

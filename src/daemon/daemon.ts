@@ -15,6 +15,7 @@ import { isRegistrySource } from "../remote/registry/image-remote.ts";
 import { pullImage, pullsRunning, pullsStatus, type PullRequest, type PullResult } from "./pull.ts";
 import { ErofsReader, bufferSource } from "../erofs/reader.ts";
 import { cachedImage, loadImage, type LoadedImage } from "./images.ts";
+import { fillInBackground } from "./background.ts";
 import { planPrefetch } from "./prefetch.ts";
 import { TraceRecorder } from "./trace.ts";
 import type { Trace } from "../image/prefetch.ts";
@@ -37,6 +38,8 @@ export interface MountRequest {
   mountPoint: string;
   /** `--insecure-registry` names for a registry source (added to $EOD_INSECURE_REGISTRY's). */
   insecureRegistries?: string[];
+  /** Fill every blob in the background after the prefetch list, at this many bytes/s (0: no cap). */
+  backgroundFetch?: number;
 }
 
 export class Daemon {
@@ -44,6 +47,8 @@ export class Daemon {
   readonly #opts: DaemonOptions;
   readonly #remotes = new Map<string, Remote>();
   readonly #traces = new Map<string, TraceRecorder>();
+  /** Background fills by mount point, stopped by umount. */
+  readonly #fills = new Map<string, AbortController>();
   #state: DaemonState;
   #control: http.Server | null = null;
   #busy: Promise<unknown> = Promise.resolve(); // mount/umount run one at a time
@@ -72,6 +77,7 @@ export class Daemon {
       try {
         await this.#reattach(m);
         kept.push(m);
+        if (m.backgroundFetch !== undefined) this.#fillInBackground(m, Promise.resolve()); // resumes where the cache is
         this.#opts.log("info", "re-attached", { mountPoint: m.mountPoint, source: m.source });
       } catch (err) {
         this.#opts.log("error", "cannot re-attach", { mountPoint: m.mountPoint, err });
@@ -170,6 +176,19 @@ export class Daemon {
     }
   }
 
+  /** Starts `--background-fetch` of a mount's blobs once `after` (its prefetch list) is done. */
+  #fillInBackground(record: MountRecord, after: Promise<void>): void {
+    const stop = new AbortController();
+    this.#fills.set(record.mountPoint, stop);
+    const { mountPoint } = record;
+    after.then(async () => {
+      const started = performance.now();
+      const bytes = await fillInBackground(this.core, record.blobs.map((b) => b.id), record.backgroundFetch ?? 0, stop.signal);
+      if (!stop.signal.aborted) this.#opts.log("info", "background fetch done", { mountPoint, bytes, ms: Math.round(performance.now() - started) });
+    }).catch((err: unknown) => this.#opts.log("warn", "background fetch failed", { mountPoint, err }))
+      .finally(() => { if (this.#fills.get(mountPoint) === stop) this.#fills.delete(mountPoint); });
+  }
+
   async mount(req: MountRequest): Promise<MountRecord> {
     if (!req || typeof req.source !== "string" || typeof req.mountPoint !== "string") throw new EodError("USAGE", "mount needs a source and a mount point");
     const mountPoint = path.resolve(req.mountPoint);
@@ -192,11 +211,13 @@ export class Daemon {
     const record: MountRecord = {
       mountPoint, source, frontend: this.#opts.frontend.name, bootstrapPath: image.bootstrapPath, mountSource: args.source, manifestDigest: image.manifestDigest,
       blobs: image.manifest.blobs.map((b) => ({ id: b.id, remotePath: b.remote.path })), mountedAt: new Date().toISOString(),
+      ...(typeof req.backgroundFetch === "number" && req.backgroundFetch >= 0 ? { backgroundFetch: req.backgroundFetch } : {}),
     };
     this.#state.mounts.push(record);
     saveState(this.#opts.cacheDir, this.#state);
     this.#opts.log("info", "mounted", { mountPoint, source, blobs: image.blobs.length, loadBytes: image.fetchedBytes, ms: Math.round(performance.now() - started) });
-    if (image.manifest.prefetch?.length) void this.#prefetch(image, mountPoint);
+    const prefetched = image.manifest.prefetch?.length ? this.#prefetch(image, mountPoint) : Promise.resolve();
+    if (record.backgroundFetch !== undefined) this.#fillInBackground(record, prefetched);
     return record;
   }
 
@@ -246,6 +267,7 @@ export class Daemon {
       }
     }
     this.#state.mounts = this.#state.mounts.filter((m) => m !== record);
+    this.#fills.get(mountPoint)?.abort();
     this.#opts.frontend.release(record.blobs.map((b) => b.id).filter((id) => !this.#inUse(id)), this.core);
     saveState(this.#opts.cacheDir, this.#state);
     this.#opts.log("info", "unmounted", { mountPoint });

@@ -15,6 +15,8 @@ export interface MountRecord {
   /** The image's blobs in device order, with where each one's remote form is. */
   blobs: Array<{ id: string; remotePath: string }>;
   mountedAt: string;
+  /** `--background-fetch`: bytes/s (0: no cap), resumed by a restarted daemon. */
+  backgroundFetch?: number;
 }
 
 export interface DaemonState {

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { corruptSlice, FaultSet, parseFaultRules, type FaultRule } from "./faults.ts";
-import { createThrottle, sleep, type Throttle } from "./throttle.ts";
+import { createThrottle, sleep, type Throttle } from "../remote/throttle.ts";
 
 export interface ServeOptions {
   /** The image directory; every file under it is served (manifest.json, bootstrap.erofs, blobs/…). */

@@ -131,3 +131,32 @@ test("a demand miss during a long prefetch is served without waiting for it", { 
     await eod("umount", mnt, "--cache-dir", cache);
   }
 });
+
+test("--background-fetch fills the whole image at the capped rate while demand misses are served at once", { skip, timeout: 120_000 }, async () => {
+  const { cache, mnt } = fresh();
+  const rate = 8_000_000;
+  const t0 = performance.now();
+  await eod("mount", new URL("plain/", fast.url).href, mnt, "--cache-dir", cache, "--background-fetch", "--background-rate", String(rate));
+  try {
+    const d0 = performance.now();
+    const conf = await readInChild(path.join(mnt, "etc/conf49"), 30_000);
+    const demandMs = performance.now() - d0;
+    assert.equal(conf.sha256, sha(fs.readFileSync(path.join(src, "etc/conf49"))));
+    let s = await blobStats(cache);
+    assert.ok(s.cachedBytes < s.totalBytes, "still filling when the demand read finished");
+    assert.ok(demandMs < 1500, `a demand read during the background fill took ${demandMs.toFixed(0)} ms`);
+    while (s.cachedBytes < s.totalBytes && performance.now() - t0 < 60_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      s = await blobStats(cache);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(s.cachedBytes, s.totalBytes, "the whole image is local");
+    assert.ok(seconds > (0.7 * s.totalBytes) / rate, `${s.totalBytes} bytes in ${seconds.toFixed(1)} s: the ${rate} B/s cap holds`);
+    const fetches = s.fetches;
+    const big = await readInChild(path.join(mnt, "data/big.bin"));
+    assert.equal(big.sha256, sha(fs.readFileSync(path.join(src, "data/big.bin"))));
+    assert.equal((await blobStats(cache)).fetches, fetches, "nothing left to fetch");
+  } finally {
+    await eod("umount", mnt, "--cache-dir", cache);
+  }
+});

@@ -1,4 +1,4 @@
-// Bandwidth limit for `eod serve --rate`: one token bucket shared by every response, so N parallel
+// Bandwidth limit (`eod serve --rate`, the daemon's background fetch): one token bucket shared by every transfer, so N parallel
 // downloads share the rate the way they would share a slow link. Kept as a virtual clock (the time at which
 // the link is free again, as in GCRA) rather than a refilling counter: a caller reserves its slice's
 // transmission time up front, so waiters are served in the order they asked and no timer polls.
