@@ -8,6 +8,10 @@ import { jsonLog, type Log } from "./log.ts";
 import type { RemoteOptions } from "../remote/remote.ts";
 import type { CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
+import { raiseNofile } from "../sys/rlimit.ts";
+
+/** Descriptors a daemon asks for: ~2 per open blob (cache file + fanotify write fd), for thousands of blobs. */
+const NOFILE_WANT = 65536;
 
 export interface RunOptions {
   cacheDir: string;
@@ -31,6 +35,8 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
     })();
     return stopping;
   };
+  const nofile = raiseNofile(NOFILE_WANT);
+  if (nofile.soft < 4096) log("warn", "open-file limit is low: each open blob takes ~2 descriptors", { soft: nofile.soft, hard: nofile.hard });
   const frontend = createFrontend(opts.frontend, log, opts.cacheDir);
   daemon = new Daemon({
     cacheDir: opts.cacheDir, frontend, log, remote: remoteOptionsFromEnv(), cache: cacheOptionsFromEnv(),
@@ -40,7 +46,7 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
   process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0)); });
   await daemon.start();
   fs.writeFileSync(path.join(opts.cacheDir, "daemon.pid"), `${process.pid}\n`, { mode: 0o600 });
-  log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length });
+  log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length, nofile: nofile.soft });
   await afterStart?.(daemon);
   return daemon;
 }

@@ -3,7 +3,8 @@
 // name was read right after the call, so callers match on `err.errno === "ENOENT"`.
 //
 //   libc.ts   loads libc lazily, declares the prototypes, check()/sysError() errno helpers
-//   mount.ts  mount(2) (sync and on a worker thread), umount2(2), MS_*/MNT_* constants
+//   mount.ts  mount(2) (sync and on a worker thread), the new mount API for long option lists, umount2(2)
+//   rlimit.ts getrlimit/setrlimit, raiseNofile() for a daemon serving many blobs
 //   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
 //   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
@@ -11,6 +12,7 @@
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
 export * from "./libc.ts";
 export * from "./mount.ts";
+export * from "./rlimit.ts";
 export * from "./xattr.ts";
 export * from "./fanotify.ts";
 export * from "./seek.ts";

@@ -27,6 +27,14 @@ export interface Libc {
   /** ioctl(2) whose third argument is an int passed by value (CACHEFILES_IOC_READ_COMPLETE). */
   ioctl_int(fd: number, request: number, arg: number): number;
   pwrite(fd: number, buf: Uint8Array, count: number, offset: number): number | bigint;
+  /** The new mount API through syscall(2) (numbers in mount.ts): glibc has wrappers only since 2.36. */
+  fsopen: (nr: number, fsName: string, flags: number) => number;
+  fsconfig: WithAsync<(nr: number, fd: number, cmd: number, key: string | null, value: string | null, aux: number) => number>;
+  fsmount: (nr: number, fd: number, flags: number, attrFlags: number) => number;
+  move_mount: (nr: number, fromDirfd: number, fromPath: string, toDirfd: number, toPath: string, flags: number) => number;
+  /** struct rlimit is two 64-bit words (rlim_cur, rlim_max), read and written through a 16-byte buffer. */
+  getrlimit(resource: number, rlim: Uint8Array): number;
+  setrlimit(resource: number, rlim: Uint8Array): number;
 }
 
 // Loaded on first use, not at import: importing src/sys must stay cheap and must not fail
@@ -62,6 +70,14 @@ export function libc(): Libc {
     // arm64 a variadic int goes in the same register, and a non-variadic prototype can run .async.
     ioctl_int: lib.func("int ioctl(int fd, unsigned long request, int arg)"),
     pwrite: lib.func("intptr_t pwrite(int fd, const void *buf, size_t count, int64_t offset)"),
+    // syscall() is variadic; like ioctl above it is declared once per argument shape (integers and pointers
+    // go in the same registers either way, and glibc's syscall() reads no vector registers).
+    fsopen: lib.func("syscall", "long", ["long", "const char *", "unsigned int"]),
+    fsconfig: lib.func("syscall", "long", ["long", "int", "unsigned int", "const char *", "const char *", "int"]),
+    fsmount: lib.func("syscall", "long", ["long", "int", "unsigned int", "unsigned int"]),
+    move_mount: lib.func("syscall", "long", ["long", "int", "const char *", "int", "const char *", "unsigned int"]),
+    getrlimit: lib.func("int getrlimit(int resource, void *rlim)"),
+    setrlimit: lib.func("int setrlimit(int resource, const void *rlim)"),
   };
   return cached;
 }
