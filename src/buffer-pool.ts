@@ -1,9 +1,11 @@
-// Reusable memory for decoded chunks. A fill decodes into a pooled buffer, verifies it, writes it to the
-// storage and gives it back, so steady-state misses allocate nothing: fresh 256 KiB–4 MiB buffers per fill
-// made GC pauses the p99 of the fill latency. Buffers come in power-of-two size classes; at most `retain`
-// bytes are kept when idle (the byte budget bounds what is out at once).
+// Reusable memory for chunk-sized work: the cache core decodes a fill into a pooled buffer, verifies it,
+// writes it and gives it back (fresh 256 KiB–4 MiB buffers per fill made GC pauses the p99 of the fill
+// latency); the builders read chunks into pooled buffers until they are written. Buffers come in power-of-two
+// size classes; at most `retain` bytes are kept when idle. Only buffers this pool made are taken back.
 export class BufferPool {
   readonly #free = new Map<number, Buffer[]>();
+  /** The memory this pool made: anything else given back (a slice of Node's shared pool) is left alone. */
+  readonly #own = new WeakSet<ArrayBufferLike>();
   readonly #retain: number;
   #kept = 0;
 
@@ -19,17 +21,19 @@ export class BufferPool {
       this.#kept -= cls;
       return buf.subarray(0, size);
     }
-    return Buffer.allocUnsafeSlow(cls).subarray(0, size); // not from Node's shared 8 KiB pool: we own it whole
+    const fresh = Buffer.allocUnsafeSlow(cls); // not from Node's shared 8 KiB pool: we own it whole
+    this.#own.add(fresh.buffer);
+    return fresh.subarray(0, size);
   }
 
   /** Returns a buffer from take(); the caller must not use it afterwards. */
-  give(view: Buffer): void {
-    const whole = Buffer.from(view.buffer, 0, view.buffer.byteLength);
-    const cls = whole.length;
-    if (cls !== sizeClass(cls) || this.#kept + cls > this.#retain) return; // let GC have it
+  give(view: Uint8Array): void {
+    if (!this.#own.has(view.buffer)) return;
+    const cls = view.buffer.byteLength;
     let list = this.#free.get(cls);
     if (!list) this.#free.set(cls, (list = []));
-    list.push(whole);
+    if (this.#kept + cls > this.#retain || list.some((b) => b.buffer === view.buffer)) return; // GC takes it; a second give is ignored
+    list.push(Buffer.from(view.buffer, 0, cls));
     this.#kept += cls;
   }
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BufferPool } from "../../src/cache/buffer-pool.ts";
+import { BufferPool } from "../src/buffer-pool.ts";
 
 test("BufferPool.take() gives exact-size views and reuses given-back memory of the same size class", () => {
   const pool = new BufferPool(1 << 20);
@@ -22,4 +22,16 @@ test("BufferPool keeps at most `retain` bytes when idle", () => {
   const y = pool.take(262_144);
   assert.equal(x.buffer, views[0].buffer);
   assert.notEqual(y.buffer, views[1].buffer, "the second one was over the retain limit and dropped");
+});
+
+test("BufferPool ignores memory it did not make and a second give of the same buffer", () => {
+  const pool = new BufferPool(1 << 20);
+  pool.give(Buffer.from("a slice of Node's shared pool")); // must never be handed out
+  const a = pool.take(8192);
+  pool.give(a);
+  pool.give(a);
+  const x = pool.take(8192);
+  const y = pool.take(8192);
+  assert.equal(x.buffer, a.buffer);
+  assert.notEqual(y.buffer, a.buffer, "given twice, handed out once");
 });

@@ -4,6 +4,7 @@
 import { webcrypto } from "node:crypto";
 import type { ChunkAddr } from "../erofs/chunk.ts";
 import type { BlobWriter } from "./blob-writer.ts";
+import { BufferPool } from "../buffer-pool.ts";
 import { isZero, overlapsData, type SourceFile } from "./source-file.ts";
 
 export interface ChunkStats {
@@ -18,18 +19,6 @@ interface Pending {
   index: number;
   buf: Buffer;
   digest: Promise<ArrayBuffer>;
-}
-
-/** Reuses chunk-sized buffers: a buffer comes back once the blob writer has written it (or it was a dup). */
-export class BufferPool {
-  readonly #size: number;
-  readonly #free: Buffer[] = [];
-  constructor(size: number) { this.#size = size; }
-  take(len: number): Buffer { return (this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#size)).subarray(0, len); }
-  give(buf: Uint8Array): void {
-    const whole = Buffer.from(buf.buffer, 0, this.#size);
-    if (buf.byteOffset === 0 && buf.buffer.byteLength === this.#size) this.#free.push(whole);
-  }
 }
 
 export class Chunker {
@@ -47,7 +36,9 @@ export class Chunker {
     this.#chunkSize = opts.chunkSize;
     this.#deviceId = opts.deviceId;
     this.#window = opts.window ?? 8;
-    this.#pool = new BufferPool(opts.chunkSize);
+    // A buffer comes back once the blob writer has written it (or it was a dup); at most the read-ahead
+    // window and the writer's queue are out at once, so that much is worth keeping.
+    this.#pool = new BufferPool(2 * this.#window * opts.chunkSize);
     writer.onWritten = (plain) => this.#pool.give(plain);
   }
 

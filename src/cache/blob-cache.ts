@@ -16,7 +16,7 @@ import type { Semaphore } from "../remote/remote.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
-import type { BufferPool } from "./buffer-pool.ts";
+import type { BufferPool } from "../buffer-pool.ts";
 
 export interface BlobSourceRef {
   remote: Remote;

@@ -12,7 +12,7 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
-import { BufferPool } from "./buffer-pool.ts";
+import { BufferPool } from "../buffer-pool.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 import { Semaphore } from "../remote/remote.ts";

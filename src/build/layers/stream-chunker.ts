@@ -6,7 +6,8 @@
 import { webcrypto } from "node:crypto";
 import type { ChunkAddr } from "../../erofs/chunk.ts";
 import type { BlobWriter } from "../blob-writer.ts";
-import { BufferPool, type ChunkStats } from "../chunker.ts";
+import { BufferPool } from "../../buffer-pool.ts";
+import type { ChunkStats } from "../chunker.ts";
 import { isZero } from "../source-file.ts";
 import { EodError } from "../../errors.ts";
 
@@ -38,7 +39,7 @@ export class LayerChunker {
 
   constructor(opts: LayerChunkerOptions) {
     this.#opts = opts;
-    this.#pool = new BufferPool(opts.chunkSize);
+    this.#pool = new BufferPool(Math.max(2 * opts.chunkSize, 32 << 20)); // what the writer's queue holds at most
   }
 
   /** This layer's blob writer, if a chunk was stored. */
