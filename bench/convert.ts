@@ -43,17 +43,49 @@ const CHUNK = arg("chunk", "128K");
 const CHUNK_BYTES = Number(/^(\d+)K$/i.exec(CHUNK)?.[1] ?? NaN) * 1024 || Number(CHUNK);
 const PARTS = arg("parts", "convert,cold").split(",");
 
-interface Result { code: number | null; stdout: string; stderr: string; seconds: number }
+interface Result { code: number | null; stdout: string; stderr: string; seconds: number; cpuSeconds: number; otherCpuSeconds: number }
 
+/** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait; USER_HZ = 100). */
+function machineBusy(): number {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3] - (f[4] ?? 0)) / 100;
+}
+
+/** CPU seconds of a process (the registry: its work for our pushes is ours, not foreign load). */
+function processCpu(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+let registryPid: number | undefined;
+
+/**
+ * Runs a command; with its wall time, the CPU time it and its children used (GNU time), and what the rest of
+ * the machine used meanwhile (other processes on a shared machine skew timings: reported, not hidden).
+ */
 function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const timeFile = path.join(os.tmpdir(), `eod-bench-time-${process.pid}`);
+  const busy0 = machineBusy();
+  const reg0 = processCpu(registryPid);
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("/usr/bin/time", ["-f", "%U %S", "-o", timeFile, cmd, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => { stdout += c; });
     child.stderr.on("data", (c: Buffer) => { stderr = (stderr + c).slice(-8192); });
-    child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - t0) / 1000 }));
+    child.on("close", (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      let cpuSeconds = 0;
+      try { cpuSeconds = fs.readFileSync(timeFile, "utf8").trim().split("\n").at(-1)!.split(" ").map(Number).reduce((a, b) => a + b, 0); } catch { /* no time output */ }
+      fs.rmSync(timeFile, { force: true });
+      const otherCpuSeconds = Math.max(0, machineBusy() - busy0 - cpuSeconds - (processCpu(registryPid) - reg0));
+      resolve({ code, stdout, stderr, seconds, cpuSeconds, otherCpuSeconds });
+    });
   });
 }
 
@@ -153,6 +185,7 @@ async function main(): Promise<number> {
   const layer = await corpusLayer(corpus);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-convert-"));
   const reg = await startRegistry();
+  registryPid = reg.pid;
   const result: Record<string, unknown> = {
     date: new Date().toISOString(), commit: spawnSync("git", ["-C", repo, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version },
@@ -183,6 +216,8 @@ async function main(): Promise<number> {
 
 async function convertPart(ref: string, reg: RunningRegistry, layerFile: string, work: string) {
   const times: Record<string, number[]> = { convert: [], convertNone: [], tar: [], mkfs: [], reference: [] };
+  const cpu: Record<string, number[]> = { convert: [], convertNone: [], reference: [] };
+  const foreign: number[] = []; // CPU seconds other processes used during each run's four commands
   let summary: { build: { manifest: { blobs: Array<{ remote: { size: number } }>; bootstrap: { size: number } } }; seconds: { pull: number; push: number } } | null = null;
   for (let i = 0; i < RUNS; i++) {
     dropCaches();
@@ -203,11 +238,17 @@ async function convertPart(ref: string, reg: RunningRegistry, layerFile: string,
     fs.rmSync(tree, { recursive: true, force: true });
     fs.rmSync(path.join(work, "blob"), { force: true });
     fs.rmSync(path.join(work, "boot.erofs"), { force: true });
-    process.stderr.write(`convert run ${i + 1}: eod ${c.seconds.toFixed(2)} s (none ${n.seconds.toFixed(2)} s), tar ${t.seconds.toFixed(2)} + mkfs ${m.seconds.toFixed(2)} s\n`);
+    cpu.convert.push(c.cpuSeconds);
+    cpu.convertNone.push(n.cpuSeconds);
+    cpu.reference.push(t.cpuSeconds + m.cpuSeconds);
+    foreign.push(c.otherCpuSeconds + n.otherCpuSeconds + t.otherCpuSeconds + m.otherCpuSeconds);
+    process.stderr.write(`convert run ${i + 1}: eod ${c.seconds.toFixed(2)} s (none ${n.seconds.toFixed(2)} s), tar ${t.seconds.toFixed(2)} + mkfs ${m.seconds.toFixed(2)} s; other processes used ${foreign.at(-1)!.toFixed(1)} CPU s meanwhile\n`);
   }
   const r = {
     seconds: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, best(v)])),
     all: times,
+    cpuSeconds: cpu,
+    foreignCpuSeconds: foreign,
     ratio: best(times.convert) / best(times.reference),
     ratioNone: best(times.convertNone) / best(times.reference),
     lastRun: summary ? { pullAndBuild: summary.seconds.pull, push: summary.seconds.push, blobBytes: summary.build.manifest.blobs.reduce((n, b) => n + b.remote.size, 0), bootstrapBytes: summary.build.manifest.bootstrap.size } : null,

@@ -8,6 +8,7 @@ import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
 import { parse, parseSize, print } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { imageSource } from "./image-source.ts";
+import { isRegistrySource } from "../remote/registry/image-remote.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
 
 export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/ | registry-ref> <mountpoint> [options]
@@ -75,12 +76,13 @@ export async function mountCommand(argv: string[]): Promise<number> {
 }
 
 /**
- * ensureDaemon(), and when it has to start the daemon of an HTTP image, the image's metadata (bootstrap and
+ * ensureDaemon(), and when it has to start the daemon of an HTTP or registry image, the image's metadata (bootstrap and
  * chunk tables, verified and kept content-addressed in the cache directory) is fetched meanwhile, so the
  * daemon's load finds it there: the daemon's start-up and those round trips overlap on a cold start.
  */
 async function startDaemonWarm(cacheDir: string, frontend: FrontendKind, source: string): Promise<string> {
-  if (!/^https?:\/\//i.test(source) || await daemonAlive(socketPathOf(cacheDir))) return ensureDaemon(cacheDir, frontend);
+  const remote = /^https?:\/\//i.test(source) || isRegistrySource(source); // a registry source too: its tag, manifest.json, bootstrap, tables
+  if (!remote || await daemonAlive(socketPathOf(cacheDir))) return ensureDaemon(cacheDir, frontend);
   const warm = (async () => {
     const { openRemote } = await import("../remote/remote.ts");
     const { loadImage } = await import("../daemon/images.ts");

@@ -64,7 +64,7 @@ before(async () => {
   await pushOciImage(client, { registry: reg.host, repository: "eod/src" }, "v1", layers);
   expected = path.join(work, "expected");
   extractLayers(layers.files, expected, work);
-  const r = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${reg.host}/eod/conv:v1`], env());
+  const r = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${reg.host}/eod/conv:v1`, "-o", path.join(work, "img")], env());
   assert.equal(r.status, 0, r.stderr);
 });
 
@@ -152,6 +152,19 @@ test("eod pull fetches every chunk; a mount after it fetches nothing", { skip, t
   await eod(["mount", `${host}/eod/conv:v1`, mnt, "--cache-dir", cache]);
   assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
   assert.equal(seen.rangeBytes, 0, "nothing fetched after eod pull");
+  await eod(["umount", mnt, "--cache-dir", cache]);
+});
+
+test("eod pull of an image directory: a mount after it fetches nothing from it", { skip, timeout: 60_000 }, async () => {
+  const { cache, mnt } = freshCache("pull-dir");
+  const img = path.join(work, "img");
+  const out = JSON.parse(await eod(["pull", img, "--cache-dir", cache, "--json"]));
+  assert.equal(out.source, img);
+  assert.equal(out.cachedBytes, out.totalBytes);
+  await eod(["mount", img, mnt, "--cache-dir", cache]);
+  assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
+  const s = JSON.parse(await eod(["status", "--cache-dir", cache, "--json"]));
+  assert.deepEqual(s.blobs.map((b: { fetchedBytes: number }) => b.fetchedBytes), s.blobs.map(() => 0), "no blob byte read from the image directory");
   await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
