@@ -23,6 +23,12 @@ export interface LayersOptions extends ImageOptions {
   maxRatio?: number;
   /** Largest PAX / GNU long-name header (default 1 MiB). */
   maxMetaSize?: number;
+  /**
+   * Called when a layer's blob is complete, before the next layer is read: its remote form is final at
+   * `remoteTmp` (renamed to blobs/<id> when the image is written; an fd opened now stays valid), so a
+   * caller can push it while the next layers build.
+   */
+  onBlobDone?: (blob: FinishedBlob, layer: number) => void;
 }
 
 export interface LayerSummary extends LayerStreamStats {
@@ -123,8 +129,10 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
         await chunker.finish();
         const writer = chunker.blob;
         if (writer) {
-          blobs.push({ ...(await writer.finish()), remoteTmp });
+          const done = { ...(await writer.finish()), remoteTmp };
+          blobs.push(done);
           blobLayers.push(k);
+          opts.onBlobDone?.(done, k);
         }
       } catch (err) {
         chunker.abort();
