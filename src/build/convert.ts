@@ -1,9 +1,11 @@
 // `eod convert <src-ref> <dst-ref>`: an OCI/Docker image in a registry → our image, pushed in its OCI form
 // (src/image/oci-form.ts). The source manifest is resolved (tag → platform), its config fetched and verified;
 // each layer blob streams from the registry into the layer build (verified by digest and diff_id as it
-// passes, memory bounded); the image directory is written to a temporary directory, then its files are pushed
-// (those the destination has are skipped; the config is mounted from the source repository on the same
-// registry) and the OCI manifest last, so a tag never names an image whose blobs are missing.
+// passes, memory bounded) into an image directory (a temporary one unless -o). The source config is pushed
+// first (mounted from the source repository on the same registry): it checks the destination before any
+// building. Each layer's blob is pushed as soon as the layer is done, while the next ones build; the other
+// files once the image is written; blobs the destination has are skipped; the OCI manifest goes last, so a
+// tag never names an image whose blobs are missing.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,7 +13,8 @@ import { EodError } from "../errors.ts";
 import { MANIFEST_NAME, parseManifest } from "../image/manifest.ts";
 import { ANNOTATIONS, formFiles, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociManifestOf } from "../image/oci-form.ts";
 import { Semaphore } from "../remote/remote.ts";
-import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
+import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
+import type { FinishedBlob } from "./image.ts";
 import { buildFromLayers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
 import type { LayerInput } from "./layers/layer-stream.ts";
 import { diffIdsOf, parseJson } from "./layers/sources.ts";
@@ -69,34 +72,48 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
       // end, which the build reads to) and hashing the compressed bytes twice would cost the main thread.
       return { name, size: d.size, diffId: diffIds[i], open: () => counted(client.blobStream(src, d), (n) => opts.onLayer?.(i, name, n, d.size)) };
     });
+    // The config first: it checks that the destination answers and takes our pushes before any building.
+    const sameRegistry = src.registry === dst.registry;
+    const configPush = await client.pushBlob(dst, configBytes, {
+      digest: img.manifest.config.digest, mediaType: img.manifest.config.mediaType,
+      ...(sameRegistry && src.repository !== dst.repository ? { mountFrom: src.repository } : {}),
+    });
+    const slots = new Semaphore(opts.pushConcurrency ?? 4);
+    let pushedCount = 1;
+    let total = img.manifest.layers.length * 2 + 3; // at most a table and a blob per layer, manifest, bootstrap, config
+    const tick = () => opts.onPush?.(++pushedCount, total);
+    // A layer's blob is pushed as soon as it is complete, while the next layers build.
+    const early = new Map<string, Promise<PushedBlob>>();
+    const pushEarly = (b: FinishedBlob) => {
+      const fd = fs.openSync(b.remoteTmp, "r"); // now: the build renames the file later
+      const push = slots.run(() => client.pushBlob(dst, fdSource(fd, b.table.remoteSize), { digest: b.remoteDigest, mediaType: OCI_FORM_TYPES.blob }))
+        .finally(() => fs.closeSync(fd));
+      push.then(tick, () => {}); // a failure is reported where it is awaited
+      early.set(b.remoteDigest, push);
+    };
     const imageDir = opts.output ? path.resolve(opts.output) : path.join(work, "image");
-    const build = await buildFromLayers(layers, imageDir, opts);
+    let build: LayersSummary;
+    try {
+      build = await buildFromLayers(layers, imageDir, { ...opts, onBlobDone: pushEarly });
+    } catch (err) {
+      await Promise.allSettled(early.values());
+      throw err;
+    }
     const pulled = performance.now();
 
-    // Push: every file but the OCI manifest, in parallel; the config mounted from the source when it can be.
+    // Push the other files (and wait for the blobs already on their way); the OCI manifest last.
     const manifestBytes = fs.readFileSync(path.join(imageDir, MANIFEST_NAME));
     const m = parseManifest(manifestBytes.toString("utf8"), `${imageDir}/${MANIFEST_NAME}`);
     const files = [
       { path: MANIFEST_NAME, mediaType: OCI_FORM_TYPES.manifest, digest: sha256Digest(manifestBytes), size: manifestBytes.length },
       ...formFiles(m).map((f) => ({ path: f.ref.path, mediaType: f.mediaType, digest: f.ref.digest, size: f.ref.size })),
     ];
-    const slots = new Semaphore(opts.pushConcurrency ?? 4);
-    let pushedCount = 0;
-    const total = files.length + 1;
-    const tick = () => opts.onPush?.(++pushedCount, total);
-    const sameRegistry = src.registry === dst.registry;
-    const [configPush, ...filePushes] = await Promise.all([
-      slots.run(async () => {
-        const r = await client.pushBlob(dst, configBytes, { digest: img.manifest.config.digest, mediaType: img.manifest.config.mediaType, ...(sameRegistry && src.repository !== dst.repository ? { mountFrom: src.repository } : {}) });
-        tick();
-        return r;
-      }),
-      ...files.map((f) => slots.run(async () => {
-        const r = await client.pushBlob(dst, await fileSource(path.join(imageDir, f.path)), { digest: f.digest, mediaType: f.mediaType });
-        tick();
-        return r;
-      })),
-    ]);
+    total = files.length + 1;
+    const filePushes = await Promise.all(files.map((f) => early.get(f.digest) ?? slots.run(async () => {
+      const r = await client.pushBlob(dst, await fileSource(path.join(imageDir, f.path)), { digest: f.digest, mediaType: f.mediaType });
+      tick();
+      return r;
+    })));
     const oci = ociManifestOf(files[0], m, img.manifest.config as Descriptor, {
       [ANNOTATIONS.sourceDigest]: img.digest,
       [ANNOTATIONS.sourceRef]: formatReference(src),
@@ -118,6 +135,25 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     fs.rmSync(work, { recursive: true, force: true });
     if (!opts.client) await client.close();
   }
+}
+
+/** An open file as a push source (its path may change meanwhile). */
+function fdSource(fd: number, size: number): BlobSource {
+  return {
+    size,
+    read: (offset, length) => new Promise((resolve, reject) => {
+      const buf = Buffer.allocUnsafe(length);
+      const step = (done: number): void => {
+        if (done === length) return resolve(buf);
+        fs.read(fd, buf, done, length - done, offset + done, (err, n) => {
+          if (err) return reject(err);
+          if (n === 0) return reject(new Error(`blob file ended at ${offset + done} of ${size} bytes`));
+          step(done + n);
+        });
+      };
+      step(0);
+    }),
+  };
 }
 
 function withDigest(ref: Reference, digest: string): Reference {

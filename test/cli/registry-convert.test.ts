@@ -139,7 +139,7 @@ test("a registry using a token server: the right password converts, a wrong one 
   }
 });
 
-test("a layer whose bytes change on the way is refused (digest), and nothing is pushed", { timeout: 60_000 }, async () => {
+test("a layer whose bytes change on the way is refused (digest), and no manifest is pushed", { timeout: 60_000 }, async () => {
   // A proxy in front of the registry changes one byte of every gzip blob it passes on.
   const [, port] = reg.host.split(":");
   const proxy = http.createServer((req, res) => {
