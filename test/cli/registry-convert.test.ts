@@ -5,6 +5,7 @@
 // auth through DOCKER_CONFIG (right and wrong password); a layer whose bytes change on the way is refused.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import dns from "node:dns/promises";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -13,7 +14,7 @@ import path from "node:path";
 import { eodAsync } from "../helpers/lazy.ts";
 import { pushOciImage, writeTestLayers, type TestImageFiles } from "../helpers/oci-image.ts";
 import { startRegistry, startTokenServer, type RunningRegistry } from "../helpers/registry.ts";
-import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { isLoopback, RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
 
 let reg: RunningRegistry;
@@ -167,5 +168,27 @@ test("a layer whose bytes change on the way is refused (digest), and no manifest
     await assert.rejects(client.resolve(`${reg.host}/eod/lied:v1`), { code: "REGISTRY_NOT_FOUND" });
   } finally {
     await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
+  }
+});
+
+test("--insecure-registry: a registry with a self-signed certificate under a non-loopback name", { timeout: 120_000 }, async (t) => {
+  // The host name resolves to a loopback address but is not one by name: spoken to over verified HTTPS.
+  const name = os.hostname().toLowerCase();
+  const ip = await dns.lookup(name, { family: 4 }).then((a) => a.address, () => "");
+  if (!ip || !isLoopback(ip) || isLoopback(name)) return t.skip(`host name ${name} does not resolve to a loopback address`);
+  const tls = await startRegistry({ ip, tls: true });
+  const host = `${name}:${tls.port}`;
+  const c = new RegistryClient({ credentials: staticCredentials({}), insecureRegistries: [host] });
+  try {
+    await pushOciImage(c, { registry: host, repository: "eod/src" }, "v1", layers);
+    const refused = await eodAsync(["convert", `${host}/eod/src:v1`, `${host}/eod/conv:v1`], noCreds());
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /TLS failed: self-signed certificate.*--insecure-registry/);
+    const ok = await eodAsync(["convert", `${host}/eod/src:v1`, `${host}/eod/conv:v1`, "--insecure-registry", host], noCreds());
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal((await c.resolve(`${host}/eod/conv:v1`)).manifest.layers[0].annotations?.[ANNOTATIONS.title], "manifest.json");
+  } finally {
+    await c.close();
+    await tls.stop();
   }
 });
