@@ -6,7 +6,9 @@
 // with manifest.json, and manifest.json bytes changed on the way, are refused.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import dns from "node:dns/promises";
 import fs from "node:fs";
+import os from "node:os";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -18,7 +20,7 @@ import { extractLayers } from "../helpers/overlay-extract.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { ensureDaemon } from "../../src/daemon/spawn.ts";
-import { MEDIA_TYPES, RegistryClient, sha256Digest, staticCredentials } from "../../src/remote/registry/index.ts";
+import { isLoopback, MEDIA_TYPES, RegistryClient, sha256Digest, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS } from "../../src/image/oci-form.ts";
 
 const skip = !haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events";
@@ -203,4 +205,27 @@ test("a registry image that is not ours, and a missing tag, are clear errors", {
   const r2 = await eodAsync(["mount", `${host}/eod/conv:nope`, mnt, "--cache-dir", cache], env());
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /tag "nope" not found/);
+});
+
+test("--insecure-registry reaches the daemon: mount and pull from a self-signed HTTPS registry", { skip, timeout: 120_000 }, async (t) => {
+  const name = os.hostname().toLowerCase();
+  const ip = await dns.lookup(name, { family: 4 }).then((a) => a.address, () => "");
+  if (!ip || !isLoopback(ip) || isLoopback(name)) return t.skip(`host name ${name} does not resolve to a loopback address`);
+  const tls = await startRegistry({ ip, tls: true });
+  const tlsHost = `${name}:${tls.port}`;
+  try {
+    const c = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${tlsHost}/eod/conv:v1`, "--insecure-registry", tlsHost], env());
+    assert.equal(c.status, 0, c.stderr);
+    const { cache, mnt } = freshCache("tls");
+    const refused = await eodAsync(["mount", `${tlsHost}/eod/conv:v1`, mnt, "--cache-dir", cache], env());
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /TLS failed: self-signed certificate.*--insecure-registry/);
+    // With the flag, the name reaches the daemon (in the request, and in the environment of one it starts).
+    await eod(["pull", `${tlsHost}/eod/conv:v1`, "--cache-dir", cache, "--insecure-registry", tlsHost]);
+    await eod(["mount", `${tlsHost}/eod/conv:v1`, mnt, "--cache-dir", cache, "--insecure-registry", tlsHost]);
+    assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
+    await eod(["umount", mnt, "--cache-dir", cache]);
+  } finally {
+    await tls.stop();
+  }
 });
