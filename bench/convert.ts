@@ -14,7 +14,7 @@
 //   registry to 20 MB/s and adds 20 ms per request (bench:lazy's link): lazy = `eod mount <ref>` + `chroot
 //   <mnt> python3 -c 'import json'`, fresh cache each run (best of N); full = `eod pull <ref>` into a fresh
 //   cache + the same mount and chroot (one run); the same lazy cold start from `eod serve` of the same image
-//   directory with the same throttle, for comparison with bench:lazy.
+//   directory behind the same proxy, for comparison with bench:lazy (and to see what the registry adds).
 // Results are printed and written to bench/results/convert-<UTC timestamp>.json.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -304,22 +304,24 @@ async function coldPart(ref: string, reg: RunningRegistry, work: string, cleanup
     unmountAll(mnt);
     killDaemon(cache);
   }
-  // The same image directory from eod serve with the same link, for comparison with bench:lazy.
-  const serve = spawn(NODE, [EOD, "serve", imageDir, "--listen", "127.0.0.1:0", "--rate", String(RATE), "--latency", String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] });
+  // The same image directory from eod serve behind the same proxy (the same link), for comparison with bench:lazy.
+  const serve = spawn(NODE, [EOD, "serve", imageDir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
   cleanups.push(() => { serve.kill("SIGTERM"); });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     serve.stdout!.on("data", (c: Buffer) => { out += c; if (out.includes("\n")) resolve(out.split("\n")[0].trim()); });
     serve.once("exit", (code) => reject(new Error(`eod serve exited ${code}`)));
   });
+  const serveProxy = await throttledProxy(new URL(url).host);
+  cleanups.push(() => serveProxy.close());
   const served = [];
-  for (let i = 0; i < RUNS; i++) served.push(await coldStart(url, () => NaN, () => {}));
+  for (let i = 0; i < RUNS; i++) served.push(await coldStart(`http://${serveProxy.host}/`, serveProxy.bytes, serveProxy.reset));
   const bestLazy = lazy.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   const r = {
     imageBytes, lazy: bestLazy, lazyAll: lazy, full, servedLazy: served.reduce((a, b) => (b.seconds < a.seconds ? b : a)),
     bytesRatio: bestLazy.bytes / imageBytes, timeRatio: bestLazy.seconds / full.seconds,
   };
-  console.log(`cold start from the registry (20 MB/s, 20 ms): lazy ${r.lazy.seconds.toFixed(2)} s (mount ${r.lazy.mountSeconds.toFixed(2)} s), ${(r.lazy.bytes / 1e6).toFixed(1)} MB; full (eod pull + mount + run) ${full.seconds.toFixed(2)} s, ${(full.bytes / 1e6).toFixed(1)} MB; image ${(imageBytes / 1e6).toFixed(1)} MB; bytes ratio ${r.bytesRatio.toFixed(3)}, time ratio ${r.timeRatio.toFixed(2)}; same image from eod serve: lazy ${r.servedLazy.seconds.toFixed(2)} s (mount ${r.servedLazy.mountSeconds.toFixed(2)} s)`);
+  console.log(`cold start from the registry (20 MB/s, 20 ms): lazy ${r.lazy.seconds.toFixed(2)} s (mount ${r.lazy.mountSeconds.toFixed(2)} s), ${(r.lazy.bytes / 1e6).toFixed(1)} MB; full (eod pull + mount + run) ${full.seconds.toFixed(2)} s, ${(full.bytes / 1e6).toFixed(1)} MB; image ${(imageBytes / 1e6).toFixed(1)} MB; bytes ratio ${r.bytesRatio.toFixed(3)}, time ratio ${r.timeRatio.toFixed(2)}; same image from eod serve: lazy ${r.servedLazy.seconds.toFixed(2)} s (mount ${r.servedLazy.mountSeconds.toFixed(2)} s), ${(r.servedLazy.bytes / 1e6).toFixed(1)} MB`);
   return r;
 }
 
