@@ -80,7 +80,7 @@ export class HttpRemote implements Remote {
       if (declared !== undefined && declared !== length) {
         throw new RemoteError("REMOTE_IO", url, `${what}: answer has ${declared} bytes (Content-Length), asked for ${length}`);
       }
-      return readBody(body, what, url, length, length);
+      return readBody(body, what, url, length, length, opts.onData);
     });
   }
 
@@ -183,7 +183,7 @@ function contentLength(headers: Record<string, string | string[] | undefined>): 
 }
 
 /** Reads the body, refusing more than `max` bytes as soon as they arrive and, when `exact` ≥ 0, any other length. */
-async function readBody(body: Body, what: string, url: string, exact: number, max: number): Promise<Uint8Array> {
+async function readBody(body: Body, what: string, url: string, exact: number, max: number, onData?: ReadOptions["onData"]): Promise<Uint8Array> {
   const out = new Uint8Array(exact >= 0 ? exact : 0);
   const parts: Uint8Array[] = [];
   let got = 0;
@@ -196,6 +196,7 @@ async function readBody(body: Body, what: string, url: string, exact: number, ma
     if (exact >= 0) out.set(chunk, got);
     else parts.push(chunk);
     got += chunk.length;
+    if (exact >= 0) onData?.(out, got);
   }
   if (exact >= 0 && got !== exact) throw new RemoteError("REMOTE_IO", url, `${what}: answer ended after ${got} of ${exact} bytes`);
   return exact >= 0 ? out : Buffer.concat(parts, got);

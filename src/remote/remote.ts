@@ -12,6 +12,12 @@ import { withRetry } from "./retry.ts";
 export interface ReadOptions {
   /** Aborting rejects with `signal.reason` and is never retried. */
   signal?: AbortSignal;
+  /**
+   * readRange() only, optional for a remote to honour: called as the answer arrives, with the buffer being
+   * filled (the same one, until a retry starts a new one) and how many of its bytes are in. Lets a caller use
+   * the first bytes of a long range before the rest has arrived.
+   */
+  onData?: (bytes: Uint8Array, received: number) => void;
 }
 
 /** Counters since the remote was opened; `errors` counts failed attempts, `retries` the attempts repeated. */

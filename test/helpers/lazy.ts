@@ -50,16 +50,18 @@ export function blobBytes(stats: { byPath: Record<string, { bytes: number }> }):
   return Object.entries(stats.byPath).filter(([p]) => p.startsWith("blobs/") && !p.endsWith(".ctab")).reduce((n, [, v]) => n + v.bytes, 0);
 }
 
-/** Unmounts everything mounted below `root` and kills the daemon of `cacheDir` (by its pid file). */
+/** Unmounts everything mounted below `root` and kills the holder and the daemon of `cacheDir` (by their pid files). */
 export function cleanup(root: string, cacheDir?: string): void {
   const mounted = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
     .filter((m): m is string => !!m && m.startsWith(root)).reverse();
   for (const m of mounted) spawnSync("umount", ["-l", m]);
   if (cacheDir) {
-    try {
-      const pid = Number(fs.readFileSync(path.join(cacheDir, "daemon.pid"), "utf8"));
-      if (pid > 1) process.kill(pid, "SIGKILL");
-    } catch { /* no daemon */ }
+    for (const f of ["holder.pid", "daemon.pid"]) { // the holder first, or it starts a new daemon
+      try {
+        const pid = Number(fs.readFileSync(path.join(cacheDir, f), "utf8"));
+        if (pid > 1) process.kill(pid, "SIGKILL");
+      } catch { /* none */ }
+    }
   }
 }
 
@@ -90,4 +92,24 @@ export function readInChild(file: string, timeoutMs = 60_000): Promise<{ sha256?
     child.stdout.on("data", (c: Buffer) => { out += c; });
     child.on("exit", () => { clearTimeout(timer); children.delete(child); try { resolve(JSON.parse(out)); } catch { reject(new Error(`reader printed ${out}`)); } });
   });
+}
+
+/** A scratch directory for lazy-mount tests: fresh cache + mount point pairs, and one teardown for all of them. */
+export function lazyWorkspace(work: string): { fresh(): { cache: string; mnt: string }; teardown(...servers: Array<Served | undefined>): void } {
+  let n = 0;
+  return {
+    fresh() {
+      const cache = path.join(work, `cache${++n}`);
+      const mnt = path.join(work, `mnt${n}`);
+      fs.mkdirSync(mnt);
+      return { cache, mnt };
+    },
+    /** Unmounts everything under `work`, kills every cache's daemon by pid, stops the servers, removes `work`. */
+    teardown(...servers) {
+      for (const d of fs.readdirSync(work).filter((name) => name.startsWith("cache"))) cleanup(work, path.join(work, d));
+      cleanup(work);
+      for (const s of servers) s?.stop();
+      fs.rmSync(work, { recursive: true, force: true });
+    },
+  };
 }

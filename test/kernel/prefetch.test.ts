@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { eodOk } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
-import { cleanup, eodAsync, readInChild, serve, type Served } from "../helpers/lazy.ts";
+import { eodAsync, lazyWorkspace, readInChild, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { parseTrace } from "../../src/image/prefetch.ts";
 
@@ -19,12 +19,13 @@ let work = "";
 let src = "";
 let fast: Served;
 let slow: Served;
-let cacheN = 0;
+let ws: ReturnType<typeof lazyWorkspace>;
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 before(async () => {
   if (skip) return;
   work = tempDir("eod-prefetch-");
+  ws = lazyWorkspace(work);
   src = path.join(work, "src");
   for (const d of ["app/bin", "app/lib", "data", "etc"]) fs.mkdirSync(path.join(src, d), { recursive: true });
   fs.writeFileSync(path.join(src, "app/bin/tool"), randomBytes(300_000));
@@ -39,20 +40,8 @@ before(async () => {
 });
 
 after(() => {
-  if (!work) return;
-  for (const d of fs.readdirSync(work).filter((n) => n.startsWith("cache"))) cleanup(work, path.join(work, d));
-  cleanup(work);
-  fast?.stop();
-  slow?.stop();
-  fs.rmSync(work, { recursive: true, force: true });
+  if (work) ws.teardown(fast, slow);
 });
-
-function fresh(): { cache: string; mnt: string } {
-  const cache = path.join(work, `cache${++cacheN}`);
-  const mnt = path.join(work, `mnt${cacheN}`);
-  fs.mkdirSync(mnt);
-  return { cache, mnt };
-}
 
 async function eod(...args: string[]) {
   const r = await eodAsync(args);
@@ -66,7 +55,7 @@ async function blobStats(cache: string) {
 }
 
 test("eod trace records the files a command touches, in first-touch order, with the ranges touched", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await eod("mount", new URL("plain/", fast.url).href, mnt, "--cache-dir", cache);
   const traceFile = path.join(work, "trace.json");
   try {
@@ -91,7 +80,7 @@ test("a build with --prefetch-from fetches the traced ranges at mount: the trace
   eodOk("build", src, "-o", img, "--chunk-size", "64K", "--prefetch-from", traceFile);
   const manifest = JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8"));
   assert.deepEqual(manifest.prefetch.map((e: { path: string }) => e.path), ["/app/bin/tool", "/app/lib/b.so"]);
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await eod("mount", new URL("traced/", fast.url).href, mnt, "--cache-dir", cache);
   try {
     let s = await blobStats(cache);
@@ -116,7 +105,7 @@ test("a demand miss during a long prefetch is served without waiting for it", { 
   const list = path.join(work, "prefetch.list");
   fs.writeFileSync(list, "# the whole data directory, 16 MiB: ~8 s at 2 MB/s\n/data\n");
   eodOk("build", src, "-o", path.join(work, "images/bigprefetch"), "--chunk-size", "64K", "--prefetch", list);
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await eod("mount", new URL("bigprefetch/", slow.url).href, mnt, "--cache-dir", cache);
   try {
     await new Promise((r) => setTimeout(r, 300));
@@ -133,7 +122,7 @@ test("a demand miss during a long prefetch is served without waiting for it", { 
 });
 
 test("--background-fetch fills the whole image at the capped rate while demand misses are served at once", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   const rate = 8_000_000;
   const t0 = performance.now();
   await eod("mount", new URL("plain/", fast.url).href, mnt, "--cache-dir", cache, "--background-fetch", "--background-rate", String(rate));
