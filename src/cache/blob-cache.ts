@@ -17,6 +17,8 @@ import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
 import type { BufferPool } from "../buffer-pool.ts";
+import { ChunkClock } from "./lru.ts";
+import { punchRange, type CullView } from "./cull-plan.ts";
 
 export interface BlobSourceRef {
   remote: Remote;
@@ -31,6 +33,12 @@ export interface BlobCacheOptions extends PlanOptions {
   prefetchFetch: number;
   budget: ByteBudget;
   pool: BufferPool;
+  /** Persisted LRU ticks of the chunks (presence.ts), else every chunk starts as used now. */
+  ticks?: Uint32Array | null;
+  /** Called with every change of cachedBytes (the core's budget accounting). */
+  onCachedChange?: (delta: number) => void;
+  /** A write failed for lack of space: free some (culling) and say whether the write is worth retrying. */
+  onNoSpace?: (bytes: number) => boolean;
 }
 
 /** Runs up to this many plain bytes are decoded on the main thread: a thread-pool hop costs more than that. */
@@ -62,6 +70,11 @@ export interface BlobStats {
   inFlight: number;
   corrupt: number;
   errors: number;
+  /** Chunks culled (holes punched) to keep the cache under its budget, and their bytes. */
+  evictions: number;
+  evictedBytes: number;
+  /** Writes retried after culling made room (the cache filesystem was full). */
+  noSpaceRetries: number;
 }
 
 export class BlobCache {
@@ -73,7 +86,14 @@ export class BlobCache {
   readonly #opts: BlobCacheOptions;
   readonly #inFlight = new Map<number, Promise<void>>();
   #dirty = false;
-  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0 };
+  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0 };
+  /** When each chunk was last used (LRU order for culling). */
+  readonly clock: ChunkClock;
+  /**
+   * Called before a chunk of a complete blob is culled: a frontend that stopped watching the blob's file
+   * (fanotify unmarks complete blobs) must watch it again before any of it becomes a hole.
+   */
+  onIncomplete: (() => void) | null = null;
   #stream: Stream | null = null;
   /** Called with every range asked of this blob while set (eod trace): ensure() calls it, frontends call it for hits they see. */
   onAccess: ((offset: number, length: number) => void) | null = null;
@@ -90,6 +110,7 @@ export class BlobCache {
     this.#source = source;
     this.#opts = opts;
     this.#totalBytes = table.entries.reduce((n, e) => n + e.plainSize, 0);
+    this.clock = new ChunkClock(table.entries.length, opts.ticks);
     for (let i = 0; i < table.entries.length; i++) if (presence.has(i)) this.#cachedBytes += table.entries[i].plainSize;
   }
 
@@ -111,11 +132,20 @@ export class BlobCache {
     return this.presence.complete;
   }
 
-  /** Whether every chunk overlapping [offset, offset+length) is present (no I/O, no waiting). */
+  /**
+   * Whether every chunk overlapping [offset, offset+length) is present (no I/O, no waiting). A frontend asks
+   * this on its hit path, so a yes also marks those chunks as used now (LRU; a typed-array store).
+   */
   isPresent(offset: number, length: number): boolean {
     const r = chunksOverlapping(this.table.entries, offset, length);
     if (!r) return true;
     for (let i = r[0]; i <= r[1]; i++) if (!this.presence.has(i)) return false;
+    this.clock.touch(r[0], r[1]);
+    return true;
+  }
+
+  #allPresent(first: number, last: number): boolean {
+    for (let i = first; i <= last; i++) if (!this.presence.has(i)) return false;
     return true;
   }
 
@@ -126,8 +156,59 @@ export class BlobCache {
     for (let i = r[0]; i <= r[1]; i++) {
       if (!this.presence.has(i) || this.#inFlight.has(i)) continue;
       this.presence.clear(i);
-      this.#cachedBytes -= this.table.entries[i].plainSize;
+      this.#addCached(-this.table.entries[i].plainSize);
     }
+  }
+
+  #addCached(delta: number): void {
+    this.#cachedBytes += delta;
+    this.#opts.onCachedChange?.(delta);
+  }
+
+  get cachedBytes(): number {
+    return this.#cachedBytes;
+  }
+
+  /** Whether culling can give this blob's space back (the storage punches holes). */
+  get cullable(): boolean {
+    // A complete blob may be one its frontend stopped watching: culled only if the frontend can watch it again.
+    return this.storage.punch !== undefined && !this.#closing.signal.aborted && (!this.presence.complete || this.onIncomplete !== null);
+  }
+
+  /** The planner's view (cull-plan.ts): present chunks that no fetch is writing may go. */
+  cullView(): CullView {
+    return {
+      ticks: this.clock.ticks,
+      bytes: (i) => (this.presence.has(i) ? this.table.entries[i].plainSize : 0),
+      cullable: (i) => this.presence.has(i) && !this.#inFlight.has(i),
+    };
+  }
+
+  /**
+   * Culls these chunks: each one's presence bit is cleared FIRST (a reader from then on sees a miss and
+   * fetches it again), then its hole is punched. Chunks that are missing or being fetched are skipped.
+   * Returns the bytes freed. Synchronous, so no ensure() runs between a chunk's check and its hole.
+   * @throws SysError when the storage cannot punch (the chunks cleared so far stay cleared: refetched later)
+   */
+  evict(chunks: readonly number[]): number {
+    const entries = this.table.entries;
+    let freed = 0;
+    try {
+      for (const i of chunks) {
+        if (!this.presence.has(i) || this.#inFlight.has(i)) continue;
+        if (this.presence.complete) this.onIncomplete?.();
+        this.presence.clear(i);
+        this.#addCached(-entries[i].plainSize);
+        freed += entries[i].plainSize;
+        this.#stats.evictions++;
+        this.#stats.evictedBytes += entries[i].plainSize;
+        const r = punchRange(entries[i].plainOffset, entries[i].plainSize, i + 1 < entries.length ? entries[i + 1].plainOffset : this.table.kernelSize);
+        this.storage.punch!(r.offset, r.length);
+      }
+    } finally {
+      if (freed > 0) this.#dirty = true;
+    }
+    return freed;
   }
 
   /** Makes every chunk overlapping [offset, offset+length) present; rejects if the bytes cannot be had. */
@@ -135,7 +216,17 @@ export class BlobCache {
     this.onAccess?.(offset, length);
     const r = chunksOverlapping(this.table.entries, offset, length);
     if (!r) return;
-    const [first, last] = r;
+    // Culling spares only chunks used in the last moments: one present when we started may be culled while
+    // we wait for another. So check again at the end, and the caller reads right after we touched them.
+    for (let round = 1; ; round++) {
+      this.clock.touch(r[0], r[1]);
+      await this.#ensureOnce(r[0], r[1]);
+      if (this.#allPresent(r[0], r[1])) { this.clock.touch(r[0], r[1]); return; }
+      if (round === 5) throw new EodError("DAEMON", `Chunks ${r[0]}..${r[1]} of blob ${this.id} were culled again and again before they could be read: the cache budget is too small for the readers`);
+    }
+  }
+
+  async #ensureOnce(first: number, last: number): Promise<void> {
     const waits = new Set<Promise<void>>();
     let missing = false;
     for (let i = first; i <= last; i++) {
@@ -263,12 +354,27 @@ export class BlobCache {
         throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what} from ${this.#source.remote.location}`);
       }
       this.#closing.signal.throwIfAborted();
-      await this.storage.write(e.plainOffset, data);
+      await this.#write(e.plainOffset, data);
     } finally {
       if (plain) this.#opts.pool.give(plain);
     }
-    if (!this.presence.has(i)) this.#cachedBytes += e.plainSize;
+    if (this.presence.has(i)) return;
     this.presence.set(i);
+    this.clock.touch(i, i);
+    this.#addCached(e.plainSize); // may cull (the core's budget): never this chunk, it is in flight
+  }
+
+  /** Writes; when the cache filesystem is full, culling makes room and the write is tried again. */
+  async #write(pos: number, data: Uint8Array): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.storage.write(pos, data);
+      } catch (err) {
+        if (attempt === 4 || !isNoSpace(err) || !this.#opts.onNoSpace?.(data.length)) throw err;
+        this.#stats.noSpaceRetries++;
+        this.#closing.signal.throwIfAborted();
+      }
+    }
   }
 
   stats(): BlobStats {
@@ -277,6 +383,11 @@ export class BlobCache {
       cachedBytes: this.#cachedBytes, inFlight: new Set(this.#inFlight.values()).size, ...this.#stats,
     };
   }
+}
+
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code ?? (err as { errno?: unknown })?.errno;
+  return code === "ENOSPC" || code === "EDQUOT" || code === "ENOBUFS";
 }
 
 /** Like Promise.all, but settles only after every promise has (pooled buffers are in use until then). */

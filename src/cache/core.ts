@@ -15,6 +15,8 @@ import { ByteBudget } from "./budget.ts";
 import { BufferPool } from "../buffer-pool.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
+import { Culler, type CullStats } from "./cull.ts";
+import { BUDGET_DEFAULTS } from "./cull-plan.ts";
 import { Semaphore } from "../remote/remote.ts";
 
 export interface CacheOptions {
@@ -35,11 +37,20 @@ export interface CacheOptions {
    * has arrived, so smaller requests let the first-listed chunks land first.
    */
   prefetchFetch?: number;
+  /** Bytes of present chunks the cache directory may hold (0 = no budget; see cull.ts). */
+  cacheSize?: number;
+  /** Culling starts above this percent of cacheSize (default 95)... */
+  cacheHighPct?: number;
+  /** ...and goes down to this percent (default 85). */
+  cacheLowPct?: number;
+  /** Chunks used less than this long ago are never culled (a reader may be reading them; default 500 ms). */
+  cullGraceMs?: number;
 }
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
   minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
+  cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 500,
 };
 
 export class CacheCore {
@@ -51,6 +62,8 @@ export class CacheCore {
   readonly #pool: BufferPool;
   readonly #prefetchLane: Semaphore;
   readonly #timer: NodeJS.Timeout | undefined;
+  /** The size budget and the LRU culling of every blob's chunks. */
+  readonly culler: Culler;
   #flushing: Promise<void> | null = null;
   /** closeBlob() calls still running: close() waits for them (their presence maps are not written yet). */
   readonly #closingBlobs = new Set<Promise<void>>();
@@ -62,6 +75,8 @@ export class CacheCore {
     this.#pool = new BufferPool(Math.min(16 << 20, this.#opts.memoryBudget));
     this.#prefetchLane = new Semaphore(this.#opts.prefetchSlots);
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
+    const o = this.#opts;
+    this.culler = new Culler(dir, { size: o.cacheSize, highPct: o.cacheHighPct, lowPct: o.cacheLowPct }, o.cullGraceMs, () => this.#blobs.values());
     if (this.#opts.flushIntervalMs > 0) {
       this.#timer = setInterval(() => { this.flush().catch(() => {}); }, this.#opts.flushIntervalMs);
       this.#timer.unref();
@@ -82,17 +97,22 @@ export class CacheCore {
     const store: BlobStorage = storage ?? new SparseFileStorage(this.blobPath(id), table.kernelSize);
     const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
     let presence: PresenceMap;
+    let ticks: Uint32Array | null = null;
     if (store.dataIsPresence) {
       presence = new PresenceMap(table.entries.length);
       for (let i = 0; i < table.entries.length; i++) presence.set(i); // then cleared where bytes are missing
     } else {
-      presence = PresenceMap.load(`${this.blobPath(id)}.present`, table.entries.length, digest) ?? new PresenceMap(table.entries.length);
+      const loaded = PresenceMap.loadWithTicks(`${this.blobPath(id)}.present`, table.entries.length, digest);
+      presence = loaded?.presence ?? new PresenceMap(table.entries.length);
+      ticks = loaded?.ticks ?? null;
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
       minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget, pool: this.#pool,
+      ticks, onCachedChange: (delta) => this.culler.changed(delta), onNoSpace: (bytes) => this.culler.noSpace(bytes),
     });
     this.#blobs.set(id, blob);
+    this.culler.opened(id, blob.cachedBytes);
     this.#tableDigests.set(id, digest);
     return blob;
   }
@@ -130,12 +150,14 @@ export class CacheCore {
     return this.#flushing;
   }
 
-  async #persist(id: string, blob: BlobCache): Promise<void> {
-    if (!blob.dirty || blob.storage.dataIsPresence) return;
+  /** `always`: also when no chunk came or went (closing: the LRU ticks of its hits are saved too). */
+  async #persist(id: string, blob: BlobCache, always = false): Promise<void> {
+    if ((!blob.dirty && !always) || blob.storage.dataIsPresence) return;
     const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
+    const ticks = Uint32Array.from(blob.clock.ticks);
     blob.markClean();
     await blob.storage.sync();
-    snapshot.save(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!);
+    snapshot.save(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!, ticks);
   }
 
   /** Closes one blob after persisting its presence map; a mount from now on opens it afresh. */
@@ -146,8 +168,9 @@ export class CacheCore {
     const closing = (async () => {
       await blob.close(); // fetches in flight end before their storage does
       await this.#flushing; // which may be syncing this blob right now
-      await this.#persist(id, blob);
+      await this.#persist(id, blob, true);
       await blob.storage.close();
+      this.culler.closed(id, blob.cachedBytes, this.#blobs.has(id));
     })();
     this.#closingBlobs.add(closing);
     return closing.finally(() => this.#closingBlobs.delete(closing));
@@ -162,6 +185,11 @@ export class CacheCore {
 
   stats(): BlobStats[] {
     return this.blobs().map((b) => b.stats());
+  }
+
+  /** The budget, the cached bytes of the whole cache directory, and what culling did (eod status). */
+  cacheStats(): CullStats {
+    return this.culler.stats();
   }
 }
 

@@ -2,9 +2,12 @@
 // <id>.present = "EODPMAP1" | u32le chunk count | 32-byte sha256 of the chunk table | bitmap, replaced
 // atomically (temp file + rename). A bit is persisted only after an fdatasync of the cache file that
 // followed the chunk's write, so after a crash a set bit always means durable, verified bytes.
+// "EODPMAP2" adds the chunks' LRU ticks (lru.ts) after the bitmap, u32le each, so culling order survives a
+// restart; an EODPMAP1 map still loads (without ticks).
 import fs from "node:fs";
 
 const MAGIC = "EODPMAP1";
+const MAGIC_LRU = "EODPMAP2";
 const HEADER = 8 + 4 + 32;
 
 export class PresenceMap {
@@ -46,13 +49,15 @@ export class PresenceMap {
     return new PresenceMap(this.count, Uint8Array.from(this.#bits));
   }
 
-  /** Writes the map for a chunk table with digest `tableDigest` (32 bytes) to `path`, atomically. */
-  save(path: string, tableDigest: Uint8Array): void {
-    const out = Buffer.alloc(HEADER + this.#bits.length);
-    out.write(MAGIC, 0, "latin1");
+  /** Writes the map for a chunk table with digest `tableDigest` (32 bytes) to `path`, atomically, with the chunks' LRU ticks if given. */
+  save(path: string, tableDigest: Uint8Array, ticks?: Uint32Array): void {
+    const lru = ticks && ticks.length === this.count ? ticks : null;
+    const out = Buffer.alloc(HEADER + this.#bits.length + (lru ? 4 * this.count : 0));
+    out.write(lru ? MAGIC_LRU : MAGIC, 0, "latin1");
     out.writeUInt32LE(this.count, 8);
     out.set(tableDigest, 12);
     out.set(this.#bits, HEADER);
+    if (lru) for (let i = 0; i < lru.length; i++) out.writeUInt32LE(lru[i], HEADER + this.#bits.length + 4 * i);
     const tmp = `${path}.tmp`;
     const fd = fs.openSync(tmp, "w", 0o600);
     try {
@@ -66,14 +71,28 @@ export class PresenceMap {
 
   /** Loads a saved map; null when missing, malformed, or written for another chunk table. */
   static load(path: string, count: number, tableDigest: Uint8Array): PresenceMap | null {
+    return PresenceMap.loadWithTicks(path, count, tableDigest)?.presence ?? null;
+  }
+
+  /** load(), and the chunks' LRU ticks when the map has them (else null). */
+  static loadWithTicks(path: string, count: number, tableDigest: Uint8Array): { presence: PresenceMap; ticks: Uint32Array | null } | null {
     let buf: Buffer;
     try {
       buf = fs.readFileSync(path);
     } catch {
       return null;
     }
-    if (buf.length !== HEADER + Math.ceil(count / 8) || buf.toString("latin1", 0, 8) !== MAGIC) return null;
+    const bitmap = Math.ceil(count / 8);
+    const magic = buf.toString("latin1", 0, 8);
+    const withTicks = magic === MAGIC_LRU;
+    if ((magic !== MAGIC && !withTicks) || buf.length !== HEADER + bitmap + (withTicks ? 4 * count : 0)) return null;
     if (buf.readUInt32LE(8) !== count || !buf.subarray(12, HEADER).equals(tableDigest)) return null;
-    return new PresenceMap(count, Uint8Array.from(buf.subarray(HEADER)));
+    const presence = new PresenceMap(count, Uint8Array.from(buf.subarray(HEADER, HEADER + bitmap)));
+    let ticks: Uint32Array | null = null;
+    if (withTicks) {
+      ticks = new Uint32Array(count);
+      for (let i = 0; i < count; i++) ticks[i] = buf.readUInt32LE(HEADER + bitmap + 4 * i);
+    }
+    return { presence, ticks };
   }
 }

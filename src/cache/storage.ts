@@ -2,7 +2,7 @@
 // owns (a hole is a miss); the fscache frontend will add a storage whose file the kernel owns and that is
 // written through the object's anonymous fd. The cache core sees only this interface.
 import fs from "node:fs";
-import { dataRanges } from "../sys/seek.ts";
+import { dataRanges, punchHole } from "../sys/seek.ts";
 
 export interface BlobStorage {
   /** A file path for messages and device= options (fscache storages name the object instead). */
@@ -18,6 +18,8 @@ export interface BlobStorage {
   sync(): Promise<void>;
   /** The byte ranges that hold data (used to validate a persisted presence map). */
   dataRanges(): Array<{ offset: number; length: number }>;
+  /** Gives the space of [offset, offset+length) back (a hole: reads return zeros); storages that cannot, lack it. */
+  punch?(offset: number, length: number): void;
   /** Lets a frontend supply the descriptor writes go through (one that raises no events of its own). */
   useWriteFd?(fd: number): void;
   close(): Promise<void>;
@@ -64,6 +66,11 @@ export class SparseFileStorage implements BlobStorage {
       };
       step(0);
     });
+  }
+
+  /** Through the write descriptor: an event fd raises no fanotify event of its own (fallocate is a write). */
+  punch(offset: number, length: number): void {
+    punchHole(this.#writeFd, offset, length);
   }
 
   sync(): Promise<void> {

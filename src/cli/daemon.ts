@@ -8,8 +8,10 @@ import { runDaemon } from "../daemon/run.ts";
 import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
+import { budgetToEnv, BUDGET_OPTIONS, BUDGET_USAGE } from "./cache-budget.ts";
 
 export const DAEMON_USAGE = `Usage: eod daemon [--cache-dir <dir>] [--frontend auto|fanotify|fscache] [--log-file <file>] [--fscache-limits <spec>]
+                  [--cache-size <size> [--cache-high <pct>] [--cache-low <pct>]]
 
 Runs the cache daemon of a cache directory in the foreground (eod mount starts one in the background).
 It re-attaches to the mounts recorded in the cache directory that still exist, and exits when the last
@@ -18,10 +20,12 @@ mount is gone or on SIGTERM (then mounts stay; a restarted daemon re-attaches).
 --fscache-limits brun=10%,bcull=7%,bstop=3%,frun=10%,fcull=7%,fstop=3%  (the defaults; any subset; also
 $EOD_FSCACHE_LIMITS): free-space levels of the fscache cache's filesystem, in percent of its blocks (b) and
 files (f). Below cull the kernel signals low space and the daemon culls the least recently used cache files
-no mount uses, until free space is back at run; below stop the kernel stops caching.`;
+no mount uses, until free space is back at run; below stop the kernel stops caching.
+
+${BUDGET_USAGE}`;
 
 export async function daemonCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" }, help: { type: "boolean", short: "h" } }, DAEMON_USAGE);
+  const { values } = parse(argv, { "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" }, ...BUDGET_OPTIONS, help: { type: "boolean", short: "h" } }, DAEMON_USAGE);
   if (values.help) { console.log(DAEMON_USAGE); return 0; }
   const frontend = (values.frontend ?? "auto") as FrontendKind;
   if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
@@ -30,6 +34,7 @@ export async function daemonCommand(argv: string[]): Promise<number> {
     parseLimits(values["fscache-limits"]); // checked here; the holder and the daemon read the environment
     process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"];
   }
+  budgetToEnv(values); // checked here; the holder and the daemon read the environment
   if (process.env.EOD_CACHEFILES_FD === undefined && resolveFrontend(frontend, cacheDir) === "fscache") {
     // fscache: this process becomes the holder of /dev/cachefiles and runs the daemon as its child.
     fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });

@@ -10,6 +10,7 @@ import { cacheDirOf } from "./cache-dir.ts";
 import { imageSource } from "./image-source.ts";
 import { isRegistrySource } from "../remote/registry/image-remote.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
+import { budgetToEnv, BUDGET_OPTIONS } from "./cache-budget.ts";
 
 export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/ | registry-ref> <mountpoint> [options]
 
@@ -23,6 +24,8 @@ Options:
   --frontend <kind>      auto (default), fscache or fanotify
   --fscache-limits <spec>  free-space levels for the fscache cache, e.g. bcull=20%,brun=30% (see eod daemon
                          --help); used when this mount starts the cache daemon
+  --cache-size <size>    size budget of the cache directory, e.g. 20G (also --cache-high/--cache-low <pct>;
+                         see eod daemon --help); used when this mount starts the cache daemon
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
   --background-fetch     after the image's prefetch list, fetch all of the image in the background (demand
@@ -33,7 +36,7 @@ Options:
 
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, foreground: { type: "boolean" }, json: { type: "boolean" },
+    "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, ...BUDGET_OPTIONS, foreground: { type: "boolean" }, json: { type: "boolean" },
     "background-fetch": { type: "boolean" }, "background-rate": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, MOUNT_USAGE);
@@ -46,6 +49,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     parseLimits(values["fscache-limits"]);
     process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"]; // the daemon this starts inherits it
   }
+  budgetToEnv(values); // the daemon this starts inherits it
   const source = imageSource(positionals[0]);
   const mountPoint = positionals[1];
   if (values["background-rate"] !== undefined && !values["background-fetch"]) throw new EodError("USAGE", "--background-rate needs --background-fetch");

@@ -3,6 +3,7 @@ import { callDaemon, daemonAlive } from "../daemon/client.ts";
 import { socketPathOf } from "../daemon/client.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import type { BlobStats } from "../cache/blob-cache.ts";
+import type { CullStats } from "../cache/cull.ts";
 import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 
@@ -16,6 +17,7 @@ interface Status {
   frontend: Record<string, unknown> & { name: string };
   mounts: MountRecord[];
   blobs: BlobStats[];
+  cache?: CullStats;
   remotes: Array<{ location: string; requests: number; bytes: number; retries: number; errors: number }>;
 }
 
@@ -31,6 +33,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const s = await callDaemon<Status>(sock, "GET", "/status");
   if (values.json) { console.log(JSON.stringify({ running: true, ...s }, null, 2)); return 0; }
   console.log(`daemon pid ${s.pid}, cache ${s.cacheDir}, frontend ${s.frontend.name}`);
+  if (s.cache) {
+    const c = s.cache;
+    const budget = c.budget > 0 ? `budget ${c.budget} B (cull above ${c.high} B down to ${c.low} B)` : "no budget";
+    console.log(`cache ${c.cachedBytes} B cached (${c.restingBytes} B in ${c.restingBlobs} blob(s) no mount uses), ${budget}, ${c.evictions} chunk(s) culled (${c.evictedBytes} B) in ${c.cullRuns} run(s), ${c.noSpaceCulls} on a full filesystem`);
+  }
   for (const m of s.mounts) console.log(`mount ${m.mountPoint} <- ${m.source} (${m.blobs.length} blob(s))`);
   for (const b of s.blobs) {
     const pct = b.totalBytes ? ((100 * b.cachedBytes) / b.totalBytes).toFixed(1) : "100.0";

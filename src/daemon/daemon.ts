@@ -58,6 +58,7 @@ export class Daemon {
     this.#opts = opts;
     fs.mkdirSync(opts.cacheDir, { recursive: true, mode: 0o700 });
     this.core = new CacheCore(opts.cacheDir, opts.cache);
+    this.core.culler.onEvent = (level, msg, fields) => opts.log(level, msg, fields);
     this.#state = loadState(opts.cacheDir);
   }
 
@@ -291,6 +292,7 @@ export class Daemon {
       cacheDir: this.#opts.cacheDir,
       frontend: { name: this.#opts.frontend.name, ...this.#opts.frontend.stats() },
       mounts: this.#state.mounts,
+      cache: this.core.cacheStats(),
       blobs: this.core.stats(),
       remotes: [...this.#remotes].map(([location, r]) => ({ location, ...r.stats() })),
       pulls: pullsStatus(),

@@ -8,6 +8,7 @@ import { jsonLog, type Log } from "./log.ts";
 import type { RemoteOptions } from "../remote/remote.ts";
 import type { CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
+import { parseBudget } from "../cache/cull-plan.ts";
 import { raiseNofile } from "../sys/rlimit.ts";
 
 /** Descriptors a daemon asks for: ~2 per open blob (cache file + fanotify write fd), for thousands of blobs. */
@@ -56,9 +57,14 @@ function remoteOptionsFromEnv(): RemoteOptions {
   return defined({ timeoutMs: envNum("EOD_REMOTE_TIMEOUT_MS"), retries: envNum("EOD_REMOTE_RETRIES"), concurrency: envNum("EOD_REMOTE_CONCURRENCY") });
 }
 
-/** Cache tuning: EOD_MIN_FETCH, EOD_MAX_FETCH, EOD_PREFETCH_FETCH, EOD_MEMORY_BUDGET (bytes), EOD_PREFETCH_SLOTS. */
-function cacheOptionsFromEnv(): CacheOptions {
+/**
+ * Cache tuning: EOD_MIN_FETCH, EOD_MAX_FETCH, EOD_PREFETCH_FETCH, EOD_MEMORY_BUDGET (bytes), EOD_PREFETCH_SLOTS;
+ * the size budget EOD_CACHE_SIZE (e.g. 20G) with EOD_CACHE_HIGH / EOD_CACHE_LOW (percent), EOD_CULL_GRACE_MS.
+ */
+export function cacheOptionsFromEnv(): CacheOptions {
+  const budget = parseBudget(process.env.EOD_CACHE_SIZE, process.env.EOD_CACHE_HIGH, process.env.EOD_CACHE_LOW);
   return defined({
+    cacheSize: budget.size, cacheHighPct: budget.highPct, cacheLowPct: budget.lowPct, cullGraceMs: envNum("EOD_CULL_GRACE_MS"),
     minFetch: envNum("EOD_MIN_FETCH"), maxFetch: envNum("EOD_MAX_FETCH"), memoryBudget: envNum("EOD_MEMORY_BUDGET"),
     prefetchSlots: envNum("EOD_PREFETCH_SLOTS"), prefetchFetch: envNum("EOD_PREFETCH_FETCH"),
   });
