@@ -28,7 +28,7 @@ export class DirRemote implements Remote {
   async readFile(relPath: string, opts: ReadOptions & { maxBytes?: number } = {}): Promise<Uint8Array> {
     const rel = checkRelPath(relPath);
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
-    return this.#attempt(rel, opts.signal, async (fh, where) => {
+    return this.#attempt(rel, opts.signal, false, async (fh, where) => {
       const { size } = await fh.stat();
       if (size > maxBytes) {
         // Not retryable: the file will not shrink; an image with such a file is not one we can use.
@@ -41,12 +41,12 @@ export class DirRemote implements Remote {
   async readRange(relPath: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Uint8Array> {
     const rel = checkRelPath(relPath);
     checkRange(rel, offset, length);
-    return this.#attempt(rel, opts.signal, (fh, where) => readExactly(fh, where, offset, length, opts.signal));
+    return this.#attempt(rel, opts.signal, true, (fh, where) => readExactly(fh, where, offset, length, opts.signal));
   }
 
   async size(relPath: string, opts: ReadOptions = {}): Promise<number> {
     const rel = checkRelPath(relPath);
-    return this.#attempt(rel, opts.signal, async (fh) => (await fh.stat()).size);
+    return this.#attempt(rel, opts.signal, true, async (fh) => (await fh.stat()).size);
   }
 
   stats(): RemoteStats {
@@ -60,15 +60,25 @@ export class DirRemote implements Remote {
     await Promise.allSettled(handles.map(async (p) => (await p).close()));
   }
 
-  /** One counted request holding a concurrency slot, with the file's cached handle. */
-  async #attempt<T extends Uint8Array | number>(rel: string, signal: AbortSignal | undefined, read: (fh: fs.promises.FileHandle, where: string) => Promise<T>): Promise<T> {
+  /**
+   * One counted request holding a concurrency slot, with the file's cached handle; `keep` false for whole-file
+   * reads (manifest, bootstrap, chunk tables: read once per mount), so only blobs keep a descriptor open.
+   */
+  async #attempt<T extends Uint8Array | number>(rel: string, signal: AbortSignal | undefined, keep: boolean, read: (fh: fs.promises.FileHandle, where: string) => Promise<T>): Promise<T> {
     const where = path.join(this.#root, rel);
     return this.#slots.run(async () => {
       // An EodError, not a RemoteError: same code for callers, but retry.ts does not repeat it.
       if (this.#closed) throw new EodError("REMOTE_IO", `Cannot read ${where}: remote is closed`);
       this.#stats.requests++;
       try {
-        const result = await read(await this.#handle(rel, where), where);
+        const cached = this.#handles.get(rel);
+        const fh = keep || cached ? await this.#handle(rel, where) : await fs.promises.open(where, "r").catch((err: NodeJS.ErrnoException) => { throw openError(where, err); });
+        let result: T;
+        try {
+          result = await read(fh, where);
+        } finally {
+          if (!keep && !cached) await fh.close();
+        }
         if (typeof result !== "number") this.#stats.bytes += result.length;
         return result;
       } catch (err) {

@@ -1,5 +1,7 @@
-// An image served over HTTP(S) as a Remote: one undici Pool per remote (keep-alive, `connections` =
-// concurrency), one attempt per call. Every answer is checked before it is believed: a range read must come
+// An image served over HTTP(S) as a Remote: one undici Pool per origin (keep-alive, `connections` =
+// concurrency), one attempt per call. Remotes of one server share its pool and its request slots: a daemon
+// serving 100 images of one server keeps at most `concurrency` connections to it, not 100 pools (~600
+// sockets and ~60 MB more RSS, measured by bench/many-blobs.ts). Every answer is checked before it is believed: a range read must come
 // back 206 with the Content-Range asked for (or 200 for a whole file read from offset 0), and the body must
 // have exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own
 // deadline covers the whole request, so a body that trickles in forever also times out.
@@ -15,12 +17,16 @@ type Body = Awaited<ReturnType<Pool["request"]>>["body"];
 // undici error codes that mean "no answer in time" rather than a broken connection.
 const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"]);
 
+/** Pools shared by the remotes of one origin with the same options, counted so the last close() destroys it. */
+const pools = new Map<string, { pool: Pool; slots: Semaphore; refs: number }>();
+
 /** Reads an image from a base URL; one attempt per call (wrap with `withRetry`, or use `openRemote`). */
 export class HttpRemote implements Remote {
   readonly location: string;
   readonly #base: URL;
   readonly #pool: Pool;
   readonly #slots: Semaphore;
+  readonly #poolKey: string;
   readonly #timeoutMs: number;
   readonly #stats: RemoteStats = { requests: 0, bytes: 0, retries: 0, errors: 0 };
   #closed = false;
@@ -35,14 +41,25 @@ export class HttpRemote implements Remote {
     this.location = base.href;
     this.#timeoutMs = positiveInt(opts.timeoutMs, DEFAULT_TIMEOUT_MS, "timeoutMs");
     const concurrency = positiveInt(opts.concurrency, DEFAULT_CONCURRENCY, "concurrency");
-    this.#slots = new Semaphore(concurrency);
-    this.#pool = new Pool(base.origin, {
-      connections: concurrency,
-      pipelining: 1, // one request per connection at a time: a stalled answer cannot hold up others behind it
-      connectTimeout: this.#timeoutMs,
-      headersTimeout: this.#timeoutMs,
-      bodyTimeout: this.#timeoutMs, // undici: longest silence between body chunks
-    });
+    this.#poolKey = `${base.origin}|${concurrency}|${this.#timeoutMs}`;
+    let shared = pools.get(this.#poolKey);
+    if (!shared) {
+      shared = {
+        pool: new Pool(base.origin, {
+          connections: concurrency,
+          pipelining: 1, // one request per connection at a time: a stalled answer cannot hold up others behind it
+          connectTimeout: this.#timeoutMs,
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: this.#timeoutMs, // undici: longest silence between body chunks
+        }),
+        slots: new Semaphore(concurrency), // the deadline starts once a slot is ours, so the pool never queues
+        refs: 0,
+      };
+      pools.set(this.#poolKey, shared);
+    }
+    shared.refs++;
+    this.#pool = shared.pool;
+    this.#slots = shared.slots;
   }
 
   async readFile(relPath: string, opts: ReadOptions & { maxBytes?: number } = {}): Promise<Uint8Array> {
@@ -102,6 +119,9 @@ export class HttpRemote implements Remote {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const shared = pools.get(this.#poolKey);
+    if (!shared || shared.pool !== this.#pool || --shared.refs > 0) return;
+    pools.delete(this.#poolKey);
     // destroy(), not close(): close() would wait for a stalled request to time out first.
     await this.#pool.destroy();
   }
