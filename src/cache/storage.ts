@@ -22,6 +22,12 @@ export interface BlobStorage {
   punch?(offset: number, length: number): void;
   /** Lets a frontend supply the descriptor writes go through (one that raises no events of its own). */
   useWriteFd?(fd: number): void;
+  /**
+   * The storage's own descriptor may raise permission events that this thread must answer (a fanotify mark
+   * placed before it was opened): write through the thread pool, never blocking the event loop, until
+   * useWriteFd() supplies a descriptor that raises none.
+   */
+  ownWritesRaiseEvents?(): void;
   close(): Promise<void>;
 }
 
@@ -33,6 +39,7 @@ export class SparseFileStorage implements BlobStorage {
   readonly size: number;
   readonly #fd: number;
   #writeFd: number;
+  #syncWrites = true;
 
   constructor(path: string, size: number) {
     this.path = path;
@@ -48,10 +55,15 @@ export class SparseFileStorage implements BlobStorage {
    */
   useWriteFd(fd: number): void {
     this.#writeFd = fd;
+    this.#syncWrites = true;
+  }
+
+  ownWritesRaiseEvents(): void {
+    if (this.#writeFd === this.#fd) this.#syncWrites = false;
   }
 
   write(pos: number, bytes: Uint8Array): Promise<void> {
-    if (bytes.length <= SYNC_WRITE_MAX) { // into the page cache: ~10 µs, where a thread-pool hop costs ~80 µs
+    if (bytes.length <= SYNC_WRITE_MAX && this.#syncWrites) { // into the page cache: ~10 µs, where a thread-pool hop costs ~80 µs
       try {
         for (let done = 0; done < bytes.length;) done += fs.writeSync(this.#writeFd, bytes, done, bytes.length - done, pos + done);
         return Promise.resolve();

@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import { FRONTEND_KINDS, resolveFrontend, type FrontendKind } from "../frontend/select.ts";
 import { runHolder } from "../daemon/holder.ts";
+import { restartDaemon } from "../daemon/restart.ts";
 import { jsonLog } from "../daemon/log.ts";
 import { EodError } from "../errors.ts";
 import { runDaemon } from "../daemon/run.ts";
@@ -13,9 +14,19 @@ import { budgetToEnv, BUDGET_OPTIONS, BUDGET_USAGE } from "./cache-budget.ts";
 export const DAEMON_USAGE = `Usage: eod daemon [--cache-dir <dir>] [--frontend auto|fanotify|fscache] [--log-file <file>] [--fscache-limits <spec>]
                   [--cache-size <size> [--cache-high <pct>] [--cache-low <pct>]]
 
+       eod daemon restart [--cache-dir <dir>]
+
 Runs the cache daemon of a cache directory in the foreground (eod mount starts one in the background).
 It re-attaches to the mounts recorded in the cache directory that still exist, and exits when the last
 mount is gone or on SIGTERM (then mounts stay; a restarted daemon re-attaches).
+
+This process is a small holder that keeps the kernel end of the cache open (the fanotify group, or
+/dev/cachefiles) and runs the daemon as its child, restarting it if it dies: readers then wait instead of
+failing or reading zeros. --no-holder runs the daemon in this process instead (a killed daemon then lets
+fanotify readers through to unfetched zeros, and fails fscache reads).
+
+restart: hands the mounts over to a new daemon without unmounting (after an upgrade): the old daemon answers
+what it has in flight and exits, the holder starts a new one; reads meanwhile wait.
 
 --fscache-limits brun=10%,bcull=7%,bstop=3%,frun=10%,fcull=7%,fstop=3%  (the defaults; any subset; also
 $EOD_FSCACHE_LIMITS): free-space levels of the fscache cache's filesystem, in percent of its blocks (b) and
@@ -25,21 +36,25 @@ no mount uses, until free space is back at run; below stop the kernel stops cach
 ${BUDGET_USAGE}`;
 
 export async function daemonCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" }, ...BUDGET_OPTIONS, help: { type: "boolean", short: "h" } }, DAEMON_USAGE);
+  const { values, positionals } = parse(argv, { "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" }, "no-holder": { type: "boolean" }, ...BUDGET_OPTIONS, help: { type: "boolean", short: "h" } }, DAEMON_USAGE);
   if (values.help) { console.log(DAEMON_USAGE); return 0; }
   const frontend = (values.frontend ?? "auto") as FrontendKind;
   if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
   const cacheDir = cacheDirOf(values["cache-dir"]);
+  if (positionals[0] === "restart" && positionals.length === 1) return restartDaemon(cacheDir);
+  if (positionals.length) throw new EodError("USAGE", `Unknown argument ${JSON.stringify(positionals[0])}\n\n${DAEMON_USAGE}`);
   if (values["fscache-limits"] !== undefined) {
     parseLimits(values["fscache-limits"]); // checked here; the holder and the daemon read the environment
     process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"];
   }
   budgetToEnv(values); // checked here; the holder and the daemon read the environment
-  if (process.env.EOD_CACHEFILES_FD === undefined && resolveFrontend(frontend, cacheDir) === "fscache") {
-    // fscache: this process becomes the holder of /dev/cachefiles and runs the daemon as its child.
+  if (process.env.EOD_CACHEFILES_FD === undefined && process.env.EOD_FANOTIFY_FD === undefined && !values["no-holder"]) {
+    // This process becomes the holder of the kernel end and runs the daemon as its child (src/daemon/holder.ts).
+    const chosen = resolveFrontend(frontend, cacheDir);
     fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     const logFd = values["log-file"] ? fs.openSync(values["log-file"], "a", 0o600) : 2;
-    return runHolder(cacheDir, values["log-file"], jsonLog((line) => fs.writeSync(logFd, line)));
+    const daemonArgs = ["--cache-dir", cacheDir, ...(values["log-file"] ? ["--log-file", values["log-file"]] : [])];
+    return runHolder(cacheDir, chosen, daemonArgs, jsonLog((line) => fs.writeSync(logFd, line)));
   }
   await runDaemon({ cacheDir, frontend, logFile: values["log-file"] });
   await new Promise(() => {}); // serve until the daemon exits the process

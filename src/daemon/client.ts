@@ -8,6 +8,11 @@ export function socketPathOf(cacheDir: string): string {
   return path.join(cacheDir, "daemon.sock");
 }
 
+/** `<cache-dir>/holder.pid`: the holder process of a cache directory (src/daemon/holder.ts; SIGHUP restarts its daemon). */
+export function holderPidFile(cacheDir: string): string {
+  return path.join(cacheDir, "holder.pid");
+}
+
 export async function callDaemon<T>(socketPath: string, method: string, route: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise<T>((resolve, reject) => {

@@ -1,47 +1,71 @@
-// The holder for the fscache frontend: a tiny parent process that opens and binds /dev/cachefiles, then runs
-// the real daemon as its child with the device as fd 3. If the daemon dies (crash, kill -9), the holder
-// still has the device open, so the cache does not die and readers stay blocked instead of failing; it starts
-// a new daemon with EOD_CACHEFILES_RESTORE=1, which sends `restore`: the kernel hands out the requests the dead
-// daemon had taken again, and re-sends OPEN for objects whose fds died (Linux 6.8+). When the daemon exits
-// normally (its last mount is gone), the holder exits too.
+// The holder: a tiny parent process that owns the kernel end of the cache and runs the real daemon as its child
+// with it as fd 3, so the cache outlives a daemon crash (kill -9) and readers wait instead of failing:
+// * fscache: it opens and binds /dev/cachefiles; a restarted daemon gets EOD_CACHEFILES_RESTORE=1 and sends
+//   `restore`: the kernel hands out the requests the dead daemon had taken again, and re-sends OPEN for objects
+//   whose fds died (Linux 6.8+).
+// * fanotify: it makes the pre-content group (fanotify_init). The group, its marks, its queued events and the
+//   events the dead daemon had read but not answered all live as long as some process holds the group's fd;
+//   only the last close allows every pending event (fail-open). The restarted daemon answers what its
+//   predecessor left from the journal (src/frontend/fanotify/journal.ts).
+// If the daemon dies, the holder starts a new one; SIGHUP hands over to a new daemon on purpose (`eod daemon
+// restart`: the old one answers what it has in flight and exits). When the daemon exits normally (its last
+// mount is gone), the holder exits too.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bindCachefiles } from "../frontend/fscache/service.ts";
+import { FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_NONBLOCK, FAN_UNLIMITED_QUEUE, fanotifyInit } from "../sys/fanotify.ts";
 import type { Log } from "./log.ts";
+import { holderPidFile } from "./client.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
 /** More restarts than this within a minute means the daemon cannot run: give up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
-export async function runHolder(cacheDir: string, logFile: string | undefined, log: Log): Promise<number> {
-  const dev = bindCachefiles(cacheDir);
-  fs.writeFileSync(path.join(cacheDir, "holder.pid"), `${process.pid}\n`, { mode: 0o600 });
+/**
+ * Runs the holder until its daemon exits normally.
+ * @param daemonArgs the `eod daemon` arguments for the child (the frontend is added)
+ */
+export async function runHolder(cacheDir: string, frontend: "fscache" | "fanotify", daemonArgs: string[], log: Log): Promise<number> {
+  // FAN_CLOEXEC only keeps it from other children: spawn dup2()s it onto the daemon's fd 3, which dup2 leaves inheritable.
+  const held = frontend === "fscache"
+    ? bindCachefiles(cacheDir)
+    : fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, fs.constants.O_RDWR);
+  fs.writeFileSync(holderPidFile(cacheDir), `${process.pid}\n`, { mode: 0o600 });
   const restarts: number[] = [];
   let stopping = false;
+  let handingOver = false;
   let child: ReturnType<typeof spawn> | null = null;
   const forward = (sig: NodeJS.Signals) => { stopping = true; child?.kill(sig); };
   process.on("SIGTERM", () => forward("SIGTERM"));
   process.on("SIGINT", () => forward("SIGINT"));
-  for (let restore = false; ; restore = true) {
-    const args = [EOD_BIN, "daemon", "--cache-dir", cacheDir, "--frontend", "fscache", ...(logFile ? ["--log-file", logFile] : [])];
-    child = spawn(process.execPath, args, {
-      stdio: ["ignore", "inherit", "inherit", dev],
-      env: { ...process.env, EOD_CACHEFILES_FD: "3", EOD_CACHEFILES_RESTORE: restore ? "1" : "0" },
+  process.on("SIGHUP", () => {
+    if (stopping || handingOver || !child) return;
+    handingOver = true;
+    log("info", "SIGHUP: handing over to a new daemon", { pid: child.pid });
+    child.kill("SIGTERM"); // it answers what it has in flight, leaves the mounts and exits
+  });
+  const env = frontend === "fscache" ? (restore: boolean) => ({ EOD_CACHEFILES_FD: "3", EOD_CACHEFILES_RESTORE: restore ? "1" : "0" }) : () => ({ EOD_FANOTIFY_FD: "3" });
+  for (let again = false; ; again = true) {
+    child = spawn(process.execPath, [EOD_BIN, "daemon", ...daemonArgs, "--frontend", frontend], {
+      stdio: ["ignore", "inherit", "inherit", held],
+      env: { ...process.env, ...env(again) },
     });
+    log("info", again ? "daemon restarted on the held cache" : "holder started its daemon", { frontend, pid: child.pid, holder: process.pid });
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once("exit", (c, s) => resolve({ code: c, signal: s })));
+    if (handingOver) { handingOver = false; continue; }
     if (stopping || code === 0) break;
     const now = Date.now();
     restarts.push(now);
     while (restarts.length && restarts[0] < now - 60_000) restarts.shift();
-    log("warn", "fscache daemon died; restarting it on the held /dev/cachefiles", { code, signal, restarts: restarts.length });
+    log("warn", `${frontend} daemon died; restarting it on the held ${frontend === "fscache" ? "/dev/cachefiles" : "fanotify group"}`, { code, signal, restarts: restarts.length });
     if (restarts.length > MAX_RESTARTS_PER_MINUTE) {
-      log("error", "fscache daemon keeps dying; the holder gives up (the cache goes away with it)");
+      log("error", `${frontend} daemon keeps dying; the holder gives up (the ${frontend === "fscache" ? "cache goes away" : "group closes: pending reads are allowed"} with it)`);
       break;
     }
   }
-  fs.rmSync(path.join(cacheDir, "holder.pid"), { force: true });
-  fs.closeSync(dev);
+  fs.rmSync(holderPidFile(cacheDir), { force: true });
+  fs.closeSync(held);
   return 0;
 }

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { EodError } from "../errors.ts";
 import { daemonAlive } from "./client.ts";
-import { socketPathOf } from "./client.ts";
+import { holderPidFile, socketPathOf } from "./client.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
 
@@ -13,6 +13,13 @@ const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../.
 export async function ensureDaemon(cacheDir: string, frontend: string, timeoutMs = Number(process.env.EOD_DAEMON_START_TIMEOUT_MS ?? 30_000)): Promise<string> {
   const sock = socketPathOf(cacheDir);
   if (await daemonAlive(sock)) return sock;
+  if (holderAlive(cacheDir)) { // its daemon is restarting: wait for it instead of starting a second holder
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && holderAlive(cacheDir)) {
+      if (await daemonAlive(sock)) return sock;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
   fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(cacheDir, "daemon.log");
   const before = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
@@ -30,4 +37,15 @@ export async function ensureDaemon(cacheDir: string, frontend: string, timeoutMs
   }
   const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(before).trim().split("\n").slice(-5).join("\n") : "";
   throw new EodError("DAEMON", `The daemon for ${cacheDir} did not start (${exited ?? "no answer"})${tail ? `:\n${tail}` : ""}`);
+}
+
+function holderAlive(cacheDir: string): boolean {
+  try {
+    const pid = Number(fs.readFileSync(holderPidFile(cacheDir), "utf8"));
+    if (!(pid > 1)) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

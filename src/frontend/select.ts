@@ -28,6 +28,8 @@ function inherited(): { fd?: number; restore: boolean } {
 }
 
 export function createFrontend(kind: FrontendKind, log: Log, cacheDir: string): Frontend {
+  const fanFd = process.env.EOD_FANOTIFY_FD; // a pre-content group held by the holder (src/daemon/holder.ts)
+  if (fanFd !== undefined && kind !== "fscache") return new FanotifyFrontend(log, { inheritedFd: Number(fanFd), cacheDir });
   const chosen = resolveFrontend(kind, cacheDir);
   if (chosen === "fanotify") return new FanotifyFrontend(log);
   const h = inherited();

@@ -6,6 +6,12 @@
 // about it (event fds are opened FMODE_NONOTIFY, O_RDWR by our fanotify_init). Once a blob is complete its
 // mark is removed, so reads stop waking us (a marked file also runs without readahead).
 // Closing the group answers every pending event with ALLOW (fail-open): see docs/lazy-mount.md.
+//
+// Held group (a holder process made it and passes it as an inherited fd, src/daemon/holder.ts): the group and
+// its marks outlive this daemon, so a killed daemon leaves readers blocked, not fail-open. Each batch of events
+// is journaled before any is answered (journal.ts); a restarted daemon first holds the fd numbers of the events
+// its predecessor left unanswered (so none of its own events can get one: responses are matched by number
+// only), re-attaches its blobs, fills those events' ranges and answers them.
 import fs from "node:fs";
 import type { BlobCache } from "../../cache/blob-cache.ts";
 import type { Log } from "../../daemon/log.ts";
@@ -18,6 +24,9 @@ import type { CacheCore } from "../../cache/core.ts";
 import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
 import { LatencyWindow } from "../../daemon/latency.ts";
 import { decide } from "./decide.ts";
+import { EventJournal, type JournalRecord } from "./journal.ts";
+import { holdFdNumbers } from "../../sys/fds.ts";
+import path from "node:path";
 import { encodeResponse, FanotifyParseError, parseEvents, type PreAccessEvent } from "./protocol.ts";
 
 interface Served {
@@ -31,16 +40,28 @@ interface Served {
 
 const EIO = 5;
 
+export interface FanotifyOptions {
+  /** A pre-content group made by the holder (EOD_FANOTIFY_FD): it outlives this daemon. */
+  inheritedFd?: number;
+  /** Where the event journal lives (needed with inheritedFd). */
+  cacheDir?: string;
+}
+
 export class FanotifyFrontend implements Frontend {
   readonly name = "fanotify";
   readonly #log: Log;
   readonly #fd: number;
-  readonly #poll: PollHandle;
+  #poll: PollHandle | null = null;
+  /** Held group only: the journal of taken events, and what a dead daemon left unanswered. */
+  readonly #journal: EventJournal | null = null;
+  #left: JournalRecord[] = [];
+  /** fd numbers of left events this process holds open (on /dev/null) until they are answered. */
+  #heldNumbers = new Set<number>();
   readonly #byKey = new Map<string, Served>();
   readonly #byId = new Map<string, Served>();
   readonly #buf = Buffer.allocUnsafe(64 * 1024);
   readonly #pending = new Set<Promise<void>>();
-  readonly #stats = { events: 0, allowed: 0, denied: 0, fills: 0, inFlight: 0, markedBlobs: 0 };
+  readonly #stats = { events: 0, allowed: 0, denied: 0, fills: 0, inFlight: 0, markedBlobs: 0, heldGroup: false, recovered: 0 };
   #closed = false;
   #closing: Promise<void> | null = null;
   /** Event read → answer written, for events that needed a fill (ms). */
@@ -48,10 +69,40 @@ export class FanotifyFrontend implements Frontend {
   /** The same for events answered at once (the range was present). */
   readonly #hitLatency = new LatencyWindow();
 
-  constructor(log: Log) {
+  constructor(log: Log, opts: FanotifyOptions = {}) {
     this.#log = log;
-    this.#fd = fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, fs.constants.O_RDWR); // O_RDWR: we write through event fds; 64-bit kernels add O_LARGEFILE
+    if (opts.inheritedFd === undefined) {
+      this.#fd = openPreContentGroup();
+      this.#startPolling();
+      return;
+    }
+    // Before anything else opens an fd: the numbers of the events left pending must stay ours.
+    this.#fd = opts.inheritedFd;
+    this.#stats.heldGroup = true;
+    const { journal, left } = EventJournal.open(path.join(opts.cacheDir ?? ".", "fanotify.journal"));
+    this.#journal = journal;
+    this.#left = left;
+    this.#heldNumbers = holdFdNumbers(left.map((r) => r.fd));
+    if (left.length) this.#log("info", "events left unanswered by the previous daemon", { count: left.length, held: this.#heldNumbers.size });
+  }
+
+  /** Held group: events are read only once the mounts are re-attached (else they would name unknown files). */
+  ready(): void {
+    if (this.#poll) return;
+    this.#startPolling(); // our own fills below write through fds that raise events: we must be reading
+    for (const r of this.#left.splice(0)) this.#recover(r);
+  }
+
+  #startPolling(): void {
     this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => this.#log("error", "fanotify poll failed", { err }));
+  }
+
+  /** Answers an event the previous daemon took, as it would have: after its range is in the file. */
+  #recover(r: JournalRecord): void {
+    this.#stats.recovered++;
+    const s = this.#byKey.get(`${r.dev}:${r.ino}`);
+    const ev: PreAccessEvent = { fd: r.fd, pid: r.pid, mask: FAN_PRE_ACCESS, range: { offset: r.offset, count: r.count } };
+    this.#handleKnown(ev, s, true);
   }
 
   /** Opens each blob's sparse cache file in the core and marks it; mounts with device= those files. */
@@ -80,10 +131,17 @@ export class FanotifyFrontend implements Frontend {
     const s: Served = { blob, key: `${st.dev}:${st.ino}`, marked: false, writeFd: null };
     this.#byId.set(blob.id, s);
     this.#byKey.set(s.key, s);
+    // Opened after marks exist on its filesystem (another blob's, or a held group's), the storage's own fd
+    // raises events: until an event fd takes over, its writes must not block the thread that answers them.
+    blob.storage.ownWritesRaiseEvents?.();
     if (!blob.complete) {
       fanotifyMark(this.#fd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, blob.storage.path);
       s.marked = true;
       this.#stats.markedBlobs++;
+    } else if (this.#journal) {
+      s.marked = true; // a held group may still carry the mark of a blob completed meanwhile
+      this.#stats.markedBlobs++;
+      this.#unmark(s);
     }
   }
 
@@ -129,32 +187,42 @@ export class FanotifyFrontend implements Frontend {
         events = err.parsed;
         if (err.badFd !== null && err.badFd !== FAN_NOFD) this.#answer(err.badFd, false);
       }
-      for (const ev of events) this.#handle(ev);
+      const known: Array<[PreAccessEvent, Served | undefined]> = [];
+      const taken: Array<Omit<JournalRecord, "seq">> = [];
+      for (const ev of events) {
+        this.#stats.events++;
+        if (ev.fd === FAN_NOFD) { this.#log("warn", "fanotify queue overflow"); continue; }
+        let s: Served | undefined;
+        try {
+          const st = fs.fstatSync(ev.fd, { bigint: true });
+          s = this.#byKey.get(`${st.dev}:${st.ino}`);
+          taken.push({ fd: ev.fd, dev: st.dev, ino: st.ino, offset: ev.range?.offset ?? 0, count: ev.range?.count ?? 0, pid: ev.pid });
+        } catch (err) {
+          this.#log("warn", "fstat of an event fd failed", { err });
+        }
+        known.push([ev, s]);
+      }
+      this.#journal?.take(taken); // before any answer: a daemon killed from here on leaves them to the next
+      for (const [ev, s] of known) this.#handleKnown(ev, s, false);
+      this.#journal?.flush(); // before the next read() can hand out a number we just closed
     }
   }
 
-  #handle(ev: PreAccessEvent): void {
-    this.#stats.events++;
-    if (ev.fd === FAN_NOFD) { this.#log("warn", "fanotify queue overflow"); return; }
-    let s: Served | undefined;
-    try {
-      const st = fs.fstatSync(ev.fd, { bigint: true });
-      s = this.#byKey.get(`${st.dev}:${st.ino}`);
-    } catch (err) {
-      this.#log("warn", "fstat of an event fd failed", { err });
-    }
+  /** @param recovered an event the previous daemon took: its fd number is held open here (or was never ours) */
+  #handleKnown(ev: PreAccessEvent, s: Served | undefined, recovered: boolean): void {
     const started = performance.now();
     const d = decide(ev, s?.blob, process.pid);
     if (d.kind !== "fill") {
       if (d.kind === "allow" && d.reason === "present") s!.blob.onAccess?.(ev.range!.offset, ev.range!.count); // a hit, for eod trace
       this.#hitLatency.add(performance.now() - started);
-      if (d.kind === "deny") this.#log("warn", "event on a file we do not serve", { pid: ev.pid });
-      this.#answer(ev.fd, d.kind === "allow");
+      if (d.kind === "deny") this.#log("warn", "event on a file we do not serve", { pid: ev.pid, recovered });
+      this.#answer(ev.fd, d.kind === "allow", recovered);
+      if (recovered) this.#release(ev.fd);
       return;
     }
     const served = s!;
-    let keep = false;
-    if (served.writeFd === null) { // this event's fd becomes the blob's write descriptor
+    let keep = recovered;
+    if (served.writeFd === null && !recovered) { // this event's fd becomes the blob's write descriptor
       served.writeFd = ev.fd;
       served.blob.storage.useWriteFd?.(ev.fd);
       keep = true;
@@ -171,8 +239,17 @@ export class FanotifyFrontend implements Frontend {
         this.#log("warn", "fill failed, denying with EIO", { blob: served.blob.id, offset: d.offset, count: d.count, pid: ev.pid, err });
         this.#answer(ev.fd, false, keep);
       },
-    ).finally(() => { this.#stats.inFlight--; this.#pending.delete(p); });
+    ).finally(() => {
+      if (recovered) this.#release(ev.fd);
+      else this.#journal?.flush();
+ this.#stats.inFlight--; this.#pending.delete(p); });
     this.#pending.add(p);
+  }
+
+  /** After a left event's answer: its "answered" record is written, then its number is given back. */
+  #release(fd: number): void {
+    this.#journal?.flush();
+    if (this.#heldNumbers.delete(fd)) fs.closeSync(fd);
   }
 
   /** Writes the one answer an event gets and closes its fd (unless it serves as a write descriptor). */
@@ -182,8 +259,10 @@ export class FanotifyFrontend implements Frontend {
     try {
       if (!this.#closed) fs.writeSync(this.#fd, encodeResponse(fd, allow ? "allow" : { denyErrno: EIO }));
     } catch (err) {
-      this.#log("error", "answering a fanotify event failed", { err });
+      // ENOENT for a left event: the previous daemon had answered it after all (its record was not yet written).
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.#log("error", "answering a fanotify event failed", { err });
     }
+    this.#journal?.answered(fd);
     if (!keepFd) {
       try { fs.closeSync(fd); } catch { /* already closed */ }
     }
@@ -195,16 +274,26 @@ export class FanotifyFrontend implements Frontend {
   }
 
   async #close(): Promise<void> {
-    this.#poll.stop();
-    await Promise.allSettled([...this.#pending]); // every event in flight still gets its answer
+    // Every event in flight still gets its answer. We keep reading meanwhile: a fill may write through a
+    // descriptor that raises events of our own (see #attach), and a held group's next events would wait anyway.
+    while (this.#pending.size) await Promise.allSettled([...this.#pending]);
+    this.#poll?.stop();
     this.#closed = true;
     const served = [...this.#byId.keys()].map((id) => this.#detach(id)!);
     await Promise.allSettled(served.map((s) => s.blob.close())); // prefetch and read-ahead write too
     for (const s of served) if (s.writeFd !== null) fs.closeSync(s.writeFd);
-    fs.closeSync(this.#fd); // any event still queued is allowed by the kernel (fail-open)
+    this.#journal?.flush();
+    this.#journal?.close();
+    // Our own group: any event still queued is allowed by the kernel (fail-open). A held group stays open in
+    // the holder, and queued events wait for the next daemon.
+    fs.closeSync(this.#fd);
   }
 
   stats(): Record<string, unknown> {
     return { ...this.#stats, fillLatencyMs: this.#fillLatency.summary(), hitLatencyMs: this.#hitLatency.summary() };
   }
+}
+
+function openPreContentGroup(): number {
+  return fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, fs.constants.O_RDWR); // O_RDWR: we write through event fds; 64-bit kernels add O_LARGEFILE
 }
