@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { eodOk, REPO } from "../helpers/cli.ts";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
-import { blobBytes, cleanup, eodAsync, readInChild, serve, type Served } from "../helpers/lazy.ts";
+import { blobBytes, eodAsync, lazyWorkspace, readInChild, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { dataRanges } from "../../src/sys/seek.ts";
 import { decodeChunkTable } from "../../src/image/chunk-table.ts";
@@ -25,12 +25,13 @@ let src = "";
 let img = "";
 let server: Served;
 let blobSize = 0;
-let cacheN = 0;
+let ws: ReturnType<typeof lazyWorkspace>;
 const env = { EOD_REMOTE_TIMEOUT_MS: "1500", EOD_REMOTE_RETRIES: "1" };
 
 before(async () => {
   if (skip) return;
   work = tempDir("eod-lazy-");
+  ws = lazyWorkspace(work);
   src = path.join(work, "src");
   fs.mkdirSync(src);
   makeAwkwardTree(src, { bigDirEntries: 2000, sparseSize: 64 << 20, depth: 20 });
@@ -43,19 +44,8 @@ before(async () => {
 });
 
 after(() => {
-  if (!work) return;
-  for (const d of fs.readdirSync(work).filter((n) => n.startsWith("cache"))) cleanup(work, path.join(work, d));
-  cleanup(work);
-  server?.stop();
-  fs.rmSync(work, { recursive: true, force: true });
+  if (work) ws.teardown(server);
 });
-
-function fresh(): { cache: string; mnt: string } {
-  const cache = path.join(work, `cache${++cacheN}`);
-  const mnt = path.join(work, `mnt${cacheN}`);
-  fs.mkdirSync(mnt);
-  return { cache, mnt };
-}
 
 async function mount(source: string, mnt: string, cache: string) {
   const r = await eodAsync(["mount", source, mnt, "--cache-dir", cache], env);
@@ -72,7 +62,7 @@ async function status(cache: string) {
 }
 
 test("mount fetches no blob bytes; one small read fetches a small part; the tree is identical; a second mount fetches nothing", { skip, timeout: 300_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await server.resetStats();
   await mount(server.url, mnt, cache);
   assert.equal(blobBytes(await server.stats()), 0, "no blob bytes at mount");
@@ -93,7 +83,7 @@ test("mount fetches no blob bytes; one small read fetches a small part; the tree
 });
 
 test("32 concurrent readers of one cold file: each chunk is fetched once", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await mount(server.url, mnt, cache);
   const want = createHash("sha256").update(fs.readFileSync(path.join(src, "big.bin"))).digest("hex");
   const results = await Promise.all(Array.from({ length: 32 }, () => readInChild(path.join(mnt, "big.bin"))));
@@ -120,7 +110,7 @@ function remoteBytesOfPresent(cache: string, id: string): number {
 }
 
 test("a remote that corrupts a chunk: EIO after the retries, bad bytes never cached, the daemon stays up, later success", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await mount(server.url, mnt, cache);
   await server.setFaults({ mode: "corrupt", match: "blobs/" });
   const r = await readInChild(path.join(mnt, "files/random-3MiB"));
@@ -138,7 +128,7 @@ test("a remote that corrupts a chunk: EIO after the retries, bad bytes never cac
 });
 
 test("a stalled remote: the read fails with EIO after the timeout instead of hanging", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   await mount(server.url, mnt, cache);
   await server.setFaults({ mode: "stall", match: "blobs/" });
   const started = Date.now();
@@ -151,10 +141,10 @@ test("a stalled remote: the read fails with EIO after the timeout instead of han
 });
 
 test("errors before mounting leave nothing mounted: bad URL, missing blob, bootstrap digest mismatch, mountpoint in use", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   const expectFail = async (source: string, pattern: RegExp) => {
     // A fresh cache each time: a cache that already holds the verified bootstrap would never fetch the bad one.
-    const r = await eodAsync(["mount", source, mnt, "--cache-dir", fresh().cache], env);
+    const r = await eodAsync(["mount", source, mnt, "--cache-dir", ws.fresh().cache], env);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, pattern);
     assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "nothing mounted");
@@ -187,14 +177,27 @@ test("errors before mounting leave nothing mounted: bad URL, missing blob, boots
   await umount(mnt, cache);
 });
 
-test("daemon killed mid-read: what readers see (fail-open), and a restarted daemon re-attaches", { skip, timeout: 120_000 }, async (t) => {
-  const { cache, mnt } = fresh();
-  await mount(server.url, mnt, cache);
+// With a holder (the default: eod mount starts `eod daemon`, which holds the group) a killed daemon leaves
+// readers waiting for its successor: test/kernel/restart.test.ts. Without one (--foreground), the group dies
+// with the daemon, and the kernel lets every pending read through.
+test("--foreground daemon killed mid-read: what readers see without a holder (fail-open), and a restarted daemon re-attaches", { skip, timeout: 120_000 }, async (t) => {
+  const { cache, mnt } = ws.fresh();
+  const fg = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "mount", server.url, mnt, "--cache-dir", cache, "--foreground"], { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, ...env } });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      fg.stdout.on("data", (c: Buffer) => { out += c; if (out.includes("mounted ")) resolve(); });
+      fg.once("exit", (code) => reject(new Error(`eod mount --foreground exited ${code}`)));
+    });
+  } catch (err) {
+    fg.kill("SIGKILL");
+    throw err;
+  }
+  assert.equal(fs.existsSync(path.join(cache, "holder.pid")), false, "no holder in the foreground");
   await server.setFaults({ mode: "stall", match: "blobs/" });
   const reading = readInChild(path.join(mnt, "files/size-1048699"), 30_000);
   await new Promise((r) => setTimeout(r, 500));
-  const pid = Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"));
-  process.kill(pid, "SIGKILL");
+  fg.kill("SIGKILL");
   const seen = await reading;
   // fanotify answers the pending events with ALLOW when the group goes away: the hole reads as zeros.
   t.diagnostic(`reader saw: ${JSON.stringify(seen)}`);
@@ -215,7 +218,7 @@ test("daemon killed mid-read: what readers see (fail-open), and a restarted daem
 });
 
 test("--foreground serves in the CLI process until SIGINT, which unmounts", { skip, timeout: 60_000 }, async () => {
-  const { cache, mnt } = fresh();
+  const { cache, mnt } = ws.fresh();
   const child = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "mount", img, mnt, "--cache-dir", cache, "--foreground"], { stdio: ["ignore", "pipe", "pipe"] });
   try {
     await new Promise<void>((resolve, reject) => {
