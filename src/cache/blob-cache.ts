@@ -84,7 +84,10 @@ export class BlobCache {
   readonly presence: PresenceMap;
   readonly #source: BlobSourceRef;
   readonly #opts: BlobCacheOptions;
+  /** Chunks being fetched, each with the promise its readers wait on. */
   readonly #inFlight = new Map<number, Promise<void>>();
+  /** Runs (remote requests with their retries) under way. */
+  #runs = 0;
   #dirty = false;
   readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0 };
   /** When each chunk was last used (LRU order for culling). */
@@ -227,15 +230,15 @@ export class BlobCache {
   }
 
   async #ensureOnce(first: number, last: number): Promise<void> {
-    const waits = new Set<Promise<void>>();
+    this.#closing.signal.throwIfAborted();
     let missing = false;
+    let waiting = false;
     for (let i = first; i <= last; i++) {
       if (this.presence.has(i)) continue;
-      const p = this.#inFlight.get(i);
-      if (p) waits.add(p);
+      if (this.#inFlight.has(i)) waiting = true;
       else missing = true;
     }
-    if (!missing && waits.size === 0) { this.#stats.hits++; return; }
+    if (!missing && !waiting) { this.#stats.hits++; return; }
     this.#stats.misses++;
     const s = this.#stream;
     const sequential = s !== null && first <= s.next && last >= s.trigger;
@@ -243,7 +246,7 @@ export class BlobCache {
     let end = last + 1;
     if (missing) {
       for (const run of planRuns(this.table.entries, first, last, this.#wanted, { minFetch: unit, maxFetch: this.#opts.maxFetch })) {
-        waits.add(this.#start(run));
+        this.#start(run).catch(() => {}); // its chunks' promises carry the outcome
         end = Math.max(end, run.last + 1);
       }
     }
@@ -259,6 +262,12 @@ export class BlobCache {
       this.#stream = { next: ahead.length ? ahead.at(-1)!.last + 1 : from, trigger: ahead.length ? ahead[0].first : from, unit };
     } else if (missing) {
       this.#stream = { next: end, trigger: end, unit };
+    }
+    // Each chunk on its own: the first ones of a long run may be in while the rest is still arriving.
+    const waits: Array<Promise<void>> = [];
+    for (let i = first; i <= last; i++) {
+      const p = this.presence.has(i) ? undefined : this.#inFlight.get(i);
+      if (p) waits.push(p);
     }
     await Promise.all(waits);
   }
@@ -295,48 +304,86 @@ export class BlobCache {
    */
   async close(): Promise<void> {
     this.#closing.abort(new EodError("DAEMON", `Blob ${this.id} was closed`));
-    await Promise.allSettled(new Set(this.#inFlight.values()));
+    await this.settled();
+  }
+
+  /**
+   * Fetches a run; each of its chunks is in flight (and awaited by readers) on its own, and becomes present as
+   * soon as its bytes have arrived and passed verification: a remote that streams (onData) lets the first
+   * chunks of a long run serve readers before the rest has arrived.
+   */
+  /** Resolves once no fetch of this blob is in flight (read-ahead and prefetch included). */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size) await Promise.allSettled([...this.#inFlight.values()]);
   }
 
   #start(run: FetchRun): Promise<void> {
     if (this.#closing.signal.aborted) return Promise.reject(this.#closing.signal.reason);
-    const p = this.#fetchRun(run);
-    for (let i = run.first; i <= run.last; i++) this.#inFlight.set(i, p);
-    return p;
+    const settle = new Map<number, (err?: unknown) => void>();
+    for (let i = run.first; i <= run.last; i++) {
+      const p = new Promise<void>((resolve, reject) => settle.set(i, (err) => (err === undefined ? resolve() : reject(err))));
+      p.catch(() => {}); // a chunk nobody waits for may fail unobserved
+      this.#inFlight.set(i, p);
+    }
+    this.#runs++;
+    return this.#fetchRun(run, settle).finally(() => { this.#runs--; });
   }
 
-  async #fetchRun(run: FetchRun): Promise<void> {
+  async #fetchRun(run: FetchRun, settle: Map<number, (err?: unknown) => void>): Promise<void> {
     const entries = this.table.entries;
     let plainTotal = 0;
     for (let i = run.first; i <= run.last; i++) plainTotal += entries[i].plainSize;
+    const sync = plainTotal <= SYNC_DECODE_MAX;
+    const filled = (i: number) => { // present now: release its readers
+      if (this.#inFlight.get(i) && settle.has(i)) this.#inFlight.delete(i);
+      settle.get(i)?.();
+      settle.delete(i);
+    };
+    let failure: unknown;
     const release = await this.#opts.budget.acquire(run.remoteLength + plainTotal);
     try {
       for (let attempt = 1; ; attempt++) {
+        const chunks: Array<Promise<void>> = [];
         try {
-          const remote = await this.#source.remote.readRange(this.#source.path, run.remoteOffset, run.remoteLength, { signal: this.#closing.signal });
+          let next = run.first; // chunks before it are filled or being filled from this answer
+          let answer: Uint8Array | null = null;
+          const take = (bytes: Uint8Array, received: number) => {
+            if (bytes !== answer) { answer = bytes; next = run.first; } // a retried answer starts over
+            for (; next <= run.last; next++) {
+              const e = entries[next];
+              const at = e.remoteOffset - run.remoteOffset;
+              if (at + e.remoteSize > received) break;
+              if (this.presence.has(next)) { filled(next); continue; } // written by an earlier attempt
+              const i = next;
+              chunks.push(this.#fill(i, bytes.subarray(at, at + e.remoteSize), sync).then(() => filled(i)));
+            }
+          };
           this.#stats.fetches++;
+          const remote = await this.#source.remote.readRange(this.#source.path, run.remoteOffset, run.remoteLength, {
+            signal: this.#closing.signal, onData: take,
+          });
           this.#stats.fetchedBytes += remote.length;
-          const chunks: Array<Promise<void>> = [];
-          for (let i = run.first; i <= run.last; i++) {
-            if (this.presence.has(i)) continue; // written by an earlier attempt
-            const at = entries[i].remoteOffset - run.remoteOffset;
-            chunks.push(this.#fill(i, remote.subarray(at, at + entries[i].remoteSize), plainTotal <= SYNC_DECODE_MAX));
-          }
+          take(remote, remote.length); // what onData did not see (a remote that does not stream)
           await settleAll(chunks);
           this.#dirty = true;
           return;
         } catch (err) {
+          await Promise.allSettled(chunks); // no fill of this attempt may still be writing
           if (err instanceof EodError && err.code === "DIGEST_MISMATCH") {
             this.#stats.corrupt++;
             if (attempt < this.#opts.verifyAttempts) continue;
           }
           this.#stats.errors++;
+          failure = err;
           throw err;
         }
       }
     } finally {
       release();
-      for (let i = run.first; i <= run.last; i++) this.#inFlight.delete(i);
+      for (const [i, done] of settle) {
+        this.#inFlight.delete(i);
+        done(this.presence.has(i) ? undefined : failure ?? new EodError("DAEMON", `Chunk ${i} of blob ${this.id} was not fetched`));
+      }
     }
   }
 
@@ -380,7 +427,7 @@ export class BlobCache {
   stats(): BlobStats {
     return {
       id: this.id, chunks: this.table.entries.length, presentChunks: this.presence.present, totalBytes: this.#totalBytes,
-      cachedBytes: this.#cachedBytes, inFlight: new Set(this.#inFlight.values()).size, ...this.#stats,
+      cachedBytes: this.#cachedBytes, inFlight: this.#runs, ...this.#stats,
     };
   }
 }

@@ -4,12 +4,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
+import { randomBytes } from "node:crypto";
 import { buildImage } from "../../src/build/image.ts";
 import { CacheCore } from "../../src/cache/core.ts";
 import { decodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { writeKernelForm } from "../../src/image/unpack.ts";
 import { openRemote, type Remote } from "../../src/remote/remote.ts";
 import { punchHole } from "../../src/sys/seek.ts";
+import { serve } from "../helpers/lazy.ts";
 
 let work = "";
 let img = "";
@@ -110,6 +112,7 @@ test("a miss is widened to the minimum fetch unit and adjacent chunks come in on
   const { remote, s } = spy(openRemote(img));
   const blob = core.openBlob(blobId, table, { remote, path: `blobs/${blobId}` });
   await blob.ensure(table.entries[0].plainOffset, 1);
+  await blob.settled(); // ensure() returns once the chunk asked for is in; the rest of the run may still be arriving
   assert.equal(s.ranges, 1);
   assert.ok(blob.stats().cachedBytes >= 256 << 10);
   await core.close();
@@ -187,4 +190,32 @@ test("a sequential reader gets growing fetch units and a read-ahead window; isol
   assert.ok(s.ranges - before < n / 4, `${s.ranges - before} requests for ${n} chunks read in order`);
   assert.ok(fs.readFileSync(core.blobPath(blobId)).equals(kernel));
   await core.close();
+});
+
+test("a streaming remote makes the first chunks of a long run present before the rest has arrived", async () => {
+  const src = path.join(work, "random-src");
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, "r"), randomBytes(1 << 20)); // incompressible: the remote form is 1 MiB too
+  const rimg = path.join(work, "random-img");
+  await buildImage(src, rimg, { chunkSize: 64 << 10, inlineMax: 0 });
+  const m = JSON.parse(fs.readFileSync(path.join(rimg, "manifest.json"), "utf8"));
+  const rtable = decodeChunkTable(fs.readFileSync(path.join(rimg, m.blobs[0].table.path)), "t");
+  const server = await serve(rimg, "--rate", "2000000"); // 2 MB/s: the 1 MiB run takes ~0.5 s
+  try {
+    const core = freshCore("c8", { minFetch: 1 << 20 });
+    const remote = openRemote(server.url);
+    opened.push(remote);
+    const blob = core.openBlob(m.blobs[0].id, rtable, { remote, path: m.blobs[0].remote.path });
+    const t0 = performance.now();
+    await blob.ensure(0, 1);
+    const firstMs = performance.now() - t0;
+    await blob.ensure(rtable.kernelSize - 1, 1);
+    const allMs = performance.now() - t0;
+    assert.equal(blob.stats().fetches, 1, "one request for the run");
+    assert.ok(firstMs < allMs / 2, `first chunk after ${firstMs.toFixed(0)} ms, the run after ${allMs.toFixed(0)} ms`);
+    assert.ok(fs.readFileSync(core.blobPath(m.blobs[0].id)).subarray(0, 1 << 20).equals(fs.readFileSync(path.join(src, "r"))));
+    await core.close();
+  } finally {
+    server.stop();
+  }
 });
