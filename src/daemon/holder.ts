@@ -50,7 +50,7 @@ export async function runHolder(cacheDir: string, frontend: "fscache" | "fanotif
   for (let again = false; ; again = true) {
     child = spawn(process.execPath, [EOD_BIN, "daemon", ...daemonArgs, "--frontend", frontend], {
       stdio: ["ignore", "inherit", "inherit", held],
-      env: { ...process.env, ...env(again) },
+      env: { ...process.env, ...env(again), EOD_DAEMON_RESTARTED: again ? "1" : "0" },
     });
     log("info", again ? "daemon restarted on the held cache" : "holder started its daemon", { frontend, pid: child.pid, holder: process.pid });
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once("exit", (c, s) => resolve({ code: c, signal: s })));

@@ -49,6 +49,8 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
   fs.writeFileSync(path.join(opts.cacheDir, "daemon.pid"), `${process.pid}\n`, { mode: 0o600 });
   log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length, nofile: nofile.soft });
   await afterStart?.(daemon);
+  // Restarted by its holder with no mount left to re-attach (they went while no daemon ran): nothing to serve.
+  if (process.env.EOD_DAEMON_RESTARTED === "1" && daemon.mounts.length === 0) void stop("idle, restarted with no mounts").then(() => process.exit(0));
   return daemon;
 }
 

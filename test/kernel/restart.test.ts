@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { eodOk } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
@@ -185,6 +186,32 @@ test("eod daemon restart hands over without unmounting: a blocked reader complet
     cleanup(work, cache);
   }
 });
+
+test("a daemon killed after its mounts went (umount -l behind its back): the restarted one finds nothing to serve, and it and the holder exit", { skip, timeout: 60_000 }, async () => {
+  const { cache, mnt } = fresh();
+  try {
+    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
+    assert.equal(m.status, 0, m.stderr);
+    const holder = pidOf(cache, "holder")!;
+    cleanupMountsOnly(mnt);
+    process.kill(pidOf(cache, "daemon")!, "SIGKILL");
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && alive(holder)) await sleep(100);
+    assert.equal(alive(holder), false, "the holder exited");
+    assert.equal(pidOf(cache, "holder"), null);
+  } finally {
+    cleanup(work, cache);
+  }
+});
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+function cleanupMountsOnly(mnt: string): void {
+  const r = spawnSync("umount", ["-l", mnt]);
+  assert.equal(r.status, 0, String(r.stderr));
+}
 
 test("eod daemon restart without a holder says so", { skip, timeout: 30_000 }, async () => {
   const { cache } = fresh();
