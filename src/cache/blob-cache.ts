@@ -175,7 +175,8 @@ export class BlobCache {
   /** Whether culling can give this blob's space back (the storage punches holes). */
   get cullable(): boolean {
     // A complete blob may be one its frontend stopped watching: culled only if the frontend can watch it again.
-    return this.storage.punch !== undefined && !this.#closing.signal.aborted && (!this.presence.complete || this.onIncomplete !== null);
+    return this.storage.punch !== undefined && (this.storage.canPunch?.() ?? true) && !this.#closing.signal.aborted
+      && (!this.presence.complete || this.onIncomplete !== null);
   }
 
   /** The planner's view (cull-plan.ts): present chunks that no fetch is writing may go. */

@@ -43,14 +43,14 @@ export interface CacheOptions {
   cacheHighPct?: number;
   /** ...and goes down to this percent (default 85). */
   cacheLowPct?: number;
-  /** Chunks used less than this long ago are never culled (a reader may be reading them; default 500 ms). */
+  /** Chunks used less than this long ago are never culled (a reader may be reading them; default 200 ms). */
   cullGraceMs?: number;
 }
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
   minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
-  cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 500,
+  cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 200,
 };
 
 export class CacheCore {

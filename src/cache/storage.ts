@@ -20,6 +20,8 @@ export interface BlobStorage {
   dataRanges(): Array<{ offset: number; length: number }>;
   /** Gives the space of [offset, offset+length) back (a hole: reads return zeros); storages that cannot, lack it. */
   punch?(offset: number, length: number): void;
+  /** Whether punch() may run now without blocking on a permission event of our own (default: yes). */
+  canPunch?(): boolean;
   /** Lets a frontend supply the descriptor writes go through (one that raises no events of its own). */
   useWriteFd?(fd: number): void;
   /**
@@ -78,6 +80,11 @@ export class SparseFileStorage implements BlobStorage {
       };
       step(0);
     });
+  }
+
+  /** Only through a descriptor that raises no events: fallocate is a write, and it blocks this thread. */
+  canPunch(): boolean {
+    return this.#syncWrites;
   }
 
   /** Through the write descriptor: an event fd raises no fanotify event of its own (fallocate is a write). */

@@ -134,6 +134,7 @@ export class FanotifyFrontend implements Frontend {
     // Opened after marks exist on its filesystem (another blob's, or a held group's), the storage's own fd
     // raises events: until an event fd takes over, its writes must not block the thread that answers them.
     blob.storage.ownWritesRaiseEvents?.();
+    blob.onIncomplete = () => this.#remark(s); // culling (cache budget) is about to punch a hole in it
     if (!blob.complete) {
       fanotifyMark(this.#fd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, blob.storage.path);
       s.marked = true;
@@ -153,6 +154,14 @@ export class FanotifyFrontend implements Frontend {
     this.#byId.delete(blobId);
     this.#byKey.delete(s.key);
     return s;
+  }
+
+  /** Watches a complete blob's file again (its mark was removed), before culling makes holes in it. */
+  #remark(s: Served): void {
+    if (s.marked || this.#byId.get(s.blob.id) !== s) return;
+    fanotifyMark(this.#fd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, s.blob.storage.path);
+    s.marked = true;
+    this.#stats.markedBlobs++;
   }
 
   #unmark(s: Served): void {
