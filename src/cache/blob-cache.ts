@@ -433,9 +433,10 @@ export class BlobCache {
   }
 }
 
+/** ENOSPC and its kin, from node:fs (`code`) or from src/sys (SysError `errno`). */
 function isNoSpace(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException)?.code ?? (err as { errno?: unknown })?.errno;
-  return code === "ENOSPC" || code === "EDQUOT" || code === "ENOBUFS";
+  const e = err as { code?: unknown; errno?: unknown } | null;
+  return [e?.code, e?.errno].some((c) => c === "ENOSPC" || c === "EDQUOT" || c === "ENOBUFS");
 }
 
 /** Like Promise.all, but settles only after every promise has (pooled buffers are in use until then). */

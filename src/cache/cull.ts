@@ -118,9 +118,13 @@ export class Culler {
     const started = performance.now();
     let freed = 0;
     try {
-      this.#stats.cullRuns++;
       const open = [...this.#open()].filter((b) => b.cullable);
       const restingIds = [...this.#restingBytes()].filter(([, n]) => n > 0).map(([id]) => id);
+      if (open.length === 0 && restingIds.length === 0) { // nothing we can punch (fscache: the frontend culls whole files)
+        this.#pausedUntil = Date.now() + 10 * SHORT_ROUND_PAUSE_MS;
+        return 0;
+      }
+      this.#stats.cullRuns++;
       const resting: Array<Resting | null> = restingIds.map((id) => this.#loadResting(id));
       // Resting blobs first: on equal ticks their chunks go before those of blobs someone reads.
       const views: CullView[] = [...resting.map((r) => restingView(r)), ...open.map((b) => b.cullView())];

@@ -22,6 +22,7 @@ import {
   setCachefilesLimits, type CachefilesLimits, type CachefilesPoll,
 } from "../../sys/cachefiles.ts";
 import { belowRun, cullCandidates, limitsFromEnv, spaceOf } from "./cull.ts";
+import { parseBudget, watermarks, type BudgetOptions } from "../../cache/cull-plan.ts";
 import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
 import { CachefilesParseError, encodeCopen, parseMessage, type CachefilesMsg } from "./protocol.ts";
 
@@ -39,7 +40,12 @@ export interface FscacheOptions {
   restore?: boolean;
   /** Free-space limits the cache was bound with (default: $EOD_FSCACHE_LIMITS over DEFAULT_LIMITS). */
   limits?: CachefilesLimits;
+  /** Size budget of the cache files (default: $EOD_CACHE_SIZE, $EOD_CACHE_HIGH, $EOD_CACHE_LOW; size 0 = none). */
+  budget?: BudgetOptions;
 }
+
+/** The budget is checked after READs, at most this often (a check lists and stats every cache file). */
+const BUDGET_CHECK_MS = 1000;
 
 /** After a low-space signal, the POLLOUT watch is off for this long (doubling up to the max while nothing helps). */
 const CULL_PAUSE_MS = 1000;
@@ -63,6 +69,8 @@ export class FscacheFrontend implements Frontend {
   #poll: CachefilesPoll | null = null;
   readonly #cacheDir: string;
   readonly #limits: CachefilesLimits;
+  readonly #budget: BudgetOptions;
+  #nextBudgetCheck = 0;
   readonly #lastUse = new Map<string, number>(); // cookie -> ms of the last OPEN/READ/CLOSE
   #cullTimer: NodeJS.Timeout | null = null;
   #cullPause = CULL_PAUSE_MS;
@@ -75,6 +83,8 @@ export class FscacheFrontend implements Frontend {
   readonly #stats = {
     opens: 0, closes: 0, reads: 0, readBytes: 0, failedReads: 0, inFlight: 0,
     lowSpaceSignals: 0, culled: 0, culledBytes: 0, cullRefusedInUse: 0, noSpaceRetries: 0,
+    /** Bytes allocated to all cache files at the last budget check, and files culled for the budget. */
+    cacheFileBytes: 0, budgetCulled: 0,
   };
   readonly #readLatency = new LatencyWindow();
   #closing: Promise<void> | null = null;
@@ -84,6 +94,7 @@ export class FscacheFrontend implements Frontend {
     this.domain = opts.domain ?? DEFAULT_DOMAIN;
     this.#cacheDir = opts.cacheDir;
     this.#limits = opts.limits ?? limitsFromEnv();
+    this.#budget = opts.budget ?? parseBudget(process.env.EOD_CACHE_SIZE, process.env.EOD_CACHE_HIGH, process.env.EOD_CACHE_LOW);
     this.#dev = opts.inheritedFd ?? bindCachefiles(opts.cacheDir, this.#limits);
     this.#restore = opts.inheritedFd !== undefined && opts.restore === true;
   }
@@ -105,6 +116,39 @@ export class FscacheFrontend implements Frontend {
       onError: (err) => this.#log("error", "fscache poll failed", { err }),
     });
     this.#poll.watchLowSpace(true);
+    this.#checkBudget();
+  }
+
+  /**
+   * The size budget (--cache-size): the kernel owns the cache files, so whole files are culled, least recently
+   * used first, those a mount holds being refused by the kernel (EBUSY) and skipped, from above the high
+   * watermark down to the low one. The same candidates and `inuse`/`cull` as culling on low space.
+   */
+  #checkBudget(): void {
+    if (this.#budget.size <= 0 || Date.now() < this.#nextBudgetCheck) return;
+    this.#nextBudgetCheck = Date.now() + BUDGET_CHECK_MS;
+    const { high, low } = watermarks(this.#budget);
+    const candidates = cullCandidates(path.join(this.#cacheDir, "fscache"), this.#lastUse);
+    let total = candidates.reduce((n, c) => n + c.bytes, 0);
+    this.#stats.cacheFileBytes = total;
+    if (total <= high) return;
+    const before = total;
+    let culled = 0;
+    let refused = 0;
+    for (const c of candidates) {
+      if (total <= low) break;
+      const r = this.#cullFile(c.dir, c.name);
+      if (r === "busy") { refused++; this.#stats.cullRefusedInUse++; continue; }
+      if (r !== "culled") continue;
+      culled++;
+      total -= c.bytes;
+      this.#stats.budgetCulled++;
+      this.#stats.culled++;
+      this.#stats.culledBytes += c.bytes;
+      this.#lastUse.delete(c.cookie);
+    }
+    this.#stats.cacheFileBytes = total;
+    this.#log(total > low ? "warn" : "info", "fscache: cull pass for the cache budget", { culled, refusedInUse: refused, before, after: total, high, low });
   }
 
   // POLLOUT: the kernel's CULLING state. It is level-triggered and stays set until the kernel's next space
@@ -276,6 +320,7 @@ export class FscacheFrontend implements Frontend {
         }
       }
       this.#stats.readBytes += length;
+      this.#checkBudget();
     })().catch((err: unknown) => {
       this.#stats.failedReads++;
       this.#log("warn", "fscache READ failed; completing without data (EIO)", { cookie: obj.cookie, offset, length, err });
