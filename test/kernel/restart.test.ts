@@ -110,6 +110,9 @@ test("kill -9 of the daemon while readers are blocked: they wait, the holder res
     const old = before.pid;
     process.kill(old, "SIGKILL");
     const killedAt = Date.now();
+    // A read that starts while no daemon runs: the marks belong to the held group, so it raises an event that
+    // waits in the queue for the next daemon (without the holder it would read zeros).
+    readers.push({ f: "cold3.bin", w: watchedRead(path.join(mnt, "cold3.bin")) });
 
     const pid = await newDaemon(cache, old);
     t.diagnostic(`holder ${holder} restarted the daemon: ${old} → ${pid} in ${Date.now() - killedAt} ms`);
@@ -128,7 +131,7 @@ test("kill -9 of the daemon while readers are blocked: they wait, the holder res
       assert.deepEqual({ f: r.f, sha256: got.sha256, error: got.error }, { f: r.f, sha256: sha(r.f), error: undefined }, "the right bytes after the restart");
     }
     const coldBytes = blobBytes(await server.stats());
-    t.diagnostic(`after the restart the cold files took ${coldBytes} bytes (${FILES["cold1.bin"] + FILES["cold2.bin"]} plain bytes of them)`);
+    t.diagnostic(`after the restart the cold files took ${coldBytes} bytes (${FILES["cold1.bin"] + FILES["cold2.bin"] + FILES["cold3.bin"]} plain bytes of them)`);
 
     // Nothing cached before the kill is fetched again: the warm file, persisted, costs 0 bytes.
     await server.resetStats();
@@ -141,8 +144,7 @@ test("kill -9 of the daemon while readers are blocked: they wait, the holder res
     t.diagnostic(`warm file: ${warmBytes} bytes fetched once, 0 again; file filled <1 s before the kill: ${recentBytes} bytes, ${refetched} fetched again`);
     assert.ok(refetched <= recentBytes, "at most the last second of fills is fetched again");
 
-    // The mount keeps working: a new cold read, a second restart-free read.
-    assert.equal((await readInChild(path.join(mnt, "cold3.bin"))).sha256, sha("cold3.bin"));
+    // The mount keeps working.
     assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"));
     const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
     assert.equal(u.status, 0, u.stderr);
