@@ -10,9 +10,10 @@ import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
 import { budgetToEnv, BUDGET_OPTIONS, BUDGET_USAGE } from "./cache-budget.ts";
+import { parseListen } from "../daemon/metrics-http.ts";
 
 export const DAEMON_USAGE = `Usage: eod daemon [--cache-dir <dir>] [--frontend auto|fanotify|fscache] [--log-file <file>] [--fscache-limits <spec>]
-                  [--cache-size <size> [--cache-high <pct>] [--cache-low <pct>]]
+                  [--cache-size <size> [--cache-high <pct>] [--cache-low <pct>]] [--metrics-listen <host:port>]
 
        eod daemon restart [--cache-dir <dir>]
 
@@ -33,10 +34,14 @@ $EOD_FSCACHE_LIMITS): free-space levels of the fscache cache's filesystem, in pe
 files (f). Below cull the kernel signals low space and the daemon culls the least recently used cache files
 no mount uses, until free space is back at run; below stop the kernel stops caching.
 
+--metrics-listen 127.0.0.1:9187  (also $EOD_METRICS_LISTEN): serve Prometheus metrics (GET /metrics) over TCP
+as well as on the control socket. The text holds counts only, no paths; bind it to loopback unless the
+scraper is elsewhere.
+
 ${BUDGET_USAGE}`;
 
 export async function daemonCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" }, "no-holder": { type: "boolean" }, ...BUDGET_OPTIONS, help: { type: "boolean", short: "h" } }, DAEMON_USAGE);
+  const { values, positionals } = parse(argv, { "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" }, "no-holder": { type: "boolean" }, "metrics-listen": { type: "string" }, ...BUDGET_OPTIONS, help: { type: "boolean", short: "h" } }, DAEMON_USAGE);
   if (values.help) { console.log(DAEMON_USAGE); return 0; }
   const frontend = (values.frontend ?? "auto") as FrontendKind;
   if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
@@ -48,10 +53,14 @@ export async function daemonCommand(argv: string[]): Promise<number> {
     process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"];
   }
   budgetToEnv(values); // checked here; the holder and the daemon read the environment
+  if (values["metrics-listen"] !== undefined) {
+    parseListen(values["metrics-listen"]); // checked here; the daemon (the holder's child) reads the environment
+    process.env.EOD_METRICS_LISTEN = values["metrics-listen"];
+  }
   if (process.env.EOD_CACHEFILES_FD === undefined && process.env.EOD_FANOTIFY_FD === undefined && !values["no-holder"]) {
     // This process becomes the holder of the kernel end and runs the daemon as its child (src/daemon/holder.ts).
+    fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 }); // before resolveFrontend: its probe file goes there
     const chosen = resolveFrontend(frontend, cacheDir);
-    fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     const logFd = values["log-file"] ? fs.openSync(values["log-file"], "a", 0o600) : 2;
     const daemonArgs = ["--cache-dir", cacheDir, ...(values["log-file"] ? ["--log-file", values["log-file"]] : [])];
     return runHolder(cacheDir, chosen, daemonArgs, jsonLog((line) => fs.writeSync(logFd, line)));

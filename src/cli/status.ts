@@ -1,4 +1,5 @@
-// eod status [--json]
+// eod status [--json] [--watch [<s>]]
+import cliProgress from "cli-progress";
 import { callDaemon, daemonAlive } from "../daemon/client.ts";
 import { socketPathOf } from "../daemon/client.ts";
 import type { MountRecord } from "../daemon/state.ts";
@@ -6,10 +7,16 @@ import type { BlobStats } from "../cache/blob-cache.ts";
 import type { CullStats } from "../cache/cull.ts";
 import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
+import { EodError } from "../errors.ts";
 
-export const STATUS_USAGE = `Usage: eod status [--cache-dir <dir>] [--json]
+/** Blob bars shown per mount; an image of 100 layers would otherwise fill the screen. */
+const BLOB_BARS = 12;
 
-Shows the daemon's mounts and, per blob, cached/total bytes, bytes fetched, misses and fetches in flight.`;
+export const STATUS_USAGE = `Usage: eod status [--cache-dir <dir>] [--json] [--watch <seconds>]
+
+Shows the daemon's mounts and, per blob, cached/total bytes, bytes fetched, misses and fetches in flight.
+On a terminal: a progress bar per mount (its blobs' cached bytes) and per blob (up to ${BLOB_BARS} per mount);
+--watch refreshes them every <seconds> until interrupted. --json: the daemon's status as JSON.`;
 
 interface Status {
   pid: number;
@@ -22,7 +29,7 @@ interface Status {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { "cache-dir": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, STATUS_USAGE);
+  const { values } = parse(argv, { "cache-dir": { type: "string" }, json: { type: "boolean" }, watch: { type: "string" }, help: { type: "boolean", short: "h" } }, STATUS_USAGE);
   if (values.help) { console.log(STATUS_USAGE); return 0; }
   const cacheDir = cacheDirOf(values["cache-dir"]);
   const sock = socketPathOf(cacheDir);
@@ -30,8 +37,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
     console.log(values.json ? JSON.stringify({ running: false, cacheDir }) : `no daemon running for ${cacheDir}`);
     return 0;
   }
+  const watch = values.watch === undefined ? 0 : Number(values.watch);
+  if (!(watch >= 0)) throw new EodError("USAGE", `--watch wants seconds, got ${JSON.stringify(values.watch)}`);
   const s = await callDaemon<Status>(sock, "GET", "/status");
   if (values.json) { console.log(JSON.stringify({ running: true, ...s }, null, 2)); return 0; }
+  if (process.stdout.isTTY) return showBars(s, sock, watch);
   console.log(`daemon pid ${s.pid}, cache ${s.cacheDir}, frontend ${s.frontend.name}`);
   if (s.cache) {
     const c = s.cache;
@@ -44,5 +54,63 @@ export async function statusCommand(argv: string[]): Promise<number> {
     console.log(`blob ${b.id.slice(0, 12)} cached ${b.cachedBytes}/${b.totalBytes} B (${pct}%), fetched ${b.fetchedBytes} B in ${b.fetches} request(s) (${b.readaheads} read ahead), misses ${b.misses}, in flight ${b.inFlight}, corrupt ${b.corrupt}, errors ${b.errors}`);
   }
   for (const r of s.remotes) console.log(`remote ${r.location}: ${r.requests} request(s), ${r.bytes} B, ${r.retries} retries, ${r.errors} errors`);
+  return 0;
+}
+
+/** Bytes in B/KiB/MiB/GiB with 1 decimal. */
+function human(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${n.toFixed(1)} ${units[u]}`;
+}
+
+/**
+ * One bar per mount (cached bytes of all its blobs) and, under it, one per blob (the first BLOB_BARS), on
+ * stdout; with `watch` > 0 they are refreshed from the daemon every `watch` seconds until SIGINT/SIGTERM.
+ */
+async function showBars(first: Status, sock: string, watch: number): Promise<number> {
+  console.log(`daemon pid ${first.pid}, cache ${first.cacheDir}, frontend ${first.frontend.name}, ${first.mounts.length} mount(s), ${first.blobs.length} blob(s) open`);
+  const multi = new cliProgress.MultiBar({
+    format: "{name} [{bar}] {percentage}% {cached}/{size} {extra}",
+    stream: process.stdout, hideCursor: true, clearOnComplete: false, stopOnComplete: false, autopadding: true, barsize: 24,
+  }, cliProgress.Presets.shades_classic);
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const set = (key: string, name: string, cached: number, total: number, extra: string) => {
+    const payload = { name, cached: human(cached), size: human(total), extra };
+    let bar = bars.get(key);
+    if (!bar) { bar = multi.create(Math.max(total, 1), 0, payload); bars.set(key, bar); }
+    bar.setTotal(Math.max(total, 1));
+    bar.update(total === 0 ? 1 : cached, payload);
+  };
+  const draw = (s: Status) => {
+    const byId = new Map(s.blobs.map((b) => [b.id, b]));
+    for (const m of s.mounts) {
+      const blobs = m.blobs.map((b) => byId.get(b.id)).filter((b): b is BlobStats => !!b);
+      const cached = blobs.reduce((n, b) => n + b.cachedBytes, 0);
+      const total = blobs.reduce((n, b) => n + b.totalBytes, 0);
+      const fetched = blobs.reduce((n, b) => n + b.fetchedBytes, 0);
+      set(`m ${m.mountPoint}`, m.mountPoint, cached, total, `${m.blobs.length} blob(s), fetched ${human(fetched)}`);
+      for (const b of blobs.slice(0, BLOB_BARS)) {
+        set(`b ${m.mountPoint} ${b.id}`, `  ${b.id.slice(0, 12)}`, b.cachedBytes, b.totalBytes, `misses ${b.misses}, in flight ${b.inFlight}${b.errors ? `, errors ${b.errors}` : ""}`);
+      }
+      if (blobs.length > BLOB_BARS && !bars.has(`more ${m.mountPoint}`)) {
+        bars.set(`more ${m.mountPoint}`, multi.create(1, 1, { name: `  (${blobs.length - BLOB_BARS} more blob(s))`, cached: "", size: "", extra: "" }, { format: "{name}" }));
+      }
+    }
+  };
+  draw(first);
+  if (watch > 0) {
+    let stop = false;
+    const onSignal = () => { stop = true; };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    while (!stop) {
+      await new Promise((r) => setTimeout(r, watch * 1000));
+      if (stop) break;
+      try { draw(await callDaemon<Status>(sock, "GET", "/status")); } catch { break; } // the daemon went away
+    }
+  }
+  multi.stop();
   return 0;
 }

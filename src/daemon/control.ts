@@ -3,12 +3,24 @@
 //   POST /mounts            {source, mountPoint, frontend}  -> the mount record
 //   POST /umount            {mountPoint}
 //   POST /shutdown          stop serving (mounts are left in place; a restarted daemon re-attaches)
+//   GET  /metrics           Prometheus text format (metrics.ts)
 import fs from "node:fs";
 import http from "node:http";
 import { EodError } from "../errors.ts";
 import { errorFields } from "./log.ts";
 
 export type Handler = (body: unknown) => Promise<unknown>;
+
+/** A handler's answer sent as is, not as JSON (the Prometheus text of GET /metrics). */
+export class RawReply {
+  readonly contentType: string;
+  readonly body: string;
+
+  constructor(contentType: string, body: string) {
+    this.contentType = contentType;
+    this.body = body;
+  }
+}
 
 export async function startControl(socketPath: string, routes: Record<string, Handler>): Promise<http.Server> {
   fs.rmSync(socketPath, { force: true }); // a stale socket of a dead daemon
@@ -18,8 +30,9 @@ export async function startControl(socketPath: string, routes: Record<string, Ha
     req.on("end", () => {
       const handler = routes[`${req.method} ${req.url}`];
       const reply = (status: number, value: unknown) => {
-        const body = Buffer.from(JSON.stringify(value));
-        res.writeHead(status, { "content-type": "application/json", "content-length": body.length }).end(body);
+        const raw = value instanceof RawReply;
+        const body = Buffer.from(raw ? value.body : JSON.stringify(value));
+        res.writeHead(status, { "content-type": raw ? value.contentType : "application/json", "content-length": body.length }).end(body);
       };
       if (!handler) return reply(404, { error: { code: "USAGE", message: `No such control route: ${req.method} ${req.url}` } });
       let body: unknown;

@@ -10,7 +10,9 @@ import { openRemote, type Remote, type RemoteOptions } from "../remote/remote.ts
 import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
 import { socketPathOf } from "./client.ts";
-import { startControl } from "./control.ts";
+import { RawReply, startControl } from "./control.ts";
+import { DaemonMetrics, type MetricsInput } from "./metrics.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics-http.ts";
 import { isRegistrySource } from "../remote/registry/image-remote.ts";
 import { pullImage, pullsRunning, pullsStatus, type PullRequest, type PullResult } from "./pull.ts";
 import { ErofsReader, bufferSource } from "../erofs/reader.ts";
@@ -44,6 +46,8 @@ export interface MountRequest {
 
 export class Daemon {
   readonly core: CacheCore;
+  /** Prometheus counters (GET /metrics): remotes are timed through it. */
+  readonly metrics = new DaemonMetrics();
   readonly #opts: DaemonOptions;
   readonly #remotes = new Map<string, Remote>();
   readonly #traces = new Map<string, TraceRecorder>();
@@ -89,6 +93,7 @@ export class Daemon {
     this.#opts.frontend.ready?.();
     this.#control = await startControl(socketPathOf(this.#opts.cacheDir), {
       "GET /status": async () => this.status(),
+      "GET /metrics": async () => new RawReply(METRICS_CONTENT_TYPE, this.metricsText()),
       "POST /mounts": async (b) => this.#serial(async () => {
         try {
           return await this.mount(b as MountRequest);
@@ -115,7 +120,7 @@ export class Daemon {
   #remote(source: string): Remote {
     let r = this.#remotes.get(source);
     if (!r) {
-      r = openRemote(source, this.#opts.remote); // retries transient failures itself
+      r = this.metrics.timed(openRemote(source, this.#opts.remote)); // retries transient failures itself
       this.#remotes.set(source, r);
     }
     return r;
@@ -149,7 +154,7 @@ export class Daemon {
     if (/^https?:\/\//.test(source)) return source;
     if (!isRegistrySource(source)) return path.resolve(source);
     const insecure = insecureRegistries?.length ? { insecureRegistries: [...insecureRegistries, ...(process.env.EOD_INSECURE_REGISTRY ?? "").split(",").filter(Boolean)] } : {};
-    const r = openRemote(source, { ...this.#opts.remote, ...insecure });
+    const r = this.metrics.timed(openRemote(source, { ...this.#opts.remote, ...insecure }));
     let pinned: string;
     try {
       pinned = await r.pin!();
@@ -269,6 +274,7 @@ export class Daemon {
     }
     this.#state.mounts = this.#state.mounts.filter((m) => m !== record);
     this.#fills.get(mountPoint)?.abort();
+    this.metrics.observeBlobs(this.core.stats()); // counters of the blobs about to close are kept
     this.#opts.frontend.release(record.blobs.map((b) => b.id).filter((id) => !this.#inUse(id)), this.core);
     saveState(this.#opts.cacheDir, this.#state);
     this.#opts.log("info", "unmounted", { mountPoint });
@@ -284,6 +290,11 @@ export class Daemon {
     this.#opts.frontend.cull(blobId, this.#opts.cacheDir);
     this.#opts.log("info", "culled", { blobId });
     return { blobId };
+  }
+
+  /** The Prometheus text of GET /metrics (and of --metrics-listen). */
+  metricsText(): string {
+    return this.metrics.render(this.status() as MetricsInput);
   }
 
   status(): unknown {

@@ -10,6 +10,7 @@ import type { CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
 import { parseBudget } from "../cache/cull-plan.ts";
 import { raiseNofile } from "../sys/rlimit.ts";
+import { listenMetrics } from "./metrics-http.ts";
 
 /** Descriptors a daemon asks for: ~2 per open blob (cache file + fanotify write fd), for thousands of blobs. */
 const NOFILE_WANT = 65536;
@@ -46,6 +47,14 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
   process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0)); });
   process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0)); });
   await daemon.start();
+  const metricsListen = process.env.EOD_METRICS_LISTEN;
+  if (metricsListen) { // optional: a failure (a port in use) is logged, the daemon serves on
+    const d = daemon;
+    await listenMetrics(metricsListen, () => d.metricsText()).then(
+      (srv) => log("info", "metrics listening", { address: srv.address() }),
+      (err: unknown) => log("warn", "cannot listen for metrics", { address: metricsListen, err }),
+    );
+  }
   fs.writeFileSync(path.join(opts.cacheDir, "daemon.pid"), `${process.pid}\n`, { mode: 0o600 });
   log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length, nofile: nofile.soft });
   await afterStart?.(daemon);
