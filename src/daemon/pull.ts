@@ -26,12 +26,13 @@ export interface PullResult extends PullStatus {
 }
 
 /**
- * Plain bytes and chunks per ensure() call, and calls in flight: 4 × 16 chunks decoded at once at most, well
- * under koffi's limit of queued asynchronous calls (a fetch of more than 256 KiB decodes its chunks on the
- * thread pool, one call each), while four requests of up to 2 MiB keep a slow link busy.
+ * Plain bytes and chunks per ensure() call, and calls in flight: 4 × 32 chunks decoded at once at most, half
+ * of koffi's limit of queued asynchronous calls (a fetch of more than 256 KiB decodes its chunks on the thread
+ * pool, one call each), while four requests of up to 4 MiB keep a slow link busy (a registry takes ~5 ms per
+ * request on top of the link's latency: fewer, larger requests).
  */
-const WINDOW = 2 << 20;
-const WINDOW_CHUNKS = 16;
+const WINDOW = 4 << 20;
+const WINDOW_CHUNKS = 32;
 const SLOTS = 4;
 
 const active = new Set<() => PullStatus>();
