@@ -11,7 +11,7 @@ import path from "node:path";
 import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
 import type { BlobCache } from "./blob-cache.ts";
 import { planCull, punchRange, watermarks, type BudgetOptions, type CullView } from "./cull-plan.ts";
-import { TICK_MS, nowTick } from "./lru.ts";
+import { TICK_MS, coarseTick, nowTick } from "./lru.ts";
 import { PresenceMap } from "./presence.ts";
 import { punchHole } from "../sys/seek.ts";
 
@@ -57,6 +57,7 @@ export class Culler {
   #openBytes = 0;
   /** Bytes of blobs not open, by id; null until first needed (a scan of blobs/*.present). */
   #resting: Map<string, number> | null = null;
+  #restingSum = 0;
   #culling = false;
   #pausedUntil = 0;
   readonly #stats = { cullRuns: 0, evictions: 0, evictedBytes: 0, noSpaceCulls: 0, shortCulls: 0, cullErrors: 0 };
@@ -82,7 +83,7 @@ export class Culler {
 
   /** A blob was opened with `bytes` present: it is counted through its changes from now on. */
   opened(id: string, bytes: number): void {
-    this.#resting?.delete(id);
+    this.#setResting(id, 0);
     this.#openBytes += bytes;
     this.#maybeCull();
   }
@@ -90,7 +91,7 @@ export class Culler {
   /** A blob was closed (its map persisted) with `bytes` present; `reopened` when a new mount opened it meanwhile. */
   closed(id: string, bytes: number, reopened: boolean): void {
     this.#openBytes -= bytes;
-    if (!reopened && bytes > 0) this.#resting?.set(id, bytes);
+    if (!reopened) this.#setResting(id, bytes);
   }
 
   /** An open blob's cached bytes changed. */
@@ -128,7 +129,7 @@ export class Culler {
       const resting: Array<Resting | null> = restingIds.map((id) => this.#loadResting(id));
       // Resting blobs first: on equal ticks their chunks go before those of blobs someone reads.
       const views: CullView[] = [...resting.map((r) => restingView(r)), ...open.map((b) => b.cullView())];
-      const plan = planCull(views, need, nowTick() - this.#graceTicks);
+      const plan = planCull(views, need, coarseTick() - this.#graceTicks); // the clock touches read
       for (const pick of plan) {
         try {
           if (pick.blob >= resting.length) freed += open[pick.blob - resting.length].evict(pick.chunks);
@@ -159,9 +160,15 @@ export class Culler {
   }
 
   #restingTotal(): number {
-    let n = 0;
-    for (const b of this.#resting?.values() ?? []) n += b;
-    return n;
+    return this.#restingSum;
+  }
+
+  /** Counts a resting blob's bytes (0: forget it), keeping the sum (checked on every fill). */
+  #setResting(id: string, bytes: number): void {
+    if (!this.#resting) return; // not scanned yet: the scan will count it
+    this.#restingSum += bytes - (this.#resting.get(id) ?? 0);
+    if (bytes > 0) this.#resting.set(id, bytes);
+    else this.#resting.delete(id);
   }
 
   /** Bytes of every blob that has a presence map and is not open (scanned once, then kept up to date). */
@@ -178,7 +185,7 @@ export class Culler {
       if (!r) continue;
       let bytes = 0;
       r.table.entries.forEach((e, i) => { if (r.presence.has(i)) bytes += e.plainSize; });
-      if (bytes > 0) this.#resting.set(m[1], bytes);
+      this.#setResting(m[1], bytes);
     }
     return this.#resting;
   }
@@ -206,7 +213,7 @@ export class Culler {
     try {
       fd = fs.openSync(base, fs.constants.O_RDWR);
     } catch (err) {
-      this.#resting!.delete(id); // the file is gone: nothing to count
+      this.#setResting(id, 0); // the file is gone: nothing to count
       throw err;
     }
     try {
@@ -221,9 +228,7 @@ export class Culler {
       fs.closeSync(fd);
       // A crash before this save leaves bits set over holes: the next open clears them (core.ts validatePresence).
       r.presence.save(`${base}.present`, r.digest, r.ticks);
-      const left = (this.#resting!.get(id) ?? 0) - freed;
-      if (left > 0) this.#resting!.set(id, left);
-      else this.#resting!.delete(id);
+      this.#setResting(id, (this.#resting!.get(id) ?? 0) - freed);
     }
     return freed;
   }
