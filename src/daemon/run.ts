@@ -46,6 +46,11 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
   });
   process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0)); });
   process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0)); });
+  // A crash leaves its reason in the log as one JSON line too (stderr may be /dev/null: eod mount's daemons).
+  process.once("uncaughtException", (err) => {
+    log("error", "uncaught exception: the daemon exits", { err, stack: err.stack?.split("\n").slice(1, 8).map((l) => l.trim()) });
+    process.exit(1);
+  });
   await daemon.start();
   const metricsListen = process.env.EOD_METRICS_LISTEN;
   if (metricsListen) { // optional: a failure (a port in use) is logged, the daemon serves on
