@@ -157,10 +157,16 @@ export class FscacheFrontend implements Frontend {
   #onLowSpace(): void {
     this.#poll?.watchLowSpace(false);
     this.#stats.lowSpaceSignals++;
-    const culled = this.cullCold("the kernel reports the cache low on space");
+    let culled = 0;
+    try {
+      culled = this.cullCold("the kernel reports the cache low on space");
+    } catch (err) {
+      this.#log("error", "fscache: culling failed", { err });
+    }
     // Something culled: look again soon (the kernel clears the state on its next write). Nothing to cull
-    // (space already back above brun, or every file in use): back off.
+    // (space already back above brun, or every file in use), or culling failed: back off.
     this.#cullPause = culled > 0 ? CULL_PAUSE_MS : Math.min(CULL_PAUSE_MAX_MS, this.#cullPause * 2);
+    if (this.#cullTimer) clearTimeout(this.#cullTimer);
     this.#cullTimer = setTimeout(() => { this.#cullTimer = null; this.#poll?.watchLowSpace(true); }, this.#cullPause);
     this.#cullTimer.unref();
   }
@@ -314,7 +320,10 @@ export class FscacheFrontend implements Frontend {
           await obj.blob.ensure(offset, length);
         } catch (err) {
           // Below bstop the kernel refuses writes (ENOBUFS) before we saw POLLOUT: cull now, then try once more.
-          if (!isNoSpace(err) || this.cullCold("a write into the cache failed for lack of space") === 0) throw err;
+          if (!isNoSpace(err)) throw err;
+          let culled = 0;
+          try { culled = this.cullCold("a write into the cache failed for lack of space"); } catch (e) { this.#log("error", "fscache: culling failed", { err: e }); }
+          if (culled === 0) throw err;
           this.#stats.noSpaceRetries++;
           await obj.blob.ensure(offset, length);
         }
