@@ -16,10 +16,10 @@ import {
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
 import { contentLength, headBlob, name, one, readAll, readExact, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
 import { discard, toRemoteError, type Exchange } from "./transport.ts";
-import { mountBlob, pushBlob, pushManifest, type PushBlobOptions, type PushedBlob } from "./upload.ts";
+import { mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamedUpload } from "./upload.ts";
 
 export type { CallOptions, RegistryClientOptions, Repo } from "./session.ts";
-export type { PushBlobOptions, PushedBlob } from "./upload.ts";
+export type { PushBlobOptions, PushedBlob, StreamedUpload } from "./upload.ts";
 
 export interface FetchedManifest {
   /** The digest of `bytes` (checked against the one asked for and Docker-Content-Digest). */
@@ -239,6 +239,14 @@ export class RegistryClient {
   /** See upload.ts `pushBlob`: skipped when present, mounted when possible, else uploaded (chunked if asked). */
   pushBlob(repo: Repo, content: Uint8Array | BlobSource, opts: PushBlobOptions = {}): Promise<PushedBlob> {
     return pushBlob(this.#s, repo, content, opts);
+  }
+
+  /**
+   * See upload.ts `streamBlob`: an upload sent while its content is produced (digest unknown until the end),
+   * committed or cancelled by the caller. Not retried: fall back to pushBlob() with the finished content.
+   */
+  streamBlob(repo: Repo, body: AsyncIterable<Uint8Array>, opts: CallOptions = {}): StreamedUpload {
+    return streamBlob(this.#s, repo, body, opts);
   }
 
   /** Cross-repository mount of a blob `from` another repository of the same registry; false if declined. */

@@ -14,7 +14,7 @@
 //   client.ts           RegistryClient: resolve, manifests, blobs (whole, streamed, Range); pushes via upload.ts
 //   upload.ts           blob pushes (exists / mount / monolithic / chunked), manifest pushes
 //   registry-remote.ts  RegistryRemote: the Remote interface over a repository's blobs
-export { RegistryClient, type CallOptions, type FetchedManifest, type PushBlobOptions, type PushedBlob, type RegistryClientOptions, type Repo, type ResolvedImage } from "./client.ts";
+export { RegistryClient, type CallOptions, type FetchedManifest, type PushBlobOptions, type PushedBlob, type StreamedUpload, type RegistryClientOptions, type Repo, type ResolvedImage } from "./client.ts";
 export { RegistryRemote, type RegistryRemoteOptions } from "./registry-remote.ts";
 export { apiHost, checkRepository, DOCKER_HUB, formatReference, isLoopback, manifestRef, parseReference, type Reference } from "./reference.ts";
 export { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";

@@ -142,3 +142,59 @@ async function digestOf(source: BlobSource): Promise<string> {
   for await (const p of pieces(source)) h.update(p);
   return `sha256:${h.digest("hex")}`;
 }
+
+/** An upload whose bytes are sent while they are produced; see streamBlob(). */
+export interface StreamedUpload {
+  /** Resolves once every byte of the stream is with the registry (rejects if the upload failed). */
+  readonly sent: Promise<number>;
+  /** Completes the upload as `digest` (the registry checks it) once `sent` resolved. */
+  commit(digest: string, mediaType?: string): Promise<PushedBlob>;
+  /** Stops sending and discards what the registry has (an upload nobody commits is dropped by it too). */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Starts a blob upload whose content is a stream of unknown length and digest (a file still being written):
+ * one streamed PATCH (chunked request body), committed with a PUT once the caller knows the digest. Not
+ * retried (a stream cannot be sent again): on failure, push the finished content with pushBlob().
+ */
+export function streamBlob(s: Session, repo: Repo, body: AsyncIterable<Uint8Array>, opts: CallOptions = {}): StreamedUpload {
+  const what = `push blob ${name(repo)} (streamed)`;
+  const ac = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
+  let start: string | undefined;
+  let location: string | undefined;
+  const sent = (async () => {
+    const started = await startUpload(s, repo, "", undefined, what, signal);
+    if (started.mounted) throw new RemoteError("REMOTE_IO", name(repo), `${what}: the registry answered a plain upload as a mount`);
+    start = started.location;
+    let n = 0;
+    const counted = (async function* () { for await (const piece of body) { n += piece.length; yield piece; } })();
+    const ex = await s.exchange(repo, "push", "PATCH", start, { headers: { "content-type": "application/octet-stream" }, body: () => counted, signal });
+    if (ex.status !== 202) throw await s.statusError(ex, `${what}: PATCH`, repo);
+    await ex.body.dump({ limit: 64 * 1024 }).catch(() => {});
+    const held = one(ex.headers.range);
+    if (held !== undefined && held.replace(/^bytes=/, "") !== (n ? `0-${n - 1}` : "0-0")) {
+      throw new RemoteError("REMOTE_IO", ex.url, `${what}: sent ${n} bytes, the registry holds ${held}`);
+    }
+    location = uploadLocation(ex, start, what);
+    return n;
+  })();
+  sent.catch(() => {}); // observed by commit() or the caller
+  return {
+    sent,
+    async commit(digest, mediaType) {
+      const size = await sent;
+      await finishUpload(s, repo, location!, checkDigest(digest), undefined, `${what} as ${digest}`, opts.signal);
+      return { mediaType: mediaType ?? "application/octet-stream", digest, size, how: "uploaded" };
+    },
+    async cancel() {
+      ac.abort(new EodError("USAGE", `${what}: cancelled`));
+      await sent.catch(() => {});
+      const at = location ?? start;
+      if (!at) return;
+      const ex = await s.exchange(repo, "push", "DELETE", at, { signal: opts.signal, deadlineMs: s.timeoutMs }).catch(() => undefined);
+      await ex?.body.dump().catch(() => {});
+    },
+  };
+}
