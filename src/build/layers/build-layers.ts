@@ -29,6 +29,11 @@ export interface LayersOptions extends ImageOptions {
    * caller can push it while the next layers build.
    */
   onBlobDone?: (blob: FinishedBlob, layer: number) => void;
+  /**
+   * Called when a layer's blob file is created (at the layer's first new chunk). Its remote form is then
+   * written in order, appended and never rewritten, so a caller may read it as it grows (to upload it).
+   */
+  onBlobOpen?: (remoteTmp: string, layer: number) => void;
 }
 
 export interface LayerSummary extends LayerStreamStats {
@@ -85,10 +90,11 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
       const remoteTmp = path.join(tmp, "blobs", `.layer-${k}.tmp`);
       const chunker = new LayerChunker({
         chunkSize, window: inFlight, index,
-        openBlob: () => ({
-          writer: new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight }),
-          deviceId: blobs.length + 1,
-        }),
+        openBlob: () => {
+          const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight });
+          opts.onBlobOpen?.(remoteTmp, k);
+          return { writer, deviceId: blobs.length + 1 };
+        },
       });
       try {
         const tar = readTar(layerTarStream(layer, { maxRatio: opts.maxRatio }, ls), { where: layer.name, maxMetaSize: opts.maxMetaSize });
