@@ -27,6 +27,8 @@ export interface ConvertOptions extends LayersOptions {
   output?: string;
   /** Parallel blob pushes (default 4). */
   pushConcurrency?: number;
+  /** Upload the last layer's blob while it is written (default true). */
+  streamLastBlob?: boolean;
   /** Per-layer progress: bytes of layer `index` read from the registry so far, of `total`. */
   onLayer?: (index: number, name: string, done: number, total: number) => void;
   /** Push progress: files pushed (or found present) of `total`. */
@@ -84,7 +86,15 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     const tick = () => opts.onPush?.(++pushedCount, total);
     // A layer's blob is pushed as soon as it is complete, while the next layers build.
     const early = new Map<string, Promise<PushedBlob>>();
-    const pushEarly = (b: FinishedBlob) => {
+    // The last layer's blob has nothing after it to overlap with: it is uploaded while it is written (a
+    // streamed upload), and committed once its digest is known, or cancelled if the destination has it.
+    const last = img.manifest.layers.length - 1;
+    let streamed: StreamedBlob | null = null;
+    const onBlobOpen = (file: string, k: number) => {
+      if (k === last && opts.streamLastBlob !== false) streamed = startStreamed(client, dst, file);
+    };
+    const pushEarly = (b: FinishedBlob, k: number) => {
+      if (streamed && k === last) return streamed.finished(b);
       const fd = fs.openSync(b.remoteTmp, "r"); // now: the build renames the file later
       const push = slots.run(() => client.pushBlob(dst, fdSource(fd, b.table.remoteSize), { digest: b.remoteDigest, mediaType: OCI_FORM_TYPES.blob }))
         .finally(() => fs.closeSync(fd));
@@ -94,8 +104,16 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     const imageDir = opts.output ? path.resolve(opts.output) : path.join(work, "image");
     let build: LayersSummary;
     try {
-      build = await buildFromLayers(layers, imageDir, { ...opts, onBlobDone: pushEarly });
+      build = await buildFromLayers(layers, imageDir, { ...opts, onBlobOpen, onBlobDone: pushEarly });
+      const s = streamed as StreamedBlob | null;
+      if (s?.blob) {
+        const b = s.blob;
+        const push = slots.run(() => s.complete(() => client.pushBlob(dst, fdSource(s.fd, b.table.remoteSize), { digest: b.remoteDigest, mediaType: OCI_FORM_TYPES.blob })));
+        push.then(tick, () => {});
+        early.set(b.remoteDigest, push);
+      }
     } catch (err) {
+      await (streamed as StreamedBlob | null)?.abort();
       await Promise.allSettled(early.values());
       throw err;
     }
@@ -135,6 +153,72 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     fs.rmSync(work, { recursive: true, force: true });
     if (!opts.client) await client.close();
   }
+}
+
+interface StreamedBlob {
+  fd: number;
+  /** Set by finished(): the blob is complete. */
+  blob: FinishedBlob | null;
+  finished(b: FinishedBlob): void;
+  /** Commits the upload, or cancels it when the destination has the blob; on failure pushes with `fallback`. */
+  complete(fallback: () => Promise<PushedBlob>): Promise<PushedBlob>;
+  abort(): Promise<void>;
+}
+
+/**
+ * Uploads a blob file while the build appends to it (read as it grows, in order: the remote form is never
+ * rewritten). Costs bytes, never time: if the destination turns out to have the blob, the upload is cancelled.
+ */
+function startStreamed(client: RegistryClient, dst: Reference, file: string): StreamedBlob {
+  const fd = fs.openSync(file, "r");
+  let stopped = false;
+  let closed = false;
+  const close = () => { if (!closed) { closed = true; fs.closeSync(fd); } };
+  const self: StreamedBlob = {
+    fd, blob: null,
+    finished(b) { self.blob = b; },
+    async complete(fallback) {
+      const b = self.blob!;
+      try {
+        if ((await client.blobSize(dst, b.remoteDigest)) !== undefined) {
+          stopped = true;
+          await upload.cancel().catch(() => {});
+          return { mediaType: OCI_FORM_TYPES.blob, digest: b.remoteDigest, size: b.table.remoteSize, how: "exists" };
+        }
+        const size = await upload.sent;
+        if (size !== b.table.remoteSize) throw new EodError("REMOTE_IO", `streamed ${size} bytes of a ${b.table.remoteSize}-byte blob`);
+        return { ...(await upload.commit(b.remoteDigest, OCI_FORM_TYPES.blob)), size };
+      } catch {
+        stopped = true;
+        await upload.cancel().catch(() => {});
+        return await fallback(); // from the file, with the client's retries
+      } finally {
+        close();
+      }
+    },
+    async abort() {
+      stopped = true;
+      await upload.cancel().catch(() => {});
+      close();
+    },
+  };
+  const upload = client.streamBlob(dst, (async function* () {
+    let pos = 0;
+    for (;;) {
+      if (stopped) return;
+      const buf = Buffer.allocUnsafe(1 << 20);
+      const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, got) => (err ? reject(err) : resolve(got))));
+      if (n > 0) {
+        pos += n;
+        yield buf.subarray(0, n);
+      } else if (self.blob && pos >= self.blob.table.remoteSize) {
+        return;
+      } else {
+        await new Promise((r) => setTimeout(r, 10)); // the writer is ahead of the link, or busy elsewhere
+      }
+    }
+  })());
+  return self;
 }
 
 /** An open file as a push source (its path may change meanwhile). */
