@@ -5,14 +5,14 @@
 // Fetch sizing: an isolated miss fetches the missing chunks widened to `minFetch`; a miss that continues
 // the previous one starts a sequential stream whose unit doubles up to `maxFetch`, and each stream miss also
 // starts the next window ahead of the reader (read-ahead), so a sequential reader keeps two requests in
-// flight instead of waiting for one round trip per window.
+// flight instead of waiting for one round trip per window. Each chunk of a run is released to its readers as
+// soon as its own bytes are in and verified, while the rest of a (streamed) answer is still arriving.
 import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import { CHUNK_FLAG_RAW, type ChunkTable } from "../image/chunk-table.ts";
 import { decompressChunkInto, decompressChunkIntoAsync } from "../image/codec.ts";
-import type { Remote } from "../remote/remote.ts";
+import type { Remote, Semaphore } from "../remote/remote.ts";
 import { chunksOverlapping, groupRuns, planRuns, type FetchRun, type PlanOptions } from "./plan.ts";
-import type { Semaphore } from "../remote/remote.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
