@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { buildFromLayers } from "../src/build/layers/build-layers.ts";
@@ -65,6 +66,20 @@ function sample(pid: number): ProcSample {
   }
   return { rssMB: +(kb("VmRSS") / 1024).toFixed(1), hwmMB: +(kb("VmHWM") / 1024).toFixed(1), fds: fds.length, threads: kb("Threads"), fdKinds };
 }
+/** The daemon's memory as it sees it (GET /metrics on the control socket): V8 heap and Buffers, MB. */
+function memory(sock: string): Promise<{ heapMB: number; externalMB: number }> {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath: sock, path: "/metrics" }, (res) => {
+      let text = "";
+      res.on("data", (c: Buffer) => { text += c; });
+      res.on("end", () => {
+        const v = (name: string) => +(Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN) / 2 ** 20).toFixed(1);
+        resolve({ heapMB: v("nodejs_heap_used_bytes"), externalMB: v("nodejs_external_memory_bytes") });
+      });
+    }).on("error", reject);
+  });
+}
+
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").slice(fs.readFileSync(`/proc/${pid}/stat`, "utf8").lastIndexOf(")") + 2).split(" ");
@@ -124,7 +139,7 @@ try {
   daemonPid = (await callDaemon<{ pid: number }>(sock, "GET", "/status")).pid;
   const holderPid = daemonPid !== spawnedPid ? spawnedPid : 0;
   holderPidForCleanup = holderPid;
-  const atStart = sample(daemonPid);
+  const atStart = { ...sample(daemonPid), ...(await memory(sock)) };
 
   // 4. Mount all.
   t0 = performance.now();
@@ -138,7 +153,7 @@ try {
     mounted.push(mnt);
   }
   const mountAllMs = ms(t0);
-  const afterMount = sample(daemonPid);
+  const afterMount = { ...sample(daemonPid), ...(await memory(sock)) };
   console.log(`mounted ${IMAGES} images in ${mountAllMs} ms; daemon ${JSON.stringify(afterMount)}`);
 
   // 5. Read every file of every mount (every blob gets a miss, a fill and a kept write fd).
@@ -149,7 +164,7 @@ try {
     if (!fs.readFileSync(path.join(work, "mnt", `m${i}`, "d", f)).equals(data)) wrong++;
   }
   const readMs = ms(t0);
-  const afterRead = sample(daemonPid);
+  const afterRead = { ...sample(daemonPid), ...(await memory(sock)) };
   const status = await callDaemon<{ blobs: Array<{ cachedBytes: number }> }>(sock, "GET", "/status");
   const blobsOpen = status.blobs.length;
   const blobsFilled = status.blobs.filter((b) => b.cachedBytes > 0).length;
@@ -171,7 +186,7 @@ try {
   const cpu0 = cpuSeconds(daemonPid);
   await new Promise((r) => setTimeout(r, 5000));
   const idleCpuPct = +((100 * (cpuSeconds(daemonPid) - cpu0)) / 5).toFixed(2);
-  const idle = sample(daemonPid);
+  const idle = { ...sample(daemonPid), ...(await memory(sock)) };
   const holder = holderPid ? sample(holderPid) : null;
   console.log(`idle 5 s: ${idleCpuPct}% of a CPU; daemon ${JSON.stringify(idle)}`);
 
