@@ -6,19 +6,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { REGISTRY_SCHEME } from "../remote/registry/image-remote.ts";
-import { parseReference } from "../remote/registry/reference.ts";
+import { formatReference, parseReference } from "../remote/registry/reference.ts";
 
 export function imageSource(arg: string): string {
   if (/^https?:\/\//i.test(arg)) return arg;
-  if (arg.startsWith(REGISTRY_SCHEME)) {
-    parseReference(arg.slice(REGISTRY_SCHEME.length)); // USAGE naming what is wrong
-    return arg;
-  }
+  if (arg.startsWith(REGISTRY_SCHEME)) return REGISTRY_SCHEME + formatReference(parseReference(arg.slice(REGISTRY_SCHEME.length)));
   if (fs.existsSync(arg)) return path.resolve(arg);
   const first = arg.split("/")[0];
   if (arg.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))) {
-    parseReference(arg);
-    return REGISTRY_SCHEME + arg;
+    return REGISTRY_SCHEME + formatReference(parseReference(arg)); // written in full, as the daemon records it
   }
   throw new EodError("USAGE", `${JSON.stringify(arg)} is not an image directory, an http(s):// URL or a registry reference (host[:port]/repo[:tag], or docker://repo:tag for Docker Hub)`);
 }

@@ -153,6 +153,9 @@ export class Daemon {
   async #source(source: string, insecureRegistries?: string[]): Promise<string> {
     if (/^https?:\/\//.test(source)) return source;
     if (!isRegistrySource(source)) return path.resolve(source);
+    if (insecureRegistries !== undefined && !(Array.isArray(insecureRegistries) && insecureRegistries.every((h) => typeof h === "string"))) {
+      throw new EodError("USAGE", "insecureRegistries must be a list of host[:port] names");
+    }
     const insecure = insecureRegistries?.length ? { insecureRegistries: [...insecureRegistries, ...(process.env.EOD_INSECURE_REGISTRY ?? "").split(",").filter(Boolean)] } : {};
     const r = this.metrics.timed(openRemote(source, { ...this.#opts.remote, ...insecure }));
     let pinned: string;
