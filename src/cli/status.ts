@@ -26,6 +26,7 @@ interface Status {
   blobs: BlobStats[];
   cache?: CullStats;
   remotes: Array<{ location: string; requests: number; bytes: number; retries: number; errors: number }>;
+  pulls?: Array<{ source: string; cachedBytes: number; totalBytes: number; fetchedBytes: number }>;
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -54,6 +55,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     console.log(`blob ${b.id.slice(0, 12)} cached ${b.cachedBytes}/${b.totalBytes} B (${pct}%), fetched ${b.fetchedBytes} B in ${b.fetches} request(s) (${b.readaheads} read ahead), misses ${b.misses}, in flight ${b.inFlight}, corrupt ${b.corrupt}, errors ${b.errors}`);
   }
   for (const r of s.remotes) console.log(`remote ${r.location}: ${r.requests} request(s), ${r.bytes} B, ${r.retries} retries, ${r.errors} errors`);
+  for (const p of s.pulls ?? []) console.log(`pull ${p.source}: cached ${p.cachedBytes}/${p.totalBytes} B, fetched ${p.fetchedBytes} B`);
   return 0;
 }
 
