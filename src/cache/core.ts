@@ -142,7 +142,7 @@ export class CacheCore {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
       try {
-        for (const [id, blob] of this.#blobs) await this.#persist(id, blob);
+        for (const [id, blob] of this.#blobs) if (blob.dirty) await this.#persist(id, blob); // clean blobs cost no await
       } finally {
         this.#flushing = null;
       }
@@ -157,7 +157,7 @@ export class CacheCore {
     const ticks = Uint32Array.from(blob.clock.ticks);
     blob.markClean();
     await blob.storage.sync();
-    snapshot.save(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!, ticks);
+    await snapshot.saveAsync(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!, ticks);
   }
 
   /** Closes one blob after persisting its presence map; a mount from now on opens it afresh. */
