@@ -160,7 +160,7 @@ test("two images under one small budget: culling one blob never corrupts the oth
   await readAll(mnt[1], srcs[1]);
   const s = (await status(cache)).cache;
   assert.ok(s.cachedBytes <= 10 * MiB + FETCH, JSON.stringify(s));
-  for (const m of mnt) await eod(["umount", m, "--cache-dir", cache]);
+  for (const m of mnt.slice(0, 2)) await eod(["umount", m, "--cache-dir", cache]);
 });
 
 test("a complete blob (its fanotify mark removed) is watched again before culling punches it: re-read after culling, its bytes are right", { skip, timeout: 300_000 }, async () => {
