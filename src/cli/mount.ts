@@ -11,6 +11,7 @@ import { imageSource } from "./image-source.ts";
 import { isRegistrySource } from "../remote/registry/image-remote.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
 import { budgetToEnv, BUDGET_OPTIONS } from "./cache-budget.ts";
+import { parseBudget } from "../cache/cull-plan.ts";
 
 export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/ | registry-ref> <mountpoint> [options]
 
@@ -76,6 +77,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   }
   const sock = await startDaemonWarm(cacheDir, frontend, source);
   show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries, backgroundFetch }));
+  if (values["cache-size"] !== undefined) await warnOtherBudget(sock, parseBudget(values["cache-size"]).size);
   return 0;
 }
 
@@ -99,4 +101,12 @@ async function startDaemonWarm(cacheDir: string, frontend: FrontendKind, source:
   })().catch(() => {}); // the daemon's own load reports what is wrong
   const [sock] = await Promise.all([ensureDaemon(cacheDir, frontend), warm]);
   return sock;
+}
+
+/** --cache-size applies when a daemon starts: say so when the running daemon has another budget. */
+async function warnOtherBudget(sock: string, wanted: number): Promise<void> {
+  const s = await callDaemon<{ cache?: { budget: number } }>(sock, "GET", "/status").catch(() => null);
+  if (s?.cache && s.cache.budget !== wanted) {
+    console.error(`eod: warning: the running cache daemon has a budget of ${s.cache.budget || "none"} B; --cache-size applies only when a daemon starts (stop it, or start it with eod daemon --cache-size)`);
+  }
 }
