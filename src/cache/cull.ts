@@ -33,7 +33,7 @@ export interface CullStats {
   /** Chunks culled and their bytes (all blobs, resting ones included). */
   evictions: number;
   evictedBytes: number;
-  /** Culls started by a write that failed for lack of space. */
+  /** Culls that freed space after a write failed for lack of it. */
   noSpaceCulls: number;
   /** Culls that could not free what they wanted (everything left was in use or too recently used). */
   shortCulls: number;
@@ -108,8 +108,9 @@ export class Culler {
 
   /** A write of `bytes` failed for lack of space: cull some and say whether anything was freed. */
   noSpace(bytes: number): boolean {
-    this.#stats.noSpaceCulls++;
-    return this.cull(Math.max(2 * bytes, NO_SPACE_SLACK, Math.floor(this.cachedBytes / 20)), "the cache filesystem is full") > 0;
+    const freed = this.cull(Math.max(2 * bytes, NO_SPACE_SLACK, Math.floor(this.cachedBytes / 20)), "the cache filesystem is full");
+    if (freed > 0) this.#stats.noSpaceCulls++; // (fscache: nothing of ours to punch; its frontend culls whole files)
+    return freed > 0;
   }
 
   /** Culls the least recently used chunks across all blobs until `need` bytes are freed; returns the bytes freed. */
