@@ -52,7 +52,7 @@ function cleanupAll(): void {
 process.once("SIGINT", () => { cleanupAll(); process.exit(130); });
 process.once("SIGTERM", () => { cleanupAll(); process.exit(143); });
 
-interface ProcSample { rssMB: number; hwmMB: number; fds: number; threads: number; fdKinds: Record<string, number> }
+interface ProcSample { rssMB: number; hwmMB: number; rssAnonMB: number; rssFileMB: number; fds: number; threads: number; fdKinds: Record<string, number> }
 function sample(pid: number): ProcSample {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
@@ -64,7 +64,8 @@ function sample(pid: number): ProcSample {
     const kind = target.startsWith(cache) ? `cache:${path.basename(path.dirname(target))}` : target.startsWith(work) ? "images" : target.replace(/:\[?\d+\]?$/, "").replace(/\[\w+\]$/, "");
     fdKinds[kind] = (fdKinds[kind] ?? 0) + 1;
   }
-  return { rssMB: +(kb("VmRSS") / 1024).toFixed(1), hwmMB: +(kb("VmHWM") / 1024).toFixed(1), fds: fds.length, threads: kb("Threads"), fdKinds };
+  // VmRSS counts the node binary's text pages (RssFile, ~50 MB, shared with every node process); RssAnon is the daemon's own.
+  return { rssMB: +(kb("VmRSS") / 1024).toFixed(1), hwmMB: +(kb("VmHWM") / 1024).toFixed(1), rssAnonMB: +(kb("RssAnon") / 1024).toFixed(1), rssFileMB: +(kb("RssFile") / 1024).toFixed(1), fds: fds.length, threads: kb("Threads"), fdKinds };
 }
 /** The daemon's memory as it sees it (GET /metrics on the control socket): V8 heap and Buffers, MB. */
 function memory(sock: string): Promise<{ heapMB: number; externalMB: number }> {
@@ -189,6 +190,9 @@ try {
   const idle = { ...sample(daemonPid), ...(await memory(sock)) };
   const holder = holderPid ? sample(holderPid) : null;
   console.log(`idle 5 s: ${idleCpuPct}% of a CPU; daemon ${JSON.stringify(idle)}`);
+
+  const hold = Number(process.env.EOD_BENCH_HOLD_S ?? 0); // time to look at the daemon (/proc/<pid>/smaps) by hand
+  if (hold > 0) { console.log(`holding ${hold} s; daemon pid ${daemonPid}`); await new Promise((r) => setTimeout(r, hold * 1000)); }
 
   // 7. Unmount all; the daemon exits after the last.
   t0 = performance.now();
