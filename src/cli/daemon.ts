@@ -1,11 +1,8 @@
 // eod daemon --cache-dir <dir>: runs the cache daemon in the foreground (eod mount starts it this way).
 import fs from "node:fs";
 import { FRONTEND_KINDS, resolveFrontend, type FrontendKind } from "../frontend/select.ts";
-import { runHolder } from "../daemon/holder.ts";
-import { restartDaemon } from "../daemon/restart.ts";
 import { jsonLog } from "../daemon/log.ts";
 import { EodError } from "../errors.ts";
-import { runDaemon } from "../daemon/run.ts";
 import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
@@ -46,7 +43,7 @@ export async function daemonCommand(argv: string[]): Promise<number> {
   const frontend = (values.frontend ?? "auto") as FrontendKind;
   if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
   const cacheDir = cacheDirOf(values["cache-dir"]);
-  if (positionals[0] === "restart" && positionals.length === 1) return restartDaemon(cacheDir);
+  if (positionals[0] === "restart" && positionals.length === 1) return (await import("../daemon/restart.ts")).restartDaemon(cacheDir);
   if (positionals.length) throw new EodError("USAGE", `Unknown argument ${JSON.stringify(positionals[0])}\n\n${DAEMON_USAGE}`);
   if (values["fscache-limits"] !== undefined) {
     parseLimits(values["fscache-limits"]); // checked here; the holder and the daemon read the environment
@@ -63,8 +60,11 @@ export async function daemonCommand(argv: string[]): Promise<number> {
     const chosen = resolveFrontend(frontend, cacheDir);
     const logFd = values["log-file"] ? fs.openSync(values["log-file"], "a", 0o600) : 2;
     const daemonArgs = ["--cache-dir", cacheDir, ...(values["log-file"] ? ["--log-file", values["log-file"]] : [])];
+    // The holder only holds the device and restarts its child: it loads none of the daemon's modules.
+    const { runHolder } = await import("../daemon/holder.ts");
     return runHolder(cacheDir, chosen, daemonArgs, jsonLog((line) => fs.writeSync(logFd, line)));
   }
+  const { runDaemon } = await import("../daemon/run.ts");
   await runDaemon({ cacheDir, frontend, logFile: values["log-file"] });
   await new Promise(() => {}); // serve until the daemon exits the process
   return 0;
