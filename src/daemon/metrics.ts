@@ -124,7 +124,7 @@ export class DaemonMetrics {
     out.gauge("eod_fetches_in_flight", "Fetches running now.", s.blobs.reduce((n, b) => n + b.inFlight, 0));
     out.gauge("eod_cache_bytes", "Bytes of present chunks in the cache directory (open blobs only when no budget is set).", s.cache?.cachedBytes ?? s.blobs.reduce((n, b) => n + b.cachedBytes, 0));
     if (s.cache?.budget) out.gauge("eod_cache_budget_bytes", "The cache size budget (--cache-size).", s.cache.budget);
-    out.counter("eod_cache_evictions_total", "Chunks culled to keep the cache under its budget.", s.cache?.evictions ?? total("evictions"));
+    out.counter("eod_cache_evictions_total", "Chunks culled to keep the cache under its budget (our sparse files).", s.cache?.evictions ?? total("evictions"));
     out.counter("eod_cache_evicted_bytes_total", "Bytes of culled chunks.", s.cache?.evictedBytes ?? total("evictedBytes"));
     out.gauge("eod_mounts", "Images mounted through this daemon.", s.mounts.length);
     out.gauge("eod_blobs_open", "Blobs served now.", s.blobs.length);
@@ -136,10 +136,11 @@ export class DaemonMetrics {
       [{ kind: "digest_mismatch" }, total("corrupt")],
       [{ kind: "fetch" }, total("errors")],
       [{ kind: "remote_attempt" }, remote("errors")],
-      [{ kind: "read_denied" }, fe("denied")],
+      [{ kind: "read_denied" }, fe("denied") + fe("failedReads")], // fanotify denials, fscache READs without data
       ...[...this.fetchFailures].map(([code, n]): [Record<string, string>, number] => [{ kind: `remote_${code.toLowerCase()}` }, n]),
     ]);
-    out.labelled("eod_frontend_events_total", "counter", "Kernel requests the frontend received.", [[{ frontend: String(s.frontend.name ?? "") }, fe("events") || fe("reads")]]);
+    out.labelled("eod_frontend_events_total", "counter", "Kernel requests the frontend received (fanotify events; fscache OPEN, READ and CLOSE).", [[{ frontend: String(s.frontend.name ?? "") }, fe("events") + fe("opens") + fe("reads") + fe("closes")]]);
+    out.counter("eod_cache_files_culled_total", "Whole cache files culled (fscache: low space or the budget).", fe("culled") + fe("budgetCulled"));
     const mem = process.memoryUsage();
     out.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", mem.rss);
     out.gauge("nodejs_heap_used_bytes", "V8 heap in use.", mem.heapUsed);
