@@ -114,7 +114,7 @@ export class DaemonMetrics {
     const remote = (k: "requests" | "bytes" | "retries" | "errors") => s.remotes.reduce((n, r) => n + r[k], 0);
     const fe = (k: string) => (typeof s.frontend[k] === "number" ? (s.frontend[k] as number) : 0);
     const out = new Exposition();
-    out.counter("eod_cache_hits_total", "Reads whose chunks were all present (ensure() calls and frontend events answered at once).", total("hits"));
+    out.counter("eod_cache_hits_total", "Range requests of the cache core whose chunks were all present (fanotify answers events on present ranges before asking it; the kernel's page cache answers most reads).", total("hits"));
     out.counter("eod_cache_misses_total", "Reads that needed a fetch or waited for one.", total("misses"));
     out.counter("eod_fetches_total", "Range requests that brought blob bytes (demand, read-ahead and prefetch).", total("fetches"));
     out.counter("eod_fetched_bytes_total", "Blob bytes received from remotes (compressed form).", total("fetchedBytes"));
