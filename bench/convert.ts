@@ -165,11 +165,15 @@ async function throttledProxy(target: string): Promise<{ host: string; bytes(): 
   };
 }
 
+/** Kills what serves `cache` by pid: its holder first (or it starts a new daemon), then the daemon. */
 function killDaemon(cache: string): void {
-  try {
-    const pid = Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"));
-    if (pid > 1) process.kill(pid, "SIGKILL");
-  } catch { /* none */ }
+  for (const f of ["holder.pid", "daemon.pid"]) {
+    try {
+      const pid = Number(fs.readFileSync(path.join(cache, f), "utf8"));
+      // Only if that pid is still an eod daemon of this cache (a stale pid file may name another process now).
+      if (pid > 1 && fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(cache)) process.kill(pid, "SIGKILL");
+    } catch { /* none */ }
+  }
 }
 
 function unmountAll(root: string): void {
