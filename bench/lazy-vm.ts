@@ -3,7 +3,10 @@
 // runs several times slower than the host), so every number is a ratio of two measurements in the same VM run.
 // A benchmark, not a test; needs root on the host only for the corpus (bench/corpus.ts builds it once).
 //
-//   node bench/lazy-vm.ts [--runs=3]                                      (npm run bench:lazy-vm)
+//   node bench/lazy-vm.ts [--runs=3] [--parts=a,b] [--warm-ra=KB]            (npm run bench:lazy-vm)
+//
+// --warm-ra=KB: part (b) runs once more with read_ahead_kb = KB on every erofs bdi (/sys/class/bdi/erofs-*),
+// both mounts alike, to see how much of the fscache ÷ local gap is readahead.
 //
 // The host builds one image of the Debian corpus (bench/corpus.ts) with the default options of `eod build`,
 // boots one VM (run-vm, 4 GiB, 2 GiB ext4 scratch) and runs this file in it with --guest. In the guest:
@@ -38,7 +41,11 @@ const COLD_CMD = ["python3", "-c", "import json"]; // as bench:lazy part (a)
 const WARM_TARGET = 0.95;
 const runsArg = process.argv.find((a) => a.startsWith("--runs="));
 const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
-const SCRATCH = "/var/cache/fscache"; // the guest's ext4 scratch fs (cachefiles refuses tmpfs)
+const SCRATCH = "/var/cache/fscache";
+const partsArg = process.argv.find((a) => a.startsWith("--parts="));
+const PARTS = new Set((partsArg ? partsArg.slice("--parts=".length) : "a,b").split(",").map((p) => p.trim()));
+const raArg = process.argv.find((a) => a.startsWith("--warm-ra="));
+const WARM_RA = raArg ? Math.max(4, Number(raArg.slice("--warm-ra=".length)) | 0) : null; // the guest's ext4 scratch fs (cachefiles refuses tmpfs)
 
 interface Result { code: number | null; stdout: string; stderr: string; seconds: number }
 
@@ -71,6 +78,9 @@ const progress = (s: string): void => { process.stderr.write(`[${new Date().toIS
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------------------------------------ guest
+
+/** Thrown to skip the rest of the guest's parts (--parts). */
+class Skip extends Error {}
 
 function dropCaches(): void {
   execFileSync("sync");
@@ -215,7 +225,7 @@ async function guest(imageShared: string): Promise<void> {
     const lazyRuns: Array<{ seconds: number; mountS: number; runS: number; bytes: number; requests: number; ok: boolean }> = [];
     const fullRuns: Array<{ seconds: number; downloadS: number; unpackMountS: number; runS: number; bytes: number; ok: boolean }> = [];
     report.coldStart = { lazy: lazyRuns, full: fullRuns }; // filled as runs complete: a later failure keeps them
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (PARTS.has("a") ? RUNS : 0); i++) {
       progress(`(a) lazy cold start, fscache, run ${i + 1}/${RUNS}`);
       const cache = path.join(SCRATCH, `cold-${i}`);
       const mnt = `/mnt/cold-${i}`;
@@ -232,7 +242,7 @@ async function guest(imageShared: string): Promise<void> {
       await lazyUnmount(mnt, cache);
       fs.rmSync(cache, { recursive: true, force: true });
     }
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (PARTS.has("a") ? RUNS : 0); i++) {
       progress(`(a) full download + unpack + mount + run, run ${i + 1}/${RUNS}`);
       const dl = path.join(SCRATCH, "full-dl");
       const blobs = path.join(SCRATCH, "full-blobs");
@@ -264,6 +274,7 @@ async function guest(imageShared: string): Promise<void> {
     };
 
     // ---------------------------------------------------------------- (b) warm sequential read
+    if (!PARTS.has("b")) throw new Skip();
     progress("(b) warm: filling an fscache cache by one full read");
     const warmCache = path.join(SCRATCH, "warm");
     const fsMnt = "/mnt/warm-fscache";
@@ -294,13 +305,30 @@ async function guest(imageShared: string): Promise<void> {
     const treeBytes = Number(execFileSync("du", ["-sb", "--apparent-size", localMnt]).toString().split("\t")[0]);
     const ratio = Math.min(...localS) / Math.min(...fscacheS);
     if (ratio < WARM_TARGET) failures.push(`(b) warm read fscache ÷ local ${ratio.toFixed(3)} < ${WARM_TARGET}`);
+    let readahead: Record<string, unknown> | null = null;
+    if (WARM_RA !== null) {
+      const bdis = fs.readdirSync("/sys/class/bdi").filter((b) => b.startsWith("erofs-"));
+      const old = Object.fromEntries(bdis.map((b) => [b, Number(fs.readFileSync(`/sys/class/bdi/${b}/read_ahead_kb`, "utf8"))]));
+      for (const b of bdis) fs.writeFileSync(`/sys/class/bdi/${b}/read_ahead_kb`, String(WARM_RA));
+      const raFscacheS: number[] = [];
+      const raLocalS: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        progress(`(b) warm sequential read, read_ahead_kb ${WARM_RA}, run ${i + 1}/${RUNS}`);
+        dropCaches();
+        raFscacheS.push(await tarRead(fsMnt));
+        dropCaches();
+        raLocalS.push(await tarRead(localMnt));
+      }
+      for (const b of bdis) fs.writeFileSync(`/sys/class/bdi/${b}/read_ahead_kb`, String(old[b]));
+      readahead = { readAheadKb: WARM_RA, defaults: old, allBdis: fs.readdirSync("/sys/class/bdi"), fscacheS: raFscacheS, localS: raLocalS, throughputRatio: Math.min(...raLocalS) / Math.min(...raFscacheS) };
+    }
     report.warmRead = {
-      treeBytes, fillS, fscacheS, localS, sameBytes: hf === hl,
+      treeBytes, fillS, fscacheS, localS, sameBytes: hf === hl, readahead,
       readsDuringTimedRuns: after.frontend.reads - before.frontend.reads,
       throughputRatio: ratio,
     };
   } catch (err) {
-    failures.push(`error: ${(err as Error).stack ?? err}`);
+    if (!(err instanceof Skip)) failures.push(`error: ${(err as Error).stack ?? err}`);
   } finally {
     for (const m of mounted.reverse()) {
       try {
@@ -330,7 +358,7 @@ async function host(): Promise<number> {
     const buildS = Number(process.hrtime.bigint() - t0) / 1e9;
     const manifest = JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8")) as { chunkSize: number; compression: string; blobs: Array<{ kernelSize: number }> };
     progress("booting the VM (TCG: this takes a while)");
-    const res = await runInVm(import.meta.filename, ["--guest", img, `--runs=${RUNS}`], { share: [tmp], timeoutS: 3600, memMb: 4096, scratchMb: 2048 });
+    const res = await runInVm(import.meta.filename, ["--guest", img, `--runs=${RUNS}`, `--parts=${[...PARTS].join(",")}`, ...(WARM_RA !== null ? [`--warm-ra=${WARM_RA}`] : [])], { share: [tmp], timeoutS: 3600, memMb: 4096, scratchMb: 2048 });
     process.stderr.write(res.stderr.split("\n").filter((l) => l.startsWith("[")).join("\n") + "\n");
     const last = res.stdout.trim().split("\n").at(-1) ?? "";
     let g: Record<string, any>;
@@ -361,6 +389,7 @@ async function host(): Promise<number> {
     for (const r of cold.full ?? []) console.log(`    full          ${r.seconds.toFixed(2)} s  ${(r.bytes / 1e6).toFixed(2)} MB  (download ${r.downloadS.toFixed(2)}, unpack+mount ${r.unpackMountS.toFixed(2)}, run ${r.runS.toFixed(2)})${r.ok ? "" : "  FAILED"}`);
     console.log(`    bytes lazy ÷ image ${cold.bytesRatio?.toFixed(3) ?? "-"}, time lazy ÷ full ${cold.timeRatio?.toFixed(3) ?? "-"}`);
     console.log(`(b) warm sequential read of ${((warm.treeBytes ?? 0) / 1e6).toFixed(1)} MB: fscache best ${best(warm.fscacheS)} s, local best ${best(warm.localS)} s, throughput fscache ÷ local ${warm.throughputRatio?.toFixed(3) ?? "-"} (target ≥ ${WARM_TARGET}); READs during the timed runs ${warm.readsDuringTimedRuns ?? "-"}; same bytes ${warm.sameBytes}`);
+    if (warm.readahead) console.log(`    with read_ahead_kb ${warm.readahead.readAheadKb} (defaults ${JSON.stringify(warm.readahead.defaults)}): fscache best ${best(warm.readahead.fscacheS)} s, local best ${best(warm.readahead.localS)} s, ratio ${warm.readahead.throughputRatio.toFixed(3)}`);
     console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
     const failures = (g.failures ?? []) as string[];
     if (res.status !== 0) failures.push(`the VM run ended with status ${res.status}`);
