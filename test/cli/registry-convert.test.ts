@@ -171,6 +171,43 @@ test("a layer whose bytes change on the way is refused (digest), and no manifest
   }
 });
 
+test("a connection dropped in the middle of a layer is resumed (Range) and the conversion is the same", { timeout: 60_000 }, async () => {
+  // A proxy that cuts the first GET of each layer blob after half of its body.
+  const [, port] = reg.host.split(":");
+  const dropped = new Set<string>();
+  const proxy = http.createServer((req, res) => {
+    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode!, ur.headers);
+      const parts: Buffer[] = [];
+      ur.on("data", (d: Buffer) => parts.push(d));
+      ur.on("end", () => {
+        const body = Buffer.concat(parts);
+        const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
+        if (req.method === "GET" && blob && !req.headers.range && body.length > 100_000 && !dropped.has(blob)) {
+          dropped.add(blob);
+          res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+        } else {
+          res.end(body);
+        }
+      });
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  try {
+    const r = await eodAsync(["convert", `${host}/eod/src:v1`, `${reg.host}/eod/resumed:v1`, "--json"], noCreds());
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(dropped.size >= 2, "layers were cut");
+    const direct = await client.resolve(`${reg.host}/eod/conv:v1`);
+    const resumed = await client.resolve(`${reg.host}/eod/resumed:v1`);
+    assert.deepEqual(resumed.manifest.layers.map((l) => l.digest), direct.manifest.layers.map((l) => l.digest), "the same files");
+  } finally {
+    await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
+  }
+});
+
 test("--insecure-registry: a registry with a self-signed certificate under a non-loopback name", { timeout: 120_000 }, async (t) => {
   // The host name resolves to a loopback address but is not one by name: spoken to over verified HTTPS.
   const name = os.hostname().toLowerCase();
