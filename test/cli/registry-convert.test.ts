@@ -78,13 +78,21 @@ test("convert pushes the OCI form: our media types, titles, the source digest, t
   assert.equal(s2.target.digest, summary.target.digest, "conversion is deterministic");
 });
 
-test("a missing tag and a missing repository are clear errors", async () => {
+test("a missing tag, a missing repository and a missing layer blob are clear errors", async () => {
   const r = await eodAsync(["convert", `${reg.host}/eod/src:nope`, `${reg.host}/eod/conv:x`], noCreds());
   assert.equal(r.status, 1);
   assert.match(r.stderr, /tag "nope" not found in 127\.0\.0\.1:\d+\/eod\/src/);
   const r2 = await eodAsync(["convert", `${reg.host}/eod/nothing:v1`, `${reg.host}/eod/conv:x`], noCreds());
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /not found/);
+  // A layer blob deleted from the registry after the manifest was pushed.
+  const holey = { registry: reg.host, repository: "eod/holey" };
+  await pushOciImage(client, holey, "v1", layers);
+  const layer = (await client.resolve(`${reg.host}/eod/holey:v1`)).manifest.layers[1];
+  assert.equal((await fetch(`${reg.url}/v2/eod/holey/blobs/${layer.digest}`, { method: "DELETE" })).status, 202);
+  const r3 = await eodAsync(["convert", `${reg.host}/eod/holey:v1`, `${reg.host}/eod/conv:x`], noCreds());
+  assert.equal(r3.status, 1);
+  assert.match(r3.stderr, new RegExp(`blob ${layer.digest} not found in 127\\.0\\.0\\.1:\\d+/eod/holey`));
   const bad = await eodAsync(["convert", "Not A Ref", `${reg.host}/eod/conv:x`]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /Invalid image reference/);
