@@ -11,9 +11,11 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import zlib from "node:zlib";
 import { eodAsync } from "../helpers/lazy.ts";
 import { pushOciImage, writeTestLayers, type TestImageFiles } from "../helpers/oci-image.ts";
 import { startRegistry, startTokenServer, type RunningRegistry } from "../helpers/registry.ts";
+import { tarArchive } from "../helpers/tar-layer.ts";
 import { isLoopback, RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
 
@@ -177,6 +179,20 @@ test("a layer whose bytes change on the way is refused (digest), and no manifest
   } finally {
     await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
   }
+});
+
+test("a hostile layer (path traversal) is refused naming the entry; nothing is left behind, no manifest pushed", { timeout: 60_000 }, async () => {
+  const tar = tarArchive([{ path: "a/", type: "dir" }, { path: "a/../../escape", data: Buffer.from("escape") }]);
+  const img: TestImageFiles = { files: [], stored: [zlib.gzipSync(tar)], tars: [tar] };
+  await pushOciImage(client, { registry: reg.host, repository: "eod/hostile" }, "v1", img);
+  const out = path.join(work, "hostile-out", "img");
+  fs.mkdirSync(path.dirname(out));
+  const r = await eodAsync(["convert", `${reg.host}/eod/hostile:v1`, `${reg.host}/eod/hostile-conv:v1`, "-o", out], noCreds());
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /a\/\.\.\/\.\.\/escape/);
+  assert.deepEqual(fs.readdirSync(path.dirname(out)), [], "no image, no temporary directory");
+  assert.ok(!fs.existsSync(path.join(work, "escape")) && !fs.existsSync(path.join(work, "hostile-out", "escape")));
+  await assert.rejects(client.resolve(`${reg.host}/eod/hostile-conv:v1`), { code: "REGISTRY_NOT_FOUND" });
 });
 
 test("a connection dropped in the middle of a layer is resumed (Range) and the conversion is the same", { timeout: 60_000 }, async () => {
