@@ -147,10 +147,10 @@ export class FanotifyFrontend implements Frontend {
   }
 
   /** Stops serving a blob (its write fd is the caller's to close once the blob's writes are over). */
-  #detach(blobId: string): Served | undefined {
+  #detach(blobId: string, unmark = true): Served | undefined {
     const s = this.#byId.get(blobId);
     if (!s) return undefined;
-    this.#unmark(s);
+    if (unmark) this.#unmark(s);
     this.#byId.delete(blobId);
     this.#byKey.delete(s.key);
     return s;
@@ -288,7 +288,10 @@ export class FanotifyFrontend implements Frontend {
     while (this.#pending.size) await Promise.allSettled([...this.#pending]);
     this.#poll?.stop();
     this.#closed = true;
-    const served = [...this.#byId.keys()].map((id) => this.#detach(id)!);
+    // Marks stay: they belong to the group. A held group keeps them for the next daemon, whose readers would
+    // otherwise read the holes of unmarked files (zeros) until it marks them again; our own group takes them
+    // along when it closes.
+    const served = [...this.#byId.keys()].map((id) => this.#detach(id, false)!);
     await Promise.allSettled(served.map((s) => s.blob.close())); // prefetch and read-ahead write too
     for (const s of served) if (s.writeFd !== null) fs.closeSync(s.writeFd);
     this.#journal?.flush();
