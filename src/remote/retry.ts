@@ -68,7 +68,7 @@ export function withRetry(remote: Remote, opts: RetryOptions = {}): Remote {
 }
 
 /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) { reject(signal.reason); return; }
     const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };

@@ -41,8 +41,26 @@ export function zstdDecompressInto(src: Uint8Array, dst: Uint8Array): void {
   check(zstd().decompress(dst, dst.byteLength, src, src.byteLength), src, dst);
 }
 
+// koffi refuses more than 256 asynchronous calls in flight (all of them, lz4 included), and libuv runs only a
+// few at a time anyway: decodes beyond this many wait here instead of failing.
+const MAX_ASYNC = 32;
+let running = 0;
+const waiting: Array<() => void> = [];
+
 /** zstdDecompressInto() on a libuv worker thread; `src` and `dst` must not be touched until it settles. */
-export function zstdDecompressIntoAsync(src: Uint8Array, dst: Uint8Array): Promise<void> {
+export async function zstdDecompressIntoAsync(src: Uint8Array, dst: Uint8Array): Promise<void> {
+  if (running >= MAX_ASYNC) await new Promise<void>((go) => waiting.push(go)); // a finishing call hands us its slot
+  else running++;
+  try {
+    await decompressOnPool(src, dst);
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
+function decompressOnPool(src: Uint8Array, dst: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     const done: AsyncCallback<number | bigint> = (err, n) => {
       if (err) return reject(err);

@@ -28,3 +28,9 @@ test("zstdDecompressInto() refuses garbage, a truncated frame and a wrong plain 
   bad(() => zstdDecompressInto(frame, Buffer.alloc(plain.length + 1)));
   await assert.rejects(zstdDecompressIntoAsync(frame, Buffer.alloc(10)), (e) => e instanceof EodError && e.code === "IMAGE_INVALID");
 });
+
+test("zstdDecompressIntoAsync() takes any number of calls at once (koffi allows 256 in flight)", async () => {
+  const outs = Array.from({ length: 600 }, () => Buffer.alloc(plain.length));
+  await Promise.all(outs.map((o) => zstdDecompressIntoAsync(frame, o)));
+  assert.ok(outs.every((o) => o.equals(plain)));
+});

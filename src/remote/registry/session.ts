@@ -4,7 +4,7 @@
 // project's retry policy (retry.ts). client.ts (reads) and upload.ts (pushes) are written on top of it.
 import { EodError, RemoteError } from "../../errors.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, positiveInt, type RemoteStats } from "../remote.ts";
-import { backoffMs, DEFAULT_RETRIES, isRetryable } from "../retry.ts";
+import { backoffMs, DEFAULT_RETRIES, isRetryable, sleep } from "../retry.ts";
 import { Authenticator, detail } from "./auth.ts";
 import { dockerCredentials, type CredentialStore } from "./credentials.ts";
 import { checkDigest } from "./digest.ts";
@@ -207,15 +207,6 @@ export async function readExact(ex: Exchange, what: string, length: number): Pro
   }
   if (got !== length) throw new RemoteError("REMOTE_IO", ex.url, `${what}: answer ended after ${got} of ${length} bytes`);
   return out;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) { reject(signal.reason); return; }
-    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
-    const timer = setTimeout(() => { signal?.removeEventListener("abort", onAbort); resolve(); }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Size of a blob (HEAD), or undefined when the repository does not have it (reads and pushes ask). */
