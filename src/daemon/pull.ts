@@ -26,10 +26,8 @@ export interface PullResult extends PullStatus {
 }
 
 /**
- * Plain bytes and chunks per ensure() call, and calls in flight: 4 × 32 chunks decoded at once at most, half
- * of koffi's limit of queued asynchronous calls (a fetch of more than 256 KiB decodes its chunks on the thread
- * pool, one call each), while four requests of up to 4 MiB keep a slow link busy (a registry takes ~5 ms per
- * request on top of the link's latency: fewer, larger requests).
+ * Plain bytes and chunks per ensure() call, and calls in flight: four requests of up to 4 MiB keep a slow link
+ * busy (a registry takes ~5 ms per request on top of the link's latency: fewer, larger requests).
  */
 const WINDOW = 4 << 20;
 const WINDOW_CHUNKS = 32;
@@ -94,10 +92,6 @@ export async function pullImage(core: CacheCore, image: PreparedImage & { source
         for (i++; i < entries.length && i - first < WINDOW_CHUNKS && entries[i].plainOffset + entries[i].plainSize - start <= WINDOW; i++) end = entries[i].plainOffset + entries[i].plainSize;
         if (!blob.isPresent(start, end - start)) windows.push([start, end - start]);
       }
-      // Last window first: to the cache core ascending windows look like a sequential reader, whose read-ahead
-      // grows to 4 MiB fetches with no bound on decodes in flight but the memory budget (64 MiB: 512 chunks,
-      // more than koffi's 256 queued calls). Descending, each window is fetched as asked.
-      windows.reverse();
       const target = blob;
       let failed: unknown = null; // the first failure stops the windows not started yet
       await Promise.all(windows.map(([offset, length]) => slots.run(async () => {
