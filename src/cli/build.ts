@@ -5,9 +5,9 @@ import { buildFromLayers, type LayersSummary } from "../build/layers/build-layer
 import { resolveInputs } from "../build/layers/inputs.ts";
 import { buildSingle } from "../build/single.ts";
 import { EodError } from "../errors.ts";
-import type { Compression } from "../image/chunk-table.ts";
 import { parsePrefetchList, parseTrace, type PrefetchEntry } from "../image/prefetch.ts";
-import { parse, parseSize, print } from "./args.ts";
+import { parse, print } from "./args.ts";
+import { IMAGE_OPTIONS, parseImageOptions } from "./image-options.ts";
 import { progressBar } from "./progress.ts";
 
 export const BUILD_USAGE = `Usage: eod build <dir> -o <image-dir> [options]
@@ -35,9 +35,8 @@ Options:
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    output: { type: "string", short: "o" }, single: { type: "string" }, "chunk-size": { type: "string" },
-    compress: { type: "string" }, level: { type: "string" }, "inline-max": { type: "string" }, json: { type: "boolean" },
-    layer: { type: "string", multiple: true }, "max-ratio": { type: "string" },
+    output: { type: "string", short: "o" }, single: { type: "string" }, ...IMAGE_OPTIONS, json: { type: "boolean" },
+    layer: { type: "string", multiple: true },
     prefetch: { type: "string" }, "prefetch-from": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, BUILD_USAGE);
@@ -46,32 +45,20 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const input = resolveInputs(positionals, values.layer ?? []);
   if (input.kind === "layers" && values.single) throw new EodError("USAGE", "--single builds from a directory only; use -o for layers");
   if (input.kind === "dir" && positionals.length !== 1) throw new EodError("USAGE", `Give one source directory\n\n${BUILD_USAGE}`);
-  const maxRatio = values["max-ratio"] === undefined ? undefined : Number(values["max-ratio"]);
-  if (maxRatio !== undefined && !(Number.isFinite(maxRatio) && maxRatio >= 0)) throw new EodError("USAGE", "--max-ratio must be a number >= 0");
-  const chunkSize = values["chunk-size"] ? parseSize(values["chunk-size"], "--chunk-size") : undefined;
-  if (chunkSize !== undefined && (chunkSize < 4096 || (chunkSize & (chunkSize - 1)) !== 0 || chunkSize > 2 ** 31)) {
-    throw new EodError("USAGE", `--chunk-size must be a power of two between 4K and 2G, got ${values["chunk-size"]}`);
-  }
-  const compress = values.compress ?? "zstd";
-  if (!["zstd", "lz4", "none"].includes(compress)) throw new EodError("USAGE", `--compress must be zstd, lz4 or none, got ${compress}`);
-  const level = values.level === undefined ? undefined : Number(values.level);
-  if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > 22)) throw new EodError("USAGE", `--level must be an integer 1..22`);
+  const { maxRatio, ...image } = parseImageOptions(values);
   const json = values.json ?? false;
   const bar = progressBar(!json);
   const started = performance.now();
   try {
     if (values.single) {
-      const r = await buildSingle(input.kind === "dir" ? input.dir : "", values.single, { chunkSize, progress: bar.update });
+      const r = await buildSingle(input.kind === "dir" ? input.dir : "", values.single, { chunkSize: image.chunkSize, progress: bar.update });
       bar.stop();
       const seconds = (performance.now() - started) / 1000;
       for (const w of r.warnings) console.error(`warning: ${w}`);
       print(json, { ...r, seconds }, () => `${r.image}: ${r.inodes} inodes, ${r.size} bytes (${seconds.toFixed(2)} s)`);
       return 0;
     }
-    const opts = {
-      chunkSize, compression: compress as Compression, level, prefetch: readPrefetch(values.prefetch, values["prefetch-from"]),
-      inlineMax: values["inline-max"] ? parseSize(values["inline-max"], "--inline-max") : undefined, progress: bar.update,
-    };
+    const opts = { ...image, prefetch: readPrefetch(values.prefetch, values["prefetch-from"]), progress: bar.update };
     const r: ImageSummary & Partial<LayersSummary> = input.kind === "dir"
       ? await buildImage(input.dir, values.output!, opts)
       : await buildFromLayers(input.layers, values.output!, { ...opts, maxRatio });

@@ -1,9 +1,9 @@
 // eod convert <src-ref> <dst-ref>: an image in a registry → our image, pushed to a registry in its OCI form.
 import { convertImage } from "../build/convert.ts";
 import { EodError } from "../errors.ts";
-import type { Compression } from "../image/chunk-table.ts";
 import { parsePlatform } from "../remote/registry/index.ts";
-import { parse, parseSize, print } from "./args.ts";
+import { parse, print } from "./args.ts";
+import { IMAGE_OPTIONS, parseImageOptions } from "./image-options.ts";
 import { layerBars } from "./progress.ts";
 
 export const CONVERT_USAGE = `Usage: eod convert <src-ref> <dst-ref> [options]
@@ -33,30 +33,18 @@ Options:
 export async function convertCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     platform: { type: "string" }, "insecure-registry": { type: "string", multiple: true }, output: { type: "string", short: "o" },
-    "chunk-size": { type: "string" }, compress: { type: "string" }, level: { type: "string" }, "inline-max": { type: "string" },
-    "max-ratio": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    ...IMAGE_OPTIONS, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
   }, CONVERT_USAGE);
   if (values.help) { console.log(CONVERT_USAGE); return 0; }
   if (positionals.length !== 2) throw new EodError("USAGE", CONVERT_USAGE);
   if (values.platform) parsePlatform(values.platform);
-  const chunkSize = values["chunk-size"] ? parseSize(values["chunk-size"], "--chunk-size") : undefined;
-  if (chunkSize !== undefined && (chunkSize < 4096 || (chunkSize & (chunkSize - 1)) !== 0 || chunkSize > 2 ** 31)) {
-    throw new EodError("USAGE", `--chunk-size must be a power of two between 4K and 2G, got ${values["chunk-size"]}`);
-  }
-  const compress = values.compress ?? "zstd";
-  if (!["zstd", "lz4", "none"].includes(compress)) throw new EodError("USAGE", `--compress must be zstd, lz4 or none, got ${compress}`);
-  const level = values.level === undefined ? undefined : Number(values.level);
-  if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > 22)) throw new EodError("USAGE", "--level must be an integer 1..22");
-  const maxRatio = values["max-ratio"] === undefined ? undefined : Number(values["max-ratio"]);
-  if (maxRatio !== undefined && !(Number.isFinite(maxRatio) && maxRatio >= 0)) throw new EodError("USAGE", "--max-ratio must be a number >= 0");
+  const image = parseImageOptions(values);
   const json = values.json ?? false;
   const bars = layerBars(!json);
   try {
     const r = await convertImage(positionals[0], positionals[1], {
       platform: values.platform, insecureRegistries: values["insecure-registry"] ?? [], output: values.output,
-      chunkSize, compression: compress as Compression, level, maxRatio,
-      inlineMax: values["inline-max"] ? parseSize(values["inline-max"], "--inline-max") : undefined,
-      onLayer: bars.layer, onPush: bars.push,
+      ...image, onLayer: bars.layer, onPush: bars.push,
     });
     bars.stop();
     for (const w of r.build.warnings) console.error(`warning: ${w}`);
