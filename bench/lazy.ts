@@ -353,18 +353,20 @@ async function status(cache: string): Promise<Status> {
  * From the daemon's log: seconds from `wall0` until the daemon listened, and the daemon's own time for the
  * mount request (fetch and verify manifest, bootstrap, chunk tables; HEAD of each blob; mount(2)).
  */
-function mountPhases(cache: string, wall0: number): { daemonUpS: number | null; loadS: number | null } {
+function mountPhases(cache: string, wall0: number): { daemonUpS: number | null; loadS: number | null; prefetchS: number | null } {
   let daemonUpS: number | null = null;
   let loadS: number | null = null;
+  let prefetchS: number | null = null;
   try {
     for (const line of fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n")) {
       if (!line) continue;
       const j = JSON.parse(line) as { time: string; msg: string; ms?: number };
       if (/daemon started/.test(j.msg) && daemonUpS === null) daemonUpS = (Date.parse(j.time) - wall0) / 1000;
       if (j.msg === "mounted" && loadS === null && typeof j.ms === "number") loadS = j.ms / 1000;
+      if (j.msg === "prefetched" && prefetchS === null && typeof j.ms === "number") prefetchS = j.ms / 1000;
     }
   } catch { /* no log: leave the phases unknown */ }
-  return { daemonUpS, loadS };
+  return { daemonUpS, loadS, prefetchS };
 }
 
 /** The numbers of a status worth keeping per run. */
@@ -543,7 +545,7 @@ const progress = (s: string): void => {
 
 // ---------------------------------------------------------------- the benchmark
 
-interface LazyColdRun { totalS: number; mountS: number; daemonUpS: number | null; loadS: number | null; runS: number; bytes: number; metaBytes: number; requests: number; ok: boolean; stderr: string; status: Digest }
+interface LazyColdRun { totalS: number; mountS: number; daemonUpS: number | null; loadS: number | null; prefetchS: number | null; runS: number; bytes: number; metaBytes: number; requests: number; ok: boolean; stderr: string; status: Digest }
 interface FullRun { totalS: number; downloadS: number; unpackS: number; mountS: number; runS: number; bytes: number; downloadedBytes: number; serverBytes: number; requests: number; ok: boolean }
 interface ColdResult {
   label: string; image: string; chunkSize: number; inlineMax: string; minFetch: number; imageBytes: number;
