@@ -71,6 +71,7 @@ export class FscacheFrontend implements Frontend {
   readonly #limits: CachefilesLimits;
   readonly #budget: BudgetOptions;
   #nextBudgetCheck = 0;
+  #budgetTimer: NodeJS.Timeout | null = null;
   readonly #lastUse = new Map<string, number>(); // cookie -> ms of the last OPEN/READ/CLOSE
   #cullTimer: NodeJS.Timeout | null = null;
   #cullPause = CULL_PAUSE_MS;
@@ -125,7 +126,12 @@ export class FscacheFrontend implements Frontend {
    * watermark down to the low one. The same candidates and `inuse`/`cull` as culling on low space.
    */
   #checkBudget(): void {
-    if (this.#budget.size <= 0 || Date.now() < this.#nextBudgetCheck) return;
+    if (this.#budget.size <= 0) return;
+    const wait = this.#nextBudgetCheck - Date.now();
+    if (wait > 0) { // checked a moment ago: check once more when the interval is over (the last READs count too)
+      this.#budgetTimer ??= setTimeout(() => { this.#budgetTimer = null; this.#checkBudget(); }, wait);
+      return;
+    }
     this.#nextBudgetCheck = Date.now() + BUDGET_CHECK_MS;
     const { high, low } = watermarks(this.#budget);
     const candidates = cullCandidates(path.join(this.#cacheDir, "fscache"), this.#lastUse);
@@ -391,6 +397,7 @@ export class FscacheFrontend implements Frontend {
       this.#poll?.stop();
       this.#poll = null;
       if (this.#cullTimer) clearTimeout(this.#cullTimer);
+      if (this.#budgetTimer) clearTimeout(this.#budgetTimer);
       await Promise.allSettled([...this.#pending]);
       for (const obj of this.#objects.values()) if (obj.kind === "bootstrap") this.#closeFd(obj.fd);
       this.#objects.clear();
