@@ -7,14 +7,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import dns from "node:dns/promises";
 import fs from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { eodAsync } from "../helpers/lazy.ts";
 import { pushOciImage, writeTestLayers, type TestImageFiles } from "../helpers/oci-image.ts";
-import { startRegistry, startTokenServer, type RunningRegistry } from "../helpers/registry.ts";
+import { registryProxy, startRegistry, startTokenServer, type RunningRegistry } from "../helpers/registry.ts";
 import { tarArchive } from "../helpers/tar-layer.ts";
 import { isLoopback, RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
@@ -152,32 +150,22 @@ test("a registry using a token server: the right password converts, a wrong one 
 
 test("a layer whose bytes change on the way is refused (digest), and no manifest is pushed", { timeout: 60_000 }, async () => {
   // A proxy in front of the registry changes one byte of every gzip blob it passes on.
-  const [, port] = reg.host.split(":");
-  const proxy = http.createServer((req, res) => {
-    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      const parts: Buffer[] = [];
-      ur.on("data", (d: Buffer) => parts.push(d));
-      ur.on("end", () => {
-        const body = Buffer.concat(parts);
-        // In a gzip layer, a bit of the header's MTIME: it still decompresses to the same tar (diff_id
-        // unchanged), so only the check of the blob's digest can catch it.
-        if (req.method === "GET" && /\/blobs\/sha256:/.test(req.url!) && body[0] === 0x1f && body[1] === 0x8b) body[4] ^= 0x01;
-        res.end(body);
-      });
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+  const proxy = await registryProxy(reg.host, {
+    body(req, res, body) {
+      // In a gzip layer, a bit of the header's MTIME: it still decompresses to the same tar (diff_id
+      // unchanged), so only the check of the blob's digest can catch it.
+      if (req.method === "GET" && /\/blobs\/sha256:/.test(req.url!) && body[0] === 0x1f && body[1] === 0x8b) body[4] ^= 0x01;
+      res.end(body);
+    },
   });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const host = proxy.host;
   try {
     const r = await eodAsync(["convert", `${host}/eod/src:v1`, `${reg.host}/eod/lied:v1`], noCreds());
     assert.equal(r.status, 1);
     assert.match(r.stderr, /blob 127\.0\.0\.1:\d+\/eod\/src@sha256:[0-9a-f]{64}: content has digest sha256:[0-9a-f]{64}, expected sha256:/);
     await assert.rejects(client.resolve(`${reg.host}/eod/lied:v1`), { code: "REGISTRY_NOT_FOUND" });
   } finally {
-    await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
+    await proxy.close();
   }
 });
 
@@ -197,29 +185,19 @@ test("a hostile layer (path traversal) is refused naming the entry; nothing is l
 
 test("a connection dropped in the middle of a layer is resumed (Range) and the conversion is the same", { timeout: 60_000 }, async () => {
   // A proxy that cuts the first GET of each layer blob after half of its body.
-  const [, port] = reg.host.split(":");
   const dropped = new Set<string>();
-  const proxy = http.createServer((req, res) => {
-    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      const parts: Buffer[] = [];
-      ur.on("data", (d: Buffer) => parts.push(d));
-      ur.on("end", () => {
-        const body = Buffer.concat(parts);
-        const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
-        if (req.method === "GET" && blob && !req.headers.range && body.length > 100_000 && !dropped.has(blob)) {
-          dropped.add(blob);
-          res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
-        } else {
-          res.end(body);
-        }
-      });
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+  const proxy = await registryProxy(reg.host, {
+    body(req, res, body) {
+      const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
+      if (req.method === "GET" && blob && !req.headers.range && body.length > 100_000 && !dropped.has(blob)) {
+        dropped.add(blob);
+        res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+      } else {
+        res.end(body);
+      }
+    },
   });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const host = proxy.host;
   try {
     const r = await eodAsync(["convert", `${host}/eod/src:v1`, `${reg.host}/eod/resumed:v1`, "--json"], noCreds());
     assert.equal(r.status, 0, r.stderr);
@@ -228,7 +206,7 @@ test("a connection dropped in the middle of a layer is resumed (Range) and the c
     const resumed = await client.resolve(`${reg.host}/eod/resumed:v1`);
     assert.deepEqual(resumed.manifest.layers.map((l) => l.digest), direct.manifest.layers.map((l) => l.digest), "the same files");
   } finally {
-    await new Promise<void>((resolve) => { proxy.close(() => resolve()); proxy.closeAllConnections(); });
+    await proxy.close();
   }
 });
 

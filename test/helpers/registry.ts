@@ -288,3 +288,41 @@ export async function pushTestImage(
   const i = await client.pushManifest(repo, tag, index, MEDIA_TYPES.ociIndex);
   return { index: { digest: i.digest, bytes: index }, platforms };
 }
+
+export interface RegistryProxy {
+  /** host:port of the proxy, to use in references instead of the registry's. */
+  host: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback proxy in front of a registry for fault injection: `before` may answer a request itself (return
+ * true); otherwise the registry's answer is read whole, its status and headers are passed on, and `body`
+ * writes the body (default: as it came), so it can cut, stall or change it.
+ */
+export async function registryProxy(registryHost: string, hooks: {
+  before?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  body?: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void;
+} = {}): Promise<RegistryProxy> {
+  const [, port] = registryHost.split(":");
+  const server = http.createServer((req, res) => {
+    if (hooks.before?.(req, res)) return;
+    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode!, ur.headers);
+      const parts: Buffer[] = [];
+      ur.on("data", (d: Buffer) => parts.push(d));
+      ur.on("end", () => {
+        const body = Buffer.concat(parts);
+        if (hooks.body) hooks.body(req, res, body);
+        else res.end(body);
+      });
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+  };
+}

@@ -5,15 +5,16 @@ import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { pushTestImage, startRegistry, type PushedTestImage, type RunningRegistry } from "../helpers/registry.ts";
+import { pushTestImage, registryProxy, startRegistry, type PushedTestImage, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { RegistryClient, RegistryRemote, sha256Digest, staticCredentials, type Repo } from "../../src/remote/registry/index.ts";
 
 type What = "drop" | "503" | "flip" | "stall";
 type Fault = (req: http.IncomingMessage) => What | undefined;
 
 let reg: RunningRegistry;
-let proxy: http.Server;
+let proxy: RegistryProxy | undefined;
+/** The fault chosen for each request when it came in (its body is written later). */
+const what = new WeakMap<http.IncomingMessage, string | undefined>();
 let proxyHost: string;
 let fault: Fault | undefined;
 const seen: Array<{ method: string; url: string; range?: string }> = [];
@@ -23,36 +24,32 @@ let repo: Repo;
 
 before(async () => {
   reg = await startRegistry();
-  const [, port] = reg.host.split(":");
-  proxy = http.createServer((req, res) => {
-    seen.push({ method: req.method!, url: req.url!, range: req.headers.range });
-    const what = fault?.(req);
-    if (what === "503") { req.resume(); res.writeHead(503, { "content-type": "application/json" }).end('{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}'); return; }
-    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      const parts: Buffer[] = [];
-      ur.on("data", (d: Buffer) => parts.push(d));
-      ur.on("end", () => {
-        const body = Buffer.concat(parts);
-        if (what === "stall") {
-          res.write(body.subarray(0, body.length >> 1)); // and nothing more, connection left open
-        } else if (what === "drop" && body.length > 1) {
-          // Half the body, then the connection goes away.
-          res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
-        } else if (what === "flip" && body.length > 0) {
-          const i = body.indexOf("sha256:") >= 0 ? body.indexOf("sha256:") + 20 : body.length >> 1;
-          body[i] = body[i] === 0x61 ? 0x62 : 0x61; // one byte, same length, still JSON for a manifest
-          res.end(body);
-        } else {
-          res.end(body);
-        }
-      });
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+  proxy = await registryProxy(reg.host, {
+    before(req, res) {
+      seen.push({ method: req.method!, url: req.url!, range: req.headers.range });
+      what.set(req, fault?.(req));
+      if (what.get(req) !== "503") return false;
+      req.resume();
+      res.writeHead(503, { "content-type": "application/json" }).end('{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}');
+      return true;
+    },
+    body(req, res, body) {
+      const f = what.get(req);
+      if (f === "stall") {
+        res.write(body.subarray(0, body.length >> 1)); // and nothing more, connection left open
+      } else if (f === "drop" && body.length > 1) {
+        // Half the body, then the connection goes away.
+        res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+      } else if (f === "flip" && body.length > 0) {
+        const i = body.indexOf("sha256:") >= 0 ? body.indexOf("sha256:") + 20 : body.length >> 1;
+        body[i] = body[i] === 0x61 ? 0x62 : 0x61; // one byte, same length, still JSON for a manifest
+        res.end(body);
+      } else {
+        res.end(body);
+      }
+    },
   });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  proxyHost = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  proxyHost = proxy.host;
   client = new RegistryClient({ credentials: staticCredentials({}), backoff: { baseMs: 5, capMs: 20 } });
   repo = { registry: proxyHost, repository: "eod/faults" };
   image = await pushTestImage(client, repo, "v1", 300_000);
@@ -60,7 +57,7 @@ before(async () => {
 
 after(async () => {
   await client?.close();
-  await new Promise<void>((resolve) => { if (!proxy) return resolve(); proxy.close(() => resolve()); proxy.closeAllConnections(); });
+  await proxy?.close();
   await reg?.stop();
 });
 
