@@ -2,28 +2,30 @@
 // corpus (bench/corpus.ts) and on a 200 MiB file of random bytes. A benchmark, not a test; needs root and a
 // kernel with fanotify pre-content events (6.14+) and file-backed erofs (6.12+).
 //
-//   node bench/lazy.ts [--runs=3] [--parts=a,b,c,d] [--wait-quiet=SECONDS]       (npm run bench:lazy)
+//   node bench/lazy.ts [--runs=3] [--parts=a,b,c,d] [--chunks=1M,128K] [--min-fetch=64K,...] [--inline0]
+//                      [--wait-quiet=SECONDS]                                   (npm run bench:lazy)
 //
 // --wait-quiet: on a shared machine, wait before each timed run (up to SECONDS in all) until other processes
 // have used less than 6% of a CPU for 2 s (the check itself adds 2 s per timed run).
 //
-// In one run, for chunk sizes 1 MiB and 256 KiB (plus --inline-max 0, and a daemon whose minimum fetch unit
-// is the chunk size, where noted):
+// In one run, for each chunk size of --chunks (images with --inline-max 1K, also 0 with --inline0), with the
+// daemon's default fetch unit and with each unit of --min-fetch (a bench daemon):
 //  (a) cold start behind `eod serve --rate 20000000 --latency 20`: lazy = `eod mount` + `chroot <mnt> python3
 //      -c 'import json'` (fresh cache each run, best of N); full = GET every file of the image (manifest
 //      first, then the other files concurrently, one request each; the server's bandwidth is shared), `eod
 //      unpack`, a daemon-less mount(2), the same chroot (one run). Bytes: what the server sent (manifest,
-//      bootstrap and chunk tables included) vs the image size.
+//      bootstrap and chunk tables included) vs the full download's. Also, for the default chunk size: with
+//      the daemon started before the clock (as a service), and the image rebuilt with the prefetch list of
+//      `eod trace` of the same command (--prefetch-from), with and without a running daemon.
 //  (b) `diff -r --no-dereference <corpus> <mnt>` through a fresh lazy mount over unthrottled loopback HTTP vs
-//      the same on a daemon-less mount of the unpacked image; page caches dropped before each (best of N);
-//      also with a minimum fetch unit of 256 KiB (256 KiB chunks) and of 4 MiB (1 MiB chunks).
+//      the same on a daemon-less mount of the unpacked image; page caches dropped before each (best of N).
 //  (c) 200 MiB of random bytes: the daemon's cache filled by one read through a lazy mount (directory remote),
 //      then `dd bs=1M` with page caches dropped, while the blob is still incomplete (pre-content mark on) and
 //      once complete (mark removed), vs a daemon-less mount of the unpacked image (best of N+2 each).
 //  (d) per-miss latency, directory remote with its files in the page cache: 4 KiB preads at distinct 1 MiB
-//      aligned offsets (each a cold miss, widened to the minimum fetch unit: 1 MiB, or 256 KiB with a bench
-//      daemon) from this process; the daemon's fill latency (event read → answer, `eod status`) and the
-//      client's pread latency (N+2 fresh caches; the table shows the median of the runs).
+//      aligned offsets (each a cold miss, widened to the minimum fetch unit) from this process; the daemon's
+//      fill latency (event read → answer, `eod status`) and the client's pread latency (N+2 fresh caches; the
+//      table shows the median of the runs).
 // The bench process itself never reads through a lazy mount while it must answer anything: the daemon is
 // another process. Everything mounted or started is cleaned up in `finally` and on SIGINT/SIGTERM. CPU used
 // by other processes during each part is measured and reported: on a small shared machine it skews timings.

@@ -87,8 +87,8 @@ export async function mountCommand(argv: string[]): Promise<number> {
  * daemon's load finds it there: the daemon's start-up and those round trips overlap on a cold start.
  */
 async function startDaemonWarm(cacheDir: string, frontend: FrontendKind, source: string): Promise<string> {
-  const remote = /^https?:\/\//i.test(source) || isRegistrySource(source); // a registry source too: its tag, manifest.json, bootstrap, tables
-  if (!remote || await daemonAlive(socketPathOf(cacheDir))) return ensureDaemon(cacheDir, frontend);
+  const fetched = /^https?:\/\//i.test(source) || isRegistrySource(source); // a registry source too: its tag, manifest.json, bootstrap, tables
+  if (!fetched || await daemonAlive(socketPathOf(cacheDir))) return ensureDaemon(cacheDir, frontend);
   const warm = (async () => {
     const { openRemote } = await import("../remote/remote.ts");
     const { loadImage } = await import("../daemon/images.ts");
