@@ -26,22 +26,21 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import { benchCacheDir, debianCorpus } from "./corpus.ts";
+import { option, runsOption } from "./lib/args.ts";
+import { COLD_CMD, LATENCY_MS, RATE } from "./lib/cold-start.ts";
+import { EOD, NODE, REPO as repo } from "./lib/paths.ts";
+import { writeResults } from "./lib/results.ts";
+import { startServer } from "./lib/serve.ts";
+import { dropCaches } from "./lib/system.ts";
 import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
 import { createThrottle, sleep } from "../src/remote/throttle.ts";
 import { RegistryClient, staticCredentials, fileSource } from "../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 
-const repo = path.resolve(import.meta.dirname, "..");
-const EOD = path.join(repo, "bin/eod.mjs");
-const NODE = process.execPath;
-const RATE = 20_000_000;
-const LATENCY_MS = 20;
-const COLD_CMD = ["python3", "-c", "import json"];
-const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
-const RUNS = Math.max(1, Number(arg("runs", "3")) | 0);
-const CHUNK = arg("chunk", "128K");
+const RUNS = runsOption();
+const CHUNK = option("chunk", "128K");
 const CHUNK_BYTES = Number(/^(\d+)K$/i.exec(CHUNK)?.[1] ?? NaN) * 1024 || Number(CHUNK);
-const PARTS = arg("parts", "convert,cold").split(",");
+const PARTS = option("parts", "convert,cold").split(",");
 
 interface Result { code: number | null; stdout: string; stderr: string; seconds: number; cpuSeconds: number; otherCpuSeconds: number }
 
@@ -96,11 +95,6 @@ async function ok(cmd: string, args: string[], env: Record<string, string> = {})
 }
 
 const eod = (args: string[]) => ok(NODE, [EOD, ...args], { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") });
-
-function dropCaches(): void {
-  spawnSync("sync");
-  fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
-}
 
 /** The corpus as one gzip layer (GNU tar, POSIX format with xattrs), made once and kept next to the corpus. */
 async function corpusLayer(corpus: string): Promise<{ file: string; diffId: string; digest: string; size: number }> {
@@ -210,9 +204,7 @@ async function main(): Promise<number> {
     await reg.stop();
     fs.rmSync(work, { recursive: true, force: true });
   }
-  const out = path.join(repo, "bench/results", `convert-${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+/, "")}.json`);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  const out = writeResults("convert", result);
   console.log(`results: ${path.relative(repo, out)}`);
   const ratio = (result.convert as { ratio?: number } | undefined)?.ratio;
   return ratio !== undefined && ratio > 1 ? 1 : 0;
@@ -309,14 +301,9 @@ async function coldPart(ref: string, reg: RunningRegistry, work: string, cleanup
     killDaemon(cache);
   }
   // The same image directory from eod serve behind the same proxy (the same link), for comparison with bench:lazy.
-  const serve = spawn(NODE, [EOD, "serve", imageDir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
-  cleanups.push(() => { serve.kill("SIGTERM"); });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    serve.stdout!.on("data", (c: Buffer) => { out += c; if (out.includes("\n")) resolve(out.split("\n")[0].trim()); });
-    serve.once("exit", (code) => reject(new Error(`eod serve exited ${code}`)));
-  });
-  const serveProxy = await throttledProxy(new URL(url).host);
+  const serve = await startServer(imageDir);
+  cleanups.push(() => serve.stop());
+  const serveProxy = await throttledProxy(new URL(serve.url).host);
   cleanups.push(() => serveProxy.close());
   const served = [];
   for (let i = 0; i < RUNS; i++) served.push(await coldStart(`http://${serveProxy.host}/`, serveProxy.bytes, serveProxy.reset));
