@@ -9,20 +9,21 @@
 // Results are printed and written to bench/results/build-<UTC timestamp>.json. Exit status is non-zero if
 // any run failed or any target was missed.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { debianCorpus } from "./corpus.ts";
+import { runsOption } from "./lib/args.ts";
+import { table } from "./lib/format.ts";
+import { EOD as eodMain } from "./lib/paths.ts";
+import { gitState, writeResults } from "./lib/results.ts";
 
-const repo = path.resolve(import.meta.dirname, "..");
-const eodMain = path.join(repo, "bin/eod.mjs");
 const GNU_TIME = "/usr/bin/time";
 const RSS_TARGET_MIB = 300;
 const RUN_TIMEOUT_MS = Number(process.env.EOD_BENCH_TIMEOUT_S ?? 1800) * 1000;
 const KEEP_OUTPUT = 64 * 1024;
 
-const runsArg = process.argv.find((a) => a.startsWith("--runs="));
-const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
+const RUNS = runsOption();
 
 // ---------------------------------------------------------------- running and measuring
 
@@ -159,11 +160,6 @@ function mkfsVersion(bin: string, firstRunStdout?: string): string {
   const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
   const banner = (s: string | undefined): string | undefined => s?.split("\n").find((l) => /mkfs\.erofs\s+\S/i.test(l))?.trim();
   return banner(r.stdout) ?? banner(firstRunStdout) ?? "unknown";
-}
-
-function git(...args: string[]): string | null {
-  const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.trim() : null;
 }
 
 function indent(s: string, lines = 40): string {
@@ -367,14 +363,10 @@ async function main(): Promise<number> {
     const refRss = results.flatMap((r) => r.refs.map((ref) => `${r.def.id}/${ref.tag} ${peakRss(ref.s) !== null ? MiB(peakRss(ref.s)! * 1024) : "-"}`));
     console.log(`\n(reference peak RSS MiB: ${refRss.join(", ")})`);
 
-    const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
-    const outDir = path.join(repo, "bench/results");
-    mkdirSync(outDir, { recursive: true });
-    const outFile = path.join(outDir, `build-${stamp}.json`);
     const cpus = os.cpus();
-    writeFileSync(outFile, JSON.stringify({
+    const outFile = writeResults("build", {
       date: new Date().toISOString(),
-      git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
+      git: gitState(),
       host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
       node: process.version,
       runs: RUNS,
@@ -385,22 +377,13 @@ async function main(): Promise<number> {
       cases: json,
       scale,
       failures,
-    }, null, 2) + "\n");
+    });
     console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
     console.log(failures ? `\n${failures} failure(s) (failed runs or missed targets)` : "\nall targets met");
     return failures ? 1 : 0;
   } finally {
     cleanup();
   }
-}
-
-/** Plain-text table; the first `left` columns are left-aligned, the rest right-aligned. */
-function table(rows: string[][], left = 1): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r, ri) => {
-    const line = r.map((c, i) => (i < left ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ").trimEnd();
-    return ri === 0 ? line + "\n" + w.map((n) => "-".repeat(n)).join("  ") : line;
-  }).join("\n");
 }
 
 process.exitCode = await main();

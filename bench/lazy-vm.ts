@@ -28,116 +28,33 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { debianCorpus } from "./corpus.ts";
-import { decompressBootstrap } from "../src/image/codec.ts";
-import { MS_RDONLY, mountAsync, umount } from "../src/sys/mount.ts";
+import { option, runsOption } from "./lib/args.ts";
+import { COLD_CMD, LATENCY_MS, RATE, runColdCommand } from "./lib/cold-start.ts";
+import { dirBytes } from "./lib/dir-bytes.ts";
+import { downloadImage } from "./lib/download.ts";
+import { mountUnpacked } from "./lib/local-mount.ts";
+import { gitState, writeResults } from "./lib/results.ts";
+import { eodOk as eodMustSucceed, run } from "./lib/run.ts";
+import { resetStats, serverStats, startServer } from "./lib/serve.ts";
+import { fastestOk } from "./lib/stats.ts";
+import { dropCaches, progressLine as progress, sleep } from "./lib/system.ts";
+import { umount } from "../src/sys/mount.ts";
 import { runInVm, vmAvailable } from "../test/helpers/vm.ts";
 
-const REPO = path.resolve(import.meta.dirname, "..");
-const EOD = path.join(REPO, "bin/eod.mjs");
-const NODE = process.execPath;
-const RATE = 20_000_000; // as bench:lazy part (a)
-const LATENCY_MS = 20;
-const COLD_CMD = ["python3", "-c", "import json"]; // as bench:lazy part (a)
 const WARM_TARGET = 0.95;
-const runsArg = process.argv.find((a) => a.startsWith("--runs="));
-const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
-const SCRATCH = "/var/cache/fscache";
-const partsArg = process.argv.find((a) => a.startsWith("--parts="));
-const PARTS = new Set((partsArg ? partsArg.slice("--parts=".length) : "a,b").split(",").map((p) => p.trim()));
-const raArg = process.argv.find((a) => a.startsWith("--warm-ra="));
-const WARM_RA = raArg ? Math.max(4, Number(raArg.slice("--warm-ra=".length)) | 0) : null; // the guest's ext4 scratch fs (cachefiles refuses tmpfs)
+const RUNS = runsOption();
+const SCRATCH = "/var/cache/fscache"; // the guest's ext4 scratch fs (cachefiles refuses tmpfs)
+const PARTS = new Set(option("parts", "a,b").split(",").map((p) => p.trim()));
+const raOption = option("warm-ra", "");
+const WARM_RA = raOption ? Math.max(4, Number(raOption) | 0) : null;
 
-interface Result { code: number | null; stdout: string; stderr: string; seconds: number }
-
-function run(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => { if (stdout.length < 1 << 20) stdout += d; });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => { if (stderr.length < 1 << 20) stderr += d; });
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 600_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
-    });
-    child.on("error", (err) => { clearTimeout(timer); resolve({ code: null, stdout, stderr: `${stderr}${err.message}`, seconds: 0 }); });
-  });
-}
-
-async function eodOk(args: string[], timeoutMs = 600_000): Promise<string> {
-  let r = await run(NODE, [EOD, ...args], { timeoutMs });
-  // Under TCG, V8 now and then dies while starting ("Fatal error in , line 0"): the emulator, not eod. Once more.
-  if (r.code !== 0 && r.stderr.includes("# Fatal error in")) r = await run(NODE, [EOD, ...args], { timeoutMs });
-  if (r.code !== 0) throw new Error(`eod ${args.join(" ")}: exit ${r.code}\n${r.stderr.trim().slice(-2000)}`);
-  return r.stdout;
-}
-
-const progress = (s: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`); };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** `eod <args>` that must succeed, once more if V8 died while starting (under TCG now and then: the emulator, not eod). */
+const eodOk = (args: string[], timeoutMs = 600_000): Promise<string> => eodMustSucceed(args, timeoutMs, (r) => r.stderr.includes("# Fatal error in"));
 
 // ------------------------------------------------------------------------------------------------ guest
 
 /** Thrown to skip the rest of the guest's parts (--parts). */
 class Skip extends Error {}
-
-function dropCaches(): void {
-  execFileSync("sync");
-  fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
-}
-
-async function startServer(root: string, extra: string[]): Promise<{ url: string; stop(): void }> {
-  const child = spawn(NODE, [EOD, "serve", root, "--listen", "127.0.0.1:0", ...extra], { stdio: ["ignore", "pipe", "inherit"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => { out += d; if (out.includes("\n")) resolve(out.split("\n")[0]!.trim()); });
-    child.once("exit", (code) => reject(new Error(`eod serve exited ${code}`)));
-  });
-  child.stdout.resume();
-  return { url, stop: () => child.kill("SIGTERM") };
-}
-
-async function serverStats(url: string): Promise<{ requests: number; bytes: number }> {
-  return (await fetch(new URL("_eod/stats", url))).json() as Promise<{ requests: number; bytes: number }>;
-}
-
-async function resetStats(url: string): Promise<void> {
-  await (await fetch(new URL("_eod/stats/reset", url), { method: "POST" })).arrayBuffer();
-}
-
-/**
- * GET manifest.json, then every file it names concurrently (one request each), into `dest`; the bootstrap in
- * its wire form when the image has one (what a lazy mount fetches too), decompressed after. Returns the bytes
- * received. (bench/lazy.ts downloads the same way.)
- */
-async function download(base: string, dest: string): Promise<number> {
-  fs.mkdirSync(path.join(dest, "blobs"), { recursive: true });
-  const m = await fetch(new URL("manifest.json", base));
-  if (!m.ok) throw new Error(`GET manifest.json: HTTP ${m.status}`);
-  const body = Buffer.from(await m.arrayBuffer());
-  fs.writeFileSync(path.join(dest, "manifest.json"), body);
-  const manifest = JSON.parse(body.toString("utf8")) as {
-    bootstrap: { path: string; size: number }; bootstrapZstd?: { path: string }; blobs: Array<{ table: { path: string }; remote: { path: string } }>;
-  };
-  const rels = [manifest.bootstrapZstd?.path ?? manifest.bootstrap.path, ...manifest.blobs.flatMap((b) => [b.table.path, b.remote.path])];
-  let bytes = body.length;
-  await Promise.all(rels.map(async (rel) => {
-    const r = await fetch(new URL(rel, base));
-    if (!r.ok || !r.body) throw new Error(`GET ${rel}: HTTP ${r.status}`);
-    const fd = fs.openSync(path.join(dest, rel), "w");
-    try {
-      for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) { fs.writeSync(fd, c); bytes += c.byteLength; }
-    } finally {
-      fs.closeSync(fd);
-    }
-  }));
-  if (manifest.bootstrapZstd) {
-    const wire = fs.readFileSync(path.join(dest, manifest.bootstrapZstd.path));
-    fs.writeFileSync(path.join(dest, manifest.bootstrap.path), decompressBootstrap(wire, manifest.bootstrap.size, "the bootstrap"));
-  }
-  return bytes;
-}
 
 /** Waits until the fscache daemon and its holder of `cache` are gone (/dev/cachefiles takes one cache at a time). */
 async function holderGone(cache: string): Promise<void> {
@@ -172,14 +89,7 @@ async function lazyUnmount(mnt: string, cache: string): Promise<void> {
 /** `eod unpack` + a daemon-less mount(2) of the unpacked image (its blobs as device= files). */
 async function localMount(img: string, blobsDir: string, mnt: string): Promise<void> {
   fs.mkdirSync(mnt, { recursive: true });
-  const line = (await eodOk(["unpack", img, "--blobs-to", blobsDir])).trim();
-  const sp = line.indexOf(" ");
-  const [bootstrap, data] = sp < 0 ? [line, null] : [line.slice(0, sp), line.slice(sp + 1)];
-  await mountAsync(bootstrap, mnt, "erofs", MS_RDONLY, data);
-}
-
-async function chroot(mnt: string): Promise<Result> {
-  return run("chroot", [mnt, ...COLD_CMD], { timeoutMs: 600_000 });
+  await mountUnpacked(await eodOk(["unpack", img, "--blobs-to", blobsDir]), mnt);
 }
 
 /** Sequential read of the whole tree, timed: tar to a pipe (tar skips reading files when writing to /dev/null). */
@@ -197,12 +107,6 @@ async function tarHash(mnt: string): Promise<string> {
     child.stdout.on("data", (c: Buffer) => h.update(c));
     child.on("close", (code) => (code === 0 ? resolve(h.digest("hex")) : reject(new Error(`tar ${mnt}: exit ${code}`))));
   });
-}
-
-function dirBytes(p: string): number {
-  let n = 0;
-  for (const e of fs.readdirSync(p, { withFileTypes: true, recursive: true })) if (e.isFile()) n += fs.statSync(path.join(e.parentPath, e.name)).size;
-  return n;
 }
 
 async function guest(imageShared: string): Promise<void> {
@@ -234,7 +138,7 @@ async function guest(imageShared: string): Promise<void> {
       const t0 = process.hrtime.bigint();
       await lazyMount(new URL("debian/", slow.url).href, mnt, cache);
       const mountS = Number(process.hrtime.bigint() - t0) / 1e9;
-      const r = await chroot(mnt);
+      const r = await runColdCommand(mnt, 600_000);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const st = await serverStats(slow.url);
       if (r.code !== 0) failures.push(`(a) lazy run ${i + 1}: chroot exit ${r.code}: ${r.stderr.slice(-300)}`);
@@ -250,12 +154,12 @@ async function guest(imageShared: string): Promise<void> {
       dropCaches();
       await resetStats(slow.url);
       const t0 = process.hrtime.bigint();
-      await download(new URL("debian/", slow.url).href, dl);
+      await downloadImage(new URL("debian/", slow.url).href, dl);
       const t1 = process.hrtime.bigint();
       await localMount(dl, blobs, mnt);
       mounted.push(mnt);
       const t2 = process.hrtime.bigint();
-      const r = await chroot(mnt);
+      const r = await runColdCommand(mnt, 600_000);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const st = await serverStats(slow.url);
       if (r.code !== 0) failures.push(`(a) full run ${i + 1}: chroot exit ${r.code}: ${r.stderr.slice(-300)}`);
@@ -265,8 +169,8 @@ async function guest(imageShared: string): Promise<void> {
       fs.rmSync(dl, { recursive: true, force: true });
       if (i < RUNS - 1) fs.rmSync(blobs, { recursive: true, force: true }); // the last unpack stays for (b)
     }
-    const bestLazy = lazyRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null;
-    const bestFull = fullRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null;
+    const bestLazy = fastestOk(lazyRuns, (x) => x.seconds);
+    const bestFull = fastestOk(fullRuns, (x) => x.seconds);
     report.coldStart = {
       lazy: lazyRuns, full: fullRuns,
       bytesRatio: bestLazy ? bestLazy.bytes / imageBytes : null,
@@ -283,7 +187,7 @@ async function guest(imageShared: string): Promise<void> {
     mounted.push(fsMnt);
     const fillS = await tarRead(fsMnt);
     const dl = path.join(SCRATCH, "local-img");
-    await download(new URL("debian/", fast.url).href, dl);
+    await downloadImage(new URL("debian/", fast.url).href, dl);
     const blobs = path.join(SCRATCH, "full-blobs");
     fs.rmSync(blobs, { recursive: true, force: true });
     await localMount(dl, blobs, localMnt);
@@ -363,11 +267,8 @@ async function host(): Promise<number> {
     const last = res.stdout.trim().split("\n").at(-1) ?? "";
     let g: Record<string, any>;
     try { g = JSON.parse(last); } catch { console.error(`the guest printed no report (status ${res.status}):\n${res.stderr.slice(-4000)}\n${res.stdout.slice(-2000)}`); return 1; }
-    const git = (...a: string[]) => { try { return execFileSync("git", a, { cwd: REPO }).toString().trim(); } catch { return null; } };
-    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+/, "");
-    const outFile = path.join(REPO, "bench/results", `lazy-vm-${stamp}.json`);
-    const result = {
-      bench: "lazy-vm", date: new Date().toISOString(), commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "",
+    const outFile = writeResults("lazy-vm", {
+      bench: "lazy-vm", date: new Date().toISOString(), ...gitState(),
       host: { kernel: os.release(), cpus: os.cpus().length, node: process.version },
       vm: { seconds: res.seconds, status: res.status, accel: "see run-vm (TCG unless kvm_intel/kvm_amd)", memMb: 4096, scratchMb: 2048 },
       method: {
@@ -377,9 +278,7 @@ async function host(): Promise<number> {
       },
       corpus, image: { buildS, chunkSize: manifest.chunkSize, compression: manifest.compression, kernelBytes: manifest.blobs.reduce((n, b) => n + b.kernelSize, 0) },
       guest: g,
-    };
-    fs.mkdirSync(path.dirname(outFile), { recursive: true });
-    fs.writeFileSync(outFile, JSON.stringify(result, null, 2) + "\n");
+    });
     const cold = g.coldStart ?? {};
     const warm = g.warmRead ?? {};
     const best = (v: number[] | undefined) => (v && v.length ? Math.min(...v).toFixed(2) : "-");

@@ -31,15 +31,24 @@
 // by other processes during each part is measured and reported: on a small shared machine it skews timings.
 // Results are printed and written to bench/results/lazy-<UTC timestamp>.json. Exit status is non-zero if
 // a run failed or a target was missed.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import { debianCorpus } from "./corpus.ts";
-import { MNT_DETACH, MS_RDONLY, mountAsync, umount } from "../src/sys/mount.ts";
+import { option, runsOption } from "./lib/args.ts";
+import { COLD_CMD, LATENCY_MS, RATE, runColdCommand } from "./lib/cold-start.ts";
+import { downloadImage } from "./lib/download.ts";
+import { chunkLabel, mb, ms, ratio, secs, table } from "./lib/format.ts";
+import { mountUnpacked } from "./lib/local-mount.ts";
+import { EOD, NODE } from "./lib/paths.ts";
+import { gitState, writeResults } from "./lib/results.ts";
+import { describe, eod, eodOk, run, runningChildren } from "./lib/run.ts";
+import { resetStats, runningServers, serverStats, startServer as startEodServe, type Server } from "./lib/serve.ts";
+import { fastestOk, median, percentile } from "./lib/stats.ts";
+import { dropCaches, progressLine, sleep } from "./lib/system.ts";
+import { MNT_DETACH, umount } from "../src/sys/mount.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 import { Daemon } from "../src/daemon/daemon.ts";
 import { CACHE_DEFAULTS } from "../src/cache/core.ts";
@@ -48,31 +57,20 @@ import { daemonAlive } from "../src/daemon/client.ts";
 import { ensureDaemon } from "../src/daemon/spawn.ts";
 import { jsonLog } from "../src/daemon/log.ts";
 import { createFrontend } from "../src/frontend/select.ts";
-import { decompressBootstrap } from "../src/image/codec.ts";
-import type { Manifest } from "../src/image/manifest.ts";
 
-const repo = path.resolve(import.meta.dirname, "..");
-const EOD = path.join(repo, "bin/eod.mjs");
-const NODE = process.execPath;
 const KiB = 1024;
 const MiB = 1024 * 1024;
-const RATE = 20_000_000; // bytes/s of the throttled server
-const LATENCY_MS = 20;
 const BIG_SIZE = 200 * MiB;
 const BIG_TAIL = 8 * MiB; // left unread so the blob stays incomplete (marked) for the "marked" measurement
-const COLD_CMD = ["python3", "-c", "import json"];
 const TARGETS = { coldBytes: 0.05, coldTime: 0.1, diff: 3, fillP50: 0.5, fillP99: 5 };
 
-const runsArg = process.argv.find((a) => a.startsWith("--runs="));
-const RUNS = runsArg ? Math.max(1, Number(runsArg.slice("--runs=".length)) | 0) : 3;
+const RUNS = runsOption();
 const MISS_RUNS = RUNS + 2; // (d) is short and noisy on a small VM: median of more runs
 const DD_RUNS = RUNS + 2; // (c): one dd of 200 MiB takes < 0.2 s: best of more runs
-const waitArg = process.argv.find((a) => a.startsWith("--wait-quiet="));
 /** Seconds the whole run may spend waiting, before timed runs, for other processes to stop using the CPU. */
-const WAIT_QUIET_S = waitArg ? Math.max(0, Number(waitArg.slice("--wait-quiet=".length)) || 0) : 0;
+const WAIT_QUIET_S = Math.max(0, Number(option("wait-quiet", "0")) || 0);
 /** `--chunks=1M,256K`: chunk sizes of the images; `--min-fetch=64K,256K`: extra daemon fetch units to try. */
-const sizesArg = (name: string, dflt: string): number[] =>
-  (process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt).split(",").filter(Boolean).map(parseSize);
+const sizesArg = (name: string, dflt: string): number[] => option(name, dflt).split(",").filter(Boolean).map(parseSize);
 function parseSize(s: string): number {
   const m = /^(\d+)([KM]?)$/i.exec(s.trim());
   if (!m) throw new Error(`bad size ${JSON.stringify(s)} (e.g. 256K, 1M)`);
@@ -81,8 +79,7 @@ function parseSize(s: string): number {
 const CHUNKS = sizesArg("chunks", "1M,128K");
 const MIN_FETCHES = sizesArg("min-fetch", "");
 const INLINES = process.argv.includes("--inline0") ? ["1K", "0"] : ["1K"];
-const partsArg = process.argv.find((a) => a.startsWith("--parts="));
-const PARTS = new Set((partsArg ? partsArg.slice("--parts=".length) : "a,b,c,d").split(",").map((p) => p.trim()).filter((p) => /^[abcd]$/.test(p)));
+const PARTS = new Set(option("parts", "a,b,c,d").split(",").map((p) => p.trim()).filter((p) => /^[abcd]$/.test(p)));
 
 // ---------------------------------------------------------------- a daemon with other cache options
 // `node bench/lazy.ts --as-daemon <cache-dir> <minFetch>`: the cache daemon of src/daemon with a different
@@ -112,53 +109,10 @@ async function asDaemon(cacheDir: string, minFetch: number): Promise<void> {
 
 // ---------------------------------------------------------------- processes
 
-interface Result { code: number | null; signal: string | null; stdout: string; stderr: string; seconds: number; timedOut: boolean }
-
-const children = new Set<number>(); // running children, killed on SIGINT
 /** Set once cleanup has begun: nothing new is mounted or started after that. */
 let stopping = false;
 function checkStopping(): void {
   if (stopping) throw new Error("interrupted");
-}
-
-function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; stdout?: "pipe" | "ignore" } = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ["ignore", opts.stdout ?? "pipe", "pipe"], env: { ...process.env, ...opts.env } });
-    if (child.pid) children.add(child.pid);
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    child.stdout?.setEncoding("utf8").on("data", (d: string) => { if (stdout.length < 1 << 20) stdout += d; });
-    child.stderr!.setEncoding("utf8").on("data", (d: string) => { if (stderr.length < 1 << 20) stderr += d; });
-    const timer = setTimeout(() => { timedOut = true; child.kill("SIGKILL"); }, opts.timeoutMs ?? 300_000);
-    const done = (code: number | null, signal: string | null, err?: Error) => {
-      clearTimeout(timer);
-      if (child.pid) children.delete(child.pid);
-      resolve({ code, signal, stdout, stderr: err ? `${stderr}spawn error: ${err.message}` : stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9, timedOut });
-    };
-    child.on("error", (err) => done(null, null, err));
-    child.on("close", (code, signal) => done(code, signal));
-  });
-}
-
-function describe(r: Result): string {
-  return r.timedOut ? "timed out" : r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
-}
-
-async function eod(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {
-  return run(NODE, [EOD, ...args], opts);
-}
-
-async function eodOk(args: string[], timeoutMs = 600_000): Promise<string> {
-  const r = await eod(args, { timeoutMs });
-  if (r.code !== 0) throw new Error(`eod ${args.join(" ")}: ${describe(r)}\n${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-function dropCaches(): void {
-  spawnSync("sync");
-  fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
 }
 
 let monitor: ForeignCpu | null = null;
@@ -171,62 +125,12 @@ async function settle(): Promise<void> {
 }
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- servers
 
-interface Server { url: string; pid: number }
-const servers = new Set<number>();
-
 async function startServer(root: string, extra: string[]): Promise<Server> {
   checkStopping();
-  const child = spawn(NODE, [EOD, "serve", root, "--listen", "127.0.0.1:0", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
-  servers.add(child.pid!);
-  let err = "";
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => { err += d; });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      if (out.includes("\n")) resolve(out.split("\n")[0]!.trim());
-    });
-    child.once("exit", (code) => reject(new Error(`eod serve exited ${code}: ${err.trim()}`)));
-  });
-  child.stdout!.resume();
-  return { url, pid: child.pid! };
-}
-
-function stopServer(s: Server): void {
-  try { process.kill(s.pid, "SIGTERM"); } catch { /* gone */ }
-  servers.delete(s.pid);
-}
-
-interface ServeStats { requests: number; bytes: number; byPath: Record<string, { requests: number; bytes: number }> }
-
-function httpRequest(method: string, url: string, sink?: string): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, agent: false }, (res) => {
-      if (sink && res.statusCode === 200) {
-        pipeline(res, fs.createWriteStream(sink)).then(() => resolve({ status: 200, body: Buffer.alloc(0) }), reject);
-        return;
-      }
-      const parts: Buffer[] = [];
-      res.on("data", (c: Buffer) => parts.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-async function serverStats(s: Server): Promise<ServeStats> {
-  const r = await httpRequest("GET", new URL("_eod/stats", s.url).href);
-  return JSON.parse(r.body.toString("utf8")) as ServeStats;
-}
-
-async function resetStats(s: Server): Promise<void> {
-  await httpRequest("POST", new URL("_eod/stats/reset", s.url).href);
+  return startEodServe(root, extra);
 }
 
 // ---------------------------------------------------------------- mounts
@@ -322,13 +226,11 @@ async function localMount(img: string, blobsDir: string, mnt: string): Promise<{
   checkStopping();
   fs.mkdirSync(mnt, { recursive: true });
   const t0 = process.hrtime.bigint();
-  const line = (await eodOk(["unpack", img, "--blobs-to", blobsDir])).trim();
+  const unpacked = await eodOk(["unpack", img, "--blobs-to", blobsDir]);
   const t1 = process.hrtime.bigint();
-  const sp = line.indexOf(" ");
-  const [bootstrap, data] = sp < 0 ? [line, null] : [line.slice(0, sp), line.slice(sp + 1)];
   checkStopping();
   mounts.set(mnt, { mnt, cache: null, daemonPid: null });
-  await mountAsync(bootstrap, mnt, "erofs", MS_RDONLY, data);
+  await mountUnpacked(unpacked, mnt);
   const t2 = process.hrtime.bigint();
   return { unpackS: Number(t1 - t0) / 1e9, mountS: Number(t2 - t1) / 1e9 };
 }
@@ -495,34 +397,6 @@ class ForeignCpu {
   }
 }
 
-function git(...args: string[]): string | null {
-  const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-function dirBytes(p: string): number {
-  let n = 0;
-  for (const d of fs.readdirSync(p, { withFileTypes: true })) {
-    const q = path.join(p, d.name);
-    n += d.isDirectory() ? dirBytes(q) : fs.lstatSync(q).size;
-  }
-  return n;
-}
-
-const mb = (bytes: number): string => (bytes / 1e6).toFixed(2);
-const secs = (s: number | null | undefined): string => (s == null ? "-" : s.toFixed(2));
-const ms = (v: number | null | undefined): string => (v == null ? "-" : v.toFixed(2));
-const ratio = (v: number | null | undefined, d = 3): string => (v == null || !Number.isFinite(v) ? "-" : v.toFixed(d));
-const chunkLabel = (c: number): string => (c >= MiB ? `${c / MiB}M` : `${c / KiB}K`);
-
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
 /** Deterministic PRNG (mulberry32) for the shuffled read order. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -535,19 +409,10 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Plain-text table; the first `left` columns are left-aligned, the rest right-aligned. */
-function table(rows: string[][], left = 1): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r, ri) => {
-    const line = r.map((c, i) => (i < left ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ").trimEnd();
-    return ri === 0 ? line + "\n" + w.map((n) => "-".repeat(n)).join("  ") : line;
-  }).join("\n");
-}
-
 /** Progress on stderr; also where an interrupted run stops starting new steps. */
 const progress = (s: string): void => {
   checkStopping();
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  progressLine(s);
 };
 
 // ---------------------------------------------------------------- the benchmark
@@ -613,32 +478,6 @@ async function timedDd(file: string, countMiB: number): Promise<number> {
   return r.seconds;
 }
 
-async function chroot(mnt: string): Promise<Result> {
-  return run("chroot", [mnt, ...COLD_CMD], { timeoutMs: 300_000 });
-}
-
-async function download(server: Server, prefix: string, dest: string): Promise<{ seconds: number; bytes: number; files: number }> {
-  const t0 = process.hrtime.bigint();
-  const base = new URL(prefix, server.url).href;
-  fs.mkdirSync(path.join(dest, "blobs"), { recursive: true });
-  const m = await httpRequest("GET", new URL("manifest.json", base).href);
-  if (m.status !== 200) throw new Error(`GET manifest.json: HTTP ${m.status}`);
-  fs.writeFileSync(path.join(dest, "manifest.json"), m.body);
-  const manifest = JSON.parse(m.body.toString("utf8")) as Manifest;
-  // The bootstrap's wire form when the image has one (as a lazy mount fetches it), decompressed after.
-  const rels = [manifest.bootstrapZstd?.path ?? manifest.bootstrap.path, ...manifest.blobs.flatMap((b) => [b.table.path, b.remote.path])];
-  await Promise.all(rels.map(async (rel) => {
-    const r = await httpRequest("GET", new URL(rel, base).href, path.join(dest, rel));
-    if (r.status !== 200) throw new Error(`GET ${rel}: HTTP ${r.status}`);
-  }));
-  const bytes = dirBytes(dest);
-  if (manifest.bootstrapZstd) {
-    const wire = fs.readFileSync(path.join(dest, manifest.bootstrapZstd.path));
-    fs.writeFileSync(path.join(dest, manifest.bootstrap.path), decompressBootstrap(wire, manifest.bootstrap.size, "the bootstrap"));
-  }
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes, files: rels.length + 1 };
-}
-
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) { console.error("bench/lazy.ts needs root (mounts, drop_caches, fanotify)"); return 1; }
   const support = kernelSupportsPreContent();
@@ -650,13 +489,13 @@ async function main(): Promise<number> {
   // One cleanup, however many callers (a signal, then main's `finally`): each waits for the same one.
   const cleanup = (): Promise<void> => (cleaning ??= (async () => {
     stopping = true;
-    for (const pid of children) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+    for (const pid of runningChildren) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
     for (const m of [...mounts.values()]) {
       if (m.cache) await lazyUnmount(m.mnt).catch((e: Error) => console.error(`!! ${e.message}`));
       else localUnmount(m.mnt);
     }
-    for (const pid of servers) try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
-    servers.clear();
+    for (const pid of runningServers) try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
+    runningServers.clear();
     const left = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((p) => p.startsWith(tmp));
     if (left.length) console.error(`!! not removing ${tmp}: still mounted: ${left.join(", ")}`);
     else fs.rmSync(tmp, { recursive: true, force: true });
@@ -761,14 +600,14 @@ async function main(): Promise<number> {
         progress(`(a) cold start ${v.label}: lazy run ${i + 1}/${RUNS}`);
         const { cache, mnt } = fresh("cold");
         await settle();
-        await resetStats(slow);
+        await resetStats(slow.url);
         if (v.daemonRunning) await startDaemonAhead(mnt, cache, v.minFetch); // before the clock starts
         const wall0 = Date.now();
         const t0 = process.hrtime.bigint();
         const mountS = await lazyMount(source, mnt, cache, v.minFetch);
-        const r = await chroot(mnt);
+        const r = await runColdCommand(mnt);
         const totalS = Number(process.hrtime.bigint() - t0) / 1e9;
-        const st = await serverStats(slow);
+        const st = await serverStats(slow.url);
         const s = digest(await status(cache));
         await lazyUnmount(mnt);
         const metaBytes = Object.entries(st.byPath).filter(([p]) => !/^.*blobs\/[0-9a-f]{64}$/.test(p)).reduce((n, [, x]) => n + x.bytes, 0);
@@ -784,13 +623,13 @@ async function main(): Promise<number> {
         const blobs = path.join(tmp, "full-blobs");
         const mnt = path.join(tmp, "full-mnt");
         await settle();
-        await resetStats(slow);
+        await resetStats(slow.url);
         const t0 = process.hrtime.bigint();
-        const d = await download(slow, prefix, dl);
+        const d = await downloadImage(new URL(prefix, slow.url).href, dl);
         const m = await localMount(dl, blobs, mnt);
-        const r = await chroot(mnt);
+        const r = await runColdCommand(mnt);
         const totalS = Number(process.hrtime.bigint() - t0) / 1e9;
-        const st = await serverStats(slow);
+        const st = await serverStats(slow.url);
         localUnmount(mnt);
         fs.rmSync(dl, { recursive: true, force: true });
         fs.rmSync(blobs, { recursive: true, force: true });
@@ -798,7 +637,7 @@ async function main(): Promise<number> {
         full = { totalS, downloadS: d.seconds, unpackS: m.unpackS, mountS: m.mountS, runS: r.seconds, bytes: v.img.bytes, downloadedBytes: d.bytes, serverBytes: st.bytes, requests: st.requests, ok: r.code === 0 };
         fullByImage.set(v.img.id, full);
       }
-      const best = lazyRuns.filter((x) => x.ok).sort((a, b) => a.totalS - b.totalS)[0] ?? null;
+      const best = fastestOk(lazyRuns, (x) => x.totalS);
       coldResults.push({
         label: v.label, image: v.img.id, chunkSize: v.img.chunk, inlineMax: v.img.inline, minFetch: v.minFetch ?? CACHE_DEFAULTS.minFetch, imageBytes: v.img.bytes,
         lazy: { runs: lazyRuns, best }, full,
@@ -841,10 +680,10 @@ async function main(): Promise<number> {
         }
         localUnmount(mnt);
         fs.rmSync(blobs, { recursive: true, force: true });
-        local = { runs: localRuns, best: localRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null };
+        local = { runs: localRuns, best: fastestOk(localRuns, (x) => x.seconds) };
         localTree.set(img.id, local);
       }
-      const bl = lazyRuns.filter((x) => x.ok).sort((a, b) => a.seconds - b.seconds)[0] ?? null;
+      const bl = fastestOk(lazyRuns, (x) => x.seconds);
       const bo = local.best;
       treeResults.push({ label, image: img.id, chunkSize: img.chunk, minFetch: minFetch ?? CACHE_DEFAULTS.minFetch, lazy: { runs: lazyRuns, best: bl }, local, ratio: bl && bo ? bl.seconds / bo.seconds : null });
     }
@@ -957,8 +796,8 @@ async function main(): Promise<number> {
         });
       }
     }
-    stopServer(slow);
-    stopServer(fast);
+    slow.stop();
+    fast.stop();
     foreign.stop();
 
     // ------------------------------------------------------------ report
@@ -1045,14 +884,10 @@ async function main(): Promise<number> {
     if (WAIT_QUIET_S > 0) console.log(`waited ${waitedS.toFixed(0)} s (of at most ${WAIT_QUIET_S}) for a quiet machine before timed runs`);
     const noisy = Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1 && v.foreignS / v.wallS > 0.1);
     if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
-    const stamp = new Date().toISOString().replace(/:/g, "").replace(/\.\d+Z$/, "Z");
-    const outDir = path.join(repo, "bench/results");
-    fs.mkdirSync(outDir, { recursive: true });
-    const outFile = path.join(outDir, `lazy-${stamp}.json`);
     const cpus = os.cpus();
-    fs.writeFileSync(outFile, JSON.stringify({
+    const outFile = writeResults("lazy", {
       date: new Date().toISOString(),
-      git: { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" },
+      git: gitState(),
       host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
       node: process.version,
       idleFractionBefore: idleBefore, idleFractionAfter: idleAfter, foreignCpuBySection: foreign.sections, waitedForQuietS: waitedS,
@@ -1069,7 +904,7 @@ async function main(): Promise<number> {
       missLatency: missResults,
       totalSeconds: totalS,
       failures,
-    }, null, 2) + "\n");
+    });
     console.log(`\nresults written to ${path.relative(process.cwd(), outFile)} (bench took ${totalS.toFixed(0)} s)`);
     if (failures.length) console.log(`\n${failures.length} failure(s) (failed runs or missed targets):\n${failures.map((f) => `  - ${f}`).join("\n")}`);
     else console.log("\nall targets met");

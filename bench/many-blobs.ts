@@ -22,13 +22,14 @@ import { callDaemon, daemonAlive, socketPathOf } from "../src/daemon/client.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 import { MNT_DETACH, umount } from "../src/sys/mount.ts";
 import { tarArchive } from "../test/helpers/tar-layer.ts";
+import { option } from "./lib/args.ts";
+import { EOD, REPO } from "./lib/paths.ts";
+import { writeResults } from "./lib/results.ts";
+import { startServer } from "./lib/serve.ts";
 
-const repo = path.resolve(import.meta.dirname, "..");
-const EOD = path.join(repo, "bin/eod.mjs");
-const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
-const IMAGES = Number(arg("images", "100"));
-const BLOBS = Number(arg("blobs", "10"));
-const REMOTE = arg("remote", "dir");
+const IMAGES = Number(option("images", "100"));
+const BLOBS = Number(option("blobs", "10"));
+const REMOTE = option("remote", "dir");
 const FILE_BYTES = 16 * 1024;
 const RSS_LIMIT_MB = 150;
 
@@ -39,6 +40,7 @@ if (!support.ok) throw new Error(`kernel lacks: ${support.missing.join("; ")}`);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-many-"));
 const cache = path.join(work, "cache");
 const children: ChildProcess[] = [];
+let stopServer = (): void => {};
 const mounted: string[] = [];
 let daemonPid = 0;
 let holderPidForCleanup = 0;
@@ -47,6 +49,7 @@ function cleanupAll(): void {
   for (const m of mounted.splice(0).reverse()) { try { umount(m, MNT_DETACH); } catch { /* gone */ } }
   for (const pid of [holderPidForCleanup, daemonPid]) if (pid) { try { process.kill(pid, "SIGKILL"); } catch { /* exited */ } }
   for (const c of children) c.kill("SIGKILL");
+  stopServer();
   fs.rmSync(work, { recursive: true, force: true });
 }
 process.once("SIGINT", () => { cleanupAll(); process.exit(130); });
@@ -114,14 +117,9 @@ try {
   // 2. Remote: the image directories, or one `eod serve` of their parent over loopback HTTP.
   let sources = images;
   if (REMOTE === "http") {
-    const srv = spawn(process.execPath, [EOD, "serve", path.join(work, "images"), "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
-    children.push(srv);
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      srv.stdout!.on("data", (c: Buffer) => { out += c; if (out.includes("\n")) resolve(out.split("\n")[0].trim()); });
-      srv.once("exit", (code) => reject(new Error(`eod serve exited ${code}`)));
-    });
-    sources = images.map((_, i) => new URL(`img${i}/`, url).href);
+    const srv = await startServer(path.join(work, "images"));
+    stopServer = srv.stop;
+    sources = images.map((_, i) => new URL(`img${i}/`, srv.url).href);
   }
 
   // 3. One daemon, in its own process (its RSS and fds are what we measure).
@@ -218,10 +216,8 @@ try {
     daemon: { atStart, afterMount, afterRead, idle }, holder,
     rssLimitMB: RSS_LIMIT_MB,
   };
-  const out = path.join(repo, "bench/results", `many-blobs-${new Date().toISOString().replace(/[:.]/g, "").replace(/\d{3}Z$/, "Z")}.json`);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`written ${path.relative(repo, out)}`);
+  const out = writeResults("many-blobs", result);
+  console.log(`written ${path.relative(REPO, out)}`);
   const peak = Math.max(afterMount.hwmMB, afterRead.hwmMB, idle.hwmMB);
   if (wrong || peak > RSS_LIMIT_MB || blobsFilled !== IMAGES * BLOBS) {
     console.error(`FAILED: wrong=${wrong} peak RSS ${peak} MB (limit ${RSS_LIMIT_MB}) filled ${blobsFilled}/${IMAGES * BLOBS}`);
