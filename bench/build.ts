@@ -16,7 +16,7 @@ import { debianCorpus } from "./corpus.ts";
 import { runsOption } from "./lib/args.ts";
 import { table } from "./lib/format.ts";
 import { EOD as eodMain } from "./lib/paths.ts";
-import { gitState, writeResults } from "./lib/results.ts";
+import { gitState, hostInfo, writeResults } from "./lib/results.ts";
 
 const GNU_TIME = "/usr/bin/time";
 const RSS_TARGET_MIB = 300;
@@ -363,11 +363,10 @@ async function main(): Promise<number> {
     const refRss = results.flatMap((r) => r.refs.map((ref) => `${r.def.id}/${ref.tag} ${peakRss(ref.s) !== null ? MiB(peakRss(ref.s)! * 1024) : "-"}`));
     console.log(`\n(reference peak RSS MiB: ${refRss.join(", ")})`);
 
-    const cpus = os.cpus();
     const outFile = writeResults("build", {
       date: new Date().toISOString(),
       git: gitState(),
-      host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
+      host: hostInfo(),
       node: process.version,
       runs: RUNS,
       rss_method: haveGnuTime ? "gnu-time %M" : "VmHWM polling",

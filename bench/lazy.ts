@@ -43,7 +43,7 @@ import { downloadImage } from "./lib/download.ts";
 import { chunkLabel, mb, ms, ratio, secs, table } from "./lib/format.ts";
 import { mountUnpacked } from "./lib/local-mount.ts";
 import { EOD, NODE } from "./lib/paths.ts";
-import { gitState, writeResults } from "./lib/results.ts";
+import { gitState, hostInfo, writeResults } from "./lib/results.ts";
 import { describe, eod, eodOk, run, runningChildren } from "./lib/run.ts";
 import { resetStats, runningServers, serverStats, startServer as startEodServe, type Server } from "./lib/serve.ts";
 import { fastestOk, median, percentile } from "./lib/stats.ts";
@@ -884,11 +884,10 @@ async function main(): Promise<number> {
     if (WAIT_QUIET_S > 0) console.log(`waited ${waitedS.toFixed(0)} s (of at most ${WAIT_QUIET_S}) for a quiet machine before timed runs`);
     const noisy = Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1 && v.foreignS / v.wallS > 0.1);
     if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
-    const cpus = os.cpus();
     const outFile = writeResults("lazy", {
       date: new Date().toISOString(),
       git: gitState(),
-      host: { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) },
+      host: hostInfo(),
       node: process.version,
       idleFractionBefore: idleBefore, idleFractionAfter: idleAfter, foreignCpuBySection: foreign.sections, waitedForQuietS: waitedS,
       options: {

@@ -1,6 +1,7 @@
 // Where a benchmark's results go: bench/results/<bench>-<UTC timestamp>.json, with the commit measured.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { REPO } from "./paths.ts";
 
@@ -13,6 +14,12 @@ export function git(...args: string[]): string | null {
 /** The commit benchmarked, and whether the working tree differed from it (then the numbers are of neither). */
 export function gitState(): { commit: string | null; dirty: boolean } {
   return { commit: git("rev-parse", "HEAD"), dirty: (git("status", "--porcelain") ?? "") !== "" };
+}
+
+/** The machine measured (a 2-CPU VM and a workstation give different numbers). */
+export function hostInfo(): { kernel: string; cpu: string | null; cpus: number; mem_mib: number } {
+  const cpus = os.cpus();
+  return { kernel: os.release(), cpu: cpus[0]?.model ?? null, cpus: cpus.length, mem_mib: Math.round(os.totalmem() / 1048576) };
 }
 
 /** Writes `data` as bench/results/<bench>-<UTC timestamp>.json; returns the file's path. */
