@@ -1,7 +1,7 @@
 // The fscache frontend end to end through eod itself, in the kernel lab's VM (the host kernel lacks
 // cachefiles on-demand): cold and warm mounts, two images sharing a blob in one domain, a corrupting
-// remote, daemon failover through the holder + `restore`, culling by hand, and culling when the kernel reports
-// the cache low on space (POLLOUT) on a small cache filesystem. See test/vm/fscache-e2e.ts.
+// remote, daemon failover through the holder + `restore`, culling by hand, culling when the kernel reports
+// the cache low on space (POLLOUT) on a small cache filesystem, and culling under a --cache-size budget. See test/vm/fscache-e2e.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
@@ -29,7 +29,7 @@ function tree(root: string, seed: string, extra: Record<string, string | Buffer>
 }
 
 
-test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull, low-space cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
+test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull, low-space cull, budget cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
   const work = tempDir("eod-fscache-e2e-");
   const srcs = { A: path.join(work, "A"), B: path.join(work, "B"), C: path.join(work, "C") };
   tree(srcs.A, "A");
@@ -92,4 +92,11 @@ test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, fail
   }
   t.diagnostic(`cache files after the low-space step: ${JSON.stringify(r.lowFiles)} (E kept ${r.lowEKept}, F kept ${r.lowFKept})`);
   assert.equal(r.lowEKept, true, `blob E's cache file is still there: ${JSON.stringify(r.lowFiles)}`);
+  // Budget: over 2.5 blobs, the unmounted D is culled; E and F, in use (unlinked tmpfiles), are kept; reads right.
+  t.diagnostic(`budget: ${JSON.stringify(r.budgetStats)}`);
+  assert.deepEqual([r.budgetD, r.budgetE, r.budgetF, r.budgetERereadDiff], [[], [], [], []]);
+  assert.equal(r.budgetDGone, true, `D culled for the budget: ${(r.budgetLog ?? []).join("\n")}`);
+  assert.ok(r.budgetStats.budgetCulled >= 1, JSON.stringify(r.budgetStats));
+  assert.ok(r.budgetStats.cacheFileBytes <= r.budgetSize, `cache within its budget: ${JSON.stringify(r.budgetStats)}`);
+  assert.deepEqual([r.budgetEKept, r.budgetFKept], [true, true], "E and F, mounted, never culled");
 });

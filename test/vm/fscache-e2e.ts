@@ -1,10 +1,10 @@
 // Runs INSIDE the kernel-lab VM (Linux 6.12 with cachefiles on-demand), driven by test/kernel/fscache.test.ts.
 // It uses eod itself, as a user would: `eod serve` for three images, `eod mount --frontend fscache`, reads,
-// `eod status`, `eod cull`, and kills the daemon to exercise the holder + `restore` failover; last, a small cache
-// filesystem runs low on space and the daemon culls on the kernel's signal (POLLOUT). It prints one JSON report
-// as its last line; the host test checks it.
+// `eod status`, `eod cull`, and kills the daemon to exercise the holder + `restore` failover; then a small cache
+// filesystem runs low on space and the daemon culls on the kernel's signal (POLLOUT); last, a --cache-size budget
+// is kept by culling. It prints one JSON report as its last line; the host test checks it.
 //   argv: <imgA> <imgB> <imgC> <expected.json> <imgD> <imgE> <imgF>
-//   (B shares A's blob; C is unrelated; D, E, F: one big incompressible file each, for the low-space step)
+//   (B shares A's blob; C is unrelated; D, E, F: one big incompressible file each, for the low-space and budget steps)
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -172,6 +172,43 @@ async function main(): Promise<void> {
 
   step("7. Low space:");
   await lowSpace();
+
+  step("8. Cache budget:");
+  await budget();
+}
+
+// 8. --cache-size of 2.5 blobs: D is read and unmounted, E and F are read while mounted. The files E and F fill
+//    are unlinked tmpfiles until they are closed (cachefiles links them at withdrawal), so the daemon must count
+//    them through its object fds: over the high watermark it culls D (cold, unused), never E or F.
+async function budget(): Promise<void> {
+  const cache = "/var/cache/fscache/budget";
+  // The low-space step's daemon and holder are gone once its images are unmounted: /dev/cachefiles is free.
+  await new Promise((r) => setTimeout(r, 500));
+  const size = Math.floor(2.5 * JSON.parse(fs.readFileSync(path.join(imgD, "manifest.json"), "utf8")).blobs[0].kernelSize);
+  const [d, e, f] = [await serve(imgD), await serve(imgE), await serve(imgF)];
+  const mountBudget = (url: string, mnt: string) => {
+    fs.mkdirSync(mnt, { recursive: true });
+    return must(["mount", url, mnt, "--cache-dir", cache, "--frontend", "fscache", "--cache-size", String(size)]);
+  };
+  await mountBudget(d.url, "/mnt/bd");
+  report.budgetD = diff(expected.D, await hashTree("/mnt/bd"));
+  await mountBudget(e.url, "/mnt/be");
+  report.budgetE = diff(expected.E, await hashTree("/mnt/be"));
+  await umount2("/mnt/bd", cache);
+  await mountBudget(f.url, "/mnt/bf");
+  report.budgetF = diff(expected.F, await hashTree("/mnt/bf"));
+  // The check runs after READs, at most once a second: wait for its trailing run.
+  for (let i = 0; i < 50 && findCacheFile(blobId(imgD), cache); i++) await new Promise((r) => setTimeout(r, 100));
+  report.budgetSize = size;
+  report.budgetStats = (await status(cache)).frontend;
+  report.budgetDGone = !findCacheFile(blobId(imgD), cache);
+  report.budgetERereadDiff = diff(expected.E, await hashTree("/mnt/be"));
+  await umount2("/mnt/be", cache);
+  await umount2("/mnt/bf", cache);
+  for (let i = 0; i < 50 && !(findCacheFile(blobId(imgE), cache) && findCacheFile(blobId(imgF), cache)); i++) await new Promise((r) => setTimeout(r, 100));
+  report.budgetEKept = findCacheFile(blobId(imgE), cache) !== null;
+  report.budgetFKept = findCacheFile(blobId(imgF), cache) !== null;
+  report.budgetLog = fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n").filter((l) => /cull/.test(l)).slice(-6);
 }
 
 // 7. A 40 MB cache filesystem and limits set so that the third image's fill crosses bcull: the kernel signals

@@ -14,6 +14,7 @@ import type { ChunkTable } from "../../image/chunk-table.ts";
 import type { BlobCache, BlobSourceRef } from "../../cache/blob-cache.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { FscacheStorage } from "../../cache/fscache-storage.ts";
+import { dataRanges } from "../../sys/seek.ts";
 import type { Log } from "../../daemon/log.ts";
 import { LatencyWindow } from "../../daemon/latency.ts";
 import { EodError, SysError } from "../../errors.ts";
@@ -135,7 +136,12 @@ export class FscacheFrontend implements Frontend {
     this.#nextBudgetCheck = Date.now() + BUDGET_CHECK_MS;
     const { high, low } = watermarks(this.#budget);
     const candidates = cullCandidates(path.join(this.#cacheDir, "fscache"), this.#lastUse);
-    let total = candidates.reduce((n, c) => n + c.bytes, 0);
+    // A file created for an object stays an unlinked tmpfile until the object is closed (cachefiles links it at
+    // withdrawal), so the directory shows none of the files the mounts are filling: count those through their
+    // fds, and a file both open and linked (mounted again) once.
+    const open = this.#openObjectBytes();
+    let total = candidates.reduce((n, c) => n + (open.has(c.cookie) ? 0 : c.bytes), 0);
+    for (const bytes of open.values()) total += bytes;
     this.#stats.cacheFileBytes = total;
     if (total <= high) return;
     const before = total;
@@ -155,6 +161,18 @@ export class FscacheFrontend implements Frontend {
     }
     this.#stats.cacheFileBytes = total;
     this.#log(total > low ? "warn" : "info", "fscache: cull pass for the cache budget", { culled, refusedInUse: refused, before, after: total, high, low });
+  }
+
+  /** Bytes of data in the cache file of each open object, by cookie key (SEEK_DATA/HOLE through the anon fd). */
+  #openObjectBytes(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const obj of this.#objects.values()) {
+      try {
+        const ranges = obj.kind === "blob" ? obj.blob.storage.dataRanges() : dataRanges(obj.fd, obj.size);
+        out.set(obj.cookie, ranges.reduce((n, r) => n + r.length, 0));
+      } catch { /* object closing: its file shows up in the directory */ }
+    }
+    return out;
   }
 
   // POLLOUT: the kernel's CULLING state. It is level-triggered and stays set until the kernel's next space
