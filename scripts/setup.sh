@@ -8,8 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 # erofs-utils: mkfs.erofs/fsck.erofs, the reference tools the tests and benchmarks compare with;
 # attr/acl: setfattr/setfacl for test trees; util-linux: setpriv; time: GNU time for peak RSS in bench/;
 # qemu-system-x86 + busybox-static: the kernel-lab VM (../shared/kernel-lab) where the fscache tests run;
-# docker-registry: the CNCF distribution registry the registry-client tests start; apache2-utils: htpasswd (bcrypt).
-pkgs=(erofs-utils attr acl util-linux time qemu-system-x86 busybox-static docker-registry apache2-utils)
+# docker-registry: the CNCF distribution registry the registry-client tests start; apache2-utils: htpasswd (bcrypt);
+# systemd: systemd-analyze verifies contrib/eod-daemon.service.
+pkgs=(erofs-utils attr acl util-linux time qemu-system-x86 busybox-static docker-registry apache2-utils systemd)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
