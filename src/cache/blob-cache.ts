@@ -2,23 +2,21 @@
 // and the fetches in flight. ensure() is idempotent and safe to call concurrently: two faults on one chunk
 // share one fetch, and bytes reach the storage only after their sha256 matched the chunk table.
 //
-// Fetch sizing: an isolated miss fetches the missing chunks widened to `minFetch`; a miss that continues
-// the previous one starts a sequential stream whose unit doubles up to `maxFetch`, and each stream miss also
-// starts the next window ahead of the reader (read-ahead), so a sequential reader keeps two requests in
-// flight instead of waiting for one round trip per window. Each chunk of a run is released to its readers as
-// soon as its own bytes are in and verified, while the rest of a (streamed) answer is still arriving.
-import { createHash } from "node:crypto";
+// How much a miss fetches is miss-planner.ts's; how a chunk's bytes are decoded, verified and written is
+// chunk-fill.ts's. Here: each chunk of a run is released to its readers as soon as its own bytes are in and
+// verified, while the rest of a (streamed) answer is still arriving; bad bytes are fetched again.
 import { EodError } from "../errors.ts";
-import { CHUNK_FLAG_RAW, type ChunkTable } from "../image/chunk-table.ts";
-import { decompressChunkInto, decompressChunkIntoAsync } from "../image/codec.ts";
+import type { ChunkTable } from "../image/chunk-table.ts";
 import type { Remote, Semaphore } from "../remote/remote.ts";
-import { chunksOverlapping, groupRuns, planRuns, type FetchRun, type PlanOptions } from "./plan.ts";
+import { chunksOverlapping, groupRuns, type FetchRun, type PlanOptions } from "./plan.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
 import type { BufferPool } from "../buffer-pool.ts";
 import { ChunkClock } from "./lru.ts";
 import { punchRange, type CullView } from "./cull-plan.ts";
+import { MissPlanner } from "./miss-planner.ts";
+import { fillChunk, SYNC_DECODE_MAX, type ChunkFillTarget } from "./chunk-fill.ts";
 
 export interface BlobSourceRef {
   remote: Remote;
@@ -39,16 +37,6 @@ export interface BlobCacheOptions extends PlanOptions {
   onCachedChange?: (delta: number) => void;
   /** A write failed for lack of space: free some (culling) and say whether the write is worth retrying. */
   onNoSpace?: (bytes: number) => boolean;
-}
-
-/** Runs up to this many plain bytes are decoded on the main thread: a thread-pool hop costs more than that. */
-const SYNC_DECODE_MAX = 256 * 1024;
-
-/** A sequential reader: windows are planned up to chunk `next`; reaching `trigger` plans the next window. */
-interface Stream {
-  next: number;
-  trigger: number;
-  unit: number;
 }
 
 export interface BlobStats {
@@ -97,7 +85,8 @@ export class BlobCache {
    * (fanotify unmarks complete blobs) must watch it again before any of it becomes a hole.
    */
   onIncomplete: (() => void) | null = null;
-  #stream: Stream | null = null;
+  readonly #misses: MissPlanner;
+  readonly #fillTarget: ChunkFillTarget;
   /** Called with every range asked of this blob while set (eod trace): ensure() calls it, frontends call it for hits they see. */
   onAccess: ((offset: number, length: number) => void) | null = null;
   /** Aborted by close(): no fetch starts and no byte is written after it. */
@@ -115,6 +104,13 @@ export class BlobCache {
     this.#totalBytes = table.entries.reduce((n, e) => n + e.plainSize, 0);
     this.clock = new ChunkClock(table.entries.length, opts.ticks);
     for (let i = 0; i < table.entries.length; i++) if (presence.has(i)) this.#cachedBytes += table.entries[i].plainSize;
+    this.#misses = new MissPlanner(table.entries, opts, this.#wanted);
+    this.#fillTarget = {
+      blobId: id, table, storage, pool: opts.pool, signal: this.#closing.signal,
+      remoteLocation: () => this.#source.remote.location,
+      onNoSpace: (bytes) => this.#opts.onNoSpace?.(bytes) ?? false,
+      onNoSpaceRetry: () => { this.#stats.noSpaceRetries++; },
+    };
   }
 
   /** The remote the blob is fetched from (a later mount of another image may bring a better one). */
@@ -241,29 +237,12 @@ export class BlobCache {
     }
     if (!missing && !waiting) { this.#stats.hits++; return; }
     this.#stats.misses++;
-    const s = this.#stream;
-    const sequential = s !== null && first <= s.next && last >= s.trigger;
-    const unit = sequential ? Math.min(this.#opts.maxFetch, s.unit * 2) : this.#opts.minFetch;
-    let end = last + 1;
-    if (missing) {
-      for (const run of planRuns(this.table.entries, first, last, this.#wanted, { minFetch: unit, maxFetch: this.#opts.maxFetch })) {
-        this.#start(run).catch(() => {}); // its chunks' promises carry the outcome
-        end = Math.max(end, run.last + 1);
-      }
-    }
-    if (sequential) {
-      const from = Math.max(end, s.next);
-      const ahead = from < this.table.entries.length && this.#wanted(from)
-        ? planRuns(this.table.entries, from, from, this.#wanted, { minFetch: unit, maxFetch: this.#opts.maxFetch })
-        : [];
-      for (const run of ahead) {
-        this.#stats.readaheads++;
-        this.#start(run).catch(() => {}); // counted in errors; a reader that needs these chunks fetches them again
-      }
-      this.#stream = { next: ahead.length ? ahead.at(-1)!.last + 1 : from, trigger: ahead.length ? ahead[0].first : from, unit };
-    } else if (missing) {
-      this.#stream = { next: end, trigger: end, unit };
-    }
+    this.#misses.plan(first, last, missing, (run, readahead) => {
+      if (readahead) this.#stats.readaheads++;
+      // Its chunks' promises carry the outcome; a failed read-ahead is counted in errors, and a reader
+      // that needs those chunks fetches them again.
+      this.#start(run).catch(() => {});
+    });
     // Each chunk on its own: the first ones of a long run may be in while the rest is still arriving.
     const waits: Array<Promise<void>> = [];
     for (let i = first; i <= last; i++) {
@@ -308,16 +287,16 @@ export class BlobCache {
     await this.settled();
   }
 
-  /**
-   * Fetches a run; each of its chunks is in flight (and awaited by readers) on its own, and becomes present as
-   * soon as its bytes have arrived and passed verification: a remote that streams (onData) lets the first
-   * chunks of a long run serve readers before the rest has arrived.
-   */
   /** Resolves once no fetch of this blob is in flight (read-ahead and prefetch included). */
   async settled(): Promise<void> {
     while (this.#inFlight.size) await Promise.allSettled([...this.#inFlight.values()]);
   }
 
+  /**
+   * Fetches a run; each of its chunks is in flight (and awaited by readers) on its own, and becomes present as
+   * soon as its bytes have arrived and passed verification: a remote that streams (onData) lets the first
+   * chunks of a long run serve readers before the rest has arrived.
+   */
   #start(run: FetchRun): Promise<void> {
     if (this.#closing.signal.aborted) return Promise.reject(this.#closing.signal.reason);
     const settle = new Map<number, (err?: unknown) => void>();
@@ -388,41 +367,13 @@ export class BlobCache {
     }
   }
 
-  /** Decodes chunk `i` into pooled memory, verifies it, writes it and marks it present. */
+  /** Decodes chunk `i`, verifies it, writes it and marks it present. */
   async #fill(i: number, bytes: Uint8Array, sync: boolean): Promise<void> {
-    const e = this.table.entries[i];
-    const what = `chunk ${i} of blob ${this.id}`;
-    const raw = (e.flags & CHUNK_FLAG_RAW) !== 0;
-    const plain = raw ? null : this.#opts.pool.take(e.plainSize);
-    try {
-      if (plain && sync) decompressChunkInto(this.table.compression, bytes, plain, what);
-      else if (plain) await decompressChunkIntoAsync(this.table.compression, bytes, plain, what);
-      const data = plain ?? bytes;
-      if (data.length !== e.plainSize || !createHash("sha256").update(data).digest().equals(e.digest)) {
-        throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what} from ${this.#source.remote.location}`);
-      }
-      this.#closing.signal.throwIfAborted();
-      await this.#write(e.plainOffset, data);
-    } finally {
-      if (plain) this.#opts.pool.give(plain);
-    }
+    await fillChunk(this.#fillTarget, i, bytes, sync);
     if (this.presence.has(i)) return;
     this.presence.set(i);
     this.clock.touch(i, i);
-    this.#addCached(e.plainSize); // may cull (the core's budget): never this chunk, it is in flight
-  }
-
-  /** Writes; when the cache filesystem is full, culling makes room and the write is tried again. */
-  async #write(pos: number, data: Uint8Array): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.storage.write(pos, data);
-      } catch (err) {
-        if (attempt === 4 || !isNoSpace(err) || !this.#opts.onNoSpace?.(data.length)) throw err;
-        this.#stats.noSpaceRetries++;
-        this.#closing.signal.throwIfAborted();
-      }
-    }
+    this.#addCached(this.table.entries[i].plainSize); // may cull (the core's budget): never this chunk, it is in flight
   }
 
   stats(): BlobStats {
@@ -431,12 +382,6 @@ export class BlobCache {
       cachedBytes: this.#cachedBytes, inFlight: this.#runs, ...this.#stats,
     };
   }
-}
-
-/** ENOSPC and its kin, from node:fs (`code`) or from src/sys (SysError `errno`). */
-function isNoSpace(err: unknown): boolean {
-  const e = err as { code?: unknown; errno?: unknown } | null;
-  return [e?.code, e?.errno].some((c) => c === "ENOSPC" || c === "EDQUOT" || c === "ENOBUFS");
 }
 
 /** Like Promise.all, but settles only after every promise has (pooled buffers are in use until then). */

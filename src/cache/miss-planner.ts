@@ -1,0 +1,57 @@
+// How much a miss fetches, and when it reads ahead. An isolated miss fetches the missing chunks widened to
+// `minFetch`; a miss that continues the previous one starts a sequential stream whose unit doubles up to
+// `maxFetch`, and each stream miss also starts the next window ahead of the reader (read-ahead), so a
+// sequential reader keeps two requests in flight instead of waiting for one round trip per window.
+import type { ChunkEntry } from "../image/chunk-table.ts";
+import { planRuns, type FetchRun, type PlanOptions } from "./plan.ts";
+
+/** A sequential reader: windows are planned up to chunk `next`; reaching `trigger` plans the next window. */
+interface Stream {
+  next: number;
+  trigger: number;
+  unit: number;
+}
+
+/** The fetch plans of one blob's misses; remembers the last one to tell a sequential reader from others. */
+export class MissPlanner {
+  readonly #entries: readonly ChunkEntry[];
+  readonly #opts: PlanOptions;
+  readonly #wanted: (i: number) => boolean;
+  #stream: Stream | null = null;
+
+  /** `wanted(i)`: chunk i is neither present nor being fetched. */
+  constructor(entries: readonly ChunkEntry[], opts: PlanOptions, wanted: (i: number) => boolean) {
+    this.#entries = entries;
+    this.#opts = opts;
+    this.#wanted = wanted;
+  }
+
+  /**
+   * Plans the fetches of a miss on chunks first..last (`missing`: some of them are not being fetched yet) and
+   * hands each run to `start` as soon as it is planned, the reader's runs first, then the read-ahead window:
+   * a started run is no longer wanted, and the plans after it must see that.
+   */
+  plan(first: number, last: number, missing: boolean, start: (run: FetchRun, readahead: boolean) => void): void {
+    const { minFetch, maxFetch } = this.#opts;
+    const s = this.#stream;
+    const sequential = s !== null && first <= s.next && last >= s.trigger;
+    const unit = sequential ? Math.min(maxFetch, s.unit * 2) : minFetch;
+    let end = last + 1;
+    if (missing) {
+      for (const run of planRuns(this.#entries, first, last, this.#wanted, { minFetch: unit, maxFetch })) {
+        start(run, false);
+        end = Math.max(end, run.last + 1);
+      }
+    }
+    if (sequential) {
+      const from = Math.max(end, s.next);
+      const ahead = from < this.#entries.length && this.#wanted(from)
+        ? planRuns(this.#entries, from, from, this.#wanted, { minFetch: unit, maxFetch })
+        : [];
+      for (const run of ahead) start(run, true);
+      this.#stream = { next: ahead.length ? ahead.at(-1)!.last + 1 : from, trigger: ahead.length ? ahead[0].first : from, unit };
+    } else if (missing) {
+      this.#stream = { next: end, trigger: end, unit };
+    }
+  }
+}
