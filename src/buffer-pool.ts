@@ -2,15 +2,18 @@
 // writes it and gives it back (fresh 256 KiB–4 MiB buffers per fill made GC pauses the p99 of the fill
 // latency); the builders read chunks into pooled buffers until they are written. Buffers come in power-of-two
 // size classes; at most `retain` bytes are kept when idle. Only buffers this pool made are taken back.
+// A `shared` pool hands out SharedArrayBuffer memory, which worker threads read without a copy.
 export class BufferPool {
   readonly #free = new Map<number, Buffer[]>();
   /** The memory this pool made: anything else given back (a slice of Node's shared pool) is left alone. */
   readonly #own = new WeakSet<ArrayBufferLike>();
   readonly #retain: number;
+  readonly #shared: boolean;
   #kept = 0;
 
-  constructor(retain: number) {
+  constructor(retain: number, opts: { shared?: boolean } = {}) {
     this.#retain = retain;
+    this.#shared = opts.shared ?? false;
   }
 
   /** A view of exactly `size` bytes over a pooled buffer; its contents are undefined. */
@@ -21,7 +24,8 @@ export class BufferPool {
       this.#kept -= cls;
       return buf.subarray(0, size);
     }
-    const fresh = Buffer.allocUnsafeSlow(cls); // not from Node's shared 8 KiB pool: we own it whole
+    // Not from Node's shared 8 KiB pool: we own it whole.
+    const fresh = this.#shared ? Buffer.from(new SharedArrayBuffer(cls)) : Buffer.allocUnsafeSlow(cls);
     this.#own.add(fresh.buffer);
     return fresh.subarray(0, size);
   }
@@ -33,7 +37,7 @@ export class BufferPool {
     let list = this.#free.get(cls);
     if (!list) this.#free.set(cls, (list = []));
     if (this.#kept + cls > this.#retain || list.some((b) => b.buffer === view.buffer)) return; // GC takes it; a second give is ignored
-    list.push(Buffer.from(view.buffer, 0, cls));
+    list.push(Buffer.from(view.buffer as ArrayBuffer, 0, cls));
     this.#kept += cls;
   }
 }

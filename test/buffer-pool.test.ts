@@ -35,3 +35,12 @@ test("BufferPool ignores memory it did not make and a second give of the same bu
   assert.equal(x.buffer, a.buffer);
   assert.notEqual(y.buffer, a.buffer, "given twice, handed out once");
 });
+
+test("A shared BufferPool hands out SharedArrayBuffer memory and reuses it like the other", () => {
+  const pool = new BufferPool(1 << 20, { shared: true });
+  const a = pool.take(100_000);
+  assert.ok(a.buffer instanceof SharedArrayBuffer);
+  assert.equal(a.length, 100_000);
+  pool.give(a);
+  assert.equal(pool.take(70_000).buffer, a.buffer);
+});

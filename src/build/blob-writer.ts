@@ -11,6 +11,8 @@ export interface BlobWriterOptions {
   level?: number;
   blkSzBits: number;
   maxInFlight?: number;
+  /** Compresses a chunk (default compressChunk() on the thread pool; a build may use its chunk workers). */
+  compress?: (plain: Uint8Array) => Promise<Uint8Array>;
 }
 
 interface Pending {
@@ -21,7 +23,8 @@ interface Pending {
 
 export class BlobWriter {
   readonly #fd: number;
-  readonly #opts: Required<BlobWriterOptions>;
+  readonly #opts: Required<Omit<BlobWriterOptions, "compress">>;
+  readonly #compress: (plain: Uint8Array) => Promise<Uint8Array>;
   readonly #entries: ChunkEntry[] = [];
   readonly #queue: Pending[] = [];
   readonly #hash: Hash = createHash("sha256");
@@ -33,7 +36,9 @@ export class BlobWriter {
   /** Writes the remote form to `remotePath` (created or truncated). */
   constructor(remotePath: string, opts: BlobWriterOptions) {
     this.#fd = fs.openSync(remotePath, "w", 0o644);
-    this.#opts = { level: undefined as unknown as number, maxInFlight: 16, ...opts };
+    const { compress, ...rest } = opts;
+    this.#opts = { level: undefined as unknown as number, maxInFlight: 16, ...rest };
+    this.#compress = compress ?? ((plain) => compressChunk(this.#opts.compression, plain, this.#opts.level));
   }
 
   /** Adds a chunk (`plain` must not change afterwards); returns its first block in the kernel form. */
@@ -42,7 +47,7 @@ export class BlobWriter {
     const entry: ChunkEntry = { plainOffset: this.#plainEnd, remoteOffset: 0, plainSize: plain.length, remoteSize: 0, flags: 0, digest };
     this.#plainEnd += Math.ceil(plain.length / blkSz) * blkSz;
     this.#entries.push(entry);
-    this.#queue.push({ entry, plain, compressed: compressChunk(this.#opts.compression, plain, this.#opts.level) });
+    this.#queue.push({ entry, plain, compressed: this.#compress(plain) });
     while (this.#queue.length > this.#opts.maxInFlight) await this.#writeOne();
     return entry.plainOffset / blkSz;
   }

@@ -1,6 +1,7 @@
 // zstd frames through Debian's libzstd.so.1 (package libzstd1, a dependency of dpkg/apt/systemd, so always
 // present on Debian). Node's zlib has zstd too, but only into buffers it allocates, in 16 KiB output steps;
-// the cache fill path decompresses into pooled memory of the exact size instead (no garbage, one call).
+// the cache fill path decompresses into pooled memory of the exact size instead (no garbage, one call), and
+// the build's chunk workers compress with one reused context each (node:zlib makes a stream per chunk).
 import koffi from "koffi";
 import { EodError } from "../errors.ts";
 import type { AsyncCallback, WithAsync } from "./libc.ts";
@@ -9,6 +10,10 @@ type DecompressFn = (dst: Uint8Array, dstCapacity: number, src: Uint8Array, srcS
 
 interface Zstd {
   decompress: WithAsync<DecompressFn>;
+  createCCtx: () => unknown;
+  freeCCtx: (cctx: unknown) => number | bigint;
+  compressCCtx: (cctx: unknown, dst: Uint8Array, dstCapacity: number, src: Uint8Array, srcSize: number, level: number) => number | bigint;
+  compressBound: (srcSize: number) => number | bigint;
   isError: (code: number | bigint) => number;
   getErrorName: (code: number | bigint) => string;
 }
@@ -26,6 +31,10 @@ function zstd(): Zstd {
   }
   cached = {
     decompress: lib.func("size_t ZSTD_decompress(void *dst, size_t dstCapacity, const void *src, size_t compressedSize)"),
+    createCCtx: lib.func("void *ZSTD_createCCtx(void)"),
+    freeCCtx: lib.func("size_t ZSTD_freeCCtx(void *cctx)"),
+    compressCCtx: lib.func("size_t ZSTD_compressCCtx(void *cctx, void *dst, size_t dstCapacity, const void *src, size_t srcSize, int level)"),
+    compressBound: lib.func("size_t ZSTD_compressBound(size_t srcSize)"),
     isError: lib.func("unsigned int ZSTD_isError(size_t code)"),
     getErrorName: lib.func("const char *ZSTD_getErrorName(size_t code)"),
   };
@@ -39,6 +48,38 @@ function zstd(): Zstd {
  */
 export function zstdDecompressInto(src: Uint8Array, dst: Uint8Array): void {
   check(zstd().decompress(dst, dst.byteLength, src, src.byteLength), src, dst);
+}
+
+/** ZSTD_compressBound(): the most one frame of `srcSize` bytes can take. */
+export function zstdCompressBound(srcSize: number): number {
+  return Number(zstd().compressBound(srcSize));
+}
+
+/**
+ * A zstd compressor with one context, reused for every call (a context is not thread-safe: one per thread).
+ * Each call makes one frame with the content size and no checksum, like zlib.zstdCompressSync() with
+ * pledgedSrcSize and ZSTD_c_checksumFlag 0; `dst` needs zstdCompressBound(src.byteLength) bytes.
+ */
+export class ZstdCompressor {
+  #cctx: unknown;
+
+  constructor() {
+    this.#cctx = zstd().createCCtx();
+    if (!this.#cctx) throw new Error("ZSTD_createCCtx failed (out of memory)");
+  }
+
+  /** Compresses `src` into `dst` at `level`; returns the frame's length. */
+  compress(src: Uint8Array, dst: Uint8Array, level: number): number {
+    if (!this.#cctx) throw new Error("ZstdCompressor used after close()");
+    const n = zstd().compressCCtx(this.#cctx, dst, dst.byteLength, src, src.byteLength, level);
+    if (zstd().isError(n)) throw new Error(`Cannot compress ${src.byteLength} bytes with zstd: ${zstd().getErrorName(n)}`);
+    return Number(n);
+  }
+
+  close(): void {
+    if (this.#cctx) zstd().freeCCtx(this.#cctx);
+    this.#cctx = null;
+  }
 }
 
 // koffi refuses more than 256 asynchronous calls in flight (all of them, lz4 included), and libuv runs only a

@@ -34,3 +34,22 @@ test("zstdDecompressIntoAsync() takes any number of calls at once (koffi allows 
   await Promise.all(outs.map((o) => zstdDecompressIntoAsync(frame, o)));
   assert.ok(outs.every((o) => o.equals(plain)));
 });
+
+test("ZstdCompressor makes the frame zlib.zstdCompressSync() makes (content size, no checksum), context reused", async () => {
+  const { ZstdCompressor, zstdCompressBound } = await import("../../src/sys/zstd.ts");
+  const c = new ZstdCompressor();
+  try {
+    for (const [input, level] of [[plain, 3], [Buffer.alloc(4096, 1), 3], [randomBytes(1000), 1], [plain, 9]] as const) {
+      const dst = Buffer.alloc(zstdCompressBound(input.length));
+      const n = c.compress(input, dst, level);
+      const z = zlib.zstdCompressSync(input, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 0 }, pledgedSrcSize: input.length });
+      assert.ok(dst.subarray(0, n).equals(z), `level ${level}, ${input.length} bytes`);
+      const back = Buffer.alloc(input.length);
+      zstdDecompressInto(dst.subarray(0, n), back);
+      assert.ok(back.equals(input));
+    }
+    assert.throws(() => c.compress(plain, Buffer.alloc(10), 3), /Cannot compress/);
+  } finally {
+    c.close();
+  }
+});

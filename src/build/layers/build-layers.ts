@@ -7,12 +7,15 @@ import path from "node:path";
 import type { ChunkAddr } from "../../erofs/chunk.ts";
 import { S_IFMT, S_IFREG } from "../../erofs/constants.ts";
 import { BlobWriter } from "../blob-writer.ts";
+import { ChunkWorkers } from "../chunk-workers.ts";
+import { ZSTD_DEFAULT_LEVEL } from "../../image/codec.ts";
 import {
   BLK_SZ_BITS, DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_MAX, writeImageFiles, type FinishedBlob, type ImageOptions, type ImageSummary,
 } from "../image.ts";
 import { canInline, chooseEpoch, planLayout, type FileShape } from "../layout.ts";
 import { commitDir } from "../output.ts";
 import type { TreeInode } from "../tree.ts";
+import type { BufferPool } from "../../buffer-pool.ts";
 import { layerTarStream, type LayerInput, type LayerStreamStats } from "./layer-stream.ts";
 import { inodeOf, MergedTree, OPAQUE_MARKER, splitPath, WHITEOUT_PREFIX } from "./merge.ts";
 import { LayerChunker, type ChunkIndex } from "./stream-chunker.ts";
@@ -71,6 +74,33 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
   const inFlight = Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
   const stats = { files: 0, inlineFiles: 0, bytes: 0, chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
 
+  // Digests and zstd run on worker threads; their pool holds what the chunker window and writer queue hold.
+  const workers = new ChunkWorkers(Math.max(2 * inFlight * chunkSize, 32 << 20));
+  const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
+  const compress = compression === "zstd" ? (plain: Uint8Array) => workers.zstd(plain, level) : undefined;
+  const digest = (buf: Uint8Array) => workers.digest(buf);
+  try {
+    return await buildLayers(layers, outDir, opts, { chunkSize, chunkBits, compression, inlineMax, blkSz, inFlight, stats, pool: workers.pool, digest, compress });
+  } finally {
+    await workers.close();
+  }
+}
+
+interface BuildContext {
+  chunkSize: number;
+  chunkBits: number;
+  compression: NonNullable<LayersOptions["compression"]>;
+  inlineMax: number;
+  blkSz: number;
+  inFlight: number;
+  stats: { files: number; inlineFiles: number; bytes: number; chunks: number; uniqueChunks: number; holeChunks: number; dedupSavedBytes: number };
+  pool: BufferPool;
+  digest: (buf: Uint8Array) => Promise<Uint8Array>;
+  compress: ((plain: Uint8Array) => Promise<Uint8Array>) | undefined;
+}
+
+function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, ctx: BuildContext): Promise<LayersSummary> {
+  const { chunkSize, chunkBits, compression, inlineMax, blkSz, inFlight, stats } = ctx;
   return commitDir(outDir, async (tmp) => {
     fs.mkdirSync(path.join(tmp, "blobs"));
     const tree = new MergedTree();
@@ -89,9 +119,9 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
       const ls: LayerSummary = { name: layer.name, compression: "none", storedBytes: 0, tarBytes: 0, entries: 0, blobId: null };
       const remoteTmp = path.join(tmp, "blobs", `.layer-${k}.tmp`);
       const chunker = new LayerChunker({
-        chunkSize, window: inFlight, index,
+        chunkSize, window: inFlight, index, pool: ctx.pool, digest: ctx.digest,
         openBlob: () => {
-          const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight });
+          const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight, compress: ctx.compress });
           opts.onBlobOpen?.(remoteTmp, k);
           return { writer, deviceId: blobs.length + 1 };
         },

@@ -15,7 +15,7 @@ interface Pending {
   list: Array<ChunkAddr | null>;
   index: number;
   buf: Buffer;
-  digest: Promise<ArrayBuffer>;
+  digest: Promise<Uint8Array>;
 }
 
 /** Chunks stored so far, across layers: sha256 (latin1) -> where. */
@@ -28,18 +28,23 @@ export interface LayerChunkerOptions {
   index: ChunkIndex;
   /** Creates this layer's blob writer; returns it with its device id. */
   openBlob(): { writer: BlobWriter; deviceId: number };
+  /** Chunk memory and digests (a build's chunk workers); default a private pool and WebCrypto. */
+  pool?: BufferPool;
+  digest?: (buf: Uint8Array) => Promise<Uint8Array>;
 }
 
 export class LayerChunker {
   readonly stats: ChunkStats = { chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
   readonly #opts: LayerChunkerOptions;
   readonly #pool: BufferPool;
+  readonly #digest: (buf: Uint8Array) => Promise<Uint8Array>;
   readonly #queue: Pending[] = [];
   #blob: { writer: BlobWriter; deviceId: number } | null = null;
 
   constructor(opts: LayerChunkerOptions) {
     this.#opts = opts;
-    this.#pool = new BufferPool(Math.max(2 * opts.chunkSize, 32 << 20)); // what the writer's queue holds at most
+    this.#pool = opts.pool ?? new BufferPool(Math.max(2 * opts.chunkSize, 32 << 20)); // what the writer's queue holds at most
+    this.#digest = opts.digest ?? (async (buf) => new Uint8Array(await webcrypto.subtle.digest("SHA-256", buf)));
   }
 
   /** This layer's blob writer, if a chunk was stored. */
@@ -89,14 +94,14 @@ export class LayerChunker {
       this.#pool.give(buf);
       return;
     }
-    this.#queue.push({ list, index, buf, digest: webcrypto.subtle.digest("SHA-256", buf) });
+    this.#queue.push({ list, index, buf, digest: this.#digest(buf) });
     while (this.#queue.length > this.#opts.window) await this.#settle();
   }
 
   async #settle(): Promise<void> {
     const p = this.#queue.shift()!;
-    const digest = new Uint8Array(await p.digest);
-    const key = Buffer.from(digest).toString("latin1");
+    const digest = await p.digest;
+    const key = Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString("latin1");
     let addr = this.#opts.index.get(key);
     if (addr === undefined) {
       if (!this.#blob) {

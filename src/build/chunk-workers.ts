@@ -1,0 +1,80 @@
+// Worker threads for the per-chunk CPU work of a build: SHA-256 digests and zstd compression. Chunks come
+// from `pool`, whose memory is shared with the workers, so handing one over copies nothing; the main thread
+// keeps only the tar reader, dedup decisions and writes. On a 2-core machine this is what lets the layer's
+// decompression, the chunk work and the main thread run at once.
+import os from "node:os";
+import { Worker } from "node:worker_threads";
+import { BufferPool } from "../buffer-pool.ts";
+import type { ChunkJob, ChunkResult } from "./chunk-worker.ts";
+
+type Waiter = { resolve: (out: Uint8Array) => void; reject: (err: Error) => void };
+
+export class ChunkWorkers {
+  /** Chunk buffers the workers read in place. */
+  readonly pool: BufferPool;
+  readonly #workers: Array<{ w: Worker; busy: number }> = [];
+  readonly #waiting = new Map<number, Waiter>();
+  #nextId = 0;
+  #failed: Error | null = null;
+
+  /** `retain`: pooled bytes kept when idle (see BufferPool); `threads` default: one per core. */
+  constructor(retain: number, threads = os.availableParallelism()) {
+    this.pool = new BufferPool(retain, { shared: true });
+    for (let i = 0; i < Math.max(1, threads); i++) {
+      const w = new Worker(new URL("./chunk-worker.ts", import.meta.url));
+      const slot = { w, busy: 0 };
+      w.on("message", (r: ChunkResult) => this.#settle(slot, r));
+      w.on("error", (err) => this.#fail(err));
+      w.on("exit", (code) => this.#fail(new Error(`chunk worker exited (${code})`)));
+      w.unref(); // referenced only while it has work (#send), so an idle pool never keeps the process alive
+      this.#workers.push(slot);
+    }
+  }
+
+  /** SHA-256 of a chunk from `pool` (which must not change until this settles). */
+  digest(buf: Uint8Array): Promise<Uint8Array> {
+    return this.#send((id) => ({ id, op: "digest", buf }));
+  }
+
+  /** One zstd frame of a chunk from `pool`, as compressChunk("zstd") makes it. */
+  zstd(buf: Uint8Array, level: number): Promise<Uint8Array> {
+    return this.#send((id) => ({ id, op: "zstd", buf, level }));
+  }
+
+  /** Stops the threads (jobs still running are rejected). */
+  async close(): Promise<void> {
+    const ws = this.#workers.splice(0);
+    this.#fail(new Error("chunk workers closed"));
+    // Referenced again: awaiting an unreferenced worker's exit would not keep the process alive meanwhile.
+    await Promise.all(ws.map((s) => { s.w.ref(); return s.w.terminate(); }));
+  }
+
+  #send(make: (id: number) => ChunkJob): Promise<Uint8Array> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    const id = this.#nextId++;
+    const job = make(id);
+    if (!(job.buf.buffer instanceof SharedArrayBuffer)) return Promise.reject(new TypeError("chunk not from the shared pool"));
+    // The least busy thread: a slow zstd chunk does not hold up the digests queued behind it.
+    const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    if (slot.busy++ === 0) slot.w.ref();
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      slot.w.postMessage(job);
+    });
+  }
+
+  #settle(slot: { w: Worker; busy: number }, r: ChunkResult): void {
+    if (--slot.busy === 0 && !this.#failed) slot.w.unref(); // a closing pool keeps its threads referenced until they exit
+    const waiter = this.#waiting.get(r.id);
+    if (!waiter) return;
+    this.#waiting.delete(r.id);
+    if ("error" in r) waiter.reject(new Error(r.error));
+    else waiter.resolve(r.out);
+  }
+
+  #fail(err: Error): void {
+    this.#failed ??= err;
+    for (const w of this.#waiting.values()) w.reject(this.#failed);
+    this.#waiting.clear();
+  }
+}
