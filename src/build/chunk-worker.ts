@@ -13,19 +13,31 @@ const port = parentPort!;
 let zstd: ZstdCompressor | null = null;
 let dst = new Uint8Array(0);
 
-port.on("message", (job: ChunkJob) => {
-  try {
-    if (job.op === "digest") {
-      port.postMessage({ id: job.id, out: new Uint8Array(hash("sha256", job.buf, "buffer") as unknown as Buffer) } satisfies ChunkResult);
-      return;
+// A batch of jobs: the digests first (the main thread waits for them to decide what to store), answered
+// together; then the compressions, answered together.
+port.on("message", (jobs: ChunkJob[]) => {
+  for (const op of ["digest", "zstd"] as const) {
+    const results: ChunkResult[] = [];
+    const moved: ArrayBuffer[] = [];
+    for (const job of jobs) {
+      if (job.op !== op) continue;
+      try {
+        const out = run(job);
+        results.push({ id: job.id, out });
+        if (job.op === "zstd") moved.push(out.buffer as ArrayBuffer);
+      } catch (err) {
+        results.push({ id: job.id, error: (err as Error).message });
+      }
     }
-    zstd ??= new ZstdCompressor();
-    const bound = zstdCompressBound(job.buf.byteLength);
-    if (dst.byteLength < bound) dst = new Uint8Array(bound);
-    const n = zstd.compress(job.buf, dst, job.level);
-    const out = dst.slice(0, n); // its own memory of exactly the frame's size: moved to the main thread, not copied
-    port.postMessage({ id: job.id, out } satisfies ChunkResult, [out.buffer]);
-  } catch (err) {
-    port.postMessage({ id: job.id, error: (err as Error).message } satisfies ChunkResult);
+    if (results.length) port.postMessage(results, moved);
   }
 });
+
+function run(job: ChunkJob): Uint8Array {
+  if (job.op === "digest") return new Uint8Array(hash("sha256", job.buf, "buffer") as unknown as Buffer);
+  zstd ??= new ZstdCompressor();
+  const bound = zstdCompressBound(job.buf.byteLength);
+  if (dst.byteLength < bound) dst = new Uint8Array(bound);
+  const n = zstd.compress(job.buf, dst, job.level);
+  return dst.slice(0, n); // its own memory of exactly the frame's size: moved to the main thread, not copied
+}

@@ -8,22 +8,28 @@ import { BufferPool } from "../buffer-pool.ts";
 import type { ChunkJob, ChunkResult } from "./chunk-worker.ts";
 
 type Waiter = { resolve: (out: Uint8Array) => void; reject: (err: Error) => void };
+type Slot = { w: Worker; busy: number; batch: ChunkJob[] };
 
 export class ChunkWorkers {
   /** Chunk buffers the workers read in place. */
   readonly pool: BufferPool;
-  readonly #workers: Array<{ w: Worker; busy: number }> = [];
+  readonly #workers: Slot[] = [];
   readonly #waiting = new Map<number, Waiter>();
   #nextId = 0;
   #failed: Error | null = null;
+  #flushing: NodeJS.Immediate | null = null;
 
-  /** `retain`: pooled bytes kept when idle (see BufferPool); `threads` default: one per core. */
-  constructor(retain: number, threads = os.availableParallelism()) {
+  /**
+   * `retain`: pooled bytes kept when idle (see BufferPool). `threads` default: one per core but the main
+   * thread's, at most 4 (each costs ~28 MiB of memory, TypeScript loader included; on 2 cores a second one
+   * was no faster, the main thread and the layer's decompression need the other core).
+   */
+  constructor(retain: number, threads = Math.min(4, os.availableParallelism() - 1)) {
     this.pool = new BufferPool(retain, { shared: true });
     for (let i = 0; i < Math.max(1, threads); i++) {
       const w = new Worker(new URL("./chunk-worker.ts", import.meta.url));
-      const slot = { w, busy: 0 };
-      w.on("message", (r: ChunkResult) => this.#settle(slot, r));
+      const slot: Slot = { w, busy: 0, batch: [] };
+      w.on("message", (rs: ChunkResult[]) => { for (const r of rs) this.#settle(slot, r); });
       w.on("error", (err) => this.#fail(err));
       w.on("exit", (code) => this.#fail(new Error(`chunk worker exited (${code})`)));
       w.unref(); // referenced only while it has work (#send), so an idle pool never keeps the process alive
@@ -44,6 +50,7 @@ export class ChunkWorkers {
   /** Stops the threads (jobs still running are rejected). */
   async close(): Promise<void> {
     const ws = this.#workers.splice(0);
+    if (this.#flushing) clearImmediate(this.#flushing);
     this.#fail(new Error("chunk workers closed"));
     // Referenced again: awaiting an unreferenced worker's exit would not keep the process alive meanwhile.
     await Promise.all(ws.map((s) => { s.w.ref(); return s.w.terminate(); }));
@@ -57,13 +64,22 @@ export class ChunkWorkers {
     // The least busy thread: a slow zstd chunk does not hold up the digests queued behind it.
     const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     if (slot.busy++ === 0) slot.w.ref();
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject });
-      slot.w.postMessage(job);
-    });
+    // Jobs go out in batches, once the main thread yields: one message (and one thread wake-up) for all the
+    // chunks a piece of the tar stream made, instead of one each.
+    slot.batch.push(job);
+    this.#flushing ??= setImmediate(() => this.#flush());
+    return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
   }
 
-  #settle(slot: { w: Worker; busy: number }, r: ChunkResult): void {
+  #flush(): void {
+    this.#flushing = null;
+    for (const slot of this.#workers) {
+      if (slot.batch.length) slot.w.postMessage(slot.batch);
+      slot.batch = [];
+    }
+  }
+
+  #settle(slot: Slot, r: ChunkResult): void {
     if (--slot.busy === 0 && !this.#failed) slot.w.unref(); // a closing pool keeps its threads referenced until they exit
     const waiter = this.#waiting.get(r.id);
     if (!waiter) return;
