@@ -32,6 +32,8 @@ export class BlobWriter {
   #remoteEnd = 0;
   /** Called with each chunk's plain bytes once written, so their buffer can be reused. */
   onWritten: (plain: Uint8Array) => void = () => {};
+  /** Called with the remote form's new length after each append (a reader of the growing file waits for it). */
+  onAppend: (remoteEnd: number) => void = () => {};
 
   /** Writes the remote form to `remotePath` (created or truncated). */
   constructor(remotePath: string, opts: BlobWriterOptions) {
@@ -66,6 +68,7 @@ export class BlobWriter {
     this.#hash.update(bytes);
     this.#remoteEnd += bytes.length;
     this.onWritten(plain);
+    this.onAppend(this.#remoteEnd);
   }
 
   /** Writes what is still queued and closes the file; returns the table and the remote form's sha256. */

@@ -90,8 +90,8 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     // streamed upload), and committed once its digest is known, or cancelled if the destination has it.
     const last = img.manifest.layers.length - 1;
     let streamed: StreamedBlob | null = null;
-    const onBlobOpen = (file: string, k: number) => {
-      if (k === last && opts.streamLastBlob !== false) streamed = startStreamed(client, dst, file);
+    const onBlobOpen = (file: string, k: number, appended: (listener: (length: number) => void) => void) => {
+      if (k === last && opts.streamLastBlob !== false) streamed = startStreamed(client, dst, file, appended);
     };
     const pushEarly = (b: FinishedBlob, k: number) => {
       if (streamed && k === last) return streamed.finished(b);
@@ -169,19 +169,26 @@ interface StreamedBlob {
  * Uploads a blob file while the build appends to it (read as it grows, in order: the remote form is never
  * rewritten). Costs bytes, never time: if the destination turns out to have the blob, the upload is cancelled.
  */
-function startStreamed(client: RegistryClient, dst: Reference, file: string): StreamedBlob {
+function startStreamed(client: RegistryClient, dst: Reference, file: string, appended: (listener: (length: number) => void) => void): StreamedBlob {
   const fd = fs.openSync(file, "r");
   let stopped = false;
   let closed = false;
+  // The reader sleeps until the writer appends (or the blob is finished): no polling, no empty reads.
+  let pos = 0;
+  let written = 0;
+  let wake: (() => void) | null = null;
+  const poke = () => { const w = wake; wake = null; w?.(); };
+  appended((length) => { written = length; if (length - pos >= READ_AHEAD_MIN) poke(); });
   const close = () => { if (!closed) { closed = true; fs.closeSync(fd); } };
   const self: StreamedBlob = {
     fd, blob: null,
-    finished(b) { self.blob = b; },
+    finished(b) { self.blob = b; written = b.table.remoteSize; poke(); },
     async complete(fallback) {
       const b = self.blob!;
       try {
         if ((await client.blobSize(dst, b.remoteDigest)) !== undefined) {
           stopped = true;
+          poke();
           await upload.cancel().catch(() => {});
           return { mediaType: OCI_FORM_TYPES.blob, digest: b.remoteDigest, size: b.table.remoteSize, how: "exists" };
         }
@@ -190,6 +197,7 @@ function startStreamed(client: RegistryClient, dst: Reference, file: string): St
         return { ...(await upload.commit(b.remoteDigest, OCI_FORM_TYPES.blob)), size };
       } catch {
         stopped = true;
+        poke();
         await upload.cancel().catch(() => {});
         return await fallback(); // from the file, with the client's retries
       } finally {
@@ -198,28 +206,32 @@ function startStreamed(client: RegistryClient, dst: Reference, file: string): St
     },
     async abort() {
       stopped = true;
+      poke();
       await upload.cancel().catch(() => {});
       close();
     },
   };
   const upload = client.streamBlob(dst, (async function* () {
-    let pos = 0;
     for (;;) {
       if (stopped) return;
-      const buf = Buffer.allocUnsafe(1 << 20);
-      const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, got) => (err ? reject(err) : resolve(got))));
-      if (n > 0) {
-        pos += n;
-        yield buf.subarray(0, n);
-      } else if (self.blob && pos >= self.blob.table.remoteSize) {
-        return;
-      } else {
-        await new Promise((r) => setTimeout(r, 10)); // the writer is ahead of the link, or busy elsewhere
+      if (pos >= written) {
+        if (self.blob && pos >= self.blob.table.remoteSize) return;
+        await new Promise<void>((r) => { wake = r; }); // the link is ahead of the writer
+        continue;
       }
+      const buf = Buffer.allocUnsafe(Math.min(READ_MAX, written - pos));
+      const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, got) => (err ? reject(err) : resolve(got))));
+      if (n === 0) throw new Error(`blob file ended at ${pos} of ${written} bytes written`);
+      pos += n;
+      yield buf.subarray(0, n);
     }
   })());
   return self;
 }
+
+/** A streamed upload reads at most this much at once, and waits for at least READ_AHEAD_MIN new bytes. */
+const READ_MAX = 1 << 20;
+const READ_AHEAD_MIN = 256 << 10;
 
 /** An open file as a push source (its path may change meanwhile). */
 function fdSource(fd: number, size: number): BlobSource {

@@ -34,9 +34,10 @@ export interface LayersOptions extends ImageOptions {
   onBlobDone?: (blob: FinishedBlob, layer: number) => void;
   /**
    * Called when a layer's blob file is created (at the layer's first new chunk). Its remote form is then
-   * written in order, appended and never rewritten, so a caller may read it as it grows (to upload it).
+   * written in order, appended and never rewritten, so a caller may read it as it grows (to upload it);
+   * `appended` registers a listener called with the file's length after each append.
    */
-  onBlobOpen?: (remoteTmp: string, layer: number) => void;
+  onBlobOpen?: (remoteTmp: string, layer: number, appended: (listener: (length: number) => void) => void) => void;
 }
 
 export interface LayerSummary extends LayerStreamStats {
@@ -122,7 +123,7 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
         chunkSize, window: inFlight, index, pool: ctx.pool, digest: ctx.digest,
         openBlob: () => {
           const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight, compress: ctx.compress });
-          opts.onBlobOpen?.(remoteTmp, k);
+          opts.onBlobOpen?.(remoteTmp, k, (listener) => { writer.onAppend = listener; });
           return { writer, deviceId: blobs.length + 1 };
         },
       });
