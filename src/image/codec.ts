@@ -8,7 +8,7 @@ import type { Compression } from "./chunk-table.ts";
 
 export const ZSTD_DEFAULT_LEVEL = 3;
 /** The bootstrap is compressed once per build and fetched by every cold start: worth a high level. */
-const BOOTSTRAP_ZSTD_LEVEL = 15;
+const BOOTSTRAP_ZSTD_LEVEL = 12;
 
 /** The bootstrap's wire form: one zstd frame (deterministic for the same bytes). */
 export function compressBootstrap(meta: Uint8Array): Buffer {
