@@ -32,8 +32,11 @@ export class BlobWriter {
   #remoteEnd = 0;
   /** Called with each chunk's plain bytes once written, so their buffer can be reused. */
   onWritten: (plain: Uint8Array) => void = () => {};
-  /** Called with the remote form's new length after each append (a reader of the growing file waits for it). */
-  onAppend: (remoteEnd: number) => void = () => {};
+  /**
+   * Called after each append with the remote form's new length, and the appended bytes when they are the
+   * chunk's own (compressed) memory, which nothing else reuses; null when they are the plain buffer.
+   */
+  onAppend: (remoteEnd: number, bytes: Uint8Array | null) => void = () => {};
 
   /** Writes the remote form to `remotePath` (created or truncated). */
   constructor(remotePath: string, opts: BlobWriterOptions) {
@@ -68,7 +71,7 @@ export class BlobWriter {
     this.#hash.update(bytes);
     this.#remoteEnd += bytes.length;
     this.onWritten(plain);
-    this.onAppend(this.#remoteEnd);
+    this.onAppend(this.#remoteEnd, bytes === plain ? null : bytes);
   }
 
   /** Writes what is still queued and closes the file; returns the table and the remote form's sha256. */

@@ -90,7 +90,7 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     // streamed upload), and committed once its digest is known, or cancelled if the destination has it.
     const last = img.manifest.layers.length - 1;
     let streamed: StreamedBlob | null = null;
-    const onBlobOpen = (file: string, k: number, appended: (listener: (length: number) => void) => void) => {
+    const onBlobOpen = (file: string, k: number, appended: (listener: (length: number, bytes: Uint8Array | null) => void) => void) => {
       if (k === last && opts.streamLastBlob !== false) streamed = startStreamed(client, dst, file, appended);
     };
     const pushEarly = (b: FinishedBlob, k: number) => {
@@ -166,19 +166,30 @@ interface StreamedBlob {
 }
 
 /**
- * Uploads a blob file while the build appends to it (read as it grows, in order: the remote form is never
- * rewritten). Costs bytes, never time: if the destination turns out to have the blob, the upload is cancelled.
+ * Uploads a blob file while the build appends to it (in order: the remote form is never rewritten). Costs
+ * bytes, never time: if the destination turns out to have the blob, the upload is cancelled. The appended
+ * chunks are sent from memory as the writer hands them over (up to QUEUE_MAX bytes waiting; the rest, and
+ * chunks stored plain, are read back from the file).
  */
-function startStreamed(client: RegistryClient, dst: Reference, file: string, appended: (listener: (length: number) => void) => void): StreamedBlob {
+function startStreamed(client: RegistryClient, dst: Reference, file: string, appended: (listener: (length: number, bytes: Uint8Array | null) => void) => void): StreamedBlob {
   const fd = fs.openSync(file, "r");
   let stopped = false;
   let closed = false;
   // The reader sleeps until the writer appends (or the blob is finished): no polling, no empty reads.
   let pos = 0;
   let written = 0;
+  const queue: Array<{ at: number; bytes: Uint8Array }> = [];
+  let queued = 0;
   let wake: (() => void) | null = null;
   const poke = () => { const w = wake; wake = null; w?.(); };
-  appended((length) => { written = length; if (length - pos >= READ_AHEAD_MIN) poke(); });
+  appended((length, bytes) => {
+    written = length;
+    if (bytes && queued + bytes.length <= QUEUE_MAX) {
+      queue.push({ at: length - bytes.length, bytes });
+      queued += bytes.length;
+    }
+    if (length - pos >= READ_AHEAD_MIN) poke();
+  });
   const close = () => { if (!closed) { closed = true; fs.closeSync(fd); } };
   const self: StreamedBlob = {
     fd, blob: null,
@@ -219,7 +230,15 @@ function startStreamed(client: RegistryClient, dst: Reference, file: string, app
         await new Promise<void>((r) => { wake = r; }); // the link is ahead of the writer
         continue;
       }
-      const buf = Buffer.allocUnsafe(Math.min(READ_MAX, written - pos));
+      if (queue.length && queue[0].at === pos) {
+        const { bytes } = queue.shift()!;
+        queued -= bytes.length;
+        pos += bytes.length;
+        yield bytes;
+        continue;
+      }
+      // From the file: up to the next chunk still in memory.
+      const buf = Buffer.allocUnsafe(Math.min(READ_MAX, written - pos, (queue[0]?.at ?? Infinity) - pos));
       const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, got) => (err ? reject(err) : resolve(got))));
       if (n === 0) throw new Error(`blob file ended at ${pos} of ${written} bytes written`);
       pos += n;
@@ -231,6 +250,8 @@ function startStreamed(client: RegistryClient, dst: Reference, file: string, app
 
 /** A streamed upload reads at most this much at once, and waits for at least READ_AHEAD_MIN new bytes. */
 const READ_MAX = 1 << 20;
+/** Appended chunks held in memory for a streamed upload, at most (a slow link makes it read them back). */
+const QUEUE_MAX = 32 << 20;
 const READ_AHEAD_MIN = 256 << 10;
 
 /** An open file as a push source (its path may change meanwhile). */

@@ -35,9 +35,9 @@ export interface LayersOptions extends ImageOptions {
   /**
    * Called when a layer's blob file is created (at the layer's first new chunk). Its remote form is then
    * written in order, appended and never rewritten, so a caller may read it as it grows (to upload it);
-   * `appended` registers a listener called with the file's length after each append.
+   * `appended` registers a listener called after each append (see BlobWriter.onAppend).
    */
-  onBlobOpen?: (remoteTmp: string, layer: number, appended: (listener: (length: number) => void) => void) => void;
+  onBlobOpen?: (remoteTmp: string, layer: number, appended: (listener: (length: number, bytes: Uint8Array | null) => void) => void) => void;
 }
 
 export interface LayerSummary extends LayerStreamStats {
