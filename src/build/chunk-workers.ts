@@ -21,13 +21,13 @@ export class ChunkWorkers {
 
   /**
    * `retain`: pooled bytes kept when idle (see BufferPool). `threads` default: one per core but the main
-   * thread's, at most 4 (each costs ~28 MiB of memory, TypeScript loader included; on 2 cores a second one
+   * thread's, at most 4 (each costs ~21 MiB of memory; on 2 cores a second one
    * was no faster, the main thread and the layer's decompression need the other core).
    */
   constructor(retain: number, threads = Math.min(4, os.availableParallelism() - 1)) {
     this.pool = new BufferPool(retain, { shared: true });
     for (let i = 0; i < Math.max(1, threads); i++) {
-      const w = new Worker(new URL("./chunk-worker.ts", import.meta.url));
+      const w = new Worker(new URL("./chunk-worker-entry.mjs", import.meta.url));
       const slot: Slot = { w, busy: 0, batch: [] };
       w.on("message", (rs: ChunkResult[]) => { for (const r of rs) this.#settle(slot, r); });
       w.on("error", (err) => this.#fail(err));
