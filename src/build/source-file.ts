@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import { EodError } from "../errors.ts";
 import { dataRanges } from "../sys/seek.ts";
+import { withShortPath } from "./long-path.ts";
 import { unreadable } from "./tree.ts";
 
 export class SourceFile {
@@ -18,7 +19,7 @@ export class SourceFile {
 
   static open(path: Buffer, size: number): SourceFile {
     try {
-      return new SourceFile(path, fs.openSync(path, "r"), size);
+      return new SourceFile(path, withShortPath(path, (s) => fs.openSync(s, "r")), size);
     } catch (err) {
       throw unreadable(path, err);
     }

@@ -1,12 +1,14 @@
 // Source directory -> in-memory tree of inodes and names. This is the only place that looks at the build
 // input's metadata; data is read later, file by file, by the chunker or the flat writer.
+import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
 import path from "node:path";
 import { EodError, SysError } from "../errors.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "../erofs/constants.ts";
-import { splitXattrName, type Xattr } from "../erofs/xattr.ts";
-import { getXattr, listXattrs } from "../sys/xattr.ts";
+import { MAX_XATTR_AREA, splitXattrName, xattrAreaSize, type Xattr } from "../erofs/xattr.ts";
+import { getXattr, listXattrNameBytes } from "../sys/xattr.ts";
 import { compareNames } from "../erofs/dirent.ts";
+import { withShortPath } from "./long-path.ts";
 
 export interface TreeInode {
   /** Full st_mode. */
@@ -50,6 +52,8 @@ export interface ScanResult {
 export interface ScanOptions {
   /** Called every few hundred entries so a CLI can show progress. */
   onProgress?: (entries: number) => void;
+  /** Paths left out if they are inside the tree (the build's own output, when it lies in the source). */
+  exclude?: string[];
 }
 
 /** Reads the metadata of the whole tree under `root` (not following symlinks). */
@@ -64,16 +68,27 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScanResult {
   if ((Number(rootStat.mode) & S_IFMT) !== S_IFDIR) {
     throw new EodError("SOURCE_UNSUPPORTED", `Cannot build from ${rootPath}: not a directory`);
   }
+  const excluded = new Set<string>();
+  for (const e of opts.exclude ?? []) {
+    try {
+      const st = fs.lstatSync(e, { bigint: true });
+      excluded.add(`${st.dev}:${st.ino}`);
+    } catch { /* does not exist yet: nothing to leave out */ }
+  }
   const rootInode = makeInode(rootPath, rootStat, warnings);
   inodes.push(rootInode);
-  const stack: TreeInode[] = [rootInode];
+  const stack: Array<{ dir: TreeInode; dev: bigint }> = [{ dir: rootInode, dev: rootStat.dev }];
   while (stack.length) {
-    const dir = stack.pop()!;
+    const { dir, dev } = stack.pop()!;
     const names = readdir(dir.sourcePath);
     const children: TreeDirent[] = [];
     for (const name of names) {
       const p = Buffer.concat([dir.sourcePath, SLASH, name]);
       const st = lstat(p);
+      if (excluded.has(`${st.dev}:${st.ino}`)) {
+        warnings.push(`Left out ${p}: it is the build's output`);
+        continue;
+      }
       const mode = Number(st.mode);
       let inode: TreeInode | undefined;
       const key = (mode & S_IFMT) !== S_IFDIR && st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
@@ -86,7 +101,15 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScanResult {
         if (key) links.set(key, inode);
         if ((mode & S_IFMT) === S_IFDIR) {
           dir.nlink++;
-          stack.push(inode);
+          // A mount point of /proc, /sys & co. (a chroot's): its files are the running kernel's state, not
+          // data, and reading them fails or never ends (/proc/kcore). Keep the directory, empty.
+          const pseudo = st.dev !== dev ? pseudoFsName(p) : undefined;
+          if (pseudo) {
+            inode.children = [];
+            warnings.push(`Left out the content of ${p}: a ${pseudo} mount (kernel state, not files)`);
+          } else {
+            stack.push({ dir: inode, dev: st.dev });
+          }
         }
       }
       children.push({ name, inode });
@@ -100,6 +123,26 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScanResult {
 }
 
 const SLASH = Buffer.from("/");
+
+// statfs f_type of the pseudo filesystems whose content a build leaves out (include/uapi/linux/magic.h).
+const PSEUDO_FS = new Map<number, string>([
+  [0x9fa0, "proc"], [0x62656572, "sysfs"], [0x1cd1, "devpts"], [0x27e0eb, "cgroup"], [0x63677270, "cgroup2"],
+  [0x64626720, "debugfs"], [0x74726163, "tracefs"], [0x73636673, "securityfs"], [0xcafe4a11, "bpf"],
+  [0x6165676c, "pstore"], [0x62656570, "configfs"], [0x65735543, "fusectl"], [0x19800202, "mqueue"],
+  [0x42494e4d, "binfmt_misc"], [0xde5e81e4, "efivarfs"], [0xf97cff8c, "selinuxfs"], [0x6e736673, "nsfs"],
+  [0x0187, "autofs"],
+]);
+
+/** The name of the pseudo filesystem mounted at directory `p`, or undefined for a real one. */
+function pseudoFsName(p: Buffer): string | undefined {
+  let type: number;
+  try {
+    type = Number(withShortPath(p, (s) => fs.statfsSync(s)).type);
+  } catch (err) {
+    throw unreadable(p, err);
+  }
+  return PSEUDO_FS.get(type);
+}
 
 function makeInode(p: Buffer, st: fs.BigIntStats, warnings: string[]): TreeInode {
   const mode = Number(st.mode);
@@ -140,11 +183,16 @@ function makeInode(p: Buffer, st: fs.BigIntStats, warnings: string[]): TreeInode
 
 function readXattrs(p: Buffer, warnings: string[]): Xattr[] {
   const ps = p.toString();
-  let names: string[];
+  let raw: Buffer[];
   try {
-    names = listXattrs(p);
+    raw = withShortPath(p, listXattrNameBytes);
   } catch (err) {
     throw unreadable(p, err);
+  }
+  const names: string[] = [];
+  for (const name of raw) {
+    if (isUtf8(name)) names.push(name.toString("utf8"));
+    else warnings.push(`Skipped xattr ${escapeBytes(name)} of ${ps}: its name is not UTF-8 (not supported)`);
   }
   const out: Xattr[] = [];
   for (const name of names.sort()) {
@@ -155,7 +203,7 @@ function readXattrs(p: Buffer, warnings: string[]): Xattr[] {
     }
     let value: Buffer;
     try {
-      value = getXattr(p, name);
+      value = withShortPath(p, (s) => getXattr(s, name));
     } catch (err) {
       if (err instanceof SysError && err.errno === "ENODATA") continue; // removed since the listing
       throw unreadable(p, err);
@@ -165,12 +213,23 @@ function readXattrs(p: Buffer, warnings: string[]): Xattr[] {
     }
     out.push({ name, value });
   }
+  const area = xattrAreaSize(out);
+  if (area > MAX_XATTR_AREA) {
+    throw new EodError("SOURCE_UNSUPPORTED", `Cannot store the xattrs of ${ps}: ${area} bytes in EROFS form, over its limit of ${MAX_XATTR_AREA} per inode`);
+  }
   return out;
+}
+
+/** Printable ASCII as is, every other byte as \xNN: "user.\xff\xfe". */
+function escapeBytes(b: Buffer): string {
+  let s = "";
+  for (const c of b) s += c >= 0x20 && c < 0x7f && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`;
+  return `"${s}"`;
 }
 
 function lstat(p: Buffer): fs.BigIntStats {
   try {
-    return fs.lstatSync(p, { bigint: true });
+    return withShortPath(p, (s) => fs.lstatSync(s, { bigint: true }));
   } catch (err) {
     throw unreadable(p, err);
   }
@@ -178,7 +237,7 @@ function lstat(p: Buffer): fs.BigIntStats {
 
 function readdir(p: Buffer): Buffer[] {
   try {
-    return fs.readdirSync(p, { encoding: "buffer" });
+    return withShortPath(p, (s) => fs.readdirSync(s, { encoding: "buffer" }));
   } catch (err) {
     throw unreadable(p, err);
   }
@@ -186,7 +245,7 @@ function readdir(p: Buffer): Buffer[] {
 
 function readlink(p: Buffer): Buffer {
   try {
-    return fs.readlinkSync(p, { encoding: "buffer" });
+    return withShortPath(p, (s) => fs.readlinkSync(s, { encoding: "buffer" }));
   } catch (err) {
     throw unreadable(p, err);
   }

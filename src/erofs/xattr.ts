@@ -68,6 +68,9 @@ export function xattrAreaSize(xattrs: readonly Xattr[]): number {
   return size;
 }
 
+/** The largest inline xattr area (i_xattr_icount is 16 bits): 12 + 4 * 65534 bytes. */
+export const MAX_XATTR_AREA = EROFS_XATTR_IBODY_HEADER_SIZE + 4 * (0xffff - 1);
+
 /** i_xattr_icount for an area of `areaSize` bytes (0 when there are no xattrs). */
 export function xattrIcountOf(areaSize: number): number {
   if (areaSize === 0) return 0;

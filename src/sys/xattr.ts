@@ -11,11 +11,26 @@ const MAX_ATTEMPTS = 8;
  * @throws SysError (ENOENT, EACCES, …)
  */
 export function listXattrs(path: string | Buffer): string[] {
+  return listXattrNameBytes(path).map((n) => n.toString("utf8"));
+}
+
+/**
+ * listXattrs() with each name as the kernel's bytes: a name need not be UTF-8, and one that is
+ * not would not survive decoding (getXattr() of the decoded name fails with ENODATA).
+ */
+export function listXattrNameBytes(path: string | Buffer): Buffer[] {
   const c = cPath(path);
   const raw = readSized("llistxattr", path, (buf, size) => libc().llistxattr(c, buf, size));
   if (raw === null) return [];
   // The list is "name\0name\0…".
-  return raw.toString("utf8").split("\0").filter((n) => n.length > 0);
+  const names: Buffer[] = [];
+  for (let at = 0; at < raw.length;) {
+    let end = raw.indexOf(0, at);
+    if (end < 0) end = raw.length;
+    if (end > at) names.push(raw.subarray(at, end));
+    at = end + 1;
+  }
+  return names;
 }
 
 /**

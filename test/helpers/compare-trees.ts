@@ -12,6 +12,7 @@ import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import { promisify } from "node:util";
+import { withShortPath } from "../../src/build/long-path.ts";
 import { dataRanges, type DataRange } from "../../src/sys/seek.ts";
 import { getXattr, listXattrs } from "../../src/sys/xattr.ts";
 
@@ -21,7 +22,23 @@ const CONTENT_WORKERS = 16; // files compared concurrently
 const HOLE_SCAN_MIN = 64 * 1024 * 1024; // files at least this big are scanned for holes first
 const SLASH = Buffer.from("/");
 // The callback API through promisify: about 3 times faster than fs/promises for a bigint lstat.
-const lstat = promisify(fs.lstat) as (p: Buffer, opts: { bigint: true }) => Promise<fs.BigIntStats>;
+const lstatAsync = promisify(fs.lstat) as (p: Buffer, opts: { bigint: true }) => Promise<fs.BigIntStats>;
+// Paths over PATH_MAX (deep trees) go through withShortPath(), synchronously.
+const LONG = 4000;
+const lstat = (p: Buffer, opts: { bigint: true }) => (p.length < LONG ? lstatAsync(p, opts) : Promise.resolve(withShortPath(p, (s) => fs.lstatSync(s, opts))));
+const readdir = (p: Buffer) => (p.length < LONG ? fsp.readdir(p, { encoding: "buffer" }) : Promise.resolve(withShortPath(p, (s) => fs.readdirSync(s, { encoding: "buffer" }))));
+const readlink = (p: Buffer) => withShortPath(p, (s) => fs.readlinkSync(s, { encoding: "buffer" }));
+
+/** Opens a file read-only; a long path is opened in steps, then reopened through /proc/self/fd. */
+async function open(p: Buffer): Promise<fsp.FileHandle> {
+  if (p.length < LONG) return fsp.open(p, "r");
+  const fd = withShortPath(p, (s) => fs.openSync(s, "r"));
+  try {
+    return await fsp.open(`/proc/self/fd/${fd}`, "r");
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /** Options of compareTrees(). */
 export interface CompareOptions {
@@ -86,7 +103,7 @@ async function walk(root: string): Promise<Tree> {
   const rootAbs = Buffer.from(root);
   tree.set("", { rel: Buffer.alloc(0), abs: rootAbs, st: await lstat(rootAbs, { bigint: true }) });
   const visit = async (rel: Buffer, abs: Buffer): Promise<void> => {
-    const names = await fsp.readdir(abs, { encoding: "buffer" });
+    const names = await readdir(abs);
     const children = await Promise.all(
       names.map(async (name) => {
         const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
@@ -149,8 +166,8 @@ function compareStats(where: string, e: Entry, a: Entry, diffs: Diffs, skipAttrs
   if (!e.st.isDirectory()) differ("size", String(e.st.size), String(a.st.size));
   if (e.st.isCharacterDevice() || e.st.isBlockDevice()) differ("rdev", formatDev(e.st.rdev), formatDev(a.st.rdev));
   if (e.st.isSymbolicLink()) {
-    const et = fs.readlinkSync(e.abs, { encoding: "buffer" });
-    const at = fs.readlinkSync(a.abs, { encoding: "buffer" });
+    const et = readlink(e.abs);
+    const at = readlink(a.abs);
     if (!et.equals(at)) add(diffs, `${where}: symlink target expected ${showBytes(et)}, actual ${showBytes(at)}`);
   }
 }
@@ -176,7 +193,7 @@ function compareXattrs(where: string, e: Entry, a: Entry, diffs: Diffs): void {
 
 /** All xattrs of an entry (the xattr calls take the path as bytes, so any name works). */
 function readXattrs(e: Entry): Map<string, Buffer> {
-  return new Map(listXattrs(e.abs).map((name) => [name, getXattr(e.abs, name)] as const));
+  return withShortPath(e.abs, (p) => new Map(listXattrs(p).map((name) => [name, getXattr(p, name)] as const)));
 }
 
 // ---- hard links
@@ -260,9 +277,9 @@ async function compareContents(keys: string[], exp: Tree, act: Tree, diffs: Diff
 
 /** Returns undefined when files `a` and `b` (both of `size` bytes) hold the same bytes. */
 async function compareContent(a: Buffer, b: Buffer, size: number, bufs: [Buffer, Buffer], seekHoles: boolean): Promise<string | undefined> {
-  const fa = await fsp.open(a, "r");
+  const fa = await open(a);
   try {
-    const fb = await fsp.open(b, "r");
+    const fb = await open(b);
     try {
       const whole = [{ offset: 0, length: size }];
       const scan = seekHoles && size >= HOLE_SCAN_MIN;

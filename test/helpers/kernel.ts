@@ -63,6 +63,28 @@ export async function mountErofs(image: string, data?: string): Promise<MountedI
   };
 }
 
+/**
+ * Mounts a filesystem of type `fstype` (tmpfs, proc, sysfs…) on the existing directory `dir`, which may lie
+ * inside a tree under test. `unmount()` unmounts it and leaves `dir`; the exit hook detaches it if a test
+ * did not. The caller must unmount before deleting the tree around `dir`.
+ * @example
+ * const tmpfs = await mountAt(src, "tmpfs", "size=64m");
+ * try { … } finally { tmpfs.unmount(); }
+ */
+export async function mountAt(dir: string, fstype: string, data?: string): Promise<MountedImage> {
+  hookExit();
+  await mountAsync(fstype, dir, fstype, 0, data ?? null);
+  liveMounts.add(dir);
+  return {
+    dir,
+    unmount() {
+      if (!liveMounts.has(dir)) return;
+      umount(dir);
+      liveMounts.delete(dir);
+    },
+  };
+}
+
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
