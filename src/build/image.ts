@@ -15,7 +15,7 @@ import { BlobWriter } from "./blob-writer.ts";
 import { prefetchFirst } from "./prefetch-order.ts";
 import { canInline, chooseEpoch, planLayout, type FileShape, type Layout } from "./layout.ts";
 import { writeMetadata } from "./metadata.ts";
-import { commitDir, type BuildProgress } from "./output.ts";
+import { checkOutputDir, commitDir, type BuildProgress } from "./output.ts";
 import { Chunker } from "./chunker.ts";
 import { SourceFile } from "./source-file.ts";
 import { scanTree, type ScanResult, type TreeInode } from "./tree.ts";
@@ -59,7 +59,8 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
   const compression = opts.compression ?? "zstd";
   const inlineMax = opts.inlineMax ?? DEFAULT_INLINE_MAX;
   const blkSz = 2 ** BLK_SZ_BITS;
-  const scan = scanTree(src, { onProgress: (n) => opts.progress?.("scan", n, 0) });
+  checkOutputDir(outDir); // before the scan: a wrong output is reported at once, not after minutes
+  const scan = scanTree(src, { onProgress: (n) => opts.progress?.("scan", n, 0), exclude: [outDir] });
   const epoch = chooseEpoch(scan.inodes);
   const shapeOf = (i: TreeInode): FileShape => {
     if (i.size === 0) return { kind: "empty" };

@@ -8,7 +8,7 @@ import { chooseEpoch, planLayout, type FileShape, type Layout } from "./layout.t
 import { writeMetadata } from "./metadata.ts";
 import { isZero, overlapsData, SourceFile } from "./source-file.ts";
 import { scanTree, type TreeInode } from "./tree.ts";
-import { commitFile, type BuildProgress } from "./output.ts";
+import { checkOutputFile, commitFile, type BuildProgress } from "./output.ts";
 
 export interface SingleOptions {
   blkSzBits?: number;
@@ -32,7 +32,8 @@ export async function buildSingle(src: string, outFile: string, opts: SingleOpti
   const blkSz = 2 ** blkSzBits;
   const chunkSize = opts.chunkSize ?? 1 << 20;
   const chunkBits = Math.log2(chunkSize);
-  const scan = scanTree(src, { onProgress: (n) => opts.progress?.("scan", n, 0) });
+  checkOutputFile(outFile); // before the scan: a wrong output is reported at once, not after minutes
+  const scan = scanTree(src, { onProgress: (n) => opts.progress?.("scan", n, 0), exclude: [outFile] });
   const epoch = chooseEpoch(scan.inodes);
   const holes = new Map<TreeInode, Array<{ offset: number; length: number }>>();
   for (const i of scan.inodes) {
