@@ -5,6 +5,7 @@ import { createHash, type Hash } from "node:crypto";
 import { Readable, pipeline } from "node:stream";
 import zlib from "node:zlib";
 import { EodError } from "../../errors.ts";
+import { piecesOf } from "./stream-pieces.ts";
 
 /** A layer to read: the `build` side of layers; registry and archive readers produce these. */
 export interface LayerInput {
@@ -86,7 +87,8 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
   let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
   if (stats.compression !== "none") {
     z = stats.compression === "gzip" ? zlib.createGunzip(DECOMPRESS_OPTS) : zlib.createZstdDecompress(DECOMPRESS_OPTS);
-    tar = pipeline(Readable.from(rest, { highWaterMark: STORED_AHEAD }), z, () => {}); // errors surface through the iteration below
+    // Errors surface through the iteration below; up to 4 pieces wait here, more in the decompressor.
+    tar = piecesOf(pipeline(Readable.from(rest, { highWaterMark: STORED_AHEAD }), z, () => {}), 4);
   }
   try {
     for await (const c of tar) {
