@@ -6,6 +6,8 @@ import { dataRanges } from "../sys/seek.ts";
 import { withShortPath } from "./long-path.ts";
 import { unreadable } from "./tree.ts";
 
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
 export class SourceFile {
   readonly path: Buffer;
   readonly size: number;
@@ -18,11 +20,19 @@ export class SourceFile {
   }
 
   static open(path: Buffer, size: number): SourceFile {
+    let fd: number;
     try {
-      return new SourceFile(path, withShortPath(path, (s) => fs.openSync(s, "r")), size);
+      // The scan saw a regular file; if something else took its name since, never follow a symlink out of
+      // the tree nor block on a fifo's open: check what was opened.
+      fd = withShortPath(path, (s) => fs.openSync(s, OPEN_FLAGS));
     } catch (err) {
       throw unreadable(path, err);
     }
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd);
+      throw new EodError("SOURCE_UNREADABLE", `Cannot read ${path.toString()}: no longer a regular file (changed during the build)`);
+    }
+    return new SourceFile(path, fd, size);
   }
 
   /** Fills `buf` from byte `pos` of the file; throws if the file ends early. */

@@ -7,12 +7,13 @@
 // The big-xattr trees live on a tmpfs: ext4 (this machine's /tmp) keeps all xattrs of an inode in one block.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { withShortPath } from "../../src/build/long-path.ts";
 import { libc } from "../../src/sys/libc.ts";
 import { setXattr } from "../../src/sys/xattr.ts";
-import { eod, eodOk, haveTool, tool } from "../helpers/cli.ts";
+import { eod, eodOk, haveTool, REPO, tool } from "../helpers/cli.ts";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { haveRoot, mountAt, mountErofs, tempDir, type MountedImage } from "../helpers/kernel.ts";
 
@@ -224,4 +225,22 @@ test("an output path of the wrong kind fails at once, names it, and is left alon
   assert.equal(fs.readFileSync(file, "utf8"), "not an image directory");
   assert.deepEqual(fs.readdirSync(directory), ["keep"]);
   assert.deepEqual(fs.readdirSync(work).filter((n) => n.includes(".tmp-")), []);
+});
+
+test("a file replaced by a fifo or a symlink after the scan is refused, not opened (no hang, no escape)", { skip, timeout: 60_000 }, () => {
+  const d = dir("swapped");
+  tool("mkfifo", [path.join(d, "was-a-file")]);
+  fs.symlinkSync("/etc/hostname", path.join(d, "now-a-link"));
+  // In a child with a timeout: a blocking open of a fifo would hang this process for good.
+  const script = `
+    import { SourceFile } from ${JSON.stringify(path.join(REPO, "src/build/source-file.ts"))};
+    for (const name of ["was-a-file", "now-a-link"]) {
+      try { SourceFile.open(Buffer.from(${JSON.stringify(d)} + "/" + name), 10); console.log(name, "opened"); }
+      catch (err) { console.log(name, err.message); }
+    }`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.status, 0, `${r.stderr}${r.error ?? ""}`);
+  const lines = r.stdout.trim().split("\n");
+  assert.match(lines[0], /^was-a-file Cannot read .*was-a-file: no longer a regular file/);
+  assert.match(lines[1], /^now-a-link Cannot read .*now-a-link: ELOOP/);
 });
