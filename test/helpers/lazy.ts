@@ -53,7 +53,7 @@ export function blobBytes(stats: { byPath: Record<string, { bytes: number }> }):
 /** Unmounts everything mounted below `root` and kills the holder and the daemon of `cacheDir` (by their pid files). */
 export function cleanup(root: string, cacheDir?: string): void {
   const mounted = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
-    .filter((m): m is string => !!m && m.startsWith(root)).reverse();
+    .filter((m): m is string => !!m && (m === root || m.startsWith(`${root}/`))).reverse(); // not a sibling like root2
   for (const m of mounted) spawnSync("umount", ["-l", m]);
   if (cacheDir) {
     for (const f of ["holder.pid", "daemon.pid"]) { // the holder first, or it starts a new daemon
