@@ -16,6 +16,7 @@ import { setXattr } from "../../src/sys/xattr.ts";
 import { eod, eodOk, haveTool, REPO, tool } from "../helpers/cli.ts";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { cleanup, eodAsync } from "../helpers/lazy.ts";
+import { tarArchive } from "../helpers/tar-layer.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { haveRoot, mountAt, mountErofs, tempDir, type MountedImage } from "../helpers/kernel.ts";
 
@@ -143,6 +144,18 @@ test("more xattrs than an EROFS inode holds: a clear error naming the entry, not
     assert.match(r.stderr, /^eod: Cannot store the xattrs of .*\/over: \d+ bytes .* limit/, r.stderr);
     assert.doesNotMatch(r.stderr, /\n\s+at /, r.stderr);
   }
+  assert.deepEqual(fs.readdirSync(out), []);
+});
+
+test("a layer entry with more xattrs than an EROFS inode holds: a clear error naming it", { skip, timeout: 60_000 }, () => {
+  const xattrs = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`trusted.v${i}`, Buffer.alloc(65535, i)]));
+  const layer = path.join(work, "xattrs-over.tar");
+  fs.writeFileSync(layer, tarArchive([{ path: "etc/over", data: Buffer.from("o"), xattrs }]));
+  const out = dir("xattrs-over-layer-out");
+  const r = eod("build", layer, "-o", path.join(out, "img"));
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /^eod: .*etc\/over.*xattrs .*\d+ bytes .* limit/, r.stderr);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, r.stderr);
   assert.deepEqual(fs.readdirSync(out), []);
 });
 

@@ -7,7 +7,7 @@
 import { EodError } from "../../errors.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../../erofs/constants.ts";
 import { compareNames } from "../../erofs/dirent.ts";
-import { splitXattrName, type Xattr } from "../../erofs/xattr.ts";
+import { MAX_XATTR_AREA, splitXattrName, xattrAreaSize, type Xattr } from "../../erofs/xattr.ts";
 import type { ScanResult, TreeDirent, TreeInode } from "../tree.ts";
 import type { TarEntry } from "./tar-reader.ts";
 
@@ -181,6 +181,8 @@ export function inodeOf(e: TarEntry, where: string, warnings: string[]): TreeIno
     if (x.value.length > 0xffff) throw new EodError("SOURCE_UNSUPPORTED", `${where}: xattr ${x.name} is ${x.value.length} bytes (EROFS limit 65535)`);
     xattrs.push(x);
   }
+  const area = xattrAreaSize(xattrs);
+  if (area > MAX_XATTR_AREA) throw new EodError("SOURCE_UNSUPPORTED", `${where}: xattrs take ${area} bytes in EROFS form, over its limit of ${MAX_XATTR_AREA} per inode`);
   if (type === S_IFLNK && e.linkpath.length === 0) throw new EodError("SOURCE_INVALID", `${where}: symlink without a target`);
   return {
     // Linux symlinks are always 0777 whatever the header says (extraction with symlink(2) gives that too).
