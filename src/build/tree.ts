@@ -58,7 +58,7 @@ export interface ScanOptions {
 
 /** Reads the metadata of the whole tree under `root` (not following symlinks). */
 export function scanTree(root: string, opts: ScanOptions = {}): ScanResult {
-  const rootPath = Buffer.from(path.resolve(root));
+  const rootPath = Buffer.from(realRoot(root));
   const warnings: string[] = [];
   const inodes: TreeInode[] = [];
   const links = new Map<string, TreeInode>();
@@ -123,6 +123,15 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScanResult {
 }
 
 const SLASH = Buffer.from("/");
+
+/** The source root with symlinks resolved: a root given as a link to a directory means that directory. */
+function realRoot(root: string): string {
+  try {
+    return fs.realpathSync(root);
+  } catch {
+    return path.resolve(root); // lstat() of it reports the error
+  }
+}
 
 // statfs f_type of the pseudo filesystems whose content a build leaves out (include/uapi/linux/magic.h).
 const PSEUDO_FS = new Map<number, string>([

@@ -230,6 +230,19 @@ test("an output inside the source is left out of it: rebuilding gives the same i
   fsck(single);
 });
 
+test("a source given as a symlink to a directory is built from that directory (only the root is followed)", { skip, timeout: 60_000 }, async () => {
+  const real = dir("real-source");
+  fs.writeFileSync(path.join(real, "file"), "f");
+  fs.symlinkSync("file", path.join(real, "inner-link"));
+  const link = path.join(work, "source-link");
+  fs.symlinkSync(real, link);
+  const image = path.join(work, "via-link.erofs");
+  const r = eod("build", link, "--single", image);
+  assert.equal(r.status, 0, r.stderr);
+  fsck(image);
+  await mountAndCompare(real, image);
+});
+
 test("an output path of the wrong kind fails at once, names it, and is left alone", { skip, timeout: 60_000 }, () => {
   const src = dir("wrong-kind");
   fs.writeFileSync(path.join(src, "file"), "f");
