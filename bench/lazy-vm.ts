@@ -20,6 +20,8 @@
 //      the unpacked files and the fscache cache files are on the same ext4 scratch fs; page caches dropped before
 //      each timed run, the two alternated, best of N each. Ratio: throughput fscache ÷ local (target ≥ 0.95: hits
 //      never leave the kernel). The tar streams of both mounts are also compared (sha256) once, untimed.
+//      Where a gap comes from, measured the same way: metadata alone (`find -ls`) and the data of the files of at
+//      least 1 MiB alone (`cat`), and, once unmounted, the extents of the cache files and of the unpacked blobs.
 // Results: printed, and written to bench/results/lazy-vm-<UTC timestamp>.json. Exit status non-zero if a run
 // failed or the warm-read target was missed.
 import { execFileSync, spawn } from "node:child_process";
@@ -97,6 +99,53 @@ async function tarRead(mnt: string): Promise<number> {
   const r = await run("sh", ["-c", `tar -cf - -C '${mnt}' . | cat > /dev/null`], { timeoutMs: 900_000 });
   if (r.code !== 0) throw new Error(`tar ${mnt}: exit ${r.code} ${r.stderr.trim().slice(-500)}`);
   return r.seconds;
+}
+
+/** Metadata only, timed: every inode and directory of the tree (`find -ls`), no file data. */
+async function metaWalk(mnt: string): Promise<number> {
+  const r = await run("sh", ["-c", `find '${mnt}' -ls > /dev/null`], { timeoutMs: 900_000 });
+  if (r.code !== 0) throw new Error(`find ${mnt}: exit ${r.code} ${r.stderr.trim().slice(-500)}`);
+  return r.seconds;
+}
+
+/** Data of the given files (relative paths), timed: one `cat` to a pipe, few requests per file. */
+async function catRead(mnt: string, files: string[]): Promise<number> {
+  const list = path.join(os.tmpdir(), "big-files.txt");
+  fs.writeFileSync(list, files.map((f) => path.join(mnt, f)).join("\0"));
+  const r = await run("sh", ["-c", `xargs -0 cat < '${list}' | cat > /dev/null`], { timeoutMs: 900_000 });
+  if (r.code !== 0) throw new Error(`cat ${mnt}: exit ${r.code} ${r.stderr.trim().slice(-500)}`);
+  return r.seconds;
+}
+
+/** Regular files of at least `min` bytes under `root`, relative paths. */
+function filesAtLeast(root: string, min: number): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else if (e.isFile() && fs.statSync(path.join(root, r)).size >= min) out.push(r);
+    }
+  };
+  walk("");
+  return out;
+}
+
+/** Extents of each regular file under `dir` (filefrag), by file name: how fragmented the data is on disk. */
+function extentsOf(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && fs.statSync(p).size > 1 << 20) {
+        const m = /: (\d+) extents? found/.exec(execFileSync("filefrag", [p]).toString());
+        if (m) out[path.relative(dir, p).slice(0, 60)] = Number(m[1]);
+      }
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return out;
 }
 
 /** sha256 of the tar stream of the tree (untimed correctness check: both mounts must give the same bytes). */
@@ -209,6 +258,29 @@ async function guest(imageShared: string): Promise<void> {
     const treeBytes = Number(execFileSync("du", ["-sb", "--apparent-size", localMnt]).toString().split("\t")[0]);
     const ratio = Math.min(...localS) / Math.min(...fscacheS);
     if (ratio < WARM_TARGET) failures.push(`(b) warm read fscache ÷ local ${ratio.toFixed(3)} < ${WARM_TARGET}`);
+    // Where the gap is: metadata alone (the bootstrap: erofs reads it block by block through fscache), and the
+    // data of large files alone (few requests per MB: the per-byte cost of the path).
+    const big = filesAtLeast(localMnt, 1 << 20);
+    const metaFscacheS: number[] = [];
+    const metaLocalS: number[] = [];
+    const bigFscacheS: number[] = [];
+    const bigLocalS: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      progress(`(b) metadata walk and large files, run ${i + 1}/${RUNS}`);
+      dropCaches();
+      metaFscacheS.push(await metaWalk(fsMnt));
+      dropCaches();
+      metaLocalS.push(await metaWalk(localMnt));
+      dropCaches();
+      bigFscacheS.push(await catRead(fsMnt, big));
+      dropCaches();
+      bigLocalS.push(await catRead(localMnt, big));
+    }
+    const bigBytes = big.reduce((n, f) => n + fs.statSync(path.join(localMnt, f)).size, 0);
+    const breakdown = {
+      metaWalk: { fscacheS: metaFscacheS, localS: metaLocalS, ratio: Math.min(...metaLocalS) / Math.min(...metaFscacheS) },
+      largeFiles: { files: big.length, bytes: bigBytes, fscacheS: bigFscacheS, localS: bigLocalS, throughputRatio: Math.min(...bigLocalS) / Math.min(...bigFscacheS) },
+    };
     let readahead: Record<string, unknown> | null = null;
     if (WARM_RA !== null) {
       const bdis = fs.readdirSync("/sys/class/bdi").filter((b) => b.startsWith("erofs-"));
@@ -227,7 +299,7 @@ async function guest(imageShared: string): Promise<void> {
       readahead = { readAheadKb: WARM_RA, defaults: old, allBdis: fs.readdirSync("/sys/class/bdi"), fscacheS: raFscacheS, localS: raLocalS, throughputRatio: Math.min(...raLocalS) / Math.min(...raFscacheS) };
     }
     report.warmRead = {
-      treeBytes, fillS, fscacheS, localS, sameBytes: hf === hl, readahead,
+      treeBytes, fillS, fscacheS, localS, sameBytes: hf === hl, readahead, breakdown,
       readsDuringTimedRuns: after.frontend.reads - before.frontend.reads,
       throughputRatio: ratio,
     };
@@ -242,6 +314,11 @@ async function guest(imageShared: string): Promise<void> {
     }
     slow.stop();
     fast.stop();
+  }
+  // Fragmentation of the data on the scratch fs: cache files (linked by cachefiles once unmounted) vs unpacked blobs.
+  if (report.warmRead) {
+    await holderGone(path.join(SCRATCH, "warm"));
+    (report.warmRead as Record<string, unknown>).extents = { fscache: extentsOf(path.join(SCRATCH, "warm/fscache/cache")), local: extentsOf(path.join(SCRATCH, "full-blobs")) };
   }
   report.failures = failures;
   console.log(JSON.stringify(report));
@@ -288,6 +365,12 @@ async function host(): Promise<number> {
     for (const r of cold.full ?? []) console.log(`    full          ${r.seconds.toFixed(2)} s  ${(r.bytes / 1e6).toFixed(2)} MB  (download ${r.downloadS.toFixed(2)}, unpack+mount ${r.unpackMountS.toFixed(2)}, run ${r.runS.toFixed(2)})${r.ok ? "" : "  FAILED"}`);
     console.log(`    bytes lazy ÷ image ${cold.bytesRatio?.toFixed(3) ?? "-"}, time lazy ÷ full ${cold.timeRatio?.toFixed(3) ?? "-"}`);
     console.log(`(b) warm sequential read of ${((warm.treeBytes ?? 0) / 1e6).toFixed(1)} MB: fscache best ${best(warm.fscacheS)} s, local best ${best(warm.localS)} s, throughput fscache ÷ local ${warm.throughputRatio?.toFixed(3) ?? "-"} (target ≥ ${WARM_TARGET}); READs during the timed runs ${warm.readsDuringTimedRuns ?? "-"}; same bytes ${warm.sameBytes}`);
+    const bd = warm.breakdown;
+    if (bd) {
+      console.log(`    metadata walk (find -ls): fscache best ${best(bd.metaWalk.fscacheS)} s, local best ${best(bd.metaWalk.localS)} s, ratio ${bd.metaWalk.ratio.toFixed(3)}`);
+      console.log(`    large files (${bd.largeFiles.files} files ≥ 1 MiB, ${(bd.largeFiles.bytes / 1e6).toFixed(1)} MB, cat): fscache best ${best(bd.largeFiles.fscacheS)} s, local best ${best(bd.largeFiles.localS)} s, ratio ${bd.largeFiles.throughputRatio.toFixed(3)}`);
+    }
+    if (warm.extents) console.log(`    extents of the data files: fscache ${JSON.stringify(warm.extents.fscache)}, local ${JSON.stringify(warm.extents.local)}`);
     if (warm.readahead) console.log(`    with read_ahead_kb ${warm.readahead.readAheadKb} (defaults ${JSON.stringify(warm.readahead.defaults)}): fscache best ${best(warm.readahead.fscacheS)} s, local best ${best(warm.readahead.localS)} s, ratio ${warm.readahead.throughputRatio.toFixed(3)}`);
     console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
     const failures = (g.failures ?? []) as string[];
