@@ -19,6 +19,7 @@ import { cleanup, eodAsync } from "../helpers/lazy.ts";
 import { tarArchive } from "../helpers/tar-layer.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { haveRoot, mountAt, mountErofs, tempDir, type MountedImage } from "../helpers/kernel.ts";
+import { mountAndCompare } from "../helpers/mount-compare.ts";
 
 const skip = !haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : false;
 let work = "";
@@ -45,15 +46,6 @@ function fsck(image: string, extract = true): void {
   const r = tool("fsck.erofs", [...(extract ? [`--extract=${image}.x`] : []), image]);
   assert.equal(r.status, 0, `fsck.erofs ${image} failed:\n${r.stderr}${r.stdout}`);
   fs.rmSync(`${image}.x`, { recursive: true, force: true });
-}
-
-async function mountAndCompare(src: string, image: string, data?: string): Promise<void> {
-  const m = await mountErofs(image, data);
-  try {
-    assert.deepEqual(await compareTrees(src, m.dir), []);
-  } finally {
-    m.unmount();
-  }
 }
 
 /** Builds `src` both ways (--single, and -o unpacked to local blobs); fsck and mount-compare each. */

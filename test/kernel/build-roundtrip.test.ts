@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { makeAwkwardTree, makeSmallTree } from "../helpers/awkward-tree.ts";
-import { compareTrees } from "../helpers/compare-trees.ts";
 import { eodOk, haveTool, tool } from "../helpers/cli.ts";
-import { haveRoot, mountErofs, tempDir } from "../helpers/kernel.ts";
+import { haveRoot, tempDir } from "../helpers/kernel.ts";
+import { mountAndCompare } from "../helpers/mount-compare.ts";
 
 const skip = !haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : false;
 let work = "";
@@ -30,15 +30,6 @@ after(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
 function fsck(image: string, devices: string[] = []): void {
   const r = tool("fsck.erofs", [...devices.map((d) => `--device=${d}`), "--extract", image]);
   assert.equal(r.status, 0, `fsck.erofs ${image} failed:\n${r.stderr}${r.stdout}`);
-}
-
-async function mountAndCompare(src: string, image: string, data?: string): Promise<void> {
-  const m = await mountErofs(image, data);
-  try {
-    assert.deepEqual(await compareTrees(src, m.dir), []);
-  } finally {
-    m.unmount();
-  }
 }
 
 /** Builds the image directory, unpacks its blobs and returns the bootstrap and the mount data string. */
