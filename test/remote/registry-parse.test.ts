@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  checkRepository, formatReference, hostPlatform, isLoopback, MEDIA_TYPES, parseChallenges, parseManifest, parsePlatform, parseReference, selectPlatform,
+  checkRepository, formatReference, hostPlatform, indexPlatforms, isLoopback, MEDIA_TYPES, parseChallenges, parseManifest, parsePlatform, parseReference, selectPlatform,
   type ImageIndex,
 } from "../../src/remote/registry/index.ts";
 import { Transport } from "../../src/remote/registry/transport.ts";
@@ -20,6 +20,13 @@ test("parseReference: registries, docker.io defaults, tags and digests", () => {
   assert.equal(formatReference(parseReference("debian:12")), "docker.io/library/debian:12");
   assert.equal(checkRepository("a/b-c/d_e"), "a/b-c/d_e");
   for (const bad of ["../x", "a/../b", "A", "a?b", ""]) assert.throws(() => checkRepository(bad), TypeError, bad);
+  // docker's normalisation (distribution/reference ParseNormalizedNamed)
+  assert.deepEqual(parseReference("index.docker.io/alpine"), { registry: "docker.io", repository: "library/alpine", tag: "latest" });
+  assert.deepEqual(parseReference("docker.io/alpine:3.20"), { registry: "docker.io", repository: "library/alpine", tag: "3.20" });
+  assert.deepEqual(parseReference("localhost:5000/x"), { registry: "localhost:5000", repository: "x", tag: "latest" });
+  assert.deepEqual(parseReference("[::1]/x"), { registry: "[::1]", repository: "x", tag: "latest" });
+  assert.deepEqual(parseReference(`alpine:3@${D}`), { registry: "docker.io", repository: "library/alpine", tag: "3", digest: D });
+  assert.equal(formatReference(parseReference(`alpine@${D}`)), `docker.io/library/alpine@${D}`);
   for (const bad of ["", "UPPER/case", "a//b", "host:99999/a", "a:b:c", `a@sha256:${"0".repeat(10)}`, "a:-tag", "with space", "127.0.0.1:5000/"]) {
     assert.throws(() => parseReference(bad), { code: "USAGE" }, bad);
   }
@@ -63,6 +70,19 @@ test("platforms: the host's, parsing, and the choice from an index", () => {
   assert.equal(pick("linux/arm64/v8"), "arm64"); // arm64 without variant is v8
   assert.equal(pick("linux/arm/v5"), undefined);
   assert.equal(pick("windows/amd64"), undefined);
+
+  // A buildx index: attestations (unknown/unknown, vnd.docker.reference.type) are never chosen nor listed.
+  const att = { mediaType: MEDIA_TYPES.ociManifest, digest: D, size: 1, platform: { os: "unknown", architecture: "unknown" }, annotations: { "vnd.docker.reference.type": "attestation-manifest", n: "att" } };
+  const buildx: ImageIndex = { schemaVersion: 2, manifests: [att, d("arm64", "v8"), { ...att, platform: { os: "linux", architecture: "amd64" } }] };
+  assert.equal(selectPlatform(buildx, parsePlatform("linux/amd64")), undefined, "an attestation that claims a platform is still skipped");
+  assert.equal(selectPlatform(buildx, parsePlatform("linux/arm64"))?.annotations?.n, "arm64v8");
+  assert.equal(selectPlatform(buildx, { os: "unknown", architecture: "unknown" }), undefined);
+  assert.deepEqual(indexPlatforms(buildx), ["linux/arm64/v8"]);
+  // Entries without a platform (a nested index, single-image indexes of some tools) match any, after those that name one.
+  const bare = { mediaType: MEDIA_TYPES.ociIndex, digest: D, size: 1, annotations: { n: "nested" } };
+  assert.equal(selectPlatform({ schemaVersion: 2, manifests: [bare] }, parsePlatform("linux/amd64"))?.annotations?.n, "nested");
+  assert.equal(selectPlatform({ schemaVersion: 2, manifests: [bare, d("amd64")] }, parsePlatform("linux/amd64"))?.annotations?.n, "amd64");
+  assert.equal(selectPlatform({ schemaVersion: 2, manifests: [bare, d("amd64")] }, parsePlatform("linux/s390x"))?.annotations?.n, "nested");
 });
 
 test("parseManifest: what a registry sends is checked before use", () => {
@@ -77,4 +97,10 @@ test("parseManifest: what a registry sends is checked before use", () => {
   for (const b of bad) {
     assert.throws(() => parseManifest(Buffer.from(typeof b === "string" ? b : JSON.stringify(b)), undefined, "m"), { code: "IMAGE_INVALID" }, JSON.stringify(b));
   }
+  // Docker schema 1 (signed): refused by name, whether the body or the Content-Type says so.
+  const schema1 = { schemaVersion: 1, name: "library/x", tag: "latest", architecture: "amd64", fsLayers: [{ blobSum: D }], history: [{ v1Compatibility: "{}" }], signatures: [] };
+  for (const ct of [MEDIA_TYPES.dockerManifestV1Signed, undefined]) {
+    assert.throws(() => parseManifest(Buffer.from(JSON.stringify(schema1)), ct, "m"), { code: "IMAGE_INVALID", message: /m: a Docker schema 1 manifest \(deprecated, not supported\)/ });
+  }
+  assert.throws(() => parseManifest(Buffer.from(JSON.stringify({ ...good, schemaVersion: 2 })), MEDIA_TYPES.dockerManifestV1, "m"), /schema 1/);
 });

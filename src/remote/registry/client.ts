@@ -10,7 +10,7 @@ import { isRetryable } from "../retry.ts";
 import type { BlobSource } from "./blob-source.ts";
 import { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";
 import {
-  formatPlatform, hostPlatform, isIndexType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, parsePlatform, selectPlatform,
+  formatPlatform, hostPlatform, indexPlatforms, isIndexType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, parsePlatform, selectPlatform,
   type Descriptor, type ImageIndex, type ImageManifest, type Platform,
 } from "./manifest.ts";
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
@@ -108,7 +108,7 @@ export class RegistryClient {
       index = top as FetchedManifest & { manifest: ImageIndex };
       const entry = selectPlatform(index.manifest, want);
       if (!entry) {
-        const have = index.manifest.manifests.filter((d) => d.platform).map((d) => formatPlatform(d.platform!));
+        const have = indexPlatforms(index.manifest);
         throw new EodError("REGISTRY_NOT_FOUND", `${name(ref)}:${manifestRef(ref)} has no image for ${formatPlatform(want)} (it has ${have.join(", ") || "no platforms"}); choose one with --platform`);
       }
       platform = entry.platform;

@@ -14,7 +14,14 @@ export const MEDIA_TYPES = {
   dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
   dockerConfig: "application/vnd.docker.container.image.v1+json",
   dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  dockerLayerForeign: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+  ociLayerNondistributableGzip: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+  dockerManifestV1: "application/vnd.docker.distribution.manifest.v1+json",
+  dockerManifestV1Signed: "application/vnd.docker.distribution.manifest.v1+prettyjws",
 } as const;
+
+/** Annotation buildx puts on the attestation manifests (SBOM, provenance) of an index. */
+export const REFERENCE_TYPE_ANNOTATION = "vnd.docker.reference.type";
 
 const INDEX_TYPES = new Set<string>([MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifestList]);
 const MANIFEST_TYPES = new Set<string>([MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest]);
@@ -79,9 +86,13 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     throw bad(`not JSON (${(err as Error).message})`);
   }
   if (!doc || typeof doc !== "object" || Array.isArray(doc)) throw bad("not a JSON object");
+  const header = contentType?.split(";")[0].trim();
+  if (doc.schemaVersion === 1 || header?.startsWith("application/vnd.docker.distribution.manifest.v1")) {
+    // Schema 1 (signed JWS, v1 image JSON per layer): deprecated since Docker 20.10, current docker refuses it too.
+    throw bad("a Docker schema 1 manifest (deprecated, not supported): push the image again with a current docker, or convert it with `skopeo copy --format v2s2`");
+  }
   if (doc.schemaVersion !== 2) throw bad(`schemaVersion ${JSON.stringify(doc.schemaVersion)} is not supported (only 2)`);
   const declared = typeof doc.mediaType === "string" ? doc.mediaType : undefined;
-  const header = contentType?.split(";")[0].trim();
   const mediaType = declared ?? (header && (isIndexType(header) || isManifestType(header)) ? header : Array.isArray(doc.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest);
   if (isIndexType(mediaType)) {
     if (!Array.isArray(doc.manifests)) throw bad("index has no manifests list");
@@ -136,15 +147,26 @@ function variantOf(p: Platform): string {
   return p.variant ?? (p.architecture === "arm64" ? "v8" : "");
 }
 
+/** An attestation (SBOM, provenance) that buildx lists in an index next to the images: never an image. */
+export function isAttestation(d: Descriptor): boolean {
+  return d.annotations?.[REFERENCE_TYPE_ANNOTATION] !== undefined || (d.platform?.os === "unknown" && d.platform?.architecture === "unknown");
+}
+
 /**
  * The index entry for `want`: same os and architecture, and the same variant when the wanted platform has
  * one (so "linux/arm/v7" does not take a v6 image, while "linux/amd64" takes any amd64 entry; the first
- * one without a variant preferred). Entries that are not manifests (attestations…) are skipped.
+ * one without a variant preferred). Entries that are not manifests or indexes (in-toto…) and attestations
+ * are skipped. An entry without a platform matches any (as in containerd), after those that name one.
  */
 export function selectPlatform(index: ImageIndex, want: Platform): Descriptor | undefined {
-  const candidates = index.manifests.filter((d) =>
+  const usable = index.manifests.filter((d) => (isManifestType(d.mediaType) || isIndexType(d.mediaType)) && !isAttestation(d));
+  const candidates = usable.filter((d) =>
     d.platform && d.platform.os === want.os && d.platform.architecture === want.architecture &&
-    (want.variant === undefined || variantOf(d.platform) === variantOf(want)) &&
-    (isManifestType(d.mediaType) || isIndexType(d.mediaType)));
-  return candidates.find((d) => !d.platform!.variant) ?? candidates[0];
+    (want.variant === undefined || variantOf(d.platform) === variantOf(want)));
+  return candidates.find((d) => !d.platform!.variant) ?? candidates[0] ?? usable.find((d) => !d.platform);
+}
+
+/** The platforms an index offers, for messages ("linux/amd64, linux/arm64/v8"); attestations left out. */
+export function indexPlatforms(index: ImageIndex): string[] {
+  return index.manifests.filter((d) => d.platform && !isAttestation(d)).map((d) => formatPlatform(d.platform!));
 }

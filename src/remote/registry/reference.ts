@@ -1,7 +1,8 @@
 // Image references as docker writes them: `[host[:port]/]repo[:tag][@digest]`. A first component with a
-// '.' or ':' or equal to "localhost" names the registry; otherwise the registry is docker.io and a one-part
-// repository is under library/ (docker's normalisation). The address the API is spoken to is separate
-// (`apiHost`): docker.io is served by registry-1.docker.io.
+// '.' or ':' or equal to "localhost" names the registry; otherwise the registry is
+// docker.io and a one-part repository is under library/ (docker's normalisation; index.docker.io is
+// docker.io). The address the API is spoken to is separate (`apiHost`): docker.io is served by
+// registry-1.docker.io.
 import { EodError } from "../../errors.ts";
 import { checkDigest } from "./digest.ts";
 
@@ -17,6 +18,7 @@ export interface Reference {
 }
 
 export const DOCKER_HUB = "docker.io";
+const LEGACY_HUB = "index.docker.io";
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 // host name or IPv4 (labels), or a bracketed IPv6 address; optional port
@@ -43,11 +45,13 @@ export function parseReference(text: string): Reference {
   let registry = DOCKER_HUB;
   const slash = rest.indexOf("/");
   const first = slash >= 0 ? rest.slice(0, slash) : "";
+  // Unlike docker, "Name/app" is refused (repository names are lowercase) rather than taken as host "Name".
   if (slash >= 0 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))) {
     if (!HOST.test(first)) throw bad(`registry ${JSON.stringify(first)} is not host[:port]`);
     const port = /:(\d+)$/.exec(first.startsWith("[") ? first.slice(first.indexOf("]")) : first)?.[1];
     if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw bad(`port ${port} is out of range`);
     registry = first.toLowerCase();
+    if (registry === LEGACY_HUB) registry = DOCKER_HUB; // docker normalises index.docker.io/x to docker.io/library/x
     rest = rest.slice(slash + 1);
   }
   let tag: string | undefined;
