@@ -302,13 +302,17 @@ export interface RegistryProxy {
  */
 export async function registryProxy(registryHost: string, hooks: {
   before?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** May change the registry's status and headers (e.g. drop Content-Length: the answer is then chunked). */
+  head?: (req: http.IncomingMessage, answer: { status: number; headers: http.IncomingHttpHeaders }) => void;
   body?: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void;
 } = {}): Promise<RegistryProxy> {
   const [, port] = registryHost.split(":");
   const server = http.createServer((req, res) => {
     if (hooks.before?.(req, res)) return;
     const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
+      const answer = { status: ur.statusCode!, headers: { ...ur.headers } };
+      hooks.head?.(req, answer);
+      res.writeHead(answer.status, answer.headers);
       const parts: Buffer[] = [];
       ur.on("data", (d: Buffer) => parts.push(d));
       ur.on("end", () => {

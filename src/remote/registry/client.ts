@@ -6,15 +6,14 @@
 // Range reads are not verified here (a range is not a whole blob); the cache core verifies each chunk.
 import { EodError, RemoteError } from "../../errors.ts";
 import { DEFAULT_MAX_FILE_BYTES, type RemoteStats } from "../remote.ts";
-import { isRetryable } from "../retry.ts";
 import type { BlobSource } from "./blob-source.ts";
 import { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";
 import {
-  formatPlatform, hostPlatform, indexPlatforms, isIndexType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, parsePlatform, selectPlatform,
+  formatPlatform, hostPlatform, indexPlatforms, isIndexType, isNonDistributable, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, parsePlatform, selectPlatform,
   type Descriptor, type ImageIndex, type ImageManifest, type Platform,
 } from "./manifest.ts";
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
-import { contentLength, headBlob, name, one, readAll, readExact, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
+import { contentLength, headBlob, name, one, readAll, readExact, readSlice, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
 import { discard, toRemoteError, type Exchange } from "./transport.ts";
 import { mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamedUpload } from "./upload.ts";
 
@@ -147,6 +146,11 @@ export class RegistryClient {
           if (!m || Number(m[1]) !== from) throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: resumed answer is for another range (Content-Range ${one(ex.headers["content-range"])})`);
         } else if (ex.status === 200) {
           skip = from; // the server ignored Range: drop what we already have
+        } else if (ex.status === 404 && typeof blob !== "string" && isNonDistributable(blob)) {
+          discard(ex.body);
+          // Windows base layers: registries need not serve them; their `urls` (any host) are not fetched.
+          const at = blob.urls?.length ? `; its data is at ${blob.urls.join(", ")}, which eod does not fetch` : "";
+          throw new EodError("SOURCE_UNSUPPORTED", `${what} is a non-distributable layer (${blob.mediaType}) that ${name(repo)} does not serve${at} (HTTP 404)`);
         } else {
           throw await this.#s.statusError(ex, `GET ${what}`, repo, `blob ${digest}`);
         }
@@ -176,8 +180,8 @@ export class RegistryClient {
         if (opts.signal?.aborted) throw opts.signal.reason;
         const e = toRemoteError(err, `GET ${what}`, path, false, this.#s.timeoutMs);
         this.#s.stats.errors++;
-        if (attempt >= this.#s.retries || !isRetryable(e)) throw e;
-        await this.#s.backoff(attempt, opts.signal);
+        if (!this.#s.retryable(e, attempt)) throw e;
+        await this.#s.backoff(attempt, opts.signal, e);
       } finally {
         if (ex) discard(ex.body);
       }
@@ -221,7 +225,10 @@ export class RegistryClient {
           throw new RemoteError("REMOTE_IO", ex.url, `${what}: answer is for another range (Content-Range ${JSON.stringify(cr)})`);
         }
       } else if (ex.status === 200) {
-        if (offset !== 0) { discard(ex.body); throw new RemoteError("REMOTE_STATUS", ex.url, `${what}: HTTP 200, the server ignored the range`, { status: 200 }); }
+        // Range ignored (some CDNs and proxies): the slice is cut from the whole blob as it passes.
+        const out = await readSlice(ex, what, offset, length);
+        this.#s.stats.bytes += out.length;
+        return out;
       } else if (ex.status === 416) {
         discard(ex.body);
         throw new EodError("IMAGE_INVALID", `${what}: the range is past the end of the blob (HTTP 416)`);

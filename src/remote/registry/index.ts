@@ -19,7 +19,7 @@ export { RegistryRemote, type RegistryRemoteOptions } from "./registry-remote.ts
 export { apiHost, checkRepository, DOCKER_HUB, formatReference, isLoopback, manifestRef, parseReference, type Reference } from "./reference.ts";
 export { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";
 export {
-  checkDescriptor, formatPlatform, hostPlatform, indexPlatforms, isAttestation, isIndexType, isManifestType, MANIFEST_ACCEPT, MEDIA_TYPES, parseManifest, parsePlatform, selectPlatform,
+  checkDescriptor, formatPlatform, hostPlatform, indexPlatforms, isAttestation, isIndexType, isNonDistributable, isManifestType, MANIFEST_ACCEPT, MEDIA_TYPES, parseManifest, parsePlatform, selectPlatform,
   type Descriptor, type ImageIndex, type ImageManifest, type Platform,
 } from "./manifest.ts";
 export { dockerConfigPath, dockerCredentials, runHelper, staticCredentials, type CredentialStore, type Credentials } from "./credentials.ts";

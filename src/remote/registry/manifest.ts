@@ -147,6 +147,11 @@ function variantOf(p: Platform): string {
   return p.variant ?? (p.architecture === "arm64" ? "v8" : "");
 }
 
+/** A layer that registries need not serve (Docker "foreign", OCI "nondistributable"), or one with `urls`. */
+export function isNonDistributable(d: Descriptor): boolean {
+  return /\.(?:foreign|nondistributable)\./.test(d.mediaType) || (Array.isArray(d.urls) && d.urls.length > 0);
+}
+
 /** An attestation (SBOM, provenance) that buildx lists in an index next to the images: never an image. */
 export function isAttestation(d: Descriptor): boolean {
   return d.annotations?.[REFERENCE_TYPE_ANNOTATION] !== undefined || (d.platform?.os === "unknown" && d.platform?.architecture === "unknown");

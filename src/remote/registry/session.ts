@@ -112,7 +112,11 @@ export class Session {
     if (ex.status === 404) return new EodError("REGISTRY_NOT_FOUND", `${what}: HTTP 404${detail(text)}`);
     if (ex.status === 401) return new EodError("REGISTRY_AUTH", `authentication failed for ${repo.registry}: ${what}: HTTP 401${detail(text)}`);
     if (ex.status === 403) return new EodError("REGISTRY_AUTH", `access denied by ${repo.registry}: ${what}: HTTP 403${detail(text)}`);
-    return new RemoteError("REMOTE_STATUS", ex.url, `${what}: HTTP ${ex.status}${detail(text)}`, { status: ex.status });
+    const after = ex.status === 429 || ex.status === 503 ? retryAfterMs(one(ex.headers["retry-after"])) : undefined;
+    const tooLong = after !== undefined && after > MAX_RETRY_AFTER_MS ? `; the registry asks to wait ${Math.ceil(after / 1000)} s (Retry-After)` : "";
+    const err = new RemoteError("REMOTE_STATUS", ex.url, `${what}: HTTP ${ex.status}${detail(text)}${tooLong}`, { status: ex.status });
+    if (after !== undefined) retryAfter.set(err, after);
+    return err;
   }
 
   /** The project's retry policy around one operation. */
@@ -123,17 +127,36 @@ export class Session {
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         this.stats.errors++;
-        if (attempt >= this.retries || !isRetryable(err)) throw err;
-        await this.backoff(attempt, signal);
+        if (!this.retryable(err, attempt)) throw err;
+        await this.backoff(attempt, signal, err);
       }
     }
   }
 
-  /** Waits before retry number `attempt` (retry.ts's backoff) and counts the retry. */
-  async backoff(attempt: number, signal?: AbortSignal): Promise<void> {
-    await sleep(backoffMs(attempt, this.#backoff), signal);
+  /** Whether failure number `attempt` (0-based) is tried again: retryable, retries left, no long Retry-After. */
+  retryable(err: unknown, attempt: number): boolean {
+    return attempt < this.retries && isRetryable(err) && (retryAfter.get(err as Error) ?? 0) <= MAX_RETRY_AFTER_MS;
+  }
+
+  /** Waits before retry number `attempt` (retry.ts's backoff, or the Retry-After of `err` if longer) and counts it. */
+  async backoff(attempt: number, signal?: AbortSignal, err?: unknown): Promise<void> {
+    await sleep(Math.max(backoffMs(attempt, this.#backoff), retryAfter.get(err as Error) ?? 0), signal);
     this.stats.retries++;
   }
+}
+
+/** A 429/503's Retry-After is waited for up to this long; a longer one fails at once (a quota, not a blip). */
+export const MAX_RETRY_AFTER_MS = 30_000;
+/** The wait a 429/503 asked for, by error. */
+const retryAfter = new WeakMap<Error, number>();
+
+/** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 export const name = (repo: Repo) => `${repo.registry}/${repo.repository}`;
@@ -209,17 +232,72 @@ export async function readExact(ex: Exchange, what: string, length: number): Pro
   return out;
 }
 
-/** Size of a blob (HEAD), or undefined when the repository does not have it (reads and pushes ask). */
+/**
+ * `length` bytes at `offset` of a whole-blob body (a server that ignored Range answered 200): the bytes
+ * before are dropped as they pass, the connection is closed after the slice. A body that ends cleanly
+ * before the slice does means the blob is shorter (undici fails a cut-off body): IMAGE_INVALID.
+ */
+export async function readSlice(ex: Exchange, what: string, offset: number, length: number): Promise<Uint8Array> {
+  const declared = contentLength(ex.headers);
+  const past = () => new EodError("IMAGE_INVALID", `${what}: the range is past the end of the blob (${declared ?? seen} bytes)`);
+  let seen = 0;
+  if (declared !== undefined && declared < offset + length) { discard(ex.body); throw past(); }
+  const out = new Uint8Array(length);
+  let got = 0;
+  try {
+    for await (const chunk of ex.body as AsyncIterable<Buffer>) {
+      const from = Math.max(0, offset - seen);
+      seen += chunk.length;
+      if (from >= chunk.length) continue;
+      const piece = chunk.subarray(from, from + length - got);
+      out.set(piece, got);
+      got += piece.length;
+      if (got === length) { discard(ex.body); return out; }
+    }
+  } catch (err) {
+    throw toRemoteError(err, what, ex.url, false, 0);
+  }
+  throw past();
+}
+
+/**
+ * Size of a blob (HEAD), or undefined when the repository does not have it (reads and pushes ask). A
+ * registry that refuses HEAD (405, 501) or answers it without Content-Length is asked by a one-byte GET.
+ */
 export async function headBlob(s: Session, repo: Repo, digest: string, opts: CallOptions = {}): Promise<number | undefined> {
   checkDigest(digest);
   const what = `HEAD blob ${name(repo)}@${digest}`;
+  const path = `/v2/${repo.repository}/blobs/${digest}`;
   return s.retry(opts.signal, async () => {
-    const ex = await s.exchange(repo, "pull", "HEAD", `/v2/${repo.repository}/blobs/${digest}`, { signal: opts.signal, deadlineMs: s.timeoutMs });
+    const ex = await s.exchange(repo, "pull", "HEAD", path, { signal: opts.signal, deadlineMs: s.timeoutMs });
     await ex.body.dump().catch(() => {});
     if (ex.status === 404) return undefined;
-    if (ex.status !== 200) throw await s.statusError(ex, what, repo);
-    const n = contentLength(ex.headers);
-    if (n === undefined) throw new RemoteError("REMOTE_IO", ex.url, `${what}: no Content-Length`);
-    return n;
+    const n = ex.status === 200 ? contentLength(ex.headers) : undefined;
+    if (n !== undefined) return n;
+    if (ex.status !== 200 && ex.status !== 405 && ex.status !== 501) throw await s.statusError(ex, what, repo);
+    return sizeByGet(s, repo, path, `GET blob ${name(repo)}@${digest} (size)`, opts.signal);
   });
+}
+
+/** A blob's size from `GET Range: bytes=0-0`: Content-Range's total (206), Content-Length (200), 0 (416). */
+async function sizeByGet(s: Session, repo: Repo, path: string, what: string, signal?: AbortSignal): Promise<number | undefined> {
+  const ex = await s.exchange(repo, "pull", "GET", path, { headers: { range: "bytes=0-0" }, signal, deadlineMs: s.timeoutMs });
+  if (ex.status === 404) { discard(ex.body); return undefined; }
+  if (ex.status === 416) { discard(ex.body); return 0; } // no byte 0: an empty blob
+  if (ex.status === 206) {
+    discard(ex.body);
+    const total = /^bytes \d+-\d+\/(\d+)$/.exec((one(ex.headers["content-range"]) ?? "").trim())?.[1];
+    if (total === undefined) throw new RemoteError("REMOTE_IO", ex.url, `${what}: no total size in Content-Range ${JSON.stringify(one(ex.headers["content-range"]))}`);
+    return Number(total);
+  }
+  if (ex.status !== 200) throw await s.statusError(ex, what, repo);
+  const n = contentLength(ex.headers);
+  if (n !== undefined) { discard(ex.body); return n; }
+  let total = 0; // neither: count the body (last resort, bounded by the blob)
+  try {
+    for await (const chunk of ex.body as AsyncIterable<Buffer>) total += chunk.length;
+  } catch (err) {
+    throw toRemoteError(err, what, ex.url, false, 0);
+  }
+  return total;
 }
