@@ -146,6 +146,10 @@ export interface TokenServer {
   certPem: string;
   /** Token lifetime in seconds for the next tokens (default 300). */
   expiresIn: number;
+  /** Anonymous requests get pull-only tokens (as Docker Hub's public repositories); default refused. */
+  anonymousPull: boolean;
+  /** The JSON field the token is in: "token", "access_token" (OAuth2 style) or both (default). */
+  field: "both" | "token" | "access_token";
   /** Requests seen: the scope asked for and whether credentials came with it. */
   requests: Array<{ method: string; scope: string[]; user?: string }>;
   close(): Promise<void>;
@@ -176,24 +180,25 @@ export async function startTokenServer(users: Record<string, string>, opts: { re
         user = name;
       }
       requests.push({ method: req.method ?? "", scope, user });
-      if (!user) return deny(res, "anonymous access is not allowed");
+      if (!user && !self.anonymousPull) return deny(res, "anonymous access is not allowed");
       if (form.get("service") !== service) return deny(res, "unknown service");
       const now = Math.floor(Date.now() / 1000);
       const access = scope.map((s) => {
         const [type, ...mid] = s.split(":");
         const actions = mid.pop() ?? "";
-        return { type, name: mid.join(":"), actions: actions.split(",") };
+        return { type, name: mid.join(":"), actions: actions.split(",").filter((a) => user || a === "pull") };
       });
       const expiresIn = self.expiresIn;
-      const token = jwt(privateKey, kid, { iss: issuer, sub: user, aud: service, iat: now, nbf: now - 10, exp: now + expiresIn, jti: randomBytes(8).toString("hex"), access });
+      const token = jwt(privateKey, kid, { iss: issuer, sub: user ?? "", aud: service, iat: now, nbf: now - 10, exp: now + expiresIn, jti: randomBytes(8).toString("hex"), access });
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+      const fields = self.field === "both" ? { token, access_token: token } : { [self.field]: token };
+      res.end(JSON.stringify({ ...fields, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const realm = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/token`;
   const self: TokenServer = {
-    realm, service, issuer, certPem, requests, expiresIn: opts.expiresIn ?? 300,
+    realm, service, issuer, certPem, requests, expiresIn: opts.expiresIn ?? 300, anonymousPull: false, field: "both",
     close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
   return self;

@@ -172,6 +172,30 @@ describe("token server (bearer)", () => {
     }
   });
 
+  test("anonymous pull tokens for a public repository (push still refused); a token server answering only access_token", async () => {
+    const repo: Repo = { registry: reg.host, repository: "team/app" }; // pushed by the first test
+    ts.anonymousPull = true;
+    const anon = clientFor(reg.host);
+    try {
+      const img = await anon.resolve(`${reg.host}/team/app:v1`);
+      await anon.fetchBlob(repo, img.manifest.layers[0]);
+      assert.deepEqual(ts.requests.at(-1), { method: "GET", scope: ["repository:team/app:pull"], user: undefined });
+      await assert.rejects(anon.pushBlob(repo, randomBytes(100)), authError(/authentication failed for 127\.0\.0\.1:\d+: .*HTTP 401/));
+    } finally {
+      ts.anonymousPull = false;
+      await anon.close();
+    }
+    ts.field = "access_token";
+    const c = clientFor(reg.host, { username: "alice", password: "s3cret" });
+    try {
+      const img = await c.resolve(`${reg.host}/team/app:v1`);
+      await c.fetchBlob(repo, img.manifest.config);
+    } finally {
+      ts.field = "both";
+      await c.close();
+    }
+  });
+
   test("an identitytoken from config.json is traded at the realm by POST (OAuth2 refresh token)", async () => {
     const c = new RegistryClient({ credentials: dockerCredentials({ env: { DOCKER_CONFIG: dockerConfig({ auths: { [reg.host]: { identitytoken: "refresh-abc" } } }) } }) });
     try {
@@ -185,8 +209,16 @@ test("a blob redirected to another host (storage) is fetched without the registr
   // A storage server on 127.0.0.2 (another host) serving the registry's files, as S3 would.
   let dataDir = "";
   const seen: Array<string | undefined> = [];
+  let deny = false;
+  const stolen: string[] = [];
   const storage = http.createServer((req, res) => {
+    if (req.url!.startsWith("/steal")) { stolen.push(req.headers.authorization ?? "(none)"); res.writeHead(200).end('{"token":"x"}'); return; }
     seen.push(req.headers.authorization);
+    if (deny) {
+      // An expired signed URL, with challenges that must not be answered with the registry's credentials.
+      res.writeHead(401, { "www-authenticate": `Bearer realm="http://127.0.0.2:${port}/steal",service="s3", Basic realm="storage"` }).end("<Error>ExpiredToken</Error>");
+      return;
+    }
     const file = path.join(dataDir, decodeURIComponent(new URL(req.url!, "http://x").pathname));
     if (!file.startsWith(dataDir) || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
     const all = fs.readFileSync(file);
@@ -215,4 +247,16 @@ test("a blob redirected to another host (storage) is fetched without the registr
   assert.equal(seen.length, 2, "both reads went through the storage host");
   assert.deepEqual(seen, [undefined, undefined]);
   assert.equal(sha256Digest(blob), d.digest);
+
+  // The storage host refuses (401 with its own challenges): an error naming it, retried (a new redirect
+  // brings a new signed URL), and nothing of ours sent to it or to the realm it names.
+  deny = true;
+  seen.length = 0;
+  await assert.rejects(client.fetchBlob(repo, d), (err: Error & { code?: string }) => {
+    assert.equal(err.code, "REMOTE_IO");
+    assert.match(err.message, /redirected to http:\/\/127\.0\.0\.2:\d+, which refused it \(HTTP 401: <Error>ExpiredToken<\/Error>\); credentials are never sent there/);
+    return true;
+  });
+  assert.deepEqual(stolen, []);
+  assert.deepEqual(seen, [undefined, undefined], "tried twice (retries: 1), never with credentials");
 });

@@ -94,6 +94,12 @@ export class Session {
     for (let round = 0; ; round++) {
       this.stats.requests++;
       const ex = await this.#transport.send(url, authorization, { method, headers: opts.headers, body: opts.body?.(), signal: opts.signal, deadlineMs: opts.deadlineMs });
+      if ((ex.status === 401 || ex.status === 403) && new URL(ex.url).origin !== new URL(url).origin) {
+        // A redirect target (object storage) refused: its challenge is not the registry's to answer and our
+        // credentials are not for it. Retryable: a new redirect brings a newly signed URL.
+        const at = new URL(ex.url).origin;
+        throw new RemoteError("REMOTE_IO", ex.url, `${method} ${url}: redirected to ${at}, which refused it (HTTP ${ex.status}${detail(await readText(ex.body))}); credentials are never sent there`, { status: ex.status });
+      }
       if (ex.status !== 401) return ex;
       if (authorization?.startsWith("Basic ")) {
         throw new EodError("REGISTRY_AUTH", `authentication failed for ${repo.registry}: user name or password refused (HTTP 401${detail(await readText(ex.body))})`);
