@@ -9,7 +9,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { freePort, pushTestImage, startRegistry, startTokenServer, type RunningRegistry, type TokenServer } from "../helpers/registry.ts";
+import { freePort, pushTestImage, registryProxy, startRegistry, startTokenServer, type RunningRegistry, type TokenServer } from "../helpers/registry.ts";
 import { dockerCredentials, RegistryClient, RegistryRemote, sha256Digest, staticCredentials, type Credentials, type Repo } from "../../src/remote/registry/index.ts";
 
 let tmp: string;
@@ -58,6 +58,18 @@ describe("htpasswd basic auth", () => {
     try {
       await assert.rejects(none.resolve(`${reg.host}/team/app:v1`), authError(/authentication required for 127\.0\.0\.1:\d+: .*none is configured/));
     } finally { await none.close(); }
+  });
+
+  test("challenges in several WWW-Authenticate lines are all read (an unknown scheme first, Basic second)", async (t) => {
+    const proxy = await registryProxy(reg.host, {
+      head(_req, answer) {
+        if (answer.status === 401) answer.headers["www-authenticate"] = ['Negotiate', `${answer.headers["www-authenticate"]}`] as unknown as string;
+      },
+    });
+    t.after(() => proxy.close());
+    const c = clientFor(proxy.host, { username: "alice", password: "s3cret" });
+    t.after(() => c.close());
+    assert.ok((await c.resolve(`${proxy.host}/team/app:v1`)).digest);
   });
 
   test("credentials from $DOCKER_CONFIG/config.json: base64 auth, username/password; a malformed file is named", async () => {

@@ -106,7 +106,9 @@ export class Session {
       }
       if (round === 1) return ex; // a fresh token refused: statusError() says so
       await readText(ex.body); // drained, so the connection is reused
-      const challenge = one(ex.headers["www-authenticate"]);
+      // Several WWW-Authenticate lines are several challenges (RFC 9110): all of them count.
+      const h = ex.headers["www-authenticate"];
+      const challenge = Array.isArray(h) ? h.join(", ") : h;
       authorization = await this.#auth.answer(repo.registry, scopes, challenge, authorization, opts.signal);
     }
   }
