@@ -46,8 +46,8 @@ export interface ConvertSummary {
   seconds: { pull: number; push: number; total: number };
 }
 
-/** Layer media types we read: tar, optionally gzip or zstd (OCI, Docker, non-distributable variants). */
-const TAR_LAYER = /^application\/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)$/;
+/** Layer media types we read: tar, optionally gzip or zstd (OCI, Docker incl. buildkit's diff.tar.zstd, non-distributable variants). */
+const TAR_LAYER = /^application\/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip|\.zstd)?)$/;
 
 export async function convertImage(srcRef: string, dstRef: string, opts: ConvertOptions = {}): Promise<ConvertSummary> {
   const started = performance.now();
