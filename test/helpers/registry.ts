@@ -21,6 +21,8 @@ export interface RegistryOptions {
   ip?: string;
   /** Serve HTTPS with a self-signed certificate made here. */
   tls?: boolean;
+  /** Accept manifests whose (foreign, non-distributable) layers have `urls` (any http/https URL). */
+  allowLayerUrls?: boolean;
 }
 
 export interface RunningRegistry {
@@ -77,6 +79,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     fs.writeFileSync(bundle, opts.token.certPem);
     config.auth = { token: { realm: opts.token.realm, service: opts.token.service, issuer: opts.token.issuer, rootcertbundle: bundle } };
   }
+  if (opts.allowLayerUrls) config.validation = { manifests: { urls: { allow: ["^https?://"] } } };
   if (opts.redirectBaseUrl) {
     config.middleware = { storage: [{ name: "redirect", options: { baseurl: opts.redirectBaseUrl } }] };
   }
