@@ -6,13 +6,14 @@ import { resolveInputs } from "../build/layers/inputs.ts";
 import { buildSingle } from "../build/single.ts";
 import { EodError } from "../errors.ts";
 import { parsePrefetchList, parseTrace, type PrefetchEntry } from "../image/prefetch.ts";
+import { parsePlatform } from "../remote/registry/manifest.ts";
 import { parse, print } from "./args.ts";
 import { IMAGE_OPTIONS, parseImageOptions } from "./image-options.ts";
 import { progressBar } from "./progress.ts";
 
 export const BUILD_USAGE = `Usage: eod build <dir> -o <image-dir> [options]
        eod build <dir> --single <file.erofs> [options]
-       eod build <oci-layout-dir | docker-save.tar> -o <image-dir> [options]
+       eod build <oci-layout-dir | docker-save.tar> [--image <name>] -o <image-dir> [options]
        eod build <layer.tar[.gz|.zst]>... -o <image-dir> [options]   (or --layer <file> ..., lowest first)
 
 Builds a lazy-loading image (bootstrap + data blobs + manifest) or, with --single, one self-contained EROFS
@@ -27,6 +28,9 @@ Options:
   --level <n>            compression level (zstd 1..19, lz4 HC 1..12)
   --inline-max <size>    files up to this size live in the bootstrap (default 1K; 0 = none)
   --layer <file>         a layer tarball (tar, tar.gz, tar.zst); repeat, lowest layer first
+  --image <name>         the image to build from an OCI layout or docker save archive holding several: its
+                         ref name (org.opencontainers.image.ref.name) or tag (repo:tag)
+  --platform <os/arch[/variant]>  from an OCI layout's image index: this platform (default the host's)
   --max-ratio <n>        refuse a layer that decompresses to more than n times its size (default 1000; 0 = off)
   --prefetch <list>      files a mount fetches first: a text file, one absolute path per line (directories
                          stand for every file under them); their data is also laid out first in the blob
@@ -36,13 +40,17 @@ Options:
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     output: { type: "string", short: "o" }, single: { type: "string" }, ...IMAGE_OPTIONS, json: { type: "boolean" },
-    layer: { type: "string", multiple: true },
+    layer: { type: "string", multiple: true }, image: { type: "string" }, platform: { type: "string" },
     prefetch: { type: "string" }, "prefetch-from": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, BUILD_USAGE);
   if (values.help) { console.log(BUILD_USAGE); return 0; }
   if (!values.output === !values.single) throw new EodError("USAGE", `Give exactly one of -o or --single\n\n${BUILD_USAGE}`);
-  const input = resolveInputs(positionals, values.layer ?? []);
+  if (values.platform !== undefined) parsePlatform(values.platform);
+  const input = resolveInputs(positionals, values.layer ?? [], { image: values.image, platform: values.platform });
+  const from = input.kind === "layers" ? input.from : "dir";
+  if (values.image !== undefined && from !== "oci-layout" && from !== "docker-archive") throw new EodError("USAGE", "--image chooses an image of an OCI layout or a docker save archive");
+  if (values.platform !== undefined && from !== "oci-layout") throw new EodError("USAGE", "--platform chooses an image of an OCI layout's index");
   if (input.kind === "layers" && values.single) throw new EodError("USAGE", "--single builds from a directory only; use -o for layers");
   if (input.kind === "dir" && positionals.length !== 1) throw new EodError("USAGE", `Give one source directory\n\n${BUILD_USAGE}`);
   const { maxRatio, ...image } = parseImageOptions(values);

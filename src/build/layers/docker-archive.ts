@@ -4,6 +4,7 @@
 // each layer is streamed from its byte range, checked against the config's diff_ids.
 import fs from "node:fs";
 import { EodError } from "../../errors.ts";
+import { formatReference, parseReference } from "../../remote/registry/reference.ts";
 import type { LayerInput } from "./layer-stream.ts";
 import { diffIdsOf, layerFromRange, parseJson } from "./sources.ts";
 import { BLOCK, TarHeaders } from "./tar-reader.ts";
@@ -75,16 +76,25 @@ export function isDockerArchive(file: string): boolean {
   return saveManifest(file, members) !== null;
 }
 
-/** The layers of the (single) image in a `docker save` archive, lowest first. */
-export function layersOfDockerArchive(file: string): LayerInput[] {
+/**
+ * The layers of an image in a `docker save` archive, lowest first: the only one, or the one tagged `image`
+ * (docker's normalisation: "alpine" is "docker.io/library/alpine:latest").
+ */
+export function layersOfDockerArchive(file: string, image?: string): LayerInput[] {
   const members = indexTar(file);
   const list = saveManifest(file, members);
   if (!list) throw new EodError("SOURCE_INVALID", `${file}: not a docker save archive (no usable manifest.json)`);
-  if (list.length !== 1) {
-    const tags = list.map((e) => e.RepoTags?.join(" ") || e.Config).join(", ");
-    throw new EodError("SOURCE_UNSUPPORTED", `${file} holds ${list.length} images (${tags}): save one image per archive`);
+  const tags = () => list.map((e) => e.RepoTags?.join(" ") || `${e.Config} (untagged)`).join(", ");
+  let chosen = list;
+  if (image !== undefined) {
+    const norm = (n: string) => { try { return formatReference(parseReference(n)); } catch { return n; } };
+    chosen = list.filter((e) => (e.RepoTags ?? []).some((t) => t === image || norm(t) === norm(image)));
+    if (!chosen.length) throw new EodError("SOURCE_UNSUPPORTED", `${file} has no image tagged ${JSON.stringify(image)} (it has ${tags()})`);
   }
-  const img = list[0];
+  if (chosen.length !== 1) {
+    throw new EodError("SOURCE_UNSUPPORTED", `${file} holds ${list.length} images (${tags()}): choose one with --image <repo:tag>`);
+  }
+  const img = chosen[0];
   const member = (name: string, what: string): Member => {
     const m = members.get(name.replace(/^(\.\/|\/)+/, ""));
     if (!m) throw new EodError("SOURCE_INVALID", `${file}: ${what} ${JSON.stringify(name)} is not in the archive`);

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { EodError } from "../../errors.ts";
 import { isDockerArchive, layersOfDockerArchive } from "./docker-archive.ts";
 import type { LayerInput } from "./layer-stream.ts";
-import { isOciLayout, layersOfOciLayout } from "./oci-layout.ts";
+import { isOciLayout, layersOfOciLayout, type ImageChoice } from "./oci-layout.ts";
 import { layerFromFile } from "./sources.ts";
 
 export type BuildInput =
@@ -15,21 +15,22 @@ export type BuildInput =
  * `sources` are the positional arguments, `layerFiles` the --layer options (explicit tarballs; then no
  * positional may be given). One directory is an OCI layout if it holds oci-layout and index.json, else a
  * tree to scan; one file is a docker-save archive if it is a tar whose manifest.json names a config and
- * layers, else a layer; several files are layers, lowest first.
+ * layers, else a layer; several files are layers, lowest first. `choice` picks one image of a layout or
+ * archive holding several (by name, and platform for a layout).
  */
-export function resolveInputs(sources: string[], layerFiles: string[]): BuildInput {
+export function resolveInputs(sources: string[], layerFiles: string[], choice: ImageChoice = {}): BuildInput {
   if (layerFiles.length && sources.length) throw new EodError("USAGE", "Give layers either as --layer options or as arguments, not both");
   const files = layerFiles.length ? layerFiles : sources;
   if (!files.length) throw new EodError("USAGE", "Give a source: a directory, an OCI layout, a docker save archive or layer tarballs");
   if (!layerFiles.length && files.length === 1) {
     const st = statOrNull(files[0]);
     if (!st || st.isDirectory()) {
-      return st && isOciLayout(files[0]) ? { kind: "layers", from: "oci-layout", layers: layersOfOciLayout(files[0]) } : { kind: "dir", dir: files[0] };
+      return st && isOciLayout(files[0]) ? { kind: "layers", from: "oci-layout", layers: layersOfOciLayout(files[0], choice) } : { kind: "dir", dir: files[0] };
     }
     if (!looksLikeLayer(files[0])) {
       throw new EodError("SOURCE_UNSUPPORTED", `Cannot build from ${files[0]}: not a directory, and not a tar, tar.gz or tar.zst layer, OCI layout or docker save archive`);
     }
-    if (isDockerArchive(files[0])) return { kind: "layers", from: "docker-archive", layers: layersOfDockerArchive(files[0]) };
+    if (isDockerArchive(files[0])) return { kind: "layers", from: "docker-archive", layers: layersOfDockerArchive(files[0], choice.image) };
   }
   return {
     kind: "layers", from: "tarballs",
