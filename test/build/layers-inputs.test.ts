@@ -162,3 +162,14 @@ test("a gzip-compressed docker save archive is read as one layer, with a warning
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /warning: layer 1 .* looks like a docker save archive or OCI layout packed in a tar/);
 });
+
+test("an empty (0-byte) layer blob in an OCI layout is an empty layer, as docker and containerd read it", (t) => {
+  const root = setup(t);
+  const l = twoLayers();
+  l.tars.splice(1, 0, Buffer.alloc(0));
+  l.stored.splice(1, 0, Buffer.alloc(0));
+  l.mediaTypes.splice(1, 0, "application/vnd.oci.image.layer.v1.tar");
+  ociLayout(path.join(root, "layout"), l);
+  const out = JSON.parse(eodOk("build", path.join(root, "layout"), "-o", path.join(root, "img"), "--json"));
+  assert.deepEqual(out.layers.map((x: { entries: number }) => x.entries), [4, 0, 3]);
+});

@@ -173,6 +173,7 @@ async function* entries(r: ByteReader, headers: TarHeaders, where: string): Asyn
   for (;;) {
     const pos = r.pos;
     const block = await r.read(BLOCK, "a header");
+    if (!block && pos === 0) break; // no bytes at all: an empty layer, as Go's archive/tar (docker, containerd) reads it
     if (!block) throw new EodError("SOURCE_INVALID", `${opts.where}: ends after ${pos} bytes without the end-of-archive block (truncated?)`);
     const c = headers.header(block, pos);
     if (c.kind === "eof") break;
