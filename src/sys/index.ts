@@ -9,6 +9,7 @@
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
 //   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
 //   zstd.ts   zstd frames through Debian's libzstd.so.1, decompressed into caller memory
+//   zlib.ts   gzip inflate with node's own zlib into caller memory, on the thread pool
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
 export * from "./libc.ts";
 export * from "./mount.ts";
@@ -18,4 +19,5 @@ export * from "./fanotify.ts";
 export * from "./seek.ts";
 export * from "./lz4.ts";
 export * from "./zstd.ts";
+export * from "./zlib.ts";
 export * from "./cachefiles.ts";

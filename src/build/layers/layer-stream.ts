@@ -1,10 +1,12 @@
-// One layer's bytes: opened, recognised by magic (tar, gzip, zstd), decompressed as a stream with node:zlib,
-// and checked while they pass: the sha256 of the stored bytes (OCI layer digest) and of the tar (diff_id),
-// and the expansion ratio, so a decompression bomb stops early instead of running for hours.
+// One layer's bytes: opened, recognised by magic (tar, gzip, zstd), decompressed as a stream (gzip by libz
+// into reused memory, gunzip.ts; zstd by node:zlib), and checked while they pass: the sha256 of the stored
+// bytes (OCI layer digest) and of the tar (diff_id), and the expansion ratio, so a decompression bomb stops
+// early instead of running for hours.
 import { createHash, type Hash } from "node:crypto";
 import { Readable, pipeline } from "node:stream";
 import zlib from "node:zlib";
 import { EodError } from "../../errors.ts";
+import { gunzipPieces } from "./gunzip.ts";
 import { piecesOf } from "./stream-pieces.ts";
 
 /** A layer to read: the `build` side of layers; registry and archive readers produce these. */
@@ -39,7 +41,7 @@ export const DEFAULT_MAX_RATIO = 1000;
 /** Below this many tar bytes the ratio is not checked (small, very compressible layers are fine). */
 const RATIO_FLOOR = 64 << 20;
 /**
- * Decompression runs ahead of the tar reader by up to 8 MiB (the defaults, 16 KiB, keep the thread-pool
+ * zstd decompression (node:zlib) runs ahead of the tar reader by up to 8 MiB (the defaults, 16 KiB, keep the thread-pool
  * decompressor and the main thread taking turns instead of working at once), in 1 MiB pieces (a quarter of
  * the thread-pool round trips of 256 KiB: ~80 ms less main-thread time for a 270 MB layer), and takes up
  * to 4 MiB of stored bytes ahead of that, so a download does not wait for the decompressor or vice versa.
@@ -84,9 +86,11 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
   if (input.diffId && (stats.compression !== "none" || input.diffId !== input.digest)) tarHash = sha256Of(input.diffId, input.name);
 
   let tar: AsyncIterable<Buffer> = rest;
-  let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
-  if (stats.compression !== "none") {
-    z = stats.compression === "gzip" ? zlib.createGunzip(DECOMPRESS_OPTS) : zlib.createZstdDecompress(DECOMPRESS_OPTS);
+  let z: zlib.ZstdDecompress | null = null;
+  if (stats.compression === "gzip") {
+    tar = gunzipPieces(rest); // into reused memory, which the tar reader gives back (piece-loans.ts)
+  } else if (stats.compression === "zstd") {
+    z = zlib.createZstdDecompress(DECOMPRESS_OPTS);
     // Errors surface through the iteration below; up to 4 pieces wait here, more in the decompressor.
     tar = piecesOf(pipeline(Readable.from(rest, { highWaterMark: STORED_AHEAD }), z, () => {}), 4);
   }

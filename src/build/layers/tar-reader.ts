@@ -7,6 +7,7 @@ import { Header } from "tar";
 import { EodError } from "../../errors.ts";
 import type { Xattr } from "../../erofs/xattr.ts";
 import { parsePax, parsePaxInt, parsePaxTime, type PaxRecords } from "./pax.ts";
+import { giveBack } from "./piece-loans.ts";
 
 export const BLOCK = 512;
 /** Largest PAX or GNU long-name body accepted, and the most metadata pending for one entry (as node-tar's default). */
@@ -197,11 +198,19 @@ function pad(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
-/** Exact reads over an async stream of buffers; `pos` counts the bytes consumed. */
+/**
+ * Exact reads over an async stream of buffers; `pos` counts the bytes consumed. An input piece is given back
+ * (piece-loans.ts) once the reader is past it: every view handed out is consumed by then (headers are parsed
+ * and bodies copied before the next read), except the parts of a read that spans pieces, kept until joined.
+ */
 class ByteReader {
   readonly #it: AsyncIterator<Buffer>;
   readonly #where: string;
   #buf: Buffer = Buffer.alloc(0);
+  /** The input piece #buf is a view of, as the stream yielded it. */
+  #piece: Buffer | null = null;
+  /** Pieces a spanning read() still holds views of (null when no such read runs). */
+  #held: Buffer[] | null = null;
   #ended = false;
   pos = 0;
 
@@ -212,12 +221,22 @@ class ByteReader {
 
   async #fill(): Promise<boolean> {
     while (!this.#buf.length) {
+      this.#release();
       if (this.#ended) return false;
       const next = await this.#it.next();
       if (next.done) { this.#ended = true; return false; }
       this.#buf = next.value;
+      this.#piece = next.value;
     }
     return true;
+  }
+
+  /** Done with the current piece (all of it consumed). */
+  #release(): void {
+    if (!this.#piece) return;
+    if (this.#held) this.#held.push(this.#piece);
+    else giveBack(this.#piece);
+    this.#piece = null;
   }
 
   #advance(n: number): Buffer {
@@ -237,13 +256,20 @@ class ByteReader {
     if (this.#buf.length >= n) return this.#advance(n);
     const parts: Buffer[] = [];
     let got = 0;
-    while (got < n) {
-      if (!(await this.#fill())) throw this.truncated(what);
-      const part = this.#advance(Math.min(n - got, this.#buf.length));
-      parts.push(part);
-      got += part.length;
+    this.#held = [];
+    try {
+      while (got < n) {
+        if (!(await this.#fill())) throw this.truncated(what);
+        const part = this.#advance(Math.min(n - got, this.#buf.length));
+        parts.push(part);
+        got += part.length;
+      }
+      return Buffer.concat(parts, n);
+    } finally {
+      const held = this.#held;
+      this.#held = null;
+      for (const p of held) giveBack(p);
     }
-    return Buffer.concat(parts, n);
   }
 
   async *take(state: { left: number }, what: string): AsyncGenerator<Buffer> {
@@ -267,6 +293,8 @@ class ByteReader {
   }
 
   async close(): Promise<void> {
+    this.#buf = Buffer.alloc(0);
+    this.#release();
     if (!this.#ended) {
       this.#ended = true;
       await this.#it.return?.();
