@@ -10,6 +10,7 @@
 //   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
 //   zstd.ts   zstd frames through Debian's libzstd.so.1, decompressed into caller memory
 //   zlib.ts   gzip inflate with node's own zlib into caller memory, on the thread pool
+//   sha256.ts SHA-256 with node's own OpenSSL, updated on the thread pool
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
 export * from "./libc.ts";
 export * from "./mount.ts";
@@ -20,4 +21,5 @@ export * from "./seek.ts";
 export * from "./lz4.ts";
 export * from "./zstd.ts";
 export * from "./zlib.ts";
+export * from "./sha256.ts";
 export * from "./cachefiles.ts";

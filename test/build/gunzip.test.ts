@@ -1,12 +1,13 @@
 // gunzipPieces (libz into reused buffers) against node:zlib's Gunzip: same bytes, same refusals; and the
 // tar reader gives every piece back, so a long layer runs in a bounded set of buffers.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import test from "node:test";
 import zlib from "node:zlib";
 import { gunzipPieces } from "../../src/build/layers/gunzip.ts";
 import { giveBack } from "../../src/build/layers/piece-loans.ts";
 import { readTar } from "../../src/build/layers/tar-reader.ts";
+import { PooledSha256 } from "../../src/sys/sha256.ts";
 
 async function* pieces(buf: Buffer, size = 65536): AsyncGenerator<Buffer> {
   for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
@@ -29,6 +30,14 @@ test("same bytes as node:zlib, for any input piece size", async () => {
     if (size === 1) { assert.deepEqual(await gunzipAll(zlib.gzipSync(data.subarray(0, 20000)), 1), data.subarray(0, 20000)); continue; }
     assert.deepEqual(await gunzipAll(gz, size), data, `pieces of ${size}`);
   }
+});
+
+test("with a hash, every piece is hashed before it is handed out (the thread pool's SHA-256 = node:crypto's)", async () => {
+  const h = new PooledSha256();
+  let n = 0;
+  for await (const p of gunzipPieces(pieces(zlib.gzipSync(data)), h)) { n += p.length; giveBack(p); }
+  assert.equal(n, data.length);
+  assert.equal(h.digestHex(), createHash("sha256").update(data).digest("hex"));
 });
 
 test("concatenated members and zero padding after them are read as node:zlib reads them", async () => {

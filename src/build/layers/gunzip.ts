@@ -4,6 +4,7 @@
 // of the reader and up to STORED_AHEAD stored bytes read ahead of the inflater, so the download, the inflater
 // and the reader work at once. Behaves as node:zlib's Gunzip: concatenated members are read, zero padding
 // after the last one is ignored, and a stream that ends inside a member is an error (code Z_BUF_ERROR).
+import type { PooledSha256 } from "../../sys/sha256.ts";
 import { GzipInflater } from "../../sys/zlib.ts";
 import { lend } from "./piece-loans.ts";
 
@@ -11,8 +12,11 @@ const PIECE = 1 << 20;
 const AHEAD = 8;
 const STORED_AHEAD = 4 << 20;
 
-/** The inflated bytes of `stored`, which is read to its end (a digest check there still runs). */
-export async function* gunzipPieces(stored: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/**
+ * The inflated bytes of `stored`, which is read to its end (a digest check there still runs). With `hash`,
+ * every piece is hashed into it (on the thread pool, while the next one inflates) before it is handed out.
+ */
+export async function* gunzipPieces(stored: AsyncIterable<Buffer>, hash?: PooledSha256): AsyncGenerator<Buffer> {
   const input = readAhead(stored, STORED_AHEAD);
   const ready: Buffer[] = [];
   const free: Buffer[] = [];
@@ -26,7 +30,27 @@ export async function* gunzipPieces(stored: AsyncIterable<Buffer>): AsyncGenerat
     if (which === "reader") wakeReader = null; else wakeInflater = null;
     w?.();
   };
+  // The piece being hashed, handed out once that is done (and the next one is on its way).
+  let hashing: { buf: Buffer; length: number; done: Promise<void> } | null = null;
   const emit = async (buf: Buffer, length: number) => {
+    if (!hash) return handOut(buf, length);
+    const prev = hashing;
+    const piece = buf.subarray(0, length);
+    hashing = { buf, length, done: prev ? prev.done.then(() => hash.update(piece)) : hash.update(piece) };
+    if (prev) {
+      await prev.done;
+      await handOut(prev.buf, prev.length);
+    }
+  };
+  const flush = async () => {
+    const last = hashing;
+    hashing = null;
+    if (last) {
+      await last.done;
+      await handOut(last.buf, last.length);
+    }
+  };
+  const handOut = async (buf: Buffer, length: number) => {
     ready.push(lend(length === buf.length ? buf : buf.subarray(0, length), () => { if (free.length < AHEAD) free.push(buf); }));
     poke("reader");
     while (ready.length >= AHEAD && !stopped) await new Promise<void>((r) => { wakeInflater = r; });
@@ -66,8 +90,10 @@ export async function* gunzipPieces(stored: AsyncIterable<Buffer>): AsyncGenerat
       }
       if (stopped) return;
       if (fill) await emit(out, fill);
+      await flush();
       if (!ended) throw Object.assign(new Error("unexpected end of file"), { code: "Z_BUF_ERROR" });
     } finally {
+      await (hashing as { done: Promise<void> } | null)?.done.catch(() => {}); // its buffer is not freed under it
       z.close();
     }
   })();

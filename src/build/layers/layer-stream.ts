@@ -6,6 +6,7 @@ import { createHash, type Hash } from "node:crypto";
 import { Readable, pipeline } from "node:stream";
 import zlib from "node:zlib";
 import { EodError } from "../../errors.ts";
+import { PooledSha256 } from "../../sys/sha256.ts";
 import { gunzipPieces } from "./gunzip.ts";
 import { piecesOf } from "./stream-pieces.ts";
 
@@ -83,12 +84,20 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     yield* stored;
   })();
   let tarHash: Hash | null = null;
-  if (input.diffId && (stats.compression !== "none" || input.diffId !== input.digest)) tarHash = sha256Of(input.diffId, input.name);
+  let pooledTarHash: PooledSha256 | null = null; // a gzip layer's diff_id: hashed on the thread pool
+  let tarHex: string | undefined;
+  const wantTarHash = input.diffId && (stats.compression !== "none" || input.diffId !== input.digest);
+  if (wantTarHash && stats.compression === "gzip") {
+    sha256Of(input.diffId!, input.name); // checks the digest's form
+    pooledTarHash = new PooledSha256();
+  } else if (wantTarHash) {
+    tarHash = sha256Of(input.diffId!, input.name);
+  }
 
   let tar: AsyncIterable<Buffer> = rest;
   let z: zlib.ZstdDecompress | null = null;
   if (stats.compression === "gzip") {
-    tar = gunzipPieces(rest); // into reused memory, which the tar reader gives back (piece-loans.ts)
+    tar = gunzipPieces(rest, pooledTarHash ?? undefined); // into reused memory, which the tar reader gives back (piece-loans.ts)
   } else if (stats.compression === "zstd") {
     z = zlib.createZstdDecompress(DECOMPRESS_OPTS);
     // Errors surface through the iteration below; up to 4 pieces wait here, more in the decompressor.
@@ -103,6 +112,7 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
       }
       yield c;
     }
+    tarHex = pooledTarHash?.digestHex(); // gunzipPieces has hashed every piece by its end
   } catch (err) {
     if (err instanceof EodError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? "";
@@ -112,14 +122,15 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     throw unreadable(input.name, err);
   } finally {
     z?.destroy();
+    pooledTarHash?.close(); // after a failure (no update runs once gunzipPieces has stopped); no-op after digestHex()
     if (raw instanceof Readable) raw.destroy();
     else await stored.return(undefined); // ends the source iterator, if it is still open
   }
   if (input.size !== undefined && stats.storedBytes !== input.size) {
     throw new EodError("DIGEST_MISMATCH", `${input.name}: ${stats.storedBytes} bytes, but its descriptor says ${input.size}`);
   }
-  check(storedHash, input.digest, `${input.name}: content`);
-  check(tarHash, input.diffId, `${input.name}: uncompressed tar (diff_id)`);
+  check(storedHash?.digest("hex"), input.digest, `${input.name}: content`);
+  check(tarHex ?? tarHash?.digest("hex"), input.diffId, `${input.name}: uncompressed tar (diff_id)`);
 }
 
 function detect(head: Buffer, name: string): LayerStreamStats["compression"] {
@@ -141,9 +152,9 @@ function sha256Of(digest: string, name: string): Hash {
   return createHash("sha256");
 }
 
-function check(hash: Hash | null, expected: string | undefined, what: string): void {
-  if (!hash || !expected) return;
-  const got = `sha256:${hash.digest("hex")}`;
+function check(hex: string | undefined, expected: string | undefined, what: string): void {
+  if (!hex || !expected) return;
+  const got = `sha256:${hex}`;
   if (got !== expected) throw new EodError("DIGEST_MISMATCH", `${what} is ${got}, expected ${expected}`);
 }
 
