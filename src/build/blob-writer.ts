@@ -1,10 +1,12 @@
 // Appends chunks to one blob: assigns each its block-aligned place in the kernel form at once, compresses it
 // on the thread pool, and writes the remote form strictly in order. At most `maxInFlight` chunks are held in
-// memory, whatever the size of the tree.
-import { createHash, type Hash } from "node:crypto";
+// memory, whatever the size of the tree. The remote form is copied into 1 MiB batches that are written and
+// hashed on the thread pool (a chunk is often a few KB: one write and one hash update each cost the main
+// thread more than the copy).
 import fs from "node:fs";
 import { CHUNK_FLAG_RAW, type ChunkEntry, type ChunkTable, type Compression } from "../image/chunk-table.ts";
 import { compressChunk } from "../image/codec.ts";
+import { PooledSha256 } from "../sys/sha256.ts";
 
 export interface BlobWriterOptions {
   compression: Compression;
@@ -27,14 +29,23 @@ export class BlobWriter {
   readonly #compress: (plain: Uint8Array) => Promise<Uint8Array>;
   readonly #entries: ChunkEntry[] = [];
   readonly #queue: Pending[] = [];
-  readonly #hash: Hash = createHash("sha256");
+  readonly #hash = new PooledSha256();
   #plainEnd = 0;
   #remoteEnd = 0;
+  /** The batch being filled, batches on their way (written and hashed in order), spare batch buffers. */
+  #batch: Batch | null = null;
+  #batches = 0;
+  #settled: Promise<void> = Promise.resolve();
+  #hashed: Promise<void> = Promise.resolve();
+  readonly #spare: Buffer[] = [];
+  #failure: { err: unknown } | null = null;
+  #closed = false;
   /** Called with each chunk's plain bytes once written, so their buffer can be reused. */
   onWritten: (plain: Uint8Array) => void = () => {};
   /**
-   * Called after each append with the remote form's new length, and the appended bytes when they are the
-   * chunk's own (compressed) memory, which nothing else reuses; null when they are the plain buffer.
+   * Called for each appended chunk, in order, once it is in the file: with the remote form's new length, and
+   * the chunk's bytes when they are its own (compressed) memory, which nothing else reuses; null when they
+   * were the plain buffer (given back to the pool already).
    */
   onAppend: (remoteEnd: number, bytes: Uint8Array | null) => void = () => {};
 
@@ -66,33 +77,102 @@ export class BlobWriter {
     }
     entry.remoteOffset = this.#remoteEnd;
     entry.remoteSize = bytes.length;
-    let done = 0;
-    while (done < bytes.length) done += fs.writeSync(this.#fd, bytes, done, bytes.length - done, this.#remoteEnd + done);
-    this.#hash.update(bytes);
     this.#remoteEnd += bytes.length;
+    await this.#stage(bytes);
+    // Told once its batch is in the file; the chunk's own (compressed) memory, which nothing else reuses,
+    // or null when the bytes were the plain buffer, given back right now (the batch has a copy).
+    this.#batch!.appends.push({ end: this.#remoteEnd, bytes: bytes === plain ? null : bytes });
     this.onWritten(plain);
-    this.onAppend(this.#remoteEnd, bytes === plain ? null : bytes);
+  }
+
+  /** Copies `bytes` into batches, sending each full one off. */
+  async #stage(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    for (;;) {
+      const b = (this.#batch ??= { buf: this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH), fill: 0, at: this.#remoteEnd - bytes.length + at, appends: [] });
+      const n = Math.min(bytes.length - at, b.buf.length - b.fill);
+      b.buf.set(bytes.subarray(at, at + n), b.fill);
+      b.fill += n;
+      at += n;
+      if (at === bytes.length) return;
+      await this.#send(); // full, and more to copy
+    }
+  }
+
+  /** Writes and hashes the current batch on the thread pool; its appends are told in order once done. */
+  async #send(): Promise<void> {
+    const b = this.#batch;
+    this.#batch = null;
+    if (!b || !b.fill) return;
+    if (this.#failure) throw this.#failure.err;
+    const data = b.buf.subarray(0, b.fill);
+    const written = writeAll(this.#fd, data, b.at);
+    const hashed = (this.#hashed = this.#hashed.then(() => this.#hash.update(data)));
+    this.#batches++;
+    this.#settled = Promise.all([this.#settled, written, hashed]).then(() => {
+      this.#batches--;
+      if (this.#spare.length < MAX_BATCHES) this.#spare.push(b.buf);
+      for (const a of b.appends) this.onAppend(a.end, a.bytes);
+    });
+    this.#settled.catch((err) => { this.#failure ??= { err }; });
+    if (this.#batches >= MAX_BATCHES) await this.#settled;
   }
 
   /** Writes what is still queued and closes the file; returns the table and the remote form's sha256. */
   async finish(): Promise<{ table: ChunkTable; remoteDigest: string }> {
+    let digest: string;
     try {
       while (this.#queue.length) await this.#writeOne();
+      await this.#send();
+      await this.#settled;
+      digest = this.#hash.digestHex();
     } finally {
-      fs.closeSync(this.#fd);
+      await this.#close();
     }
     return {
       table: {
         compression: this.#opts.compression, blkSzBits: this.#opts.blkSzBits, kernelSize: this.#plainEnd,
         remoteSize: this.#remoteEnd, entries: this.#entries,
       },
-      remoteDigest: `sha256:${this.#hash.digest("hex")}`,
+      remoteDigest: `sha256:${digest}`,
     };
   }
 
   /** Closes the file after a failure (queued compressions are left to settle unobserved). */
   abort(): void {
     for (const p of this.#queue) p.compressed.catch(() => {});
-    try { fs.closeSync(this.#fd); } catch { /* closed by finish() */ }
+    void this.#close();
+  }
+
+  /** Closes the file once no batch is being written (its descriptor number could be reused meanwhile). */
+  async #close(): Promise<void> {
+    await this.#settled.catch(() => {});
+    await this.#hashed.catch(() => {});
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#hash.close();
+    fs.closeSync(this.#fd);
+  }
+}
+
+/** Bytes per write and hash update of the remote form, and batches on their way at most. */
+const BATCH = 1 << 20;
+const MAX_BATCHES = 4;
+
+interface Batch {
+  buf: Buffer;
+  fill: number;
+  /** Offset of buf[0] in the remote form. */
+  at: number;
+  appends: Array<{ end: number; bytes: Uint8Array | null }>;
+}
+
+/** pwrite() of all of `data` at `pos`, on the thread pool. */
+async function writeAll(fd: number, data: Uint8Array, pos: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    done += await new Promise<number>((resolve, reject) => {
+      fs.write(fd, data, done, data.length - done, pos + done, (err, n) => (err ? reject(err) : resolve(n)));
+    });
   }
 }
