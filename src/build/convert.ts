@@ -94,7 +94,16 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
       if (k === last && opts.streamLastBlob !== false) streamed = startStreamed(client, dst, file, appended);
     };
     const pushEarly = (b: FinishedBlob, k: number) => {
-      if (streamed && k === last) return streamed.finished(b);
+      const s = streamed as StreamedBlob | null;
+      if (s && k === last) {
+        // Completed from now on, while the build lays out and writes the bootstrap: the destination is asked
+        // whether it has the blob, and the upload committed as soon as its last bytes are sent.
+        s.finished(b);
+        const push = slots.run(() => s.complete(() => client.pushBlob(dst, fdSource(s.fd, b.table.remoteSize), { digest: b.remoteDigest, mediaType: OCI_FORM_TYPES.blob })));
+        push.then(tick, () => {});
+        early.set(b.remoteDigest, push);
+        return;
+      }
       const fd = fs.openSync(b.remoteTmp, "r"); // now: the build renames the file later
       const push = slots.run(() => client.pushBlob(dst, fdSource(fd, b.table.remoteSize), { digest: b.remoteDigest, mediaType: OCI_FORM_TYPES.blob }))
         .finally(() => fs.closeSync(fd));
@@ -105,13 +114,6 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     let build: LayersSummary;
     try {
       build = await buildFromLayers(layers, imageDir, { ...opts, onBlobOpen, onBlobDone: pushEarly });
-      const s = streamed as StreamedBlob | null;
-      if (s?.blob) {
-        const b = s.blob;
-        const push = slots.run(() => s.complete(() => client.pushBlob(dst, fdSource(s.fd, b.table.remoteSize), { digest: b.remoteDigest, mediaType: OCI_FORM_TYPES.blob })));
-        push.then(tick, () => {});
-        early.set(b.remoteDigest, push);
-      }
     } catch (err) {
       await (streamed as StreamedBlob | null)?.abort();
       await Promise.allSettled(early.values());
