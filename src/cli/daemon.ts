@@ -1,6 +1,7 @@
 // eod daemon --cache-dir <dir>: runs the cache daemon in the foreground (eod mount starts it this way).
 import fs from "node:fs";
-import { FRONTEND_KINDS, resolveFrontend, type FrontendKind } from "../frontend/select.ts";
+import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
+import { resolveFrontend } from "../frontend/resolve.ts";
 import { jsonLog } from "../daemon/log.ts";
 import { EodError } from "../errors.ts";
 import { parse } from "./args.ts";

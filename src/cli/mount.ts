@@ -4,7 +4,7 @@ import { callDaemon, daemonAlive } from "../daemon/client.ts";
 import { socketPathOf } from "../daemon/client.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
-import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
+import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
 import { parse, parseSize, print } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { imageSource } from "./image-source.ts";

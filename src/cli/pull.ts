@@ -3,7 +3,7 @@ import { callDaemon } from "../daemon/client.ts";
 import type { PullResult, PullStatus } from "../daemon/pull.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import { EodError } from "../errors.ts";
-import { FRONTEND_KINDS, type FrontendKind } from "../frontend/select.ts";
+import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
 import { parse, print } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";
 import { imageSource } from "./image-source.ts";

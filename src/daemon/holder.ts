@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { bindCachefiles } from "../frontend/fscache/service.ts";
+import { bindCachefiles } from "../frontend/fscache/device.ts";
 import { FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_NONBLOCK, FAN_UNLIMITED_QUEUE, fanotifyInit } from "../sys/fanotify.ts";
 import type { Log } from "./log.ts";
 import { holderPidFile } from "./client.ts";

@@ -1,7 +1,7 @@
 // `eod daemon --metrics-listen <host:port>`: GET /metrics over TCP for a Prometheus scraper (the control
 // socket serves the same text to root only). Meant for 127.0.0.1 (a node exporter style local scrape); the
 // text names no paths or image sources, only counts.
-import http from "node:http";
+import type { Server } from "node:http";
 import { EodError } from "../errors.ts";
 
 /** The content type of the text exposition format. */
@@ -16,9 +16,10 @@ export function parseListen(spec: string): { host: string; port: number } {
 }
 
 /** Serves GET /metrics with `render()`; resolves once listening (its address() says the port). */
-export async function listenMetrics(spec: string, render: () => string): Promise<http.Server> {
+export async function listenMetrics(spec: string, render: () => string): Promise<Server> {
   const { host, port } = parseListen(spec);
-  const server = http.createServer((req, res) => {
+  const { createServer } = await import("node:http"); // not at the top: `eod daemon` parses --metrics-listen in its holder, which serves nothing
+  const server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("only GET /metrics here\n");
       return;

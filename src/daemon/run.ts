@@ -2,7 +2,8 @@
 // when it becomes idle or on SIGTERM/SIGINT (mounts are left for a restarted daemon to re-attach).
 import fs from "node:fs";
 import path from "node:path";
-import { createFrontend, type FrontendKind } from "../frontend/select.ts";
+import { createFrontend } from "../frontend/select.ts";
+import type { FrontendKind } from "../frontend/frontend.ts";
 import { Daemon } from "./daemon.ts";
 import { jsonLog, type Log } from "./log.ts";
 import type { RemoteOptions } from "../remote/remote.ts";

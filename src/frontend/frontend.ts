@@ -6,6 +6,10 @@ import type { CacheCore } from "../cache/core.ts";
 import type { ChunkTable } from "../image/chunk-table.ts";
 
 /** An image ready to be served: everything verified, nothing mounted yet. */
+/** What `--frontend` takes: `auto` resolves to one of the others on the running kernel (./resolve.ts). */
+export const FRONTEND_KINDS = ["auto", "fanotify", "fscache"] as const;
+export type FrontendKind = (typeof FRONTEND_KINDS)[number];
+
 export interface PreparedImage {
   /** The bootstrap, local and verified. */
   bootstrapPath: string;

@@ -1,25 +1,9 @@
-// Picking the kernel frontend. `auto` takes fscache where the kernel has cachefiles on-demand and erofs over
-// fscache (hits never leave the kernel, and a holder keeps the cache alive across daemon restarts), else
-// fanotify (file-backed erofs + pre-content events), and otherwise says exactly which features are missing.
-import { EodError } from "../errors.ts";
+// Building the kernel frontend the daemon runs (the choice itself: ./resolve.ts).
 import type { Log } from "../daemon/log.ts";
-import type { Frontend } from "./frontend.ts";
 import { FanotifyFrontend } from "./fanotify/service.ts";
-import { FscacheFrontend, kernelSupportsFscache } from "./fscache/service.ts";
-import { kernelSupportsPreContent } from "../sys/fanotify.ts";
-
-export const FRONTEND_KINDS = ["auto", "fanotify", "fscache"] as const;
-export type FrontendKind = (typeof FRONTEND_KINDS)[number];
-
-/** The frontend `kind` resolves to on this kernel, or an error naming the missing kernel features. */
-export function resolveFrontend(kind: FrontendKind, cacheDir: string): "fanotify" | "fscache" {
-  const fscache = kind === "fanotify" ? null : kernelSupportsFscache();
-  if (fscache?.ok) return "fscache";
-  const fan = kind === "fscache" ? null : kernelSupportsPreContent(cacheDir);
-  if (fan?.ok) return "fanotify";
-  const missing = [...(fscache ? [`fscache: ${fscache.missing.join("; ")}`] : []), ...(fan ? [`fanotify: ${fan.missing.join("; ")}`] : [])];
-  throw new EodError("KERNEL_UNSUPPORTED", `${kind === "auto" ? "No frontend" : `The ${kind} frontend`} can run on this kernel; missing: ${missing.join(" | ")}`);
-}
+import { FscacheFrontend } from "./fscache/service.ts";
+import type { Frontend, FrontendKind } from "./frontend.ts";
+import { resolveFrontend } from "./resolve.ts";
 
 /** A /dev/cachefiles fd handed over by the holder (EOD_CACHEFILES_FD), and whether to send `restore`. */
 function inherited(): { fd?: number; restore: boolean } {

@@ -9,7 +9,6 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import zlib from "node:zlib";
 import type { ChunkTable } from "../../image/chunk-table.ts";
 import type { BlobCache, BlobSourceRef } from "../../cache/blob-cache.ts";
 import type { CacheCore } from "../../cache/core.ts";
@@ -19,9 +18,10 @@ import type { Log } from "../../daemon/log.ts";
 import { LatencyWindow } from "../../daemon/latency.ts";
 import { EodError, SysError } from "../../errors.ts";
 import {
-  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, openCachefiles, pollCachefiles, pwriteAligned,
-  setCachefilesLimits, type CachefilesLimits, type CachefilesPoll,
+  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, pollCachefiles, pwriteAligned,
+  type CachefilesLimits, type CachefilesPoll,
 } from "../../sys/cachefiles.ts";
+import { bindCachefiles } from "./device.ts";
 import { belowRun, cullCandidates, limitsFromEnv, spaceOf } from "./cull.ts";
 import { parseBudget, watermarks, type BudgetOptions } from "../../cache/cull-plan.ts";
 import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
@@ -427,38 +427,6 @@ export class FscacheFrontend implements Frontend {
   stats(): Record<string, unknown> {
     return { ...this.#stats, domain: this.domain, limits: this.#limits, readLatencyMs: this.#readLatency.summary() };
   }
-}
-
-/** Whether this kernel can run the fscache frontend, and if not, what is missing. */
-export function kernelSupportsFscache(): { ok: boolean; missing: string[] } {
-  const missing: string[] = [];
-  if (!fs.existsSync("/dev/cachefiles")) missing.push("cachefiles on-demand (/dev/cachefiles, CONFIG_CACHEFILES_ONDEMAND, Linux 5.19+)");
-  let config = "";
-  try {
-    config = zlib.gunzipSync(fs.readFileSync("/proc/config.gz")).toString("utf8");
-  } catch { /* no IKCONFIG: cannot tell, so do not claim support */ }
-  if (!/^CONFIG_EROFS_FS_ONDEMAND=y$/m.test(config)) missing.push("erofs over fscache (CONFIG_EROFS_FS_ONDEMAND, Linux 5.19–7.1)");
-  return { ok: missing.length === 0, missing };
-}
-
-/**
- * Opens /dev/cachefiles and binds an on-demand cache in `<cacheDir>/fscache` with the given free-space limits
- * (default: $EOD_FSCACHE_LIMITS over DEFAULT_LIMITS of ./cull.ts).
- */
-export function bindCachefiles(cacheDir: string, limits: CachefilesLimits = limitsFromEnv()): number {
-  const dev = openCachefiles();
-  try {
-    const dir = path.join(cacheDir, "fscache");
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    cachefilesCommand(dev, `dir ${dir}`);
-    cachefilesCommand(dev, "tag eod");
-    setCachefilesLimits(dev, limits);
-    cachefilesCommand(dev, "bind ondemand");
-  } catch (err) {
-    fs.closeSync(dev);
-    throw err;
-  }
-  return dev;
 }
 
 /** Whether `err` (or a cause of it) is the kernel refusing a cache write for lack of space. */
