@@ -8,7 +8,7 @@
 //   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
 //   lz4.ts    raw LZ4 blocks through Debian's liblz4.so.1 (loaded lazily), sync and async
-//   zstd.ts   zstd frames through Debian's libzstd.so.1, decompressed into caller memory
+//   zstd.ts   zstd frames with node's own zstd, decompressed into caller memory, compressed with a reused context
 //   zlib.ts   gzip inflate with node's own zlib into caller memory, on the thread pool
 //   sha256.ts SHA-256 with node's own OpenSSL, updated on the thread pool
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes

@@ -1,5 +1,5 @@
-// zstd frames through Debian's libzstd.so.1 (package libzstd1, a dependency of dpkg/apt/systemd, so always
-// present on Debian). Node's zlib has zstd too, but only into buffers it allocates, in 16 KiB output steps;
+// zstd frames through the zstd library node is built with, called directly (koffi). node:zlib has zstd too,
+// but only into buffers it allocates, in 16 KiB output steps;
 // the cache fill path decompresses into pooled memory of the exact size instead (no garbage, one call), and
 // the build's chunk workers compress with one reused context each (node:zlib makes a stream per chunk).
 import koffi from "koffi";
@@ -18,17 +18,15 @@ interface Zstd {
   getErrorName: (code: number | bigint) => string;
 }
 
-// Loaded on first use so that importing src/sys works where libzstd is absent.
+// Loaded on first use.
 let cached: Zstd | undefined;
 
 function zstd(): Zstd {
   if (cached) return cached;
-  let lib: ReturnType<typeof koffi.load>;
-  try {
-    lib = koffi.load("libzstd.so.1");
-  } catch (err) {
-    throw new Error("Cannot load libzstd.so.1: install the Debian package libzstd1", { cause: err });
-  }
+  // Node's own zstd (exported for addons; node 24 bundles 1.5.7), the one node:zlib uses, so frames match
+  // its zstdCompressSync. Debian's libzstd.so.1 (1.5.4) loaded beside it ran node's code anyway: its entry
+  // points call exported functions, which bind to node's copy first — two versions' code on one context.
+  const lib = koffi.load(null);
   cached = {
     decompress: lib.func("size_t ZSTD_decompress(void *dst, size_t dstCapacity, const void *src, size_t compressedSize)"),
     createCCtx: lib.func("void *ZSTD_createCCtx(void)"),
