@@ -11,6 +11,8 @@ export class FscacheStorage implements BlobStorage {
   readonly size: number;
   readonly dataIsPresence = true;
   readonly #fd: number;
+  /** Bytes of data in the file as last counted; null once a write may have changed it. */
+  #dataBytes: number | null = null;
 
   /** @param label names the object in messages (e.g. "fscache object 3 of blob <id>") */
   constructor(label: string, anonFd: number, size: number) {
@@ -20,7 +22,17 @@ export class FscacheStorage implements BlobStorage {
   }
 
   async write(pos: number, bytes: Uint8Array): Promise<void> {
+    this.#dataBytes = null;
     pwriteAligned(this.#fd, bytes, pos); // chunks start on blocks of 4 KiB: aligned; the tail is zero padded
+  }
+
+  /**
+   * Bytes of data in the cache file (what it occupies, for the size budget). Counted again only after writes:
+   * the budget check asks for every open object, and most of them are idle.
+   */
+  dataBytes(): number {
+    this.#dataBytes ??= this.dataRanges().reduce((n, r) => n + r.length, 0);
+    return this.#dataBytes;
   }
 
   async sync(): Promise<void> {

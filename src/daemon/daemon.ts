@@ -180,9 +180,13 @@ export class Daemon {
       this.#opts.log("info", "pulled", { source, blobs: r.blobs.length, fetchedBytes: r.fetchedBytes, ms: r.ms });
       return r;
     } finally {
-      // After any mount in progress: idle only if nothing is mounted and no other pull runs.
-      void this.#serial(async () => { if (this.#state.mounts.length === 0 && pullsRunning() === 0) setImmediate(() => this.#opts.onIdle?.()); });
+      this.stopIfIdle();
     }
+  }
+
+  /** Calls onIdle after any mount in progress if nothing is mounted and no pull runs. */
+  stopIfIdle(): void {
+    void this.#serial(async () => { if (this.#state.mounts.length === 0 && pullsRunning() === 0) setImmediate(() => this.#opts.onIdle?.()); });
   }
 
   /** Starts `--background-fetch` of a mount's blobs once `after` (its prefetch list) is done. */

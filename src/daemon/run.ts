@@ -64,10 +64,18 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
   fs.writeFileSync(path.join(opts.cacheDir, "daemon.pid"), `${process.pid}\n`, { mode: 0o600 });
   log("info", "daemon started", { pid: process.pid, cacheDir: opts.cacheDir, frontend: frontend.name, mounts: daemon.mounts.length, nofile: nofile.soft });
   await afterStart?.(daemon);
-  // Restarted by its holder with no mount left to re-attach (they went while no daemon ran): nothing to serve.
-  if (process.env.EOD_DAEMON_RESTARTED === "1" && daemon.mounts.length === 0) void stop("idle, restarted with no mounts").then(() => process.exit(0));
+  // Restarted by its holder with no mount to re-attach: either they went while no daemon ran, or the daemon died
+  // while starting, before the mount that started it (under qemu's TCG, V8 now and then does) and that mount's
+  // `eod mount` is waiting for this one. Stay a moment for it; then nothing to serve.
+  if (process.env.EOD_DAEMON_RESTARTED === "1" && daemon.mounts.length === 0) {
+    const d = daemon;
+    setTimeout(() => d.stopIfIdle(), RESTARTED_IDLE_GRACE_MS);
+  }
   return daemon;
 }
+
+/** How long a daemon restarted with no mounts waits for a mount before it exits. */
+const RESTARTED_IDLE_GRACE_MS = 10_000;
 
 /** Remote tuning for tests and operators: EOD_REMOTE_TIMEOUT_MS, EOD_REMOTE_RETRIES, EOD_REMOTE_CONCURRENCY. */
 function remoteOptionsFromEnv(): RemoteOptions {

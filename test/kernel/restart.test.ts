@@ -7,9 +7,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
-import { eodOk } from "../helpers/cli.ts";
+import { eodOk, REPO } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { blobBytes, cleanup, eodAsync, lazyWorkspace, readInChild, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
@@ -225,6 +225,28 @@ test("a daemon killed after its mounts went (umount -l behind its back): the res
     assert.equal(pidOf(cache, "holder"), null);
   } finally {
     cleanup(work, cache);
+  }
+});
+
+test("a daemon killed before its first mount: the restarted one waits for that mount instead of exiting", { skip, timeout: 60_000 }, async () => {
+  const { cache, mnt } = fresh();
+  // What `eod mount` does on a cold start, with the daemon dying while it starts (under qemu's TCG V8 sometimes does).
+  const holderProc = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "daemon", "--cache-dir", cache, "--log-file", path.join(cache, "daemon.log")], { detached: true, stdio: "ignore" });
+  holderProc.unref();
+  try {
+    const first = await newDaemon(cache, -1);
+    const holder = pidOf(cache, "holder")!;
+    process.kill(first, "SIGKILL");
+    await newDaemon(cache, first);
+    await sleep(1000); // a restarted daemon with no mounts used to exit at once, its holder with it
+    assert.equal(alive(holder), true, "the holder and its restarted daemon are still there");
+    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
+    assert.equal(m.status, 0, m.stderr);
+    assert.equal(pidOf(cache, "holder"), holder, "the mount went to the restarted daemon");
+    assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"));
+  } finally {
+    cleanup(work, cache);
+    if (holderProc.pid && alive(holderProc.pid)) holderProc.kill("SIGKILL");
   }
 });
 

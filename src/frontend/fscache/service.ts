@@ -54,7 +54,7 @@ const CULL_PAUSE_MAX_MS = 60_000;
 
 type FscacheObject =
   | { kind: "bootstrap"; fd: number; path: string; size: number; cookie: string }
-  | { kind: "blob"; fd: number; blob: BlobCache; cookie: string };
+  | { kind: "blob"; fd: number; blob: BlobCache; storage: FscacheStorage; cookie: string };
 
 interface Expected {
   table: ChunkTable;
@@ -168,8 +168,7 @@ export class FscacheFrontend implements Frontend {
     const out = new Map<string, number>();
     for (const obj of this.#objects.values()) {
       try {
-        const ranges = obj.kind === "blob" ? obj.blob.storage.dataRanges() : dataRanges(obj.fd, obj.size);
-        out.set(obj.cookie, ranges.reduce((n, r) => n + r.length, 0));
+        out.set(obj.cookie, obj.kind === "blob" ? obj.storage.dataBytes() : dataRanges(obj.fd, obj.size).reduce((n, r) => n + r.length, 0));
       } catch { /* object closing: its file shows up in the directory */ }
     }
     return out;
@@ -309,8 +308,9 @@ export class FscacheFrontend implements Frontend {
         // copen first: the backing file is set up by it (lseek on the anon fd fails with ENOBUFS before).
         // No READ can come in between: we are still in the synchronous drain loop.
         this.#copen(msg.msgId, expected.table.kernelSize);
-        const blob = expected.core.openBlob(cookie, expected.table, expected.source, new FscacheStorage(`fscache object ${msg.objectId} (blob ${cookie})`, fd, expected.table.kernelSize));
-        this.#objects.set(msg.objectId, { kind: "blob", fd, blob, cookie });
+        const storage = new FscacheStorage(`fscache object ${msg.objectId} (blob ${cookie})`, fd, expected.table.kernelSize);
+        const blob = expected.core.openBlob(cookie, expected.table, expected.source, storage);
+        this.#objects.set(msg.objectId, { kind: "blob", fd, blob, storage, cookie });
       } else {
         this.#log("warn", "fscache OPEN of an unknown cookie", { cookie, volume: msg.open!.volumeKey });
         this.#copen(msg.msgId, -ENOENT);
