@@ -41,6 +41,9 @@ export class PooledSha256 {
   /** Hashes `data` on the thread pool; it must not change until this settles. */
   update(data: Uint8Array): Promise<void> {
     if (!this.#ctx) return Promise.reject(new Error("PooledSha256 used after digest()"));
+    // A small typed array may live in the JS heap, which the GC moves while the thread pool reads: copied
+    // (into Node's buffer pool, which is off the heap).
+    if (data.byteLength < 4096) data = Buffer.from(data);
     return new Promise((resolve, reject) => {
       const done: AsyncCallback<number> = (err, ok) => (err ? reject(err) : ok === 1 ? resolve() : reject(new Error("EVP_DigestUpdate failed")));
       evp().update.async(this.#ctx, data, data.byteLength, done);

@@ -51,7 +51,9 @@ export interface InflateStep {
 
 /** A gzip inflater writing into caller memory; not thread-safe, one call at a time. */
 export class GzipInflater {
-  readonly #strm = Buffer.alloc(Z_STREAM_SIZE); // zalloc, zfree, opaque = Z_NULL: zlib's own allocator
+  // Memory of its own that never moves (a small typed array may live in the JS heap); zalloc, zfree and opaque
+  // are Z_NULL: zlib's own allocator.
+  readonly #strm = Buffer.allocUnsafeSlow(Z_STREAM_SIZE).fill(0);
   #open = false;
 
   constructor() {

@@ -38,6 +38,9 @@ test("with a hash, every piece is hashed before it is handed out (the thread poo
   for await (const p of gunzipPieces(pieces(zlib.gzipSync(data)), h)) { n += p.length; giveBack(p); }
   assert.equal(n, data.length);
   assert.equal(h.digestHex(), createHash("sha256").update(data).digest("hex"));
+  const small = new PooledSha256(); // small and empty updates (copied off the JS heap first)
+  for (const b of [new Uint8Array(0), new Uint8Array([1, 2, 3]), Buffer.from("abc")]) await small.update(b);
+  assert.equal(small.digestHex(), createHash("sha256").update(Buffer.from([1, 2, 3, 0x61, 0x62, 0x63])).digest("hex"));
 });
 
 test("concatenated members and zero padding after them are read as node:zlib reads them", async () => {
