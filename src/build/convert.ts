@@ -15,7 +15,7 @@ import { ANNOTATIONS, formFiles, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociManifestO
 import { Semaphore } from "../remote/remote.ts";
 import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
 import type { FinishedBlob } from "./image.ts";
-import { buildFromLayers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
+import { buildFromLayers, startChunkWorkers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
 import type { LayerInput } from "./layers/layer-stream.ts";
 import { diffIdsOf, parseJson } from "./layers/sources.ts";
 
@@ -55,6 +55,8 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
   const dst = parseReference(dstRef);
   const client = opts.client ?? new RegistryClient({ insecureRegistries: opts.insecureRegistries ?? [] });
   const work = fs.mkdtempSync(path.join(opts.output ? path.dirname(path.resolve(opts.output)) : os.tmpdir(), ".eod-convert-"));
+  // Started now, so the threads boot during the registry round trips below instead of after them.
+  const chunkWorkers = startChunkWorkers(opts.chunkSize);
   try {
     const img = await client.resolve(src, { platform: opts.platform });
     const where = `${formatReference(src)} (manifest ${img.digest})`;
@@ -113,7 +115,7 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     const imageDir = opts.output ? path.resolve(opts.output) : path.join(work, "image");
     let build: LayersSummary;
     try {
-      build = await buildFromLayers(layers, imageDir, { ...opts, onBlobOpen, onBlobDone: pushEarly });
+      build = await buildFromLayers(layers, imageDir, { ...opts, chunkWorkers, onBlobOpen, onBlobDone: pushEarly });
     } catch (err) {
       await (streamed as StreamedBlob | null)?.abort();
       await Promise.allSettled(early.values());
@@ -153,6 +155,7 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
+    await chunkWorkers.close();
     if (!opts.client) await client.close();
   }
 }

@@ -38,6 +38,21 @@ export interface LayersOptions extends ImageOptions {
    * `appended` registers a listener called after each append (see BlobWriter.onAppend).
    */
   onBlobOpen?: (remoteTmp: string, layer: number, appended: (listener: (length: number, bytes: Uint8Array | null) => void) => void) => void;
+  /**
+   * Chunk workers started earlier with startChunkWorkers() for this chunk size (their start then overlaps
+   * the caller's own work, e.g. registry round trips); the caller closes them. Default: started here.
+   */
+  chunkWorkers?: ChunkWorkers;
+}
+
+/** Chunks in flight per layer for a chunk size: what the chunker window and the writer queue each hold. */
+function inFlightFor(chunkSize: number): number {
+  return Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
+}
+
+/** Chunk workers for a build of `chunkSize` chunks; their pool holds what the chunker window and writer queue hold. */
+export function startChunkWorkers(chunkSize = DEFAULT_CHUNK_SIZE): ChunkWorkers {
+  return new ChunkWorkers(Math.max(2 * inFlightFor(chunkSize) * chunkSize, 32 << 20));
 }
 
 export interface LayerSummary extends LayerStreamStats {
@@ -72,18 +87,18 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
   const compression = opts.compression ?? "zstd";
   const inlineMax = opts.inlineMax ?? DEFAULT_INLINE_MAX;
   const blkSz = 2 ** BLK_SZ_BITS;
-  const inFlight = Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
+  const inFlight = inFlightFor(chunkSize);
   const stats = { files: 0, inlineFiles: 0, bytes: 0, chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
 
-  // Digests and zstd run on worker threads; their pool holds what the chunker window and writer queue hold.
-  const workers = new ChunkWorkers(Math.max(2 * inFlight * chunkSize, 32 << 20));
+  // Digests and zstd run on worker threads.
+  const workers = opts.chunkWorkers ?? startChunkWorkers(chunkSize);
   const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
   const compress = compression === "zstd" ? (plain: Uint8Array) => workers.zstd(plain, level) : undefined;
   const digest = (buf: Uint8Array) => workers.digest(buf);
   try {
     return await buildLayers(layers, outDir, opts, { chunkSize, chunkBits, compression, inlineMax, blkSz, inFlight, stats, pool: workers.pool, digest, compress });
   } finally {
-    await workers.close();
+    if (!opts.chunkWorkers) await workers.close();
   }
 }
 
