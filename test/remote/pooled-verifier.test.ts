@@ -31,6 +31,18 @@ test("a pooled sha256 verifies pieces as node:crypto does; a mismatch or a wrong
   assert.throws(() => new PooledVerifier("sha256:xyz"), TypeError);
 });
 
+test("a piece may be reused once update() returns (it is copied)", async () => {
+  const v = new PooledVerifier(digestOf("sha256", data));
+  const scratch = Buffer.alloc(70000);
+  for (let at = 0; at < data.length; at += scratch.length) {
+    const n = data.copy(scratch, 0, at, at + scratch.length);
+    v.update(scratch.subarray(0, n));
+    scratch.fill(0xee);
+  }
+  await v.verify("blob", data.length);
+  await v.close();
+});
+
 test("closed while pieces are queued (an early stop): waits for them, then frees", async () => {
   const v = new PooledVerifier(digestOf("sha256", data));
   for (const p of pieces(data)) v.update(p);
