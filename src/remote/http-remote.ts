@@ -5,7 +5,7 @@
 // back 206 with the Content-Range asked for (or 200 for a whole file read from offset 0), and the body must
 // have exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own
 // deadline covers the whole request, so a body that trickles in forever also times out.
-import { Pool } from "undici";
+import { Pool } from "./undici-lite.ts";
 import { EodError, RemoteError } from "../errors.ts";
 import {
   checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, Semaphore,

@@ -3,7 +3,7 @@
 // when we have them, anonymous otherwise; POST with a refresh token for an identity token) and cache it per
 // registry and scope until it expires. For Basic we send the credentials, and keep doing so for that
 // registry. Credentials only ever go to the registry itself or to the realm it named.
-import { Agent } from "undici";
+import type { Agent } from "undici";
 import { EodError } from "../../errors.ts";
 import type { CredentialStore, Credentials } from "./credentials.ts";
 import { isLoopback } from "./reference.ts";

@@ -3,7 +3,7 @@
 // redirects followed by hand so that an Authorization header never leaves the origin it was meant for,
 // and undici's failures mapped to RemoteErrors whose `retryable` tells the retry loop what to do.
 import { Readable } from "node:stream";
-import { Agent } from "undici";
+import { Agent } from "../undici-lite.ts";
 import { EodError, RemoteError } from "../../errors.ts";
 import { apiHost, isLoopback } from "./reference.ts";
 
