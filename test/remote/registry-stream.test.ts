@@ -50,3 +50,17 @@ test("a cancelled stream leaves nothing; a wrong digest is refused", async () =>
   await assert.rejects(wrong.commit(sha256Digest(randomBytes(8))), /HTTP 400/);
   assert.equal(await client.blobSize(repo, sha256Digest(data)), undefined);
 });
+
+test("a stream sent as several PATCHes (segmentBytes) is the same blob; an exact multiple sends no empty PATCH", async () => {
+  // Pieces of 100 000 bytes: a PATCH ends at the first piece that reaches segmentBytes.
+  for (const [size, segment, patches] of [[1_234_567, 250_000, 5], [1_000_000, 200_000, 5], [0, 1000, 1]]) {
+    const data = randomBytes(size);
+    const before = client.stats().requests;
+    const up = client.streamBlob(repo, slowly(data), { segmentBytes: segment });
+    assert.equal(await up.sent, data.length);
+    assert.equal(client.stats().requests - before, 1 + patches, `${size}/${segment}: POST and ${patches} PATCHes`);
+    const pushed = await up.commit(sha256Digest(data), "application/x-test");
+    assert.equal(pushed.size, data.length);
+    assert.deepEqual(Buffer.from(await client.fetchBlob(repo, pushed)), data);
+  }
+});

@@ -16,10 +16,10 @@ import { PooledVerifier } from "./pooled-verifier.ts";
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
 import { contentLength, headBlob, name, one, readAll, readExact, readSlice, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
 import { discard, toRemoteError, type Exchange } from "./transport.ts";
-import { mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamedUpload } from "./upload.ts";
+import { mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamBlobOptions, type StreamedUpload } from "./upload.ts";
 
 export type { CallOptions, RegistryClientOptions, Repo } from "./session.ts";
-export type { PushBlobOptions, PushedBlob, StreamedUpload } from "./upload.ts";
+export type { PushBlobOptions, PushedBlob, StreamBlobOptions, StreamedUpload } from "./upload.ts";
 
 export interface FetchedManifest {
   /** The digest of `bytes` (checked against the one asked for and Docker-Content-Digest). */
@@ -258,7 +258,7 @@ export class RegistryClient {
    * See upload.ts `streamBlob`: an upload sent while its content is produced (digest unknown until the end),
    * committed or cancelled by the caller. Not retried: fall back to pushBlob() with the finished content.
    */
-  streamBlob(repo: Repo, body: AsyncIterable<Uint8Array>, opts: CallOptions = {}): StreamedUpload {
+  streamBlob(repo: Repo, body: AsyncIterable<Uint8Array>, opts: StreamBlobOptions = {}): StreamedUpload {
     return streamBlob(this.#s, repo, body, opts);
   }
 

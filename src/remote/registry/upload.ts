@@ -153,31 +153,57 @@ export interface StreamedUpload {
   cancel(): Promise<void>;
 }
 
+/** streamBlob() options. */
+export interface StreamBlobOptions extends CallOptions {
+  /**
+   * Ends the streamed PATCH and starts another after about this many bytes (default: one PATCH for the whole
+   * stream). The registry stores (and syncs) each PATCH as it ends, so less is left for the final PUT.
+   */
+  segmentBytes?: number;
+}
+
 /**
  * Starts a blob upload whose content is a stream of unknown length and digest (a file still being written):
- * one streamed PATCH (chunked request body), committed with a PUT once the caller knows the digest. Not
- * retried (a stream cannot be sent again): on failure, push the finished content with pushBlob().
+ * streamed PATCHes (chunked request bodies, one or one per `segmentBytes`), committed with a PUT once the
+ * caller knows the digest. Not retried (a stream cannot be sent again): on failure, push the finished
+ * content with pushBlob().
  */
-export function streamBlob(s: Session, repo: Repo, body: AsyncIterable<Uint8Array>, opts: CallOptions = {}): StreamedUpload {
+export function streamBlob(s: Session, repo: Repo, body: AsyncIterable<Uint8Array>, opts: StreamBlobOptions = {}): StreamedUpload {
   const what = `push blob ${name(repo)} (streamed)`;
   const ac = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
+  const segment = opts.segmentBytes === undefined ? Infinity : positiveInt(opts.segmentBytes, 1, "segmentBytes");
   let start: string | undefined;
   let location: string | undefined;
   const sent = (async () => {
     const started = await startUpload(s, repo, "", undefined, what, signal);
     if (started.mounted) throw new RemoteError("REMOTE_IO", name(repo), `${what}: the registry answered a plain upload as a mount`);
-    start = started.location;
+    start = location = started.location;
+    const it = body[Symbol.asyncIterator]();
+    let next = await it.next();
     let n = 0;
-    const counted = (async function* () { for await (const piece of body) { n += piece.length; yield piece; } })();
-    const ex = await s.exchange(repo, "push", "PATCH", start, { headers: { "content-type": "application/octet-stream" }, body: () => counted, signal });
-    if (ex.status !== 202) throw await s.statusError(ex, `${what}: PATCH`, repo);
-    await ex.body.dump({ limit: 64 * 1024 }).catch(() => {});
-    const held = one(ex.headers.range);
-    if (held !== undefined && held.replace(/^bytes=/, "") !== (n ? `0-${n - 1}` : "0-0")) {
-      throw new RemoteError("REMOTE_IO", ex.url, `${what}: sent ${n} bytes, the registry holds ${held}`);
+    for (;;) {
+      const from = n;
+      let full = false; // this PATCH ended at segmentBytes, not at the stream's end
+      const pieces = (async function* () {
+        while (!next.done) {
+          const piece = next.value;
+          n += piece.length;
+          yield piece;
+          if (n - from >= segment) { full = true; return; } // ends now, not when the next piece comes
+          next = await it.next();
+        }
+      })();
+      const ex = await s.exchange(repo, "push", "PATCH", location, { headers: { "content-type": "application/octet-stream" }, body: () => pieces, signal });
+      if (ex.status !== 202) throw await s.statusError(ex, `${what}: PATCH`, repo);
+      await ex.body.dump({ limit: 64 * 1024 }).catch(() => {});
+      const held = one(ex.headers.range);
+      if (held !== undefined && held.replace(/^bytes=/, "") !== (n ? `0-${n - 1}` : "0-0")) {
+        throw new RemoteError("REMOTE_IO", ex.url, `${what}: sent ${n} bytes, the registry holds ${held}`);
+      }
+      location = uploadLocation(ex, location, what);
+      if (!full || (next = await it.next()).done) break; // no empty PATCH after the last segment
     }
-    location = uploadLocation(ex, start, what);
     return n;
   })();
   sent.catch(() => {}); // observed by commit() or the caller
