@@ -29,7 +29,7 @@ function tree(root: string, seed: string, extra: Record<string, string | Buffer>
 }
 
 
-test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, cull, low-space cull, budget cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
+test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, hand-over, cull, low-space cull, budget cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
   const work = tempDir("eod-fscache-e2e-");
   const srcs = { A: path.join(work, "A"), B: path.join(work, "B"), C: path.join(work, "C") };
   tree(srcs.A, "A");
@@ -76,6 +76,10 @@ test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, fail
   assert.notEqual(r.cullInUse, 0, "culling a blob in use is refused");
   assert.equal(r.cullUnused.code, 0, r.cullUnused.stderr);
   assert.equal(r.cullFileGone, true);
+  // Hand-over (eod daemon restart): the reader across it gets the right bytes, a new daemon serves the mount.
+  assert.deepEqual({ code: r.handover?.code, newPid: r.handover?.newPid, readOk: r.handover?.readOk }, { code: 0, newPid: true, readOk: true }, JSON.stringify(r.handover));
+  assert.deepEqual(r.handoverDiff, []);
+  assert.ok(r.handoverLog.some((l: string) => l.includes("restore")), `the new daemon sent restore: ${r.handoverLog.join("\n")}`);
   // Low space: the kernel signalled, the cold unused image's blob was culled, the mounted ones never; reads right.
   t.diagnostic(`low space: ${JSON.stringify(r.lowSpaceSetup)} ${JSON.stringify(r.lowStats?.after)}`);
   assert.deepEqual(r.lowD, []);

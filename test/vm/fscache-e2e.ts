@@ -168,6 +168,29 @@ async function main(): Promise<void> {
   const cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
   report.cullUnused = { code: cull.code, stderr: cull.stderr.trim() };
   report.cullFileGone = !findCacheFile(cBlob);
+
+  step("6b. Hand-over:");
+  // 6b. `eod daemon restart` (a planned hand-over): a reader blocked on a stalled cold READ of D completes with the
+  //     right bytes; the old daemon finishes what it has in flight, the new one sends `restore` and serves the rest.
+  const d = await serve(imgD);
+  fs.mkdirSync("/mnt/d", { recursive: true });
+  await mount(d.url, "/mnt/d");
+  await d.faults({ mode: "stall", match: "blobs/" });
+  const handoverRead = hashFile("/mnt/d/big");
+  await new Promise((r) => setTimeout(r, 1500));
+  const pidBefore = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
+  const restart = eod(["daemon", "restart", "--cache-dir", CACHE], 300_000);
+  await new Promise((r) => setTimeout(r, 500));
+  await d.faults(null); // the old daemon's stalled request times out and its retry gets the bytes
+  const restarted = await restart;
+  report.handover = {
+    code: restarted.code, stderr: restarted.stderr.trim().slice(-500),
+    newPid: Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== pidBefore,
+    readOk: (await handoverRead) === expected.D["big"],
+  };
+  report.handoverDiff = diff(expected.D, await hashTree("/mnt/d"));
+  report.handoverLog = fs.readFileSync(path.join(CACHE, "daemon.log"), "utf8").split("\n").filter((l) => /restore|SIGHUP|handing over|restarted/.test(l)).slice(-4);
+  await umount("/mnt/d");
   await umount("/mnt/a");
 
   step("7. Low space:");
