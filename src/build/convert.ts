@@ -249,10 +249,16 @@ function startStreamed(client: RegistryClient, dst: Reference, file: string, app
       pos += n;
       yield buf.subarray(0, n);
     }
-  })());
+  })(), { segmentBytes: SEGMENT });
   return self;
 }
 
+/**
+ * The streamed upload ends its PATCH and starts another after this many bytes: the registry writes out (and
+ * syncs) each as it ends, so the final one leaves it less to do once the blob is done (the Debian layer: the
+ * last PATCH answered ~170 ms after the blob's end instead of ~260 ms; 8 MiB was no better).
+ */
+const SEGMENT = 16 << 20;
 /** A streamed upload reads at most this much at once, and waits for at least READ_AHEAD_MIN new bytes. */
 const READ_MAX = 1 << 20;
 /** Appended chunks held in memory for a streamed upload, at most (a slow link makes it read them back). */
