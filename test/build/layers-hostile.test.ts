@@ -120,8 +120,23 @@ test("a truncated gzip layer and a truncated tar are refused", (t) => {
   assertRefused(build(layer, "-o", path.join(out, "img")), out, /corrupt or truncated gzip stream/);
   fs.writeFileSync(layer, tar.subarray(0, 100_000));
   assertRefused(build(layer, "-o", path.join(out, "img")), out, /truncated: the tar stream ends after \d+ bytes, inside entry "f"/);
-  fs.writeFileSync(layer, tar.subarray(0, tar.length - 1024)); // no end-of-archive blocks
-  assertRefused(build(layer, "-o", path.join(out, "img")), out, /without the end-of-archive block/);
+  // Cut inside a header block: truncated too.
+  fs.writeFileSync(layer, tar.subarray(0, tar.length - 1024 + 100));
+  assertRefused(build(layer, "-o", path.join(out, "img")), out, /truncated: the tar stream ends after \d+ bytes, inside a header/);
+});
+
+test("a tar without the end-of-archive blocks ends where the next header would start (as docker and containerd read it)", (t) => {
+  const { root, out } = setup(t);
+  const data = randomBytes(5000);
+  const tar = tarArchive([{ path: "f", data }, { path: "d/g", data: Buffer.from("g\n") }]);
+  const layer = path.join(root, "no-eof.tar");
+  fs.writeFileSync(layer, tar.subarray(0, tar.length - 1024));
+  const r = build(layer, "-o", path.join(out, "img"));
+  assert.equal(r.status, 0, r.stderr);
+  eodOk("check", path.join(out, "img"));
+  const listing = eodOk("inspect", path.join(out, "img"));
+  assert.match(listing, /\/f\n/);
+  assert.match(listing, /\/d\/g\n/);
 });
 
 /** Writes a compressed tar holding one `size`-byte file of zeros, streaming (never the whole in memory). */

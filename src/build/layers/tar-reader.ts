@@ -163,19 +163,20 @@ export async function* readTar(
   const r = new ByteReader(source, opts.where);
   const headers = new TarHeaders(opts.where, opts.maxMetaSize);
   try {
-    yield* entries(r, headers, opts.where);
+    yield* entries(r, headers);
   } finally {
     await r.close(); // on an early exit too: closes the source (file, decompressor)
   }
 }
 
-async function* entries(r: ByteReader, headers: TarHeaders, where: string): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
-  const opts = { where };
+async function* entries(r: ByteReader, headers: TarHeaders): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
   for (;;) {
     const pos = r.pos;
     const block = await r.read(BLOCK, "a header");
-    if (!block && pos === 0) break; // no bytes at all: an empty layer, as Go's archive/tar (docker, containerd) reads it
-    if (!block) throw new EodError("SOURCE_INVALID", `${opts.where}: ends after ${pos} bytes without the end-of-archive block (truncated?)`);
+    // The input ends where a header would start: the end of the archive, as Go's archive/tar (docker, containerd)
+    // reads it, also with no bytes at all (an empty layer). Some tools write no end-of-archive blocks; a layer
+    // cut there is caught by its digests (layer digest, diff_id, gzip's own length and CRC), not by the tar.
+    if (!block) break;
     const c = headers.header(block, pos);
     if (c.kind === "eof") break;
     if (c.kind === "meta") {
