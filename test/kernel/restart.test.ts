@@ -183,8 +183,11 @@ test("eod daemon restart hands over without unmounting: a blocked reader complet
 
 test("kill -9 right after a fill: only fills not yet made durable (the last second) are fetched again", { skip, timeout: 120_000 }, async (t) => {
   const { cache, mnt } = fresh();
+  // One chunk per fetch: a sequential stream's growing fetch unit and read-ahead window depend on timing, and
+  // would make the bytes fetched before and after the kill incomparable.
+  const chunk = String(256 << 10);
   try {
-    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
+    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], { ...env, EOD_MIN_FETCH: chunk, EOD_MAX_FETCH: chunk });
     assert.equal(m.status, 0, m.stderr);
     assert.equal((await readInChild(path.join(mnt, "warm.bin"))).sha256, sha("warm.bin"));
     await sleep(1500);
@@ -203,7 +206,8 @@ test("kill -9 right after a fill: only fills not yet made durable (the last seco
     assert.equal((await readInChild(path.join(mnt, "last.bin"))).sha256, sha("last.bin"));
     const again = blobBytes(await server.stats());
     t.diagnostic(`filled just before the kill: ${lastBytes} bytes; fetched again after the restart: ${again}`);
-    assert.ok(again <= lastBytes, "at most the last fills are fetched again");
+    // Its read-ahead window (one chunk past the file) may have been in flight or not when counted before the kill.
+    assert.ok(again <= lastBytes + Number(chunk), "at most the last fills are fetched again");
     const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
     assert.equal(u.status, 0, u.stderr);
   } finally {
