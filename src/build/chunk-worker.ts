@@ -15,7 +15,8 @@ let dst = new Uint8Array(0);
 
 // A batch of jobs: the digests first (the main thread waits for them to decide what to store), answered
 // together; then the compressions, answered together.
-port.on("message", (jobs: ChunkJob[]) => {
+port.on("message", (jobs: ChunkJob[] | "close") => {
+  if (jobs === "close") process.exit(0); // ChunkWorkers.close(): ends this thread (only), never while it loads
   for (const op of ["digest", "zstd"] as const) {
     const results: ChunkResult[] = [];
     const moved: ArrayBuffer[] = [];
@@ -41,3 +42,5 @@ function run(job: ChunkJob): Uint8Array {
   const n = zstd.compress(job.buf, dst, job.level);
   return dst.slice(0, n); // its own memory of exactly the frame's size: moved to the main thread, not copied
 }
+
+port.postMessage("ready"); // modules loaded: the pool may let the process exit while this thread idles

@@ -8,7 +8,7 @@ import { BufferPool } from "../buffer-pool.ts";
 import type { ChunkJob, ChunkResult } from "./chunk-worker.ts";
 
 type Waiter = { resolve: (out: Uint8Array) => void; reject: (err: Error) => void };
-type Slot = { w: Worker; busy: number; batch: ChunkJob[] };
+type Slot = { w: Worker; busy: number; batch: ChunkJob[]; ready: boolean };
 
 export class ChunkWorkers {
   /** Chunk buffers the workers read in place. */
@@ -28,11 +28,19 @@ export class ChunkWorkers {
     this.pool = new BufferPool(retain, { shared: true });
     for (let i = 0; i < Math.max(1, threads); i++) {
       const w = new Worker(new URL("./chunk-worker-entry.mjs", import.meta.url));
-      const slot: Slot = { w, busy: 0, batch: [] };
-      w.on("message", (rs: ChunkResult[]) => { for (const r of rs) this.#settle(slot, r); });
+      const slot: Slot = { w, busy: 0, batch: [], ready: false };
+      w.on("message", (rs: ChunkResult[] | "ready") => {
+        if (rs === "ready") { // booted: from now on referenced only while it has work (#send)
+          slot.ready = true;
+          if (slot.busy === 0 && !this.#failed) w.unref(); // a closing pool keeps it referenced until it exits
+          return;
+        }
+        for (const r of rs) this.#settle(slot, r);
+      });
       w.on("error", (err) => this.#fail(err));
       w.on("exit", (code) => this.#fail(new Error(`chunk worker exited (${code})`)));
-      w.unref(); // referenced only while it has work (#send), so an idle pool never keeps the process alive
+      // Referenced while it boots: a thread stopped while it loads koffi's native module aborts the whole
+      // process (napi_throw during the addon's init is fatal), so neither exit nor close() may cut a boot short.
       this.#workers.push(slot);
     }
   }
@@ -47,13 +55,19 @@ export class ChunkWorkers {
     return this.#send((id) => ({ id, op: "zstd", buf, level }));
   }
 
-  /** Stops the threads (jobs still running are rejected). */
+  /** Stops the threads (jobs still waiting are rejected). */
   async close(): Promise<void> {
     const ws = this.#workers.splice(0);
     if (this.#flushing) clearImmediate(this.#flushing);
     this.#fail(new Error("chunk workers closed"));
+    // Asked, not terminated: a thread still booting takes the message once it has loaded (see the constructor).
     // Referenced again: awaiting an unreferenced worker's exit would not keep the process alive meanwhile.
-    await Promise.all(ws.map((s) => { s.w.ref(); return s.w.terminate(); }));
+    await Promise.all(ws.map((s) => {
+      s.w.ref();
+      const exited = new Promise<void>((resolve) => s.w.once("exit", () => resolve()));
+      s.w.postMessage("close");
+      return exited;
+    }));
   }
 
   #send(make: (id: number) => ChunkJob): Promise<Uint8Array> {
@@ -80,7 +94,7 @@ export class ChunkWorkers {
   }
 
   #settle(slot: Slot, r: ChunkResult): void {
-    if (--slot.busy === 0 && !this.#failed) slot.w.unref(); // a closing pool keeps its threads referenced until they exit
+    if (--slot.busy === 0 && !this.#failed && slot.ready) slot.w.unref(); // a closing pool keeps its threads referenced until they exit
     const waiter = this.#waiting.get(r.id);
     if (!waiter) return;
     this.#waiting.delete(r.id);
