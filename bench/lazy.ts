@@ -52,7 +52,7 @@ import { MNT_DETACH, umount } from "../src/sys/mount.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 import { Daemon } from "../src/daemon/daemon.ts";
 import { CACHE_DEFAULTS } from "../src/cache/core.ts";
-import { DEFAULT_CHUNK_SIZE } from "../src/build/image.ts";
+import { DEFAULT_CHUNK_SIZE } from "../src/mkfs/image.ts";
 import { daemonAlive } from "../src/daemon/client.ts";
 import { ensureDaemon } from "../src/daemon/spawn.ts";
 import { jsonLog } from "../src/daemon/log.ts";

@@ -17,7 +17,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { buildFromLayers } from "../src/build/layers/build-layers.ts";
+import { buildFromLayers } from "../src/mkfs/layers/build-layers.ts";
 import { callDaemon, daemonAlive, socketPathOf } from "../src/daemon/client.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 import { MNT_DETACH, umount } from "../src/sys/mount.ts";

@@ -1,9 +1,9 @@
 // eod build <dir> -o <image-dir> | --single <file.erofs>; eod build <layers...> -o <image-dir>
 import fs from "node:fs";
-import { buildImage, type ImageSummary } from "../build/image.ts";
-import { buildFromLayers, type LayersSummary } from "../build/layers/build-layers.ts";
-import { resolveInputs } from "../build/layers/inputs.ts";
-import { buildSingle } from "../build/single.ts";
+import { buildImage, type ImageSummary } from "../mkfs/image.ts";
+import { buildFromLayers, type LayersSummary } from "../mkfs/layers/build-layers.ts";
+import { resolveInputs } from "../mkfs/layers/inputs.ts";
+import { buildSingle } from "../mkfs/single.ts";
 import { EodError } from "../errors.ts";
 import { parsePrefetchList, parseTrace, type PrefetchEntry } from "../image/prefetch.ts";
 import { parsePlatform } from "../remote/registry/manifest.ts";

@@ -1,5 +1,5 @@
 // eod convert <src-ref> <dst-ref>: an image in a registry → our image, pushed to a registry in its OCI form.
-import { convertImage } from "../build/convert.ts";
+import { convertImage } from "../mkfs/convert.ts";
 import { EodError } from "../errors.ts";
 import { parsePlatform } from "../remote/registry/index.ts";
 import { parse, print } from "./args.ts";

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { buildImage } from "../build/image.ts";
+import { buildImage } from "../mkfs/image.ts";
 import { callDaemon } from "../daemon/client.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import { EodError } from "../errors.ts";

@@ -1,6 +1,6 @@
 // A progress bar on stderr when it is a terminal (and no --json), nothing otherwise.
 import cliProgress from "cli-progress";
-import type { BuildProgress } from "../build/output.ts";
+import type { BuildProgress } from "../mkfs/output.ts";
 
 export function progressBar(enabled: boolean): { update: BuildProgress; stop(): void } {
   if (!enabled || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { randomBytes } from "node:crypto";
-import { buildImage } from "../../src/build/image.ts";
+import { buildImage } from "../../src/mkfs/image.ts";
 import { CacheCore } from "../../src/cache/core.ts";
 import { decodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { writeKernelForm } from "../../src/image/unpack.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
-import { buildImage } from "../../src/build/image.ts";
+import { buildImage } from "../../src/mkfs/image.ts";
 import { CacheCore } from "../../src/cache/core.ts";
 import { SparseFileStorage, type BlobStorage } from "../../src/cache/storage.ts";
 import { PresenceMap } from "../../src/cache/presence.ts";

@@ -12,7 +12,7 @@ import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import { promisify } from "node:util";
-import { withShortPath } from "../../src/build/long-path.ts";
+import { withShortPath } from "../../src/mkfs/long-path.ts";
 import { dataRanges, type DataRange } from "../../src/sys/seek.ts";
 import { getXattr, listXattrs } from "../../src/sys/xattr.ts";
 

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { buildImage } from "../../src/build/image.ts";
+import { buildImage } from "../../src/mkfs/image.ts";
 
 export interface RandomImage {
   /** Temp dir holding src/ and img/; remove it when done. */

@@ -1,6 +1,6 @@
 // Hand-built tar archives for layer tests: ustar headers written byte by byte, with PAX records (long names,
 // nanosecond times, SCHILY.xattr.*, anything else a test wants) and GNU long names/links, so tests can make
-// the odd and the hostile cases that tar writers refuse to make. Independent of src/build/layers.
+// the odd and the hostile cases that tar writers refuse to make. Independent of src/mkfs/layers.
 
 export type TarType = "file" | "dir" | "symlink" | "link" | "fifo" | "chardev" | "blockdev";
 

@@ -16,8 +16,8 @@ import os from "node:os";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { buildImage } from "../../src/build/image.ts";
-import { buildSingle } from "../../src/build/single.ts";
+import { buildImage } from "../../src/mkfs/image.ts";
+import { buildSingle } from "../../src/mkfs/single.ts";
 import { EodError } from "../../src/errors.ts";
 import { decodeChunkFormat, EROFS_BLOCK_MAP_ENTRY_SIZE, EROFS_CHUNK_INDEX_SIZE } from "../../src/erofs/chunk.ts";
 import {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { withShortPath } from "../../src/build/long-path.ts";
+import { withShortPath } from "../../src/mkfs/long-path.ts";
 import { libc } from "../../src/sys/libc.ts";
 import { setXattr } from "../../src/sys/xattr.ts";
 import { eod, eodOk, haveTool, REPO, tool } from "../helpers/cli.ts";
@@ -262,7 +262,7 @@ test("a file replaced by a fifo or a symlink after the scan is refused, not open
   fs.symlinkSync("/etc/hostname", path.join(d, "now-a-link"));
   // In a child with a timeout: a blocking open of a fifo would hang this process for good.
   const script = `
-    import { SourceFile } from ${JSON.stringify(path.join(REPO, "src/build/source-file.ts"))};
+    import { SourceFile } from ${JSON.stringify(path.join(REPO, "src/mkfs/source-file.ts"))};
     for (const name of ["was-a-file", "now-a-link"]) {
       try { SourceFile.open(Buffer.from(${JSON.stringify(d)} + "/" + name), 10); console.log(name, "opened"); }
       catch (err) { console.log(name, err.message); }

@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import test from "node:test";
 import zlib from "node:zlib";
-import { gunzipPieces } from "../../src/build/layers/gunzip.ts";
-import { giveBack } from "../../src/build/layers/piece-loans.ts";
-import { readTar } from "../../src/build/layers/tar-reader.ts";
+import { gunzipPieces } from "../../src/mkfs/layers/gunzip.ts";
+import { giveBack } from "../../src/mkfs/layers/piece-loans.ts";
+import { readTar } from "../../src/mkfs/layers/tar-reader.ts";
 import { PooledSha256 } from "../../src/sys/sha256.ts";
 
 async function* pieces(buf: Buffer, size = 65536): AsyncGenerator<Buffer> {

@@ -12,8 +12,8 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { buildImage } from "../../src/build/image.ts";
-import { buildSingle } from "../../src/build/single.ts";
+import { buildImage } from "../../src/mkfs/image.ts";
+import { buildSingle } from "../../src/mkfs/single.ts";
 
 const CLI = path.resolve(import.meta.dirname, "../../src/cli/main.ts");
 const NOBODY = 65534;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { ChunkWorkers } from "../../src/build/chunk-workers.ts";
+import { ChunkWorkers } from "../../src/mkfs/chunk-workers.ts";
 import { compressChunk } from "../../src/image/codec.ts";
 
 test("ChunkWorkers: digests and zstd frames of shared chunks, as the main thread would make them", async () => {
