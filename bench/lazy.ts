@@ -55,7 +55,7 @@ import { CACHE_DEFAULTS } from "../src/cache/core.ts";
 import { DEFAULT_CHUNK_SIZE } from "../src/mkfs/image.ts";
 import { daemonAlive } from "../src/daemon/client.ts";
 import { ensureDaemon } from "../src/daemon/spawn.ts";
-import { jsonLog } from "../src/daemon/log.ts";
+import { jsonLog } from "../src/util/log.ts";
 import { createFrontend } from "../src/frontend/select.ts";
 
 const KiB = 1024;

@@ -7,12 +7,13 @@
 // verified, while the rest of a (streamed) answer is still arriving; bad bytes are fetched again.
 import { EodError } from "../errors.ts";
 import type { ChunkTable } from "../image/chunk-table.ts";
-import type { Remote, Semaphore } from "../remote/remote.ts";
+import type { Remote } from "../remote/remote.ts";
+import type { Semaphore } from "../util/semaphore.ts";
 import { chunksOverlapping, groupRuns, type FetchRun, type PlanOptions } from "./plan.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
-import type { BufferPool } from "../buffer-pool.ts";
+import type { BufferPool } from "../util/buffer-pool.ts";
 import { ChunkClock } from "./lru.ts";
 import { punchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";

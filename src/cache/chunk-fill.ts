@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import { CHUNK_FLAG_RAW, type ChunkTable } from "../image/chunk-table.ts";
 import { decompressChunkInto, decompressChunkIntoAsync } from "../image/codec.ts";
-import type { BufferPool } from "../buffer-pool.ts";
+import type { BufferPool } from "../util/buffer-pool.ts";
 import type { BlobStorage } from "./storage.ts";
 
 /** Runs up to this many plain bytes are decoded on the main thread: a thread-pool hop costs more than that. */

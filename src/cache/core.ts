@@ -12,12 +12,12 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
-import { BufferPool } from "../buffer-pool.ts";
+import { BufferPool } from "../util/buffer-pool.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 import { Culler, type CullStats } from "./cull.ts";
 import { BUDGET_DEFAULTS } from "./cull-plan.ts";
-import { Semaphore } from "../remote/remote.ts";
+import { Semaphore } from "../util/semaphore.ts";
 
 export interface CacheOptions {
   /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 64 KiB). */

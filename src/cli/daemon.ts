@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
 import { resolveFrontend } from "../frontend/resolve.ts";
-import { jsonLog } from "../daemon/log.ts";
+import { jsonLog } from "../util/log.ts";
 import { EodError } from "../errors.ts";
 import { parse } from "./args.ts";
 import { cacheDirOf } from "./cache-dir.ts";

@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import http from "node:http";
 import { EodError } from "../errors.ts";
-import { errorFields } from "./log.ts";
+import { errorFields } from "../util/log.ts";
 
 export type Handler = (body: unknown) => Promise<unknown>;
 

@@ -21,7 +21,7 @@ import { fillInBackground } from "./background.ts";
 import { planPrefetch } from "./prefetch.ts";
 import { TraceRecorder } from "./trace.ts";
 import type { Trace } from "../image/prefetch.ts";
-import type { Log } from "./log.ts";
+import type { Log } from "../util/log.ts";
 import { mountAt } from "./mountinfo.ts";
 import { loadState, saveState, type DaemonState, type MountRecord } from "./state.ts";
 

@@ -16,7 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bindCachefiles } from "../frontend/fscache/device.ts";
 import { FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_NONBLOCK, FAN_UNLIMITED_QUEUE, fanotifyInit } from "../sys/fanotify.ts";
-import type { Log } from "./log.ts";
+import type { Log } from "../util/log.ts";
 import { holderPidFile } from "./client.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");

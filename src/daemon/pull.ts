@@ -5,7 +5,7 @@
 import { EodError } from "../errors.ts";
 import type { CacheCore } from "../cache/core.ts";
 import type { PreparedImage } from "../frontend/frontend.ts";
-import { Semaphore } from "../remote/remote.ts";
+import { Semaphore } from "../util/semaphore.ts";
 
 export interface PullRequest {
   source: string;

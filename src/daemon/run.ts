@@ -5,7 +5,7 @@ import path from "node:path";
 import { createFrontend } from "../frontend/select.ts";
 import type { FrontendKind } from "../frontend/frontend.ts";
 import { Daemon } from "./daemon.ts";
-import { jsonLog, type Log } from "./log.ts";
+import { jsonLog, type Log } from "../util/log.ts";
 import type { RemoteOptions } from "../remote/remote.ts";
 import type { CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";

@@ -1,5 +1,5 @@
 // Building the kernel frontend the daemon runs (the choice itself: ./resolve.ts).
-import type { Log } from "../daemon/log.ts";
+import type { Log } from "../util/log.ts";
 import { FanotifyFrontend } from "./fanotify/service.ts";
 import { FscacheFrontend } from "./fscache/service.ts";
 import type { Frontend, FrontendKind } from "./frontend.ts";

@@ -4,7 +4,7 @@
 // decompression, the chunk work and the main thread run at once.
 import os from "node:os";
 import { Worker } from "node:worker_threads";
-import { BufferPool } from "../buffer-pool.ts";
+import { BufferPool } from "../util/buffer-pool.ts";
 import type { ChunkJob, ChunkResult } from "./chunk-worker.ts";
 
 type Waiter = { resolve: (out: Uint8Array) => void; reject: (err: Error) => void };

@@ -4,7 +4,7 @@
 import { webcrypto } from "node:crypto";
 import type { ChunkAddr } from "../erofs/chunk.ts";
 import type { BlobWriter } from "./blob-writer.ts";
-import { BufferPool } from "../buffer-pool.ts";
+import { BufferPool } from "../util/buffer-pool.ts";
 import { isZero, overlapsData, type SourceFile } from "./source-file.ts";
 
 export interface ChunkStats {

@@ -12,7 +12,7 @@ import path from "node:path";
 import { EodError } from "../errors.ts";
 import { MANIFEST_NAME, parseManifest } from "../image/manifest.ts";
 import { ANNOTATIONS, formFiles, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociManifestOf } from "../image/oci-form.ts";
-import { Semaphore } from "../remote/remote.ts";
+import { Semaphore } from "../util/semaphore.ts";
 import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
 import type { FinishedBlob } from "./image.ts";
 import { buildFromLayers, startChunkWorkers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";

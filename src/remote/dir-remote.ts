@@ -4,10 +4,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { EodError, RemoteError } from "../errors.ts";
-import {
-  checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, positiveInt, Semaphore,
-  type ReadOptions, type Remote, type RemoteOptions, type RemoteStats,
-} from "./remote.ts";
+import { checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, positiveInt, type ReadOptions, type Remote, type RemoteOptions, type RemoteStats } from "./remote.ts";
+import { Semaphore } from "../util/semaphore.ts";
 
 /** Reads an image directory; one attempt per call (wrap with `withRetry`, or use `openRemote`). */
 export class DirRemote implements Remote {

@@ -7,10 +7,8 @@
 // deadline covers the whole request, so a body that trickles in forever also times out.
 import { Pool } from "./undici-lite.ts";
 import { EodError, RemoteError } from "../errors.ts";
-import {
-  checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, Semaphore,
-  type ReadOptions, type Remote, type RemoteOptions, type RemoteStats,
-} from "./remote.ts";
+import { checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, type ReadOptions, type Remote, type RemoteOptions, type RemoteStats } from "./remote.ts";
+import { Semaphore } from "../util/semaphore.ts";
 
 type Body = Awaited<ReturnType<Pool["request"]>>["body"];
 

@@ -14,7 +14,7 @@
 // only), re-attaches its blobs, fills those events' ranges and answers them.
 import fs from "node:fs";
 import type { BlobCache } from "../../cache/blob-cache.ts";
-import type { Log } from "../../daemon/log.ts";
+import type { Log } from "../../util/log.ts";
 import {
   AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_NOFD, FAN_NONBLOCK,
   FAN_PRE_ACCESS, FAN_UNLIMITED_QUEUE, fanotifyInit, fanotifyMark, pollReadable, type PollHandle,
@@ -22,7 +22,7 @@ import {
 import { SysError } from "../../errors.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
-import { LatencyWindow } from "../../daemon/latency.ts";
+import { LatencyWindow } from "../../util/latency.ts";
 import { decide } from "./decide.ts";
 import { EventJournal, type JournalRecord } from "./journal.ts";
 import { holdFdNumbers } from "../../sys/fds.ts";

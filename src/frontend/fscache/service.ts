@@ -14,8 +14,8 @@ import type { BlobCache, BlobSourceRef } from "../../cache/blob-cache.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { FscacheStorage } from "../../cache/fscache-storage.ts";
 import { dataRanges } from "../../sys/seek.ts";
-import type { Log } from "../../daemon/log.ts";
-import { LatencyWindow } from "../../daemon/latency.ts";
+import type { Log } from "../../util/log.ts";
+import { LatencyWindow } from "../../util/latency.ts";
 import { EodError, SysError } from "../../errors.ts";
 import {
   CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, pollCachefiles, pwriteAligned,

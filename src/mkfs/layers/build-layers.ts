@@ -15,7 +15,7 @@ import {
 import { canInline, chooseEpoch, planLayout, type FileShape } from "../layout.ts";
 import { commitDir } from "../output.ts";
 import type { TreeInode } from "../tree.ts";
-import type { BufferPool } from "../../buffer-pool.ts";
+import type { BufferPool } from "../../util/buffer-pool.ts";
 import { layerTarStream, type LayerInput, type LayerStreamStats } from "./layer-stream.ts";
 import { inodeOf, MergedTree, OPAQUE_MARKER, splitPath, WHITEOUT_PREFIX } from "./merge.ts";
 import { LayerChunker, type ChunkIndex } from "./stream-chunker.ts";

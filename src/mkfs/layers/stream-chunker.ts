@@ -6,7 +6,7 @@
 import { webcrypto } from "node:crypto";
 import type { ChunkAddr } from "../../erofs/chunk.ts";
 import type { BlobWriter } from "../blob-writer.ts";
-import { BufferPool } from "../../buffer-pool.ts";
+import { BufferPool } from "../../util/buffer-pool.ts";
 import type { ChunkStats } from "../chunker.ts";
 import { isZero } from "../source-file.ts";
 import { EodError } from "../../errors.ts";

@@ -6,7 +6,8 @@
 // blob): the cache core verifies every chunk it fetches against the chunk table. The client retries, so
 // this Remote is not wrapped in withRetry.
 import { RemoteError } from "../../errors.ts";
-import { checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, positiveInt, Semaphore, type ReadOptions, type Remote, type RemoteStats } from "../remote.ts";
+import { checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, positiveInt, type ReadOptions, type Remote, type RemoteStats } from "../remote.ts";
+import { Semaphore } from "../../util/semaphore.ts";
 import type { RegistryClient, Repo } from "./client.ts";
 import { checkDigest } from "./digest.ts";
 import type { Descriptor } from "./manifest.ts";

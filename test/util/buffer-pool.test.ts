@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BufferPool } from "../src/buffer-pool.ts";
+import { BufferPool } from "../../src/util/buffer-pool.ts";
 
 test("BufferPool.take() gives exact-size views and reuses given-back memory of the same size class", () => {
   const pool = new BufferPool(1 << 20);
