@@ -134,7 +134,7 @@ async function throttledProxy(target: string): Promise<{ host: string; bytes(): 
   const throttle = createThrottle(RATE);
   let bytes = 0;
   const server = http.createServer((req, res) => {
-    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, async (ur) => {
+    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => { (async () => {
       await sleep(LATENCY_MS);
       res.writeHead(ur.statusCode!, ur.headers);
       for await (const c of ur as AsyncIterable<Buffer>) {
@@ -146,7 +146,7 @@ async function throttledProxy(target: string): Promise<{ host: string; bytes(): 
         }
       }
       res.end();
-    });
+    })().catch(() => res.destroy()); });
     up.on("error", () => res.destroy());
     req.pipe(up);
   });

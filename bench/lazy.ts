@@ -503,7 +503,7 @@ async function main(): Promise<number> {
   for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     process.once(sig, () => {
       process.stderr.write(`${sig}: cleaning up\n`);
-      cleanup().finally(() => process.exit(code));
+      cleanup().catch((e: Error) => console.error(`!! cleanup: ${e.message}`)).finally(() => process.exit(code));
     });
   }
 

@@ -38,15 +38,16 @@ export async function runDaemon(opts: RunOptions, afterStart?: (d: Daemon) => Pr
     })();
     return stopping;
   };
+  const exitAfterFailedStop = (err: unknown) => { log("error", "daemon stop failed", { err }); process.exit(1); };
   const nofile = raiseNofile(NOFILE_WANT);
   if (nofile.soft < 4096) log("warn", "open-file limit is low: each open blob takes ~2 descriptors", { soft: nofile.soft, hard: nofile.hard });
   const frontend = createFrontend(opts.frontend, log, opts.cacheDir);
   daemon = new Daemon({
     cacheDir: opts.cacheDir, frontend, log, remote: remoteOptionsFromEnv(), cache: cacheOptionsFromEnv(),
-    onIdle: () => { stop("idle").then(() => process.exit(0)); },
+    onIdle: () => { stop("idle").then(() => process.exit(0), exitAfterFailedStop); },
   });
-  process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0)); });
-  process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0)); });
+  process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0), exitAfterFailedStop); });
+  process.once("SIGINT", () => { stop("SIGINT").then(() => process.exit(0), exitAfterFailedStop); });
   // A crash leaves its reason in the log as one JSON line too (stderr may be /dev/null: eod mount's daemons).
   process.once("uncaughtException", (err) => {
     log("error", "uncaught exception: the daemon exits", { err, stack: err.stack?.split("\n").slice(1, 8).map((l) => l.trim()) });

@@ -141,7 +141,7 @@ export class BlobWriter {
   /** Closes the file after a failure (queued compressions are left to settle unobserved). */
   abort(): void {
     for (const p of this.#queue) p.compressed.catch(() => {});
-    void this.#close();
+    this.#close().catch(() => {}); // the failure that made us abort is the one the caller reports
   }
 
   /** Closes the file once no batch is being written (its descriptor number could be reused meanwhile). */

@@ -304,7 +304,7 @@ export class FscacheFrontend implements Frontend {
         this.#copen(msg.msgId, boot.size);
       } else if (expected) {
         const old = expected.core.blob(cookie);
-        if (old) void expected.core.closeBlob(cookie); // a re-OPEN (after CLOSE or restore) brings a new fd
+        if (old) expected.core.closeBlob(cookie).catch((err: unknown) => this.#log("error", "fscache: closing a re-opened blob failed", { cookie, err })); // a re-OPEN (after CLOSE or restore) brings a new fd
         // copen first: the backing file is set up by it (lseek on the anon fd fails with ENOBUFS before).
         // No READ can come in between: we are still in the synchronous drain loop.
         this.#copen(msg.msgId, expected.table.kernelSize);
@@ -379,8 +379,8 @@ export class FscacheFrontend implements Frontend {
     if (obj.kind === "blob") {
       const expected = this.#blobs.get(obj.cookie);
       const core = expected?.core;
-      if (core && core.blob(obj.cookie) === obj.blob) void core.closeBlob(obj.cookie); // closes the fd
-      else void obj.blob.storage.close();
+      const closing = core && core.blob(obj.cookie) === obj.blob ? core.closeBlob(obj.cookie) : obj.blob.storage.close(); // closes the fd
+      closing.catch((err: unknown) => this.#log("error", "fscache: closing a blob failed", { cookie: obj.cookie, err }));
     } else {
       this.#closeFd(obj.fd);
     }
