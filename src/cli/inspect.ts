@@ -41,7 +41,12 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     for (const b of info.blobs ?? []) {
       out(`blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
     }
-    if (!values.summary) for (const e of listEntries(img.reader, false)) out(formatEntry(e));
+    if (!values.summary) {
+      for (const e of listEntries(img.reader, false)) {
+        if (!process.stdout.writable) break; // the reader went away (EPIPE): main.ts ends the process
+        out(formatEntry(e));
+      }
+    }
     return 0;
   } finally {
     img.close();

@@ -51,6 +51,14 @@ async function main(argv: string[]): Promise<number> {
   return (await load())(rest);
 }
 
+// A reader that stops early (`eod inspect img | head -1`) closes our stdout: stop quietly with the status a
+// command killed by SIGPIPE has (as `ls | head -1`), for every command, instead of an unhandled EPIPE.
+const SIGPIPE_STATUS = 128 + 13;
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  process.exit(SIGPIPE_STATUS);
+});
+
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
   if (err instanceof EodError) {
     console.error(`eod: ${err.message}`);

@@ -1,13 +1,13 @@
 // `eod unpack`: turns each blob's remote form into its kernel form (the bytes a cache file holds when
 // complete), verifying every chunk, so the bootstrap can be mounted with device= options and no daemon.
-import { createHash, hash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
-import { CHUNK_FLAG_RAW, type ChunkTable } from "./chunk-table.ts";
-import { decompressChunk } from "./codec.ts";
+import type { ChunkTable } from "./chunk-table.ts";
 import { openBlobFile } from "./blob-source.ts";
 import { openImage } from "./open.ts";
+import { verifiedChunk } from "./verified-chunk.ts";
+import { sha256Stream } from "../util/sha256.ts";
 
 export interface Unpacked {
   bootstrapPath: string;
@@ -19,7 +19,10 @@ export interface Unpacked {
 export function unpackImage(imageDir: string, blobsTo: string): Unpacked {
   const opened = openImage(imageDir); // verifies the manifest, tables and bootstrap against each other
   opened.close();
-  const img = opened.imageDir!;
+  const img = opened.imageDir;
+  if (!img) {
+    throw new EodError("USAGE", `${imageDir} is an EROFS file, not an image directory: it has no blobs to unpack and mounts as it is (mount -t erofs -o ro ${imageDir} <mnt>, with device= for its extra devices)`);
+  }
   mkdirOut(blobsTo);
   const blobPaths = img.manifest.blobs.map((b, k) => {
     const out = path.resolve(blobsTo, b.id);
@@ -55,7 +58,7 @@ export function writeKernelForm(remotePath: string, remoteDigest: string, table:
   try {
     const size = fs.fstatSync(src).size;
     if (size !== table.remoteSize) throw new EodError("DIGEST_MISMATCH", `Blob ${id}: remote form has ${size} bytes, expected ${table.remoteSize}`);
-    const whole = createHash("sha256");
+    const whole = sha256Stream();
     let expectRemote = 0;
     for (let i = 0; i < table.entries.length; i++) {
       const e = table.entries[i];
@@ -63,8 +66,7 @@ export function writeKernelForm(remotePath: string, remoteDigest: string, table:
       fs.readSync(src, remote, 0, e.remoteSize, e.remoteOffset);
       if (e.remoteOffset === expectRemote) { whole.update(remote); expectRemote += e.remoteSize; }
       const what = `chunk ${i} of blob ${id}`;
-      const plain = e.flags & CHUNK_FLAG_RAW ? remote : decompressChunk(table.compression, remote, e.plainSize, what);
-      if (!Buffer.from(hash("sha256", plain, "buffer")).equals(e.digest)) throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what}`);
+      const plain = verifiedChunk(table, i, remote, what);
       fs.writeSync(fd, plain, 0, plain.length, e.plainOffset);
     }
     if (expectRemote === table.remoteSize && `sha256:${whole.digest("hex")}` !== remoteDigest) {
