@@ -25,12 +25,17 @@ export function parsePax(body: Buffer, into: PaxRecords, where: string): PaxReco
     }
     const key = body.toString("utf8", space + 1, eq);
     const value = body.subarray(eq + 1, at + len - 1);
-    // An empty value deletes the key (POSIX: "the keyword shall be deleted").
-    if (value.length === 0) into.delete(key);
+    // An empty value deletes the key (POSIX: "the keyword shall be deleted"), except for an xattr, whose value
+    // may be empty (setfattr -v ""): GNU tar writes and restores it, mkfs.erofs --tar keeps it.
+    if (value.length === 0 && !isXattrKey(key)) into.delete(key);
     else into.set(key, Buffer.from(value)); // copy: the body buffer is reused
     at += len;
   }
   return into;
+}
+
+function isXattrKey(key: string): boolean {
+  return key.startsWith("SCHILY.xattr.") || key.startsWith("LIBARCHIVE.xattr.");
 }
 
 /** A PAX decimal time ("1700000000.123456789", "-1.5") as floor seconds and nanoseconds 0..999999999. */
