@@ -1,19 +1,16 @@
 // An image served over HTTP(S) as a Remote: one undici Pool per origin (keep-alive, `connections` =
 // concurrency), one attempt per call. Remotes of one server share its pool and its request slots: a daemon
 // serving 100 images of one server keeps at most `concurrency` connections to it, not 100 pools (~600
-// sockets and ~60 MB more RSS, measured by bench/many-blobs.ts). Every answer is checked before it is believed: a range read must come
-// back 206 with the Content-Range asked for (or 200 for a whole file read from offset 0), and the body must
-// have exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own
-// deadline covers the whole request, so a body that trickles in forever also times out.
-import { Pool } from "./undici-lite.ts";
+// sockets and ~60 MB more RSS, measured by bench/many-blobs.ts). Every answer is checked before it is
+// believed (range answers by range-reader.ts, the reader the registry uses too), and the body must have
+// exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own deadline
+// covers the whole request, so a body that trickles in forever also times out.
+import { Pool } from "undici";
 import { EodError, RemoteError } from "../errors.ts";
+import { contentLength, discard, statusError, toRemoteError, type Body, type Headers } from "./answer.ts";
+import { readRangeAnswer } from "./range-reader.ts";
 import { checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, type ReadOptions, type Remote, type RemoteOptions, type RemoteStats } from "./remote.ts";
 import { Semaphore } from "../util/semaphore.ts";
-
-type Body = Awaited<ReturnType<Pool["request"]>>["body"];
-
-// undici error codes that mean "no answer in time" rather than a broken connection.
-const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /** Pools shared by the remotes of one origin with the same options, counted so the last close() destroys it. */
 const pools = new Map<string, { pool: Pool; slots: Semaphore; refs: number }>();
@@ -64,10 +61,10 @@ export class HttpRemote implements Remote {
     const url = this.#url(relPath);
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
     return this.#attempt(`GET ${url}`, url, opts.signal, {}, async (status, headers, body, what) => {
-      if (status !== 200) throw statusError(what, url, status);
+      if (status !== 200) throw statusError(what, url, status, headers);
       const declared = contentLength(headers);
       if (declared !== undefined && declared > maxBytes) throw tooBig(what, declared, maxBytes);
-      return readBody(body, what, url, declared ?? -1, maxBytes);
+      return readBody(body, what, url, declared, maxBytes);
     });
   }
 
@@ -78,24 +75,8 @@ export class HttpRemote implements Remote {
     const last = offset + length - 1;
     const what = `GET ${url} (bytes ${offset}-${last})`;
     return this.#attempt(what, url, opts.signal, { range: `bytes=${offset}-${last}` }, async (status, headers, body) => {
-      if (status === 206) {
-        const cr = String(headers["content-range"] ?? "");
-        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
-        if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
-          throw new RemoteError("REMOTE_IO", url, `${what}: answer is for another range (Content-Range ${JSON.stringify(cr)})`);
-        }
-      } else if (status === 200) {
-        // A server that ignores Range sends the whole file; usable only when that is what we asked for.
-        // Anything else would be downloaded for nothing, and asking again will not change the server.
-        if (offset !== 0) throw new RemoteError("REMOTE_STATUS", url, `${what}: HTTP 200, the server ignored the range`, { status });
-      } else {
-        throw statusError(what, url, status);
-      }
-      const declared = contentLength(headers);
-      if (declared !== undefined && declared !== length) {
-        throw new RemoteError("REMOTE_IO", url, `${what}: answer has ${declared} bytes (Content-Length), asked for ${length}`);
-      }
-      return readBody(body, what, url, length, length, opts.onData);
+      if (status !== 206 && status !== 200) throw statusError(what, url, status, headers);
+      return readRangeAnswer({ status, headers, body, url }, what, offset, length, opts.onData);
     });
   }
 
@@ -103,7 +84,7 @@ export class HttpRemote implements Remote {
     const url = this.#url(relPath);
     return this.#attempt(`HEAD ${url}`, url, opts.signal, {}, async (status, headers, body, what) => {
       body.dump().catch(() => {});
-      if (status !== 200) throw statusError(what, url, status);
+      if (status !== 200) throw statusError(what, url, status, headers);
       const n = contentLength(headers);
       if (n === undefined) throw new RemoteError("REMOTE_IO", url, `${what}: no Content-Length`);
       return n;
@@ -136,7 +117,7 @@ export class HttpRemote implements Remote {
    */
   async #attempt<T extends Uint8Array | number>(
     what: string, url: string, signal: AbortSignal | undefined, headers: Record<string, string>,
-    check: (status: number, headers: Record<string, string | string[] | undefined>, body: Body, what: string) => Promise<T>,
+    check: (status: number, headers: Headers, body: Body, what: string) => Promise<T>,
     method: "GET" | "HEAD" = "GET",
   ): Promise<T> {
     return this.#slots.run(async () => {
@@ -180,53 +161,18 @@ function tooBig(what: string, size: number | string, max: number): EodError {
   return new EodError("IMAGE_INVALID", `${what}: ${size} bytes is more than the limit of ${max}`);
 }
 
-/**
- * Closes a response body we will not read. undici's BodyReadable turns destroy() without an error into an
- * 'error' event (RequestAbortedError), emitted a tick later if the body was never read; with no listener
- * that is an uncaught exception, so listen first.
- */
-function discard(body: Body): void {
-  body.on("error", () => {});
-  body.destroy();
-}
-
-function statusError(what: string, url: string, status: number): RemoteError {
-  return new RemoteError("REMOTE_STATUS", url, `${what}: HTTP ${status}`, { status });
-}
-
-function contentLength(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const v = headers["content-length"];
-  if (v === undefined || Array.isArray(v) || !/^\d+$/.test(v)) return undefined;
-  return Number(v);
-}
-
-/** Reads the body, refusing more than `max` bytes as soon as they arrive and, when `exact` ≥ 0, any other length. */
-async function readBody(body: Body, what: string, url: string, exact: number, max: number, onData?: ReadOptions["onData"]): Promise<Uint8Array> {
-  const out = new Uint8Array(exact >= 0 ? exact : 0);
+/** A whole file's body, refusing more than `max` bytes as soon as they arrive and any length but a declared one. */
+async function readBody(body: Body, what: string, url: string, declared: number | undefined, max: number): Promise<Uint8Array> {
+  const out = new Uint8Array(declared ?? 0); // filled in place when the length is known, else the pieces are joined
   const parts: Uint8Array[] = [];
   let got = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (got + chunk.length > max) {
-      // A range read asked for `max`: more is a broken answer. A whole file past its limit is an absurd image.
-      if (exact >= 0) throw new RemoteError("REMOTE_IO", url, `${what}: answer is longer than ${max} bytes`);
-      throw tooBig(what, `more than ${got + chunk.length}`, max);
-    }
-    if (exact >= 0) out.set(chunk, got);
+    if (declared !== undefined && got + chunk.length > declared) throw new RemoteError("REMOTE_IO", url, `${what}: answer is longer than ${declared} bytes`);
+    if (got + chunk.length > max) throw tooBig(what, `more than ${got + chunk.length}`, max); // an absurd image, not a broken answer
+    if (declared !== undefined) out.set(chunk, got);
     else parts.push(chunk);
     got += chunk.length;
-    if (exact >= 0) onData?.(out, got);
   }
-  if (exact >= 0 && got !== exact) throw new RemoteError("REMOTE_IO", url, `${what}: answer ended after ${got} of ${exact} bytes`);
-  return exact >= 0 ? out : Buffer.concat(parts, got);
-}
-
-/** Maps whatever went wrong to a RemoteError with the code that tells retry.ts what to do. */
-function toRemoteError(err: unknown, what: string, url: string, timedOut: boolean, timeoutMs: number): EodError {
-  if (err instanceof EodError) return err;
-  const code = (err as { code?: string }).code ?? "";
-  if (timedOut || TIMEOUT_CODES.has(code)) {
-    return new RemoteError("REMOTE_TIMEOUT", url, `${what}: no complete answer within ${timeoutMs} ms`, { cause: err });
-  }
-  const detail = err instanceof Error ? `${err.message}${code ? ` (${code})` : ""}` : String(err);
-  return new RemoteError("REMOTE_IO", url, `${what}: ${detail}`, { cause: err });
+  if (declared !== undefined && got !== declared) throw new RemoteError("REMOTE_IO", url, `${what}: answer ended after ${got} of ${declared} bytes`);
+  return declared !== undefined ? out : Buffer.concat(parts, got);
 }

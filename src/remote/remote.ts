@@ -1,13 +1,9 @@
-// The one interface every reader of image bytes uses (`Remote`), `openRemote()` which picks the
-// implementation from the location, and the small helpers both implementations share (path checks,
-// argument checks, a FIFO semaphore). Retry is not here: it is a wrapper (retry.ts), as in undici,
-// so each implementation only has to make one attempt and say whether the failure is worth repeating.
+// The one interface every reader of image bytes uses (`Remote`), its options and defaults, and the small
+// checks every implementation shares (paths, ranges, option values). The implementations and openRemote(),
+// which picks one from the location, are in other modules (open-remote.ts), so that they can import this
+// one without a cycle. Retry is not here: it is a wrapper (retry.ts), as in undici, so each implementation
+// only has to make one attempt and say whether the failure is worth repeating.
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { DirRemote } from "./dir-remote.ts";
-import { HttpRemote } from "./http-remote.ts";
-import { isRegistrySource, RegistryImageRemote } from "./registry/image-remote.ts";
-import { withRetry } from "./retry.ts";
 
 export interface ReadOptions {
   /** Aborting rejects with `signal.reason` and is never retried. */
@@ -58,35 +54,17 @@ export interface RemoteOptions {
   retries?: number;
   /** Max requests in flight to one remote, default 16; more wait in FIFO order. */
   concurrency?: number;
+  /**
+   * Registry sources only: the `--insecure-registry` names ("host[:port]") spoken to without TLS verification
+   * (or over plain HTTP); default none. Loopback registries are always plain HTTP.
+   */
+  insecureRegistries?: string[];
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CONCURRENCY = 16;
 /** readFile() refuses bigger files unless the caller raises the limit (a bootstrap of a huge tree is ~100s of MB). */
 export const DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024;
-
-/**
- * Opens the image at `location`: an `http://`/`https://` base URL (may carry a path prefix), a local
- * directory (a path or a `file:` URL), or an image in a registry (`docker://host/repo:tag`, the OCI form
- * `eod convert` pushes; see registry/image-remote.ts). The result retries transient failures (see retry.ts;
- * the registry client has the same policy built in).
- *
- * @example
- * const remote = openRemote("http://127.0.0.1:8080/images/app/", { timeoutMs: 5000 });
- * try {
- *   const manifest = await remote.readFile("manifest.json", { maxBytes: 1 << 20 });
- *   const head = await remote.readRange("bootstrap.erofs", 1024, 128);
- * } finally {
- *   await remote.close();
- * }
- */
-export function openRemote(location: string, opts: RemoteOptions = {}): Remote {
-  if (isRegistrySource(location)) return new RegistryImageRemote(location, opts);
-  const inner = /^https?:\/\//i.test(location)
-    ? new HttpRemote(location, opts)
-    : new DirRemote(/^file:/i.test(location) ? fileURLToPath(location) : location, opts);
-  return withRetry(inner, { retries: opts.retries });
-}
 
 /**
  * Checks a path relative to the image root and returns it with "/" separators: no absolute paths, no

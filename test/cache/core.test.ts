@@ -9,7 +9,8 @@ import { buildImage } from "../../src/mkfs/image.ts";
 import { CacheCore } from "../../src/cache/core.ts";
 import { decodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { writeKernelForm } from "../../src/image/unpack.ts";
-import { openRemote, type Remote } from "../../src/remote/remote.ts";
+import { openRemote } from "../../src/remote/open-remote.ts";
+import type { Remote } from "../../src/remote/remote.ts";
 import { punchHole } from "../../src/sys/seek.ts";
 import { serve } from "../helpers/lazy.ts";
 

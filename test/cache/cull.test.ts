@@ -12,7 +12,8 @@ import { SparseFileStorage, type BlobStorage } from "../../src/cache/storage.ts"
 import { PresenceMap } from "../../src/cache/presence.ts";
 import { decodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { writeKernelForm } from "../../src/image/unpack.ts";
-import { openRemote, type Remote } from "../../src/remote/remote.ts";
+import { openRemote } from "../../src/remote/open-remote.ts";
+import type { Remote } from "../../src/remote/remote.ts";
 import { dataRanges } from "../../src/sys/seek.ts";
 
 interface Img { dir: string; id: string; table: ChunkTable; kernel: Buffer; ctab: string }

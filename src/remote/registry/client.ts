@@ -5,7 +5,9 @@
 // streamed sha256 and their descriptor's size, manifests by the digest asked for or Docker-Content-Digest.
 // Range reads are not verified here (a range is not a whole blob); the cache core verifies each chunk.
 import { EodError, RemoteError } from "../../errors.ts";
-import { DEFAULT_MAX_FILE_BYTES, type RemoteStats } from "../remote.ts";
+import { contentLength, discard, one } from "../answer.ts";
+import { readRangeAnswer } from "../range-reader.ts";
+import { DEFAULT_MAX_FILE_BYTES, type ReadOptions, type RemoteStats } from "../remote.ts";
 import type { BlobSource } from "./blob-source.ts";
 import { checkDigest, sha256Digest, verifyBytes } from "./digest.ts";
 import {
@@ -14,8 +16,8 @@ import {
 } from "./manifest.ts";
 import { PooledVerifier } from "./pooled-verifier.ts";
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
-import { contentLength, headBlob, name, one, readAll, readExact, readSlice, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
-import { discard, toRemoteError, type Exchange } from "./transport.ts";
+import { headBlob, name, readAll, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
+import { toRemoteError, type Exchange } from "./transport.ts";
 import { mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamBlobOptions, type StreamedUpload } from "./upload.ts";
 
 export type { CallOptions, RegistryClientOptions, Repo } from "./session.ts";
@@ -136,8 +138,9 @@ export class RegistryClient {
     const verifier = new PooledVerifier(digest); // hashed on the thread pool while the pieces are used
     const what = `blob ${name(repo)}@${digest}`;
     const path = `/v2/${repo.repository}/blobs/${digest}`;
+    const retry = this.#s.retryLoop(opts.signal);
     try {
-      for (let attempt = 0; ; attempt++) {
+      for (;;) {
         const from = verifier.bytes;
         let ex: Exchange | undefined;
         try {
@@ -180,11 +183,7 @@ export class RegistryClient {
           ex = undefined;
           break;
         } catch (err) {
-          if (opts.signal?.aborted) throw opts.signal.reason;
-          const e = toRemoteError(err, `GET ${what}`, path, false, this.#s.timeoutMs);
-          this.#s.stats.errors++;
-          if (!this.#s.retryable(e, attempt)) throw e;
-          await this.#s.backoff(attempt, opts.signal, e);
+          await retry.failed(toRemoteError(err, `GET ${what}`, path, false, this.#s.timeoutMs));
         } finally {
           if (ex) discard(ex.body);
         }
@@ -212,10 +211,12 @@ export class RegistryClient {
   }
 
   /**
-   * Exactly `length` bytes at `offset` of a blob (HTTP Range). NOT verified: a range is not the whole
-   * blob; callers verify what they read (the cache core checks each chunk against its own digest).
+   * Exactly `length` bytes at `offset` of a blob (HTTP Range), handed to `opts.onData` as they arrive; the
+   * answer is read by range-reader.ts, as the HTTP remote's is (a registry that ignores Range is used from
+   * offset 0 only). NOT verified: a range is not the whole blob; callers verify what they read (the cache
+   * core checks each chunk against its own digest).
    */
-  async readBlobRange(repo: Repo, digest: string, offset: number, length: number, opts: CallOptions = {}): Promise<Uint8Array> {
+  async readBlobRange(repo: Repo, digest: string, offset: number, length: number, opts: CallOptions & Pick<ReadOptions, "onData"> = {}): Promise<Uint8Array> {
     checkDigest(digest);
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad range offset ${offset} length ${length}`);
     if (length === 0) return new Uint8Array(0);
@@ -223,27 +224,18 @@ export class RegistryClient {
     const what = `GET blob ${name(repo)}@${digest} (bytes ${offset}-${last})`;
     return this.#s.retry(opts.signal, async () => {
       const ex = await this.#s.exchange(repo, "pull", "GET", `/v2/${repo.repository}/blobs/${digest}`, { headers: { range: `bytes=${offset}-${last}` }, signal: opts.signal, deadlineMs: this.#s.timeoutMs });
-      if (ex.status === 206) {
-        const cr = one(ex.headers["content-range"]) ?? "";
-        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
-        if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
-          discard(ex.body);
-          throw new RemoteError("REMOTE_IO", ex.url, `${what}: answer is for another range (Content-Range ${JSON.stringify(cr)})`);
-        }
-      } else if (ex.status === 200) {
-        // Range ignored (some CDNs and proxies): the slice is cut from the whole blob as it passes.
-        const out = await readSlice(ex, what, offset, length);
-        this.#s.stats.bytes += out.length;
-        return out;
-      } else if (ex.status === 416) {
+      if (ex.status === 416) {
         discard(ex.body);
         throw new EodError("IMAGE_INVALID", `${what}: the range is past the end of the blob (HTTP 416)`);
-      } else {
-        throw await this.#s.statusError(ex, what, repo, `blob ${digest}`);
       }
-      const out = await readExact(ex, what, length);
-      this.#s.stats.bytes += out.length;
-      return out;
+      if (ex.status !== 206 && ex.status !== 200) throw await this.#s.statusError(ex, what, repo, `blob ${digest}`);
+      try {
+        const out = await readRangeAnswer(ex, what, offset, length, opts.onData);
+        this.#s.stats.bytes += out.length;
+        return out;
+      } catch (err) {
+        throw toRemoteError(err, what, ex.url, false, this.#s.timeoutMs);
+      }
     });
   }
 

@@ -22,15 +22,8 @@ export function isRegistrySource(source: string): boolean {
 }
 
 export interface RegistryImageOptions extends RemoteOptions {
-  /** `--insecure-registry` names; default from $EOD_INSECURE_REGISTRY (comma separated). */
-  insecureRegistries?: string[];
   /** os/arch[/variant] when the reference names an index; default the host's. */
   platform?: string;
-}
-
-/** $EOD_INSECURE_REGISTRY: how `--insecure-registry` reaches a daemon started by the CLI. */
-export function insecureFromEnv(): string[] {
-  return (process.env.EOD_INSECURE_REGISTRY ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
 interface Opened {
@@ -103,7 +96,7 @@ export class RegistryImageRemote implements Remote {
     // Loaded on first use: a daemon serving image directories never pays for the registry client.
     const [{ RegistryClient }, { RegistryRemote }] = await Promise.all([import("./client.ts"), import("./registry-remote.ts")]);
     const client = new RegistryClient({
-      insecureRegistries: this.#opts.insecureRegistries ?? insecureFromEnv(),
+      insecureRegistries: this.#opts.insecureRegistries ?? [],
       timeoutMs: this.#opts.timeoutMs, retries: this.#opts.retries, concurrency: this.#opts.concurrency,
     });
     try {

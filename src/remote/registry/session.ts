@@ -1,15 +1,16 @@
 // What every registry request goes through: the transport (scheme, undici, redirects), the authenticator
 // (tokens per scope, basic), one authorised exchange that answers a 401 challenge once, the mapping of
 // statuses to errors (404 → REGISTRY_NOT_FOUND, 401/403 → REGISTRY_AUTH, others REMOTE_STATUS), and the
-// project's retry policy (retry.ts). client.ts (reads) and upload.ts (pushes) are written on top of it.
+// project's one retry loop (retry.ts). client.ts (reads) and upload.ts (pushes) are written on top of it.
 import { EodError, RemoteError } from "../../errors.ts";
+import { contentLength, discard, one, statusError, toRemoteError, type Body } from "../answer.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, positiveInt, type RemoteStats } from "../remote.ts";
-import { backoffMs, DEFAULT_RETRIES, isRetryable, sleep } from "../retry.ts";
+import { checkRetries, retrying, RetryLoop, type RetryOptions } from "../retry.ts";
 import { Authenticator, detail } from "./auth.ts";
 import { dockerCredentials, type CredentialStore } from "./credentials.ts";
 import { checkDigest } from "./digest.ts";
 import { checkRepository } from "./reference.ts";
-import { discard, toRemoteError, Transport, type Body, type Exchange, type Headers } from "./transport.ts";
+import { Transport, type Exchange } from "./transport.ts";
 
 /** A repository on a registry; a parsed Reference is one. */
 export interface Repo {
@@ -55,13 +56,12 @@ export class Session {
   readonly stats: RemoteStats = { requests: 0, bytes: 0, retries: 0, errors: 0 };
   readonly #transport: Transport;
   readonly #auth: Authenticator;
-  readonly #backoff: { baseMs?: number; capMs?: number };
+  readonly #retry: RetryOptions;
 
   constructor(opts: RegistryClientOptions = {}) {
     this.timeoutMs = positiveInt(opts.timeoutMs, DEFAULT_TIMEOUT_MS, "timeoutMs");
-    this.retries = opts.retries ?? DEFAULT_RETRIES;
-    if (!Number.isInteger(this.retries) || this.retries < 0) throw new RangeError(`retries must be a non-negative integer, got ${opts.retries}`);
-    this.#backoff = opts.backoff ?? {};
+    this.retries = checkRetries(opts.retries);
+    this.#retry = { retries: this.retries, baseMs: opts.backoff?.baseMs, capMs: opts.backoff?.capMs };
     this.#transport = new Transport({
       timeoutMs: this.timeoutMs,
       concurrency: positiveInt(opts.concurrency, DEFAULT_CONCURRENCY, "concurrency"),
@@ -120,63 +120,21 @@ export class Session {
     if (ex.status === 404) return new EodError("REGISTRY_NOT_FOUND", `${what}: HTTP 404${detail(text)}`);
     if (ex.status === 401) return new EodError("REGISTRY_AUTH", `authentication failed for ${repo.registry}: ${what}: HTTP 401${detail(text)}`);
     if (ex.status === 403) return new EodError("REGISTRY_AUTH", `access denied by ${repo.registry}: ${what}: HTTP 403${detail(text)}`);
-    const after = ex.status === 429 || ex.status === 503 ? retryAfterMs(one(ex.headers["retry-after"])) : undefined;
-    const tooLong = after !== undefined && after > MAX_RETRY_AFTER_MS ? `; the registry asks to wait ${Math.ceil(after / 1000)} s (Retry-After)` : "";
-    const err = new RemoteError("REMOTE_STATUS", ex.url, `${what}: HTTP ${ex.status}${detail(text)}${tooLong}`, { status: ex.status });
-    if (after !== undefined) retryAfter.set(err, after);
-    return err;
+    return statusError(what, ex.url, ex.status, ex.headers, detail(text), "registry");
   }
 
-  /** The project's retry policy around one operation. */
-  async retry<T>(signal: AbortSignal | undefined, once: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await once();
-      } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        this.stats.errors++;
-        if (!this.retryable(err, attempt)) throw err;
-        await this.backoff(attempt, signal, err);
-      }
-    }
+  /** retry.ts's loop around one operation, counted in this session's stats. */
+  retry<T>(signal: AbortSignal | undefined, once: () => Promise<T>): Promise<T> {
+    return retrying(this.#retry, signal, once, this.stats);
   }
 
-  /** Whether failure number `attempt` (0-based) is tried again: retryable, retries left, no long Retry-After. */
-  retryable(err: unknown, attempt: number): boolean {
-    return attempt < this.retries && isRetryable(err) && (retryAfter.get(err as Error) ?? 0) <= MAX_RETRY_AFTER_MS;
+  /** The same loop for an operation that cannot be one callback (a resumed stream). */
+  retryLoop(signal?: AbortSignal): RetryLoop {
+    return new RetryLoop(this.#retry, signal, this.stats);
   }
-
-  /** Waits before retry number `attempt` (retry.ts's backoff, or the Retry-After of `err` if longer) and counts it. */
-  async backoff(attempt: number, signal?: AbortSignal, err?: unknown): Promise<void> {
-    await sleep(Math.max(backoffMs(attempt, this.#backoff), retryAfter.get(err as Error) ?? 0), signal);
-    this.stats.retries++;
-  }
-}
-
-/** A 429/503's Retry-After is waited for up to this long; a longer one fails at once (a quota, not a blip). */
-export const MAX_RETRY_AFTER_MS = 30_000;
-/** The wait a 429/503 asked for, by error. */
-const retryAfter = new WeakMap<Error, number>();
-
-/** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
-export function retryAfterMs(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 export const name = (repo: Repo) => `${repo.registry}/${repo.repository}`;
-
-export function one(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-export function contentLength(headers: Headers): number | undefined {
-  const v = one(headers["content-length"]);
-  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
-}
 
 export async function readText(body: Body): Promise<string> {
   try {
@@ -216,56 +174,6 @@ export async function readAll(ex: Exchange, what: string, max: number, kind: str
   }
   if (declared !== undefined && got !== declared) throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: answer ended after ${got} of ${declared} bytes`);
   return Buffer.concat(parts, got);
-}
-
-/** Exactly `length` bytes of body, else a retryable REMOTE_IO. */
-export async function readExact(ex: Exchange, what: string, length: number): Promise<Uint8Array> {
-  const declared = contentLength(ex.headers);
-  if (declared !== undefined && declared !== length) {
-    discard(ex.body);
-    throw new RemoteError("REMOTE_IO", ex.url, `${what}: answer has ${declared} bytes (Content-Length), asked for ${length}`);
-  }
-  const out = new Uint8Array(length);
-  let got = 0;
-  try {
-    for await (const chunk of ex.body as AsyncIterable<Buffer>) {
-      if (got + chunk.length > length) { discard(ex.body); throw new RemoteError("REMOTE_IO", ex.url, `${what}: answer is longer than ${length} bytes`); }
-      out.set(chunk, got);
-      got += chunk.length;
-    }
-  } catch (err) {
-    throw toRemoteError(err, what, ex.url, false, 0);
-  }
-  if (got !== length) throw new RemoteError("REMOTE_IO", ex.url, `${what}: answer ended after ${got} of ${length} bytes`);
-  return out;
-}
-
-/**
- * `length` bytes at `offset` of a whole-blob body (a server that ignored Range answered 200): the bytes
- * before are dropped as they pass, the connection is closed after the slice. A body that ends cleanly
- * before the slice does means the blob is shorter (undici fails a cut-off body): IMAGE_INVALID.
- */
-export async function readSlice(ex: Exchange, what: string, offset: number, length: number): Promise<Uint8Array> {
-  const declared = contentLength(ex.headers);
-  const past = () => new EodError("IMAGE_INVALID", `${what}: the range is past the end of the blob (${declared ?? seen} bytes)`);
-  let seen = 0;
-  if (declared !== undefined && declared < offset + length) { discard(ex.body); throw past(); }
-  const out = new Uint8Array(length);
-  let got = 0;
-  try {
-    for await (const chunk of ex.body as AsyncIterable<Buffer>) {
-      const from = Math.max(0, offset - seen);
-      seen += chunk.length;
-      if (from >= chunk.length) continue;
-      const piece = chunk.subarray(from, from + length - got);
-      out.set(piece, got);
-      got += piece.length;
-      if (got === length) { discard(ex.body); return out; }
-    }
-  } catch (err) {
-    throw toRemoteError(err, what, ex.url, false, 0);
-  }
-  throw past();
 }
 
 /**

@@ -3,20 +3,13 @@
 // redirects followed by hand so that an Authorization header never leaves the origin it was meant for,
 // and undici's failures mapped to RemoteErrors whose `retryable` tells the retry loop what to do.
 import { Readable } from "node:stream";
-import { Agent } from "../undici-lite.ts";
+import { Agent } from "undici";
 import { EodError, RemoteError } from "../../errors.ts";
+import { toRemoteError as toGenericError, type Answer } from "../answer.ts";
 import { apiHost, isLoopback } from "./reference.ts";
 
-export type Body = Awaited<ReturnType<Agent["request"]>>["body"];
-export type Headers = Record<string, string | string[] | undefined>;
-
-export interface Exchange {
-  status: number;
-  headers: Headers;
-  body: Body;
-  /** The URL that answered (after redirects). */
-  url: string;
-}
+/** A registry's answer; `url` is the one that answered, after redirects. */
+export type Exchange = Answer;
 
 export interface SendOptions {
   method: string;
@@ -28,7 +21,6 @@ export interface SendOptions {
   deadlineMs?: number;
 }
 
-const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"]);
 const MAX_REDIRECTS = 5;
 
 export interface TransportOptions {
@@ -152,26 +144,17 @@ function registryOf(url: string): string {
   return new URL(url).host;
 }
 
-/** Closes a body we will not read, without an unhandled 'error' event (see http-remote.ts). */
-export function discard(body: Body): void {
-  body.on("error", () => {});
-  body.destroy();
-}
-
-/** Maps whatever went wrong to an error whose code tells the retry loop what to do. */
+/** Maps whatever went wrong to an error whose code tells the retry loop what to do; a TLS failure names the way out. */
 export function toRemoteError(err: unknown, what: string, url: string, timedOut: boolean, timeoutMs: number): EodError {
   if (err instanceof EodError) return err;
   const code = (err as { code?: string }).code ?? "";
-  if (timedOut || TIMEOUT_CODES.has(code)) {
-    return new RemoteError("REMOTE_TIMEOUT", url, `${what}: no complete answer within ${timeoutMs} ms`, { cause: err });
-  }
-  const detail = err instanceof Error ? `${err.message.split("\n")[0]}${code ? ` (${code})` : ""}` : String(err);
-  if (/^ERR_SSL_|^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+  if (!timedOut && /^ERR_SSL_|^ERR_TLS_|CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
     // Not a RemoteError, so not retried: the handshake will fail the same way again.
     const host = new URL(url).host;
+    const detail = err instanceof Error ? `${err.message.split("\n")[0]} (${code})` : String(err);
     const reason = /SSL routines:[^:]*:([^:]+)/.exec(detail)?.[1]; // OpenSSL's "…:SSL routines:func:reason:file:line:"
     const why = code === "ERR_SSL_WRONG_VERSION_NUMBER" ? `no TLS answer, the server may speak plain HTTP (${code})` : reason ? `${reason} (${code})` : detail;
     return new EodError("REMOTE_IO", `${what}: TLS failed: ${why}. If you trust ${host} without a verified certificate (or without TLS), name it with --insecure-registry ${host}`, { cause: err });
   }
-  return new RemoteError("REMOTE_IO", url, `${what}: ${detail}`, { cause: err });
+  return toGenericError(err, what, url, timedOut, timeoutMs);
 }

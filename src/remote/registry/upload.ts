@@ -7,7 +7,8 @@ import { positiveInt } from "../remote.ts";
 import { bytesSource, type BlobSource } from "./blob-source.ts";
 import { checkDigest, sha256Digest, verifyBytes } from "./digest.ts";
 import { parseManifest, type Descriptor } from "./manifest.ts";
-import { headBlob, name, one, type CallOptions, type Repo, type Session } from "./session.ts";
+import { one } from "../answer.ts";
+import { headBlob, name, type CallOptions, type Repo, type Session } from "./session.ts";
 import type { Exchange } from "./transport.ts";
 
 export interface PushBlobOptions extends CallOptions {
