@@ -1,5 +1,6 @@
 // eod inspect <image> [--stat <path>] [--summary] [--json]
 import { EodError } from "../errors.ts";
+import { featureNames } from "../erofs/super.ts";
 import { entryInfo, imageInfo, listEntries, type EntryInfo } from "../image/inspect.ts";
 import { openImage } from "../image/open.ts";
 import { parse } from "./args.ts";
@@ -36,7 +37,8 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       return 0;
     }
     out(`${info.kind} block size ${info.blockSize}, ${info.inodes} inodes, root nid ${info.rootNid}, uuid ${info.uuid}`);
-    out(`features compat 0x${info.featureCompat.toString(16)} incompat 0x${info.featureIncompat.toString(16)}, primary ${info.primaryBlocks} blocks, ${info.devices.length} extra device(s)`);
+    const names = (compat: number, incompat: number) => featureNames(compat, incompat).join(" ") || "none";
+    out(`features compat 0x${info.featureCompat.toString(16)} (${names(info.featureCompat, 0)}) incompat 0x${info.featureIncompat.toString(16)} (${names(0, info.featureIncompat)}), primary ${info.primaryBlocks} blocks, ${info.devices.length} extra device(s)`);
     if (info.bootstrap) out(`bootstrap ${info.bootstrap.size} bytes ${info.bootstrap.digest}`);
     for (const b of info.blobs ?? []) {
       out(`blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);

@@ -15,18 +15,44 @@ export const EROFS_DEVT_SLOT_SIZE = 128;
 export const EROFS_FEATURE_COMPAT_SB_CHKSUM = 0x1;
 export const EROFS_FEATURE_COMPAT_MTIME = 0x2;
 export const EROFS_FEATURE_COMPAT_XATTR_FILTER = 0x4;
+export const EROFS_FEATURE_COMPAT_SHARED_EA_IN_METABOX = 0x8;
+export const EROFS_FEATURE_COMPAT_PLAIN_XATTR_PFX = 0x10;
+export const EROFS_FEATURE_COMPAT_ISHARE_XATTRS = 0x20;
 
-export const EROFS_FEATURE_INCOMPAT_ZERO_PADDING = 0x1;
+// Some incompat bits have two names: the meaning depends on whether the image is compressed.
+export const EROFS_FEATURE_INCOMPAT_ZERO_PADDING = 0x1; // erofs-utils: LZ4_0PADDING
 export const EROFS_FEATURE_INCOMPAT_COMPR_CFGS = 0x2;
+export const EROFS_FEATURE_INCOMPAT_BIG_PCLUSTER = 0x2;
 export const EROFS_FEATURE_INCOMPAT_CHUNKED_FILE = 0x4;
 export const EROFS_FEATURE_INCOMPAT_DEVICE_TABLE = 0x8;
+export const EROFS_FEATURE_INCOMPAT_COMPR_HEAD2 = 0x8;
 export const EROFS_FEATURE_INCOMPAT_ZTAILPACKING = 0x10;
 export const EROFS_FEATURE_INCOMPAT_FRAGMENTS = 0x20;
+export const EROFS_FEATURE_INCOMPAT_DEDUPE = 0x20;
 export const EROFS_FEATURE_INCOMPAT_XATTR_PREFIXES = 0x40;
 export const EROFS_FEATURE_INCOMPAT_48BIT = 0x80;
 export const EROFS_FEATURE_INCOMPAT_METABOX = 0x100;
 /** The incompat bits this implementation reads (uncompressed images only). */
 export const EROFS_SUPPORTED_INCOMPAT = EROFS_FEATURE_INCOMPAT_CHUNKED_FILE | EROFS_FEATURE_INCOMPAT_DEVICE_TABLE;
+
+/** Every known feature bit: dump.erofs's short name and what it is for, to name features in messages. */
+export const EROFS_FEATURES: ReadonlyArray<{ compat: boolean; mask: number; name: string; what: string }> = [
+  { compat: true, mask: EROFS_FEATURE_COMPAT_SB_CHKSUM, name: "sb_csum", what: "superblock checksum" },
+  { compat: true, mask: EROFS_FEATURE_COMPAT_MTIME, name: "mtime", what: "per-inode mtime" },
+  { compat: true, mask: EROFS_FEATURE_COMPAT_XATTR_FILTER, name: "xattr_filter", what: "xattr name bloom filter" },
+  { compat: true, mask: EROFS_FEATURE_COMPAT_SHARED_EA_IN_METABOX, name: "shared_ea_in_metabox", what: "shared xattrs kept in the metabox inode" },
+  { compat: true, mask: EROFS_FEATURE_COMPAT_PLAIN_XATTR_PFX, name: "plain_xattr_pfx", what: "long xattr name prefixes in a plain area" },
+  { compat: true, mask: EROFS_FEATURE_COMPAT_ISHARE_XATTRS, name: "ishare_xattrs", what: "content fingerprint xattrs (page cache sharing)" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_ZERO_PADDING, name: "0padding", what: "zero padding of compressed data (LZ4)" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_COMPR_CFGS, name: "compr_cfgs", what: "compression configurations and big physical clusters" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_CHUNKED_FILE, name: "chunked_file", what: "chunk-based files" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_DEVICE_TABLE, name: "device_table", what: "extra devices (compressed images: a second head algorithm)" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_ZTAILPACKING, name: "ztailpacking", what: "compressed tails inlined in metadata" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_FRAGMENTS, name: "fragments", what: "compressed fragments in a packed inode, or deduplicated compressed data" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_XATTR_PREFIXES, name: "xattr_prefixes", what: "long xattr name prefixes" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_48BIT, name: "48bit", what: "48-bit block addresses and nids" },
+  { compat: false, mask: EROFS_FEATURE_INCOMPAT_METABOX, name: "metabox", what: "inodes kept in a metabox inode" },
+];
 
 // i_format: bit 0 = inode version, bits 1..3 = data layout.
 export const EROFS_INODE_LAYOUT_COMPACT = 0;

@@ -2,7 +2,8 @@
 // We write and read the uncompressed, non-48-bit subset; unknown incompat bits are refused on read.
 import { EodError } from "../errors.ts";
 import {
-  EROFS_FEATURE_COMPAT_SB_CHKSUM, EROFS_SUPER_MAGIC_V1, EROFS_SUPER_OFFSET, EROFS_SUPPORTED_INCOMPAT,
+  EROFS_FEATURE_COMPAT_SB_CHKSUM, EROFS_FEATURE_INCOMPAT_DEVICE_TABLE, EROFS_FEATURES, EROFS_SUPER_MAGIC_V1, EROFS_SUPER_OFFSET,
+  EROFS_SUPPORTED_INCOMPAT,
 } from "./constants.ts";
 import { erofsCrc32c } from "./crc32c.ts";
 
@@ -106,10 +107,14 @@ export function decodeSuperBlock(head: Uint8Array): SuperBlock {
     }
   }
   const featureIncompat = v.getUint32(OFF.feature_incompat, true);
-  const unknown = featureIncompat & ~EROFS_SUPPORTED_INCOMPAT;
-  if (unknown) {
+  const unsupported = featureIncompat & ~EROFS_SUPPORTED_INCOMPAT;
+  if (unsupported) {
+    const named = eachBit(unsupported).map((bit) => {
+      const f = EROFS_FEATURES.find((k) => !k.compat && k.mask === bit);
+      return f ? `${f.name} (0x${bit.toString(16)}: ${f.what})` : `unknown bit 0x${bit.toString(16)}`;
+    });
     throw new EodError("EROFS_UNSUPPORTED",
-      `Cannot read image: incompatible features 0x${unknown.toString(16)} are not supported (compressed or 48-bit images)`);
+      `Cannot read image: it needs EROFS features eod does not read: ${named.join(", ")} (eod reads uncompressed images, with chunk-based files and extra devices)`);
   }
   if (v.getUint8(OFF.dirblkbits) !== 0) {
     throw new EodError("EROFS_CORRUPTED", `Cannot read superblock: dirblkbits ${v.getUint8(OFF.dirblkbits)} is not 0`);
@@ -134,7 +139,20 @@ export function decodeSuperBlock(head: Uint8Array): SuperBlock {
     uuid: Uint8Array.from(new Uint8Array(v.buffer, v.byteOffset + OFF.uuid, 16)),
     volumeName: Buffer.from(nameBytes.subarray(0, nul < 0 ? 16 : nul)).toString("utf8"),
     featureIncompat,
-    extraDevices: featureIncompat & 0x8 ? v.getUint16(OFF.extra_devices, true) : 0,
+    extraDevices: featureIncompat & EROFS_FEATURE_INCOMPAT_DEVICE_TABLE ? v.getUint16(OFF.extra_devices, true) : 0,
     devtSlotOff: v.getUint16(OFF.devt_slotoff, true),
   };
+}
+
+/** The names of the feature bits set (dump.erofs's short names); an unknown bit as "compat bit 0x…". */
+export function featureNames(featureCompat: number, featureIncompat: number): string[] {
+  const name = (compat: boolean, bit: number) =>
+    EROFS_FEATURES.find((f) => f.compat === compat && f.mask === bit)?.name ?? `${compat ? "compat" : "incompat"} bit 0x${bit.toString(16)}`;
+  return [...eachBit(featureCompat).map((b) => name(true, b)), ...eachBit(featureIncompat).map((b) => name(false, b))];
+}
+
+function eachBit(mask: number): number[] {
+  const bits: number[] = [];
+  for (let bit = 1; bit !== 0 && bit <= mask >>> 0; bit = (bit << 1) >>> 0) if ((mask >>> 0) & bit) bits.push(bit);
+  return bits;
 }

@@ -2,6 +2,7 @@
 import { EROFS_INODE_CHUNK_BASED, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT } from "../erofs/constants.ts";
 import { decodeChunkFormat } from "../erofs/chunk.ts";
 import { decodeRdev } from "../erofs/inode.ts";
+import { featureNames } from "../erofs/super.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import type { OpenedImage } from "./open.ts";
 
@@ -61,6 +62,8 @@ export interface ImageInfo {
   uuid: string;
   featureCompat: number;
   featureIncompat: number;
+  /** The names of the feature bits set (dump.erofs's). */
+  features: string[];
   primaryBlocks: number;
   devices: Array<{ tag: string; blocks: number }>;
   bootstrap?: { size: number; digest: string };
@@ -76,7 +79,7 @@ export function imageInfo(img: OpenedImage): ImageInfo {
   const info: ImageInfo = {
     kind: imageDir ? "image-dir" : "erofs-file", blockSize: reader.blkSz, inodes: sb.inos, rootNid: sb.rootNid,
     uuid: Buffer.from(sb.uuid).toString("hex"), featureCompat: sb.featureCompat, featureIncompat: sb.featureIncompat,
-    primaryBlocks: sb.blocks, devices: reader.devices.map((d) => ({ tag: d.tag, blocks: d.blocks })),
+    features: featureNames(sb.featureCompat, sb.featureIncompat), primaryBlocks: sb.blocks, devices: reader.devices.map((d) => ({ tag: d.tag, blocks: d.blocks })),
   };
   if (imageDir) {
     info.bootstrap = { size: imageDir.manifest.bootstrap.size, digest: imageDir.manifest.bootstrap.digest };
