@@ -4,14 +4,11 @@ import { callDaemon, daemonAlive } from "../daemon/client.ts";
 import { socketPathOf } from "../daemon/client.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
-import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
 import { parse, parseSize, print } from "./args.ts";
-import { cacheDirOf } from "./cache-dir.ts";
 import { imageSource } from "./image-source.ts";
 import { isRegistrySource } from "../remote/registry/image-remote.ts";
-import { parseLimits } from "../frontend/fscache/cull.ts";
-import { budgetToEnv, BUDGET_OPTIONS } from "./cache-budget.ts";
-import { parseBudget } from "../cache/cull-plan.ts";
+import { BUDGET_OPTIONS } from "./cache-budget.ts";
+import { forwardedFlags, loadConfig, type EodConfig } from "../config/config.ts";
 
 export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/ | registry-ref> <mountpoint> [options]
 
@@ -21,7 +18,10 @@ A registry reference (host[:port]/repo[:tag][@digest], or docker://repo:tag) nam
 eod convert; the tag is resolved once, the mount stays on that manifest digest.
 
 Options:
-  --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
+  --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR, the config file's cache_dir, or
+                         /var/cache/erofs-ondemand)
+  --config <file>        the config file (default $EOD_CONFIG or /etc/erofs-ondemand/config.json);
+                         see docs/configuration.md
   --frontend <kind>      auto (default), fscache or fanotify
   --fscache-limits <spec>  free-space levels for the fscache cache, e.g. bcull=20%,brun=30% (see eod daemon
                          --help); used when this mount starts the cache daemon
@@ -37,30 +37,23 @@ Options:
 
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, ...BUDGET_OPTIONS, foreground: { type: "boolean" }, json: { type: "boolean" },
+    config: { type: "string" }, "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, ...BUDGET_OPTIONS, foreground: { type: "boolean" }, json: { type: "boolean" },
     "background-fetch": { type: "boolean" }, "background-rate": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, MOUNT_USAGE);
   if (values.help) { console.log(MOUNT_USAGE); return 0; }
   if (positionals.length !== 2) throw new EodError("USAGE", MOUNT_USAGE);
-  const frontend = (values.frontend ?? "auto") as FrontendKind;
-  if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
-  const cacheDir = cacheDirOf(values["cache-dir"]);
-  if (values["fscache-limits"] !== undefined) {
-    parseLimits(values["fscache-limits"]);
-    process.env.EOD_FSCACHE_LIMITS = values["fscache-limits"]; // the daemon this starts inherits it
-  }
-  budgetToEnv(values); // the daemon this starts inherits it
+  const config = loadConfig(values);
+  const { cacheDir } = config;
   const source = imageSource(positionals[0]);
   const mountPoint = positionals[1];
   if (values["background-rate"] !== undefined && !values["background-fetch"]) throw new EodError("USAGE", "--background-rate needs --background-fetch");
   const backgroundFetch = values["background-fetch"] ? parseSize(values["background-rate"] ?? "16M", "--background-rate") : undefined;
-  const insecureRegistries = values["insecure-registry"] ?? [];
-  if (insecureRegistries.length) process.env.EOD_INSECURE_REGISTRY = insecureRegistries.join(","); // for a daemon this starts
+  const insecureRegistries = values["insecure-registry"] ?? []; // for this mount, whichever daemon serves it
   const show = (r: MountRecord) => print(values.json ?? false, r, () => `mounted ${r.source} on ${r.mountPoint} (${r.blobs.length} blob(s), frontend ${r.frontend}, cache ${cacheDir})`);
   if (values.foreground) {
     const { runDaemon } = await import("../daemon/run.ts"); // the CLI alone needs only the daemon client
-    const daemon = await runDaemon({ cacheDir, frontend });
+    const daemon = await runDaemon({ config });
     const record = await daemon.mount({ source, mountPoint, insecureRegistries, backgroundFetch });
     show(record);
     // Ctrl-C: unmount what this process mounted, then stop.
@@ -75,9 +68,9 @@ export async function mountCommand(argv: string[]): Promise<number> {
     await daemon.stop();
     return 0;
   }
-  const sock = await startDaemonWarm(cacheDir, frontend, source);
+  const sock = await startDaemonWarm(config, forwardedFlags(values, ["cache-dir", "frontend"]), source);
   show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries, backgroundFetch }));
-  if (values["cache-size"] !== undefined) await warnOtherBudget(sock, parseBudget(values["cache-size"]).size);
+  if (values["cache-size"] !== undefined) await warnOtherBudget(sock, config.cache.cacheSize ?? 0);
   return 0;
 }
 
@@ -86,20 +79,22 @@ export async function mountCommand(argv: string[]): Promise<number> {
  * chunk tables, verified and kept content-addressed in the cache directory) is fetched meanwhile, so the
  * daemon's load finds it there: the daemon's start-up and those round trips overlap on a cold start.
  */
-async function startDaemonWarm(cacheDir: string, frontend: FrontendKind, source: string): Promise<string> {
+async function startDaemonWarm(config: EodConfig, daemonArgs: string[], source: string): Promise<string> {
+  const { cacheDir } = config;
+  const start = () => ensureDaemon(cacheDir, config.frontend, { args: daemonArgs, timeoutMs: config.daemonStartTimeoutMs });
   const fetched = /^https?:\/\//i.test(source) || isRegistrySource(source); // a registry source too: its tag, manifest.json, bootstrap, tables
-  if (!fetched || await daemonAlive(socketPathOf(cacheDir))) return ensureDaemon(cacheDir, frontend);
+  if (!fetched || await daemonAlive(socketPathOf(cacheDir))) return start();
   const warm = (async () => {
-    const { openRemote } = await import("../remote/remote.ts");
+    const { openRemote } = await import("../remote/open-remote.ts");
     const { loadImage } = await import("../daemon/images.ts");
-    const remote = openRemote(source);
+    const remote = openRemote(source, config.remote);
     try {
       await loadImage(remote, cacheDir);
     } finally {
       await remote.close();
     }
   })().catch(() => {}); // the daemon's own load reports what is wrong
-  const [sock] = await Promise.all([ensureDaemon(cacheDir, frontend), warm]);
+  const [sock] = await Promise.all([start(), warm]);
   return sock;
 }
 

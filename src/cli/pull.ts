@@ -3,9 +3,8 @@ import { callDaemon } from "../daemon/client.ts";
 import type { PullResult, PullStatus } from "../daemon/pull.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import { EodError } from "../errors.ts";
-import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
 import { parse, print } from "./args.ts";
-import { cacheDirOf } from "./cache-dir.ts";
+import { forwardedFlags, loadConfig } from "../config/config.ts";
 import { imageSource } from "./image-source.ts";
 import { progressBar } from "./progress.ts";
 
@@ -17,7 +16,8 @@ eod mount of the same image fetches no blob data. With the fscache frontend the 
 file when a mount first reads it: pull a mounted image there.
 
 Options:
-  --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR or /var/cache/erofs-ondemand)
+  --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR, the config file's cache_dir, or
+                         /var/cache/erofs-ondemand); --config <file>: see eod mount --help
   --frontend <kind>      for a daemon this starts: auto (default), fscache or fanotify
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
@@ -25,19 +25,17 @@ Options:
 
 export async function pullCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    "cache-dir": { type: "string" }, frontend: { type: "string" }, "insecure-registry": { type: "string", multiple: true },
+    config: { type: "string" }, "cache-dir": { type: "string" }, frontend: { type: "string" }, "insecure-registry": { type: "string", multiple: true },
     json: { type: "boolean" }, help: { type: "boolean", short: "h" },
   }, PULL_USAGE);
   if (values.help) { console.log(PULL_USAGE); return 0; }
   if (positionals.length !== 1) throw new EodError("USAGE", PULL_USAGE);
-  const frontend = (values.frontend ?? "auto") as FrontendKind;
-  if (!FRONTEND_KINDS.includes(frontend)) throw new EodError("USAGE", `--frontend must be one of ${FRONTEND_KINDS.join(", ")}`);
+  const config = loadConfig(values);
   const source = imageSource(positionals[0]);
-  const insecureRegistries = values["insecure-registry"] ?? [];
-  if (insecureRegistries.length) process.env.EOD_INSECURE_REGISTRY = insecureRegistries.join(","); // for a daemon this starts
-  const cacheDir = cacheDirOf(values["cache-dir"]);
+  const insecureRegistries = values["insecure-registry"] ?? []; // for this pull, whichever daemon serves it
+  const { cacheDir } = config;
   const json = values.json ?? false;
-  const sock = await ensureDaemon(cacheDir, frontend);
+  const sock = await ensureDaemon(cacheDir, config.frontend, { args: forwardedFlags(values, ["cache-dir", "frontend"]), timeoutMs: config.daemonStartTimeoutMs });
   const bar = progressBar(!json);
   // Progress: the daemon's status lists the pulls running; ours is the one whose source we sent (or pinned).
   let polling = true;

@@ -6,7 +6,7 @@ import type { MountRecord } from "../daemon/state.ts";
 import type { BlobStats } from "../cache/blob-cache.ts";
 import type { CullStats } from "../cache/cull.ts";
 import { parse } from "./args.ts";
-import { cacheDirOf } from "./cache-dir.ts";
+import { loadConfig } from "../config/config.ts";
 import { EodError } from "../errors.ts";
 
 /** Blob bars shown per mount; an image of 100 layers would otherwise fill the screen. */
@@ -30,9 +30,9 @@ interface Status {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { "cache-dir": { type: "string" }, json: { type: "boolean" }, watch: { type: "string" }, help: { type: "boolean", short: "h" } }, STATUS_USAGE);
+  const { values } = parse(argv, { config: { type: "string" }, "cache-dir": { type: "string" }, json: { type: "boolean" }, watch: { type: "string" }, help: { type: "boolean", short: "h" } }, STATUS_USAGE);
   if (values.help) { console.log(STATUS_USAGE); return 0; }
-  const cacheDir = cacheDirOf(values["cache-dir"]);
+  const cacheDir = loadConfig(values).cacheDir;
   const sock = socketPathOf(cacheDir);
   if (!(await daemonAlive(sock))) {
     console.log(values.json ? JSON.stringify({ running: false, cacheDir }) : `no daemon running for ${cacheDir}`);

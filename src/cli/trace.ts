@@ -7,7 +7,7 @@ import { callDaemon } from "../daemon/client.ts";
 import { socketPathOf } from "../daemon/client.ts";
 import type { Trace } from "../image/prefetch.ts";
 import { parse } from "./args.ts";
-import { cacheDirOf } from "./cache-dir.ts";
+import { loadConfig } from "../config/config.ts";
 
 export const TRACE_USAGE = `Usage: eod trace <mountpoint> -o <trace.json> [--cache-dir <dir>] [-- <command> [args...]]
 
@@ -18,12 +18,12 @@ Trace on a fresh cache: with fscache only misses are seen, and a complete blob r
 
 export async function traceCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    output: { type: "string", short: "o" }, "cache-dir": { type: "string" }, help: { type: "boolean", short: "h" },
+    output: { type: "string", short: "o" }, config: { type: "string" }, "cache-dir": { type: "string" }, help: { type: "boolean", short: "h" },
   }, TRACE_USAGE);
   if (values.help) { console.log(TRACE_USAGE); return 0; }
   if (positionals.length < 1 || !values.output) throw new EodError("USAGE", TRACE_USAGE);
   const [mountPoint, ...command] = positionals;
-  const sock = socketPathOf(cacheDirOf(values["cache-dir"]));
+  const sock = socketPathOf(loadConfig(values).cacheDir);
   await callDaemon(sock, "POST", "/traces", { mountPoint });
   let status = 0;
   try {

@@ -6,7 +6,8 @@ import path from "node:path";
 import type http from "node:http";
 import { CacheCore, type CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
-import { openRemote, type Remote, type RemoteOptions } from "../remote/remote.ts";
+import { openRemote } from "../remote/open-remote.ts";
+import type { Remote, RemoteOptions } from "../remote/remote.ts";
 import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
 import { socketPathOf } from "./client.ts";
@@ -38,7 +39,7 @@ export interface DaemonOptions {
 export interface MountRequest {
   source: string;
   mountPoint: string;
-  /** `--insecure-registry` names for a registry source (added to $EOD_INSECURE_REGISTRY's). */
+  /** `--insecure-registry` names for a registry source (added to the daemon's config remote.insecure_registries). */
   insecureRegistries?: string[];
   /** Fill every blob in the background after the prefetch list, at this many bytes/s (0: no cap). */
   backgroundFetch?: number;
@@ -156,8 +157,8 @@ export class Daemon {
     if (insecureRegistries !== undefined && !(Array.isArray(insecureRegistries) && insecureRegistries.every((h) => typeof h === "string"))) {
       throw new EodError("USAGE", "insecureRegistries must be a list of host[:port] names");
     }
-    const insecure = insecureRegistries?.length ? { insecureRegistries: [...insecureRegistries, ...(process.env.EOD_INSECURE_REGISTRY ?? "").split(",").filter(Boolean)] } : {};
-    const r = this.metrics.timed(openRemote(source, { ...this.#opts.remote, ...insecure }));
+    const configured = this.#opts.remote?.insecureRegistries ?? [];
+    const r = this.metrics.timed(openRemote(source, { ...this.#opts.remote, insecureRegistries: [...(insecureRegistries ?? []), ...configured] }));
     let pinned: string;
     try {
       pinned = await r.pin!();

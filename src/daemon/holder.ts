@@ -1,6 +1,6 @@
 // The holder: a tiny parent process that owns the kernel end of the cache and runs the real daemon as its child
 // with it as fd 3, so the cache outlives a daemon crash (kill -9) and readers wait instead of failing:
-// * fscache: it opens and binds /dev/cachefiles; a restarted daemon gets EOD_CACHEFILES_RESTORE=1 and sends
+// * fscache: it opens and binds /dev/cachefiles; a restarted daemon is told to (src/config: handOverEnv) and sends
 //   `restore`: the kernel hands out the requests the dead daemon had taken again, and re-sends OPEN for objects
 //   whose fds died (Linux 6.8+).
 // * fanotify: it makes the pre-content group (fanotify_init). The group, its marks, its queued events and the
@@ -15,6 +15,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bindCachefiles } from "../frontend/fscache/device.ts";
+import { handOverEnv } from "../config/config.ts";
+import type { CachefilesLimits } from "../sys/cachefiles.ts";
 import { FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_NONBLOCK, FAN_UNLIMITED_QUEUE, fanotifyInit } from "../sys/fanotify.ts";
 import type { Log } from "../util/log.ts";
 import { holderPidFile } from "./client.ts";
@@ -29,17 +31,27 @@ const DAEMON_NODE_FLAGS = ["--max-semi-space-size=2"];
 /** More restarts than this within a minute means the daemon cannot run: give up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
-/**
- * Runs the holder until its daemon exits normally.
- * @param daemonArgs the `eod daemon` arguments for the child (the frontend is added)
- */
-export async function runHolder(cacheDir: string, frontend: "fscache" | "fanotify", daemonArgs: string[], log: Log): Promise<number> {
+export interface HolderOptions {
+  cacheDir: string;
+  frontend: "fscache" | "fanotify";
+  /** The `eod daemon` arguments for the child (the frontend is added). */
+  daemonArgs: string[];
+  /** fscache: the free-space limits to bind with. */
+  limits: CachefilesLimits;
+  /** Where the daemon's stdout and stderr go (a crash before its log opens, V8's fatal errors): the log file. */
+  outputFd: number | "inherit";
+  log: Log;
+}
+
+/** Runs the holder until its daemon exits normally; 1 if it gave up on a daemon that keeps dying. */
+export async function runHolder({ cacheDir, frontend, daemonArgs, limits, outputFd, log }: HolderOptions): Promise<number> {
   // FAN_CLOEXEC only keeps it from other children: spawn dup2()s it onto the daemon's fd 3, which dup2 leaves inheritable.
   const held = frontend === "fscache"
-    ? bindCachefiles(cacheDir)
+    ? bindCachefiles(cacheDir, limits)
     : fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, fs.constants.O_RDWR);
   fs.writeFileSync(holderPidFile(cacheDir), `${process.pid}\n`, { mode: 0o600 });
   const restarts: number[] = [];
+  let status = 0;
   let stopping = false;
   let handingOver = false;
   let child: ReturnType<typeof spawn> | null = null;
@@ -52,11 +64,10 @@ export async function runHolder(cacheDir: string, frontend: "fscache" | "fanotif
     log("info", "SIGHUP: handing over to a new daemon", { pid: child.pid });
     child.kill("SIGTERM"); // it answers what it has in flight, leaves the mounts and exits
   });
-  const env = frontend === "fscache" ? (restore: boolean) => ({ EOD_CACHEFILES_FD: "3", EOD_CACHEFILES_RESTORE: restore ? "1" : "0" }) : () => ({ EOD_FANOTIFY_FD: "3" });
   for (let again = false; ; again = true) {
     child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, EOD_BIN, "daemon", ...daemonArgs, "--frontend", frontend], {
-      stdio: ["ignore", "inherit", "inherit", held],
-      env: { ...process.env, ...env(again), EOD_DAEMON_RESTARTED: again ? "1" : "0" },
+      stdio: ["ignore", outputFd, outputFd, held],
+      env: { ...process.env, ...handOverEnv(frontend, again) },
     });
     log("info", again ? "daemon restarted on the held cache" : "holder started its daemon", { frontend, pid: child.pid, holder: process.pid });
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once("exit", (c, s) => resolve({ code: c, signal: s })));
@@ -68,10 +79,11 @@ export async function runHolder(cacheDir: string, frontend: "fscache" | "fanotif
     log("warn", `${frontend} daemon died; restarting it on the held ${frontend === "fscache" ? "/dev/cachefiles" : "fanotify group"}`, { code, signal, restarts: restarts.length });
     if (restarts.length > MAX_RESTARTS_PER_MINUTE) {
       log("error", `${frontend} daemon keeps dying; the holder gives up (the ${frontend === "fscache" ? "cache goes away" : "group closes: pending reads are allowed"} with it)`);
+      status = 1;
       break;
     }
   }
   fs.rmSync(holderPidFile(cacheDir), { force: true });
   fs.closeSync(held);
-  return 0;
+  return status;
 }

@@ -24,7 +24,7 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function restartDaemon(cacheDir: string, timeoutMs = Number(process.env.EOD_DAEMON_START_TIMEOUT_MS ?? 60_000)): Promise<number> {
+export async function restartDaemon(cacheDir: string, timeoutMs = 60_000): Promise<number> {
   const holder = readPid(holderPidFile(cacheDir));
   if (holder === null || !alive(holder)) {
     throw new EodError("USAGE", `No holder runs for ${cacheDir}: a daemon started with --no-holder or eod mount --foreground cannot hand over (stop it and start eod daemon)`);

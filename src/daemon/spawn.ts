@@ -1,6 +1,9 @@
-// Starting the daemon of a cache directory in the background (once), for `eod mount`.
+// Starting the daemon of a cache directory in the background (once), for `eod mount` and `eod pull`.
+// Whatever stops it from starting reaches the CLI: the holder's and the daemon's own output (a crash before
+// the log is open, V8's fatal errors) go to <cache-dir>/daemon.log, and the error quotes the log's new lines.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { EodError } from "../errors.ts";
@@ -8,41 +11,76 @@ import { daemonAlive } from "./client.ts";
 import { holderPidFile, socketPathOf } from "./client.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
+/** Lines of the daemon's log an error quotes. */
+const LOG_TAIL_LINES = 8;
+
+export interface EnsureOptions {
+  /** More `eod daemon` flags (src/config: forwardedFlags). */
+  args?: string[];
+  /** Default 30 s (config daemon.start_timeout_ms). */
+  timeoutMs?: number;
+}
 
 /** Returns the socket of a running daemon for `cacheDir`, starting one detached if none answers. */
-export async function ensureDaemon(cacheDir: string, frontend: string, timeoutMs = Number(process.env.EOD_DAEMON_START_TIMEOUT_MS ?? 30_000)): Promise<string> {
+export async function ensureDaemon(cacheDir: string, frontend: string, opts: EnsureOptions = {}): Promise<string> {
   const sock = socketPathOf(cacheDir);
   if (await daemonAlive(sock)) return sock;
-  if (holderAlive(cacheDir)) { // its daemon is restarting: wait for it instead of starting a second holder
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && holderAlive(cacheDir)) {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  const logFile = path.join(cacheDir, "daemon.log");
+  const before = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+  const failed = (why: string) => {
+    const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(before).trim().split("\n").filter(Boolean).slice(-LOG_TAIL_LINES).join("\n") : "";
+    return new EodError("DAEMON", `The daemon for ${cacheDir} did not start (${why})${tail ? `; ${logFile} says:\n${tail}` : `; ${logFile} has nothing new`}`);
+  };
+  // Killed while waiting (a timeout of the caller, Ctrl-C): say what was waited for, as any other failure.
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`eod: ${failed(`${sig} while waiting for it`).message}\n`);
+    process.exit(128 + (os.constants.signals[sig] ?? 0));
+  };
+  process.once("SIGTERM", onSignal).once("SIGINT", onSignal);
+  try {
+    while (Date.now() < deadline && holderAlive(cacheDir)) { // its daemon is restarting: wait for it instead of starting a second holder
       if (await daemonAlive(sock)) return sock;
       await new Promise((r) => setTimeout(r, 20));
     }
+    if (Date.now() >= deadline) throw failed(`its holder ${holderPid(cacheDir)} runs, but no daemon answered within ${timeoutMs} ms`);
+    fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    const out = fs.openSync(logFile, "a", 0o600);
+    let exited = null as string | null;
+    try {
+      const child = spawn(process.execPath, [EOD_BIN, "daemon", "--cache-dir", cacheDir, "--frontend", frontend, "--log-file", logFile, ...(opts.args ?? [])], {
+        detached: true, stdio: ["ignore", out, out],
+      });
+      child.once("exit", (code, signal) => { exited = signal ? `it was killed by ${signal}` : `it exited with code ${code}`; });
+      child.unref();
+    } finally {
+      fs.closeSync(out);
+    }
+    while (Date.now() < deadline) {
+      if (await daemonAlive(sock)) return sock;
+      if (exited) throw failed(exited);
+      await new Promise((r) => setTimeout(r, 10)); // a connect() to the socket is cheap; start-up is on the cold path
+    }
+    throw failed(`no answer on ${sock} within ${timeoutMs} ms`);
+  } finally {
+    process.off("SIGTERM", onSignal).off("SIGINT", onSignal);
   }
-  fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-  const logFile = path.join(cacheDir, "daemon.log");
-  const before = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
-  const child = spawn(process.execPath, [EOD_BIN, "daemon", "--cache-dir", cacheDir, "--frontend", frontend, "--log-file", logFile], {
-    detached: true, stdio: "ignore",
-  });
-  let exited: string | null = null;
-  child.once("exit", (code, signal) => { exited = signal ?? `exit code ${code}`; });
-  child.unref();
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await daemonAlive(sock)) return sock;
-    if (exited) break;
-    await new Promise((r) => setTimeout(r, 10)); // a connect() to the socket is cheap; start-up is on the cold path
+}
+
+function holderPid(cacheDir: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(holderPidFile(cacheDir), "utf8"));
+    return pid > 1 ? pid : null;
+  } catch {
+    return null;
   }
-  const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(before).trim().split("\n").slice(-5).join("\n") : "";
-  throw new EodError("DAEMON", `The daemon for ${cacheDir} did not start (${exited ?? "no answer"})${tail ? `:\n${tail}` : ""}`);
 }
 
 function holderAlive(cacheDir: string): boolean {
+  const pid = holderPid(cacheDir);
+  if (pid === null) return false;
   try {
-    const pid = Number(fs.readFileSync(holderPidFile(cacheDir), "utf8"));
-    if (!(pid > 1)) return false;
     process.kill(pid, 0);
     return true;
   } catch {

@@ -1,0 +1,75 @@
+// Every setting of eod, once: its name in the config file, its environment variable and its command-line flag
+// (where it has them), how its value is parsed, and where it goes in the typed EodConfig. docs/configuration.md
+// documents this table; keep them together.
+import type { CacheOptions } from "../cache/core.ts";
+import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
+import type { RemoteOptions } from "../remote/remote.ts";
+import type { CachefilesLimits } from "../sys/cachefiles.ts";
+import { DEFAULT_LIMITS } from "../frontend/fscache/cull.ts";
+import { absPath, bytes, count, hostList, limits, listen, oneOf, percent, str, type Parser } from "./values.ts";
+
+/** The settings of eod, typed and checked; built once at the edge (loadConfig) and passed down. */
+export interface EodConfig {
+  /** The config file that was read, or null. */
+  file: string | null;
+  cacheDir: string;
+  frontend: FrontendKind;
+  /** The daemon's log (JSON lines); stderr when unset. */
+  logFile?: string;
+  /** host:port for GET /metrics over TCP. */
+  metricsListen?: string;
+  /** How long `eod mount`/`eod pull` wait for a daemon they start (and `eod daemon restart` for the new one). */
+  daemonStartTimeoutMs: number;
+  /** Only the options set anywhere: the cache core's defaults (CACHE_DEFAULTS) fill the rest. */
+  cache: CacheOptions;
+  fscache: { limits: CachefilesLimits; domain?: string };
+  remote: RemoteOptions & { insecureRegistries: string[] };
+}
+
+export const DEFAULT_CACHE_DIR = "/var/cache/erofs-ondemand";
+export const DEFAULT_CONFIG_FILE = "/etc/erofs-ondemand/config.json";
+export const DEFAULT_DAEMON_START_TIMEOUT_MS = 30_000;
+
+export function defaultConfig(): EodConfig {
+  return {
+    file: null, cacheDir: DEFAULT_CACHE_DIR, frontend: "auto", daemonStartTimeoutMs: DEFAULT_DAEMON_START_TIMEOUT_MS,
+    cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, remote: { insecureRegistries: [] },
+  };
+}
+
+export interface Key<T = never> {
+  /** Dotted path in the config file (snake_case, as nydusd and containerd configs write them). */
+  file: string;
+  env?: string;
+  /** Long option without the dashes. */
+  flag?: string;
+  parse: Parser<T>;
+  set(c: EodConfig, v: T): void;
+}
+
+function key<T>(k: Key<T>): Key<unknown> {
+  return k as unknown as Key<unknown>;
+}
+
+export const KEYS: readonly Key<unknown>[] = [
+  key({ file: "cache_dir", env: "EOD_CACHE_DIR", flag: "cache-dir", parse: absPath, set: (c, v) => { c.cacheDir = v; } }),
+  key<FrontendKind>({ file: "frontend", flag: "frontend", parse: oneOf(FRONTEND_KINDS), set: (c, v) => { c.frontend = v; } }),
+  key({ file: "log_file", flag: "log-file", parse: absPath, set: (c, v) => { c.logFile = v; } }),
+  key({ file: "metrics.listen", env: "EOD_METRICS_LISTEN", flag: "metrics-listen", parse: listen, set: (c, v) => { c.metricsListen = v; } }),
+  key({ file: "daemon.start_timeout_ms", env: "EOD_DAEMON_START_TIMEOUT_MS", parse: count, set: (c, v) => { c.daemonStartTimeoutMs = v; } }),
+  key({ file: "cache.size", env: "EOD_CACHE_SIZE", flag: "cache-size", parse: bytes, set: (c, v) => { c.cache.cacheSize = v; } }),
+  key({ file: "cache.high_percent", env: "EOD_CACHE_HIGH", flag: "cache-high", parse: percent, set: (c, v) => { c.cache.cacheHighPct = v; } }),
+  key({ file: "cache.low_percent", env: "EOD_CACHE_LOW", flag: "cache-low", parse: percent, set: (c, v) => { c.cache.cacheLowPct = v; } }),
+  key({ file: "cache.cull_grace_ms", env: "EOD_CULL_GRACE_MS", parse: count, set: (c, v) => { c.cache.cullGraceMs = v; } }),
+  key({ file: "cache.min_fetch", env: "EOD_MIN_FETCH", parse: bytes, set: (c, v) => { c.cache.minFetch = v; } }),
+  key({ file: "cache.max_fetch", env: "EOD_MAX_FETCH", parse: bytes, set: (c, v) => { c.cache.maxFetch = v; } }),
+  key({ file: "cache.prefetch_fetch", env: "EOD_PREFETCH_FETCH", parse: bytes, set: (c, v) => { c.cache.prefetchFetch = v; } }),
+  key({ file: "cache.prefetch_slots", env: "EOD_PREFETCH_SLOTS", parse: count, set: (c, v) => { c.cache.prefetchSlots = v; } }),
+  key({ file: "cache.memory_budget", env: "EOD_MEMORY_BUDGET", parse: bytes, set: (c, v) => { c.cache.memoryBudget = v; } }),
+  key({ file: "fscache.limits", env: "EOD_FSCACHE_LIMITS", flag: "fscache-limits", parse: limits, set: (c, v) => { c.fscache.limits = v; } }),
+  key({ file: "fscache.domain", env: "EOD_FSCACHE_DOMAIN", parse: str, set: (c, v) => { c.fscache.domain = v; } }),
+  key({ file: "remote.timeout_ms", env: "EOD_REMOTE_TIMEOUT_MS", parse: count, set: (c, v) => { c.remote.timeoutMs = v; } }),
+  key({ file: "remote.retries", env: "EOD_REMOTE_RETRIES", parse: count, set: (c, v) => { c.remote.retries = v; } }),
+  key({ file: "remote.concurrency", env: "EOD_REMOTE_CONCURRENCY", parse: count, set: (c, v) => { c.remote.concurrency = v; } }),
+  key({ file: "remote.insecure_registries", env: "EOD_INSECURE_REGISTRY", flag: "insecure-registry", parse: hostList, set: (c, v) => { c.remote.insecureRegistries = v; } }),
+];
