@@ -1,7 +1,9 @@
 // The daemon's mount table, persisted in <cache-dir>/state.json (replaced atomically) so that a restarted
-// daemon can re-attach to the mounts that are still there.
+// daemon can re-attach to the mounts that are still there. A corrupt table is an error, never "no mounts".
 import fs from "node:fs";
 import path from "node:path";
+import { EodError } from "../errors.ts";
+import { writeFileDurably } from "../util/durable-write.ts";
 
 export interface MountRecord {
   mountPoint: string;
@@ -24,19 +26,44 @@ export interface DaemonState {
   mounts: MountRecord[];
 }
 
-export function loadState(cacheDir: string): DaemonState {
-  try {
-    const s = JSON.parse(fs.readFileSync(path.join(cacheDir, "state.json"), "utf8")) as DaemonState;
-    if (s.version === 1 && Array.isArray(s.mounts)) return s;
-  } catch {
-    // missing or unreadable: start empty
-  }
-  return { version: 1, mounts: [] };
+/** `<cache-dir>/state.json`. */
+export function stateFile(cacheDir: string): string {
+  return path.join(cacheDir, "state.json");
 }
 
+/**
+ * The recorded mounts; none when there is no state.json yet.
+ * @throws EodError DAEMON for a state.json that cannot be read, or is not a mount table (a
+ *   corrupt one is first renamed to state.json.corrupt-<time>, so the next start begins empty and nothing is lost)
+ */
+export function loadState(cacheDir: string): DaemonState {
+  const file = stateFile(cacheDir);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, mounts: [] };
+    throw new EodError("DAEMON", `Cannot read the mount table ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  let why: string | null = null;
+  try {
+    const s = JSON.parse(text) as DaemonState;
+    if (s?.version === 1 && Array.isArray(s.mounts) && s.mounts.every(isRecord)) return s;
+    why = s?.version !== 1 ? `unknown version ${JSON.stringify(s?.version)}` : "its mounts are not mount records";
+  } catch (err) {
+    why = `not JSON (${(err as Error).message})`;
+  }
+  const kept = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  fs.renameSync(file, kept);
+  throw new EodError("DAEMON", `The mount table ${file} is corrupt: ${why}. It was moved to ${kept}; the mounts it recorded are not re-attached (unmount them with umount(8)); the next start begins with none`);
+}
+
+function isRecord(m: unknown): m is MountRecord {
+  const r = m as MountRecord;
+  return typeof r === "object" && r !== null && typeof r.mountPoint === "string" && typeof r.source === "string" && typeof r.bootstrapPath === "string" && Array.isArray(r.blobs);
+}
+
+/** Replaces state.json durably (fsync, rename, fsync of the directory); a failure is thrown. */
 export function saveState(cacheDir: string, state: DaemonState): void {
-  const p = path.join(cacheDir, "state.json");
-  const tmp = `${p}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  fs.renameSync(tmp, p);
+  writeFileDurably(stateFile(cacheDir), `${JSON.stringify(state, null, 2)}\n`);
 }
