@@ -42,6 +42,7 @@ export function fileSource(p: string): ByteSource & { close(): void } {
 export function openImage(target: string, devices: readonly string[] = []): OpenedImage {
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
     if (!isImageDir(target)) throw new EodError("USAGE", `${target} is a directory but not an image directory (no manifest.json)`);
+    if (devices.length) throw new EodError("USAGE", `--device is for an EROFS file's extra devices; the blobs of image directory ${target} are named by its manifest`);
     const imageDir = openImageDir(target);
     const sources: Array<ByteSource & { close(): void }> = [];
     const close = () => sources.forEach((s) => s.close());
@@ -62,7 +63,12 @@ export function openImage(target: string, devices: readonly string[] = []): Open
   const extra = devices.map(fileSource);
   const close = () => { primary.close(); extra.forEach((d) => d.close()); };
   try {
-    return { reader: new ErofsReader(primary, extra), close };
+    const reader = new ErofsReader(primary, extra);
+    const want = reader.devices.length;
+    if (devices.length > want) {
+      throw new EodError("USAGE", `${target} has ${want ? `${want} extra device(s)` : "no extra devices (no device table)"}, but ${devices.length} --device ${devices.length === 1 ? "was" : "were"} given`);
+    }
+    return { reader, close };
   } catch (err) {
     close();
     throw err;
