@@ -56,7 +56,8 @@ export interface AuthOptions {
   credentials?: CredentialStore;
   /** Registries named as insecure: their token realm may be plain HTTP. */
   insecure: (registry: string) => boolean;
-  dispatcher: Agent;
+  /** The agent token requests are sent with (made at first use, see transport.ts). */
+  dispatcher: () => Promise<Agent>;
   timeoutMs: number;
   now?: () => number;
 }
@@ -162,7 +163,7 @@ export class Authenticator {
     let status: number;
     let text: string;
     try {
-      const res = await this.#opts.dispatcher.request({
+      const res = await (await this.#opts.dispatcher()).request({
         origin: realm.origin, path: realm.pathname + realm.search, method, headers, body,
         signal: signal ?? AbortSignal.timeout(this.#opts.timeoutMs), headersTimeout: this.#opts.timeoutMs, bodyTimeout: this.#opts.timeoutMs,
       });

@@ -70,7 +70,7 @@ export class Session {
     this.#auth = new Authenticator({
       credentials: opts.credentials ?? dockerCredentials(),
       insecure: (r) => this.#transport.isInsecure(r),
-      dispatcher: this.#transport.agent,
+      dispatcher: async () => (await this.#transport.agents()).verified,
       timeoutMs: this.timeoutMs,
     });
   }

@@ -3,7 +3,7 @@
 // redirects followed by hand so that an Authorization header never leaves the origin it was meant for,
 // and undici's failures mapped to RemoteErrors whose `retryable` tells the retry loop what to do.
 import { Readable } from "node:stream";
-import { Agent } from "undici";
+import type { Agent } from "undici";
 import { EodError, RemoteError } from "../../errors.ts";
 import { toRemoteError as toGenericError, type Answer } from "../answer.ts";
 import { apiHost, isLoopback } from "./reference.ts";
@@ -31,16 +31,28 @@ export interface TransportOptions {
 }
 
 export class Transport {
-  readonly agent: Agent;
-  readonly #insecureAgent: Agent;
   readonly #opts: TransportOptions;
   readonly #origins = new Map<string, Promise<string>>();
+  #agents: Promise<{ verified: Agent; insecure: Agent }> | null = null;
+  #closed = false;
 
   constructor(opts: TransportOptions) {
     this.#opts = opts;
-    const common = { connections: opts.concurrency, pipelining: 1, connectTimeout: opts.timeoutMs, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs };
-    this.agent = new Agent(common);
-    this.#insecureAgent = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+  }
+
+  /**
+   * undici's agents (TLS verified, and not for --insecure-registry), made at the first request: undici is
+   * loaded then, so a command that imports the client but talks to no registry does not pay for it.
+   */
+  agents(): Promise<{ verified: Agent; insecure: Agent }> {
+    // An EodError, not a RemoteError: the retry loop does not repeat it.
+    if (this.#closed) return Promise.reject(new EodError("REMOTE_IO", "the registry client is closed"));
+    this.#agents ??= import("undici").then(({ Agent }) => {
+      const o = this.#opts;
+      const common = { connections: o.concurrency, pipelining: 1, connectTimeout: o.timeoutMs, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs };
+      return { verified: new Agent(common), insecure: new Agent({ ...common, connect: { rejectUnauthorized: false } }) };
+    });
+    return this.#agents;
   }
 
   isInsecure(registry: string): boolean {
@@ -64,7 +76,7 @@ export class Transport {
     if (!this.isInsecure(registry)) return `https://${host}`;
     // Like docker: try HTTPS (any certificate), and plain HTTP if no TLS answers there.
     try {
-      const res = await this.#insecureAgent.request({ origin: `https://${host}`, path: "/v2/", method: "GET", signal: signal ?? AbortSignal.timeout(this.#opts.timeoutMs) });
+      const res = await (await this.agents()).insecure.request({ origin: `https://${host}`, path: "/v2/", method: "GET", signal: signal ?? AbortSignal.timeout(this.#opts.timeoutMs) });
       await res.body.dump();
       return `https://${host}`;
     } catch (err) {
@@ -100,7 +112,8 @@ export class Transport {
         // Credentials for the registry stay with the registry: storage redirects get none.
         if (authorization && target.origin === authOrigin) headers.authorization = authorization;
         const insecure = target.origin === authOrigin && target.protocol === "https:" && this.isInsecure(registryOf(url));
-        const res = await (insecure ? this.#insecureAgent : this.agent).request({
+        const agents = await this.agents();
+        const res = await (insecure ? agents.insecure : agents.verified).request({
           origin: target.origin, path: target.pathname + target.search, method, headers,
           body: hop === 0 ? toBody(opts.body) : undefined, signal: ac.signal,
         });
@@ -131,7 +144,9 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent.destroy(), this.#insecureAgent.destroy()]);
+    this.#closed = true;
+    const agents = await this.#agents;
+    if (agents) await Promise.all([agents.verified.destroy(), agents.insecure.destroy()]);
   }
 }
 
