@@ -16,6 +16,7 @@ import { registryProxy, startRegistry, startTokenServer, type RunningRegistry } 
 import { tarArchive } from "../helpers/tar-layer.ts";
 import { isLoopback, RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 let reg: RunningRegistry;
 let client: RegistryClient;
@@ -214,7 +215,7 @@ test("--insecure-registry: a registry with a self-signed certificate under a non
   // The host name resolves to a loopback address but is not one by name: spoken to over verified HTTPS.
   const name = os.hostname().toLowerCase();
   const ip = await dns.lookup(name, { family: 4 }).then((a) => a.address, () => "");
-  if (!ip || !isLoopback(ip) || isLoopback(name)) return t.skip(`host name ${name} does not resolve to a loopback address`);
+  if (!ip || !isLoopback(ip) || isLoopback(name)) return skipTest(t, `host name ${name} does not resolve to a loopback address`);
   const tls = await startRegistry({ ip, tls: true });
   const host = `${name}:${tls.port}`;
   const c = new RegistryClient({ credentials: staticCredentials({}), insecureRegistries: [host] });

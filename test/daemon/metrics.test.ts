@@ -14,6 +14,7 @@ import { cleanup, eodAsync } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { DaemonMetrics, type BlobCounters } from "../../src/daemon/metrics.ts";
 import { parseListen } from "../../src/daemon/metrics-http.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 // ---- a small checker of the text exposition format (0.0.4) ----
 
@@ -123,7 +124,7 @@ test("--metrics-listen addresses", () => {
 // ---- with a daemon and a real mount ----
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const skip = !haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
 let work = "";
 let cache = "";
 let daemonPid = 0;

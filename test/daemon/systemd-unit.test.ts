@@ -8,11 +8,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { REPO, haveTool } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/kernel.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const UNIT = path.join(REPO, "contrib/eod-daemon.service");
 const SYSTEM_UNITS = "/usr/lib/systemd/system";
 
-test("contrib/eod-daemon.service passes systemd-analyze verify", { skip: haveTool("systemd-analyze") && fs.existsSync(SYSTEM_UNITS) ? false : "systemd-analyze not installed (apt-get install systemd)" }, () => {
+test("contrib/eod-daemon.service passes systemd-analyze verify", { skip: unavailable(haveTool("systemd-analyze") && fs.existsSync(SYSTEM_UNITS) ? false : "systemd-analyze not installed (apt-get install systemd)") }, () => {
   const root = tempDir("eod-unit-");
   fs.cpSync(SYSTEM_UNITS, path.join(root, SYSTEM_UNITS), { recursive: true, verbatimSymlinks: true });
   fs.mkdirSync(path.join(root, "usr/local/bin"), { recursive: true });

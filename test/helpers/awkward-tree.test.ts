@@ -7,6 +7,7 @@ import path from "node:path";
 import { setXattr } from "../../src/sys/xattr.ts";
 import { makeAwkwardTree, makeSmallTree } from "./awkward-tree.ts";
 import { compareTrees } from "./compare-trees.ts";
+import { skipTest } from "./skip.ts";
 
 const MiB = 1024 * 1024;
 const tempDirs: string[] = [];
@@ -39,7 +40,7 @@ function restoreMtime(src: string, copy: string, rel: string): void {
 
 test("makeAwkwardTree() matches its cp -a copy, and compareTrees() reports each change", async (t) => {
   if (process.getuid?.() !== 0) {
-    t.skip("needs root: mknod, chown and trusted.* xattrs");
+    skipTest(t, "needs root: mknod, chown and trusted.* xattrs");
     return;
   }
   const { src, copy } = treeAndCopy((root) => makeAwkwardTree(root, { bigDirEntries: 2000, sparseSize: 64 * MiB }));

@@ -8,8 +8,9 @@ import { makeAwkwardTree, makeSmallTree } from "../helpers/awkward-tree.ts";
 import { eodOk, haveTool, tool } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { mountAndCompare } from "../helpers/mount-compare.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const skip = !haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : false);
 let work = "";
 let awkward = "";
 let small = "";

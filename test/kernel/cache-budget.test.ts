@@ -13,9 +13,10 @@ import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { cleanup, eodAsync, readInChild, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { dataRanges } from "../../src/sys/seek.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const skip = !haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
 
 const MiB = 1 << 20;
 const FETCH = MiB; // EOD_MAX_FETCH: the largest fetch unit

@@ -25,6 +25,7 @@ import {
 } from "../../src/sys/fanotify.ts";
 import { eodOk } from "../helpers/cli.ts";
 import { haveRoot, mountErofs, tempDir, type MountedImage } from "../helpers/kernel.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const MiB = 1 << 20;
 const { EIO } = os.constants.errno;
@@ -33,8 +34,8 @@ const { EIO } = os.constants.errno;
 const work = haveRoot() ? tempDir("eod-fanotify-") : "";
 const support = work ? kernelSupportsPreContent(work) : null;
 const fanMissing = support?.missing.filter((m) => !/erofs/.test(m)) ?? [];
-const SKIP_FAN = !haveRoot() ? "needs root (fanotify pre-content groups)" : fanMissing.length ? `kernel lacks: ${fanMissing.join("; ")}` : false;
-const SKIP_EROFS = SKIP_FAN || (support && !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
+const SKIP_FAN = unavailable(!haveRoot() ? "needs root (fanotify pre-content groups)" : fanMissing.length ? `kernel lacks: ${fanMissing.join("; ")}` : false);
+const SKIP_EROFS = unavailable(SKIP_FAN || (support && !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false));
 
 after(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
 

@@ -15,6 +15,7 @@ import { tempDir } from "../helpers/kernel.ts";
 import { runInVm, vmAvailable } from "../helpers/vm.ts";
 import { hashTree } from "../helpers/hash-tree.ts";
 import type { ReadSeen, RoundReport, SmokeReport } from "../vm/fscache-smoke.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const PAGE = 4096;
 const vm = vmAvailable();
@@ -49,7 +50,7 @@ function histogram(reads: ReadSeen[], fsid: string): string {
   return [...h].map(([k, n]) => `${k}×${n}`).join(", ");
 }
 
-test("fscache on-demand: cold mount served by READs, warm mount by the cache alone (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
+test("fscache on-demand: cold mount served by READs, warm mount by the cache alone (kernel-lab VM)", { skip: unavailable(vm.ok ? false : vm.why), timeout: 900_000 }, async (t) => {
   const work = tempDir("eod-fscache-"); // under /tmp: invisible in the guest unless shared
   const tree = path.join(work, "tree");
   makeTree(tree);

@@ -11,6 +11,7 @@ import { eodOk } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/kernel.ts";
 import { runInVm, vmAvailable } from "../helpers/vm.ts";
 import { hashTree } from "../helpers/hash-tree.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const vm = vmAvailable();
 
@@ -29,7 +30,7 @@ function tree(root: string, seed: string, extra: Record<string, string | Buffer>
 }
 
 
-test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, hand-over, cull, low-space cull, budget cull (kernel-lab VM)", { skip: vm.ok ? false : vm.why, timeout: 900_000 }, async (t) => {
+test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, failover, hand-over, cull, low-space cull, budget cull (kernel-lab VM)", { skip: unavailable(vm.ok ? false : vm.why), timeout: 900_000 }, async (t) => {
   const work = tempDir("eod-fscache-e2e-");
   const srcs = { A: path.join(work, "A"), B: path.join(work, "B"), C: path.join(work, "C") };
   tree(srcs.A, "A");

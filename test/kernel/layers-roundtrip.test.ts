@@ -16,8 +16,9 @@ import { cleanup, eodAsync, serve } from "../helpers/lazy.ts";
 import { extractLayers } from "../helpers/overlay-extract.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { tarArchive, type TarSpec } from "../helpers/tar-layer.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const skip = !haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : !haveTool("zstd") ? "needs zstd for GNU tar" : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : !haveTool("zstd") ? "needs zstd for GNU tar" : false);
 let work = "";
 
 let built: { img: string; expected: string } | null = null;
@@ -146,7 +147,7 @@ test("three layers (gz, zst, tar) mount identical to the layers extracted in ord
   built = { img, expected };
 });
 
-const lazySkip = skip || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
+const lazySkip = unavailable(skip || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events"));
 
 test("the layered image mounts lazily (eod serve + eod mount) identical to the extracted layers", { skip: lazySkip, timeout: 300_000 }, async () => {
   assert.ok(built, "needs the image of the previous test");

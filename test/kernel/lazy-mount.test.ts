@@ -16,9 +16,10 @@ import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { dataRanges } from "../../src/sys/seek.ts";
 import { decodeChunkTable } from "../../src/image/chunk-table.ts";
 import { ensureDaemon } from "../../src/daemon/spawn.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const skip = !haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
 
 let work = "";
 let src = "";

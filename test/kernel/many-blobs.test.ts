@@ -13,9 +13,10 @@ import { tarArchive } from "../helpers/tar-layer.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { fsMountAsync, mount, MOUNT_DATA_MAX, MS_RDONLY, umount } from "../../src/sys/mount.ts";
 import { getRlimit, raiseNofile, RLIMIT_NOFILE } from "../../src/sys/rlimit.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const skip = !haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
 const LAYERS = 70;
 
 let work = "";

@@ -10,8 +10,9 @@ import { haveRoot, mountErofs, tempDir } from "../helpers/kernel.ts";
 import { openImage } from "../../src/image/open.ts";
 import { listXattrs, getXattr } from "../../src/sys/xattr.ts";
 import type { EntryInfo } from "../../src/image/inspect.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const skip = !haveRoot() ? "needs root to mount" : !haveTool("mkfs.erofs") ? "needs mkfs.erofs (erofs-utils)" : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("mkfs.erofs") ? "needs mkfs.erofs (erofs-utils)" : false);
 let work = "";
 let src = "";
 

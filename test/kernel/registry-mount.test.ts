@@ -22,8 +22,9 @@ import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { ensureDaemon } from "../../src/daemon/spawn.ts";
 import { isLoopback, MEDIA_TYPES, RegistryClient, sha256Digest, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS } from "../../src/image/oci-form.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const skip = !haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events";
+const skip = unavailable(!haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
 
 let work = "";
 let reg: RunningRegistry;

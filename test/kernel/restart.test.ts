@@ -13,9 +13,10 @@ import { eodOk, REPO } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { blobBytes, cleanup, eodAsync, lazyWorkspace, readInChild, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const skip = !haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
 
 let work = "";
 let src = "";

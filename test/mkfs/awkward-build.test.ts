@@ -20,8 +20,9 @@ import { tarArchive } from "../helpers/tar-layer.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { haveRoot, mountAt, mountErofs, tempDir, type MountedImage } from "../helpers/kernel.ts";
 import { mountAndCompare } from "../helpers/mount-compare.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const skip = !haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : false);
 let work = "";
 const mounts: MountedImage[] = [];
 
@@ -275,7 +276,7 @@ test("a file replaced by a fifo or a symlink after the scan is refused, not open
 });
 
 const preContent = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const lazySkip = skip || (!preContent.ok && `kernel lacks: ${preContent.missing.join("; ")}`);
+const lazySkip = unavailable(skip || (!preContent.ok && `kernel lacks: ${preContent.missing.join("; ")}`));
 
 test("the deep tree and the big-xattr tree mount lazily (eod mount, fanotify) identical to the source", { skip: lazySkip, timeout: 300_000 }, async () => {
   const root = dir("lazy");

@@ -14,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { buildImage } from "../../src/mkfs/image.ts";
 import { buildSingle } from "../../src/mkfs/single.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const CLI = path.resolve(import.meta.dirname, "../../src/cli/main.ts");
 const NOBODY = 65534;
@@ -89,7 +90,7 @@ function setup(t: test.TestContext): { root: string; src: string; out: string } 
   return { root, src, out };
 }
 
-const unprivileged = { skip: IS_ROOT && !HAVE_SETPRIV ? "running as root without setpriv (util-linux) to drop privileges" : false };
+const unprivileged = { skip: unavailable(IS_ROOT && !HAVE_SETPRIV ? "running as root without setpriv (util-linux) to drop privileges" : false) };
 
 test("build -o fails on an unreadable file, names it and leaves no output or temp dir", unprivileged, (t) => {
   const { src, out } = setup(t);

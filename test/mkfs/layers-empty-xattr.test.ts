@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { parsePax } from "../../src/mkfs/layers/pax.ts";
 import { eodOk, haveTool } from "../helpers/cli.ts";
+import { unavailable, skipTest } from "../helpers/skip.ts";
 
 function record(key: string, value: string): string {
   const body = ` ${key}=${value}\n`;
@@ -27,7 +28,7 @@ test("parsePax() keeps an empty SCHILY.xattr / LIBARCHIVE.xattr value; an empty 
 
 const tools = ["tar", "setfattr", "getfattr"].every(haveTool);
 
-test("a layer made by GNU tar --xattrs keeps a file's empty-valued xattr", { skip: !tools && "needs GNU tar, setfattr and getfattr (attr)" }, (t) => {
+test("a layer made by GNU tar --xattrs keeps a file's empty-valued xattr", { skip: unavailable(!tools && "needs GNU tar, setfattr and getfattr (attr)") }, (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-empty-xattr-"));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const src = path.join(tmp, "src");
@@ -35,7 +36,7 @@ test("a layer made by GNU tar --xattrs keeps a file's empty-valued xattr", { ski
   fs.writeFileSync(path.join(src, "f"), "hi\n");
   for (const [n, v] of [["user.empty", ""], ["user.full", "abc"]]) {
     const r = spawnSync("setfattr", ["-n", n, "-v", v, path.join(src, "f")], { encoding: "utf8" });
-    if (r.status !== 0) return t.skip(`setfattr on ${tmp}: ${r.stderr.trim()}`);
+    if (r.status !== 0) return skipTest(t, `setfattr on ${tmp}: ${r.stderr.trim()}`);
   }
   const tar = path.join(tmp, "layer.tar");
   const made = spawnSync("tar", ["--xattrs", "--xattrs-include=*", "--format=posix", "-cf", tar, "-C", src, "f"], { encoding: "utf8" });

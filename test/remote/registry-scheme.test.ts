@@ -9,6 +9,7 @@ import dns from "node:dns/promises";
 import os from "node:os";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { isLoopback, RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 let name: string | undefined;
 let ip = "";
@@ -38,7 +39,7 @@ after(async () => {
 const client = (insecure: string[]) => new RegistryClient({ credentials: staticCredentials({}), insecureRegistries: insecure, timeoutMs: 3000 });
 
 test("a registry named by a non-loopback name gets verified HTTPS: a plain-HTTP or self-signed one fails clearly", async (t) => {
-  if (skip) return t.skip(skip);
+  if (skip) return skipTest(t, skip);
   const c = client([]);
   try {
     await assert.rejects(c.blobSize({ registry: `${name}:${plain!.port}`, repository: "a/b" }, `sha256:${"0".repeat(64)}`), (err: Error & { code?: string }) => {
@@ -56,7 +57,7 @@ test("a registry named by a non-loopback name gets verified HTTPS: a plain-HTTP 
 });
 
 test("--insecure-registry: unverified HTTPS when TLS answers, else plain HTTP", async (t) => {
-  if (skip) return t.skip(skip);
+  if (skip) return skipTest(t, skip);
   const httpsName = `${name}:${tlsReg!.port}`;
   const httpName = `${name}:${plain!.port}`;
   const c = client([httpsName, httpName]);

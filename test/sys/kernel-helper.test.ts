@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { haveRoot, mountErofs, tempDir } from "../helpers/kernel.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 const HELPER = fileURLToPath(new URL("../helpers/kernel.ts", import.meta.url));
 
@@ -33,7 +34,7 @@ function tinyImage(): string {
 
 test("mountErofs() mounts an image read-only; unmount() is idempotent", async (t) => {
   const reason = skipReason();
-  if (reason) return t.skip(reason);
+  if (reason) return skipTest(t, reason);
   const m = await mountErofs(tinyImage());
   try {
     assert.ok(isMounted(m.dir));
@@ -49,7 +50,7 @@ test("mountErofs() mounts an image read-only; unmount() is idempotent", async (t
 
 test("mountErofs() of a file that is not an image throws and leaves no directory", async (t) => {
   const reason = skipReason();
-  if (reason) return t.skip(reason);
+  if (reason) return skipTest(t, reason);
   const bogus = path.join(tempDir("eod-img-"), "bogus.erofs");
   fs.writeFileSync(bogus, Buffer.alloc(8192));
   const before = fs.readdirSync(os.tmpdir());
@@ -60,7 +61,7 @@ test("mountErofs() of a file that is not an image throws and leaves no directory
 
 test("the exit hook detaches a mount left by a test that threw", async (t) => {
   const reason = skipReason();
-  if (reason) return t.skip(reason);
+  if (reason) return skipTest(t, reason);
   const image = tinyImage();
   const script = [
     `import { mountErofs } from ${JSON.stringify(HELPER)};`,

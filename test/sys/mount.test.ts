@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { MNT_DETACH, MS_RDONLY, mount, mountAsync, umount } from "../../src/sys/index.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const ROOT_ONLY = haveRoot() ? false : "mount(2) needs root";
+const ROOT_ONLY = unavailable(haveRoot() ? false : "mount(2) needs root");
 
 test("mount() of a missing image throws SysError ENOENT naming both paths", { skip: ROOT_ONLY }, () => {
   const dir = tempDir("eod-mount-");

@@ -5,8 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { getXattr, listXattrs, setXattr } from "../../src/sys/index.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
+import { unavailable } from "../helpers/skip.ts";
 
-const ROOT_ONLY = haveRoot() ? false : "trusted.* xattrs need root";
+const ROOT_ONLY = unavailable(haveRoot() ? false : "trusted.* xattrs need root");
 
 function fixture(): { file: string; link: string } {
   const dir = tempDir("eod-xattr-");
