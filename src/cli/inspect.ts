@@ -1,6 +1,7 @@
 // eod inspect <image> [--stat <path>] [--summary] [--json]
 import { EodError } from "../errors.ts";
 import { featureNames } from "../erofs/super.ts";
+import { escapePath, parsePath } from "../erofs/printable-name.ts";
 import { entryInfo, imageInfo, listEntries, type EntryInfo } from "../image/inspect.ts";
 import { openImage } from "../image/open.ts";
 import { parse } from "./args.ts";
@@ -10,7 +11,8 @@ export const INSPECT_USAGE = `Usage: eod inspect <image-dir | file.erofs> [optio
 Prints the image summary (superblock, devices, blob and chunk statistics) and the tree listing.
 
 Options:
-  --stat <path>      everything about one path (inode, layout, xattrs, chunks)
+  --stat <path>      everything about one path (inode, layout, xattrs, chunks), written as listed (a
+                     byte that is not printable UTF-8 as \\xNN, a backslash as \\\\)
   --summary          the summary only, no tree listing
   --device <file>    an extra device of an EROFS file (repeat in device-table order)
   --json             machine-readable output`;
@@ -26,7 +28,8 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(s + "\n");
   try {
     if (values.stat !== undefined) {
-      const e = entryInfo(img.reader, img.reader.lookup(values.stat), values.stat, true);
+      const names = parsePath(values.stat); // as listed: \xNN and \\ escapes
+      const e = entryInfo(img.reader, img.reader.lookup(names), escapePath(names), true);
       out(values.json ? JSON.stringify(e, null, 2) : Object.entries(e).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("\n"));
       return 0;
     }

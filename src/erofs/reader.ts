@@ -10,6 +10,7 @@ import { decodeBlockMapEntry, decodeChunkFormat, decodeChunkIndex, EROFS_BLOCK_M
 import { decodeDeviceSlot, type DeviceSlot } from "./devt.ts";
 import { compareNames, decodeDirBlock, type Dirent } from "./dirent.ts";
 import { decodeInode, inodeSize, xattrIbodySize, type Inode } from "./inode.ts";
+import { escapeName, escapePath, parsePath } from "./printable-name.ts";
 import { chunkTablePos, mapBlocks, type BlockMap } from "./map.ts";
 import { decodeSuperBlock, type SuperBlock } from "./super.ts";
 import { decodeXattrs, type Xattr } from "./xattr.ts";
@@ -225,7 +226,7 @@ export class ErofsReader {
       const block = this.read(dir, blk * this.blkSz, used);
       for (const d of decodeDirBlock(block, used, dir.nid, blk)) {
         if (prev && compareNames(prev, d.name) >= 0) {
-          throw new EodError("EROFS_CORRUPTED", `Cannot read directory ${dir.nid}: wrong dirent name order at ${JSON.stringify(Buffer.from(d.name).toString())}`);
+          throw new EodError("EROFS_CORRUPTED", `Cannot read directory ${dir.nid}: wrong dirent name order at "${escapeName(d.name)}"`);
         }
         prev = d.name;
         out.push(d);
@@ -261,13 +262,15 @@ export class ErofsReader {
     return this.read(inode, 0, inode.size);
   }
 
-  /** Resolves a path ("/a/b") without following symlinks. */
+  /** Resolves a path without following symlinks: names, or a string as escapePath() prints them ("/a/b\\xff"). */
   lookup(path: string | Uint8Array[]): LoadedInode {
-    const parts = typeof path === "string" ? path.split("/").filter((p) => p !== "" && p !== ".").map((p) => Buffer.from(p)) : path;
+    const parts = typeof path === "string" ? parsePath(path) : path;
     let cur = this.root();
-    for (const name of parts) {
-      const hit = this.readDir(cur).find((d) => compareNames(d.name, name) === 0);
-      if (!hit) throw new EodError("EROFS_CORRUPTED", `No such entry ${JSON.stringify(Buffer.from(name).toString())} in directory ${cur.nid}`);
+    for (let i = 0; i < parts.length; i++) {
+      const missing = (why: string) => new EodError("EROFS_CORRUPTED", `No such entry ${escapePath(parts.slice(0, i + 1))}: ${why}`);
+      if ((cur.mode & S_IFMT) !== S_IFDIR) throw missing(`${escapePath(parts.slice(0, i))} is not a directory`);
+      const hit = this.readDir(cur).find((d) => compareNames(d.name, parts[i]) === 0);
+      if (!hit) throw missing(`directory ${escapePath(parts.slice(0, i))} has no "${escapeName(parts[i])}"`);
       cur = this.inode(hit.nid);
     }
     return cur;
@@ -285,27 +288,33 @@ export class ErofsReader {
     while (stack.length) {
       const { dir, path, parentNid } = stack.pop()!;
       if (path.length > MAX_DIR_DEPTH) throw new EodError("EROFS_CORRUPTED", `Directory nesting deeper than ${MAX_DIR_DEPTH}`);
-      const entries = this.readDir(dir);
+      const where = `Directory ${escapePath(path)} (nid ${dir.nid})`;
+      let entries: Dirent[];
+      try {
+        entries = this.readDir(dir);
+      } catch (err) {
+        throw err instanceof EodError ? new EodError(err.code, `${where}: ${err.message}`, { cause: err }) : err;
+      }
       const children: Array<{ dir: LoadedInode; path: Uint8Array[]; parentNid: number }> = [];
       let sawDot = false;
       let sawDotDot = false;
       for (const d of entries) {
         const name = Buffer.from(d.name).toString("latin1");
-        if (name === ".") { sawDot = true; if (d.nid !== dir.nid) throw new EodError("EROFS_CORRUPTED", `Directory ${dir.nid}: "." points to ${d.nid}`); continue; }
-        if (name === "..") { sawDotDot = true; if (d.nid !== parentNid) throw new EodError("EROFS_CORRUPTED", `Directory ${dir.nid}: ".." points to ${d.nid}, expected ${parentNid}`); continue; }
+        if (name === ".") { sawDot = true; if (d.nid !== dir.nid) throw new EodError("EROFS_CORRUPTED", `${where}: "." points to ${d.nid}`); continue; }
+        if (name === "..") { sawDotDot = true; if (d.nid !== parentNid) throw new EodError("EROFS_CORRUPTED", `${where}: ".." points to ${d.nid}, expected ${parentNid}`); continue; }
         const child = this.inode(d.nid);
         if (fileTypeOfMode(child.mode) !== d.fileType) {
-          throw new EodError("EROFS_CORRUPTED", `Directory ${dir.nid}: entry ${JSON.stringify(Buffer.from(d.name).toString())} has file type ${d.fileType} but inode ${d.nid} has mode 0${child.mode.toString(8)}`);
+          throw new EodError("EROFS_CORRUPTED", `${where}: entry "${escapeName(d.name)}" has file type ${d.fileType} but inode ${d.nid} has mode 0${child.mode.toString(8)}`);
         }
         const childPath = [...path, d.name];
         yield { path: childPath, inode: child, parentNid: dir.nid };
         if (d.fileType === EROFS_FT_DIR) {
-          if (seenDirs.has(child.nid)) throw new EodError("EROFS_CORRUPTED", `Directory ${child.nid} is reached twice (a loop or a hard-linked directory)`);
+          if (seenDirs.has(child.nid)) throw new EodError("EROFS_CORRUPTED", `Directory ${escapePath(childPath)} (nid ${child.nid}) is reached twice (a loop or a hard-linked directory)`);
           seenDirs.add(child.nid);
           children.push({ dir: child, path: childPath, parentNid: dir.nid });
         }
       }
-      if (!sawDot || !sawDotDot) throw new EodError("EROFS_CORRUPTED", `Directory ${dir.nid} lacks "." or ".."`);
+      if (!sawDot || !sawDotDot) throw new EodError("EROFS_CORRUPTED", `${where} lacks "." or ".."`);
       for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
     }
   }

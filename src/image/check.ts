@@ -5,6 +5,7 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import { decodeChunkFormat } from "../erofs/chunk.ts";
+import { escapePath } from "../erofs/printable-name.ts";
 import { EROFS_INODE_CHUNK_BASED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../erofs/constants.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import { findChunk, type ChunkTable } from "./chunk-table.ts";
@@ -95,9 +96,6 @@ function checkDevices(reader: ErofsReader, files: readonly string[], report: Che
   report.notChecked.push("file data: an EROFS file has no data digests (every extent was mapped inside its device)");
 }
 
-function pathOf(p: Uint8Array[]): string {
-  return "/" + p.map((n) => Buffer.from(n).toString()).join("/");
-}
 
 function walkStructures(reader: ErofsReader, report: CheckReport, problem: (w: string, e: unknown) => void, lazy: boolean): void {
   const seen = new Set<number>();
@@ -105,7 +103,7 @@ function walkStructures(reader: ErofsReader, report: CheckReport, problem: (w: s
   try {
     for (const { path: p, inode } of reader.walk()) {
       report.entries++;
-      const where = `${pathOf(p)} (nid ${inode.nid})`;
+      const where = `${escapePath(p)} (nid ${inode.nid})`;
       const type = inode.mode & S_IFMT;
       if (type !== S_IFDIR) {
         const n = nlinks.get(inode.nid) ?? { want: inode.nlink, got: 0, path: where };
@@ -151,10 +149,10 @@ function verifyChunkRefs(reader: ErofsReader, tables: readonly ChunkTable[], chu
       done.add(inode.nid);
       try {
         const bits = decodeChunkFormat(inode.iU, reader.sb.blkSzBits, inode.nid).chunkBits;
-        if (2 ** bits !== chunkSize) problem(`${pathOf(p)} (nid ${inode.nid})`, `chunk size ${2 ** bits}, manifest says ${chunkSize}`);
+        if (2 ** bits !== chunkSize) problem(`${escapePath(p)} (nid ${inode.nid})`, `chunk size ${2 ** bits}, manifest says ${chunkSize}`);
         for (const c of reader.chunks(inode)) {
           if (!c.addr) continue;
-          const where = `${pathOf(p)} (nid ${inode.nid}) chunk ${c.index}`;
+          const where = `${escapePath(p)} (nid ${inode.nid}) chunk ${c.index}`;
           const table = tables[c.addr.deviceId - 1];
           if (!table) { problem(where, `device ${c.addr.deviceId} is not a blob of this image`); continue; }
           const pos = c.addr.startBlk * reader.blkSz;
@@ -164,7 +162,7 @@ function verifyChunkRefs(reader: ErofsReader, tables: readonly ChunkTable[], chu
           else if (table.entries[i].plainSize !== want) problem(where, `chunk holds ${table.entries[i].plainSize} bytes, the file needs ${want}`);
         }
       } catch (err) {
-        problem(`${pathOf(p)} (nid ${inode.nid})`, err);
+        problem(`${escapePath(p)} (nid ${inode.nid})`, err);
       }
     }
   } catch {

@@ -3,12 +3,14 @@ import { EROFS_INODE_CHUNK_BASED, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT } from "../e
 import { decodeChunkFormat } from "../erofs/chunk.ts";
 import { decodeRdev } from "../erofs/inode.ts";
 import { featureNames } from "../erofs/super.ts";
+import { escapeName, escapePath } from "../erofs/printable-name.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import type { OpenedImage } from "./open.ts";
 
 const LAYOUT_NAMES = ["flat-plain", "compressed-full", "flat-inline", "compressed-compact", "chunk-based"];
 
 export interface EntryInfo {
+  /** Escaped where a name is not printable UTF-8 (printable-name.ts), as eod inspect --stat takes it. */
   path: string;
   nid: number;
   mode: string;
@@ -41,7 +43,7 @@ export function entryInfo(reader: ErofsReader, inode: LoadedInode, path: string,
     layout: LAYOUT_NAMES[inode.dataLayout] ?? String(inode.dataLayout), inodeForm: inode.extended ? "extended" : "compact",
   };
   if (type === S_IFCHR || type === S_IFBLK) info.rdev = decodeRdev(inode.iU);
-  if (type === S_IFLNK) info.target = Buffer.from(reader.readLink(inode)).toString();
+  if (type === S_IFLNK) info.target = escapeName(reader.readLink(inode));
   if (withXattrs) {
     const xs = reader.xattrs(inode);
     if (xs.length) info.xattrs = Object.fromEntries(xs.map((x) => [x.name, Buffer.from(x.value).toString("base64")]));
@@ -99,6 +101,6 @@ export function imageInfo(img: OpenedImage): ImageInfo {
 /** Every entry in walk order (root first), with its path. */
 export function* listEntries(reader: ErofsReader, withXattrs: boolean): Generator<EntryInfo> {
   for (const { path, inode } of reader.walk()) {
-    yield entryInfo(reader, inode, "/" + path.map((n) => Buffer.from(n).toString()).join("/"), withXattrs);
+    yield entryInfo(reader, inode, escapePath(path), withXattrs);
   }
 }
