@@ -9,11 +9,13 @@
 // convert: best of N, interleaved with the reference, page caches dropped before each. eod convert pulls the
 //   layer blob (tar.gz) from the registry, builds (zstd by default; also --compress none, the reference's
 //   form) and pushes the image to a new repository each run (so every blob is uploaded); the reference
-//   extracts the same tar.gz with GNU tar (xattrs kept) and runs mkfs.erofs on the tree.
+//   extracts the same tar.gz with GNU tar (xattrs kept) and runs mkfs.erofs on the tree. mkfs.erofs stores a
+//   --blobdev's chunks uncompressed (EROFS compresses no chunked file), so the ratio held to the target is
+//   --compress none's (like with like); zstd's is reported beside it.
 // cold: the converted image (defaults: 128 KiB chunks, zstd, inline 1 KiB) behind a proxy that throttles the
 //   registry to 20 MB/s and adds 20 ms per request (bench:lazy's link): lazy = `eod mount <ref>` + `chroot
 //   <mnt> python3 -c 'import json'`, fresh cache each run (best of N); full = `eod pull <ref>` into a fresh
-//   cache + the same mount and chroot (one run); the same lazy cold start from `eod serve` of the same image
+//   cache + the same mount and chroot (best of N, as lazy); the same lazy cold start from `eod serve` of the same image
 //   directory behind the same proxy, for comparison with bench:lazy (and to see what the registry adds).
 // Results are printed and written to bench/results/convert-<UTC timestamp>.json.
 import { spawn, spawnSync } from "node:child_process";
@@ -206,7 +208,7 @@ async function main(): Promise<number> {
   }
   const out = writeResults("convert", result);
   console.log(`results: ${path.relative(repo, out)}`);
-  const ratio = (result.convert as { ratio?: number } | undefined)?.ratio;
+  const ratio = (result.convert as { ratioNone?: number } | undefined)?.ratioNone;
   return ratio !== undefined && ratio > 1 ? 1 : 0;
 }
 
@@ -249,7 +251,7 @@ async function convertPart(ref: string, reg: RunningRegistry, layerFile: string,
     ratioNone: best(times.convertNone) / best(times.reference),
     lastRun: summary ? { pullAndBuild: summary.seconds.pull, push: summary.seconds.push, blobBytes: summary.build.manifest.blobs.reduce((n, b) => n + b.remote.size, 0), bootstrapBytes: summary.build.manifest.bootstrap.size } : null,
   };
-  console.log(`convert (best of ${RUNS}): eod convert ${r.seconds.convert.toFixed(2)} s (zstd), ${r.seconds.convertNone.toFixed(2)} s (--compress none); tar -xzf + mkfs.erofs --chunksize=${CHUNK_BYTES} --blobdev ${r.seconds.reference.toFixed(2)} s (tar ${r.seconds.tar.toFixed(2)}, mkfs ${r.seconds.mkfs.toFixed(2)}); ratio ${r.ratio.toFixed(2)} (none ${r.ratioNone.toFixed(2)}), target <= 1.0`);
+  console.log(`convert (best of ${RUNS}): eod convert ${r.seconds.convert.toFixed(2)} s (zstd), ${r.seconds.convertNone.toFixed(2)} s (--compress none); tar -xzf + mkfs.erofs --chunksize=${CHUNK_BYTES} --blobdev ${r.seconds.reference.toFixed(2)} s (tar ${r.seconds.tar.toFixed(2)}, mkfs ${r.seconds.mkfs.toFixed(2)}); ratio ${r.ratioNone.toFixed(2)} with --compress none, target <= 1.0 (zstd: ${r.ratio.toFixed(2)})`);
   return r;
 }
 
@@ -282,24 +284,28 @@ async function coldPart(ref: string, reg: RunningRegistry, work: string, cleanup
   };
   const lazy = [];
   for (let i = 0; i < RUNS; i++) lazy.push(await coldStart(`${proxy.host}/bench/cold:v1`, proxy.bytes, proxy.reset));
-  // full: everything pulled into a fresh cache, then the same mount and command.
-  const cache = path.join(work, "cache-full");
-  const mnt = path.join(work, "mnt-full");
-  fs.mkdirSync(mnt);
-  dropCaches();
-  proxy.reset();
-  let full;
-  try {
-    const t0 = performance.now();
-    await eod(["pull", `${proxy.host}/bench/cold:v1`, "--cache-dir", cache, "--frontend", "fanotify"]);
-    await eod(["mount", `${proxy.host}/bench/cold:v1`, mnt, "--cache-dir", cache, "--frontend", "fanotify"]);
-    await ok("chroot", [mnt, ...COLD_CMD]);
-    full = { seconds: (performance.now() - t0) / 1000, bytes: proxy.bytes() };
-    await eod(["umount", mnt, "--cache-dir", cache]);
-  } finally {
-    unmountAll(mnt);
-    killDaemon(cache);
+  // full: everything pulled into a fresh cache, then the same mount and command; best of N as lazy.
+  const fullRuns: Array<{ seconds: number; bytes: number }> = [];
+  for (let i = 0; i < RUNS; i++) {
+    const cache = path.join(work, `cache-full-${i}`);
+    const mnt = path.join(work, `mnt-full-${i}`);
+    fs.mkdirSync(mnt);
+    dropCaches();
+    proxy.reset();
+    try {
+      const t0 = performance.now();
+      await eod(["pull", `${proxy.host}/bench/cold:v1`, "--cache-dir", cache, "--frontend", "fanotify"]);
+      await eod(["mount", `${proxy.host}/bench/cold:v1`, mnt, "--cache-dir", cache, "--frontend", "fanotify"]);
+      await ok("chroot", [mnt, ...COLD_CMD]);
+      fullRuns.push({ seconds: (performance.now() - t0) / 1000, bytes: proxy.bytes() });
+      await eod(["umount", mnt, "--cache-dir", cache]);
+    } finally {
+      unmountAll(mnt);
+      killDaemon(cache);
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
   }
+  const full = fullRuns.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   // The same image directory from eod serve behind the same proxy (the same link), for comparison with bench:lazy.
   const serve = await startServer(imageDir);
   cleanups.push(() => serve.stop());

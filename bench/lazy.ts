@@ -13,7 +13,7 @@
 //  (a) cold start behind `eod serve --rate 20000000 --latency 20`: lazy = `eod mount` + `chroot <mnt> python3
 //      -c 'import json'` (fresh cache each run, best of N); full = GET every file of the image (manifest
 //      first, then the other files concurrently, one request each; the server's bandwidth is shared), `eod
-//      unpack`, a daemon-less mount(2), the same chroot (one run). Bytes: what the server sent (manifest,
+//      unpack`, a daemon-less mount(2), the same chroot (best of N, as lazy). Bytes: what the server sent (manifest,
 //      bootstrap and chunk tables included) vs the full download's. Also, for the default chunk size: with
 //      the daemon started before the clock (as a service), and the image rebuilt with the prefetch list of
 //      `eod trace` of the same command (--prefetch-from), with and without a running daemon.
@@ -616,27 +616,30 @@ async function main(): Promise<number> {
         lazyRuns.push({ totalS, mountS, ...phases, runS: totalS - mountS, bytes: st.bytes, metaBytes, requests: st.requests, ok: r.code === 0, stderr: r.stderr.slice(-2000), status: s });
         if (r.code !== 0) failures.push(`(a) ${v.label} lazy: chroot ${describe(r)}: ${r.stderr.trim().slice(-500)}`);
       }
-      let full = fullByImage.get(v.img.id);
-      if (!full) {
-        progress(`(a) cold start ${v.img.id}: full download + unpack + mount + run`);
-        const dl = path.join(tmp, "full-dl");
-        const blobs = path.join(tmp, "full-blobs");
-        const mnt = path.join(tmp, "full-mnt");
-        await settle();
-        await resetStats(slow.url);
-        const t0 = process.hrtime.bigint();
-        const d = await downloadImage(new URL(prefix, slow.url).href, dl);
-        const m = await localMount(dl, blobs, mnt);
-        const r = await runColdCommand(mnt);
-        const totalS = Number(process.hrtime.bigint() - t0) / 1e9;
-        const st = await serverStats(slow.url);
-        localUnmount(mnt);
-        fs.rmSync(dl, { recursive: true, force: true });
-        fs.rmSync(blobs, { recursive: true, force: true });
-        if (r.code !== 0) failures.push(`(a) ${v.img.id} full: chroot ${describe(r)}: ${r.stderr.trim().slice(-500)}`);
-        full = { totalS, downloadS: d.seconds, unpackS: m.unpackS, mountS: m.mountS, runS: r.seconds, bytes: v.img.bytes, downloadedBytes: d.bytes, serverBytes: st.bytes, requests: st.requests, ok: r.code === 0 };
-        fullByImage.set(v.img.id, full);
+      if (!fullByImage.has(v.img.id)) { // best of N as the lazy runs: like with like
+        const fullRuns: FullRun[] = [];
+        for (let i = 0; i < RUNS; i++) {
+          progress(`(a) cold start ${v.img.id}: full download + unpack + mount + run ${i + 1}/${RUNS}`);
+          const dl = path.join(tmp, "full-dl");
+          const blobs = path.join(tmp, "full-blobs");
+          const mnt = path.join(tmp, "full-mnt");
+          await settle();
+          await resetStats(slow.url);
+          const t0 = process.hrtime.bigint();
+          const d = await downloadImage(new URL(prefix, slow.url).href, dl);
+          const m = await localMount(dl, blobs, mnt);
+          const r = await runColdCommand(mnt);
+          const totalS = Number(process.hrtime.bigint() - t0) / 1e9;
+          const st = await serverStats(slow.url);
+          localUnmount(mnt);
+          fs.rmSync(dl, { recursive: true, force: true });
+          fs.rmSync(blobs, { recursive: true, force: true });
+          if (r.code !== 0) failures.push(`(a) ${v.img.id} full: chroot ${describe(r)}: ${r.stderr.trim().slice(-500)}`);
+          fullRuns.push({ totalS, downloadS: d.seconds, unpackS: m.unpackS, mountS: m.mountS, runS: r.seconds, bytes: v.img.bytes, downloadedBytes: d.bytes, serverBytes: st.bytes, requests: st.requests, ok: r.code === 0 });
+        }
+        fullByImage.set(v.img.id, fastestOk(fullRuns, (x) => x.totalS) ?? fullRuns[0]!);
       }
+      const full = fullByImage.get(v.img.id)!;
       const best = fastestOk(lazyRuns, (x) => x.totalS);
       coldResults.push({
         label: v.label, image: v.img.id, chunkSize: v.img.chunk, inlineMax: v.img.inline, minFetch: v.minFetch ?? CACHE_DEFAULTS.minFetch, imageBytes: v.img.bytes,
@@ -804,7 +807,7 @@ async function main(): Promise<number> {
     const pf = (ok: boolean) => (ok ? "pass" : "FAIL");
     if (PARTS.has("a")) {
       console.log(`\n(a) cold start: chroot <mnt> ${COLD_CMD.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}, server --rate ${RATE} --latency ${LATENCY_MS}`);
-      console.log(`    lazy = eod mount + run (fresh cache, best of ${RUNS}); full = GET manifest, then the other files concurrently + eod unpack + mount(2) + run (1 run)`);
+      console.log(`    lazy = eod mount + run (fresh cache, best of ${RUNS}); full = GET manifest, then the other files concurrently + eod unpack + mount(2) + run (best of ${RUNS})`);
       console.log(`    daemon up = eod mount start until the daemon listens (two node starts); load = the daemon's mount request (manifest, bootstrap, tables, HEAD, mount(2))`);
       const aRows: string[][] = [["variant", "lazy s", "mount (daemon up/load) + run", "lazy MB", "full s", "(dl+unpack+mount+run)", "full MB", "bytes ratio", `≤${TARGETS.coldBytes}`, "time ratio", `≤${TARGETS.coldTime}`, "fetches", "misses", "events", "fill p50/p99 ms"]];
       for (const c of coldResults) {
