@@ -8,7 +8,7 @@ import { CacheCore, type CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
 import { openRemote } from "../remote/open-remote.ts";
 import type { Remote, RemoteOptions } from "../remote/remote.ts";
-import { MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
+import { MNT_DETACH, MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
 import { socketPathOf } from "./client.ts";
 import { RawReply, startControl } from "./control.ts";
@@ -23,7 +23,8 @@ import { planPrefetch } from "./prefetch.ts";
 import { TraceRecorder } from "./trace.ts";
 import type { Trace } from "../image/prefetch.ts";
 import type { Log } from "../util/log.ts";
-import { mountAt } from "./mountinfo.ts";
+import { mountAt, mounts } from "./mountinfo.ts";
+import { stillMounted, watchWorld, type WorldWatch } from "./world.ts";
 import { loadState, saveState, type DaemonState, type MountRecord } from "./state.ts";
 
 export interface DaemonOptions {
@@ -56,6 +57,9 @@ export class Daemon {
   readonly #fills = new Map<string, AbortController>();
   #state: DaemonState;
   #control: http.Server | null = null;
+  #world: WorldWatch | null = null;
+  /** The cache directory was removed or renamed: stopping cannot flush into it. */
+  #cacheDirGone = false;
   #busy: Promise<unknown> = Promise.resolve(); // mount/umount run one at a time
   #stopping: Promise<void> | null = null;
 
@@ -74,9 +78,9 @@ export class Daemon {
   /** Re-attaches to recorded mounts that still exist, then listens on the control socket. */
   async start(): Promise<void> {
     const kept: MountRecord[] = [];
+    const table = mounts();
     for (const m of this.#state.mounts) {
-      const live = mountAt(m.mountPoint);
-      if (!live || live.fsType !== "erofs" || live.source !== (m.mountSource ?? m.bootstrapPath)) {
+      if (!stillMounted(m, table)) {
         this.#opts.log("info", "forgetting a mount that is gone", { mountPoint: m.mountPoint });
         continue;
       }
@@ -110,6 +114,13 @@ export class Daemon {
       "POST /cull": async (b) => this.#serial(async () => this.cull((b as { blobId: string }).blobId)),
       "POST /pull": async (b) => this.pull(b as PullRequest),
     });
+    const serially = (what: string, fn: () => void) => () => {
+      this.#serial(async () => fn()).catch((err: unknown) => this.#opts.log("error", what, { err }));
+    };
+    this.#world = watchWorld(this.#opts.cacheDir, {
+      onMountsChanged: serially("cannot follow a change of the mount table", () => this.#forgetVanished()),
+      onCacheDirGone: serially("cannot leave a cache directory that is gone", () => this.#leaveGoneCacheDir()),
+    }, this.#opts.log);
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -280,14 +291,51 @@ export class Daemon {
         throw new EodError("SYS", `Cannot unmount ${mountPoint}: ${(err as Error).message}`, { cause: err });
       }
     }
+    this.#forget(record);
+    this.#opts.log("info", "unmounted", { mountPoint });
+    return { mountPoint, remaining: this.#state.mounts.length };
+  }
+
+  /** Drops a mount from the table (it is unmounted already) and releases its blobs; idle when it was the last. */
+  #forget(record: MountRecord): void {
     this.#state.mounts = this.#state.mounts.filter((m) => m !== record);
-    this.#fills.get(mountPoint)?.abort();
+    this.#fills.get(record.mountPoint)?.abort();
+    this.#traces.delete(record.mountPoint);
     this.metrics.observeBlobs(this.core.stats()); // counters of the blobs about to close are kept
     this.#opts.frontend.release(record.blobs.map((b) => b.id).filter((id) => !this.#inUse(id)), this.core);
     saveState(this.#opts.cacheDir, this.#state);
-    this.#opts.log("info", "unmounted", { mountPoint });
     if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.());
-    return { mountPoint, remaining: this.#state.mounts.length };
+  }
+
+  /** The mount table changed: forget the mounts unmounted behind our back (`umount -l`, another tool). */
+  #forgetVanished(): void {
+    if (this.#stopping) return;
+    const table = mounts();
+    for (const m of this.#state.mounts.filter((r) => !stillMounted(r, table))) {
+      this.#opts.log("info", "a mount was removed behind the daemon's back: forgotten", { mountPoint: m.mountPoint });
+      this.#forget(m);
+    }
+  }
+
+  /**
+   * The cache directory was removed or renamed: no cache file or state can be kept. The mounts are detached
+   * (readers would otherwise see errors, or zeros for unfetched ranges once the fanotify group is gone), and
+   * the daemon becomes idle.
+   */
+  #leaveGoneCacheDir(): void {
+    if (this.#stopping) return;
+    this.#cacheDirGone = true;
+    this.#opts.log("error", "the cache directory is gone: detaching its mounts; the daemon exits", { cacheDir: this.#opts.cacheDir, mounts: this.#state.mounts.length });
+    for (const m of this.#state.mounts) {
+      try {
+        if (mountAt(m.mountPoint)) umount(m.mountPoint, MNT_DETACH);
+      } catch (err) {
+        this.#opts.log("error", "cannot detach a mount", { mountPoint: m.mountPoint, err });
+      }
+      this.#fills.get(m.mountPoint)?.abort();
+    }
+    this.#state.mounts = [];
+    setImmediate(() => this.#opts.onIdle?.());
   }
 
   /** Evicts one blob's cache (whole file) if no mount uses it. */
@@ -325,10 +373,16 @@ export class Daemon {
   }
 
   async #stop(): Promise<void> {
+    this.#world?.stop();
     await new Promise<void>((resolve) => (this.#control ? this.#control.close(() => resolve()) : resolve()));
     fs.rmSync(socketPathOf(this.#opts.cacheDir), { force: true });
-    await this.#opts.frontend.close();
-    await this.core.close();
+    try {
+      await this.#opts.frontend.close();
+      await this.core.close();
+    } catch (err) {
+      if (!this.#cacheDirGone) throw err;
+      this.#opts.log("info", "the cache was not flushed: its directory is gone", { err });
+    }
     for (const r of this.#remotes.values()) await r.close();
   }
 }
