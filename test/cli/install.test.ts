@@ -14,7 +14,7 @@ import { unavailable } from "../helpers/skip.ts";
 
 const skip = unavailable(!haveTool("npm") ? "needs npm" : !haveTool("mkfs.erofs") && "needs mkfs.erofs (erofs-utils)");
 /** What a checkout holds that `npm pack` does not need (tests, benchmarks) or makes itself (dist/). */
-const NOT_PACKED = new Set(["node_modules", ".git", "dist", "test", "bench", "npm-shrinkwrap.json"]);
+const NOT_PACKED = new Set(["node_modules", ".git", "dist", "test", "bench"]);
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = cleanEnv()): { status: number | null; out: string } {
   const r = spawnSync(cmd, args, { cwd, env, encoding: "utf8", maxBuffer: 64 << 20 });
@@ -54,7 +54,7 @@ test("npm pack gives a package that installs offline and runs eod on its own Nod
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-install-"));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  // Packed from a copy, so prepack's dist/ and npm-shrinkwrap.json never appear in the checkout.
+  // Packed from a copy, so prepack's dist/ never appears in the checkout.
   const checkout = path.join(tmp, "checkout");
   fs.cpSync(REPO, checkout, { recursive: true, filter: (src) => !NOT_PACKED.has(path.relative(REPO, src)) });
   fs.symlinkSync(path.join(REPO, "node_modules"), path.join(checkout, "node_modules"));
