@@ -3,7 +3,7 @@ import { EodError } from "../errors.ts";
 import { featureNames } from "../erofs/super.ts";
 import { escapePath, parsePath } from "../erofs/printable-name.ts";
 import { entryInfo, imageInfo, listEntries, type EntryInfo } from "../image/inspect.ts";
-import { openImage } from "../image/open.ts";
+import { openImageMetadata } from "../image/open.ts";
 import { parse } from "./args.ts";
 
 export const INSPECT_USAGE = `Usage: eod inspect <image-dir | file.erofs> [options]
@@ -24,7 +24,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   }, INSPECT_USAGE);
   if (values.help) { console.log(INSPECT_USAGE); return 0; }
   if (positionals.length !== 1) throw new EodError("USAGE", INSPECT_USAGE);
-  const img = openImage(positionals[0], values.device ?? []);
+  const img = openImageMetadata(positionals[0], values.device ?? []); // an image dir's blobs need not be here
   const out = (s: string) => process.stdout.write(s + "\n");
   try {
     if (values.stat !== undefined) {
@@ -44,7 +44,9 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     out(`features compat 0x${info.featureCompat.toString(16)} (${names(info.featureCompat, 0)}) incompat 0x${info.featureIncompat.toString(16)} (${names(0, info.featureIncompat)}), primary ${info.primaryBlocks} blocks, ${info.devices.length} extra device(s)`);
     if (info.bootstrap) out(`bootstrap ${info.bootstrap.size} bytes ${info.bootstrap.digest}`);
     for (const b of info.blobs ?? []) {
-      out(`blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
+      out(b.tableMissing !== undefined
+        ? `blob ${b.id}: ${b.chunks} chunks, kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (chunk table not here: ${b.tableMissing})`
+        : `blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
     }
     if (!values.summary) {
       for (const e of listEntries(img.reader, false)) {

@@ -8,10 +8,16 @@ import { decodeChunkTable, blobIdOf, type ChunkTable } from "./chunk-table.ts";
 import { decompressBootstrap } from "./codec.ts";
 import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "./manifest.ts";
 
-export interface ImageDir {
+/** What reading metadata needs (eod inspect): the manifest, the bootstrap, and the chunk tables that are here. */
+export interface ImageDirMetadata {
   dir: string;
   manifest: Manifest;
   bootstrapPath: string;
+  /** Chunk tables in device-table order; undefined where the table file is absent. */
+  tables: ReadonlyArray<ChunkTable | undefined>;
+}
+
+export interface ImageDir extends ImageDirMetadata {
   /** Chunk tables in device-table order. */
   tables: ChunkTable[];
 }
@@ -21,6 +27,18 @@ export function isImageDir(dir: string): boolean {
 }
 
 export function openImageDir(dir: string): ImageDir {
+  return readImageDir(dir, false) as ImageDir; // every table was read
+}
+
+/**
+ * openImageDir() for metadata readers: only manifest.json and the bootstrap must be here; a missing chunk table
+ * (blobs/ not copied) is left undefined, a missing compressed bootstrap (the bootstrap's wire form) unchecked.
+ */
+export function openImageDirMetadata(dir: string): ImageDirMetadata {
+  return readImageDir(dir, true);
+}
+
+function readImageDir(dir: string, tablesOptional: boolean): ImageDirMetadata {
   const manifestPath = path.join(dir, MANIFEST_NAME);
   let text: string;
   try {
@@ -30,11 +48,12 @@ export function openImageDir(dir: string): ImageDir {
   }
   const manifest = parseManifest(text, manifestPath);
   const bootstrap = readVerified(dir, manifest.bootstrap, "bootstrap");
-  if (manifest.bootstrapZstd) {
+  if (manifest.bootstrapZstd && !(tablesOptional && !fs.existsSync(path.join(dir, manifest.bootstrapZstd.path)))) {
     const plain = decompressBootstrap(readVerified(dir, manifest.bootstrapZstd, "compressed bootstrap"), manifest.bootstrap.size, "the compressed bootstrap");
     if (!plain.equals(bootstrap)) throw new EodError("DIGEST_MISMATCH", `The compressed bootstrap of ${dir} does not decompress to the bootstrap`);
   }
   const tables = manifest.blobs.map((b) => {
+    if (tablesOptional && !fs.existsSync(path.join(dir, b.table.path))) return undefined;
     const table = decodeChunkTable(readVerified(dir, b.table, `chunk table of blob ${b.id}`), `blob ${b.id}`);
     if (blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob (${blobIdOf(table)})`);
     if (table.kernelSize !== b.kernelSize || table.entries.length !== b.chunks || table.remoteSize !== b.remote.size) {

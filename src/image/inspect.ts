@@ -5,6 +5,7 @@ import { decodeRdev } from "../erofs/inode.ts";
 import { featureNames } from "../erofs/super.ts";
 import { escapeName, escapePath } from "../erofs/printable-name.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
+import type { ImageDirMetadata } from "./image-dir.ts";
 import type { OpenedImage } from "./open.ts";
 
 const LAYOUT_NAMES = ["flat-plain", "compressed-full", "flat-inline", "compressed-compact", "chunk-based"];
@@ -71,11 +72,14 @@ export interface ImageInfo {
   bootstrap?: { size: number; digest: string };
   blobs?: Array<{
     id: string; kernelSize: number; remoteSize: number; chunks: number; compression: string;
-    rawChunks: number; ratio: number; meanChunk: number;
+    /** From the chunk table; absent when the table is not here (an image directory copied without blobs/). */
+    rawChunks?: number; ratio?: number; meanChunk?: number;
+    /** The chunk table's path when it is not here. */
+    tableMissing?: string;
   }>;
 }
 
-export function imageInfo(img: OpenedImage): ImageInfo {
+export function imageInfo(img: OpenedImage<ImageDirMetadata>): ImageInfo {
   const { reader, imageDir } = img;
   const sb = reader.sb;
   const info: ImageInfo = {
@@ -87,6 +91,9 @@ export function imageInfo(img: OpenedImage): ImageInfo {
     info.bootstrap = { size: imageDir.manifest.bootstrap.size, digest: imageDir.manifest.bootstrap.digest };
     info.blobs = imageDir.manifest.blobs.map((b, k) => {
       const t = imageDir.tables[k];
+      if (!t) {
+        return { id: b.id, kernelSize: b.kernelSize, remoteSize: b.remote.size, chunks: b.chunks, compression: imageDir.manifest.compression, tableMissing: b.table.path };
+      }
       const plain = t.entries.reduce((n, e) => n + e.plainSize, 0);
       return {
         id: b.id, kernelSize: t.kernelSize, remoteSize: t.remoteSize, chunks: t.entries.length, compression: t.compression,

@@ -5,12 +5,14 @@ import path from "node:path";
 import { EodError } from "../errors.ts";
 import { ErofsReader, type ByteSource } from "../erofs/reader.ts";
 import { remoteBlobSource } from "./blob-source.ts";
-import { isImageDir, openImageDir, type ImageDir } from "./image-dir.ts";
+import type { ChunkTable } from "./chunk-table.ts";
+import { isImageDir, openImageDir, openImageDirMetadata, type ImageDir, type ImageDirMetadata } from "./image-dir.ts";
+import type { BlobRef } from "./manifest.ts";
 
-export interface OpenedImage {
+export interface OpenedImage<D extends ImageDirMetadata = ImageDir> {
   reader: ErofsReader;
   /** Set for image directories. */
-  imageDir?: ImageDir;
+  imageDir?: D;
   close(): void;
 }
 
@@ -39,19 +41,39 @@ export function fileSource(p: string): ByteSource & { close(): void } {
   };
 }
 
+/** Opens an image to read everything: an image directory's blobs and chunk tables must all be here. */
 export function openImage(target: string, devices: readonly string[] = []): OpenedImage {
+  return open(target, devices, (dir) => {
+    const imageDir = openImageDir(dir);
+    return { imageDir, blobs: (opened) => imageDir.manifest.blobs.forEach((b, k) => opened.push(remoteBlobSource(path.join(dir, b.remote.path), imageDir.tables[k], b.id))) };
+  });
+}
+
+/**
+ * Opens an image to read its metadata (eod inspect): an image directory needs only manifest.json and the
+ * bootstrap; a blob is opened when file data is read from it, and one whose files are absent is an error then.
+ */
+export function openImageMetadata(target: string, devices: readonly string[] = []): OpenedImage<ImageDirMetadata> {
+  return open(target, devices, (dir) => {
+    const imageDir = openImageDirMetadata(dir);
+    return { imageDir, blobs: (opened) => imageDir.manifest.blobs.forEach((b, k) => opened.push(lazyBlobSource(path.join(dir, b.remote.path), imageDir.tables[k], b))) };
+  });
+}
+
+type DirOpener<D> = (dir: string) => { imageDir: D; blobs: (opened: Array<ByteSource & { close(): void }>) => void };
+
+function open<D extends ImageDirMetadata>(target: string, devices: readonly string[], openDir: DirOpener<D>): OpenedImage<D> {
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
     if (!isImageDir(target)) throw new EodError("USAGE", `${target} is a directory but not an image directory (no manifest.json)`);
     if (devices.length) throw new EodError("USAGE", `--device is for an EROFS file's extra devices; the blobs of image directory ${target} are named by its manifest`);
-    const imageDir = openImageDir(target);
+    const { imageDir, blobs } = openDir(target);
     const sources: Array<ByteSource & { close(): void }> = [];
     const close = () => sources.forEach((s) => s.close());
     try {
       const primary = fileSource(imageDir.bootstrapPath);
       sources.push(primary);
-      const blobs = imageDir.manifest.blobs.map((b, k) => remoteBlobSource(path.join(target, b.remote.path), imageDir.tables[k], b.id));
-      sources.push(...blobs);
-      const reader = new ErofsReader(primary, blobs);
+      blobs(sources); // pushed one by one, so a failure closes those already open
+      const reader = new ErofsReader(primary, sources.slice(1));
       checkAgainstManifest(reader, imageDir);
       return { reader, imageDir, close };
     } catch (err) {
@@ -75,8 +97,22 @@ export function openImage(target: string, devices: readonly string[] = []): Open
   }
 }
 
+/** A blob's kernel form read through its remote form, opened at the first read; its chunk table may be absent. */
+function lazyBlobSource(remotePath: string, table: ChunkTable | undefined, blob: BlobRef): ByteSource & { close(): void } {
+  let src: (ByteSource & { close(): void }) | undefined;
+  return {
+    size: blob.kernelSize,
+    read(pos, length) {
+      if (!table) throw new EodError("IMAGE_INVALID", `Cannot read blob ${blob.id}: its chunk table ${blob.table.path} is not here`);
+      src ??= remoteBlobSource(remotePath, table, blob.id);
+      return src.read(pos, length);
+    },
+    close: () => src?.close(),
+  };
+}
+
 /** The bootstrap and the manifest must describe the same blobs: same count, order, ids, sizes and block size. */
-export function checkAgainstManifest(reader: ErofsReader, img: ImageDir): void {
+export function checkAgainstManifest(reader: ErofsReader, img: ImageDirMetadata): void {
   const m = img.manifest;
   const bad = (why: string) => new EodError("IMAGE_INVALID", `Bootstrap of ${img.dir} disagrees with its manifest: ${why}`);
   if (reader.blkSz !== m.blockSize) throw bad(`block size ${reader.blkSz}, manifest says ${m.blockSize}`);
@@ -86,6 +122,7 @@ export function checkAgainstManifest(reader: ErofsReader, img: ImageDir): void {
     if (d.tag !== b.id) throw bad(`device ${k + 1} is tagged ${JSON.stringify(d.tag)}, manifest says blob ${b.id}`);
     if (d.blocks * reader.blkSz !== b.kernelSize) throw bad(`device ${k + 1} has ${d.blocks} blocks, blob ${b.id} has ${b.kernelSize} bytes`);
     const t = img.tables[k];
+    if (!t) return; // not here (eod inspect reads metadata only)
     if (2 ** t.blkSzBits !== m.blockSize) throw bad(`chunk table of blob ${b.id} uses ${2 ** t.blkSzBits}-byte blocks`);
     if (t.compression !== m.compression) throw bad(`blob ${b.id} is compressed with ${t.compression}, manifest says ${m.compression}`);
     const big = t.entries.findIndex((e) => e.plainSize > m.chunkSize);
