@@ -19,5 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# npm ci also leaves every package tarball in npm's cache: test/cli/install.test.ts installs the packed eod
+# from there, offline.
 echo "==> npm ci"
 npm ci --no-audit --no-fund --loglevel=error
