@@ -3,17 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { eod, eodOk } from "../helpers/cli.ts";
+import { eod } from "../helpers/cli.ts";
+import { oneFileImage } from "../helpers/one-file-image.ts";
 
 test("eod unpack <file.erofs> is a usage error that says what the file is", (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-unpack-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(tmp, "src"));
-  fs.writeFileSync(path.join(tmp, "src/a"), "hello\n");
-  const image = path.join(tmp, "one.erofs");
-  eodOk("build", path.join(tmp, "src"), "--single", image);
+  const { tmp, image } = oneFileImage(t, "eod-unpack-");
   const out = path.join(tmp, "blobs");
   const r = eod("unpack", image, "--blobs-to", out);
   const show = `exit ${r.status}\n${r.stderr}`;

@@ -3,7 +3,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import {
   EROFS_FEATURE_COMPAT_MTIME, EROFS_FEATURE_COMPAT_SB_CHKSUM, EROFS_FEATURE_INCOMPAT_48BIT, EROFS_FEATURE_INCOMPAT_CHUNKED_FILE,
@@ -11,6 +10,7 @@ import {
 } from "../../src/erofs/constants.ts";
 import { decodeSuperBlock, encodeSuperBlock, featureNames, sealSuperBlock } from "../../src/erofs/super.ts";
 import { eod, eodOk } from "../helpers/cli.ts";
+import { oneFileImage } from "../helpers/one-file-image.ts";
 
 function block0(featureIncompat: number): Uint8Array {
   const b = new Uint8Array(4096);
@@ -54,12 +54,7 @@ test("featureNames() names every known compat and incompat bit", () => {
 });
 
 test("eod inspect prints the feature names and refuses a long-prefix image by name", (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-features-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(tmp, "src"));
-  fs.writeFileSync(path.join(tmp, "src/a"), "hello\n");
-  const image = path.join(tmp, "one.erofs");
-  eodOk("build", path.join(tmp, "src"), "--single", image);
+  const { tmp, image } = oneFileImage(t, "eod-features-");
   assert.match(eodOk("inspect", "--summary", image), /features compat 0x3 \(sb_csum mtime\) incompat 0x0 \(none\)/);
   const bad = path.join(tmp, "prefixes.erofs");
   const bytes = fs.readFileSync(image);

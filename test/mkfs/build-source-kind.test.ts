@@ -5,17 +5,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { eod, eodOk } from "../helpers/cli.ts";
+import { oneFileImage } from "../helpers/one-file-image.ts";
 
-function setup(t: { after(fn: () => void): void }) {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-source-kind-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(tmp, "src"));
-  fs.writeFileSync(path.join(tmp, "src/a"), "hello\n");
-  return tmp;
-}
 
 function assertRefused(args: string[], what: RegExp, out: string): void {
   const r = eod(...args);
@@ -27,9 +20,7 @@ function assertRefused(args: string[], what: RegExp, out: string): void {
 }
 
 test("build from an EROFS image file says it is one instead of building an empty image", (t) => {
-  const tmp = setup(t);
-  const image = path.join(tmp, "one.erofs");
-  eodOk("build", path.join(tmp, "src"), "--single", image);
+  const { tmp, image } = oneFileImage(t, "eod-source-kind-");
   const out = path.join(tmp, "out");
   assertRefused(["build", image, "-o", out], /one\.erofs is an EROFS image, not a directory or a layer archive/, out);
   assertRefused(["build", "--layer", image, "-o", out], /one\.erofs is an EROFS image, not a tar, tar\.gz or tar\.zst layer/, out);
@@ -37,7 +28,7 @@ test("build from an EROFS image file says it is one instead of building an empty
 });
 
 test("a file whose first block is zeros but is not all zeros is not an empty tar", (t) => {
-  const tmp = setup(t);
+  const { tmp } = oneFileImage(t, "eod-source-kind-");
   const odd = path.join(tmp, "odd.bin");
   fs.writeFileSync(odd, Buffer.concat([Buffer.alloc(1536), Buffer.from("not a tar header at all")]));
   const out = path.join(tmp, "out");
@@ -45,7 +36,7 @@ test("a file whose first block is zeros but is not all zeros is not an empty tar
 });
 
 test("an empty tar (GNU tar, only zero blocks) still builds an empty image", (t) => {
-  const tmp = setup(t);
+  const { tmp } = oneFileImage(t, "eod-source-kind-");
   const empty = path.join(tmp, "empty.tar");
   const r = spawnSync("tar", ["-cf", empty, "-T", "/dev/null"]);
   assert.equal(r.status, 0, String(r.stderr));
