@@ -87,6 +87,7 @@ test("a cache directory removed under the daemon: its mounts are detached and it
     assert.equal(mountAt(mnt), undefined, "the mount is detached");
     assert.match(fs.readFileSync(path.join(moved, "daemon.log"), "utf8"), /the cache directory is gone/);
   } finally {
+    for (const p of [holder, pid]) if (alive(p)) process.kill(p, "SIGKILL"); // the holder first, or it starts a new daemon
     fs.rmSync(moved, { recursive: true, force: true });
   }
 });
