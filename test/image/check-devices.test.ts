@@ -8,6 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { eod, eodOk, haveTool, tool } from "../helpers/cli.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 function setup(t: { after(fn: () => void): void }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eod-check-dev-"));
@@ -61,7 +62,7 @@ test("--device where the image has no device table, or for an image directory, i
   }
 });
 
-test("agrees with fsck.erofs on a mkfs.erofs --blobdev image", { skip: !haveTool("mkfs.erofs") && "needs erofs-utils" }, (t) => {
+test("agrees with fsck.erofs on a mkfs.erofs --blobdev image", { skip: unavailable(!haveTool("mkfs.erofs") && "needs erofs-utils") }, (t) => {
   const { tmp, src } = setup(t);
   const image = path.join(tmp, "mkfs.erofs");
   const blob = path.join(tmp, "mkfs.blob");

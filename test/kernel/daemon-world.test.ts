@@ -12,9 +12,10 @@ import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { eodAsync, lazyWorkspace, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { mountAt } from "../../src/daemon/mountinfo.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
-const skip = !haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false;
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !support.ok ? `kernel lacks: ${support.missing.join("; ")}` : false);
 
 let work = "";
 let img = "";
