@@ -1,9 +1,7 @@
-// The fill path of one chunk: its remote bytes are decoded into pooled memory and checked against the chunk
-// table's sha256, and only bytes that matched reach the storage (a full cache filesystem: cull, then retry).
-import { createHash } from "node:crypto";
-import { EodError } from "../errors.ts";
-import { CHUNK_FLAG_RAW, type ChunkTable } from "../image/chunk-table.ts";
-import { decompressChunkInto, decompressChunkIntoAsync } from "../image/codec.ts";
+// The fill path of one chunk: its remote bytes are decoded and checked against the chunk table's sha256
+// (image/verified-chunk.ts), and only bytes that matched reach the storage (a full cache filesystem: cull, then retry).
+import type { ChunkTable } from "../image/chunk-table.ts";
+import { verifiedChunk, verifiedChunkAsync } from "../image/verified-chunk.ts";
 import type { BufferPool } from "../util/buffer-pool.ts";
 import type { BlobStorage } from "./storage.ts";
 
@@ -32,22 +30,10 @@ export interface ChunkFillTarget {
  * @throws EodError DIGEST_MISMATCH when the bytes are not the chunk's
  */
 export async function fillChunk(t: ChunkFillTarget, i: number, bytes: Uint8Array, sync: boolean): Promise<void> {
-  const e = t.table.entries[i];
   const what = `chunk ${i} of blob ${t.blobId}`;
-  const raw = (e.flags & CHUNK_FLAG_RAW) !== 0;
-  const plain = raw ? null : t.pool.take(e.plainSize);
-  try {
-    if (plain && sync) decompressChunkInto(t.table.compression, bytes, plain, what);
-    else if (plain) await decompressChunkIntoAsync(t.table.compression, bytes, plain, what);
-    const data = plain ?? bytes;
-    if (data.length !== e.plainSize || !createHash("sha256").update(data).digest().equals(e.digest)) {
-      throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what} from ${t.remoteLocation()}`);
-    }
-    t.signal.throwIfAborted();
-    await writeMakingRoom(t, e.plainOffset, data);
-  } finally {
-    if (plain) t.pool.give(plain);
-  }
+  const data = sync ? verifiedChunk(t.table, i, bytes, what, t.remoteLocation()) : await verifiedChunkAsync(t.table, i, bytes, what, t.remoteLocation());
+  t.signal.throwIfAborted();
+  await writeMakingRoom(t, t.table.entries[i].plainOffset, data);
 }
 
 /** Writes; when the cache filesystem is full, culling makes room and the write is tried again. */

@@ -1,11 +1,10 @@
 // A blob's kernel form read through its remote form: each read decompresses and verifies the chunks it
 // touches. Lets `eod inspect`/`eod check` read file data of an image directory without unpacking it.
 import fs from "node:fs";
-import { hash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import type { ByteSource } from "../erofs/reader.ts";
-import { CHUNK_FLAG_RAW, findChunk, type ChunkTable } from "./chunk-table.ts";
-import { decompressChunk } from "./codec.ts";
+import { findChunk, type ChunkTable } from "./chunk-table.ts";
+import { verifiedChunk } from "./verified-chunk.ts";
 
 /** Decodes and verifies chunk `i` of `table` from the remote form open as `fd`. */
 export function readChunk(fd: number, table: ChunkTable, i: number, id: string): Uint8Array {
@@ -14,9 +13,7 @@ export function readChunk(fd: number, table: ChunkTable, i: number, id: string):
   const n = fs.readSync(fd, remote, 0, e.remoteSize, e.remoteOffset);
   const what = `chunk ${i} of blob ${id}`;
   if (n !== e.remoteSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what}: remote form is truncated`);
-  const plain = e.flags & CHUNK_FLAG_RAW ? remote : decompressChunk(table.compression, remote, e.plainSize, what);
-  if (!Buffer.from(hash("sha256", plain, "buffer")).equals(e.digest)) throw new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what}`);
-  return plain;
+  return verifiedChunk(table, i, remote, what);
 }
 
 export function remoteBlobSource(remotePath: string, table: ChunkTable, id: string): ByteSource & { close(): void } {

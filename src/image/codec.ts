@@ -1,78 +1,116 @@
-// Per-chunk compression of the remote form. Compression runs on libuv's thread pool (zlib's async zstd,
-// koffi's async liblz4), so a build compresses on every core while the main thread reads and hashes.
+// The one entry to the remote form's codecs: zstd through node:zlib (frames with the content size and no
+// checksum), raw LZ4 blocks (lz4.ts: no frame or size header, as docs/format.md says), and `none`. zstd's
+// async forms run on libuv's thread pool, so a build compresses and a fill decodes on every core while the
+// main thread reads and hashes; LZ4 runs on the calling thread (a build's chunk workers compress it).
 import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
-import { lz4CompressAsync, lz4DecompressInto } from "../sys/lz4.ts";
-import { zstdDecompressInto, zstdDecompressIntoAsync } from "../sys/zstd.ts";
 import type { Compression } from "./chunk-table.ts";
+import { LZ4_MAX_LEVEL, lz4Bound, lz4CompressBlock, lz4DecompressBlock } from "./lz4.ts";
 
-export const ZSTD_DEFAULT_LEVEL = 3;
+const ZSTD_DEFAULT_LEVEL = 3;
 /** The bootstrap is compressed once per build and fetched by every cold start: worth a high level. */
 const BOOTSTRAP_ZSTD_LEVEL = 12;
 
 /** The bootstrap's wire form: one zstd frame (deterministic for the same bytes). */
 export function compressBootstrap(meta: Uint8Array): Buffer {
-  return zlib.zstdCompressSync(meta, {
-    params: { [zlib.constants.ZSTD_c_compressionLevel]: BOOTSTRAP_ZSTD_LEVEL, [zlib.constants.ZSTD_c_checksumFlag]: 0 },
-    pledgedSrcSize: meta.length,
-  });
+  return zlib.zstdCompressSync(meta, zstdParams(BOOTSTRAP_ZSTD_LEVEL, meta.length));
 }
 
 /** The bootstrap from its wire form, exactly `size` bytes or a DIGEST_MISMATCH error. */
 export function decompressBootstrap(wire: Uint8Array, size: number, what: string): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  decompressChunkInto("zstd", wire, out, what);
-  return out;
+  return Buffer.from(decompressChunk("zstd", wire, size, what));
 }
 
-export function compressChunk(kind: Compression, plain: Uint8Array, level?: number): Promise<Uint8Array> {
+/** One chunk's remote form (`level`: zstd's, or lz4's 1..12 (HC) for smaller blocks; more is 12, as liblz4 does). */
+export async function compressChunk(kind: Compression, plain: Uint8Array, level?: number): Promise<Uint8Array> {
   switch (kind) {
     case "none":
-      return Promise.resolve(plain);
     case "lz4":
-      return lz4CompressAsync(plain, level);
+      return compressChunkSync(kind, plain, level);
     case "zstd":
       return new Promise((resolve, reject) => {
-        zlib.zstdCompress(plain, {
-          params: { [zlib.constants.ZSTD_c_compressionLevel]: level ?? ZSTD_DEFAULT_LEVEL, [zlib.constants.ZSTD_c_checksumFlag]: 0 },
-          pledgedSrcSize: plain.length,
-        }, (err, out) => (err ? reject(err) : resolve(out)));
+        zlib.zstdCompress(plain, zstdParams(level ?? ZSTD_DEFAULT_LEVEL, plain.length), (err, out) => (err ? reject(err) : resolve(out)));
       });
   }
 }
 
-/** Decompresses one chunk; anything but exactly `plainSize` bytes is an error (never wrong-length data). */
+/**
+ * compressChunk() on the calling thread (a chunk worker's). With `scratch` (a caller that copies the result
+ * out), an LZ4 block is made in it when it has room, instead of in a new buffer.
+ */
+export function compressChunkSync(kind: Compression, plain: Uint8Array, level?: number, scratch?: Uint8Array): Uint8Array {
+  switch (kind) {
+    case "none":
+      return plain;
+    case "lz4":
+      if (scratch && scratch.length >= lz4Bound(plain.length)) return lz4CompressBlock(plain, Math.min(level ?? 0, LZ4_MAX_LEVEL), scratch);
+      return lz4Block(plain, level);
+    case "zstd":
+      return zlib.zstdCompressSync(plain, zstdParams(level ?? ZSTD_DEFAULT_LEVEL, plain.length));
+  }
+}
+
+/** Decompresses one chunk; anything but exactly `plainSize` bytes is a DIGEST_MISMATCH (never wrong-length data). */
 export function decompressChunk(kind: Compression, remote: Uint8Array, plainSize: number, what: string): Uint8Array {
-  const out = kind === "none" && remote.length === plainSize ? remote : Buffer.allocUnsafe(plainSize);
-  decompressChunkInto(kind, remote, out, what);
-  return out;
-}
-
-/** Decompresses one chunk into `dst`, whose length is the chunk's plain size (the fill path's pooled memory). */
-export function decompressChunkInto(kind: Compression, remote: Uint8Array, dst: Uint8Array, what: string): void {
+  let plain: Uint8Array;
   try {
-    if (kind === "none") {
-      if (remote.length !== dst.length) throw new RangeError(`got ${remote.length} bytes, expected ${dst.length}`);
-      if (remote !== dst) dst.set(remote);
-    } else if (kind === "lz4") lz4DecompressInto(remote, dst);
-    else zstdDecompressInto(remote, dst);
+    if (kind === "none") plain = remote;
+    else if (kind === "lz4") plain = lz4Decode(remote, plainSize);
+    else plain = zlib.zstdDecompressSync(remote, zstdOutput(plainSize));
   } catch (err) {
-    throw asCorrupt(err, what);
+    throw corrupt(err, what);
   }
+  return exactly(plain, plainSize, what);
 }
 
-/** decompressChunkInto() with zstd on the thread pool (for large chunks: the event loop stays free). */
-export async function decompressChunkIntoAsync(kind: Compression, remote: Uint8Array, dst: Uint8Array, what: string): Promise<void> {
-  if (kind !== "zstd") return decompressChunkInto(kind, remote, dst, what);
+/** decompressChunk() on the thread pool (for large chunks: the event loop stays free). */
+export async function decompressChunkAsync(kind: Compression, remote: Uint8Array, plainSize: number, what: string): Promise<Uint8Array> {
+  if (kind !== "zstd") return decompressChunk(kind, remote, plainSize, what);
+  let plain: Uint8Array;
   try {
-    await zstdDecompressIntoAsync(remote, dst);
+    plain = await new Promise<Buffer>((resolve, reject) => zlib.zstdDecompress(remote, zstdOutput(plainSize), (err, out) => (err ? reject(err) : resolve(out))));
   } catch (err) {
-    throw asCorrupt(err, what);
+    throw corrupt(err, what);
   }
+  return exactly(plain, plainSize, what);
 }
 
-/** Bad input is corrupt data (retried, then EIO); anything else (a missing library) is not the remote's fault. */
-function asCorrupt(err: unknown, what: string): unknown {
-  if (!(err instanceof EodError || err instanceof RangeError)) return err;
-  return new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: ${err.message}`, { cause: err });
+/** One frame with the content size and no checksum, made in one output step (zlib's default is 16 KiB steps, joined). */
+function zstdParams(level: number, size: number): zlib.ZstdOptions {
+  return {
+    params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 0 },
+    pledgedSrcSize: size,
+    chunkSize: Math.max(64, size + (size >> 7) + 512), // more than ZSTD_compressBound(size)
+  };
+}
+
+/**
+ * All of the output in one buffer (a little larger than the plain size, so a frame that ends there needs no
+ * second, empty one), and no more than one byte past it: a frame that expands further is cut short, not
+ * decoded to the end.
+ */
+function zstdOutput(plainSize: number): zlib.ZstdOptions {
+  return { chunkSize: Math.max(64, plainSize + 64), maxOutputLength: plainSize + 1 };
+}
+
+function lz4Block(plain: Uint8Array, level: number | undefined): Uint8Array {
+  const block = lz4CompressBlock(plain, Math.min(level ?? 0, LZ4_MAX_LEVEL));
+  // Copied when much smaller, so that the caller does not keep the whole bound-sized buffer alive.
+  return block.length * 2 < block.buffer.byteLength ? block.slice() : block;
+}
+
+function lz4Decode(block: Uint8Array, plainSize: number): Uint8Array {
+  const out = Buffer.allocUnsafe(plainSize);
+  return out.subarray(0, lz4DecompressBlock(block, out));
+}
+
+function exactly(plain: Uint8Array, plainSize: number, what: string): Uint8Array {
+  if (plain.length !== plainSize) throw new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: got ${plain.length} bytes, expected ${plainSize}`);
+  return plain;
+}
+
+/** Undecodable bytes are corrupt data (retried, then EIO), whatever the codec's error. */
+function corrupt(err: unknown, what: string): EodError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: ${why}`, { cause: err });
 }

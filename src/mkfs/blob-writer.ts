@@ -1,12 +1,12 @@
 // Appends chunks to one blob: assigns each its block-aligned place in the kernel form at once, compresses it
 // on the thread pool, and writes the remote form strictly in order. At most `maxInFlight` chunks are held in
-// memory, whatever the size of the tree. The remote form is copied into 1 MiB batches that are written and
-// hashed on the thread pool (a chunk is often a few KB: one write and one hash update each cost the main
+// memory, whatever the size of the tree. The remote form is copied into 1 MiB batches, each hashed here and
+// written on the thread pool (a chunk is often a few KB: one write and one hash update each cost the main
 // thread more than the copy).
 import fs from "node:fs";
 import { CHUNK_FLAG_RAW, type ChunkEntry, type ChunkTable, type Compression } from "../image/chunk-table.ts";
 import { compressChunk } from "../image/codec.ts";
-import { PooledSha256 } from "../sys/sha256.ts";
+import { sha256Stream } from "../util/sha256.ts";
 
 export interface BlobWriterOptions {
   compression: Compression;
@@ -29,14 +29,13 @@ export class BlobWriter {
   readonly #compress: (plain: Uint8Array) => Promise<Uint8Array>;
   readonly #entries: ChunkEntry[] = [];
   readonly #queue: Pending[] = [];
-  readonly #hash = new PooledSha256();
+  readonly #hash = sha256Stream();
   #plainEnd = 0;
   #remoteEnd = 0;
-  /** The batch being filled, batches on their way (written and hashed in order), spare batch buffers. */
+  /** The batch being filled, batches on their way (written in order), spare batch buffers. */
   #batch: Batch | null = null;
   #batches = 0;
   #settled: Promise<void> = Promise.resolve();
-  #hashed: Promise<void> = Promise.resolve();
   readonly #spare: Buffer[] = [];
   #failure: { err: unknown } | null = null;
   #closed = false;
@@ -99,17 +98,17 @@ export class BlobWriter {
     }
   }
 
-  /** Writes and hashes the current batch on the thread pool; its appends are told in order once done. */
+  /** Hashes the current batch and writes it on the thread pool; its appends are told in order once written. */
   async #send(): Promise<void> {
     const b = this.#batch;
     this.#batch = null;
     if (!b || !b.fill) return;
     if (this.#failure) throw this.#failure.err;
     const data = b.buf.subarray(0, b.fill);
+    this.#hash.update(data);
     const written = writeAll(this.#fd, data, b.at);
-    const hashed = (this.#hashed = this.#hashed.then(() => this.#hash.update(data)));
     this.#batches++;
-    this.#settled = Promise.all([this.#settled, written, hashed]).then(() => {
+    this.#settled = Promise.all([this.#settled, written]).then(() => {
       this.#batches--;
       if (this.#spare.length < MAX_BATCHES) this.#spare.push(b.buf);
       for (const a of b.appends) this.onAppend(a.end, a.bytes);
@@ -125,7 +124,7 @@ export class BlobWriter {
       while (this.#queue.length) await this.#writeOne();
       await this.#send();
       await this.#settled;
-      digest = this.#hash.digestHex();
+      digest = this.#hash.digest("hex");
     } finally {
       await this.#close();
     }
@@ -147,10 +146,8 @@ export class BlobWriter {
   /** Closes the file once no batch is being written (its descriptor number could be reused meanwhile). */
   async #close(): Promise<void> {
     await this.#settled.catch(() => {});
-    await this.#hashed.catch(() => {});
     if (this.#closed) return;
     this.#closed = true;
-    this.#hash.close();
     fs.closeSync(this.#fd);
   }
 }

@@ -1,10 +1,11 @@
-// Worker threads for the per-chunk CPU work of a build: SHA-256 digests and zstd compression. Chunks come
+// Worker threads for the per-chunk CPU work of a build: SHA-256 digests and compression (zstd, lz4). Chunks come
 // from `pool`, whose memory is shared with the workers, so handing one over copies nothing; the main thread
 // keeps only the tar reader, dedup decisions and writes. On a 2-core machine this is what lets the layer's
 // decompression, the chunk work and the main thread run at once.
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import { BufferPool } from "../util/buffer-pool.ts";
+import type { Compression } from "../image/chunk-table.ts";
 import type { ChunkJob, ChunkResult } from "./chunk-worker.ts";
 
 type Waiter = { resolve: (out: Uint8Array) => void; reject: (err: Error) => void };
@@ -39,7 +40,7 @@ export class ChunkWorkers {
       });
       w.on("error", (err) => this.#fail(err));
       w.on("exit", (code) => this.#fail(new Error(`chunk worker exited (${code})`)));
-      // Referenced while it boots: a thread stopped while it loads koffi's native module aborts the whole
+      // Referenced while it boots: a thread stopped while it loads a native module (codec.ts loads lz4-napi) may abort the whole
       // process (napi_throw during the addon's init is fatal), so neither exit nor close() may cut a boot short.
       this.#workers.push(slot);
     }
@@ -50,9 +51,9 @@ export class ChunkWorkers {
     return this.#send((id) => ({ id, op: "digest", buf }));
   }
 
-  /** One zstd frame of a chunk from `pool`, as compressChunk("zstd") makes it. */
-  zstd(buf: Uint8Array, level: number): Promise<Uint8Array> {
-    return this.#send((id) => ({ id, op: "zstd", buf, level }));
+  /** The remote form of a chunk from `pool`, as compressChunkSync() makes it. */
+  compress(buf: Uint8Array, kind: Compression, level?: number): Promise<Uint8Array> {
+    return this.#send((id) => ({ id, op: "compress", buf, kind, level }));
   }
 
   /** Stops the threads (jobs still waiting are rejected). */

@@ -1,10 +1,14 @@
-// The data pass of a lazy image: cuts files into chunks, drops holes and all-zero chunks, hashes the rest on
-// the thread pool (WebCrypto digests run off the main thread) while the next chunks are read, and settles
-// them strictly in order, so dedup decisions and blob placement are the same as a sequential pass would make.
-import { webcrypto } from "node:crypto";
+// The data pass of a lazy image, for directory and layer builds alike: file bodies are cut into chunks (read
+// from a file it can seek in, or taken from a stream as they pass), holes and all-zero chunks are dropped,
+// the rest are hashed off the main thread while the next chunks are read, and settled strictly in order, so
+// dedup decisions and blob placement are the same as a sequential pass would make. A chunk already stored
+// (by this blob, or by a lower layer's: `index` is shared) is referenced where it is; a new one goes into the
+// blob, which is opened only when its first chunk arrives, so a layer without new data adds no blob.
 import type { ChunkAddr } from "../erofs/chunk.ts";
-import type { BlobWriter } from "./blob-writer.ts";
+import { EodError } from "../errors.ts";
 import { BufferPool } from "../util/buffer-pool.ts";
+import { sha256OffThread } from "../util/sha256.ts";
+import type { BlobWriter } from "./blob-writer.ts";
 import { isZero, overlapsData, type SourceFile } from "./source-file.ts";
 
 export interface ChunkStats {
@@ -14,69 +18,143 @@ export interface ChunkStats {
   dedupSavedBytes: number;
 }
 
+/** Chunks stored so far, across layers: sha256 (latin1) -> where. */
+export type ChunkIndex = Map<string, ChunkAddr>;
+
+export interface ChunkerOptions {
+  chunkSize: number;
+  /** Chunks hashed ahead of the one being settled (each holds a chunk-sized buffer). */
+  window: number;
+  /** Chunks stored so far (a fresh map for a single blob). */
+  index: ChunkIndex;
+  /** Opens the blob new chunks go into, at the first one; returns its writer and device id. */
+  openBlob(): { writer: BlobWriter; deviceId: number };
+  /** Chunk memory (default a private pool of `poolBytes`) and digests (default SHA-256 on the thread pool). */
+  pool?: BufferPool;
+  poolBytes?: number;
+  digest?: (buf: Uint8Array) => Promise<Uint8Array>;
+}
+
 interface Pending {
   list: Array<ChunkAddr | null>;
   index: number;
   buf: Buffer;
-  digest: Promise<ArrayBuffer>;
+  digest: Promise<Uint8Array>;
 }
 
 export class Chunker {
   readonly stats: ChunkStats = { chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
-  readonly #writer: BlobWriter;
-  readonly #chunkSize: number;
-  readonly #deviceId: number;
-  readonly #window: number;
+  readonly #opts: ChunkerOptions;
   readonly #pool: BufferPool;
+  readonly #digest: (buf: Uint8Array) => Promise<Uint8Array>;
   readonly #queue: Pending[] = [];
-  readonly #seen = new Map<string, number>(); // sha256 (latin1) -> first block in the blob
+  #blob: { writer: BlobWriter; deviceId: number } | null = null;
 
-  constructor(writer: BlobWriter, opts: { chunkSize: number; deviceId: number; window?: number }) {
-    this.#writer = writer;
-    this.#chunkSize = opts.chunkSize;
-    this.#deviceId = opts.deviceId;
-    this.#window = opts.window ?? 8;
-    // A buffer comes back once the blob writer has written it (or it was a dup); at most the read-ahead
-    // window and the writer's queue are out at once, so that much is worth keeping.
-    this.#pool = new BufferPool(2 * this.#window * opts.chunkSize);
-    writer.onWritten = (plain) => this.#pool.give(plain);
+  constructor(opts: ChunkerOptions) {
+    this.#opts = opts;
+    // A buffer comes back once the blob writer has written it (or it was a dup): the window and the writer's
+    // queue are what is out at once.
+    this.#pool = opts.pool ?? new BufferPool(opts.poolBytes ?? 2 * opts.window * opts.chunkSize);
+    this.#digest = opts.digest ?? sha256OffThread;
+  }
+
+  /** The blob writer, if a chunk was stored. */
+  get blob(): BlobWriter | null {
+    return this.#blob?.writer ?? null;
   }
 
   /**
-   * Reads `f` chunk by chunk. The returned list is filled in as chunks settle; it is complete after
-   * finish() (or once later files have pushed this one's chunks out of the window).
+   * Reads `f` chunk by chunk (skipping the holes of a sparse file). The returned list is filled in as chunks
+   * settle; it is complete after finish().
    */
   async addFile(f: SourceFile, sparse: boolean): Promise<Array<ChunkAddr | null>> {
-    const size = f.size;
+    const chunkSize = this.#opts.chunkSize;
     const ranges = sparse ? f.dataRanges() : null;
-    const list = new Array<ChunkAddr | null>(Math.ceil(size / this.#chunkSize)).fill(null);
-    for (let index = 0, off = 0; off < size; index++, off += this.#chunkSize) {
-      const len = Math.min(this.#chunkSize, size - off);
-      this.stats.chunks++;
-      if (ranges && !overlapsData(ranges, off, off + len)) { this.stats.holeChunks++; continue; }
+    const list: Array<ChunkAddr | null> = [];
+    for (let index = 0, off = 0; off < f.size; index++, off += chunkSize) {
+      const len = Math.min(chunkSize, f.size - off);
+      if (ranges && !overlapsData(ranges, off, off + len)) {
+        this.#hole(list);
+        continue;
+      }
       const buf = this.#pool.take(len);
       f.readExact(buf, off);
-      if (isZero(buf)) { this.stats.holeChunks++; this.#pool.give(buf); continue; }
-      this.#queue.push({ list, index, buf, digest: webcrypto.subtle.digest("SHA-256", buf) });
-      while (this.#queue.length > this.#window) await this.#settle();
+      await this.#push(list, index, buf);
     }
     return list;
   }
 
+  /**
+   * Consumes a file body of `size` bytes. The returned list is filled in as chunks settle; it is complete
+   * after finish().
+   * @throws EodError SOURCE_INVALID when the body has another length
+   */
+  async addStream(body: AsyncIterable<Buffer>, size: number, where: string): Promise<Array<ChunkAddr | null>> {
+    const chunkSize = this.#opts.chunkSize;
+    // Grown as chunks arrive, not sized from the header: a hostile header may declare petabytes.
+    const list: Array<ChunkAddr | null> = [];
+    let index = 0;
+    let buf: Buffer | null = null;
+    let fill = 0;
+    let total = 0;
+    for await (const piece of body) {
+      let at = 0;
+      while (at < piece.length) {
+        if (!buf) {
+          buf = this.#pool.take(Math.min(chunkSize, size - index * chunkSize));
+          fill = 0;
+        }
+        const n = Math.min(buf.length - fill, piece.length - at);
+        piece.copy(buf, fill, at, at + n);
+        fill += n;
+        at += n;
+        if (fill === buf.length) {
+          await this.#push(list, index++, buf);
+          buf = null;
+        }
+      }
+      total += piece.length;
+    }
+    if (total !== size || buf) throw new EodError("SOURCE_INVALID", `${where}: body has ${total} bytes, header says ${size}`);
+    return list;
+  }
+
+  /** A chunk of nothing but zeros (or a hole): no data, read back as zeros. */
+  #hole(list: Array<ChunkAddr | null>): void {
+    this.stats.chunks++;
+    this.stats.holeChunks++;
+    list.push(null);
+  }
+
+  async #push(list: Array<ChunkAddr | null>, index: number, buf: Buffer): Promise<void> {
+    if (isZero(buf)) {
+      this.#pool.give(buf);
+      return this.#hole(list);
+    }
+    this.stats.chunks++;
+    list.push(null); // list[index], set when it settles
+    this.#queue.push({ list, index, buf, digest: this.#digest(buf) });
+    while (this.#queue.length > this.#opts.window) await this.#settle();
+  }
+
   async #settle(): Promise<void> {
     const p = this.#queue.shift()!;
-    const digest = new Uint8Array(await p.digest);
-    const key = Buffer.from(digest).toString("latin1");
-    let startBlk = this.#seen.get(key);
-    if (startBlk === undefined) {
-      startBlk = await this.#writer.add(p.buf, digest);
-      this.#seen.set(key, startBlk);
+    const digest = await p.digest;
+    const key = Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString("latin1");
+    let addr = this.#opts.index.get(key);
+    if (addr === undefined) {
+      if (!this.#blob) {
+        this.#blob = this.#opts.openBlob();
+        this.#blob.writer.onWritten = (plain) => this.#pool.give(plain);
+      }
+      addr = { startBlk: await this.#blob.writer.add(p.buf, digest), deviceId: this.#blob.deviceId };
+      this.#opts.index.set(key, addr);
       this.stats.uniqueChunks++;
     } else {
       this.stats.dedupSavedBytes += p.buf.length;
       this.#pool.give(p.buf);
     }
-    p.list[p.index] = { startBlk, deviceId: this.#deviceId };
+    p.list[p.index] = addr;
   }
 
   /** Settles every queued chunk. */
@@ -84,9 +162,10 @@ export class Chunker {
     while (this.#queue.length) await this.#settle();
   }
 
-  /** After a failure: lets queued digests settle unobserved. */
+  /** After a failure: lets queued digests settle unobserved and closes the blob. */
   abort(): void {
     for (const p of this.#queue) p.digest.catch(() => {});
     this.#queue.length = 0;
+    this.#blob?.writer.abort();
   }
 }

@@ -79,7 +79,7 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
     const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight });
     const inline = new Map<TreeInode, Uint8Array>();
     const addrs = new Map<TreeInode, Array<ChunkAddr | null>>();
-    const chunker = new Chunker(writer, { chunkSize, deviceId: 1, window: inFlight });
+    const chunker = new Chunker({ chunkSize, window: inFlight, index: new Map(), openBlob: () => ({ writer, deviceId: 1 }) });
     const total = layout.placed.reduce((n, p) => n + ((p.inode.mode & S_IFMT) === S_IFREG ? p.inode.size : 0), 0);
     const { hot, skipped } = prefetchFirst(scan.root, opts.prefetch ?? []);
     for (const path of skipped) scan.warnings.push(`prefetch entry ${path} is not a file or directory of the tree: skipped`);

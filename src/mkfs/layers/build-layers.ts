@@ -8,7 +8,6 @@ import type { ChunkAddr } from "../../erofs/chunk.ts";
 import { S_IFMT, S_IFREG } from "../../erofs/constants.ts";
 import { BlobWriter } from "../blob-writer.ts";
 import { ChunkWorkers } from "../chunk-workers.ts";
-import { ZSTD_DEFAULT_LEVEL } from "../../image/codec.ts";
 import {
   BLK_SZ_BITS, DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_MAX, writeImageFiles, type FinishedBlob, type ImageOptions, type ImageSummary,
 } from "../image.ts";
@@ -18,7 +17,7 @@ import type { TreeInode } from "../tree.ts";
 import type { BufferPool } from "../../util/buffer-pool.ts";
 import { layerTarStream, type LayerInput, type LayerStreamStats } from "./layer-stream.ts";
 import { inodeOf, MergedTree, OPAQUE_MARKER, splitPath, WHITEOUT_PREFIX } from "./merge.ts";
-import { LayerChunker, type ChunkIndex } from "./stream-chunker.ts";
+import { Chunker, type ChunkIndex } from "../chunker.ts";
 import { readTar } from "./tar-reader.ts";
 
 export interface LayersOptions extends ImageOptions {
@@ -90,10 +89,9 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
   const inFlight = inFlightFor(chunkSize);
   const stats = { files: 0, inlineFiles: 0, bytes: 0, chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
 
-  // Digests and zstd run on worker threads.
+  // Digests and compression run on worker threads.
   const workers = opts.chunkWorkers ?? startChunkWorkers(chunkSize);
-  const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
-  const compress = compression === "zstd" ? (plain: Uint8Array) => workers.zstd(plain, level) : undefined;
+  const compress = compression !== "none" ? (plain: Uint8Array) => workers.compress(plain, compression, opts.level) : undefined;
   const digest = (buf: Uint8Array) => workers.digest(buf);
   try {
     return await buildLayers(layers, outDir, opts, { chunkSize, chunkBits, compression, inlineMax, blkSz, inFlight, stats, pool: workers.pool, digest, compress });
@@ -134,7 +132,7 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
       let archiveHints = 0;
       const ls: LayerSummary = { name: layer.name, compression: "none", storedBytes: 0, tarBytes: 0, entries: 0, blobId: null };
       const remoteTmp = path.join(tmp, "blobs", `.layer-${k}.tmp`);
-      const chunker = new LayerChunker({
+      const chunker = new Chunker({
         chunkSize, window: inFlight, index, pool: ctx.pool, digest: ctx.digest,
         openBlob: () => {
           const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight, compress: ctx.compress });

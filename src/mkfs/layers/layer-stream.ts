@@ -1,13 +1,12 @@
-// One layer's bytes: opened, recognised by magic (tar, gzip, zstd), decompressed as a stream (gzip by libz
-// into reused memory, gunzip.ts; zstd by node:zlib), and checked while they pass: the sha256 of the stored
+// One layer's bytes: opened, recognised by magic (tar, gzip, zstd), decompressed as a stream (node:zlib, on
+// the thread pool), and checked while they pass: the sha256 of the stored
 // bytes (OCI layer digest) and of the tar (diff_id), and the expansion ratio, so a decompression bomb stops
 // early instead of running for hours.
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { Readable, pipeline } from "node:stream";
 import zlib from "node:zlib";
 import { EodError } from "../../errors.ts";
-import { PooledSha256 } from "../../sys/sha256.ts";
-import { gunzipPieces } from "./gunzip.ts";
+import { sha256Stream } from "../../util/sha256.ts";
 import { piecesOf } from "./stream-pieces.ts";
 
 /** A layer to read: the `build` side of layers; registry and archive readers produce these. */
@@ -42,7 +41,7 @@ export const DEFAULT_MAX_RATIO = 1000;
 /** Below this many tar bytes the ratio is not checked (small, very compressible layers are fine). */
 const RATIO_FLOOR = 64 << 20;
 /**
- * zstd decompression (node:zlib) runs ahead of the tar reader by up to 8 MiB (the defaults, 16 KiB, keep the thread-pool
+ * Decompression (node:zlib) runs ahead of the tar reader by up to 8 MiB (the defaults, 16 KiB, keep the thread-pool
  * decompressor and the main thread taking turns instead of working at once), in 1 MiB pieces (a quarter of
  * the thread-pool round trips of 256 KiB: ~80 ms less main-thread time for a 270 MB layer), and takes up
  * to 4 MiB of stored bytes ahead of that, so a download does not wait for the decompressor or vice versa.
@@ -83,23 +82,13 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     if (!first.done) yield head;
     yield* stored;
   })();
-  let tarHash: Hash | null = null;
-  let pooledTarHash: PooledSha256 | null = null; // a gzip layer's diff_id: hashed on the thread pool
-  let tarHex: string | undefined;
   const wantTarHash = input.diffId && (stats.compression !== "none" || input.diffId !== input.digest);
-  if (wantTarHash && stats.compression === "gzip") {
-    sha256Of(input.diffId!, input.name); // checks the digest's form
-    pooledTarHash = new PooledSha256();
-  } else if (wantTarHash) {
-    tarHash = sha256Of(input.diffId!, input.name);
-  }
+  const tarHash = wantTarHash ? sha256Of(input.diffId!, input.name) : null;
 
   let tar: AsyncIterable<Buffer> = rest;
-  let z: zlib.ZstdDecompress | null = null;
-  if (stats.compression === "gzip") {
-    tar = gunzipPieces(rest, pooledTarHash ?? undefined); // into reused memory, which the tar reader gives back (piece-loans.ts)
-  } else if (stats.compression === "zstd") {
-    z = zlib.createZstdDecompress(DECOMPRESS_OPTS);
+  let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
+  if (stats.compression !== "none") {
+    z = stats.compression === "gzip" ? zlib.createGunzip(DECOMPRESS_OPTS) : zlib.createZstdDecompress(DECOMPRESS_OPTS);
     // Errors surface through the iteration below; up to 4 pieces wait here, more in the decompressor.
     tar = piecesOf(pipeline(Readable.from(rest, { highWaterMark: STORED_AHEAD }), z, () => {}), 4);
   }
@@ -112,7 +101,6 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
       }
       yield c;
     }
-    tarHex = pooledTarHash?.digestHex(); // gunzipPieces has hashed every piece by its end
   } catch (err) {
     if (err instanceof EodError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? "";
@@ -122,7 +110,6 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     throw unreadable(input.name, err);
   } finally {
     z?.destroy();
-    pooledTarHash?.close(); // after a failure (no update runs once gunzipPieces has stopped); no-op after digestHex()
     if (raw instanceof Readable) raw.destroy();
     else await stored.return(undefined); // ends the source iterator, if it is still open
   }
@@ -130,7 +117,7 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     throw new EodError("DIGEST_MISMATCH", `${input.name}: ${stats.storedBytes} bytes, but its descriptor says ${input.size}`);
   }
   check(storedHash?.digest("hex"), input.digest, `${input.name}: content`);
-  check(tarHex ?? tarHash?.digest("hex"), input.diffId, `${input.name}: uncompressed tar (diff_id)`);
+  check(tarHash?.digest("hex"), input.diffId, `${input.name}: uncompressed tar (diff_id)`);
 }
 
 function detect(head: Buffer, name: string): LayerStreamStats["compression"] {
@@ -149,7 +136,7 @@ function sha256Of(digest: string, name: string): Hash {
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) {
     throw new EodError("SOURCE_UNSUPPORTED", `${name}: digest ${JSON.stringify(digest)} is not sha256:<64 hex> (the only algorithm supported)`);
   }
-  return createHash("sha256");
+  return sha256Stream();
 }
 
 function check(hex: string | undefined, expected: string | undefined, what: string): void {

@@ -1,15 +1,14 @@
-// Streaming tar reader for layer tarballs (ustar, GNU and PAX). Header blocks are decoded by node-tar's
-// `Header` (checksum, octal and base-256 numbers, type codes); names come from the raw header bytes, and
+// Streaming tar reader for layer tarballs (ustar, GNU and PAX). Header numbers and checksums are decoded by
+// tar-header.ts (octal and base-256); names come from the raw header bytes, and
 // PAX and GNU long-name bodies are parsed as bytes (pax.ts), so non-UTF-8 names, binary xattrs and
 // nanosecond times survive. Bodies are handed out as the input's own buffers, never collected: memory
 // stays at one input chunk plus metadata, whatever the entry sizes.
-import { Header } from "tar";
 import { EodError } from "../../errors.ts";
 import type { Xattr } from "../../erofs/xattr.ts";
 import { parsePax, parsePaxInt, parsePaxTime, type PaxRecords } from "./pax.ts";
-import { giveBack } from "./piece-loans.ts";
+import { BLOCK, decodeTarHeader, type TarHeaderNumbers } from "./tar-header.ts";
 
-export const BLOCK = 512;
+export { BLOCK };
 /** Largest PAX or GNU long-name body accepted, and the most metadata pending for one entry (as node-tar's default). */
 export const DEFAULT_MAX_META_SIZE = 1 << 20;
 
@@ -64,16 +63,16 @@ export class TarHeaders {
 
   header(block: Buffer, pos: number): Classified {
     if (isZeroBlock(block)) return { kind: "eof" };
-    let h: Header;
+    let h: TarHeaderNumbers;
     try {
-      h = new Header(block);
+      h = decodeTarHeader(block);
     } catch (err) {
       throw this.#bad(pos, `unreadable header (${(err as Error).message})`);
     }
-    if (!h.cksumValid) throw this.#bad(pos, pos === 0 ? "not a tar archive (bad header checksum)" : "bad header checksum");
+    if (!h.checksumOk) throw this.#bad(pos, pos === 0 ? "not a tar archive (bad header checksum)" : "bad header checksum");
     if (this.#first < 0) this.#first = pos;
     const code = String.fromCharCode(block[156] || 0x30);
-    const size = h.size ?? NaN;
+    const size = h.size;
     if (!Number.isSafeInteger(size) || size < 0) throw this.#bad(pos, "invalid size field");
     if (code === "x" || code === "X" || code === "g" || code === "L" || code === "K") {
       if (size > this.#maxMeta || this.#pendingBytes + size > this.#maxMeta || (code === "g" && this.#globalBytes + size > this.#maxMeta)) {
@@ -113,11 +112,11 @@ export class TarHeaders {
     };
     const paxSize = num("size", size);
     const mtimeRec = rec("mtime");
-    const headerMtime = h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0;
+    const headerMtime = Number.isNaN(h.mtime) ? 0 : h.mtime;
     const mtime = mtimeRec ? parsePaxTime(mtimeRec, where) : { sec: headerMtime, nsec: 0 };
     const entry: TarEntry = {
       path, linkpath, type,
-      mode: (h.mode ?? 0) & 0o7777,
+      mode: (Number.isNaN(h.mode) ? 0 : h.mode) & 0o7777,
       uid: num("uid", h.uid), gid: num("gid", h.gid),
       size: type === "file" ? paxSize : 0,
       mtimeSec: mtime.sec, mtimeNsec: mtime.nsec,
@@ -199,19 +198,11 @@ function pad(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
-/**
- * Exact reads over an async stream of buffers; `pos` counts the bytes consumed. An input piece is given back
- * (piece-loans.ts) once the reader is past it: every view handed out is consumed by then (headers are parsed
- * and bodies copied before the next read), except the parts of a read that spans pieces, kept until joined.
- */
+/** Exact reads over an async stream of buffers; `pos` counts the bytes consumed. */
 class ByteReader {
   readonly #it: AsyncIterator<Buffer>;
   readonly #where: string;
   #buf: Buffer = Buffer.alloc(0);
-  /** The input piece #buf is a view of, as the stream yielded it. */
-  #piece: Buffer | null = null;
-  /** Pieces a spanning read() still holds views of (null when no such read runs). */
-  #held: Buffer[] | null = null;
   #ended = false;
   pos = 0;
 
@@ -222,22 +213,12 @@ class ByteReader {
 
   async #fill(): Promise<boolean> {
     while (!this.#buf.length) {
-      this.#release();
       if (this.#ended) return false;
       const next = await this.#it.next();
       if (next.done) { this.#ended = true; return false; }
       this.#buf = next.value;
-      this.#piece = next.value;
     }
     return true;
-  }
-
-  /** Done with the current piece (all of it consumed). */
-  #release(): void {
-    if (!this.#piece) return;
-    if (this.#held) this.#held.push(this.#piece);
-    else giveBack(this.#piece);
-    this.#piece = null;
   }
 
   #advance(n: number): Buffer {
@@ -257,20 +238,13 @@ class ByteReader {
     if (this.#buf.length >= n) return this.#advance(n);
     const parts: Buffer[] = [];
     let got = 0;
-    this.#held = [];
-    try {
-      while (got < n) {
-        if (!(await this.#fill())) throw this.truncated(what);
-        const part = this.#advance(Math.min(n - got, this.#buf.length));
-        parts.push(part);
-        got += part.length;
-      }
-      return Buffer.concat(parts, n);
-    } finally {
-      const held = this.#held;
-      this.#held = null;
-      for (const p of held) giveBack(p);
+    while (got < n) {
+      if (!(await this.#fill())) throw this.truncated(what);
+      const part = this.#advance(Math.min(n - got, this.#buf.length));
+      parts.push(part);
+      got += part.length;
     }
+    return Buffer.concat(parts, n);
   }
 
   async *take(state: { left: number }, what: string): AsyncGenerator<Buffer> {
@@ -295,7 +269,6 @@ class ByteReader {
 
   async close(): Promise<void> {
     this.#buf = Buffer.alloc(0);
-    this.#release();
     if (!this.#ended) {
       this.#ended = true;
       await this.#it.return?.();

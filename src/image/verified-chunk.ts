@@ -1,0 +1,37 @@
+// The one decode-and-verify path of a chunk's remote bytes, shared by the cache fill, `eod check` and
+// `eod unpack`: decoded with the blob's codec (codec.ts), then its sha256 compared with the chunk table's.
+// Nothing returned from here has not matched.
+import { EodError } from "../errors.ts";
+import { sha256, sha256OffThread } from "../util/sha256.ts";
+import { CHUNK_FLAG_RAW, type ChunkTable } from "./chunk-table.ts";
+import { decompressChunk, decompressChunkAsync } from "./codec.ts";
+
+/**
+ * The plain bytes of chunk `i` of `table` from its remote bytes `remote`, decoded and verified on this thread.
+ * `what` names the chunk in messages, `from` where its bytes came from (a mismatch names it).
+ * @throws EodError DIGEST_MISMATCH when the bytes do not decode to the chunk, or not to its digest
+ */
+export function verifiedChunk(table: ChunkTable, i: number, remote: Uint8Array, what: string, from?: string): Uint8Array {
+  const e = table.entries[i];
+  const plain = e.flags & CHUNK_FLAG_RAW ? raw(remote, e.plainSize, what) : decompressChunk(table.compression, remote, e.plainSize, what);
+  if (!sha256(plain).equals(e.digest)) throw mismatch(what, from);
+  return plain;
+}
+
+/** verifiedChunk() with the decoding and the digest on the thread pool (for large chunks: the event loop stays free). */
+export async function verifiedChunkAsync(table: ChunkTable, i: number, remote: Uint8Array, what: string, from?: string): Promise<Uint8Array> {
+  const e = table.entries[i];
+  const plain = e.flags & CHUNK_FLAG_RAW ? raw(remote, e.plainSize, what) : await decompressChunkAsync(table.compression, remote, e.plainSize, what);
+  if (!Buffer.from(await sha256OffThread(plain)).equals(e.digest)) throw mismatch(what, from);
+  return plain;
+}
+
+/** A chunk stored as is (compression did not pay): its bytes are the plain bytes. */
+function raw(remote: Uint8Array, plainSize: number, what: string): Uint8Array {
+  if (remote.length !== plainSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what}: got ${remote.length} bytes, expected ${plainSize}`);
+  return remote;
+}
+
+function mismatch(what: string, from: string | undefined): EodError {
+  return new EodError("DIGEST_MISMATCH", `Digest mismatch in ${what}${from ? ` from ${from}` : ""}`);
+}
