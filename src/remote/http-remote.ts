@@ -5,7 +5,7 @@
 // believed (range answers by range-reader.ts, the reader the registry uses too), and the body must have
 // exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own deadline
 // covers the whole request, so a body that trickles in forever also times out.
-import type { Pool } from "undici";
+import { Pool } from "undici";
 import { EodError, RemoteError } from "../errors.ts";
 import { contentLength, discard, statusError, toRemoteError, type Body, type Headers } from "./answer.ts";
 import { readRangeAnswer } from "./range-reader.ts";
@@ -14,16 +14,16 @@ import { Semaphore } from "../util/semaphore.ts";
 
 /**
  * Pools shared by the remotes of one origin with the same options, counted so the last close() destroys it.
- * undici is loaded when the first pool is made, not when this module is: a daemon serving image directories
- * never loads it.
+ * undici is imported with this module, not at the first request (as the registry's transport does): a
+ * daemon's first request may be a kernel miss (a re-attached mount), which should not wait for it.
  */
-const pools = new Map<string, { pool: Promise<Pool>; slots: Semaphore; refs: number }>();
+const pools = new Map<string, { pool: Pool; slots: Semaphore; refs: number }>();
 
 /** Reads an image from a base URL; one attempt per call (wrap with `withRetry`, or use `openRemote`). */
 export class HttpRemote implements Remote {
   readonly location: string;
   readonly #base: URL;
-  readonly #pool: Promise<Pool>;
+  readonly #pool: Pool;
   readonly #slots: Semaphore;
   readonly #poolKey: string;
   readonly #timeoutMs: number;
@@ -44,13 +44,13 @@ export class HttpRemote implements Remote {
     let shared = pools.get(this.#poolKey);
     if (!shared) {
       shared = {
-        pool: import("undici").then(({ Pool }) => new Pool(base.origin, {
+        pool: new Pool(base.origin, {
           connections: concurrency,
           pipelining: 1, // one request per connection at a time: a stalled answer cannot hold up others behind it
           connectTimeout: this.#timeoutMs,
           headersTimeout: this.#timeoutMs,
           bodyTimeout: this.#timeoutMs, // undici: longest silence between body chunks
-        })),
+        }),
         slots: new Semaphore(concurrency), // the deadline starts once a slot is ours, so the pool never queues
         refs: 0,
       };
@@ -106,7 +106,7 @@ export class HttpRemote implements Remote {
     if (!shared || shared.pool !== this.#pool || --shared.refs > 0) return;
     pools.delete(this.#poolKey);
     // destroy(), not close(): close() would wait for a stalled request to time out first.
-    await (await this.#pool).destroy();
+    await this.#pool.destroy();
   }
 
   #url(relPath: string): string {
@@ -136,7 +136,7 @@ export class HttpRemote implements Remote {
       signal?.addEventListener("abort", onAbort, { once: true });
       let body: Body | undefined;
       try {
-        const res = await (await this.#pool).request({
+        const res = await this.#pool.request({
           path: new URL(url).pathname, method, signal: ac.signal,
           headers: { ...headers, "accept-encoding": "identity" }, // lengths are of the stored bytes
         });
