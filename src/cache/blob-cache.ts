@@ -77,7 +77,9 @@ export class BlobCache {
   readonly #inFlight = new Map<number, Promise<void>>();
   /** Runs (remote requests with their retries) under way. */
   #runs = 0;
-  #dirty = false;
+  /** Changes of presence so far, and how many of them the last durable map holds (the flusher's). */
+  #changes = 0;
+  #persisted = 0;
   readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0 };
   /** When each chunk was last used (LRU order for culling). */
   readonly clock: ChunkClock;
@@ -119,13 +121,19 @@ export class BlobCache {
     return this.#source;
   }
 
+  /** Whether presence changed since the last durable map. */
   get dirty(): boolean {
-    return this.#dirty;
+    return this.#changes !== this.#persisted;
   }
 
-  /** Marks the current presence as persisted (called by the flusher after a sync). */
-  markClean(): void {
-    this.#dirty = false;
+  /** The changes so far: what a snapshot of the presence taken now holds (markClean's argument). */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /** The map of a snapshot taken at `changes` is durable (called by the flusher once its sync and save succeeded). */
+  markClean(changes: number): void {
+    this.#persisted = changes;
   }
 
   get complete(): boolean {
@@ -207,7 +215,7 @@ export class BlobCache {
         this.storage.punch!(r.offset, r.length);
       }
     } finally {
-      if (freed > 0) this.#dirty = true;
+      if (freed > 0) this.#changes++;
     }
     return freed;
   }
@@ -346,7 +354,7 @@ export class BlobCache {
           this.#stats.fetchedBytes += remote.length;
           take(remote, remote.length); // what onData did not see (a remote that does not stream)
           await settleAll(chunks);
-          this.#dirty = true;
+          this.#changes++;
           return;
         } catch (err) {
           await Promise.allSettled(chunks); // no fill of this attempt may still be writing

@@ -53,6 +53,13 @@ export const CACHE_DEFAULTS: Required<CacheOptions> = {
   cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 200,
 };
 
+export type EventSink = (level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>) => void;
+
+export interface CacheStats extends CullStats {
+  /** Blobs whose presence could not be made durable (fdatasync or map write failed), counted per attempt. */
+  flushFailures: number;
+}
+
 export class CacheCore {
   readonly dir: string;
   readonly #blobs = new Map<string, BlobCache>();
@@ -65,6 +72,9 @@ export class CacheCore {
   /** The size budget and the LRU culling of every blob's chunks. */
   readonly culler: Culler;
   #flushing: Promise<void> | null = null;
+  #flushFailures = 0;
+  /** Called with the core's events: culls, failed flushes (the daemon logs them). */
+  #onEvent: EventSink | null = null;
   /** closeBlob() calls still running: close() waits for them (their presence maps are not written yet). */
   readonly #closingBlobs = new Set<Promise<void>>();
 
@@ -78,9 +88,18 @@ export class CacheCore {
     const o = this.#opts;
     this.culler = new Culler(dir, { size: o.cacheSize, highPct: o.cacheHighPct, lowPct: o.cacheLowPct }, o.cullGraceMs, () => this.#blobs.values());
     if (this.#opts.flushIntervalMs > 0) {
-      this.#timer = setInterval(() => { this.flush().catch(() => {}); }, this.#opts.flushIntervalMs);
+      this.#timer = setInterval(() => { this.flush().catch(() => { /* logged and counted per blob; retried next time */ }); }, this.#opts.flushIntervalMs);
       this.#timer.unref();
     }
+  }
+
+  set onEvent(sink: EventSink | null) {
+    this.#onEvent = sink;
+    this.culler.onEvent = sink;
+  }
+
+  #emit(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
+    this.#onEvent?.(level, msg, fields);
   }
 
   blobPath(id: string): string {
@@ -137,15 +156,30 @@ export class CacheCore {
     return this.#blobs.get(id)?.prefetch(chunks, this.#prefetchLane) ?? Promise.resolve();
   }
 
-  /** Makes the presence of every dirty blob durable: fdatasync the blob, then replace its map. */
+  /**
+   * Makes the presence of every dirty blob durable: fdatasync the blob, then replace its map. A blob whose
+   * sync or save fails stays dirty (logged, counted in flushFailures) and is tried again on the next flush;
+   * the others are flushed all the same. Rejects with the first failure.
+   */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
+      let failure: unknown = null;
       try {
-        for (const [id, blob] of this.#blobs) if (blob.dirty) await this.#persist(id, blob); // clean blobs cost no await
+        for (const [id, blob] of this.#blobs) {
+          if (!blob.dirty) continue; // clean blobs cost no await
+          try {
+            await this.#persist(id, blob);
+          } catch (err) {
+            this.#flushFailures++;
+            this.#emit("error", "making a blob's presence durable failed; it stays dirty and is tried again", { blob: id, err });
+            failure ??= err;
+          }
+        }
       } finally {
         this.#flushing = null;
       }
+      if (failure !== null) throw failure;
     })();
     return this.#flushing;
   }
@@ -153,11 +187,12 @@ export class CacheCore {
   /** `always`: also when no chunk came or went (closing: the LRU ticks of its hits are saved too). */
   async #persist(id: string, blob: BlobCache, always = false): Promise<void> {
     if ((!blob.dirty && !always) || blob.storage.dataIsPresence) return;
+    const changes = blob.changes;
     const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
     const ticks = Uint32Array.from(blob.clock.ticks);
-    blob.markClean();
     await blob.storage.sync();
     await snapshot.saveAsync(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!, ticks);
+    blob.markClean(changes); // only now: a failed sync or save leaves the blob dirty
   }
 
   /** Closes one blob after persisting its presence map; a mount from now on opens it afresh. */
@@ -167,10 +202,16 @@ export class CacheCore {
     this.#blobs.delete(id);
     const closing = (async () => {
       await blob.close(); // fetches in flight end before their storage does
-      await this.#flushing; // which may be syncing this blob right now
-      await this.#persist(id, blob, true);
-      await blob.storage.close();
-      this.culler.closed(id, blob.cachedBytes, this.#blobs.has(id));
+      await this.#flushing?.catch(() => { /* counted there */ }); // which may be syncing this blob right now
+      try {
+        await this.#persist(id, blob, true);
+      } catch (err) {
+        this.#flushFailures++; // the map on disk stays the last durable one: its chunks are safe, the rest is refetched
+        throw err;
+      } finally {
+        await blob.storage.close();
+        this.culler.closed(id, blob.cachedBytes, this.#blobs.has(id));
+      }
     })();
     this.#closingBlobs.add(closing);
     return closing.finally(() => this.#closingBlobs.delete(closing));
@@ -178,6 +219,7 @@ export class CacheCore {
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    this.culler.close();
     await this.flush();
     for (const id of [...this.#blobs.keys()]) await this.closeBlob(id);
     await Promise.allSettled([...this.#closingBlobs]); // a umount's release may have started one: the daemon exits next
@@ -187,9 +229,9 @@ export class CacheCore {
     return this.blobs().map((b) => b.stats());
   }
 
-  /** The budget, the cached bytes of the whole cache directory, and what culling did (eod status). */
-  cacheStats(): CullStats {
-    return this.culler.stats();
+  /** The budget, the cached bytes of the whole cache directory, what culling did, and failed flushes (eod status). */
+  cacheStats(): CacheStats {
+    return { ...this.culler.stats(), flushFailures: this.#flushFailures };
   }
 }
 

@@ -1,241 +1,229 @@
-// Culling under a size budget (our own sparse files: fanotify, FUSE). The budget counts the bytes of present
-// chunks across every blob of the cache directory: open blobs report each change (BlobCache.onCachedChange),
-// blobs no mount uses ("resting") are counted from their presence maps. When the count passes the high
-// watermark, the least recently used chunks across all blobs (cull-plan.ts) are culled down to the low one:
-// presence bit first, then the hole. Chunks being fetched, and chunks used in the last `graceMs` (a reader
-// may be reading them right now: a fanotify answer comes before the kernel's read), are never culled.
-// A write that fails for lack of space also culls, budget or not, and is retried (BlobCache.#write).
-import { createHash } from "node:crypto";
-import fs from "node:fs";
-import path from "node:path";
-import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
+// Culling: the one place that decides when space is given back and how much, whatever the storage. Three
+// reasons start a cull: the cache is over its budget (the high watermark: down to the low one), a write
+// failed for lack of space (a little more than the write), or the kernel reports the cache filesystem low on
+// space (fscache: until free space is back at its run level). What goes is the least recently used first,
+// through one of the two evictions (eviction.ts): chunks punched in our own sparse files (the default), or
+// whole cache files the kernel owns, once a frontend supplies them (useObjects). Entries being fetched, and
+// chunks used in the last `graceMs` (a reader may be reading them right now: a fanotify answer comes before
+// the kernel's read), are never culled.
 import type { BlobCache } from "./blob-cache.ts";
-import { planCull, punchRange, watermarks, type BudgetOptions, type CullView } from "./cull-plan.ts";
-import { TICK_MS, coarseTick, nowTick } from "./lru.ts";
-import { PresenceMap } from "./presence.ts";
-import { punchHole } from "../sys/seek.ts";
+import { ChunkEviction } from "./chunk-eviction.ts";
+import { watermarks, type BudgetOptions } from "./cull-plan.ts";
+import { NOTHING_EVICTED, type Evicted, type Eviction } from "./eviction.ts";
+import { TICK_MS, coarseTick } from "./lru.ts";
+import { ObjectEviction, type KernelObject, type KernelObjects } from "./object-eviction.ts";
 
 /** A cull that freed less than it wanted waits this long before the next one (everything left is hot). */
 const SHORT_ROUND_PAUSE_MS = 100;
 /** A write that hit ENOSPC frees at least this much, so the next writes do not hit it again at once. */
 const NO_SPACE_SLACK = 8 << 20;
+/** A budget measured by a scan (whole objects) is checked at most this often. */
+const COSTLY_CHECK_MS = 1000;
 
 export interface CullStats {
   /** The budget in bytes (0 = none) and its watermarks. */
   budget: number;
   high: number;
   low: number;
-  /** Bytes of present chunks across all blobs of the cache directory: open ones and resting ones. */
+  /** Bytes the budget counts: present chunks of every blob, open or resting; or the kernel's cache files. */
   cachedBytes: number;
   restingBytes: number;
   restingBlobs: number;
   cullRuns: number;
-  /** Chunks culled and their bytes (all blobs, resting ones included). */
+  /** Chunks culled (holes punched), whole cache files culled, and the bytes both gave back. */
   evictions: number;
+  objectEvictions: number;
   evictedBytes: number;
+  /** Cache files the kernel refused to cull (a mount holds them). */
+  refusedInUse: number;
   /** Culls that freed space after a write failed for lack of it. */
   noSpaceCulls: number;
+  /** Culls started because the kernel reported the cache filesystem low on space. */
+  lowSpaceCulls: number;
   /** Culls that could not free what they wanted (everything left was in use or too recently used). */
   shortCulls: number;
   cullErrors: number;
 }
 
-interface Resting {
-  table: ChunkTable;
-  digest: Uint8Array;
-  presence: PresenceMap;
-  ticks: Uint32Array;
-}
+type Level = "info" | "warn";
 
 export class Culler {
   readonly budget: BudgetOptions;
   readonly #high: number;
   readonly #low: number;
-  readonly #dir: string;
   readonly #graceTicks: number;
-  readonly #open: () => Iterable<BlobCache>;
-  #openBytes = 0;
-  /** Bytes of blobs not open, by id; null until first needed (a scan of blobs/*.present). */
-  #resting: Map<string, number> | null = null;
-  #restingSum = 0;
+  readonly #chunks: ChunkEviction;
+  #eviction: Eviction;
+  #objects: ObjectEviction | null = null;
   #culling = false;
   #pausedUntil = 0;
-  readonly #stats = { cullRuns: 0, evictions: 0, evictedBytes: 0, noSpaceCulls: 0, shortCulls: 0, cullErrors: 0 };
+  /** Costly evictions: the last measure and when it was taken, and the check that waits for the interval's end. */
+  #measured = { bytes: 0, at: -Infinity };
+  #checkTimer: NodeJS.Timeout | null = null;
+  readonly #stats = { cullRuns: 0, evictions: 0, objectEvictions: 0, evictedBytes: 0, refusedInUse: 0, noSpaceCulls: 0, lowSpaceCulls: 0, shortCulls: 0, cullErrors: 0 };
   /** Called with each cull's outcome and each error (the daemon logs them). */
-  onEvent: ((level: "info" | "warn", msg: string, fields: Record<string, unknown>) => void) | null = null;
+  onEvent: ((level: Level, msg: string, fields: Record<string, unknown>) => void) | null = null;
 
   /**
    * @param dir the cache directory (blobs under `<dir>/blobs`)
    * @param open the blobs open in the core right now
    */
   constructor(dir: string, budget: BudgetOptions, graceMs: number, open: () => Iterable<BlobCache>) {
-    this.#dir = dir;
     this.budget = budget;
     ({ high: this.#high, low: this.#low } = watermarks(budget));
     this.#graceTicks = Math.ceil(graceMs / TICK_MS);
-    this.#open = open;
-    if (budget.size > 0) this.#restingBytes(); // exact from the start, and culls what an older budget left
+    this.#chunks = new ChunkEviction(dir, open);
+    this.#eviction = this.#chunks;
+    if (budget.size > 0) this.#chunks.scanResting(); // exact from the start, and culls what an older budget left
   }
 
   get cachedBytes(): number {
-    return this.#openBytes + this.#restingTotal();
+    return this.#eviction.costly ? this.#measure(false) : this.#eviction.cachedBytes();
+  }
+
+  /**
+   * From now on whole cache files are evicted instead of chunks (the kernel owns the files: fscache).
+   * Idempotent for the same `objects`; the budget is checked at once.
+   */
+  useObjects<O extends KernelObject>(objects: KernelObjects<O>): void {
+    if (this.#objects) return;
+    this.#objects = new ObjectEviction(objects as KernelObjects, (fields) => this.onEvent?.("info", "culled a cold cache file", fields));
+    this.#eviction = this.#objects;
+    this.#maybeCull();
+  }
+
+  /** A whole cache object was used now (its frontend saw an OPEN, READ or CLOSE of it). */
+  objectUsed(key: string): void {
+    this.#objects?.used(key);
   }
 
   /** A blob was opened with `bytes` present: it is counted through its changes from now on. */
   opened(id: string, bytes: number): void {
-    this.#setResting(id, 0);
-    this.#openBytes += bytes;
+    this.#chunks.opened(id, bytes);
     this.#maybeCull();
   }
 
   /** A blob was closed (its map persisted) with `bytes` present; `reopened` when a new mount opened it meanwhile. */
   closed(id: string, bytes: number, reopened: boolean): void {
-    this.#openBytes -= bytes;
-    if (!reopened) this.#setResting(id, bytes);
+    this.#chunks.closed(id, bytes, reopened);
   }
 
   /** An open blob's cached bytes changed. */
   changed(delta: number): void {
-    this.#openBytes += delta;
+    this.#chunks.changed(delta);
     if (delta > 0) this.#maybeCull();
   }
 
+  /** Over the high watermark: cull down to the low one. A budget measured by a scan is checked at most once a second. */
   #maybeCull(): void {
     if (this.budget.size <= 0 || this.#culling || Date.now() < this.#pausedUntil) return;
-    const total = this.cachedBytes;
+    let total: number;
+    if (this.#eviction.costly) {
+      const wait = this.#measured.at + COSTLY_CHECK_MS - performance.now();
+      if (wait > 0) { // measured a moment ago: once more when the interval is over (the last fills count too)
+        this.#checkTimer ??= setTimeout(() => { this.#checkTimer = null; this.#maybeCull(); }, wait);
+        this.#checkTimer.unref();
+        return;
+      }
+      total = this.#measure(true);
+    } else {
+      total = this.#eviction.cachedBytes();
+    }
     if (total > this.#high) this.cull(total - this.#low, "over the cache budget");
   }
 
-  /** A write of `bytes` failed for lack of space: cull some and say whether anything was freed. */
-  noSpace(bytes: number): boolean {
-    const freed = this.cull(Math.max(2 * bytes, NO_SPACE_SLACK, Math.floor(this.cachedBytes / 20)), "the cache filesystem is full");
-    if (freed > 0) this.#stats.noSpaceCulls++; // (fscache: nothing of ours to punch; its frontend culls whole files)
-    return freed > 0;
+  /** A costly measure, taken again when `fresh` or when the last one is older than the check interval. */
+  #measure(fresh: boolean): number {
+    if (fresh || performance.now() - this.#measured.at >= COSTLY_CHECK_MS) this.#measured = { bytes: this.#eviction.cachedBytes(), at: performance.now() };
+    return this.#measured.bytes;
   }
 
-  /** Culls the least recently used chunks across all blobs until `need` bytes are freed; returns the bytes freed. */
+  /**
+   * A write of `bytes` failed for lack of space: cull some (where the kernel keeps space levels, until free
+   * space is back at them) and say whether anything was freed.
+   */
+  noSpace(bytes: number): boolean {
+    const e = this.#eviction;
+    const need = Math.max(2 * bytes, NO_SPACE_SLACK, Math.floor(this.cachedBytes / 20));
+    const freed = this.#cull(need, e.spaceIsLow ? () => !e.spaceIsLow!() : null, "the cache filesystem is full");
+    if (freed.bytes > 0) this.#stats.noSpaceCulls++;
+    return freed.bytes > 0;
+  }
+
+  /** The kernel reports the cache filesystem low on space: cull until it is back at its run level. Returns the objects culled. */
+  lowOnSpace(why: string): number {
+    const e = this.#eviction;
+    if (!e.spaceIsLow) return 0; // our own sparse files: no levels but the budget's
+    const done = this.#cull(Infinity, () => !e.spaceIsLow!(), why);
+    if (done !== NOTHING_EVICTED) this.#stats.lowSpaceCulls++;
+    return done.objects;
+  }
+
+  /** Culls the least recently used entries until `need` bytes are freed; returns the bytes freed. */
   cull(need: number, why: string): number {
-    if (this.#culling || need <= 0) return 0;
+    return this.#cull(need, null, why).bytes;
+  }
+
+  /**
+   * The one cull loop: the eviction's steps, coldest first, until `enough` (default: `need` bytes freed).
+   * Returns NOTHING_EVICTED itself when nothing was to be done.
+   */
+  #cull(need: number, enough: (() => boolean) | null, why: string): Readonly<Evicted> {
+    const done = (d: Evicted) => (enough ? enough() : d.bytes >= need);
+    if (this.#culling || need <= 0 || (enough && enough())) return NOTHING_EVICTED;
     this.#culling = true;
     const started = performance.now();
-    let freed = 0;
+    const total: Evicted = { bytes: 0, chunks: 0, objects: 0, refused: 0 };
     try {
-      const open = [...this.#open()].filter((b) => b.cullable);
-      const restingIds = [...this.#restingBytes()].filter(([, n]) => n > 0).map(([id]) => id);
-      if (open.length === 0 && restingIds.length === 0) { // nothing we can punch (fscache: the frontend culls whole files)
+      const plan = this.#eviction.plan(need, coarseTick() - this.#graceTicks); // the clock touches read
+      if (plan === null) { // nothing we can evict: look again later
         this.#pausedUntil = Date.now() + 10 * SHORT_ROUND_PAUSE_MS;
-        return 0;
+        return NOTHING_EVICTED;
       }
       this.#stats.cullRuns++;
-      const resting: Array<Resting | null> = restingIds.map((id) => this.#loadResting(id));
-      // Resting blobs first: on equal ticks their chunks go before those of blobs someone reads.
-      const views: CullView[] = [...resting.map((r) => restingView(r)), ...open.map((b) => b.cullView())];
-      const plan = planCull(views, need, coarseTick() - this.#graceTicks); // the clock touches read
-      for (const pick of plan) {
+      for (const step of plan) {
+        if (done(total)) break;
         try {
-          if (pick.blob >= resting.length) freed += open[pick.blob - resting.length].evict(pick.chunks);
-          else freed += this.#evictResting(restingIds[pick.blob], resting[pick.blob]!, pick.chunks);
+          const d = step();
+          total.bytes += d.bytes;
+          total.chunks += d.chunks;
+          total.objects += d.objects;
+          total.refused += d.refused;
         } catch (err) {
           this.#stats.cullErrors++;
-          this.onEvent?.("warn", "culling a blob failed", { err });
+          this.onEvent?.("warn", "culling failed", { err });
         }
       }
-      this.#stats.evictedBytes += freed;
-      this.#stats.evictions += plan.reduce((n, p) => n + p.chunks.length, 0);
-      if (freed < need) {
+      this.#stats.evictions += total.chunks;
+      this.#stats.objectEvictions += total.objects;
+      this.#stats.evictedBytes += total.bytes;
+      this.#stats.refusedInUse += total.refused;
+      const short = !done(total);
+      if (short) {
         this.#stats.shortCulls++;
         this.#pausedUntil = Date.now() + SHORT_ROUND_PAUSE_MS;
       }
-      this.onEvent?.(freed < need ? "warn" : "info", "culled", { why, need, freed, chunks: plan.reduce((n, p) => n + p.chunks.length, 0), cachedBytes: this.cachedBytes, ms: Math.round(performance.now() - started) });
+      if (this.#eviction.costly) this.#measured.bytes -= total.bytes;
+      this.onEvent?.(short ? "warn" : "info", "culled", {
+        why, need: Number.isFinite(need) ? need : undefined, freed: total.bytes, chunks: total.chunks, objects: total.objects, refusedInUse: total.refused,
+        cachedBytes: this.cachedBytes, ...this.#eviction.spaceNote?.(), ms: Math.round(performance.now() - started),
+      });
     } finally {
       this.#culling = false;
     }
-    return freed;
+    return total;
   }
 
   stats(): CullStats {
     return {
-      budget: this.budget.size, high: this.#high, low: this.#low, cachedBytes: this.cachedBytes, restingBytes: this.#restingTotal(),
-      restingBlobs: this.#resting?.size ?? 0, ...this.#stats,
+      budget: this.budget.size, high: this.#high, low: this.#low, cachedBytes: this.cachedBytes,
+      restingBytes: this.#chunks.restingBytes, restingBlobs: this.#chunks.restingBlobs, ...this.#stats,
     };
   }
 
-  #restingTotal(): number {
-    return this.#restingSum;
+  /** Stops the check that waits for its interval. */
+  close(): void {
+    if (this.#checkTimer) clearTimeout(this.#checkTimer);
+    this.#checkTimer = null;
   }
-
-  /** Counts a resting blob's bytes (0: forget it), keeping the sum (checked on every fill). */
-  #setResting(id: string, bytes: number): void {
-    if (!this.#resting) return; // not scanned yet: the scan will count it
-    this.#restingSum += bytes - (this.#resting.get(id) ?? 0);
-    if (bytes > 0) this.#resting.set(id, bytes);
-    else this.#resting.delete(id);
-  }
-
-  /** Bytes of every blob that has a presence map and is not open (scanned once, then kept up to date). */
-  #restingBytes(): Map<string, number> {
-    if (this.#resting) return this.#resting;
-    this.#resting = new Map();
-    const open = new Set([...this.#open()].map((b) => b.id));
-    let names: string[] = [];
-    try { names = fs.readdirSync(path.join(this.#dir, "blobs")); } catch { /* no blobs yet */ }
-    for (const name of names) {
-      const m = /^([0-9a-f]{64})\.present$/.exec(name);
-      if (!m || open.has(m[1])) continue;
-      const r = this.#loadResting(m[1]);
-      if (!r) continue;
-      let bytes = 0;
-      r.table.entries.forEach((e, i) => { if (r.presence.has(i)) bytes += e.plainSize; });
-      this.#setResting(m[1], bytes);
-    }
-    return this.#resting;
-  }
-
-  #loadResting(id: string): Resting | null {
-    const base = path.join(this.#dir, "blobs", id);
-    try {
-      const table = decodeChunkTable(fs.readFileSync(`${base}.ctab`), `blob ${id}`);
-      const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
-      const loaded = PresenceMap.loadWithTicks(`${base}.present`, table.entries.length, digest);
-      if (!loaded) return null;
-      const ticks = loaded.ticks ?? new Uint32Array(table.entries.length).fill(nowTick(fs.statSync(`${base}.present`).mtimeMs));
-      return { table, digest, presence: loaded.presence, ticks };
-    } catch {
-      return null; // no chunk table kept, or unreadable: not ours to cull
-    }
-  }
-
-  /** Culls chunks of a blob no mount uses (nobody reads it): punch, then the map without them. */
-  #evictResting(id: string, r: Resting, chunks: readonly number[]): number {
-    const base = path.join(this.#dir, "blobs", id);
-    const entries = r.table.entries;
-    let freed = 0;
-    let fd: number;
-    try {
-      fd = fs.openSync(base, fs.constants.O_RDWR);
-    } catch (err) {
-      this.#setResting(id, 0); // the file is gone: nothing to count
-      throw err;
-    }
-    try {
-      for (const i of chunks) {
-        if (!r.presence.has(i)) continue;
-        r.presence.clear(i);
-        const p = punchRange(entries[i].plainOffset, entries[i].plainSize, i + 1 < entries.length ? entries[i + 1].plainOffset : r.table.kernelSize);
-        punchHole(fd, p.offset, p.length);
-        freed += entries[i].plainSize;
-      }
-    } finally {
-      fs.closeSync(fd);
-      // A crash before this save leaves bits set over holes: the next open clears them (core.ts validatePresence).
-      r.presence.save(`${base}.present`, r.digest, r.ticks);
-      this.#setResting(id, (this.#resting!.get(id) ?? 0) - freed);
-    }
-    return freed;
-  }
-}
-
-function restingView(r: Resting | null): CullView {
-  if (!r) return { ticks: [], bytes: () => 0, cullable: () => false };
-  return { ticks: r.ticks, bytes: (i) => (r.presence.has(i) ? r.table.entries[i].plainSize : 0), cullable: (i) => r.presence.has(i) };
 }

@@ -1,8 +1,9 @@
 // A blob stored in a cache file that the kernel's cachefiles owns (fscache frontend). The daemon writes only
-// through the object's anonymous fd, with direct I/O from page-aligned memory at page-aligned offsets; the
-// file's data ranges are the presence (a hole is what makes the kernel send READ), so no map is kept.
+// through the object's anonymous fd, with direct I/O from page-aligned memory at page-aligned offsets, on the
+// thread pool (direct-write.ts); the file's data ranges are the presence (a hole is what makes the kernel send
+// READ), so no map is kept.
 import fs from "node:fs";
-import { pwriteAligned } from "../sys/cachefiles.ts";
+import { writeDirect } from "./direct-write.ts";
 import { dataRanges } from "../sys/seek.ts";
 import type { BlobStorage } from "./storage.ts";
 
@@ -23,7 +24,8 @@ export class FscacheStorage implements BlobStorage {
 
   async write(pos: number, bytes: Uint8Array): Promise<void> {
     this.#dataBytes = null;
-    pwriteAligned(this.#fd, bytes, pos); // chunks start on blocks of 4 KiB: aligned; the tail is zero padded
+    await writeDirect(this.#fd, bytes, pos); // chunks start on blocks of 4 KiB: aligned; the tail is zero padded
+    this.#dataBytes = null; // counted meanwhile: before these bytes were in
   }
 
   /**

@@ -67,7 +67,7 @@ export class Daemon {
     this.#opts = opts;
     fs.mkdirSync(opts.cacheDir, { recursive: true, mode: 0o700 });
     this.core = new CacheCore(opts.cacheDir, opts.cache);
-    this.core.culler.onEvent = (level, msg, fields) => opts.log(level, msg, fields);
+    this.core.onEvent = (level, msg, fields) => opts.log(level, msg, fields);
     this.#state = loadState(opts.cacheDir);
   }
 

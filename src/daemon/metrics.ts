@@ -36,7 +36,7 @@ export interface MetricsInput {
   remotes: ReadonlyArray<{ requests: number; bytes: number; retries: number; errors: number }>;
   frontend: Record<string, unknown>;
   /** The cache directory as a whole (the core's cacheStats(), when the core has a budget). */
-  cache?: { cachedBytes?: number; budget?: number; evictions?: number; evictedBytes?: number };
+  cache?: { cachedBytes?: number; budget?: number; evictions?: number; objectEvictions?: number; evictedBytes?: number; flushFailures?: number };
 }
 
 const SUMMED = ["hits", "misses", "fetches", "fetchedBytes", "readaheads", "prefetches", "corrupt", "errors", "evictions", "evictedBytes"] as const;
@@ -125,7 +125,8 @@ export class DaemonMetrics {
     out.gauge("eod_cache_bytes", "Bytes of present chunks in the cache directory (open blobs only when no budget is set).", s.cache?.cachedBytes ?? s.blobs.reduce((n, b) => n + b.cachedBytes, 0));
     if (s.cache?.budget) out.gauge("eod_cache_budget_bytes", "The cache size budget (--cache-size).", s.cache.budget);
     out.counter("eod_cache_evictions_total", "Chunks culled to keep the cache under its budget (our sparse files).", s.cache?.evictions ?? total("evictions"));
-    out.counter("eod_cache_evicted_bytes_total", "Bytes of culled chunks.", s.cache?.evictedBytes ?? total("evictedBytes"));
+    out.counter("eod_cache_evicted_bytes_total", "Bytes culled (chunks, or whole cache files with fscache).", s.cache?.evictedBytes ?? total("evictedBytes"));
+    out.counter("eod_cache_flush_failures_total", "Presence maps that could not be made durable (fdatasync or write failed; the blob stays dirty and is tried again).", s.cache?.flushFailures ?? 0);
     out.gauge("eod_mounts", "Images mounted through this daemon.", s.mounts.length);
     out.gauge("eod_blobs_open", "Blobs served now.", s.blobs.length);
     out.gauge("eod_blobs_complete", "Open blobs whose every chunk is present.", s.blobs.filter((b) => b.cachedBytes >= b.totalBytes).length);
@@ -140,7 +141,7 @@ export class DaemonMetrics {
       ...[...this.fetchFailures].map(([code, n]): [Record<string, string>, number] => [{ kind: `remote_${code.toLowerCase()}` }, n]),
     ]);
     out.labelled("eod_frontend_events_total", "counter", "Kernel requests the frontend received (fanotify events; fscache OPEN, READ and CLOSE).", [[{ frontend: String(s.frontend.name ?? "") }, fe("events") + fe("opens") + fe("reads") + fe("closes")]]);
-    out.counter("eod_cache_files_culled_total", "Whole cache files culled (fscache: low space or the budget).", fe("culled") + fe("budgetCulled"));
+    out.counter("eod_cache_files_culled_total", "Whole cache files culled (fscache: low space or the budget).", s.cache?.objectEvictions ?? 0);
     const mem = process.memoryUsage();
     out.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", mem.rss);
     out.gauge("nodejs_heap_used_bytes", "V8 heap in use.", mem.heapUsed);

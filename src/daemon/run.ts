@@ -53,6 +53,10 @@ async function startDaemon({ config, handOver }: RunOptions, log: Log, afterStar
   const nofile = raiseNofile(NOFILE_WANT);
   if (nofile.soft < 4096) log("warn", "open-file limit is low: each open blob takes ~2 descriptors", { soft: nofile.soft, hard: nofile.hard });
   const frontend = createFrontend(config.frontend, log, cacheDir, { handOver, limits: config.fscache.limits, domain: config.fscache.domain });
+  frontend.onFatal = () => { // logged by the frontend: nothing is answered any more, so exit for the holder to start a fresh daemon
+    setTimeout(() => process.exit(1), FATAL_STOP_MS).unref();
+    stop("the frontend failed").then(() => process.exit(1), exitAfterFailedStop);
+  };
   daemon = new Daemon({
     cacheDir, frontend, log, remote: config.remote, cache: config.cache,
     onIdle: () => { stop("idle").then(() => process.exit(0), exitAfterFailedStop); },
@@ -80,6 +84,9 @@ async function startDaemon({ config, handOver }: RunOptions, log: Log, afterStar
   }
   return daemon;
 }
+
+/** A daemon whose frontend failed exits after at most this long, stopped or not. */
+const FATAL_STOP_MS = 10_000;
 
 /** How long a daemon restarted with no mounts waits for a mount before it exits. */
 const RESTARTED_IDLE_GRACE_MS = 10_000;

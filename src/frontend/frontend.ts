@@ -4,6 +4,7 @@
 import type { BlobSourceRef } from "../cache/blob-cache.ts";
 import type { CacheCore } from "../cache/core.ts";
 import type { ChunkTable } from "../image/chunk-table.ts";
+import type { Log } from "../util/log.ts";
 
 /** An image ready to be served: everything verified, nothing mounted yet. */
 /** What `--frontend` takes: `auto` resolves to one of the others on the running kernel (./resolve.ts). */
@@ -42,4 +43,25 @@ export interface Frontend {
   close(): Promise<void>;
   /** Counters for `eod status`. */
   stats(): Record<string, unknown>;
+  /**
+   * Called once if the frontend can no longer serve (polling or reading its kernel fd failed): nothing more
+   * will be answered, so the daemon must exit non-zero and let its holder start a fresh one. Unset, the
+   * error is thrown as an uncaught exception (the process exits).
+   */
+  onFatal: ((err: unknown) => void) | null;
+}
+
+const failed = new WeakSet<Frontend>();
+
+/**
+ * `f` can no longer serve: the first time, stops it (`stop`: its kernel fd's watch), logs why and hands the
+ * error to its onFatal (else throws it outside any callback). Later failures of the same frontend are ignored.
+ */
+export function failFrontend(f: Frontend, log: Log, what: string, err: unknown, stop: () => void): void {
+  if (failed.has(f)) return;
+  failed.add(f);
+  stop();
+  log("error", `${what}: the ${f.name} frontend can no longer serve`, { err });
+  if (f.onFatal) f.onFatal(err);
+  else process.nextTick(() => { throw err; });
 }

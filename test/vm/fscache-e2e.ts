@@ -68,7 +68,7 @@ function serve(dir: string): Promise<{ url: string; faults(rule: object | null):
   });
 }
 
-async function status(cache = CACHE): Promise<{ frontend: Record<string, number>; blobs: Array<{ id: string; corrupt: number; fetchedBytes: number }>; mounts: unknown[] }> {
+async function status(cache = CACHE): Promise<{ frontend: Record<string, number>; cache: Record<string, number>; blobs: Array<{ id: string; corrupt: number; fetchedBytes: number }>; mounts: unknown[] }> {
   return JSON.parse(await must(["status", "--cache-dir", cache, "--json"]));
 }
 
@@ -223,7 +223,7 @@ async function budget(): Promise<void> {
   // The check runs after READs, at most once a second: wait for its trailing run.
   for (let i = 0; i < 50 && findCacheFile(blobId(imgD), cache); i++) await new Promise((r) => setTimeout(r, 100));
   report.budgetSize = size;
-  report.budgetStats = (await status(cache)).frontend;
+  report.budgetStats = (await status(cache)).cache;
   report.budgetDGone = !findCacheFile(blobId(imgD), cache);
   report.budgetERereadDiff = diff(expected.E, await hashTree("/mnt/be"));
   await umount2("/mnt/be", cache);
@@ -276,8 +276,8 @@ async function lowSpace(): Promise<void> {
     // The cull runs on the daemon's event loop when POLLOUT comes: give it a moment.
     const dBlob = blobId(imgD);
     for (let i = 0; i < 100 && findCacheFile(dBlob, cache); i++) await new Promise((r) => setTimeout(r, 100));
-    const after = (await status(cache)).frontend;
-    report.lowStats = { before, after };
+    const s = await status(cache);
+    report.lowStats = { before, after: { ...s.frontend, ...s.cache } }; // the kernel's signals are the frontend's, culling the core's
     report.lowDGone = !findCacheFile(dBlob, cache);
     report.lowERereadDiff = diff(expected.E, await hashTree("/mnt/e"));
     await umount2("/mnt/e", cache);
@@ -286,7 +286,7 @@ async function lowSpace(): Promise<void> {
     // and their files, linked by the kernel once unmounted, are still there.
     const log = fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n").filter((l) => /cull/.test(l));
     report.lowLog = log.slice(-8);
-    report.lowCulledCookies = log.filter((l) => l.includes("culled a cold cache file")).map((l) => JSON.parse(l).cookie as string);
+    report.lowCulledCookies = log.filter((l) => l.includes("culled a cold cache file")).map((l) => JSON.parse(l).key as string);
     for (let i = 0; i < 50 && !(findCacheFile(blobId(imgE), cache) && findCacheFile(blobId(imgF), cache)); i++) await new Promise((r) => setTimeout(r, 100));
     report.lowEKept = findCacheFile(blobId(imgE), cache) !== null;
     report.lowFKept = findCacheFile(blobId(imgF), cache) !== null;

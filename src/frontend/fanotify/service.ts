@@ -21,7 +21,7 @@ import {
 } from "../../sys/fanotify.ts";
 import { SysError } from "../../errors.ts";
 import type { CacheCore } from "../../cache/core.ts";
-import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
+import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";
 import { LatencyWindow } from "../../util/latency.ts";
 import { decide } from "./decide.ts";
 import { EventJournal, type JournalRecord } from "./journal.ts";
@@ -64,6 +64,7 @@ export class FanotifyFrontend implements Frontend {
   readonly #stats = { events: 0, allowed: 0, denied: 0, fills: 0, inFlight: 0, markedBlobs: 0, heldGroup: false, recovered: 0 };
   #closed = false;
   #closing: Promise<void> | null = null;
+  onFatal: ((err: unknown) => void) | null = null;
   /** Event read → answer written, for events that needed a fill (ms). */
   readonly #fillLatency = new LatencyWindow();
   /** The same for events answered at once (the range was present). */
@@ -94,8 +95,9 @@ export class FanotifyFrontend implements Frontend {
   }
 
   #startPolling(): void {
-    this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => this.#log("error", "fanotify poll failed", { err }));
+    this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => failFrontend(this, this.#log, "polling the fanotify group failed", err, () => this.#poll?.stop()));
   }
+
 
   /** Answers an event the previous daemon took, as it would have: after its range is in the file. */
   #recover(r: JournalRecord): void {

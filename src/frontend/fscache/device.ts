@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { cachefilesCommand, openCachefiles, setCachefilesLimits, type CachefilesLimits } from "../../sys/cachefiles.ts";
-import { limitsFromEnv } from "./cull.ts";
+import { DEFAULT_LIMITS } from "./cull.ts";
 
 /** Whether this kernel can run the fscache frontend, and if not, what is missing. */
 export function kernelSupportsFscache(): { ok: boolean; missing: string[] } {
@@ -21,9 +21,9 @@ export function kernelSupportsFscache(): { ok: boolean; missing: string[] } {
 
 /**
  * Opens /dev/cachefiles and binds an on-demand cache in `<cacheDir>/fscache` with the given free-space limits
- * (default: $EOD_FSCACHE_LIMITS over DEFAULT_LIMITS of ./cull.ts).
+ * (default DEFAULT_LIMITS of ./cull.ts).
  */
-export function bindCachefiles(cacheDir: string, limits: CachefilesLimits = limitsFromEnv()): number {
+export function bindCachefiles(cacheDir: string, limits: CachefilesLimits = DEFAULT_LIMITS): number {
   const dev = openCachefiles();
   try {
     const dir = path.join(cacheDir, "fscache");

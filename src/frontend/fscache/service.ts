@@ -4,8 +4,10 @@
 // for the same blob, or the kernel throws the cache away); READ is filled through the cache core into the
 // object's anonymous fd and always completed (without data, the reader gets EIO); CLOSE drops the object.
 // Mounts: `mount -t erofs none -o fsid=<fsid>,domain_id=<domain>`; images of one domain share blob objects.
-// Culling: when the kernel reports the cache low on space (POLLOUT on the device), the least recently used
-// cache files that no mount holds are culled until free space is back above `brun`/`frun` (./cull.ts).
+// Culling is the cache core's (src/cache/cull.ts): this frontend supplies it the kernel's cache files and how
+// to cull one whole (`inuse` + `cull`, ./cull.ts), reports their use, and passes on the kernel's low-space
+// signal (POLLOUT on the device); the core culls the least recently used files no mount holds, for the budget
+// or until free space is back above `brun`/`frun`.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -13,18 +15,19 @@ import type { ChunkTable } from "../../image/chunk-table.ts";
 import type { BlobCache, BlobSourceRef } from "../../cache/blob-cache.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { FscacheStorage } from "../../cache/fscache-storage.ts";
+import { writeDirect } from "../../cache/direct-write.ts";
+import type { KernelObjects } from "../../cache/object-eviction.ts";
 import { dataRanges } from "../../sys/seek.ts";
 import type { Log } from "../../util/log.ts";
 import { LatencyWindow } from "../../util/latency.ts";
 import { EodError, SysError } from "../../errors.ts";
 import {
-  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, pollCachefiles, pwriteAligned,
+  CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, pollCachefiles,
   type CachefilesLimits, type CachefilesPoll,
 } from "../../sys/cachefiles.ts";
 import { bindCachefiles } from "./device.ts";
-import { belowRun, cullCandidates, limitsFromEnv, spaceOf } from "./cull.ts";
-import { parseBudget, watermarks, type BudgetOptions } from "../../cache/cull-plan.ts";
-import type { Frontend, MountArgs, PreparedImage } from "../frontend.ts";
+import { cacheFiles, DEFAULT_LIMITS, type CacheFile } from "./cull.ts";
+import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";
 import { CachefilesParseError, encodeCopen, parseMessage, type CachefilesMsg } from "./protocol.ts";
 
 export const DEFAULT_DOMAIN = "eod";
@@ -39,14 +42,9 @@ export interface FscacheOptions {
   inheritedFd?: number;
   /** Send `restore` on the inherited fd: a daemon died with requests taken; make them new again (6.8+). */
   restore?: boolean;
-  /** Free-space limits the cache was bound with (default: $EOD_FSCACHE_LIMITS over DEFAULT_LIMITS). */
+  /** Free-space limits the cache was bound with (default DEFAULT_LIMITS of ./cull.ts). */
   limits?: CachefilesLimits;
-  /** Size budget of the cache files (default: $EOD_CACHE_SIZE, $EOD_CACHE_HIGH, $EOD_CACHE_LOW; size 0 = none). */
-  budget?: BudgetOptions;
 }
-
-/** The budget is checked after READs, at most this often (a check lists and stats every cache file). */
-const BUDGET_CHECK_MS = 1000;
 
 /** After a low-space signal, the POLLOUT watch is off for this long (doubling up to the max while nothing helps). */
 const CULL_PAUSE_MS = 1000;
@@ -68,12 +66,11 @@ export class FscacheFrontend implements Frontend {
   readonly #log: Log;
   readonly #dev: number;
   #poll: CachefilesPoll | null = null;
-  readonly #cacheDir: string;
   readonly #limits: CachefilesLimits;
-  readonly #budget: BudgetOptions;
-  #nextBudgetCheck = 0;
-  #budgetTimer: NodeJS.Timeout | null = null;
-  readonly #lastUse = new Map<string, number>(); // cookie -> ms of the last OPEN/READ/CLOSE
+  /** The cache core the images are served through (set by the first prepare()): it culls, we report use. */
+  #core: CacheCore | null = null;
+  /** The kernel's cache files, as the core's culling sees them (whole files, culled with `inuse` + `cull`). */
+  readonly #kernelObjects: KernelObjects<CacheFile>;
   #cullTimer: NodeJS.Timeout | null = null;
   #cullPause = CULL_PAUSE_MS;
   readonly #restore: boolean;
@@ -82,21 +79,23 @@ export class FscacheFrontend implements Frontend {
   readonly #blobs = new Map<string, Expected>(); // blob id -> how to open it
   readonly #objects = new Map<number, FscacheObject>(); // object_id -> object
   readonly #pending = new Set<Promise<void>>();
-  readonly #stats = {
-    opens: 0, closes: 0, reads: 0, readBytes: 0, failedReads: 0, inFlight: 0,
-    lowSpaceSignals: 0, culled: 0, culledBytes: 0, cullRefusedInUse: 0, noSpaceRetries: 0,
-    /** Bytes allocated to all cache files at the last budget check, and files culled for the budget. */
-    cacheFileBytes: 0, budgetCulled: 0,
-  };
+  /** Kernel requests and signals; what culling did is in the core's cache stats. */
+  readonly #stats = { opens: 0, closes: 0, reads: 0, readBytes: 0, failedReads: 0, inFlight: 0, lowSpaceSignals: 0 };
   readonly #readLatency = new LatencyWindow();
   #closing: Promise<void> | null = null;
+  onFatal: ((err: unknown) => void) | null = null;
 
   constructor(log: Log, opts: FscacheOptions) {
     this.#log = log;
     this.domain = opts.domain ?? DEFAULT_DOMAIN;
-    this.#cacheDir = opts.cacheDir;
-    this.#limits = opts.limits ?? limitsFromEnv();
-    this.#budget = opts.budget ?? parseBudget(process.env.EOD_CACHE_SIZE, process.env.EOD_CACHE_HIGH, process.env.EOD_CACHE_LOW);
+    this.#limits = opts.limits ?? DEFAULT_LIMITS;
+    const fscacheDir = path.join(opts.cacheDir, "fscache");
+    this.#kernelObjects = {
+      dir: fscacheDir, runLevels: { blocksPct: this.#limits.brun, filesPct: this.#limits.frun },
+      list: () => cacheFiles(fscacheDir),
+      openBytes: () => this.#openObjectBytes(),
+      cull: (f) => this.#cullFile(f.dir, f.name),
+    };
     this.#dev = opts.inheritedFd ?? bindCachefiles(opts.cacheDir, this.#limits);
     this.#restore = opts.inheritedFd !== undefined && opts.restore === true;
   }
@@ -115,53 +114,11 @@ export class FscacheFrontend implements Frontend {
     this.#poll = pollCachefiles(this.#dev, {
       onRequests: () => this.#drain(),
       onLowSpace: () => this.#onLowSpace(),
-      onError: (err) => this.#log("error", "fscache poll failed", { err }),
+      onError: (err) => failFrontend(this, this.#log, "polling /dev/cachefiles failed", err, () => this.#poll?.stop()),
     });
     this.#poll.watchLowSpace(true);
-    this.#checkBudget();
   }
 
-  /**
-   * The size budget (--cache-size): the kernel owns the cache files, so whole files are culled, least recently
-   * used first, those a mount holds being refused by the kernel (EBUSY) and skipped, from above the high
-   * watermark down to the low one. The same candidates and `inuse`/`cull` as culling on low space.
-   */
-  #checkBudget(): void {
-    if (this.#budget.size <= 0) return;
-    const wait = this.#nextBudgetCheck - Date.now();
-    if (wait > 0) { // checked a moment ago: check once more when the interval is over (the last READs count too)
-      this.#budgetTimer ??= setTimeout(() => { this.#budgetTimer = null; this.#checkBudget(); }, wait);
-      return;
-    }
-    this.#nextBudgetCheck = Date.now() + BUDGET_CHECK_MS;
-    const { high, low } = watermarks(this.#budget);
-    const candidates = cullCandidates(path.join(this.#cacheDir, "fscache"), this.#lastUse);
-    // A file created for an object stays an unlinked tmpfile until the object is closed (cachefiles links it at
-    // withdrawal), so the directory shows none of the files the mounts are filling: count those through their
-    // fds, and a file both open and linked (mounted again) once.
-    const open = this.#openObjectBytes();
-    let total = candidates.reduce((n, c) => n + (open.has(c.cookie) ? 0 : c.bytes), 0);
-    for (const bytes of open.values()) total += bytes;
-    this.#stats.cacheFileBytes = total;
-    if (total <= high) return;
-    const before = total;
-    let culled = 0;
-    let refused = 0;
-    for (const c of candidates) {
-      if (total <= low) break;
-      const r = this.#cullFile(c.dir, c.name);
-      if (r === "busy") { refused++; this.#stats.cullRefusedInUse++; continue; }
-      if (r !== "culled") continue;
-      culled++;
-      total -= c.bytes;
-      this.#stats.budgetCulled++;
-      this.#stats.culled++;
-      this.#stats.culledBytes += c.bytes;
-      this.#lastUse.delete(c.cookie);
-    }
-    this.#stats.cacheFileBytes = total;
-    this.#log(total > low ? "warn" : "info", "fscache: cull pass for the cache budget", { culled, refusedInUse: refused, before, after: total, high, low });
-  }
 
   /** Bytes of data in the cache file of each open object, by cookie key (SEEK_DATA/HOLE through the anon fd). */
   #openObjectBytes(): Map<string, number> {
@@ -182,7 +139,7 @@ export class FscacheFrontend implements Frontend {
     this.#stats.lowSpaceSignals++;
     let culled = 0;
     try {
-      culled = this.cullCold("the kernel reports the cache low on space");
+      culled = this.#core?.culler.lowOnSpace("the kernel reports the cache low on space") ?? 0;
     } catch (err) {
       this.#log("error", "fscache: culling failed", { err });
     }
@@ -192,36 +149,6 @@ export class FscacheFrontend implements Frontend {
     if (this.#cullTimer) clearTimeout(this.#cullTimer);
     this.#cullTimer = setTimeout(() => { this.#cullTimer = null; this.#poll?.watchLowSpace(true); }, this.#cullPause);
     this.#cullTimer.unref();
-  }
-
-  /**
-   * Culls cache files, least recently used first, skipping those in use (a mount holds them: EBUSY), while
-   * the cache filesystem's free blocks or files are below brun/frun. Returns how many files were culled.
-   */
-  cullCold(why: string): number {
-    const fscacheDir = path.join(this.#cacheDir, "fscache");
-    let space = spaceOf(fscacheDir);
-    if (!belowRun(space, this.#limits)) return 0;
-    const before = space;
-    let culled = 0;
-    let refused = 0;
-    for (const c of cullCandidates(fscacheDir, this.#lastUse)) {
-      if (!belowRun(space, this.#limits)) break;
-      const r = this.#cullFile(c.dir, c.name);
-      if (r === "busy") { refused++; this.#stats.cullRefusedInUse++; continue; }
-      if (r !== "culled") continue;
-      culled++;
-      this.#stats.culled++;
-      this.#stats.culledBytes += c.bytes;
-      this.#lastUse.delete(c.cookie);
-      this.#log("info", "fscache: culled a cold cache file", { cookie: c.cookie, bytes: c.bytes, lastUsed: new Date(c.lastUsed).toISOString() });
-      space = spaceOf(fscacheDir);
-    }
-    const level = (s: typeof space) => ({ freeBlocksPct: +((100 * s.bavail) / s.blocks).toFixed(1), freeFilesPct: s.files ? +((100 * s.ffree) / s.files).toFixed(1) : null });
-    this.#log(belowRun(space, this.#limits) ? "warn" : "info", "fscache: cull pass", {
-      why, culled, refusedInUse: refused, before: level(before), after: level(space), brun: this.#limits.brun, frun: this.#limits.frun,
-    });
-    return culled;
   }
 
   /** `inuse` + `cull` of one file, from inside its fan-out directory (the kernel resolves the name in our cwd). */
@@ -252,6 +179,10 @@ export class FscacheFrontend implements Frontend {
 
   async prepare(image: PreparedImage, core: CacheCore, mountPoint: string): Promise<MountArgs> {
     const fsid = FscacheFrontend.fsidOf(image.bootstrapDigest, mountPoint);
+    if (this.#core === null) {
+      this.#core = core;
+      core.culler.useObjects(this.#kernelObjects); // whole cache files are what the core culls from now on
+    }
     this.#bootstraps.set(fsid, { path: image.bootstrapPath, size: image.bootstrapSize });
     for (const b of image.blobs) this.#blobs.set(b.id, { table: b.table, source: b.source, core });
     // The blobs' cookies are their device-table tags (our blob ids), so no device= is needed.
@@ -268,7 +199,7 @@ export class FscacheFrontend implements Frontend {
       try {
         n = cachefilesRead(this.#dev, this.#buf);
       } catch (err) {
-        this.#log("error", "reading /dev/cachefiles failed", { err });
+        failFrontend(this, this.#log, "reading /dev/cachefiles failed", err, () => this.#poll?.stop()); // EIO: the cache is dead
         return;
       }
       if (n === 0) return;
@@ -295,7 +226,7 @@ export class FscacheFrontend implements Frontend {
   #open(msg: CachefilesMsg): void {
     this.#stats.opens++;
     const { cookieKey: cookie, fd } = msg.open!;
-    this.#lastUse.set(cookie, Date.now());
+    this.#core?.culler.objectUsed(cookie);
     const boot = this.#bootstraps.get(cookie);
     const expected = this.#blobs.get(cookie);
     try {
@@ -328,32 +259,21 @@ export class FscacheFrontend implements Frontend {
     const obj = this.#objects.get(msg.objectId);
     const { offset, length } = msg.read!;
     if (!obj) { this.#log("warn", "fscache READ of an unknown object", { object: msg.objectId }); return; }
-    this.#lastUse.set(obj.cookie, Date.now());
+    this.#core?.culler.objectUsed(obj.cookie);
     const started = performance.now();
     this.#stats.inFlight++;
     const p = (async () => {
       if (obj.kind === "bootstrap") {
         const end = Math.min(obj.size, offset + length);
         const bytes = Buffer.alloc(Math.max(0, end - offset));
-        const fd = fs.openSync(obj.path, "r");
-        try { fs.readSync(fd, bytes, 0, bytes.length, offset); } finally { fs.closeSync(fd); }
-        pwriteAligned(obj.fd, bytes, offset);
+        const fh = await fs.promises.open(obj.path, "r");
+        try { await fh.read(bytes, 0, bytes.length, offset); } finally { await fh.close(); }
+        await writeDirect(obj.fd, bytes, offset);
       } else {
         obj.blob.invalidate(offset, length); // the kernel asks only for holes: whatever we thought was there is not
-        try {
-          await obj.blob.ensure(offset, length);
-        } catch (err) {
-          // Below bstop the kernel refuses writes (ENOBUFS) before we saw POLLOUT: cull now, then try once more.
-          if (!isNoSpace(err)) throw err;
-          let culled = 0;
-          try { culled = this.cullCold("a write into the cache failed for lack of space"); } catch (e) { this.#log("error", "fscache: culling failed", { err: e }); }
-          if (culled === 0) throw err;
-          this.#stats.noSpaceRetries++;
-          await obj.blob.ensure(offset, length);
-        }
+        await obj.blob.ensure(offset, length); // a write refused for lack of space (below bstop: ENOBUFS) culls and retries in the core
       }
       this.#stats.readBytes += length;
-      this.#checkBudget();
     })().catch((err: unknown) => {
       this.#stats.failedReads++;
       this.#log("warn", "fscache READ failed; completing without data (EIO)", { cookie: obj.cookie, offset, length, err });
@@ -374,7 +294,7 @@ export class FscacheFrontend implements Frontend {
     this.#stats.closes++;
     const obj = this.#objects.get(msg.objectId);
     if (!obj) return;
-    this.#lastUse.set(obj.cookie, Date.now());
+    this.#core?.culler.objectUsed(obj.cookie);
     this.#objects.delete(msg.objectId);
     if (obj.kind === "blob") {
       const expected = this.#blobs.get(obj.cookie);
@@ -407,7 +327,6 @@ export class FscacheFrontend implements Frontend {
     const r = this.#cullFile(path.join(volume, fan), name);
     if (r === "busy") throw new EodError("USAGE", `Blob ${blobId} is in use by a mount; not culled`);
     if (r === "gone") throw new EodError("USAGE", `Blob ${blobId} has no cache file in ${volume}`);
-    this.#lastUse.delete(blobId);
   }
 
   close(): Promise<void> {
@@ -415,7 +334,6 @@ export class FscacheFrontend implements Frontend {
       this.#poll?.stop();
       this.#poll = null;
       if (this.#cullTimer) clearTimeout(this.#cullTimer);
-      if (this.#budgetTimer) clearTimeout(this.#budgetTimer);
       await Promise.allSettled([...this.#pending]);
       for (const obj of this.#objects.values()) if (obj.kind === "bootstrap") this.#closeFd(obj.fd);
       this.#objects.clear();
@@ -427,12 +345,4 @@ export class FscacheFrontend implements Frontend {
   stats(): Record<string, unknown> {
     return { ...this.#stats, domain: this.domain, limits: this.#limits, readLatencyMs: this.#readLatency.summary() };
   }
-}
-
-/** Whether `err` (or a cause of it) is the kernel refusing a cache write for lack of space. */
-function isNoSpace(err: unknown): boolean {
-  for (let e = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
-    if (e instanceof SysError && (e.errno === "ENOBUFS" || e.errno === "ENOSPC")) return true;
-  }
-  return false;
 }

@@ -1,11 +1,14 @@
 // Culling in the fscache frontend, without a kernel: the limit syntax and its command order, the low-space
-// test, and the least-recently-used order of cache files. (The kernel side runs in test/kernel/fscache.test.ts.)
+// test, and the least-recently-used order of cache files as the core's object eviction sees them. (The kernel
+// side runs in test/kernel/fscache.test.ts.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { belowRun, cullCandidates, DEFAULT_LIMITS, parseLimits } from "../../../src/frontend/fscache/cull.ts";
+import { cacheFiles, DEFAULT_LIMITS, parseLimits } from "../../../src/frontend/fscache/cull.ts";
+import { belowRun } from "../../../src/cache/free-space.ts";
+import { ObjectEviction } from "../../../src/cache/object-eviction.ts";
 import { cachefilesLimitCommands, type CachefilesLimits } from "../../../src/sys/cachefiles.ts";
 
 test("parseLimits: subsets over the defaults, % optional; bad names, numbers and orders refused", () => {
@@ -41,14 +44,14 @@ test("cachefilesLimitCommands: an order the kernel accepts from any valid start"
 });
 
 test("belowRun: free blocks or files under the run level", () => {
-  const l = DEFAULT_LIMITS; // brun 10, frun 10
+  const l = { blocksPct: DEFAULT_LIMITS.brun, filesPct: DEFAULT_LIMITS.frun }; // 10, 10
   assert.equal(belowRun({ blocks: 1000, bavail: 100, files: 100, ffree: 10 }, l), false);
   assert.equal(belowRun({ blocks: 1000, bavail: 99, files: 100, ffree: 50 }, l), true);
   assert.equal(belowRun({ blocks: 1000, bavail: 500, files: 100, ffree: 9 }, l), true);
   assert.equal(belowRun({ blocks: 1000, bavail: 500, files: 0, ffree: 0 }, l), false);
 });
 
-test("cullCandidates: every volume's files, least recently used first (daemon's times over mtimes)", () => {
+test("cacheFiles + ObjectEviction: every volume's files, least recently used first (daemon's times over mtimes)", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-cull-"));
   try {
     const put = (rel: string, mtimeS: number) => {
@@ -62,12 +65,16 @@ test("cullCandidates: every volume's files, least recently used first (daemon's 
     put("Ierofs,other/@3c/Dccc", 2000);
     put("Ierofs,eod/@1a/Sxyz", 500);
     fs.mkdirSync(path.join(dir, "graveyard"), { recursive: true });
-    const names = (m: Map<string, number>) => cullCandidates(dir, m).map((c) => c.name);
+    const names = (m: Map<string, number>) => {
+      const e = new ObjectEviction({ dir, runLevels: { blocksPct: 10, filesPct: 10 }, list: () => cacheFiles(dir), openBytes: () => new Map(), cull: () => "gone" }, () => {});
+      for (const [key, ms] of m) e.used(key, ms);
+      return e.ordered().map((c) => c.name);
+    };
     assert.deepEqual(names(new Map()), ["Sxyz", "Daaa", "Dccc", "Dbbb"]);
     // aaa was used (read) just now: it goes last; bbb's file is newer than the daemon's old record of it.
     assert.deepEqual(names(new Map([["aaa", 4_000_000], ["bbb", 10]])), ["Sxyz", "Dccc", "Dbbb", "Daaa"]);
-    const c = cullCandidates(dir, new Map()).find((x) => x.name === "Daaa")!;
-    assert.equal(c.cookie, "aaa");
+    const c = cacheFiles(dir).find((x) => x.name === "Daaa")!;
+    assert.equal(c.key, "aaa");
     assert.equal(c.dir, path.join(dir, "cache", "Ierofs,eod", "@1a"));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
