@@ -69,11 +69,13 @@ export function checkRetries(retries: number | undefined): number {
 export class RetryLoop {
   #attempt = 0;
   readonly #opts: RetryOptions;
+  readonly #retries: number;
   readonly #signal: AbortSignal | undefined;
   readonly #stats: Pick<RemoteStats, "errors" | "retries">;
 
   constructor(opts: RetryOptions, signal?: AbortSignal, stats: Pick<RemoteStats, "errors" | "retries"> = { errors: 0, retries: 0 }) {
     this.#opts = opts;
+    this.#retries = checkRetries(opts.retries);
     this.#signal = signal;
     this.#stats = stats;
   }
@@ -82,7 +84,7 @@ export class RetryLoop {
     if (this.#signal?.aborted) throw this.#signal.reason; // the caller gave up: not a remote failure
     this.#stats.errors++;
     const asked = (err !== null && typeof err === "object" ? retryAfter.get(err) : undefined) ?? 0;
-    if (this.#attempt >= checkRetries(this.#opts.retries) || !isRetryable(err) || asked > MAX_RETRY_AFTER_MS) throw err;
+    if (this.#attempt >= this.#retries || !isRetryable(err) || asked > MAX_RETRY_AFTER_MS) throw err;
     await sleep(Math.max(backoffMs(this.#attempt, this.#opts), asked), this.#signal);
     this.#attempt++;
     this.#stats.retries++;
