@@ -61,7 +61,7 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
   if (err instanceof EodError) {
-    console.error(`eod: ${err.message}`);
+    console.error(`eod: ${err.message || `${err.code} error, with no message${err.cause ? `; caused by: ${String(err.cause)}` : ""}`}`); // never an empty line
     process.exitCode = err.code === "USAGE" ? 2 : 1;
   } else {
     console.error(err);

@@ -1,28 +1,10 @@
 // `eod daemon restart`: a planned hand-over to a new daemon (after an upgrade) without unmounting. SIGHUP asks
 // the holder of the cache directory to stop its daemon gracefully (in-flight events answered) and start a new
 // one on the same held fanotify group or /dev/cachefiles; reads meanwhile wait in the kernel.
-import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { daemonAlive, holderPidFile, socketPathOf } from "./client.ts";
-
-function readPid(file: string): number | null {
-  try {
-    const pid = Number(fs.readFileSync(file, "utf8"));
-    return Number.isInteger(pid) && pid > 1 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { processAlive as alive, readPid } from "./pids.ts";
 
 export async function restartDaemon(cacheDir: string, timeoutMs = 60_000): Promise<number> {
   const holder = readPid(holderPidFile(cacheDir));

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { EodError } from "../errors.ts";
 import { daemonAlive } from "./client.ts";
 import { holderPidFile, socketPathOf } from "./client.ts";
+import { processAlive, readPid } from "./pids.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
 /** Lines of the daemon's log an error quotes. */
@@ -44,7 +45,7 @@ export async function ensureDaemon(cacheDir: string, frontend: string, opts: Ens
       if (await daemonAlive(sock)) return sock;
       await new Promise((r) => setTimeout(r, 20));
     }
-    if (Date.now() >= deadline) throw failed(`its holder ${holderPid(cacheDir)} runs, but no daemon answered within ${timeoutMs} ms`);
+    if (Date.now() >= deadline) throw failed(`its holder ${readPid(holderPidFile(cacheDir))} runs, but no daemon answered within ${timeoutMs} ms`);
     fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     const out = fs.openSync(logFile, "a", 0o600);
     let exited = null as string | null;
@@ -68,22 +69,7 @@ export async function ensureDaemon(cacheDir: string, frontend: string, opts: Ens
   }
 }
 
-function holderPid(cacheDir: string): number | null {
-  try {
-    const pid = Number(fs.readFileSync(holderPidFile(cacheDir), "utf8"));
-    return pid > 1 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
 function holderAlive(cacheDir: string): boolean {
-  const pid = holderPid(cacheDir);
-  if (pid === null) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  const pid = readPid(holderPidFile(cacheDir));
+  return pid !== null && processAlive(pid);
 }

@@ -6,12 +6,14 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { eodOk, REPO } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { eodAsync, lazyWorkspace, serve, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { mountAt } from "../../src/daemon/mountinfo.ts";
+import { processAlive as alive } from "../../src/daemon/pids.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 const support = haveRoot() ? kernelSupportsPreContent() : { ok: false, missing: ["root"] };
@@ -115,30 +117,26 @@ test("eod mount whose daemon cannot start prints the daemon's reason", { skip, t
 test("eod mount stopped while it waits for a daemon says what it waited for", { skip, timeout: 60_000 }, async () => {
   const { cache, mnt } = ws.fresh();
   fs.mkdirSync(cache);
-  // A holder that never starts a daemon: eod mount waits for it.
+  // A holder that never starts a daemon: eod mount waits for it. A socket that answers nothing tells when it
+  // waits (each check connects twice; the first two checks come before the wait).
   const sleeper = spawn("sleep", ["60"]);
+  let connections = 0;
+  const sock = net.createServer((c) => { connections++; c.destroy(); });
+  await new Promise<void>((resolve) => sock.listen(path.join(cache, "daemon.sock"), resolve));
   try {
     fs.writeFileSync(path.join(cache, "holder.pid"), `${sleeper.pid}\n`);
     const child = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "mount", server.url, mnt, "--cache-dir", cache], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (c: Buffer) => { stderr += c; });
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 1500));
+    await until("eod mount waits for the daemon", () => connections >= 8);
     child.kill("SIGTERM");
-    assert.equal(await exited, 143);
+    assert.equal(await exited, 143, stderr);
     assert.match(stderr, /SIGTERM while waiting for it/);
     assert.match(stderr, new RegExp(`daemon for ${cache}`));
   } finally {
     sleeper.kill("SIGKILL");
+    sock.close();
     fs.rmSync(path.join(cache, "holder.pid"), { force: true });
   }
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
