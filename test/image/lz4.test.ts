@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { test } from "node:test";
 import { lz4Bound, lz4CompressBlock, lz4DecompressBlock } from "../../src/image/lz4.ts";
+import { unavailable } from "../helpers/skip.ts";
 
 const haveLz4 = spawnSync("lz4", ["--version"]).status === 0;
 const text = Buffer.from(Array.from({ length: 30000 }, (_, i) => `entry ${i % 211}: ${"abcdefgh".repeat(i % 5)}\n`).join(""));
@@ -48,7 +49,7 @@ function frameOf(block: Uint8Array): Buffer {
 }
 
 for (const level of [0, 1, 9, 12]) {
-  test(`level ${level}: round trips; liblz4 decodes our blocks`, { skip: !haveLz4 && "no lz4 command" }, () => {
+  test(`level ${level}: round trips; liblz4 decodes our blocks`, { skip: unavailable(!haveLz4 && "no lz4 command") }, () => {
     for (const [name, data] of inputs) {
       const block = lz4CompressBlock(data, level);
       assert.ok(block.length <= lz4Bound(data.length), name);
@@ -61,7 +62,7 @@ for (const level of [0, 1, 9, 12]) {
   });
 }
 
-test("blocks liblz4 made (fast and HC levels, as images of earlier versions hold) decode", { skip: !haveLz4 && "no lz4 command" }, () => {
+test("blocks liblz4 made (fast and HC levels, as images of earlier versions hold) decode", { skip: unavailable(!haveLz4 && "no lz4 command") }, () => {
   for (const flag of ["-1", "-9", "-12"]) {
     for (const [name, data] of inputs) {
       if (data.length < 16) continue;

@@ -22,7 +22,7 @@ import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { ensureDaemon } from "../../src/daemon/spawn.ts";
 import { isLoopback, MEDIA_TYPES, RegistryClient, sha256Digest, staticCredentials } from "../../src/remote/registry/index.ts";
 import { ANNOTATIONS } from "../../src/image/oci-form.ts";
-import { unavailable } from "../helpers/skip.ts";
+import { unavailable, skipTest } from "../helpers/skip.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
 
@@ -211,7 +211,7 @@ test("a registry image that is not ours, and a missing tag, are clear errors", {
 test("--insecure-registry reaches the daemon: mount and pull from a self-signed HTTPS registry", { skip, timeout: 120_000 }, async (t) => {
   const name = os.hostname().toLowerCase();
   const ip = await dns.lookup(name, { family: 4 }).then((a) => a.address, () => "");
-  if (!ip || !isLoopback(ip) || isLoopback(name)) return t.skip(`host name ${name} does not resolve to a loopback address`);
+  if (!ip || !isLoopback(ip) || isLoopback(name)) return skipTest(t, `host name ${name} does not resolve to a loopback address`);
   const tls = await startRegistry({ ip, tls: true });
   const tlsHost = `${name}:${tls.port}`;
   try {
