@@ -1,7 +1,7 @@
 // What the daemon watches outside itself: the mount table (a mount removed behind its back, by `umount -l`
 // or another tool) and its cache directory (removed or renamed: nothing it serves can be kept any more).
 import fs from "node:fs";
-import { watchMountTable } from "../sys/mount-watch.ts";
+import { watchMountTable, type MountTableWatch } from "../sys/mount-watch.ts";
 import type { Log } from "../util/log.ts";
 import type { MountRecord } from "./state.ts";
 import { mounts, type MountEntry } from "./mountinfo.ts";
@@ -10,27 +10,39 @@ export interface WorldWatch {
   stop(): void;
 }
 
-/** Calls `onMountsChanged` after the mount table changed, `onCacheDirGone` once if `cacheDir` is no longer the directory it was. */
+/**
+ * Calls `onMountsChanged` after the mount table changed, `onCacheDirGone` once if `cacheDir` is no longer the
+ * directory it was. A watch that cannot be set up (no inotify watch left, say) is logged, and the daemon
+ * serves on without it.
+ */
 export function watchWorld(cacheDir: string, cb: { onMountsChanged(): void; onCacheDirGone(): void }, log: Log): WorldWatch {
-  const table = watchMountTable(cb.onMountsChanged, (err) => log("error", "cannot follow the mount table", { err }));
+  let table: MountTableWatch | null = null;
+  try {
+    table = watchMountTable(cb.onMountsChanged, (err) => log("error", "cannot follow the mount table", { err }));
+  } catch (err) {
+    log("warn", "cannot watch the mount table: mounts removed behind the daemon's back go unnoticed", { err });
+  }
   const { dev, ino } = fs.statSync(cacheDir);
-  let gone = false;
+  let dir: fs.FSWatcher | null = null;
   const check = () => {
-    if (gone) return;
     let st: fs.Stats | undefined;
     try { st = fs.statSync(cacheDir); } catch { /* removed */ }
-    if (st?.dev === dev && st.ino === ino) return;
-    gone = true;
+    if (!dir || (st?.dev === dev && st.ino === ino)) return;
     dir.close();
+    dir = null;
     cb.onCacheDirGone();
   };
-  // inotify on the directory: its own removal or rename (and, cheaply ignored, its entries changing).
-  const dir = fs.watch(cacheDir, { persistent: false }, check);
-  dir.on("error", check);
+  try {
+    // inotify on the directory: its own removal or rename (and, cheaply ignored, its entries changing).
+    dir = fs.watch(cacheDir, { persistent: false }, check).on("error", check);
+  } catch (err) {
+    log("warn", "cannot watch the cache directory: its removal goes unnoticed", { cacheDir, err });
+  }
   return {
     stop(): void {
-      table.stop();
-      dir.close();
+      table?.stop();
+      dir?.close();
+      dir = null;
     },
   };
 }
