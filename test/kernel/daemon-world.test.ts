@@ -105,6 +105,28 @@ test("eod umount without --cache-dir goes through the daemon of the mount's own 
   await until("the daemon exits with its last mount", () => daemonGone(cache));
 });
 
+test("the daemon eod mount starts gets the command's settings: config file, then environment, then flags", { skip, timeout: 120_000 }, async () => {
+  const file = path.join(work, "config.json");
+  fs.writeFileSync(file, JSON.stringify({ cache: { size: "48M", low_percent: 50 }, remote: { retries: 1 } }));
+  const budgetOf = async (env: Record<string, string>, ...flags: string[]) => {
+    const { cache, mnt } = ws.fresh();
+    const r = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache, "--config", file, ...flags], env);
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse((await eodAsync(["status", "--cache-dir", cache, "--json"])).stdout) as { cache: { budget: number; low: number } };
+    assert.equal((await eodAsync(["umount", mnt, "--cache-dir", cache])).status, 0);
+    return s.cache;
+  };
+  const fromFile = await budgetOf({});
+  assert.deepEqual([fromFile.budget, fromFile.low], [48 * 1024 ** 2, 24 * 1024 ** 2], "from the file");
+  assert.equal((await budgetOf({ EOD_CACHE_SIZE: "32M" })).budget, 32 * 1024 ** 2, "the environment over the file");
+  assert.equal((await budgetOf({ EOD_CACHE_SIZE: "32M" }, "--cache-size", "16M")).budget, 16 * 1024 ** 2, "a flag over both");
+  fs.writeFileSync(file, JSON.stringify({ cache: { size: -1 } }));
+  const { cache, mnt } = ws.fresh();
+  const r = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache, "--config", file]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, new RegExp(`Bad value for cache\\.size in ${file}: -1`));
+});
+
 test("eod mount whose daemon cannot start prints the daemon's reason", { skip, timeout: 120_000 }, async () => {
   const { cache, mnt } = ws.fresh();
   fs.mkdirSync(path.join(cache, "state.json"), { recursive: true }); // the mount table cannot be read
