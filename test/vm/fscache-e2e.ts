@@ -28,10 +28,17 @@ function step(what: string): void {
   console.error(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`);
 }
 
-function eod(args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Runs eod. The deadline is longer than eod mount's own wait for its daemon (EOD_DAEMON_START_TIMEOUT_MS), so
+ * eod reports that itself; a command killed by a signal (the deadline, or V8 dying under TCG) says so in
+ * stderr instead of passing for an exit code 1 with no message.
+ */
+function eod(args: string[], timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [EOD, ...args], { env: ENV, timeout: timeoutMs }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      const e = err as { code?: number; signal?: string; killed?: boolean } | null;
+      const killed = e?.signal ? `[killed by ${e.signal}${e.killed ? `: no exit within ${timeoutMs} ms` : ""}]\n` : "";
+      resolve({ code: e ? (e.code ?? 1) : 0, stdout, stderr: killed + stderr });
     });
   });
 }
