@@ -52,13 +52,13 @@ export function lz4CompressBlock(input: Uint8Array, level = 0, into?: Uint8Array
   }
   const b = base;
   base += n + 1; // the next call's base is above every position stored by this one
-  const attempts = level === 0 ? 1 : 2 ** (level - 1);
+  if (level === 0) return out.subarray(0, compressFast(src, out, b));
+  const attempts = 2 ** (level - 1);
   const matchLimit = n - LAST_LITERALS; // a match ends here at the latest
   const lastStart = n - MF_LIMIT; // and starts here at the latest
   let op = 0;
   let anchor = 0;
   let ip = 0;
-  let misses = 0;
   const insert = (p: number) => {
     const h = hash4(src, p);
     chain[p & MAX_OFFSET] = head[h];
@@ -79,15 +79,12 @@ export function lz4CompressBlock(input: Uint8Array, level = 0, into?: Uint8Array
           bestAt = cand;
         }
       }
-      if (level === 0) break;
       cand = chain[cand & MAX_OFFSET] - b;
     }
     if (bestLen < MIN_MATCH) {
-      // No match: step ahead, faster the longer nothing matched (level 0), as liblz4 does.
-      ip += level === 0 ? 1 + (misses++ >> 6) : 1;
+      ip++;
       continue;
     }
-    misses = 0;
     // Extend backwards over literals that match too.
     while (ip > anchor && bestAt > 0 && src[ip - 1] === src[bestAt - 1]) {
       ip--;
@@ -96,12 +93,46 @@ export function lz4CompressBlock(input: Uint8Array, level = 0, into?: Uint8Array
     }
     op = sequence(out, op, src, anchor, ip - anchor, ip - bestAt, bestLen);
     const end = ip + bestLen;
-    if (level > 0) for (let p = ip + 1; p < end && p <= lastStart; p++) insert(p);
-    else if (end - 2 <= lastStart && end - 2 > ip) insert(end - 2);
+    for (let p = ip + 1; p < end && p <= lastStart; p++) insert(p);
     ip = anchor = end;
   }
   op = sequence(out, op, src, anchor, n - anchor, 0, 0);
   return out.subarray(0, op);
+}
+
+/** Level 0: greedy, one candidate per position, 4 bytes compared at a time; returns the block's length. */
+function compressFast(src: Uint8Array, out: Uint8Array, b: number): number {
+  const n = src.length;
+  const dv = new DataView(src.buffer, src.byteOffset, n);
+  const matchLimit = n - LAST_LITERALS;
+  const lastStart = n - MF_LIMIT;
+  let op = 0;
+  let anchor = 0;
+  let ip = 0;
+  let misses = 0;
+  while (ip <= lastStart) {
+    const seq = dv.getUint32(ip, true);
+    const h = Math.imul(seq, 2654435761) >>> (32 - HASH_LOG);
+    let at = head[h] - b;
+    head[h] = b + ip;
+    if (at < 0 || ip - at > MAX_OFFSET || dv.getUint32(at, true) !== seq) {
+      ip += 1 + (misses++ >> 6); // step ahead faster the longer nothing matched, as liblz4 does
+      continue;
+    }
+    misses = 0;
+    let len = MIN_MATCH;
+    while (ip + len + 4 <= matchLimit && dv.getUint32(at + len, true) === dv.getUint32(ip + len, true)) len += 4;
+    while (ip + len < matchLimit && src[at + len] === src[ip + len]) len++;
+    while (ip > anchor && at > 0 && src[ip - 1] === src[at - 1]) { // extend backwards over matching literals
+      ip--;
+      at--;
+      len++;
+    }
+    op = sequence(out, op, src, anchor, ip - anchor, ip - at, len);
+    ip = anchor = ip + len;
+    if (ip - 2 <= lastStart) head[hash4(src, ip - 2)] = b + ip - 2;
+  }
+  return sequence(out, op, src, anchor, n - anchor, 0, 0);
 }
 
 /** Writes one sequence (literals, then a match unless `matchLen` is 0: the block's last); returns the new end. */
@@ -109,7 +140,8 @@ function sequence(out: Uint8Array, op: number, src: Uint8Array, litAt: number, l
   const token = op++;
   out[token] = (litLen >= 15 ? 15 : litLen) << 4;
   if (litLen >= 15) op = length(out, op, litLen - 15);
-  out.set(src.subarray(litAt, litAt + litLen), op);
+  if (litLen > 32) out.set(src.subarray(litAt, litAt + litLen), op);
+  else for (let k = 0; k < litLen; k++) out[op + k] = src[litAt + k];
   op += litLen;
   if (matchLen === 0) return op;
   out[op++] = offset & 0xff;

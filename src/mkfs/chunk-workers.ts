@@ -11,6 +11,16 @@ import type { ChunkJob, ChunkResult } from "./chunk-worker.ts";
 type Waiter = { resolve: (out: Uint8Array) => void; reject: (err: Error) => void };
 type Slot = { w: Worker; busy: number; batch: ChunkJob[]; ready: boolean };
 
+/** Chunks in flight for a chunk size: what a chunker window and a blob writer queue each hold (~32 MiB each). */
+export function inFlightFor(chunkSize: number): number {
+  return Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
+}
+
+/** Chunk workers for a build of `chunkSize` chunks; their pool holds what the chunker window and writer queue hold. */
+export function chunkWorkersFor(chunkSize: number): ChunkWorkers {
+  return new ChunkWorkers(Math.max(2 * inFlightFor(chunkSize) * chunkSize, 32 << 20));
+}
+
 export class ChunkWorkers {
   /** Chunk buffers the workers read in place. */
   readonly pool: BufferPool;

@@ -17,6 +17,7 @@ import { canInline, chooseEpoch, planLayout, type FileShape, type Layout } from 
 import { writeMetadata } from "./metadata.ts";
 import { checkOutputDir, commitDir, type BuildProgress } from "./output.ts";
 import { Chunker } from "./chunker.ts";
+import { chunkWorkersFor, inFlightFor } from "./chunk-workers.ts";
 import { SourceFile } from "./source-file.ts";
 import { scanTree, type ScanResult, type TreeInode } from "./tree.ts";
 
@@ -75,15 +76,23 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
     fs.mkdirSync(path.join(tmp, "blobs"));
     const remoteTmp = path.join(tmp, "blobs", ".remote.tmp");
     // Bound the bytes held in flight (read-ahead for hashing, and chunks waiting for compression) to ~32 MiB each.
-    const inFlight = Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
-    const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight });
+    const inFlight = inFlightFor(chunkSize);
+    // Digests (WebCrypto) and zstd (node:zlib) run on libuv's thread pool. The TypeScript LZ4 encoder needs
+    // threads of its own: chunk workers, as for layers (they cost more memory, so only for lz4).
+    const workers = compression === "lz4" ? chunkWorkersFor(chunkSize) : null;
+    const compress = workers ? (plain: Uint8Array) => workers.compress(plain, compression, opts.level) : undefined;
+    const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight, compress });
     const inline = new Map<TreeInode, Uint8Array>();
     const addrs = new Map<TreeInode, Array<ChunkAddr | null>>();
-    const chunker = new Chunker({ chunkSize, window: inFlight, index: new Map(), openBlob: () => ({ writer, deviceId: 1 }) });
+    const chunker = new Chunker({
+      chunkSize, window: inFlight, index: new Map(), openBlob: () => ({ writer, deviceId: 1 }),
+      ...(workers ? { pool: workers.pool, digest: (buf: Uint8Array) => workers.digest(buf) } : {}),
+    });
     const total = layout.placed.reduce((n, p) => n + ((p.inode.mode & S_IFMT) === S_IFREG ? p.inode.size : 0), 0);
     const { hot, skipped } = prefetchFirst(scan.root, opts.prefetch ?? []);
     for (const path of skipped) scan.warnings.push(`prefetch entry ${path} is not a file or directory of the tree: skipped`);
     const order = new Set([...hot.map((i) => layout.byInode.get(i)!), ...layout.placed]);
+    let table: ChunkTable, remoteDigest: string;
     try {
       for (const p of order) {
         const i = p.inode;
@@ -106,13 +115,15 @@ export async function buildImage(src: string, outDir: string, opts: ImageOptions
         opts.progress?.("data", stats.bytes, total);
       }
       await chunker.finish();
+      Object.assign(stats, chunker.stats);
+      ({ table, remoteDigest } = await writer.finish());
     } catch (err) {
       chunker.abort();
       writer.abort();
       throw err;
+    } finally {
+      await workers?.close();
     }
-    Object.assign(stats, chunker.stats);
-    const { table, remoteDigest } = await writer.finish();
     if (!table.entries.length) fs.rmSync(remoteTmp);
     const manifest = writeImageFiles(tmp, {
       scan, layout, chunkSize, compression, blobs: table.entries.length ? [{ table, remoteDigest, remoteTmp }] : [],

@@ -7,7 +7,7 @@ import path from "node:path";
 import type { ChunkAddr } from "../../erofs/chunk.ts";
 import { S_IFMT, S_IFREG } from "../../erofs/constants.ts";
 import { BlobWriter } from "../blob-writer.ts";
-import { ChunkWorkers } from "../chunk-workers.ts";
+import { chunkWorkersFor, inFlightFor, type ChunkWorkers } from "../chunk-workers.ts";
 import {
   BLK_SZ_BITS, DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_MAX, writeImageFiles, type FinishedBlob, type ImageOptions, type ImageSummary,
 } from "../image.ts";
@@ -44,14 +44,9 @@ export interface LayersOptions extends ImageOptions {
   chunkWorkers?: ChunkWorkers;
 }
 
-/** Chunks in flight per layer for a chunk size: what the chunker window and the writer queue each hold. */
-function inFlightFor(chunkSize: number): number {
-  return Math.max(2, Math.min(16, Math.floor((32 << 20) / chunkSize)));
-}
-
-/** Chunk workers for a build of `chunkSize` chunks; their pool holds what the chunker window and writer queue hold. */
+/** Chunk workers for a build of `chunkSize` chunks (started early by a convert, so they boot during its round trips). */
 export function startChunkWorkers(chunkSize = DEFAULT_CHUNK_SIZE): ChunkWorkers {
-  return new ChunkWorkers(Math.max(2 * inFlightFor(chunkSize) * chunkSize, 32 << 20));
+  return chunkWorkersFor(chunkSize);
 }
 
 export interface LayerSummary extends LayerStreamStats {
