@@ -2,7 +2,7 @@
 import { EodError } from "../errors.ts";
 import { callDaemon, daemonAlive } from "../daemon/client.ts";
 import { socketPathOf } from "../daemon/client.ts";
-import { ensureDaemon } from "../daemon/spawn.ts";
+import { callStartedDaemon, ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import { parse, parseSize, print } from "./args.ts";
 import { imageSource } from "./image-source.ts";
@@ -68,8 +68,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
     await daemon.stop();
     return 0;
   }
-  const sock = await startDaemonWarm(config, forwardedFlags(values, ["cache-dir", "frontend"]), source);
-  show(await callDaemon<MountRecord>(sock, "POST", "/mounts", { source, mountPoint, insecureRegistries, backgroundFetch }));
+  const daemonArgs = forwardedFlags(values, ["cache-dir", "frontend"]);
+  const request = { source, mountPoint, insecureRegistries, backgroundFetch };
+  const { sock, answer } = await callStartedDaemon<MountRecord>(() => startDaemonWarm(config, daemonArgs, source), "POST", "/mounts", request);
+  show(answer);
   if (values["cache-size"] !== undefined) await warnOtherBudget(sock, config.cache.cacheSize ?? 0);
   return 0;
 }

@@ -62,6 +62,8 @@ export class Daemon {
   #cacheDirGone = false;
   #busy: Promise<unknown> = Promise.resolve(); // mount/umount run one at a time
   #stopping: Promise<void> | null = null;
+  /** Idle: stopping soon (see #idle). */
+  #closing = false;
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -103,12 +105,12 @@ export class Daemon {
         try {
           return await this.mount(b as MountRequest);
         } catch (err) {
-          if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.()); // nothing to serve
+          if (this.#state.mounts.length === 0) this.#idle(); // nothing to serve
           throw err;
         }
       }),
       "POST /umount": async (b) => this.#serial(() => this.umount((b as { mountPoint: string }).mountPoint)),
-      "POST /shutdown": async () => { setImmediate(() => this.#opts.onIdle?.()); return {}; },
+      "POST /shutdown": async () => { this.#idle(); return {}; },
       "POST /traces": async (b) => this.startTrace((b as { mountPoint: string }).mountPoint),
       "POST /traces/stop": async (b) => this.stopTrace((b as { mountPoint: string }).mountPoint),
       "POST /cull": async (b) => this.#serial(async () => this.cull((b as { blobId: string }).blobId)),
@@ -121,6 +123,19 @@ export class Daemon {
       onMountsChanged: serially("cannot follow a change of the mount table", () => this.#forgetVanished()),
       onCacheDirGone: serially("cannot leave a cache directory that is gone", () => this.#leaveGoneCacheDir()),
     }, this.#opts.log);
+  }
+
+  /**
+   * Nothing left to serve: from now on a mount or pull is refused (the daemon is going; its client starts a
+   * new one), so none can land on a daemon that stops under it.
+   */
+  #idle(): void {
+    this.#closing = true;
+    setImmediate(() => this.#opts.onIdle?.());
+  }
+
+  #refuseIfClosing(): void {
+    if (this.#closing) throw new EodError("DAEMON", `The daemon of ${this.#opts.cacheDir} is stopping (nothing was mounted any more); start it again`);
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -185,6 +200,7 @@ export class Daemon {
   /** eod pull: every chunk of the image into the cache (see pull.ts); the daemon idles out after if nothing is mounted. */
   async pull(req: PullRequest): Promise<PullResult> {
     if (!req || typeof req.source !== "string") throw new EodError("USAGE", "pull needs a source");
+    this.#refuseIfClosing();
     try {
       const source = await this.#source(req.source, req.insecureRegistries);
       const image = await this.#serial(() => loadImage(this.#remote(source), this.#opts.cacheDir));
@@ -198,7 +214,7 @@ export class Daemon {
 
   /** Calls onIdle after any mount in progress if nothing is mounted and no pull runs. */
   stopIfIdle(): void {
-    void this.#serial(async () => { if (this.#state.mounts.length === 0 && pullsRunning() === 0) setImmediate(() => this.#opts.onIdle?.()); });
+    void this.#serial(async () => { if (this.#state.mounts.length === 0 && pullsRunning() === 0) this.#idle(); });
   }
 
   /** Starts `--background-fetch` of a mount's blobs once `after` (its prefetch list) is done. */
@@ -216,6 +232,7 @@ export class Daemon {
 
   async mount(req: MountRequest): Promise<MountRecord> {
     if (!req || typeof req.source !== "string" || typeof req.mountPoint !== "string") throw new EodError("USAGE", "mount needs a source and a mount point");
+    this.#refuseIfClosing();
     const mountPoint = path.resolve(req.mountPoint);
     const source = await this.#source(req.source, req.insecureRegistries);
     let st: fs.Stats;
@@ -304,7 +321,7 @@ export class Daemon {
     this.metrics.observeBlobs(this.core.stats()); // counters of the blobs about to close are kept
     this.#opts.frontend.release(record.blobs.map((b) => b.id).filter((id) => !this.#inUse(id)), this.core);
     saveState(this.#opts.cacheDir, this.#state);
-    if (this.#state.mounts.length === 0) setImmediate(() => this.#opts.onIdle?.());
+    if (this.#state.mounts.length === 0) this.#idle();
   }
 
   /** The mount table changed: forget the mounts unmounted behind our back (`umount -l`, another tool). */
@@ -335,7 +352,7 @@ export class Daemon {
       this.#fills.get(m.mountPoint)?.abort();
     }
     this.#state.mounts = [];
-    setImmediate(() => this.#opts.onIdle?.());
+    this.#idle();
   }
 
   /** Evicts one blob's cache (whole file) if no mount uses it. */

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { EodError } from "../errors.ts";
-import { daemonAlive } from "./client.ts";
+import { callDaemon, daemonAlive } from "./client.ts";
 import { holderPidFile, socketPathOf } from "./client.ts";
 import { processAlive, readPid } from "./pids.ts";
 
@@ -66,6 +66,29 @@ export async function ensureDaemon(cacheDir: string, frontend: string, opts: Ens
     throw failed(`no answer on ${sock} within ${timeoutMs} ms`);
   } finally {
     process.off("SIGTERM", onSignal).off("SIGINT", onSignal);
+  }
+}
+
+/** How long a daemon that failed a request may take to close its socket before it counts as still serving. */
+const GOING_MS = 3000;
+
+/**
+ * callDaemon() on the daemon `start()` returns (ensureDaemon). If it fails with a DAEMON error and that daemon
+ * is then gone (it went idle as the request came, or died), once more on a fresh one.
+ */
+export async function callStartedDaemon<T>(start: () => Promise<string>, method: string, route: string, body: unknown, timeoutMs?: number): Promise<{ sock: string; answer: T }> {
+  const sock = await start();
+  try {
+    return { sock, answer: await callDaemon<T>(sock, method, route, body, timeoutMs) };
+  } catch (err) {
+    if (!(err instanceof EodError && err.code === "DAEMON")) throw err;
+    const deadline = Date.now() + GOING_MS;
+    while (await daemonAlive(sock)) {
+      if (Date.now() > deadline) throw err; // it serves on: its refusal stands
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const again = await start();
+    return { sock: again, answer: await callDaemon<T>(again, method, route, body, timeoutMs) };
   }
 }
 
