@@ -7,8 +7,8 @@
 // entry (64 B each, sorted by plain offset, non-overlapping):
 //   0 u64 plain offset (in the kernel form, block aligned)  8 u64 remote offset  16 u32 plain size
 //   20 u32 remote size  24 u32 flags (bit 0: stored uncompressed)  28 u32 reserved  32 sha256 of the plain bytes
-import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
+import { sha256Stream } from "../util/sha256.ts";
 
 export const CHUNK_TABLE_MAGIC = "EODCTAB1";
 export const CHUNK_TABLE_HEADER_SIZE = 64;
@@ -112,7 +112,7 @@ function u64(b: Buffer, at: number, bad: (why: string) => EodError): number {
  * It names the plain content, so the same content gets the same id whatever the compression.
  */
 export function blobIdOf(t: Pick<ChunkTable, "kernelSize" | "entries">): string {
-  const h = createHash("sha256");
+  const h = sha256Stream();
   const head = Buffer.alloc(8 + 8);
   head.write("eodblob1", 0, "latin1");
   head.writeBigUInt64LE(BigInt(t.kernelSize), 8);

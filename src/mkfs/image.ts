@@ -1,7 +1,6 @@
 // `eod build <dir> -o <image-dir>`: the lazy-loading image. A bootstrap (an EROFS image with all metadata and
 // no bulk file data) plus one data blob whose chunks are deduplicated by sha256, a chunk table per blob and
 // manifest.json with the digest of every file. See docs/format.md.
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EROFS_FEATURE_INCOMPAT_CHUNKED_FILE, EROFS_FEATURE_INCOMPAT_DEVICE_TABLE, S_IFMT, S_IFREG } from "../erofs/constants.ts";
@@ -20,6 +19,7 @@ import { Chunker } from "./chunker.ts";
 import { chunkWorkersFor, inFlightFor } from "./chunk-workers.ts";
 import { SourceFile } from "./source-file.ts";
 import { scanTree, type ScanResult, type TreeInode } from "./tree.ts";
+import { sha256Hex } from "../util/sha256.ts";
 
 export const BOOTSTRAP_NAME = "bootstrap.erofs";
 /** 128 KiB: an isolated miss fetches little and fills in ~0.3 ms; bigger chunks cost bytes and latency, smaller
@@ -199,5 +199,5 @@ export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
 }
 
 export function sha256(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  return `sha256:${sha256Hex(bytes)}`;
 }

@@ -1,6 +1,5 @@
 // Flush: serializes the placed inodes, their xattrs, inline data, chunk tables and directory blocks, the
 // device table and last the superblock with its checksum, into the metadata region of the primary device.
-import { createHash } from "node:crypto";
 import {
   EROFS_DEVT_SLOT_SIZE, EROFS_FEATURE_COMPAT_MTIME, EROFS_FEATURE_COMPAT_SB_CHKSUM, EROFS_INODE_CHUNK_BASED,
   EROFS_NULL_ADDR, EROFS_SLOTSIZE, fileTypeOfMode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
@@ -11,6 +10,7 @@ import { encodeDirBlock, type Dirent } from "../erofs/dirent.ts";
 import { encodeInode, encodeRdev, inodeSize } from "../erofs/inode.ts";
 import { encodeSuperBlock, sealSuperBlock } from "../erofs/super.ts";
 import { encodeXattrs, xattrIcountOf } from "../erofs/xattr.ts";
+import { sha256 } from "../util/sha256.ts";
 import type { Layout, PlacedInode } from "./layout.ts";
 import type { ScanResult, TreeInode } from "./tree.ts";
 
@@ -96,7 +96,7 @@ export function writeMetadata(inp: MetadataInputs): Uint8Array {
   };
   encodeSuperBlock(sb, out);
   // Same tree, same bytes: the UUID is derived from the metadata itself instead of drawn at random.
-  sb.uuid = createHash("sha256").update(out).digest().subarray(0, 16);
+  sb.uuid = sha256(out).subarray(0, 16);
   encodeSuperBlock(sb, out);
   sealSuperBlock(out, blkSz);
   return out;

@@ -1,4 +1,5 @@
-// src/sys owns every FFI call of erofs-ondemand (koffi), and binds only the kernel and libc: system calls Node lacks. Nothing outside this folder imports
+// src/sys owns every FFI call of erofs-ondemand (koffi), and binds only the kernel and libc: the system calls
+// Node lacks (codecs and digests are node:zlib's and node:crypto's). Nothing outside this folder imports
 // koffi: each binding here returns a value or throws a SysError (src/errors.ts) whose errno
 // name was read right after the call, so callers match on `err.errno === "ENOENT"`.
 //

@@ -3,8 +3,8 @@
 import { createHash, hash, webcrypto, type Hash } from "node:crypto";
 
 /** The digest of `data` (32 bytes). */
-export function sha256(data: Uint8Array): Buffer {
-  return hash("sha256", data, "buffer") as unknown as Buffer;
+export function sha256(data: Uint8Array): Buffer<ArrayBuffer> {
+  return hash("sha256", data, "buffer") as unknown as Buffer<ArrayBuffer>;
 }
 
 /** The digest of `data` as lowercase hex. */

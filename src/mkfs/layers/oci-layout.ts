@@ -3,7 +3,6 @@
 // ref.name annotation) when several images are listed, for the host platform or --platform; its config
 // gives the diff_ids. Manifests and config are read whole (they are small) and checked against
 // their descriptors; layers are checked while they stream (layer-stream.ts).
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../../errors.ts";
@@ -11,6 +10,7 @@ import { formatPlatform, hostPlatform, isAttestation, parsePlatform, selectPlatf
 import { formatReference, parseReference } from "../../remote/registry/reference.ts";
 import type { LayerInput } from "./layer-stream.ts";
 import { diffIdsOf, joinInside, parseJson, readJson } from "./sources.ts";
+import { sha256Hex } from "../../util/sha256.ts";
 
 interface Descriptor {
   mediaType?: string;
@@ -123,7 +123,7 @@ function readBlob(dir: string, d: Descriptor, what: string): Buffer {
   } catch (err) {
     throw new EodError("SOURCE_UNREADABLE", `Cannot read ${what}: blob ${d.digest}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
-  const got = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  const got = `sha256:${sha256Hex(bytes)}`;
   if (bytes.length !== d.size || got !== d.digest) {
     throw new EodError("DIGEST_MISMATCH", `${what}: blob ${d.digest} holds ${bytes.length} bytes with sha256 ${got} (descriptor: ${d.size} bytes)`);
   }
