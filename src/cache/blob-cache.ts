@@ -88,6 +88,8 @@ export class BlobCache {
    * (fanotify unmarks complete blobs) must watch it again before any of it becomes a hole.
    */
   onIncomplete: (() => void) | null = null;
+  /** Called when the last missing chunk became present, whatever fetched it (a read-ahead, a prefetch). */
+  onComplete: (() => void) | null = null;
   readonly #misses: MissPlanner;
   readonly #fillTarget: ChunkFillTarget;
   /** Called with every range asked of this blob while set (eod trace): ensure() calls it, frontends call it for hits they see. */
@@ -381,6 +383,7 @@ export class BlobCache {
     await fillChunk(this.#fillTarget, i, bytes, sync);
     if (this.presence.has(i)) return;
     this.presence.set(i);
+    if (this.presence.complete) this.onComplete?.();
     this.clock.touch(i, i);
     this.#addCached(this.table.entries[i].plainSize); // may cull (the core's budget): never this chunk, it is in flight
   }

@@ -217,7 +217,7 @@ export class Culler {
   stats(): CullStats {
     return {
       budget: this.budget.size, high: this.#high, low: this.#low, cachedBytes: this.cachedBytes,
-      restingBytes: this.#chunks.restingBytes, restingBlobs: this.#chunks.restingBlobs, ...this.#stats,
+      restingBytes: this.#objects ? 0 : this.#chunks.restingBytes, restingBlobs: this.#objects ? 0 : this.#chunks.restingBlobs, ...this.#stats, // whole objects: counted by the scan
     };
   }
 

@@ -14,6 +14,7 @@ export class FscacheStorage implements BlobStorage {
   readonly #fd: number;
   /** Bytes of data in the file as last counted; null once a write may have changed it. */
   #dataBytes: number | null = null;
+  #closed = false;
 
   /** @param label names the object in messages (e.g. "fscache object 3 of blob <id>") */
   constructor(label: string, anonFd: number, size: number) {
@@ -45,7 +46,10 @@ export class FscacheStorage implements BlobStorage {
     return dataRanges(this.#fd, this.size); // lseek on the anon fd reaches the backing file
   }
 
+  /** Closes the anon fd, once: a second close could hit a number the kernel has given another object since. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     fs.closeSync(this.#fd);
   }
 }

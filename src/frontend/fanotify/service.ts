@@ -137,6 +137,7 @@ export class FanotifyFrontend implements Frontend {
     // raises events: until an event fd takes over, its writes must not block the thread that answers them.
     blob.storage.ownWritesRaiseEvents?.();
     blob.onIncomplete = () => this.#remark(s); // culling (cache budget) is about to punch a hole in it
+    blob.onComplete = () => this.#unmark(s); // reads stop waking us, also when a read-ahead brought the last chunk
     if (!blob.complete) {
       fanotifyMark(this.#fd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, blob.storage.path);
       s.marked = true;

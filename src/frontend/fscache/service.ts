@@ -51,7 +51,7 @@ const CULL_PAUSE_MS = 1000;
 const CULL_PAUSE_MAX_MS = 60_000;
 
 type FscacheObject =
-  | { kind: "bootstrap"; fd: number; path: string; size: number; cookie: string }
+  | { kind: "bootstrap"; fd: number; path: string; size: number; cookie: string; reads: Set<Promise<void>> }
   | { kind: "blob"; fd: number; blob: BlobCache; storage: FscacheStorage; cookie: string };
 
 interface Expected {
@@ -231,7 +231,7 @@ export class FscacheFrontend implements Frontend {
     const expected = this.#blobs.get(cookie);
     try {
       if (boot) {
-        this.#objects.set(msg.objectId, { kind: "bootstrap", fd, path: boot.path, size: boot.size, cookie });
+        this.#objects.set(msg.objectId, { kind: "bootstrap", fd, path: boot.path, size: boot.size, cookie, reads: new Set() });
         this.#copen(msg.msgId, boot.size);
       } else if (expected) {
         const old = expected.core.blob(cookie);
@@ -286,8 +286,10 @@ export class FscacheFrontend implements Frontend {
       this.#readLatency.add(performance.now() - started);
       this.#stats.inFlight--;
       this.#pending.delete(p);
+      if (obj.kind === "bootstrap") obj.reads.delete(p);
     });
     this.#pending.add(p);
+    if (obj.kind === "bootstrap") obj.reads.add(p);
   }
 
   #close(msg: CachefilesMsg): void {
@@ -297,12 +299,12 @@ export class FscacheFrontend implements Frontend {
     this.#core?.culler.objectUsed(obj.cookie);
     this.#objects.delete(msg.objectId);
     if (obj.kind === "blob") {
-      const expected = this.#blobs.get(obj.cookie);
-      const core = expected?.core;
-      const closing = core && core.blob(obj.cookie) === obj.blob ? core.closeBlob(obj.cookie) : obj.blob.storage.close(); // closes the fd
-      closing.catch((err: unknown) => this.#log("error", "fscache: closing a blob failed", { cookie: obj.cookie, err }));
-    } else {
-      this.#closeFd(obj.fd);
+      const core = this.#core; // (the blob may be released already: umount releases before the kernel's CLOSE)
+      // Closes the fd. A blob no longer in the core was closed (fd and all) by a re-OPEN of its cookie: closing
+      // its storage again would close a number that another object may have been given since.
+      if (core && core.blob(obj.cookie) === obj.blob) core.closeBlob(obj.cookie).catch((err: unknown) => this.#log("error", "fscache: closing a blob failed", { cookie: obj.cookie, err }));
+    } else { // after its READs: their writes and READ_COMPLETE go through this fd, whose number a new OPEN could get
+      void Promise.allSettled([...obj.reads]).then(() => this.#closeFd(obj.fd));
     }
   }
 
