@@ -1,14 +1,16 @@
 // Build benchmark: `eod build` vs mkfs.erofs on the Debian corpus (bench/corpus.ts). A benchmark, not a test.
 //
-//   npx node bench/build.ts [--runs=3]      (npm run bench:build)
+//   npx node bench/build.ts [--runs=3] [--mkfs=<path>]      (npm run bench:build)
 //
 // For each case the wall time is the best of N runs (`sync` before each), eod and mkfs.erofs interleaved.
-// Compressed builds compare like with like, the same codec on both sides: eod's zstd (its default) with
-// `mkfs.erofs -zzstd`, eod's lz4 with `mkfs.erofs -zlz4`. A mkfs.erofs without a codec (Debian 12's 1.5 has
-// only lz4 and lz4hc) gets "n/a" for that case, not a ratio against another codec.
+// Compressed builds compare like with like, the same codec on both sides: eod's zstd (its default, at its
+// default level) with `mkfs.erofs -zzstd` at that level, eod's lz4 with `mkfs.erofs -zlz4`. A mkfs.erofs
+// without a codec (Debian 12's 1.5 has only lz4 and lz4hc) gets "n/a" for that case, not a ratio against
+// another codec.
 // Peak RSS comes from GNU time (`/usr/bin/time -f %M`), or from polling /proc/<pid>/status VmHWM without it.
 // Also builds a tree of 1×, 2×, 4× hardlinked copies of the corpus with `--compress none` to show RSS is flat.
-// $MKFS_EROFS names a second mkfs.erofs binary to compare against as well.
+// `--mkfs=<path>` (or `--mkfs <path>`) is the mkfs.erofs to compare against (default: mkfs.erofs on PATH), e.g.
+// one built from source with libzstd; $MKFS_EROFS names a second one to compare against as well.
 // Results are printed and written to bench/results/build-<UTC timestamp>.json. Exit status is non-zero if
 // any run failed or any target was missed.
 import { spawn, spawnSync } from "node:child_process";
@@ -16,7 +18,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import os from "node:os";
 import path from "node:path";
 import { debianCorpus } from "./corpus.ts";
-import { runsOption } from "./lib/args.ts";
+import { option, runsOption } from "./lib/args.ts";
 import { table } from "./lib/format.ts";
 import { EOD as eodMain } from "./lib/paths.ts";
 import { gitState, hostInfo, writeResults } from "./lib/results.ts";
@@ -27,6 +29,20 @@ const RUN_TIMEOUT_MS = Number(process.env.EOD_BENCH_TIMEOUT_S ?? 1800) * 1000;
 const KEEP_OUTPUT = 64 * 1024;
 
 const RUNS = runsOption();
+const MKFS = mkfsOption();
+/** eod build's default zstd level (src/image/codec.ts), given to mkfs.erofs too (its own default is also 3). */
+const ZSTD_LEVEL = 3;
+
+function mkfsOption(): string {
+  const i = process.argv.indexOf("--mkfs");
+  if (i < 0) return option("mkfs", "mkfs.erofs");
+  const bin = process.argv[i + 1];
+  if (!bin || bin.startsWith("--")) {
+    console.error("bench/build.ts: --mkfs needs the path of a mkfs.erofs binary");
+    process.exit(2);
+  }
+  return bin;
+}
 
 // ---------------------------------------------------------------- running and measuring
 
@@ -158,10 +174,15 @@ const MiB = (bytes: number): string => (bytes / 1048576).toFixed(1);
 
 // ---------------------------------------------------------------- misc
 
-/** The compressors a mkfs.erofs lists in its --help ("Available compressors are: …"). */
+/** The compressors a mkfs.erofs lists: "Available compressors are: …" in --help up to 1.7, "available compressors: …"
+ *  in --version from 1.8 (whose --help lists them with their levels, one a line). */
 function mkfsCompressors(bin: string): string[] {
-  const r = spawnSync(bin, ["--help"], { encoding: "utf8" });
-  const listed = `${r.stdout ?? ""}${r.stderr ?? ""}`.split(/Available compressors/i)[1] ?? "";
+  const out = ["--version", "--help"].map((arg) => {
+    const r = spawnSync(bin, [arg], { encoding: "utf8" });
+    if (r.error) throw new Error(`cannot run the reference ${bin}: ${r.error.message}`);
+    return `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  }).join("\n");
+  const listed = /available compressors[^\n]*/i.exec(out)?.[0] ?? "";
   return ["lz4", "lz4hc", "lzma", "deflate", "libdeflate", "zstd"].filter((c) => new RegExp(`\\b${c}\\b`).test(listed));
 }
 
@@ -225,13 +246,14 @@ async function main(): Promise<number> {
   });
 
   try {
-    const refs = [{ tag: "mkfs", bin: "mkfs.erofs" }];
+    const refs = [{ tag: "mkfs", bin: MKFS }];
     if (process.env.MKFS_EROFS) refs.push({ tag: "mkfs-alt", bin: process.env.MKFS_EROFS });
     const codecs = new Map(refs.map((r) => [r.tag, mkfsCompressors(r.bin)]));
     const eod = (args: string[]): string[] => [eodMain, ...args];
 
     console.log(`corpus   ${corpus}: ${stats.entries} entries, ${MiB(stats.bytes)} MiB of file data`);
     console.log(`eod      ${process.execPath} ${path.relative(process.cwd(), eodMain) || eodMain} (node ${process.version})`);
+    for (const r of refs) console.log(`${r.tag.padEnd(8)} ${r.bin}: ${mkfsVersion(r.bin)}, compressors: ${codecs.get(r.tag)!.join(", ") || "none"}`);
     console.log(`runs     best of ${RUNS}, sync before each; peak RSS via ${haveGnuTime ? GNU_TIME + " -f %M" : "/proc/<pid>/status VmHWM polling"}`);
     console.log(`scratch  ${tmp}\n`);
 
@@ -249,7 +271,7 @@ async function main(): Promise<number> {
       {
         id: "zstd", title: "compressed with zstd (eod's default)", target: 1.0, codec: "zstd",
         eod: ["build", corpus, "-o", `${tmp}/imgz`], eodOut: [`${tmp}/imgz`],
-        ref: (t) => ({ args: ["-zzstd", `${tmp}/${t}-zstd.erofs`, corpus], out: [`${tmp}/${t}-zstd.erofs`] }),
+        ref: (t) => ({ args: [`-zzstd,${ZSTD_LEVEL}`, `${tmp}/${t}-zstd.erofs`, corpus], out: [`${tmp}/${t}-zstd.erofs`] }),
       },
       {
         id: "lz4", title: "compressed with lz4", target: 1.0, codec: "lz4",
