@@ -64,6 +64,8 @@ export interface BlobStats {
   evictedBytes: number;
   /** Writes retried after culling made room (the cache filesystem was full). */
   noSpaceRetries: number;
+  /** Chunks made missing again (holes punched, fetched anew) because the sync meant to make them durable failed. */
+  unsyncedDropped: number;
 }
 
 export class BlobCache {
@@ -80,7 +82,15 @@ export class BlobCache {
   /** Changes of presence so far, and how many of them the last durable map holds (the flusher's). */
   #changes = 0;
   #persisted = 0;
-  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0 };
+  /**
+   * Chunks filled since the storage's last successful sync, each with its fill's sequence number: Linux reports
+   * a failed writeback once, so when a sync fails these may never reach the disk while a later sync succeeds.
+   */
+  readonly #unsynced = new Map<number, number>();
+  #fills = 0;
+  /** Failed syncs so far: a write that was under way across one is done again (its pages may be what failed). */
+  #syncFailures = 0;
+  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0, unsyncedDropped: 0 };
   /** When each chunk was last used (LRU order for culling). */
   readonly clock: ChunkClock;
   /**
@@ -136,6 +146,47 @@ export class BlobCache {
   /** The map of a snapshot taken at `changes` is durable (called by the flusher once its sync and save succeeded). */
   markClean(changes: number): void {
     this.#persisted = changes;
+  }
+
+  /** Chunks filled so far: a sync that starts now covers them (synced()'s argument). */
+  get fills(): number {
+    return this.#fills;
+  }
+
+  /** A sync that started when `fills` chunks had been filled succeeded: those chunks are durable. */
+  synced(fills: number): void {
+    for (const [i, seq] of this.#unsynced) if (seq <= fills) this.#unsynced.delete(i);
+  }
+
+  /**
+   * The storage's sync failed: every chunk filled since the last successful one may be lost (its pages' error
+   * is reported once, so the next sync may succeed without them). They become missing, all of them first (no
+   * hit is answered from them from now on; a complete blob is watched again), then their holes are punched, so
+   * that a read is a miss and fetches verified bytes again. Returns how many were dropped, and the first
+   * punch that failed (its chunk stays missing all the same).
+   */
+  dropUnsynced(): { dropped: number; punchFailure: unknown } {
+    this.#syncFailures++;
+    const chunks = [...this.#unsynced.keys()].filter((i) => this.presence.has(i));
+    this.#unsynced.clear();
+    let punchFailure: unknown = null;
+    try {
+      for (const i of chunks) this.#forget(i);
+    } finally {
+      if (chunks.length > 0) this.#changes++;
+      this.#stats.unsyncedDropped += chunks.length;
+    }
+    // A storage that cannot punch now keeps the bytes: the chunks are missing all the same, and fetched again.
+    if (this.storage.punch && (this.storage.canPunch?.() ?? true)) {
+      for (const i of chunks) {
+        try {
+          this.#punchChunk(i);
+        } catch (err) {
+          punchFailure ??= err;
+        }
+      }
+    }
+    return { dropped: chunks.length, punchFailure };
   }
 
   get complete(): boolean {
@@ -207,19 +258,31 @@ export class BlobCache {
     try {
       for (const i of chunks) {
         if (!this.presence.has(i) || this.#inFlight.has(i)) continue;
-        if (this.presence.complete) this.onIncomplete?.();
-        this.presence.clear(i);
-        this.#addCached(-entries[i].plainSize);
+        this.#forget(i);
         freed += entries[i].plainSize;
         this.#stats.evictions++;
         this.#stats.evictedBytes += entries[i].plainSize;
-        const r = punchRange(entries[i].plainOffset, entries[i].plainSize, i + 1 < entries.length ? entries[i + 1].plainOffset : this.table.kernelSize);
-        this.storage.punch!(r.offset, r.length);
+        this.#punchChunk(i);
       }
     } finally {
       if (freed > 0) this.#changes++;
     }
     return freed;
+  }
+
+  /** Makes present chunk `i` missing; a complete blob's frontend watches it again first. */
+  #forget(i: number): void {
+    if (this.presence.complete) this.onIncomplete?.();
+    this.presence.clear(i);
+    this.#unsynced.delete(i);
+    this.#addCached(-this.table.entries[i].plainSize);
+  }
+
+  /** Gives chunk `i`'s space back: a hole, whose read is a miss. */
+  #punchChunk(i: number): void {
+    const entries = this.table.entries;
+    const r = punchRange(entries[i].plainOffset, entries[i].plainSize, i + 1 < entries.length ? entries[i + 1].plainOffset : this.table.kernelSize);
+    this.storage.punch!(r.offset, r.length);
   }
 
   /** Makes every chunk overlapping [offset, offset+length) present; rejects if the bytes cannot be had. */
@@ -380,9 +443,14 @@ export class BlobCache {
 
   /** Decodes chunk `i`, verifies it, writes it and marks it present. */
   async #fill(i: number, bytes: Uint8Array, sync: boolean): Promise<void> {
-    await fillChunk(this.#fillTarget, i, bytes, sync);
+    for (;;) {
+      const failures = this.#syncFailures;
+      await fillChunk(this.#fillTarget, i, bytes, sync);
+      if (failures === this.#syncFailures) break; // else a sync failed while this was written: write it again
+    }
     if (this.presence.has(i)) return;
     this.presence.set(i);
+    if (!this.storage.dataIsPresence) this.#unsynced.set(i, ++this.#fills);
     if (this.presence.complete) this.onComplete?.();
     this.clock.touch(i, i);
     this.#addCached(this.table.entries[i].plainSize); // may cull (the core's budget): never this chunk, it is in flight

@@ -159,7 +159,9 @@ export class CacheCore {
   /**
    * Makes the presence of every dirty blob durable: fdatasync the blob, then replace its map. A blob whose
    * sync or save fails stays dirty (logged, counted in flushFailures) and is tried again on the next flush;
-   * the others are flushed all the same. Rejects with the first failure.
+   * the others are flushed all the same. A failed sync also makes the chunks filled since the blob's last
+   * successful one missing (BlobCache.dropUnsynced): the retry may succeed without their bytes. Rejects with
+   * the first failure.
    */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
@@ -190,7 +192,15 @@ export class CacheCore {
     const changes = blob.changes;
     const snapshot = blob.presence.copy(); // chunks present now were written before the sync below
     const ticks = Uint32Array.from(blob.clock.ticks);
-    await blob.storage.sync();
+    const fills = blob.fills;
+    try {
+      await blob.storage.sync();
+    } catch (err) {
+      const { dropped, punchFailure } = blob.dropUnsynced();
+      this.#emit("warn", "a failed sync made the chunks filled since the last one missing; they are fetched again", { blob: id, chunks: dropped, punchFailure: punchFailure ?? undefined });
+      throw err;
+    }
+    blob.synced(fills);
     await snapshot.saveAsync(`${this.blobPath(id)}.present`, this.#tableDigests.get(id)!, ticks);
     blob.markClean(changes); // only now: a failed sync or save leaves the blob dirty
   }
@@ -204,7 +214,12 @@ export class CacheCore {
       await blob.close(); // fetches in flight end before their storage does
       await this.#flushing?.catch(() => { /* counted there */ }); // which may be syncing this blob right now
       try {
-        await this.#persist(id, blob, true);
+        await this.#persist(id, blob, true).catch(async (err: unknown) => {
+          // A failed sync dropped the chunks it was to make durable: once more, so the map left behind is true.
+          this.#flushFailures++;
+          this.#emit("error", "making a closing blob's presence durable failed; trying once more", { blob: id, err });
+          await this.#persist(id, blob, true);
+        });
       } catch (err) {
         this.#flushFailures++; // the map on disk stays the last durable one: its chunks are safe, the rest is refetched
         throw err;

@@ -38,9 +38,13 @@ export class FscacheStorage implements BlobStorage {
     return this.#dataBytes;
   }
 
-  async sync(): Promise<void> {
-    // cachefiles makes the file durable itself when the cookie is withdrawn.
-  }
+  /**
+   * Nothing to do, and no failure to lose: a write through the anon fd is a synchronous direct write into the
+   * backing file (cachefiles opens it O_DIRECT), so an I/O error fails that write (the chunk never becomes
+   * present) instead of waiting in the page cache for a sync to report it. A range whose write a crash undoes
+   * comes back as a hole (never allocated, or an unwritten extent), which cachefiles' SEEK_DATA sees as missing.
+   */
+  async sync(): Promise<void> {}
 
   dataRanges(): Array<{ offset: number; length: number }> {
     return dataRanges(this.#fd, this.size); // lseek on the anon fd reaches the backing file

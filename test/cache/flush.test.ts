@@ -2,7 +2,9 @@
 // loop device whose backing file lives on a small tmpfs that is then filled up. ext4 still takes the writes
 // (into its page cache: it has free blocks), but their writeback cannot reach the full tmpfs, so fdatasync
 // fails (EIO). The blob must stay dirty, the failure must be counted, no map may claim the chunks, and once
-// space is back the next flush succeeds.
+// space is back the next flush succeeds. Linux reports that failure once, so the retried sync succeeds without
+// the lost pages: the chunks filled before the failure must be missing (holes) and fetched again, and the file
+// read from the disk afterwards must hold the source's bytes, not the zeros of pages that never got there.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -12,7 +14,7 @@ import path from "node:path";
 import { buildImage } from "../../src/mkfs/image.ts";
 import { CacheCore } from "../../src/cache/core.ts";
 import { PresenceMap } from "../../src/cache/presence.ts";
-import { decodeChunkTable, encodeChunkTable } from "../../src/image/chunk-table.ts";
+import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { openRemote } from "../../src/remote/open-remote.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { haveTool } from "../helpers/cli.ts";
@@ -50,11 +52,28 @@ function fill(dir: string): string {
   return file;
 }
 
-test("a failed fdatasync leaves the blob dirty, is counted, and the next flush succeeds", { skip, timeout: 120_000 }, async () => {
+/** The file as it is on the disk (O_DIRECT: not the page cache, which may still hold pages that never got there). */
+function readFromDisk(file: string): Buffer {
+  const r = spawnSync("dd", [`if=${file}`, "iflag=direct", "bs=1M", "status=none"], { maxBuffer: 64 * MiB });
+  assert.equal(r.status, 0, `dd ${file}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Asserts that every chunk of `file` holds the bytes of its digest, and that the file holds the source's bytes. */
+function assertChunks(file: Buffer, table: ChunkTable, source: Buffer, where: string): void {
+  table.entries.forEach((e, i) => {
+    const got = createHash("sha256").update(file.subarray(e.plainOffset, e.plainOffset + e.plainSize)).digest();
+    assert.ok(got.equals(Buffer.from(e.digest)), `chunk ${i} ${where} holds its bytes`);
+  });
+  assert.notEqual(file.indexOf(source), -1, `the cache file ${where} holds the source file's bytes`);
+}
+
+test("a failed fdatasync leaves the blob dirty, is counted, drops the chunks it was to make durable, and the next flush succeeds", { skip, timeout: 120_000 }, async () => {
   const work = tempDir("eod-flush-");
   const src = path.join(work, "src");
   fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, "data"), randomBytes(3 * MiB)); // incompressible: 3 MiB to write back
+  const data = randomBytes(3 * MiB); // incompressible: 3 MiB to write back
+  fs.writeFileSync(path.join(src, "data"), data);
   const img = path.join(work, "img");
   await buildImage(src, img, { chunkSize: 64 << 10, inlineMax: 0 });
   const m = JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8"));
@@ -82,7 +101,12 @@ test("a failed fdatasync leaves the blob dirty, is counted, and the next flush s
   core.onEvent = (level, msg) => events.push(`${level} ${msg}`);
   const id = m.blobs[0].id as string;
   const blob = core.openBlob(id, table, { remote, path: m.blobs[0].remote.path });
-  await core.ensure(id, 0, table.kernelSize); // every chunk written: into ext4's page cache, not yet on the device
+  await core.ensure(id, 0, 256 << 10); // the first chunks, made durable by a flush that succeeds
+  await core.flush();
+  const durable = blob.presence.copy();
+  assert.ok(durable.present > 0 && !durable.complete, `${durable.present} chunks durable`);
+  const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
+  await core.ensure(id, 0, table.kernelSize); // the rest written: into ext4's page cache, not yet on the device
   assert.ok(blob.presence.complete && blob.dirty);
 
   const filler = fill(tmpfs); // the loop device's writes can no longer land
@@ -90,14 +114,40 @@ test("a failed fdatasync leaves the blob dirty, is counted, and the next flush s
   assert.equal(blob.dirty, true, "the blob stays dirty");
   assert.equal(core.cacheStats().flushFailures, 1, "the failure is counted");
   assert.ok(events.some((e) => e.startsWith("error making a blob's presence durable failed")), events.join("\n"));
-  assert.equal(fs.existsSync(`${core.blobPath(id)}.present`), false, "no map claims chunks that are not durable");
+  const onDiskMap = PresenceMap.load(`${core.blobPath(id)}.present`, table.entries.length, digest);
+  assert.equal(onDiskMap?.present, durable.present, "no map claims chunks that are not durable");
+  // The chunks filled since the blob's last successful sync cannot be trusted; those it made durable stay.
+  for (let i = 0; i < table.entries.length; i++) assert.equal(blob.presence.has(i), durable.has(i), `chunk ${i} present only if it was durable`);
+  assert.equal(blob.stats().unsyncedDropped, table.entries.length - durable.present);
+  const kept = blob.storage.dataRanges();
+  assert.equal(kept.length, 1, "the dropped chunks' holes are punched");
+  assert.equal(kept[0].offset, 0);
+  assert.ok(kept[0].length < table.kernelSize);
+  assert.ok(events.some((e) => e.startsWith("warn a failed sync made the chunks filled since the last one missing")), events.join("\n"));
 
   fs.rmSync(filler); // space is back
   await core.flush();
   assert.equal(blob.dirty, false, "the retried flush made it durable");
   assert.equal(core.cacheStats().flushFailures, 1);
-  const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
+  const savedDurable = PresenceMap.load(`${core.blobPath(id)}.present`, table.entries.length, digest);
+  assert.equal(savedDurable?.present, durable.present, "the map claims none of the dropped chunks");
+
+  const fetches = blob.stats().fetches;
+  await core.ensure(id, 0, table.kernelSize); // a reader: every chunk is a miss again, fetched and verified
+  assert.ok(blob.stats().fetches > fetches, "the dropped chunks were fetched again");
+  await core.flush();
   const saved = PresenceMap.load(`${core.blobPath(id)}.present`, table.entries.length, digest);
   assert.equal(saved?.complete, true, "the map now records every chunk");
+  // What a reader gets once the page cache lets go: before this fix, zeros in every chunk the map claimed.
+  assertChunks(readFromDisk(core.blobPath(id)), table, data, "on the disk");
   await core.close();
+
+  // What the kernel would read once the page cache is gone: the file as it is on the disk.
+  run("umount", [ext4]);
+  run("mount", ["-o", "errors=continue", dev, ext4]);
+  const reopened = new CacheCore(path.join(ext4, "cache"), { flushIntervalMs: 0 });
+  const again = reopened.openBlob(id, table, { remote, path: m.blobs[0].remote.path });
+  assert.equal(again.presence.complete, true, "every chunk is present after a restart");
+  assertChunks(fs.readFileSync(reopened.blobPath(id)), table, data, "after a remount");
+  await reopened.close();
 });
