@@ -64,3 +64,14 @@ test("the layer digest and the diff_id are checked at the end", async () => {
   await assert.rejects(tarOf(gz, undefined, { diffId: sha(gz) }), { code: "DIGEST_MISMATCH", message: /diff_id/ });
   await assert.rejects(tarOf(gz, undefined, { digest: sha(data) }), { code: "DIGEST_MISMATCH", message: /content/ });
 });
+
+test("a layer whose first piece is shorter than its magic is still recognised", async () => {
+  for (const [compression, stored] of [["gzip", zlib.gzipSync(data)], ["zstd", zlib.zstdCompressSync(data)]] as const) {
+    const stats: LayerStreamStats = { compression: "none", storedBytes: 0, tarBytes: 0 };
+    async function* oneByteFirst() { yield stored.subarray(0, 1); yield* pieces(stored.subarray(1)); }
+    const out: Buffer[] = [];
+    for await (const p of layerTarStream({ name: "layer 1", open: oneByteFirst }, {}, stats)) out.push(Buffer.from(p));
+    assert.equal(stats.compression, compression);
+    assert.ok(Buffer.concat(out).equals(data), compression);
+  }
+});

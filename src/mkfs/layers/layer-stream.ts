@@ -47,6 +47,8 @@ const RATIO_FLOOR = 64 << 20;
  * to 4 MiB of stored bytes ahead of that, so a download does not wait for the decompressor or vice versa.
  */
 const DECOMPRESS_OPTS = { chunkSize: 1 << 20, readableHighWaterMark: 8 << 20, writableHighWaterMark: 4 << 20 };
+/** Bytes detect() looks at (the xz magic is the longest). */
+const LONGEST_MAGIC = 6;
 /** Stored pieces (an HTTP body's are ~64 KiB) read ahead into the decompressor's input. */
 const STORED_AHEAD = 64;
 
@@ -75,11 +77,18 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
       throw err instanceof EodError ? err : unreadable(input.name, err);
     }
   })();
-  const first = await stored.next();
-  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
-  stats.compression = detect(head, input.name);
+  // A piece can be shorter than a magic (chunked transfer can deliver one byte): gather enough first.
+  const headPieces: Buffer[] = [];
+  let headBytes = 0;
+  while (headBytes < LONGEST_MAGIC) {
+    const next = await stored.next();
+    if (next.done) break;
+    headPieces.push(next.value);
+    headBytes += next.value.length;
+  }
+  stats.compression = detect(Buffer.concat(headPieces, headBytes), input.name);
   const rest = (async function* () {
-    if (!first.done) yield head;
+    yield* headPieces;
     yield* stored;
   })();
   const wantTarHash = input.diffId && (stats.compression !== "none" || input.diffId !== input.digest);
