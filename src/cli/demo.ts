@@ -1,13 +1,13 @@
 // eod demo: the README's main job on an embedded default. Builds a sample image from a tree made here,
 // serves it with `eod serve` on 127.0.0.1, mounts it lazily through the cache daemon, reads files through
 // the kernel, prints the bytes fetched against the image size, and unmounts.
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { buildImage } from "../mkfs/image.ts";
+import { sha256 } from "../util/sha256.ts";
 import { callDaemon } from "../daemon/client.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import { EodError } from "../errors.ts";
@@ -27,9 +27,9 @@ export function writeSampleTree(root: string): void {
   };
   put("etc/motd", "Hello from erofs-ondemand: this file came out of an EROFS image.\n");
   put("etc/app.conf", "listen = 127.0.0.1:8080\nworkers = 4\n");
-  let seed = createHash("sha256").update("eod-sample").digest();
+  let seed = sha256(Buffer.from("eod-sample"));
   const bin = new Uint8Array(4 << 20);
-  for (let at = 0; at < bin.length; at += 32) { seed = createHash("sha256").update(seed).digest(); bin.set(seed.subarray(0, Math.min(32, bin.length - at)), at); }
+  for (let at = 0; at < bin.length; at += 32) { seed = sha256(seed); bin.set(seed.subarray(0, Math.min(32, bin.length - at)), at); }
   put("usr/lib/app/libapp.so", bin);
   put("usr/lib/app/libapp-copy.so", bin); // deduplicated: stored once
   for (let i = 0; i < 50; i++) put(`usr/share/doc/app/page-${i}.txt`, `Page ${i}\n`.repeat(100 + i));

@@ -1,7 +1,6 @@
 // Loading an image for a mount: manifest → bootstrap (fetched whole, verified, kept content-addressed in the
 // cache directory) → per blob its chunk table (verified; a copy is kept so a restarted daemon needs no
 // remote to re-attach) and its cache in the core. Everything is checked before anything is mounted.
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EodError, RemoteError } from "../errors.ts";
@@ -10,6 +9,7 @@ import { blobIdOf, decodeChunkTable, type ChunkTable } from "../image/chunk-tabl
 import { decompressBootstrap } from "../image/codec.ts";
 import { MANIFEST_NAME, parseManifest, type BlobRef, type FileRef, type Manifest } from "../image/manifest.ts";
 import { checkAgainstManifest } from "../image/open.ts";
+import { sha256Hex } from "../util/sha256.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { PreparedImage } from "../frontend/frontend.ts";
 
@@ -123,7 +123,7 @@ function verify(bytes: Uint8Array, ref: FileRef, what: string): Uint8Array {
 }
 
 function sha256(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  return `sha256:${sha256Hex(bytes)}`;
 }
 
 function writeAtomic(p: string, bytes: Uint8Array): void {

@@ -2,7 +2,6 @@
 // where they are (inode, path, blob, chunk) instead of stopping at the first, so one run names them all.
 import fs from "node:fs";
 import path from "node:path";
-import { createHash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import { decodeChunkFormat } from "../erofs/chunk.ts";
 import { escapePath } from "../erofs/printable-name.ts";
@@ -10,6 +9,7 @@ import { EROFS_INODE_CHUNK_BASED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../e
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import { findChunk, type ChunkTable } from "./chunk-table.ts";
 import { openBlobFile, readChunk } from "./blob-source.ts";
+import { sha256Stream } from "../util/sha256.ts";
 import { openImage } from "./open.ts";
 
 export interface CheckReport {
@@ -53,7 +53,7 @@ export function checkImage(target: string, devices: readonly string[] = []): Che
         try {
           const size = fs.fstatSync(fd).size;
           if (size !== b.remote.size) problem(`blob ${b.id}`, `remote form has ${size} bytes, manifest says ${b.remote.size}`);
-          const whole = createHash("sha256");
+          const whole = sha256Stream();
           const buf = Buffer.allocUnsafe(1 << 20);
           for (let at = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, at)) > 0; at += n) whole.update(buf.subarray(0, n));
           if (`sha256:${whole.digest("hex")}` !== b.remote.digest) problem(`blob ${b.id}`, "remote form digest differs from the manifest");

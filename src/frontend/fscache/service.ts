@@ -8,7 +8,6 @@
 // to cull one whole (`inuse` + `cull`, ./cull.ts), reports their use, and passes on the kernel's low-space
 // signal (POLLOUT on the device); the core culls the least recently used files no mount holds, for the budget
 // or until free space is back above `brun`/`frun`.
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { ChunkTable } from "../../image/chunk-table.ts";
@@ -20,6 +19,7 @@ import type { KernelObjects } from "../../cache/object-eviction.ts";
 import { dataRanges } from "../../sys/seek.ts";
 import type { Log } from "../../util/log.ts";
 import { LatencyWindow } from "../../util/latency.ts";
+import { sha256Hex } from "../../util/sha256.ts";
 import { EodError, SysError } from "../../errors.ts";
 import {
   CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, pollCachefiles,
@@ -174,7 +174,7 @@ export class FscacheFrontend implements Frontend {
 
   /** The fsid of an image mounted at `mountPoint`: unique per mount, the same again after a restart. */
   static fsidOf(bootstrapDigest: string, mountPoint: string): string {
-    return `${bootstrapDigest.slice(0, 32)}-${createHash("sha256").update(mountPoint).digest("hex").slice(0, 12)}`;
+    return `${bootstrapDigest.slice(0, 32)}-${sha256Hex(mountPoint).slice(0, 12)}`;
   }
 
   async prepare(image: PreparedImage, core: CacheCore, mountPoint: string): Promise<MountArgs> {

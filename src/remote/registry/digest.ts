@@ -2,6 +2,7 @@
 // streamed. sha256 is what registries use; sha512 is allowed by the OCI spec and costs nothing to support.
 import { createHash, type Hash } from "node:crypto";
 import { EodError } from "../../errors.ts";
+import { sha256Hex, sha256Stream } from "../../util/sha256.ts";
 
 const ALGORITHMS: Record<string, number> = { sha256: 64, sha512: 128 };
 
@@ -17,7 +18,7 @@ export function checkDigest(digest: string): string {
 
 /** "sha256:<hex>" of the bytes. */
 export function sha256Digest(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  return `sha256:${sha256Hex(bytes)}`;
 }
 
 /** Hashes bytes as they stream by; `verify()` at the end checks the digest and the length. */
@@ -28,7 +29,8 @@ export class DigestVerifier {
 
   constructor(digest: string) {
     this.digest = checkDigest(digest);
-    this.#hash = createHash(digest.slice(0, digest.indexOf(":")));
+    const algorithm = digest.slice(0, digest.indexOf(":"));
+    this.#hash = algorithm === "sha256" ? sha256Stream() : createHash(algorithm); // sha512: OCI allows it, registries rarely use it
   }
 
   get bytes(): number {

@@ -1,7 +1,6 @@
 // Pushes: blobs (skipped when the repository has them; a cross-repository mount first when asked; then
 // one monolithic PUT, or PATCH chunks and a final PUT, retried from a new upload session on failure) and
 // manifests (PUT under a tag or digest, checked against Docker-Content-Digest).
-import { createHash } from "node:crypto";
 import { EodError, RemoteError } from "../../errors.ts";
 import { positiveInt } from "../remote.ts";
 import { bytesSource, type BlobSource } from "./blob-source.ts";
@@ -10,6 +9,7 @@ import { parseManifest, type Descriptor } from "./manifest.ts";
 import { one } from "../answer.ts";
 import { headBlob, name, type CallOptions, type Repo, type Session } from "./session.ts";
 import type { Exchange } from "./transport.ts";
+import { sha256Stream } from "../../util/sha256.ts";
 
 export interface PushBlobOptions extends CallOptions {
   /** Known digest of the content (else computed by reading it once). */
@@ -139,7 +139,7 @@ async function* pieces(source: BlobSource): AsyncGenerator<Uint8Array> {
 }
 
 async function digestOf(source: BlobSource): Promise<string> {
-  const h = createHash("sha256");
+  const h = sha256Stream();
   for await (const p of pieces(source)) h.update(p);
   return `sha256:${h.digest("hex")}`;
 }
