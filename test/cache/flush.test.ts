@@ -14,6 +14,7 @@ import path from "node:path";
 import { buildImage } from "../../src/mkfs/image.ts";
 import { CacheCore } from "../../src/cache/core.ts";
 import { PresenceMap } from "../../src/cache/presence.ts";
+import { SparseFileStorage } from "../../src/cache/storage.ts";
 import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { openRemote } from "../../src/remote/open-remote.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
@@ -52,6 +53,19 @@ function fill(dir: string): string {
   return file;
 }
 
+/** An image of one 3 MiB file of random bytes (incompressible: all of it to write back) in 64 KiB chunks. */
+async function buildBlob(work: string) {
+  const src = path.join(work, "src");
+  fs.mkdirSync(src);
+  const data = randomBytes(3 * MiB);
+  fs.writeFileSync(path.join(src, "data"), data);
+  const img = path.join(work, "img");
+  await buildImage(src, img, { chunkSize: 64 << 10, inlineMax: 0 });
+  const m = JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8"));
+  const table = decodeChunkTable(fs.readFileSync(path.join(img, m.blobs[0].table.path)), "t");
+  return { img, m, table, data };
+}
+
 /** The file as it is on the disk (O_DIRECT: not the page cache, which may still hold pages that never got there). */
 function readFromDisk(file: string): Buffer {
   const r = spawnSync("dd", [`if=${file}`, "iflag=direct", "bs=1M", "status=none"], { maxBuffer: 64 * MiB });
@@ -70,14 +84,7 @@ function assertChunks(file: Buffer, table: ChunkTable, source: Buffer, where: st
 
 test("a failed fdatasync leaves the blob dirty, is counted, drops the chunks it was to make durable, and the next flush succeeds", { skip, timeout: 120_000 }, async () => {
   const work = tempDir("eod-flush-");
-  const src = path.join(work, "src");
-  fs.mkdirSync(src);
-  const data = randomBytes(3 * MiB); // incompressible: 3 MiB to write back
-  fs.writeFileSync(path.join(src, "data"), data);
-  const img = path.join(work, "img");
-  await buildImage(src, img, { chunkSize: 64 << 10, inlineMax: 0 });
-  const m = JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8"));
-  const table = decodeChunkTable(fs.readFileSync(path.join(img, m.blobs[0].table.path)), "t");
+  const { img, m, table, data } = await buildBlob(work);
 
   const tmpfs = path.join(work, "tmpfs");
   const ext4 = path.join(work, "ext4");
@@ -150,4 +157,79 @@ test("a failed fdatasync leaves the blob dirty, is counted, drops the chunks it 
   assert.equal(again.presence.complete, true, "every chunk is present after a restart");
   assertChunks(fs.readFileSync(reopened.blobPath(id)), table, data, "after a remount");
   await reopened.close();
+});
+
+/**
+ * Fault injection: a sparse file whose sync fails while `failSyncs` > 0, and whose writes at `holdAt` land in
+ * the file but report completion only when `release` is called (a write under way when a sync fails).
+ */
+class FaultyStorage extends SparseFileStorage {
+  failSyncs = 0;
+  holdAt = -1;
+  held: Promise<void> | null = null;
+  release: () => void = () => {};
+  readonly writesAt = new Map<number, number>();
+
+  override async write(pos: number, bytes: Uint8Array): Promise<void> {
+    this.writesAt.set(pos, (this.writesAt.get(pos) ?? 0) + 1);
+    await super.write(pos, bytes);
+    if (pos !== this.holdAt) return;
+    this.holdAt = -1;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.held = promise;
+    this.release = resolve;
+    await promise;
+  }
+
+  override async sync(): Promise<void> {
+    if (this.failSyncs > 0) {
+      this.failSyncs--;
+      throw Object.assign(new Error("EIO: injected fdatasync failure"), { code: "EIO" });
+    }
+    await super.sync();
+  }
+}
+
+test("a chunk written while a sync fails is written again; a closing blob whose sync failed leaves a map of durable chunks only", { timeout: 60_000 }, async () => {
+  const work = tempDir("eod-flush-fault-");
+  const { img, m, table } = await buildBlob(work);
+  const remote = openRemote(img);
+  try {
+    const core = new CacheCore(path.join(work, "cache"), { flushIntervalMs: 0, minFetch: 1 });
+    const id = m.blobs[0].id as string;
+    const storage = new FaultyStorage(core.blobPath(id), table.kernelSize);
+    const blob = core.openBlob(id, table, { remote, path: m.blobs[0].remote.path }, storage);
+    const chunk = (i: number) => core.ensure(id, table.entries[i].plainOffset, 1);
+    const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
+    const savedMap = () => PresenceMap.load(`${core.blobPath(id)}.present`, table.entries.length, digest);
+
+    await chunk(0);
+    await core.flush(); // chunk 0 durable
+    await chunk(2); // filled, not yet synced
+    storage.holdAt = table.entries[10].plainOffset;
+    const reading = chunk(10); // its bytes land, its completion waits
+    while (!storage.held) await new Promise((r) => setImmediate(r));
+    storage.failSyncs = 1;
+    await assert.rejects(core.flush(), /injected/);
+    assert.ok(blob.presence.has(0), "a chunk an earlier sync made durable stays");
+    assert.ok(!blob.presence.has(2), "a chunk filled since is missing");
+    assert.ok(!storage.dataRanges().some((r) => r.offset <= table.entries[2].plainOffset && r.offset + r.length > table.entries[2].plainOffset), "and its hole is punched");
+    storage.release();
+    await reading;
+    assert.equal(storage.writesAt.get(table.entries[10].plainOffset), 2, "the write under way across the failed sync was done again");
+    assert.ok(blob.presence.has(10));
+    await core.flush();
+    assert.deepEqual([0, 2, 10].map((i) => savedMap()!.has(i)), [true, false, true]);
+
+    await chunk(2); // fetched again
+    assert.equal(storage.writesAt.get(table.entries[2].plainOffset), 2);
+    await chunk(20);
+    storage.failSyncs = 1; // the closing blob's sync fails once: its unsynced chunks go, and it tries again
+    await core.closeBlob(id);
+    assert.equal(core.cacheStats().flushFailures, 2);
+    assert.deepEqual([0, 2, 10, 20].map((i) => savedMap()!.has(i)), [true, false, true, false]);
+    await core.close();
+  } finally {
+    await remote.close();
+  }
 });
