@@ -3,6 +3,7 @@
 import { EodError } from "../errors.ts";
 import { parseFaultSpec, type FaultRule } from "../serve/faults.ts";
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, isLoopbackHost, startServer, type RunningServer } from "../serve/server.ts";
+import { parseListen } from "../config/values.ts";
 import { parse, parseSize } from "./args.ts";
 
 export const SERVE_USAGE = `Usage: eod serve <image-dir> [options]
@@ -32,7 +33,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }, SERVE_USAGE);
   if (values.help) { console.log(SERVE_USAGE); return 0; }
   if (positionals.length !== 1) throw new EodError("USAGE", `Give one image directory\n\n${SERVE_USAGE}`);
-  const { host, port } = parseListen(values.listen ?? `${DEFAULT_LISTEN_HOST}:${DEFAULT_LISTEN_PORT}`);
+  const { host, port } = parseListen(values.listen ?? `${DEFAULT_LISTEN_HOST}:${DEFAULT_LISTEN_PORT}`, "--listen", DEFAULT_LISTEN_HOST);
   const allowRemote = values["allow-remote"] ?? false;
   if (!allowRemote && !isLoopbackHost(host)) {
     throw new EodError("USAGE", `Refusing to listen on ${host}: not a loopback address (the server has no authentication; add --allow-remote to serve the network)`);
@@ -71,10 +72,3 @@ export async function serveCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** "host:port", "[v6]:port" or ":port" (default host) → parts; the port must be 0..65535. */
-function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new EodError("USAGE", `Cannot parse --listen ${JSON.stringify(text)}: expected host:port, e.g. 127.0.0.1:8080`);
-  return { host: m[1] ?? (m[2] || DEFAULT_LISTEN_HOST), port };
-}

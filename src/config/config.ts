@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
+import type { HandOver } from "../frontend/frontend.ts";
 import { DEFAULT_CONFIG_FILE, defaultConfig, KEYS, type EodConfig } from "./keys.ts";
 import { count, flag } from "./values.ts";
 
@@ -76,18 +77,6 @@ export function forwardedFlags(flags: Flags, except: readonly string[] = []): st
     else if (Array.isArray(v)) for (const item of v) out.push(`--${name}`, item);
   }
   return out;
-}
-
-/** The holder's kernel end, handed to the daemon it runs (src/daemon/holder.ts) as fd 3. */
-export interface HandOver {
-  /** A bound /dev/cachefiles fd. */
-  cachefilesFd?: number | undefined;
-  /** A fanotify pre-content group fd. */
-  fanotifyFd?: number | undefined;
-  /** Send cachefiles `restore`: the previous daemon died with requests taken. */
-  restore: boolean;
-  /** This daemon replaces one that died (or handed over). */
-  restarted: boolean;
 }
 
 const HANDOVER_FD = 3;

@@ -5,7 +5,6 @@ import path from "node:path";
 import { EodError } from "../errors.ts";
 import { parseByteSize } from "../cache/cull-plan.ts";
 import { parseLimits } from "../frontend/fscache/cull.ts";
-import { parseListen } from "../daemon/metrics-http.ts";
 import type { CachefilesLimits } from "../sys/cachefiles.ts";
 
 /** Where a value was read: `--cache-size`, `$EOD_CACHE_SIZE`, or `cache.size in /etc/erofs-ondemand/config.json`. */
@@ -56,11 +55,23 @@ export const percent: Parser<number> = (raw, where) => {
   throw bad(where, raw, "a percent above 0 and at most 100, e.g. 95%");
 };
 
+/**
+ * `host:port` (`[::1]:9187` for IPv6) → parts; port 0 picks a free one. Without `defaultHost` the host is
+ * required (`:9187` is refused); `what` names the flag in the error.
+ */
+export function parseListen(spec: string, what: string, defaultHost?: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(spec.trim());
+  const host = m ? (m[1] ?? m[2]) || defaultHost : undefined;
+  const port = m ? Number(m[3]) : NaN;
+  if (!host || !(port <= 65535)) throw new EodError("USAGE", `${what} wants host:port (e.g. 127.0.0.1:9187), got ${JSON.stringify(spec)}`);
+  return { host, port };
+}
+
 /** `host:port` for the metrics listener. */
 export const listen: Parser<string> = (raw, where) => {
   const spec = text(raw, where, "host:port");
   try {
-    parseListen(spec);
+    parseListen(spec, where);
   } catch {
     throw bad(where, raw, "host:port, e.g. 127.0.0.1:9187");
   }

@@ -2,22 +2,14 @@
 // socket serves the same text to root only). Meant for 127.0.0.1 (a node exporter style local scrape); the
 // text names no paths or image sources, only counts.
 import type { Server } from "node:http";
-import { EodError } from "../errors.ts";
+import { parseListen } from "../config/values.ts";
 
 /** The content type of the text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** Parses `host:port` (`[::1]:9187` for IPv6); port 0 picks a free one. */
-export function parseListen(spec: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new EodError("USAGE", `--metrics-listen wants host:port (e.g. 127.0.0.1:9187), got ${JSON.stringify(spec)}`);
-  return { host: m[1] ?? m[2], port };
-}
-
 /** Serves GET /metrics with `render()`; resolves once listening (its address() says the port). */
 export async function listenMetrics(spec: string, render: () => string): Promise<Server> {
-  const { host, port } = parseListen(spec);
+  const { host, port } = parseListen(spec, "--metrics-listen");
   const { createServer } = await import("node:http"); // not at the top: `eod daemon` parses --metrics-listen in its holder, which serves nothing
   const server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {

@@ -5,7 +5,8 @@ import path from "node:path";
 import { createFrontend } from "../frontend/select.ts";
 import { Daemon } from "./daemon.ts";
 import { jsonLog, type Log } from "../util/log.ts";
-import type { EodConfig, HandOver } from "../config/config.ts";
+import type { EodConfig } from "../config/config.ts";
+import type { HandOver } from "../frontend/frontend.ts";
 import { raiseNofile } from "../sys/rlimit.ts";
 import { listenMetrics } from "./metrics-http.ts";
 

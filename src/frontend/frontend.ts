@@ -6,11 +6,23 @@ import type { CacheCore } from "../cache/core.ts";
 import type { ChunkTable } from "../image/chunk-table.ts";
 import type { Log } from "../util/log.ts";
 
-/** An image ready to be served: everything verified, nothing mounted yet. */
 /** What `--frontend` takes: `auto` resolves to one of the others on the running kernel (./resolve.ts). */
 export const FRONTEND_KINDS = ["auto", "fanotify", "fscache"] as const;
 export type FrontendKind = (typeof FRONTEND_KINDS)[number];
 
+/** The kernel end a holder (src/daemon/holder.ts) passed on to the daemon it runs, as fd 3. */
+export interface HandOver {
+  /** A bound /dev/cachefiles fd. */
+  cachefilesFd?: number | undefined;
+  /** A fanotify pre-content group fd. */
+  fanotifyFd?: number | undefined;
+  /** Send cachefiles `restore`: the previous daemon died with requests taken. */
+  restore: boolean;
+  /** This daemon replaces one that died (or handed over). */
+  restarted: boolean;
+}
+
+/** An image ready to be served: everything verified, nothing mounted yet. */
 export interface PreparedImage {
   /** The bootstrap, local and verified. */
   bootstrapPath: string;

@@ -1,10 +1,9 @@
 // Building the kernel frontend the daemon runs (the choice itself: ./resolve.ts).
-import type { HandOver } from "../config/config.ts";
 import type { CachefilesLimits } from "../sys/cachefiles.ts";
 import type { Log } from "../util/log.ts";
 import { FanotifyFrontend } from "./fanotify/service.ts";
 import { FscacheFrontend } from "./fscache/service.ts";
-import type { Frontend, FrontendKind } from "./frontend.ts";
+import type { Frontend, FrontendKind, HandOver } from "./frontend.ts";
 import { resolveFrontend } from "./resolve.ts";
 
 export interface FrontendSettings {

@@ -13,7 +13,7 @@ import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { cleanup, eodAsync } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { DaemonMetrics, type BlobCounters } from "../../src/daemon/metrics.ts";
-import { parseListen } from "../../src/daemon/metrics-http.ts";
+import { parseListen } from "../../src/config/values.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 // ---- a small checker of the text exposition format (0.0.4) ----
@@ -116,9 +116,9 @@ test("the exposition parses; counters of a blob that closed are kept; label valu
 });
 
 test("--metrics-listen addresses", () => {
-  assert.deepEqual(parseListen("127.0.0.1:9187"), { host: "127.0.0.1", port: 9187 });
-  assert.deepEqual(parseListen("[::1]:0"), { host: "::1", port: 0 });
-  for (const bad of ["9187", "host:", "h:99999", ":1"]) assert.throws(() => parseListen(bad), { code: "USAGE" });
+  assert.deepEqual(parseListen("127.0.0.1:9187", "--metrics-listen"), { host: "127.0.0.1", port: 9187 });
+  assert.deepEqual(parseListen("[::1]:0", "--metrics-listen"), { host: "::1", port: 0 });
+  for (const bad of ["9187", "host:", "h:99999", ":1"]) assert.throws(() => parseListen(bad, "--metrics-listen"), { code: "USAGE" });
 });
 
 // ---- with a daemon and a real mount ----
