@@ -9,12 +9,11 @@ import { contentLength, discard, one } from "../answer.ts";
 import { readRangeAnswer } from "../range-reader.ts";
 import { DEFAULT_MAX_FILE_BYTES, type ReadOptions, type RemoteStats } from "../remote.ts";
 import type { BlobSource } from "./blob-source.ts";
-import { checkDigest, sha256Digest, verifyBytes } from "./digest.ts";
+import { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";
 import {
   formatPlatform, hostPlatform, indexPlatforms, isIndexType, isNonDistributable, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, parsePlatform, selectPlatform,
   type Descriptor, type ImageIndex, type ImageManifest, type Platform,
 } from "./manifest.ts";
-import { PooledVerifier } from "./pooled-verifier.ts";
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
 import { headBlob, name, readAll, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
 import { toRemoteError, type Exchange } from "./transport.ts";
@@ -135,63 +134,58 @@ export class RegistryClient {
    */
   async *blobStream(repo: Repo, blob: string | Descriptor, opts: CallOptions = {}): AsyncGenerator<Uint8Array> {
     const { digest, size } = typeof blob === "string" ? { digest: blob, size: undefined } : blob;
-    const verifier = new PooledVerifier(digest); // hashed on the thread pool while the pieces are used
+    const verifier = new DigestVerifier(digest);
     const what = `blob ${name(repo)}@${digest}`;
     const path = `/v2/${repo.repository}/blobs/${digest}`;
     const retry = this.#s.retryLoop(opts.signal);
-    try {
-      for (;;) {
-        const from = verifier.bytes;
-        let ex: Exchange | undefined;
-        try {
-          ex = await this.#s.exchange(repo, "pull", "GET", path, { headers: from > 0 ? { range: `bytes=${from}-` } : {}, signal: opts.signal });
-          let skip = 0;
-          if (ex.status === 206 && from > 0) {
-            const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(one(ex.headers["content-range"]) ?? "");
-            if (!m || Number(m[1]) !== from) throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: resumed answer is for another range (Content-Range ${one(ex.headers["content-range"])})`);
-          } else if (ex.status === 200) {
-            skip = from; // the server ignored Range: drop what we already have
-          } else if (ex.status === 404 && typeof blob !== "string" && isNonDistributable(blob)) {
-            discard(ex.body);
-            // Windows base layers: registries need not serve them; their `urls` (any host) are not fetched.
-            const at = blob.urls?.length ? `; its data is at ${blob.urls.join(", ")}, which eod does not fetch` : "";
-            throw new EodError("SOURCE_UNSUPPORTED", `${what} is a non-distributable layer (${blob.mediaType}) that ${name(repo)} does not serve${at} (HTTP 404)`);
-          } else {
-            throw await this.#s.statusError(ex, `GET ${what}`, repo, `blob ${digest}`);
-          }
-          const declared = contentLength(ex.headers);
-          if (size !== undefined && declared !== undefined && declared !== size - from + skip) {
-            throw new EodError("DIGEST_MISMATCH", `${what}: registry says ${declared + from - skip} bytes, the descriptor says ${size}`);
-          }
-          for await (const piece of ex.body as AsyncIterable<Buffer>) {
-            let chunk: Uint8Array = piece;
-            if (skip > 0) {
-              const n = Math.min(skip, chunk.length);
-              skip -= n;
-              chunk = chunk.subarray(n);
-              if (chunk.length === 0) continue;
-            }
-            if (size !== undefined && verifier.bytes + chunk.length > size) throw new EodError("DIGEST_MISMATCH", `${what}: more than the descriptor's ${size} bytes`);
-            verifier.update(chunk);
-            this.#s.stats.bytes += chunk.length;
-            yield chunk;
-            await verifier.waitBehind();
-          }
-          if (size !== undefined && verifier.bytes < size) {
-            throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: answer ended after ${verifier.bytes} of ${size} bytes`);
-          }
-          ex = undefined;
-          break;
-        } catch (err) {
-          await retry.failed(toRemoteError(err, `GET ${what}`, path, false, this.#s.timeoutMs));
-        } finally {
-          if (ex) discard(ex.body);
+    for (;;) {
+      const from = verifier.bytes;
+      let ex: Exchange | undefined;
+      try {
+        ex = await this.#s.exchange(repo, "pull", "GET", path, { headers: from > 0 ? { range: `bytes=${from}-` } : {}, signal: opts.signal });
+        let skip = 0;
+        if (ex.status === 206 && from > 0) {
+          const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(one(ex.headers["content-range"]) ?? "");
+          if (!m || Number(m[1]) !== from) throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: resumed answer is for another range (Content-Range ${one(ex.headers["content-range"])})`);
+        } else if (ex.status === 200) {
+          skip = from; // the server ignored Range: drop what we already have
+        } else if (ex.status === 404 && typeof blob !== "string" && isNonDistributable(blob)) {
+          discard(ex.body);
+          // Windows base layers: registries need not serve them; their `urls` (any host) are not fetched.
+          const at = blob.urls?.length ? `; its data is at ${blob.urls.join(", ")}, which eod does not fetch` : "";
+          throw new EodError("SOURCE_UNSUPPORTED", `${what} is a non-distributable layer (${blob.mediaType}) that ${name(repo)} does not serve${at} (HTTP 404)`);
+        } else {
+          throw await this.#s.statusError(ex, `GET ${what}`, repo, `blob ${digest}`);
         }
+        const declared = contentLength(ex.headers);
+        if (size !== undefined && declared !== undefined && declared !== size - from + skip) {
+          throw new EodError("DIGEST_MISMATCH", `${what}: registry says ${declared + from - skip} bytes, the descriptor says ${size}`);
+        }
+        for await (const piece of ex.body as AsyncIterable<Buffer>) {
+          let chunk: Uint8Array = piece;
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.length);
+            skip -= n;
+            chunk = chunk.subarray(n);
+            if (chunk.length === 0) continue;
+          }
+          if (size !== undefined && verifier.bytes + chunk.length > size) throw new EodError("DIGEST_MISMATCH", `${what}: more than the descriptor's ${size} bytes`);
+          verifier.update(chunk);
+          this.#s.stats.bytes += chunk.length;
+          yield chunk;
+        }
+        if (size !== undefined && verifier.bytes < size) {
+          throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: answer ended after ${verifier.bytes} of ${size} bytes`);
+        }
+        ex = undefined;
+        break;
+      } catch (err) {
+        await retry.failed(toRemoteError(err, `GET ${what}`, path, false, this.#s.timeoutMs));
+      } finally {
+        if (ex) discard(ex.body);
       }
-      await verifier.verify(what, size);
-    } finally {
-      await verifier.close(); // never freed under a running update
     }
+    verifier.verify(what, size);
   }
 
   /** A whole blob, verified against its digest (and size). maxBytes default 512 MiB: IMAGE_INVALID past it. */
