@@ -1,7 +1,6 @@
 // Eviction by chunk, for blobs stored in our own sparse files: a chunk's presence bit is cleared first, then
 // its hole is punched. The budget counts the bytes of present chunks across every blob of the cache directory:
 // open blobs report each change, blobs no mount uses ("resting") are counted from their presence maps.
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
@@ -11,6 +10,7 @@ import type { Eviction, EvictionStep } from "./eviction.ts";
 import { nowTick } from "./lru.ts";
 import { PresenceMap } from "./presence.ts";
 import { punchHole } from "../sys/seek.ts";
+import { sha256 } from "../util/sha256.ts";
 
 interface Resting {
   table: ChunkTable;
@@ -111,7 +111,7 @@ export class ChunkEviction implements Eviction {
     const base = path.join(this.#dir, "blobs", id);
     try {
       const table = decodeChunkTable(fs.readFileSync(`${base}.ctab`), `blob ${id}`);
-      const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
+      const digest = sha256(encodeChunkTable(table));
       const loaded = PresenceMap.loadWithTicks(`${base}.present`, table.entries.length, digest);
       if (!loaded) return null;
       const ticks = loaded.ticks ?? new Uint32Array(table.entries.length).fill(nowTick(fs.statSync(`${base}.present`).mtimeMs));

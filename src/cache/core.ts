@@ -4,7 +4,6 @@
 //
 //   <cache-dir>/blobs/<id>           the blob's kernel form, sparse (the file erofs reads as device=)
 //   <cache-dir>/blobs/<id>.present   presence map (presence.ts)
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
@@ -13,6 +12,7 @@ import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
 import { BufferPool } from "../util/buffer-pool.ts";
+import { sha256 } from "../util/sha256.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 import { Culler, type CullStats } from "./cull.ts";
@@ -114,7 +114,7 @@ export class CacheCore {
     const open = this.#blobs.get(id);
     if (open) return open;
     const store: BlobStorage = storage ?? new SparseFileStorage(this.blobPath(id), table.kernelSize);
-    const digest = createHash("sha256").update(encodeChunkTable(table)).digest();
+    const digest = sha256(encodeChunkTable(table));
     let presence: PresenceMap;
     let ticks: Uint32Array | null = null;
     if (store.dataIsPresence) {
