@@ -13,7 +13,6 @@ import { chunksOverlapping, groupRuns, type FetchRun, type PlanOptions } from ".
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
-import type { BufferPool } from "../util/buffer-pool.ts";
 import { ChunkClock } from "./lru.ts";
 import { punchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
@@ -31,7 +30,6 @@ export interface BlobCacheOptions extends PlanOptions {
   /** Upper bound of one prefetch request (remote bytes). */
   prefetchFetch: number;
   budget: ByteBudget;
-  pool: BufferPool;
   /** Persisted LRU ticks of the chunks (presence.ts), else every chunk starts as used now. */
   ticks?: Uint32Array | null;
   /** Called with every change of cachedBytes (the core's budget accounting). */
@@ -121,7 +119,7 @@ export class BlobCache {
     for (let i = 0; i < table.entries.length; i++) if (presence.has(i)) this.#cachedBytes += table.entries[i].plainSize;
     this.#misses = new MissPlanner(table.entries, opts, this.#wanted);
     this.#fillTarget = {
-      blobId: id, table, storage, pool: opts.pool, signal: this.#closing.signal,
+      blobId: id, table, storage, signal: this.#closing.signal,
       remoteLocation: () => this.#source.remote.location,
       onNoSpace: (bytes) => this.#opts.onNoSpace?.(bytes) ?? false,
       onNoSpaceRetry: () => { this.#stats.noSpaceRetries++; },

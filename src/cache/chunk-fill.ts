@@ -2,7 +2,6 @@
 // (image/verified-chunk.ts), and only bytes that matched reach the storage (a full cache filesystem: cull, then retry).
 import type { ChunkTable } from "../image/chunk-table.ts";
 import { verifiedChunk, verifiedChunkAsync } from "../image/verified-chunk.ts";
-import type { BufferPool } from "../util/buffer-pool.ts";
 import type { BlobStorage } from "./storage.ts";
 
 /** Runs up to this many plain bytes are decoded on the main thread: a thread-pool hop costs more than that. */
@@ -13,7 +12,6 @@ export interface ChunkFillTarget {
   blobId: string;
   table: ChunkTable;
   storage: BlobStorage;
-  pool: BufferPool;
   /** Where the bytes came from, for the message of a digest mismatch. */
   remoteLocation(): string;
   /** Aborted when the blob closes: no byte is written after it. */

@@ -11,7 +11,6 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
-import { BufferPool } from "../util/buffer-pool.ts";
 import { sha256 } from "../util/sha256.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
@@ -66,7 +65,6 @@ export class CacheCore {
   readonly #tableDigests = new Map<string, Uint8Array>();
   readonly #opts: Required<CacheOptions>;
   readonly #budget: ByteBudget;
-  readonly #pool: BufferPool;
   readonly #prefetchLane: Semaphore;
   readonly #timer: NodeJS.Timeout | undefined;
   /** The size budget and the LRU culling of every blob's chunks. */
@@ -82,7 +80,6 @@ export class CacheCore {
     this.dir = dir;
     this.#opts = { ...CACHE_DEFAULTS, ...opts };
     this.#budget = new ByteBudget(this.#opts.memoryBudget);
-    this.#pool = new BufferPool(Math.min(16 << 20, this.#opts.memoryBudget));
     this.#prefetchLane = new Semaphore(this.#opts.prefetchSlots);
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
     const o = this.#opts;
@@ -127,7 +124,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget, pool: this.#pool,
+      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget,
       ticks, onCachedChange: (delta) => this.culler.changed(delta), onNoSpace: (bytes) => this.culler.noSpace(bytes),
     });
     this.#blobs.set(id, blob);

@@ -1,6 +1,5 @@
-// Reusable memory for chunk-sized work: the cache core decodes a fill into a pooled buffer, verifies it,
-// writes it and gives it back (fresh 256 KiB–4 MiB buffers per fill made GC pauses the p99 of the fill
-// latency); the builders read chunks into pooled buffers until they are written. Buffers come in power-of-two
+// Reusable memory for chunk-sized work: the builders read chunks into pooled buffers until they are written
+// (fresh 256 KiB–4 MiB buffers per chunk cost GC pauses). Buffers come in power-of-two
 // size classes; at most `retain` bytes are kept when idle. Only buffers this pool made are taken back.
 // A `shared` pool hands out SharedArrayBuffer memory, which worker threads read without a copy.
 export class BufferPool {
