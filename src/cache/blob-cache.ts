@@ -462,7 +462,7 @@ export class BlobCache {
   }
 }
 
-/** Like Promise.all, but settles only after every promise has (pooled buffers are in use until then). */
+/** Like Promise.all, but settles only after every promise has (a fill still running holds bytes the memory budget counts). */
 async function settleAll(ps: Array<Promise<void>>): Promise<void> {
   const results = await Promise.allSettled(ps);
   const failed = results.find((r) => r.status === "rejected");
