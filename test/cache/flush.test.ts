@@ -20,6 +20,8 @@ import { openRemote } from "../../src/remote/open-remote.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { haveTool } from "../helpers/cli.ts";
 import { unavailable } from "../helpers/skip.ts";
+import { cleanup, eodAsync, readInChild } from "../helpers/lazy.ts";
+import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 
 const MiB = 1 << 20;
 const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("losetup") ? "needs losetup" : !haveTool("mkfs.ext4") && "needs mkfs.ext4");
@@ -51,6 +53,25 @@ function fill(dir: string): string {
     fs.closeSync(fd);
   }
   return file;
+}
+
+/** An ext4 (`ext4`, on loop device `dev`) whose backing file is on a small tmpfs (`tmpfs`) that fill() makes full. */
+function failingExt4(work: string): { tmpfs: string; ext4: string; dev: string } {
+  const tmpfs = path.join(work, "tmpfs");
+  const ext4 = path.join(work, "ext4");
+  fs.mkdirSync(tmpfs);
+  fs.mkdirSync(ext4);
+  run("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", tmpfs]);
+  undo.push(() => spawnSync("umount", ["-l", tmpfs]));
+  const image = path.join(tmpfs, "ext4.img");
+  fs.closeSync(fs.openSync(image, "w"));
+  fs.truncateSync(image, 20 * MiB); // sparse: ext4 believes it has 20 MiB, the tmpfs has room for far less once filled
+  run("mkfs.ext4", ["-q", "-F", "-O", "^has_journal", "-m", "0", image]); // no journal to abort on a failed write
+  const dev = run("losetup", ["--find", "--show", image]);
+  undo.push(() => spawnSync("losetup", ["-d", dev]));
+  run("mount", ["-o", "errors=continue", dev, ext4]);
+  undo.push(() => spawnSync("umount", ["-l", ext4]));
+  return { tmpfs, ext4, dev };
 }
 
 /** An image of one 3 MiB file of random bytes (incompressible: all of it to write back) in 64 KiB chunks. */
@@ -86,20 +107,7 @@ test("a failed fdatasync leaves the blob dirty, is counted, drops the chunks it 
   const work = tempDir("eod-flush-");
   const { img, m, table, data } = await buildBlob(work);
 
-  const tmpfs = path.join(work, "tmpfs");
-  const ext4 = path.join(work, "ext4");
-  fs.mkdirSync(tmpfs);
-  fs.mkdirSync(ext4);
-  run("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", tmpfs]);
-  undo.push(() => spawnSync("umount", ["-l", tmpfs]));
-  const image = path.join(tmpfs, "ext4.img");
-  fs.closeSync(fs.openSync(image, "w"));
-  fs.truncateSync(image, 20 * MiB); // sparse: ext4 believes it has 20 MiB, the tmpfs has room for far less once filled
-  run("mkfs.ext4", ["-q", "-F", "-O", "^has_journal", "-m", "0", image]); // no journal to abort on a failed write
-  const dev = run("losetup", ["--find", "--show", image]);
-  undo.push(() => spawnSync("losetup", ["-d", dev]));
-  run("mount", ["-o", "errors=continue", dev, ext4]);
-  undo.push(() => spawnSync("umount", ["-l", ext4]));
+  const { tmpfs, ext4, dev } = failingExt4(work);
 
   const remote = openRemote(img);
   undo.push(() => { void remote.close(); });
@@ -232,4 +240,56 @@ test("a chunk written while a sync fails is written again; a closing blob whose 
   } finally {
     await remote.close();
   }
+});
+
+/** What the test reads of `eod status --json`. */
+interface StatusJson {
+  cache: { flushFailures: number };
+  blobs: Array<{ chunks: number; presentChunks: number; unsyncedDropped: number; fetches: number }>;
+}
+
+const fanotifySkip = skip || (haveRoot() && !kernelSupportsPreContent().ok && "kernel lacks fanotify pre-content events");
+
+test("a fanotify lazy mount whose cache filesystem fails its sync: the chunks are fetched again, a reader never gets zeros", { skip: fanotifySkip, timeout: 180_000 }, async () => {
+  const work = tempDir("eod-flush-mount-");
+  const { img, data } = await buildBlob(work);
+  const { tmpfs, ext4 } = failingExt4(work);
+  const cache = path.join(ext4, "cache");
+  const mnt = path.join(work, "mnt");
+  fs.mkdirSync(mnt);
+  undo.push(() => cleanup(work, cache));
+  const eod = async (...args: string[]) => {
+    const r = await eodAsync(args);
+    assert.equal(r.status, 0, `eod ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const status = async (): Promise<StatusJson> => JSON.parse(await eod("status", "--cache-dir", cache, "--json"));
+  const until = async (what: string, ok: (s: StatusJson) => boolean) => {
+    for (let i = 0; i < 300; i++) {
+      const s = await status();
+      if (ok(s)) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`waited in vain for ${what}: ${JSON.stringify(await status())}`);
+  };
+  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+  await eod("mount", img, mnt, "--cache-dir", cache, "--frontend", "fanotify");
+  run("sync", ["-f", ext4]); // the bootstrap and the daemon's files are on the disk: only chunks are at stake
+  const filler = fill(tmpfs); // from now on, no write of the cache filesystem reaches the disk
+  const first = await readInChild(path.join(mnt, "data")); // every chunk filled: into the page cache
+  assert.equal(first.sha256, sha(data));
+  const failed = await until("a failed flush that drops the chunks", (s) => s.cache.flushFailures > 0 && s.blobs[0].unsyncedDropped > 0);
+  assert.ok(failed.blobs[0].presentChunks < failed.blobs[0].chunks, JSON.stringify(failed.blobs[0]));
+
+  fs.rmSync(filler); // space is back: the next sync succeeds, whether or not the failed pages ever got there
+  await new Promise((r) => setTimeout(r, 2500)); // a flush or two
+  fs.writeFileSync("/proc/sys/vm/drop_caches", "3"); // what the kernel reads now comes from the disk
+  const again = await readInChild(path.join(mnt, "data"));
+  assert.equal(again.error, undefined);
+  assert.equal(again.zeros !== undefined && again.zeros > data.length / 2, false, "a reader gets the zeros of pages that never reached the disk");
+  assert.equal(again.sha256, sha(data), "a reader gets the source's bytes");
+  const s = await status();
+  assert.ok(s.blobs[0].fetches > failed.blobs[0].fetches, "the dropped chunks were fetched again");
+  await eod("umount", mnt, "--cache-dir", cache);
 });
