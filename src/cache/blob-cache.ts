@@ -166,10 +166,10 @@ export class BlobCache {
   dropUnsynced(): { dropped: number; punchFailure: unknown } {
     this.#syncFailures++;
     const chunks = [...this.#unsynced.keys()].filter((i) => this.presence.has(i));
-    this.#unsynced.clear();
     let punchFailure: unknown = null;
     try {
       for (const i of chunks) this.#forget(i);
+      this.#unsynced.clear();
     } finally {
       if (chunks.length > 0) this.#changes++;
       this.#stats.unsyncedDropped += chunks.length;

@@ -193,8 +193,12 @@ export class CacheCore {
     try {
       await blob.storage.sync();
     } catch (err) {
-      const { dropped, punchFailure } = blob.dropUnsynced();
-      this.#emit("warn", "a failed sync made the chunks filled since the last one missing; they are fetched again", { blob: id, chunks: dropped, punchFailure: punchFailure ?? undefined });
+      try {
+        const { dropped, punchFailure } = blob.dropUnsynced();
+        this.#emit("warn", "a failed sync made the chunks filled since the last one missing; they are fetched again", { blob: id, chunks: dropped, punchFailure: punchFailure ?? undefined });
+      } catch (dropErr) { // watching a complete blob again failed: no hole may be punched where reads raise no event
+        this.#emit("error", "making the chunks of a failed sync missing failed", { blob: id, err: dropErr });
+      }
       throw err;
     }
     blob.synced(fills);
