@@ -248,7 +248,7 @@ interface StatusJson {
   blobs: Array<{ chunks: number; presentChunks: number; unsyncedDropped: number; fetches: number }>;
 }
 
-const fanotifySkip = skip || (haveRoot() && !kernelSupportsPreContent().ok && "kernel lacks fanotify pre-content events");
+const fanotifySkip = unavailable(skip || (haveRoot() && !kernelSupportsPreContent().ok && "kernel lacks fanotify pre-content events"));
 
 test("a fanotify lazy mount whose cache filesystem fails its sync: the chunks are fetched again, a reader never gets zeros", { skip: fanotifySkip, timeout: 180_000 }, async () => {
   const work = tempDir("eod-flush-mount-");
