@@ -25,7 +25,7 @@ import { gitState, hostInfo, writeResults } from "./lib/results.ts";
 
 const GNU_TIME = "/usr/bin/time";
 const RSS_TARGET_MIB = 300;
-const RUN_TIMEOUT_MS = Number(process.env.EOD_BENCH_TIMEOUT_S ?? 1800) * 1000;
+const RUN_TIMEOUT_MS = Number(option("timeout-s", "1800")) * 1000;
 const KEEP_OUTPUT = 64 * 1024;
 
 const RUNS = runsOption();

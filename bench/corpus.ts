@@ -1,6 +1,6 @@
 // Benchmark corpus: a cached Debian bookworm rootfs (debootstrap minbase + python3; ≈261 MB, ≈8,350 entries).
 //
-// It lives outside the repository, under $EOD_BENCH_CACHE (default /var/cache/erofs-ondemand-bench), and is
+// It lives outside the repository, under `--corpus-cache=<dir>` (default /var/cache/erofs-ondemand-bench), and is
 // built once: debootstrap runs into a temporary sibling directory which is renamed into place only when it
 // completed, so an interrupted run never leaves a half corpus behind. Needs root (debootstrap does).
 //
@@ -9,6 +9,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { openSync, closeSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rename, rm, stat, chmod } from "node:fs/promises";
 import path from "node:path";
+import { option } from "./lib/args.ts";
+
+/** Where the corpus is kept unless a bench is given --corpus-cache=<dir> (test/kernel/layers-roundtrip.test.ts looks here too). */
+export const DEFAULT_BENCH_CACHE = "/var/cache/erofs-ondemand-bench";
 
 const SUITE = "bookworm";
 const MIRROR = "http://deb.debian.org/debian";
@@ -16,7 +20,7 @@ const NAME = "debian-bookworm-minbase-python3";
 const TMP_PREFIX = `.${NAME}.tmp-`;
 
 export function benchCacheDir(): string {
-  return process.env.EOD_BENCH_CACHE ?? "/var/cache/erofs-ondemand-bench";
+  return option("corpus-cache", DEFAULT_BENCH_CACHE);
 }
 
 /** Path of the Debian corpus, building it first if it is not cached yet. */

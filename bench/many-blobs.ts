@@ -189,7 +189,7 @@ try {
   const holder = holderPid ? sample(holderPid) : null;
   console.log(`idle 5 s: ${idleCpuPct}% of a CPU; daemon ${JSON.stringify(idle)}`);
 
-  const hold = Number(process.env.EOD_BENCH_HOLD_S ?? 0); // time to look at the daemon (/proc/<pid>/smaps) by hand
+  const hold = Number(option("hold-s", "0")); // time to look at the daemon (/proc/<pid>/smaps) by hand
   if (hold > 0) { console.log(`holding ${hold} s; daemon pid ${daemonPid}`); await new Promise((r) => setTimeout(r, hold * 1000)); }
 
   // 7. Unmount all; the daemon exits after the last.

@@ -17,6 +17,7 @@ import { extractLayers } from "../helpers/overlay-extract.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { tarArchive, type TarSpec } from "../helpers/tar-layer.ts";
 import { unavailable } from "../helpers/skip.ts";
+import { DEFAULT_BENCH_CACHE } from "../../bench/corpus.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : !haveTool("zstd") ? "needs zstd for GNU tar" : false);
 let work = "";
@@ -169,7 +170,7 @@ test("the layered image mounts lazily (eod serve + eod mount) identical to the e
 
 // A real tree: the benchmark's Debian rootfs (bench/corpus.ts; not built here), packed by GNU tar as a pax
 // tar.gz with xattrs, must mount identical to the directory it came from.
-const CORPUS = path.join(process.env.EOD_BENCH_CACHE ?? "/var/cache/erofs-ondemand-bench", "debian-bookworm-minbase-python3");
+const CORPUS = path.join(DEFAULT_BENCH_CACHE, "debian-bookworm-minbase-python3");
 const corpusSkip = skip || (fs.existsSync(CORPUS) ? false : `no Debian corpus at ${CORPUS} (npx node bench/corpus.ts builds it)`);
 
 test("the Debian rootfs as one GNU tar pax layer (tar.gz) mounts identical to its directory", { skip: corpusSkip, timeout: 600_000 }, async () => {

@@ -6,7 +6,7 @@
 //
 // The mutations run on a worker thread: a mutation that loops forever blocks only the worker, so the watchdog
 // on the test's thread still fires, terminates it and fails the test naming the mutation. Failures are grouped
-// by cause in the diagnostics; EOD_MUTATE_FILTER=<label text> reruns only the matching mutations.
+// by cause in the diagnostics; MUTATE_FILTER=<label text> reruns only the matching mutations.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -683,8 +683,8 @@ function runMutations(input: WorkerInput): WorkerReport {
   };
   const stats = Object.fromEntries(TARGETS.map((t) => [t, emptyStats()])) as Record<Target, TargetStats>;
   const failures = new Failures();
-  // EOD_MUTATE_FILTER=<text> runs only the mutations whose label contains <text> (to reproduce one failure).
-  const filter = process.env.EOD_MUTATE_FILTER;
+  // MUTATE_FILTER=<text> runs only the mutations whose label contains <text> (to reproduce one failure).
+  const filter = process.env.MUTATE_FILTER;
   const cases = allCases(good).filter((c) => !filter || c.label.includes(filter));
   let slowest = { label: "", ms: 0 };
   cases.forEach((c, index) => {

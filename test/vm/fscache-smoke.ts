@@ -42,7 +42,7 @@ import { getXattr } from "../../src/sys/xattr.ts";
 const PAGE = 4096;
 const CACHE_DIR = process.env.RUNVM_SCRATCH ?? "/var/cache/fscache";
 const TAG = "eodsmoke";
-const WATCHDOG_MS = Number(process.env.EOD_SMOKE_WATCHDOG_MS ?? 500_000);
+const WATCHDOG_MS = Number(process.env.SMOKE_WATCHDOG_MS ?? 500_000);
 
 export interface OpenSeen { msgId: number; objectId: number; volumeKey: string; cookieKey: string; fd: number; flags: number; copen: number; ms: number }
 export interface ReadSeen { msgId: number; objectId: number; key: string; offset: number; length: number; ms: number; how: "served" | "failed" | "probe-fail"; error?: string }
