@@ -3,7 +3,7 @@
 // Nothing returned from here has not matched.
 import { EodError } from "../errors.ts";
 import { sha256, sha256OffThread } from "../util/sha256.ts";
-import { CHUNK_FLAG_RAW, type ChunkTable } from "./chunk-table.ts";
+import { CHUNK_FLAG_RAW, type ChunkTable, type Compression } from "./chunk-table.ts";
 import { decompressChunk, decompressChunkAsync } from "./codec.ts";
 
 /**
@@ -13,7 +13,7 @@ import { decompressChunk, decompressChunkAsync } from "./codec.ts";
  */
 export function verifiedChunk(table: ChunkTable, i: number, remote: Uint8Array, what: string, from?: string): Uint8Array {
   const e = table.entries[i];
-  const plain = e.flags & CHUNK_FLAG_RAW ? raw(remote, e.plainSize, what) : decompressChunk(table.compression, remote, e.plainSize, what);
+  const plain = decompressChunk(codecOf(table, i), remote, e.plainSize, what);
   if (!sha256(plain).equals(e.digest)) throw mismatch(what, from);
   return plain;
 }
@@ -21,15 +21,14 @@ export function verifiedChunk(table: ChunkTable, i: number, remote: Uint8Array, 
 /** verifiedChunk() with the decoding and the digest on the thread pool (for large chunks: the event loop stays free). */
 export async function verifiedChunkAsync(table: ChunkTable, i: number, remote: Uint8Array, what: string, from?: string): Promise<Uint8Array> {
   const e = table.entries[i];
-  const plain = e.flags & CHUNK_FLAG_RAW ? raw(remote, e.plainSize, what) : await decompressChunkAsync(table.compression, remote, e.plainSize, what);
+  const plain = await decompressChunkAsync(codecOf(table, i), remote, e.plainSize, what);
   if (!Buffer.from(await sha256OffThread(plain)).equals(e.digest)) throw mismatch(what, from);
   return plain;
 }
 
-/** A chunk stored as is (compression did not pay): its bytes are the plain bytes. */
-function raw(remote: Uint8Array, plainSize: number, what: string): Uint8Array {
-  if (remote.length !== plainSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what}: got ${remote.length} bytes, expected ${plainSize}`);
-  return remote;
+/** A chunk stored as is (compression did not pay) decodes as `none`: its bytes are the plain bytes. */
+function codecOf(table: ChunkTable, i: number): Compression {
+  return table.entries[i].flags & CHUNK_FLAG_RAW ? "none" : table.compression;
 }
 
 function mismatch(what: string, from: string | undefined): EodError {
