@@ -8,6 +8,7 @@ import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK 
 import { MAX_XATTR_AREA, splitXattrName, xattrAreaSize, type Xattr } from "../erofs/xattr.ts";
 import { getXattr, listXattrNameBytes } from "../sys/xattr.ts";
 import { compareNames } from "../erofs/dirent.ts";
+import { escapeName } from "../erofs/printable-name.ts";
 import { withShortPath } from "./long-path.ts";
 
 export interface TreeInode {
@@ -201,7 +202,7 @@ function readXattrs(p: Buffer, warnings: string[]): Xattr[] {
   const names: string[] = [];
   for (const name of raw) {
     if (isUtf8(name)) names.push(name.toString("utf8"));
-    else warnings.push(`Skipped xattr ${escapeBytes(name)} of ${ps}: its name is not UTF-8 (not supported)`);
+    else warnings.push(`Skipped xattr "${escapeName(name)}" of ${ps}: its name is not UTF-8 (not supported)`);
   }
   const out: Xattr[] = [];
   for (const name of names.sort()) {
@@ -227,13 +228,6 @@ function readXattrs(p: Buffer, warnings: string[]): Xattr[] {
     throw new EodError("SOURCE_UNSUPPORTED", `Cannot store the xattrs of ${ps}: ${area} bytes in EROFS form, over its limit of ${MAX_XATTR_AREA} per inode`);
   }
   return out;
-}
-
-/** Printable ASCII as is, every other byte as \xNN: "user.\xff\xfe". */
-function escapeBytes(b: Buffer): string {
-  let s = "";
-  for (const c of b) s += c >= 0x20 && c < 0x7f && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`;
-  return `"${s}"`;
 }
 
 function lstat(p: Buffer): fs.BigIntStats {
