@@ -14,7 +14,7 @@ import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
 import { ChunkClock } from "./lru.ts";
-import { punchRange, type CullView } from "./cull-plan.ts";
+import { chunkPunchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
 import { fillChunk, SYNC_DECODE_MAX, type ChunkFillTarget } from "./chunk-fill.ts";
 
@@ -278,8 +278,7 @@ export class BlobCache {
 
   /** Gives chunk `i`'s space back: a hole, whose read is a miss. */
   #punchChunk(i: number): void {
-    const entries = this.table.entries;
-    const r = punchRange(entries[i].plainOffset, entries[i].plainSize, i + 1 < entries.length ? entries[i + 1].plainOffset : this.table.kernelSize);
+    const r = chunkPunchRange(this.table, i);
     this.storage.punch!(r.offset, r.length);
   }
 

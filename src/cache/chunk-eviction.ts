@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../image/chunk-table.ts";
 import type { BlobCache } from "./blob-cache.ts";
-import { planCull, punchRange, type CullView } from "./cull-plan.ts";
+import { chunkPunchRange, planCull, type CullView } from "./cull-plan.ts";
 import type { Eviction, EvictionStep } from "./eviction.ts";
 import { nowTick } from "./lru.ts";
 import { PresenceMap } from "./presence.ts";
@@ -137,7 +137,7 @@ export class ChunkEviction implements Eviction {
       for (const i of chunks) {
         if (!r.presence.has(i)) continue;
         r.presence.clear(i);
-        const p = punchRange(entries[i].plainOffset, entries[i].plainSize, i + 1 < entries.length ? entries[i + 1].plainOffset : r.table.kernelSize);
+        const p = chunkPunchRange(r.table, i);
         punchHole(fd, p.offset, p.length);
         freed += entries[i].plainSize;
       }

@@ -1,6 +1,7 @@
 // Pure parts of culling under a size budget: the watermarks, parsing the budget options, and choosing the
 // least recently used chunks across blobs. The core (cull.ts) gathers the candidates and does the I/O.
 import { EodError } from "../errors.ts";
+import type { ChunkTable } from "../image/chunk-table.ts";
 
 export interface BudgetOptions {
   /** Bytes of present chunks the cache may hold (0 = no budget). */
@@ -103,4 +104,10 @@ export function planCull(views: readonly CullView[], need: number, maxTick: numb
 export function punchRange(offset: number, size: number, nextOffset: number, block = 4096): { offset: number; length: number } {
   const end = Math.min(Math.ceil((offset + size) / block) * block, nextOffset);
   return { offset, length: Math.max(size, end - offset) };
+}
+
+/** punchRange() of chunk `i` of `table`: the next chunk, or the end of the blob, bounds it. */
+export function chunkPunchRange(table: ChunkTable, i: number): { offset: number; length: number } {
+  const e = table.entries;
+  return punchRange(e[i].plainOffset, e[i].plainSize, i + 1 < e.length ? e[i + 1].plainOffset : table.kernelSize);
 }
