@@ -53,7 +53,6 @@ export class Culler {
   readonly #low: number;
   readonly #graceTicks: number;
   readonly #chunks: ChunkEviction;
-  #eviction: Eviction;
   #objects: ObjectEviction | null = null;
   #culling = false;
   #pausedUntil = 0;
@@ -73,8 +72,12 @@ export class Culler {
     ({ high: this.#high, low: this.#low } = watermarks(budget));
     this.#graceTicks = Math.ceil(graceMs / TICK_MS);
     this.#chunks = new ChunkEviction(dir, open);
-    this.#eviction = this.#chunks;
     if (budget.size > 0) this.#chunks.scanResting(); // exact from the start, and culls what an older budget left
+  }
+
+  /** Whole cache files once a frontend supplied them, else chunks. */
+  get #eviction(): Eviction {
+    return this.#objects ?? this.#chunks;
   }
 
   get cachedBytes(): number {
@@ -88,7 +91,6 @@ export class Culler {
   useObjects<O extends KernelObject>(objects: KernelObjects<O>): void {
     if (this.#objects) return;
     this.#objects = new ObjectEviction(objects as KernelObjects, (fields) => this.onEvent?.("info", "culled a cold cache file", fields));
-    this.#eviction = this.#objects;
     this.#maybeCull();
   }
 
