@@ -47,10 +47,15 @@ export function parseBudget(size?: string, highPct?: string, lowPct?: string): B
     highPct: pct(highPct, BUDGET_DEFAULTS.highPct, "--cache-high"),
     lowPct: pct(lowPct, BUDGET_DEFAULTS.lowPct, "--cache-low"),
   };
+  checkWatermarks(b);
+  return b;
+}
+
+/** @throws EodError USAGE unless 0 < low < high <= 100 */
+export function checkWatermarks(b: Pick<BudgetOptions, "highPct" | "lowPct">): void {
   if (!(b.lowPct > 0 && b.lowPct < b.highPct && b.highPct <= 100)) {
     throw new EodError("USAGE", `Cannot use cache watermarks high=${b.highPct}% low=${b.lowPct}%: need 0 < low < high <= 100`);
   }
-  return b;
 }
 
 /** What the planner needs of one blob: its chunks' ticks and sizes, and which chunks may go. */

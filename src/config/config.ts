@@ -5,6 +5,7 @@
 // started before an upgrade still starts the new daemon that way.
 import fs from "node:fs";
 import path from "node:path";
+import { BUDGET_DEFAULTS, checkWatermarks } from "../cache/cull-plan.ts";
 import { EodError } from "../errors.ts";
 import type { HandOver } from "../frontend/frontend.ts";
 import { DEFAULT_CONFIG_FILE, defaultConfig, KEYS, type EodConfig } from "./keys.ts";
@@ -34,9 +35,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): EodConfig
     else if (e !== undefined && e !== "") k.set(c, k.parse(e, `$${k.env}`));
     else if (fromFile.has(k.file)) k.set(c, k.parse(fromFile.get(k.file), `${k.file} in ${file}`));
   }
-  const high = c.cache.cacheHighPct ?? 95;
-  const low = c.cache.cacheLowPct ?? 85;
-  if (!(low < high)) throw new EodError("USAGE", `Cannot use cache watermarks high=${high}% low=${low}%: need low < high`);
+  checkWatermarks({ highPct: c.cache.cacheHighPct ?? BUDGET_DEFAULTS.highPct, lowPct: c.cache.cacheLowPct ?? BUDGET_DEFAULTS.lowPct });
   return c;
 }
 
