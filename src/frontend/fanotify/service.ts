@@ -98,7 +98,6 @@ export class FanotifyFrontend implements Frontend {
     this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => failFrontend(this, this.#log, "polling the fanotify group failed", err, () => this.#poll?.stop()));
   }
 
-
   /** Answers an event the previous daemon took, as it would have: after its range is in the file. */
   #recover(r: JournalRecord): void {
     this.#stats.recovered++;

@@ -57,7 +57,6 @@ type FscacheObject =
 interface Expected {
   table: ChunkTable;
   source: BlobSourceRef;
-  core: CacheCore;
 }
 
 export class FscacheFrontend implements Frontend {
@@ -118,7 +117,6 @@ export class FscacheFrontend implements Frontend {
     });
     this.#poll.watchLowSpace(true);
   }
-
 
   /** Bytes of data in the cache file of each open object, by cookie key (SEEK_DATA/HOLE through the anon fd). */
   #openObjectBytes(): Map<string, number> {
@@ -184,7 +182,7 @@ export class FscacheFrontend implements Frontend {
       core.culler.useObjects(this.#kernelObjects); // whole cache files are what the core culls from now on
     }
     this.#bootstraps.set(fsid, { path: image.bootstrapPath, size: image.bootstrapSize });
-    for (const b of image.blobs) this.#blobs.set(b.id, { table: b.table, source: b.source, core });
+    for (const b of image.blobs) this.#blobs.set(b.id, { table: b.table, source: b.source });
     // The blobs' cookies are their device-table tags (our blob ids), so no device= is needed.
     return { source: "none", data: `fsid=${fsid},domain_id=${this.domain}` };
   }
@@ -234,13 +232,13 @@ export class FscacheFrontend implements Frontend {
         this.#objects.set(msg.objectId, { kind: "bootstrap", fd, path: boot.path, size: boot.size, cookie, reads: new Set() });
         this.#copen(msg.msgId, boot.size);
       } else if (expected) {
-        const old = expected.core.blob(cookie);
-        if (old) expected.core.closeBlob(cookie).catch((err: unknown) => this.#log("error", "fscache: closing a re-opened blob failed", { cookie, err })); // a re-OPEN (after CLOSE or restore) brings a new fd
+        const core = this.#core!; // set by the prepare() that expected this blob
+        if (core.blob(cookie)) core.closeBlob(cookie).catch((err: unknown) => this.#log("error", "fscache: closing a re-opened blob failed", { cookie, err })); // a re-OPEN (after CLOSE or restore) brings a new fd
         // copen first: the backing file is set up by it (lseek on the anon fd fails with ENOBUFS before).
         // No READ can come in between: we are still in the synchronous drain loop.
         this.#copen(msg.msgId, expected.table.kernelSize);
         const storage = new FscacheStorage(`fscache object ${msg.objectId} (blob ${cookie})`, fd, expected.table.kernelSize);
-        const blob = expected.core.openBlob(cookie, expected.table, expected.source, storage);
+        const blob = core.openBlob(cookie, expected.table, expected.source, storage);
         this.#objects.set(msg.objectId, { kind: "blob", fd, blob, storage, cookie });
       } else {
         this.#log("warn", "fscache OPEN of an unknown cookie", { cookie, volume: msg.open!.volumeKey });
