@@ -1,11 +1,11 @@
 // An image served over HTTP(S) as a Remote: one undici Pool per origin (keep-alive, `connections` =
 // concurrency), one attempt per call. Remotes of one server share its pool and its request slots: a daemon
-// serving 100 images of one server keeps at most `concurrency` connections to it, not 100 pools (~600
-// sockets and ~60 MB more RSS, measured by bench/many-blobs.ts). Every answer is checked before it is
+// serving 100 images of one server keeps at most `concurrency` connections to it, not 100 pools (hundreds
+// of sockets and their memory: docs/benchmarks.md, bench/many-blobs.ts). Every answer is checked before it is
 // believed (range answers by range-reader.ts, the reader the registry uses too), and the body must have
 // exactly the length asked for. Undici's headersTimeout/bodyTimeout catch a silent socket; our own deadline
 // covers the whole request, so a body that trickles in forever also times out.
-import { Pool } from "undici";
+import type { Pool } from "undici";
 import { EodError, RemoteError } from "../errors.ts";
 import { contentLength, discard, statusError, toRemoteError, type Body, type Headers } from "./answer.ts";
 import { readRangeAnswer } from "./range-reader.ts";
@@ -14,16 +14,17 @@ import { Semaphore } from "../util/semaphore.ts";
 
 /**
  * Pools shared by the remotes of one origin with the same options, counted so the last close() destroys it.
- * undici is imported with this module, not at the first request (as the registry's transport does): a
- * daemon's first request may be a kernel miss (a re-attached mount), which should not wait for it.
+ * undici is loaded when the first HttpRemote is made, not with this module: the daemon imports it for every
+ * image, and one read from a directory should not pay for loading undici; loading starts before the first
+ * request (the manifest), so a kernel miss does not wait for it.
  */
-const pools = new Map<string, { pool: Pool; slots: Semaphore; refs: number }>();
+const pools = new Map<string, { pool: Promise<Pool>; slots: Semaphore; refs: number }>();
 
 /** Reads an image from a base URL; one attempt per call (wrap with `withRetry`, or use `openRemote`). */
 export class HttpRemote implements Remote {
   readonly location: string;
   readonly #base: URL;
-  readonly #pool: Pool;
+  readonly #pool: Promise<Pool>;
   readonly #slots: Semaphore;
   readonly #poolKey: string;
   readonly #timeoutMs: number;
@@ -44,13 +45,13 @@ export class HttpRemote implements Remote {
     let shared = pools.get(this.#poolKey);
     if (!shared) {
       shared = {
-        pool: new Pool(base.origin, {
+        pool: import("undici").then(({ Pool }) => new Pool(base.origin, {
           connections: concurrency,
           pipelining: 1, // one request per connection at a time: a stalled answer cannot hold up others behind it
           connectTimeout: this.#timeoutMs,
           headersTimeout: this.#timeoutMs,
           bodyTimeout: this.#timeoutMs, // undici: longest silence between body chunks
-        }),
+        })),
         slots: new Semaphore(concurrency), // the deadline starts once a slot is ours, so the pool never queues
         refs: 0,
       };
@@ -106,7 +107,7 @@ export class HttpRemote implements Remote {
     if (!shared || shared.pool !== this.#pool || --shared.refs > 0) return;
     pools.delete(this.#poolKey);
     // destroy(), not close(): close() would wait for a stalled request to time out first.
-    await this.#pool.destroy();
+    await (await this.#pool).destroy();
   }
 
   #url(relPath: string): string {
@@ -125,6 +126,7 @@ export class HttpRemote implements Remote {
     method: "GET" | "HEAD" = "GET",
   ): Promise<T> {
     return this.#slots.run(async () => {
+      const pool = await this.#pool;
       // An EodError, not a RemoteError: same code for callers, but retry.ts does not repeat it.
       if (this.#closed) throw new EodError("REMOTE_IO", `${what}: remote is closed`);
       signal?.throwIfAborted();
@@ -136,7 +138,7 @@ export class HttpRemote implements Remote {
       signal?.addEventListener("abort", onAbort, { once: true });
       let body: Body | undefined;
       try {
-        const res = await this.#pool.request({
+        const res = await pool.request({
           path: new URL(url).pathname, method, signal: ac.signal,
           headers: { ...headers, "accept-encoding": "identity" }, // lengths are of the stored bytes
         });
