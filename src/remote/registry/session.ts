@@ -51,7 +51,6 @@ export interface ExchangeOptions {
 
 export class Session {
   readonly timeoutMs: number;
-  readonly retries: number;
   /** Requests, bytes received, retries and failed attempts since the session was made. */
   readonly stats: RemoteStats = { requests: 0, bytes: 0, retries: 0, errors: 0 };
   readonly #transport: Transport;
@@ -60,8 +59,7 @@ export class Session {
 
   constructor(opts: RegistryClientOptions = {}) {
     this.timeoutMs = positiveInt(opts.timeoutMs, DEFAULT_TIMEOUT_MS, "timeoutMs");
-    this.retries = checkRetries(opts.retries);
-    this.#retry = { retries: this.retries, baseMs: opts.backoff?.baseMs, capMs: opts.backoff?.capMs };
+    this.#retry = { retries: checkRetries(opts.retries), baseMs: opts.backoff?.baseMs, capMs: opts.backoff?.capMs };
     this.#transport = new Transport({
       timeoutMs: this.timeoutMs,
       concurrency: positiveInt(opts.concurrency, DEFAULT_CONCURRENCY, "concurrency"),
