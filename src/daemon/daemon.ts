@@ -343,9 +343,10 @@ export class Daemon {
     if (this.#stopping) return;
     this.#cacheDirGone = true;
     this.#opts.log("error", "the cache directory is gone: detaching its mounts; the daemon exits", { cacheDir: this.#opts.cacheDir, mounts: this.#state.mounts.length });
+    const table = mounts();
     for (const m of this.#state.mounts) {
       try {
-        if (mountAt(m.mountPoint)) umount(m.mountPoint, MNT_DETACH);
+        if (mountAt(m.mountPoint, table)) umount(m.mountPoint, MNT_DETACH);
       } catch (err) {
         this.#opts.log("error", "cannot detach a mount", { mountPoint: m.mountPoint, err });
       }

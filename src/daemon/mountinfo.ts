@@ -31,8 +31,8 @@ export function mounts(): MountEntry[] {
   return parseMountInfo(fs.readFileSync("/proc/self/mountinfo", "utf8"));
 }
 
-/** The mount at exactly `dir` (the last one, if several are stacked), or undefined. */
-export function mountAt(dir: string): MountEntry | undefined {
+/** The mount at exactly `dir` (the last one, if several are stacked) in `table`, or undefined. */
+export function mountAt(dir: string, table: readonly MountEntry[] = mounts()): MountEntry | undefined {
   const abs = path.resolve(dir);
-  return mounts().filter((m) => m.mountPoint === abs).pop();
+  return table.filter((m) => m.mountPoint === abs).pop();
 }

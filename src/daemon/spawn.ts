@@ -7,8 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { EodError } from "../errors.ts";
-import { callDaemon, daemonAlive } from "./client.ts";
-import { holderPidFile, socketPathOf } from "./client.ts";
+import { callDaemon, daemonAlive, holderPidFile, socketPathOf } from "./client.ts";
 import { processAlive, readPid } from "./pids.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { watchMountTable, type MountTableWatch } from "../sys/mount-watch.ts";
 import type { Log } from "../util/log.ts";
 import type { MountRecord } from "./state.ts";
-import { mounts, type MountEntry } from "./mountinfo.ts";
+import { mountAt, type MountEntry } from "./mountinfo.ts";
 
 export interface WorldWatch {
   stop(): void;
@@ -48,7 +48,7 @@ export function watchWorld(cacheDir: string, cb: { onMountsChanged(): void; onCa
 }
 
 /** Whether a recorded mount is still the one we made: an erofs mount of the same source at its mount point. */
-export function stillMounted(m: MountRecord, table: readonly MountEntry[] = mounts()): boolean {
-  const live = table.filter((e) => e.mountPoint === m.mountPoint).pop();
+export function stillMounted(m: MountRecord, table: readonly MountEntry[]): boolean {
+  const live = mountAt(m.mountPoint, table);
   return live !== undefined && live.fsType === "erofs" && live.source === (m.mountSource ?? m.bootstrapPath);
 }
