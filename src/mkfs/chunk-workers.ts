@@ -32,8 +32,8 @@ export class ChunkWorkers {
 
   /**
    * `retain`: pooled bytes kept when idle (see BufferPool). `threads` default: one per core but the main
-   * thread's, at most 4 (each costs ~21 MiB of memory; on 2 cores a second one
-   * was no faster, the main thread and the layer's decompression need the other core).
+   * thread's, at most 4 (each costs memory, see docs/benchmarks.md; on 2 cores a second one was no faster:
+   * the main thread and the layer's decompression need the other core).
    */
   constructor(retain: number, threads = Math.min(4, os.availableParallelism() - 1)) {
     this.pool = new BufferPool(retain, { shared: true });
@@ -50,8 +50,8 @@ export class ChunkWorkers {
       });
       w.on("error", (err) => this.#fail(err));
       w.on("exit", (code) => this.#fail(new Error(`chunk worker exited (${code})`)));
-      // Referenced while it boots: a thread stopped while it loads a native module (codec.ts loads lz4-napi) may abort the whole
-      // process (napi_throw during the addon's init is fatal), so neither exit nor close() may cut a boot short.
+      // Referenced while it boots (until "ready"), and stopped by a message it takes once loaded (close()), so
+      // neither the process's exit nor close() cuts a thread off while it loads its modules.
       this.#workers.push(slot);
     }
   }
