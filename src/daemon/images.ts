@@ -9,7 +9,7 @@ import { blobIdOf, decodeChunkTable, type ChunkTable } from "../image/chunk-tabl
 import { decompressBootstrap } from "../image/codec.ts";
 import { MANIFEST_NAME, parseManifest, type BlobRef, type FileRef, type Manifest } from "../image/manifest.ts";
 import { checkAgainstManifest } from "../image/open.ts";
-import { sha256Hex } from "../util/sha256.ts";
+import { sha256Digest, sha256Hex } from "../util/sha256.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { PreparedImage } from "../frontend/frontend.ts";
 
@@ -39,7 +39,7 @@ export async function loadImage(remote: Remote, cacheDir: string): Promise<Loade
   };
   const manifestBytes = await fetch(MANIFEST_NAME, "the image manifest", MAX_MANIFEST);
   const manifest = parseManifest(Buffer.from(manifestBytes).toString("utf8"), `${remote.location} ${MANIFEST_NAME}`);
-  const manifestDigest = sha256(manifestBytes);
+  const manifestDigest = sha256Digest(manifestBytes);
 
   // After the manifest, everything else at once: each of these is a round trip on the cold-start path.
   const [bootstrap, tables] = await Promise.all([
@@ -68,7 +68,7 @@ async function loadBootstrap(manifest: Manifest, cacheDir: string, fetch: Fetch)
   const bootstrapPath = bootstrapPathOf(manifest, cacheDir);
   if (fs.existsSync(bootstrapPath)) {
     const kept = fs.readFileSync(bootstrapPath);
-    if (sha256(kept) === manifest.bootstrap.digest) return kept;
+    if (sha256Digest(kept) === manifest.bootstrap.digest) return kept;
   }
   const wire = manifest.bootstrapZstd;
   const bootstrap = wire
@@ -83,7 +83,7 @@ async function loadBootstrap(manifest: Manifest, cacheDir: string, fetch: Fetch)
 async function loadTable(b: BlobRef, cacheDir: string, fetch: Fetch): Promise<ChunkTable> {
   const copy = path.join(cacheDir, "blobs", `${b.id}.ctab`);
   let bytes: Uint8Array | null = fs.existsSync(copy) ? fs.readFileSync(copy) : null;
-  if (!bytes || sha256(bytes) !== b.table.digest) {
+  if (!bytes || sha256Digest(bytes) !== b.table.digest) {
     bytes = verify(await fetch(b.table.path, `the chunk table of blob ${b.id}`, 1 << 30), b.table, `chunk table of blob ${b.id}`);
     writeAtomic(copy, bytes);
   }
@@ -107,7 +107,7 @@ async function checkRemoteSize(b: BlobRef, remote: Remote): Promise<void> {
 export function cachedImage(cacheDir: string, bootstrapPath: string, blobs: ReadonlyArray<{ id: string; remotePath: string }>, remote: Remote): PreparedImage {
   const bootstrap = fs.readFileSync(bootstrapPath);
   return {
-    bootstrapPath, bootstrapSize: bootstrap.length, bootstrapDigest: sha256(bootstrap).slice("sha256:".length),
+    bootstrapPath, bootstrapSize: bootstrap.length, bootstrapDigest: sha256Hex(bootstrap),
     blobs: blobs.map((b) => ({
       id: b.id, table: decodeChunkTable(fs.readFileSync(path.join(cacheDir, "blobs", `${b.id}.ctab`)), `blob ${b.id}`),
       source: { remote, path: b.remotePath },
@@ -117,13 +117,9 @@ export function cachedImage(cacheDir: string, bootstrapPath: string, blobs: Read
 
 function verify(bytes: Uint8Array, ref: FileRef, what: string): Uint8Array {
   if (bytes.length !== ref.size) throw new EodError("DIGEST_MISMATCH", `The ${what} has ${bytes.length} bytes, the manifest says ${ref.size}`);
-  const digest = sha256(bytes);
+  const digest = sha256Digest(bytes);
   if (digest !== ref.digest) throw new EodError("DIGEST_MISMATCH", `The ${what} has digest ${digest}, the manifest says ${ref.digest}`);
   return bytes;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return `sha256:${sha256Hex(bytes)}`;
 }
 
 function writeAtomic(p: string, bytes: Uint8Array): void {

@@ -12,6 +12,11 @@ export function sha256Hex(data: Uint8Array | string): string {
   return hash("sha256", data, "hex");
 }
 
+/** The digest of `data` as OCI writes it: "sha256:<hex>". */
+export function sha256Digest(data: Uint8Array): string {
+  return `sha256:${sha256Hex(data)}`;
+}
+
 /** The digest of `data` computed on the thread pool; `data` must not change until this settles. */
 export async function sha256OffThread(data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await webcrypto.subtle.digest("SHA-256", data));
