@@ -14,8 +14,9 @@ import { MANIFEST_NAME, parseManifest } from "../image/manifest.ts";
 import { ANNOTATIONS, formFiles, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociManifestOf } from "../image/oci-form.ts";
 import { Semaphore } from "../util/semaphore.ts";
 import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
-import type { FinishedBlob } from "./image.ts";
-import { buildFromLayers, startChunkWorkers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
+import { DEFAULT_CHUNK_SIZE, type FinishedBlob } from "./image.ts";
+import { chunkWorkersFor } from "./chunk-workers.ts";
+import { buildFromLayers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
 import type { LayerInput } from "./layers/layer-stream.ts";
 import { diffIdsOf, parseJson } from "./layers/sources.ts";
 
@@ -56,7 +57,7 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
   const client = opts.client ?? new RegistryClient({ insecureRegistries: opts.insecureRegistries ?? [] });
   const work = fs.mkdtempSync(path.join(opts.output ? path.dirname(path.resolve(opts.output)) : os.tmpdir(), ".eod-convert-"));
   // Started now, so the threads boot during the registry round trips below instead of after them.
-  const chunkWorkers = startChunkWorkers(opts.chunkSize);
+  const chunkWorkers = chunkWorkersFor(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   try {
     const img = await client.resolve(src, { platform: opts.platform });
     const where = `${formatReference(src)} (manifest ${img.digest})`;

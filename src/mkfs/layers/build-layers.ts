@@ -38,15 +38,10 @@ export interface LayersOptions extends ImageOptions {
    */
   onBlobOpen?: (remoteTmp: string, layer: number, appended: (listener: (length: number, bytes: Uint8Array | null) => void) => void) => void;
   /**
-   * Chunk workers started earlier with startChunkWorkers() for this chunk size (their start then overlaps
+   * Chunk workers started earlier with chunkWorkersFor() for this chunk size (their start then overlaps
    * the caller's own work, e.g. registry round trips); the caller closes them. Default: started here.
    */
   chunkWorkers?: ChunkWorkers;
-}
-
-/** Chunk workers for a build of `chunkSize` chunks (started early by a convert, so they boot during its round trips). */
-export function startChunkWorkers(chunkSize = DEFAULT_CHUNK_SIZE): ChunkWorkers {
-  return chunkWorkersFor(chunkSize);
 }
 
 export interface LayerSummary extends LayerStreamStats {
@@ -85,7 +80,7 @@ export async function buildFromLayers(layers: LayerInput[], outDir: string, opts
   const stats = { files: 0, inlineFiles: 0, bytes: 0, chunks: 0, uniqueChunks: 0, holeChunks: 0, dedupSavedBytes: 0 };
 
   // Digests and compression run on worker threads.
-  const workers = opts.chunkWorkers ?? startChunkWorkers(chunkSize);
+  const workers = opts.chunkWorkers ?? chunkWorkersFor(chunkSize);
   const compress = compression !== "none" ? (plain: Uint8Array) => workers.compress(plain, compression, opts.level) : undefined;
   const digest = (buf: Uint8Array) => workers.digest(buf);
   try {
