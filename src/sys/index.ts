@@ -8,7 +8,10 @@
 //   rlimit.ts getrlimit/setrlimit, raiseNofile() for a daemon serving many blobs
 //   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
+//   fanotify.ts    fanotify_init/fanotify_mark, pre-content events, a libuv poll of the group's fd
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
+//   mount-watch.ts a poll of /proc/self/mountinfo: the mount table changed (imported directly)
+//   fds.ts         holding fd numbers (imported directly)
 export * from "./libc.ts";
 export * from "./mount.ts";
 export * from "./rlimit.ts";
