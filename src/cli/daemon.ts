@@ -43,7 +43,7 @@ verification (or plain HTTP), for every mount of this daemon; repeatable.
 
 ${BUDGET_USAGE}`;
 
-export const DAEMON_OPTIONS = {
+const DAEMON_OPTIONS = {
   config: { type: "string" }, "cache-dir": { type: "string" }, frontend: { type: "string" }, "log-file": { type: "string" }, "fscache-limits": { type: "string" },
   "metrics-listen": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, ...BUDGET_OPTIONS,
 } as const;
