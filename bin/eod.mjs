@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The Node entry of eod: bin/eod (the command) runs it on the pinned Node, and so does eod itself when it starts
 // its daemon (process.execPath). Enables Node's on-disk compile cache first: it also caches the type-stripped
-// TypeScript, which cuts start-up from ~0.6 s to ~0.25 s on our machines. A checkout runs src/ (TypeScript);
+// TypeScript, which more than halves start-up (docs/benchmarks.md). A checkout runs src/ (TypeScript);
 // a packed package has no src/, only dist/ (the same code as JavaScript: Node strips no types under node_modules).
 import fs from "node:fs";
 import module from "node:module";
