@@ -10,7 +10,7 @@ import type { CachefilesLimits } from "../sys/cachefiles.ts";
 /** Where a value was read: `--cache-size`, `$EOD_CACHE_SIZE`, or `cache.size in /etc/erofs-ondemand/config.json`. */
 export type Parser<T> = (raw: unknown, where: string) => T;
 
-export function bad(where: string, raw: unknown, want: string): EodError {
+function bad(where: string, raw: unknown, want: string): EodError {
   return new EodError("USAGE", `Bad value for ${where}: ${JSON.stringify(raw)}; expected ${want}`);
 }
 

@@ -6,7 +6,7 @@ import { EodError } from "../errors.ts";
 import { daemonAlive, holderPidFile, socketPathOf } from "./client.ts";
 import { processAlive as alive, readPid } from "./pids.ts";
 
-export async function restartDaemon(cacheDir: string, timeoutMs = 60_000): Promise<number> {
+export async function restartDaemon(cacheDir: string, timeoutMs: number): Promise<number> {
   const holder = readPid(holderPidFile(cacheDir));
   if (holder === null || !alive(holder)) {
     throw new EodError("USAGE", `No holder runs for ${cacheDir}: a daemon started with --no-holder or eod mount --foreground cannot hand over (stop it and start eod daemon)`);

@@ -6,6 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_DAEMON_START_TIMEOUT_MS } from "../config/keys.ts";
 import { EodError } from "../errors.ts";
 import { callDaemon, daemonAlive, holderPidFile, socketPathOf } from "./client.ts";
 import { processAlive, readPid } from "./pids.ts";
@@ -17,7 +18,7 @@ const LOG_TAIL_LINES = 8;
 export interface EnsureOptions {
   /** More `eod daemon` flags (src/config: forwardedFlags). */
   args?: string[];
-  /** Default 30 s (config daemon.start_timeout_ms). */
+  /** Default: config daemon.start_timeout_ms's. */
   timeoutMs?: number;
 }
 
@@ -25,7 +26,7 @@ export interface EnsureOptions {
 export async function ensureDaemon(cacheDir: string, frontend: string, opts: EnsureOptions = {}): Promise<string> {
   const sock = socketPathOf(cacheDir);
   if (await daemonAlive(sock)) return sock;
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_DAEMON_START_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   const logFile = path.join(cacheDir, "daemon.log");
   const before = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
