@@ -39,10 +39,11 @@ export function checkImage(target: string, devices: readonly string[] = []): Che
   }
   try {
     const { reader, imageDir } = opened;
-    if (imageDir) report.kind = "image-dir";
     walkStructures(reader, report, problem, imageDir !== undefined);
-    if (!imageDir) checkDevices(reader, devices, report, problem);
-    if (imageDir) {
+    if (!imageDir) {
+      checkDevices(reader, devices, report, problem);
+    } else {
+      report.kind = "image-dir";
       // Every chunk index must name the start of a chunk of exactly the size the file expects there.
       verifyChunkRefs(reader, imageDir.tables, imageDir.manifest.chunkSize, problem);
       imageDir.manifest.blobs.forEach((b, k) => {
@@ -95,7 +96,6 @@ function checkDevices(reader: ErofsReader, files: readonly string[], report: Che
   });
   report.notChecked.push("file data: an EROFS file has no data digests (every extent was mapped inside its device)");
 }
-
 
 function walkStructures(reader: ErofsReader, report: CheckReport, problem: (w: string, e: unknown) => void, lazy: boolean): void {
   const seen = new Set<number>();
