@@ -175,7 +175,7 @@ export class BlobCache {
       this.#stats.unsyncedDropped += chunks.length;
     }
     // A storage that cannot punch now keeps the bytes: the chunks are missing all the same, and fetched again.
-    if (this.storage.punch && (this.storage.canPunch?.() ?? true)) {
+    if (this.#canPunchNow) {
       for (const i of chunks) {
         try {
           this.#punchChunk(i);
@@ -231,8 +231,12 @@ export class BlobCache {
   /** Whether culling can give this blob's space back (the storage punches holes). */
   get cullable(): boolean {
     // A complete blob may be one its frontend stopped watching: culled only if the frontend can watch it again.
-    return this.storage.punch !== undefined && (this.storage.canPunch?.() ?? true) && !this.#closing.signal.aborted
-      && (!this.presence.complete || this.onIncomplete !== null);
+    return this.#canPunchNow && !this.#closing.signal.aborted && (!this.presence.complete || this.onIncomplete !== null);
+  }
+
+  /** Whether the storage punches holes, and may do so now. */
+  get #canPunchNow(): boolean {
+    return this.storage.punch !== undefined && (this.storage.canPunch?.() ?? true);
   }
 
   /** The planner's view (cull-plan.ts): present chunks that no fetch is writing may go. */
