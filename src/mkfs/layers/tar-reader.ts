@@ -6,7 +6,7 @@
 import { EodError } from "../../errors.ts";
 import type { Xattr } from "../../erofs/xattr.ts";
 import { parsePax, parsePaxInt, parsePaxTime, type PaxRecords } from "./pax.ts";
-import { BLOCK, decodeTarHeader, type TarHeaderNumbers } from "./tar-header.ts";
+import { BLOCK, decodeTarHeader, tarNumber, type TarHeaderNumbers } from "./tar-header.ts";
 
 export { BLOCK };
 /** Largest PAX or GNU long-name body accepted, and the most metadata pending for one entry (as node-tar's default). */
@@ -120,8 +120,8 @@ export class TarHeaders {
       uid: num("uid", h.uid), gid: num("gid", h.gid),
       size: type === "file" ? paxSize : 0,
       mtimeSec: mtime.sec, mtimeNsec: mtime.nsec,
-      devMajor: type === "chardev" || type === "blockdev" ? octal(block, 329, 8) : 0,
-      devMinor: type === "chardev" || type === "blockdev" ? octal(block, 337, 8) : 0,
+      devMajor: type === "chardev" || type === "blockdev" ? deviceNumber(block, 329) : 0,
+      devMinor: type === "chardev" || type === "blockdev" ? deviceNumber(block, 337) : 0,
       xattrs: xattrsOf(this.#pax, this.#global),
       offset: entryAt,
     };
@@ -296,9 +296,10 @@ function ustarPath(b: Buffer): Buffer {
   return prefix.length ? Buffer.concat([prefix, Buffer.from("/"), name]) : name;
 }
 
-function octal(b: Buffer, at: number, len: number): number {
-  const t = b.toString("latin1", at, at + len).replace(/[\0 ].*$/s, "").trim();
-  return t ? parseInt(t, 8) || 0 : 0;
+/** devmajor or devminor (8 bytes at `at`); an empty or unreadable field is 0. */
+function deviceNumber(b: Buffer, at: number): number {
+  const n = tarNumber(b, at, 8);
+  return n >= 0 ? n : 0;
 }
 
 function xattrsOf(pax: PaxRecords, global: PaxRecords): Xattr[] {
