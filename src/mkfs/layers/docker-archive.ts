@@ -7,7 +7,8 @@ import { EodError } from "../../errors.ts";
 import { formatReference, parseReference } from "../../remote/registry/reference.ts";
 import type { LayerInput } from "./layer-stream.ts";
 import { diffIdsOf, layerFromRange, parseJson } from "./sources.ts";
-import { BLOCK, TarHeaders } from "./tar-reader.ts";
+import { BLOCK } from "./tar-header.ts";
+import { TarHeaders } from "./tar-reader.ts";
 
 interface Member {
   offset: number;

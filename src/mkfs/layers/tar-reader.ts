@@ -8,7 +8,6 @@ import type { Xattr } from "../../erofs/xattr.ts";
 import { parsePax, parsePaxInt, parsePaxTime, type PaxRecords } from "./pax.ts";
 import { BLOCK, decodeTarHeader, tarNumber, type TarHeaderNumbers } from "./tar-header.ts";
 
-export { BLOCK };
 /** Largest PAX or GNU long-name body accepted, and the most metadata pending for one entry (as node-tar's default). */
 export const DEFAULT_MAX_META_SIZE = 1 << 20;
 
