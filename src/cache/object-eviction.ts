@@ -37,6 +37,8 @@ export class ObjectEviction<O extends KernelObject = KernelObject> implements Ev
   /** ms of each object's last use the frontend reported (OPEN, READ, CLOSE). */
   readonly #lastUse = new Map<string, number>();
   readonly #onCulled: (fields: Record<string, unknown>) => void;
+  /** The files listed in this synchronous pass (a budget check measures, then plans: one scan for both). */
+  #listed: O[] | null = null;
 
   /** @param onCulled called for each file culled (the daemon logs it) */
   constructor(objects: KernelObjects<O>, onCulled: (fields: Record<string, unknown>) => void) {
@@ -52,22 +54,31 @@ export class ObjectEviction<O extends KernelObject = KernelObject> implements Ev
   cachedBytes(): number {
     const open = this.#objects.openBytes();
     let total = 0;
-    for (const o of this.#objects.list()) if (!open.has(o.key)) total += o.bytes;
+    for (const o of this.#list()) if (!open.has(o.key)) total += o.bytes;
     for (const bytes of open.values()) total += bytes;
     return total;
   }
 
   /** Every file on disk, least recently used first (the daemon's last use of it, else its last fill). */
   ordered(): Array<O & { lastUsed: number }> {
-    return this.#objects.list()
+    return this.#list()
       .map((o) => ({ ...o, lastUsed: Math.max(this.#lastUse.get(o.key) ?? 0, o.mtimeMs) }))
       .sort((a, b) => a.lastUsed - b.lastUsed || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  #list(): O[] {
+    if (this.#listed === null) {
+      this.#listed = this.#objects.list();
+      queueMicrotask(() => { this.#listed = null; }); // the next pass lists the directory afresh
+    }
+    return this.#listed;
   }
 
   plan(): EvictionStep[] | null {
     const files = this.ordered();
     if (files.length === 0) return null;
     return files.map((o) => () => {
+      this.#listed = null; // the directory changes: what is measured next is listed again
       const r = this.#objects.cull(o);
       if (r === "busy") return { bytes: 0, chunks: 0, objects: 0, refused: 1 };
       if (r === "gone") return { bytes: 0, chunks: 0, objects: 0, refused: 0 };
