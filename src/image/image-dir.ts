@@ -6,7 +6,7 @@ import { EodError } from "../errors.ts";
 import { decodeChunkTable, blobIdOf, type ChunkTable } from "./chunk-table.ts";
 import { decompressBootstrap } from "./codec.ts";
 import { MANIFEST_NAME, parseManifest, type FileRef, type Manifest } from "./manifest.ts";
-import { sha256Hex } from "../util/sha256.ts";
+import { sha256Digest } from "../util/sha256.ts";
 
 /** What reading metadata needs (eod inspect): the manifest, the bootstrap, and the chunk tables that are here. */
 export interface ImageDirMetadata {
@@ -74,7 +74,7 @@ export function readVerified(dir: string, ref: FileRef, what: string): Buffer {
     throw new EodError("IMAGE_INVALID", `Cannot read ${what} ${p}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
   if (bytes.length !== ref.size) throw new EodError("DIGEST_MISMATCH", `${what} ${p} has ${bytes.length} bytes, the manifest says ${ref.size}`);
-  const digest = `sha256:${sha256Hex(bytes)}`;
+  const digest = sha256Digest(bytes);
   if (digest !== ref.digest) throw new EodError("DIGEST_MISMATCH", `${what} ${p} has digest ${digest}, the manifest says ${ref.digest}`);
   return bytes;
 }

@@ -19,7 +19,7 @@ import { Chunker } from "./chunker.ts";
 import { chunkWorkersFor, inFlightFor } from "./chunk-workers.ts";
 import { SourceFile } from "./source-file.ts";
 import { scanTree, type ScanResult, type TreeInode } from "./tree.ts";
-import { sha256Hex } from "../util/sha256.ts";
+import { sha256Digest } from "../util/sha256.ts";
 
 export const BOOTSTRAP_NAME = "bootstrap.erofs";
 /** 128 KiB: an isolated miss fetches little and fills in ~0.3 ms; bigger chunks cost bytes and latency, smaller
@@ -171,7 +171,7 @@ export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
     fs.writeFileSync(path.join(tmp, "blobs", `${id}.ctab`), tableBytes);
     blobs.push({
       id, kernelSize: table.kernelSize, chunks: table.entries.length,
-      table: { path: `blobs/${id}.ctab`, digest: sha256(tableBytes), size: tableBytes.length },
+      table: { path: `blobs/${id}.ctab`, digest: sha256Digest(tableBytes), size: tableBytes.length },
       remote: { path: `blobs/${id}`, digest: remoteDigest, size: table.remoteSize },
     });
     devices.push({ tag: id, blocks: table.kernelSize / blkSz, uniAddr });
@@ -189,15 +189,11 @@ export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
   fs.writeFileSync(path.join(tmp, `${BOOTSTRAP_NAME}.zst`), metaZstd);
   const manifest: Manifest = {
     schemaVersion: 1, mediaType: MANIFEST_MEDIA_TYPE, blockSize: blkSz, chunkSize: inp.chunkSize, compression: inp.compression,
-    bootstrap: { path: BOOTSTRAP_NAME, digest: sha256(meta), size: meta.length },
-    bootstrapZstd: { path: `${BOOTSTRAP_NAME}.zst`, digest: sha256(metaZstd), size: metaZstd.length },
+    bootstrap: { path: BOOTSTRAP_NAME, digest: sha256Digest(meta), size: meta.length },
+    bootstrapZstd: { path: `${BOOTSTRAP_NAME}.zst`, digest: sha256Digest(metaZstd), size: metaZstd.length },
     ...(inp.prefetch?.length ? { prefetch: inp.prefetch } : {}),
     blobs,
   };
   fs.writeFileSync(path.join(tmp, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
-}
-
-export function sha256(bytes: Uint8Array): string {
-  return `sha256:${sha256Hex(bytes)}`;
 }

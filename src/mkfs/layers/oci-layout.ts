@@ -10,7 +10,7 @@ import { formatPlatform, hostPlatform, isAttestation, parsePlatform, selectPlatf
 import { formatReference, parseReference } from "../../remote/registry/reference.ts";
 import type { LayerInput } from "./layer-stream.ts";
 import { diffIdsOf, joinInside, parseJson, readJson } from "./sources.ts";
-import { sha256Hex } from "../../util/sha256.ts";
+import { sha256Digest } from "../../util/sha256.ts";
 
 interface Descriptor {
   mediaType?: string;
@@ -123,7 +123,7 @@ function readBlob(dir: string, d: Descriptor, what: string): Buffer {
   } catch (err) {
     throw new EodError("SOURCE_UNREADABLE", `Cannot read ${what}: blob ${d.digest}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
-  const got = `sha256:${sha256Hex(bytes)}`;
+  const got = sha256Digest(bytes);
   if (bytes.length !== d.size || got !== d.digest) {
     throw new EodError("DIGEST_MISMATCH", `${what}: blob ${d.digest} holds ${bytes.length} bytes with sha256 ${got} (descriptor: ${d.size} bytes)`);
   }

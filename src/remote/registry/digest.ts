@@ -2,7 +2,7 @@
 // streamed. sha256 is what registries use; sha512 is allowed by the OCI spec and costs nothing to support.
 import { createHash, type Hash } from "node:crypto";
 import { EodError } from "../../errors.ts";
-import { sha256Hex, sha256Stream } from "../../util/sha256.ts";
+import { sha256Stream } from "../../util/sha256.ts";
 
 const ALGORITHMS: Record<string, number> = { sha256: 64, sha512: 128 };
 
@@ -16,10 +16,8 @@ export function checkDigest(digest: string): string {
   return digest;
 }
 
-/** "sha256:<hex>" of the bytes. */
-export function sha256Digest(bytes: Uint8Array): string {
-  return `sha256:${sha256Hex(bytes)}`;
-}
+/** "sha256:<hex>" of the bytes (part of the registry client's API; computed by src/util/sha256.ts). */
+export { sha256Digest } from "../../util/sha256.ts";
 
 /** Hashes bytes as they stream by; `verify()` at the end checks the digest and the length. */
 export class DigestVerifier {
