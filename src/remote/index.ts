@@ -20,6 +20,4 @@ export {
 export { openRemote } from "./open-remote.ts";
 export { DirRemote } from "./dir-remote.ts";
 export { HttpRemote } from "./http-remote.ts";
-export {
-  backoffMs, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_RETRIES, isRetryable, MAX_RETRY_AFTER_MS, retrying, RetryLoop, withRetry, type RetryOptions,
-} from "./retry.ts";
+export { backoffMs, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_CAP_MS, DEFAULT_RETRIES, isRetryable, withRetry, type RetryOptions } from "./retry.ts";
