@@ -33,8 +33,9 @@ export function watchWorld(cacheDir: string, cb: { onMountsChanged(): void; onCa
     cb.onCacheDirGone();
   };
   try {
-    // inotify on the directory: its own removal or rename (and, cheaply ignored, its entries changing).
-    dir = fs.watch(cacheDir, { persistent: false }, check).on("error", check);
+    // inotify on the directory: its own removal or rename. Writes into its files ("change": the daemon's own
+    // log lines, state.json) cannot be it, so they cost no stat.
+    dir = fs.watch(cacheDir, { persistent: false }, (event) => { if (event === "rename") check(); }).on("error", check);
   } catch (err) {
     log("warn", "cannot watch the cache directory: its removal goes unnoticed", { cacheDir, err });
   }
