@@ -18,7 +18,8 @@ export function compressBootstrap(meta: Uint8Array): Buffer {
 
 /** The bootstrap from its wire form, exactly `size` bytes or a DIGEST_MISMATCH error. */
 export function decompressBootstrap(wire: Uint8Array, size: number, what: string): Buffer {
-  return Buffer.from(decompressChunk("zstd", wire, size, what));
+  const plain = decompressChunk("zstd", wire, size, what);
+  return Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength); // a view: Buffer.from(plain) would copy it
 }
 
 /** One chunk's remote form (`level`: zstd's, or lz4's 1..12 (HC) for smaller blocks; more is 12, as liblz4 does). */
