@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { buildImage } from "../mkfs/image.ts";
 import { sha256 } from "../util/sha256.ts";
 import { callDaemon } from "../daemon/client.ts";
+import { processAlive, readPid } from "../daemon/pids.ts";
 import { ensureDaemon } from "../daemon/spawn.ts";
 import { EodError } from "../errors.ts";
 import { umount } from "../sys/mount.ts";
@@ -75,11 +76,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const sock = path.join(cacheDir, "daemon.sock");
       await callDaemon(sock, "POST", "/umount", { mountPoint: mnt }).catch(() => umount(mnt));
       console.log(`unmounted ${mnt}`);
+      await daemonGone(cacheDir); // it exits with its last mount; removing its directory under it would race its last writes
     }
     server?.kill("SIGTERM");
     if (values.keep) console.log(`kept ${work}`);
     else fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Waits (up to 10 s) until the daemon of `cacheDir` and its holder have exited. */
+async function daemonGone(cacheDir: string): Promise<void> {
+  const pids = ["holder.pid", "daemon.pid"].map((f) => readPid(path.join(cacheDir, f))).filter((p) => p !== null);
+  for (let i = 0; i < 100 && pids.some(processAlive); i++) await new Promise((r) => setTimeout(r, 100));
 }
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");

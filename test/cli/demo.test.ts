@@ -2,6 +2,7 @@
 // through the kernel, unmount. It must keep working end to end, and leave nothing mounted.
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import path from "node:path";
 import { test } from "node:test";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { eod } from "../helpers/cli.ts";
@@ -22,4 +23,5 @@ test("eod demo mounts the sample image lazily, reads it right, fetches a small p
   const mnt = /unmounted (\S+)/.exec(r.stdout)?.[1];
   assert.ok(mnt, r.stdout);
   assert.ok(!fs.readFileSync("/proc/self/mountinfo", "utf8").includes(` ${mnt} `), "nothing left mounted");
+  assert.ok(!fs.existsSync(path.dirname(mnt)), "its work directory is removed");
 });
