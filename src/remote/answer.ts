@@ -1,6 +1,7 @@
 // What every HTTP answer from undici goes through, for the HTTP remote and the registry client alike:
-// closing a body nobody reads, reading its headers, and turning a status or a failure into a RemoteError
-// whose code tells the retry loop (retry.ts) what to do, with a 429's or 503's Retry-After attached.
+// closing a body nobody reads, reading its headers, reading a whole body within a limit, and turning a
+// status or a failure into a RemoteError whose code tells the retry loop (retry.ts) what to do, with a
+// 429's or 503's Retry-After attached.
 import type { Dispatcher } from "undici";
 import { EodError, RemoteError } from "../errors.ts";
 import { MAX_RETRY_AFTER_MS, retryAfterMs, setRetryAfter } from "./retry.ts";
@@ -51,6 +52,35 @@ export function statusError(what: string, url: string, status: number, headers: 
   const err = new RemoteError("REMOTE_STATUS", url, `${what}: HTTP ${status}${detail}${tooLong}`, { status });
   if (after !== undefined) setRetryAfter(err, after);
   return err;
+}
+
+/**
+ * A whole body: at most `max` bytes (more is IMAGE_INVALID, not retried: a file that large is not one of ours
+ * and will not shrink; `limit` names the limit in the message, e.g. "manifest "), and exactly its Content-Length when it has one
+ * (another length is a broken answer, REMOTE_IO). The body is closed on a failure; errors of the connection
+ * itself are thrown as undici raised them (the caller maps them).
+ */
+export async function readWholeBody(answer: Answer, what: string, max: number, limit = ""): Promise<Uint8Array> {
+  const declared = contentLength(answer.headers);
+  const tooBig = (size: number | string) => new EodError("IMAGE_INVALID", `${what}: ${size} bytes is more than the ${limit}limit of ${max}`);
+  try {
+    if (declared !== undefined && declared > max) throw tooBig(declared);
+    const out = new Uint8Array(declared ?? 0); // filled in place when the length is known, else the pieces are joined
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      if (declared !== undefined && got + chunk.length > declared) throw new RemoteError("REMOTE_IO", answer.url, `${what}: answer is longer than ${declared} bytes`);
+      if (got + chunk.length > max) throw tooBig(`more than ${got + chunk.length}`);
+      if (declared !== undefined) out.set(chunk, got);
+      else parts.push(chunk);
+      got += chunk.length;
+    }
+    if (declared !== undefined && got !== declared) throw new RemoteError("REMOTE_IO", answer.url, `${what}: answer ended after ${got} of ${declared} bytes`);
+    return declared !== undefined ? out : Buffer.concat(parts, got);
+  } catch (err) {
+    discard(answer.body);
+    throw err;
+  }
 }
 
 /** Maps whatever went wrong in an exchange to an error whose code tells the retry loop what to do. */

@@ -7,7 +7,7 @@
 // covers the whole request, so a body that trickles in forever also times out.
 import type { Pool } from "undici";
 import { EodError, RemoteError } from "../errors.ts";
-import { contentLength, discard, statusError, toRemoteError, type Body, type Headers } from "./answer.ts";
+import { contentLength, discard, readWholeBody, statusError, toRemoteError, type Body, type Headers } from "./answer.ts";
 import { readRangeAnswer } from "./range-reader.ts";
 import { checkRange, checkRelPath, DEFAULT_CONCURRENCY, DEFAULT_MAX_FILE_BYTES, DEFAULT_TIMEOUT_MS, positiveInt, type ReadOptions, type Remote, type RemoteOptions, type RemoteStats } from "./remote.ts";
 import { Semaphore } from "../util/semaphore.ts";
@@ -67,9 +67,7 @@ export class HttpRemote implements Remote {
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
     return this.#attempt(`GET ${url}`, url, opts.signal, {}, async (status, headers, body, what) => {
       if (status !== 200) throw statusError(what, url, status, headers);
-      const declared = contentLength(headers);
-      if (declared !== undefined && declared > maxBytes) throw tooBig(what, declared, maxBytes);
-      return readBody(body, what, url, declared, maxBytes);
+      return readWholeBody({ status, headers, body, url }, what, maxBytes);
     });
   }
 
@@ -160,25 +158,4 @@ export class HttpRemote implements Remote {
       }
     }, signal);
   }
-}
-
-/** A whole file over the caller's limit: not retryable, the file will not shrink. */
-function tooBig(what: string, size: number | string, max: number): EodError {
-  return new EodError("IMAGE_INVALID", `${what}: ${size} bytes is more than the limit of ${max}`);
-}
-
-/** A whole file's body, refusing more than `max` bytes as soon as they arrive and any length but a declared one. */
-async function readBody(body: Body, what: string, url: string, declared: number | undefined, max: number): Promise<Uint8Array> {
-  const out = new Uint8Array(declared ?? 0); // filled in place when the length is known, else the pieces are joined
-  const parts: Uint8Array[] = [];
-  let got = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (declared !== undefined && got + chunk.length > declared) throw new RemoteError("REMOTE_IO", url, `${what}: answer is longer than ${declared} bytes`);
-    if (got + chunk.length > max) throw tooBig(what, `more than ${got + chunk.length}`, max); // an absurd image, not a broken answer
-    if (declared !== undefined) out.set(chunk, got);
-    else parts.push(chunk);
-    got += chunk.length;
-  }
-  if (declared !== undefined && got !== declared) throw new RemoteError("REMOTE_IO", url, `${what}: answer ended after ${got} of ${declared} bytes`);
-  return declared !== undefined ? out : Buffer.concat(parts, got);
 }

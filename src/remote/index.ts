@@ -7,7 +7,7 @@
 //   open-remote.ts   openRemote(): the implementation for a location, wrapped in the retry loop
 //   dir-remote.ts    a local image directory: positional reads on cached FileHandles
 //   http-remote.ts   an HTTP(S) base URL: undici Pool, Range requests, exact lengths
-//   answer.ts        what every undici answer goes through: status and failure → RemoteError, Retry-After
+//   answer.ts        what every undici answer goes through: whole bodies, status and failure → RemoteError, Retry-After
 //   range-reader.ts  the one reader of Range answers (HTTP remote and registry): checks, streaming, 200 policy
 //   retry.ts         the one retry loop: retryable RemoteErrors, exponential backoff, full jitter, Retry-After
 //   throttle.ts      a shared bandwidth limit (eod serve --rate, background fetch)

@@ -3,7 +3,7 @@
 // statuses to errors (404 → REGISTRY_NOT_FOUND, 401/403 → REGISTRY_AUTH, others REMOTE_STATUS), and the
 // project's one retry loop (retry.ts). client.ts (reads) and upload.ts (pushes) are written on top of it.
 import { EodError, RemoteError } from "../../errors.ts";
-import { contentLength, discard, one, statusError, toRemoteError, type Body } from "../answer.ts";
+import { contentLength, discard, one, readWholeBody, statusError, toRemoteError, type Body } from "../answer.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, positiveInt, type RemoteStats } from "../remote.ts";
 import { checkRetries, retrying, RetryLoop, type RetryOptions } from "../retry.ts";
 import { Authenticator, detail } from "./auth.ts";
@@ -155,23 +155,13 @@ async function readLimited(body: Body, max: number): Promise<Uint8Array> {
   return Buffer.concat(parts, got);
 }
 
-/** The whole body, refusing more than `max` bytes (IMAGE_INVALID: a manifest that large is not one). */
+/** The whole body (answer.ts's reader), refusing more than `max` bytes (IMAGE_INVALID: a manifest that large is not one). */
 export async function readAll(ex: Exchange, what: string, max: number, kind: string): Promise<Uint8Array> {
-  const declared = contentLength(ex.headers);
-  if (declared !== undefined && declared > max) { discard(ex.body); throw new EodError("IMAGE_INVALID", `${what}: ${declared} bytes is more than the ${kind} limit of ${max}`); }
-  const parts: Buffer[] = [];
-  let got = 0;
   try {
-    for await (const chunk of ex.body as AsyncIterable<Buffer>) {
-      got += chunk.length;
-      if (got > max) { discard(ex.body); throw new EodError("IMAGE_INVALID", `${what}: more than the ${kind} limit of ${max} bytes`); }
-      parts.push(chunk);
-    }
+    return await readWholeBody(ex, `GET ${what}`, max, `${kind} `);
   } catch (err) {
     throw toRemoteError(err, `GET ${what}`, ex.url, false, 0);
   }
-  if (declared !== undefined && got !== declared) throw new RemoteError("REMOTE_IO", ex.url, `GET ${what}: answer ended after ${got} of ${declared} bytes`);
-  return Buffer.concat(parts, got);
 }
 
 /**
