@@ -9,7 +9,8 @@
 import type { BlobCache } from "./blob-cache.ts";
 import { ChunkEviction } from "./chunk-eviction.ts";
 import { watermarks, type BudgetOptions } from "./cull-plan.ts";
-import { NOTHING_EVICTED, type Evicted, type Eviction } from "./eviction.ts";
+import { EodError } from "../errors.ts";
+import { NOTHING_EVICTED, type Evicted, type Eviction, type EvictionStep } from "./eviction.ts";
 import { TICK_MS, coarseTick } from "./lru.ts";
 import { ObjectEviction, type KernelObject, type KernelObjects } from "./object-eviction.ts";
 
@@ -167,17 +168,31 @@ export class Culler {
   }
 
   /**
+   * Culls the whole cache object `key` now, whatever its age (`eod cull`): the same eviction, counters and log
+   * as any cull.
+   * @throws EodError USAGE when this cache evicts chunks, not objects, when `key` has no cache file, or when
+   *   the kernel refuses because a mount holds it
+   */
+  cullObject(key: string): void {
+    if (!this.#objects) throw new EodError("USAGE", "This cache evicts chunks, not whole cache files: eod cull is for the fscache frontend");
+    const one = this.#objects.planOne(key);
+    const done = one && this.#cull(Math.max(1, one.bytes), null, "eod cull", () => one.steps);
+    if (done?.refused) throw new EodError("USAGE", `${key} is in use by a mount; not culled`);
+    if (!done?.objects) throw new EodError("USAGE", `${key} has no cache file`);
+  }
+
+  /**
    * The one cull loop: the eviction's steps, coldest first, until `enough` (default: `need` bytes freed).
    * Returns NOTHING_EVICTED itself when nothing was to be done.
    */
-  #cull(need: number, enough: (() => boolean) | null, why: string): Readonly<Evicted> {
+  #cull(need: number, enough: (() => boolean) | null, why: string, planned?: () => EvictionStep[]): Readonly<Evicted> {
     const done = (d: Evicted) => (enough ? enough() : d.bytes >= need);
     if (this.#culling || need <= 0 || (enough && enough())) return NOTHING_EVICTED;
     this.#culling = true;
     const started = performance.now();
     const total: Evicted = { bytes: 0, chunks: 0, objects: 0, refused: 0 };
     try {
-      const plan = this.#eviction.plan(need, coarseTick() - this.#graceTicks); // the clock touches read
+      const plan = planned ? planned() : this.#eviction.plan(need, coarseTick() - this.#graceTicks); // the clock touches read
       if (plan === null) { // nothing we can evict: look again later
         this.#pausedUntil = Date.now() + 10 * SHORT_ROUND_PAUSE_MS;
         return NOTHING_EVICTED;

@@ -1,7 +1,7 @@
 // Eviction by whole object, for cache files a kernel owns (fscache): the daemon cannot punch holes in them,
 // so it culls whole files, least recently used first, through the commands its frontend supplies; a file a
 // mount holds is refused by the kernel and skipped. The budget counts the bytes allocated to every such file.
-import type { Eviction, EvictionStep } from "./eviction.ts";
+import type { Evicted, Eviction, EvictionStep } from "./eviction.ts";
 import { belowRun, freePct, spaceOf, type RunLevels } from "./free-space.ts";
 
 /** One cache file on disk. */
@@ -77,15 +77,23 @@ export class ObjectEviction<O extends KernelObject = KernelObject> implements Ev
   plan(): EvictionStep[] | null {
     const files = this.ordered();
     if (files.length === 0) return null;
-    return files.map((o) => () => {
-      this.#listed = null; // the directory changes: what is measured next is listed again
-      const r = this.#objects.cull(o);
-      if (r === "busy") return { bytes: 0, chunks: 0, objects: 0, refused: 1 };
-      if (r === "gone") return { bytes: 0, chunks: 0, objects: 0, refused: 0 };
-      this.#lastUse.delete(o.key);
-      this.#onCulled({ key: o.key, bytes: o.bytes, lastUsed: new Date(o.lastUsed).toISOString() });
-      return { bytes: o.bytes, chunks: 0, objects: 1, refused: 0 };
-    });
+    return files.map((o) => () => this.#evict(o));
+  }
+
+  /** The one object `key`, to cull now whatever its age (`eod cull`); null when it has no file. */
+  planOne(key: string): { bytes: number; steps: EvictionStep[] } | null {
+    const o = this.ordered().find((f) => f.key === key);
+    return o ? { bytes: o.bytes, steps: [() => this.#evict(o)] } : null;
+  }
+
+  #evict(o: O & { lastUsed: number }): Evicted {
+    this.#listed = null; // the directory changes: what is measured next is listed again
+    const r = this.#objects.cull(o);
+    if (r === "busy") return { bytes: 0, chunks: 0, objects: 0, refused: 1 };
+    if (r === "gone") return { bytes: 0, chunks: 0, objects: 0, refused: 0 };
+    this.#lastUse.delete(o.key);
+    this.#onCulled({ key: o.key, bytes: o.bytes, lastUsed: new Date(o.lastUsed).toISOString() });
+    return { bytes: o.bytes, chunks: 0, objects: 1, refused: 0 };
   }
 
   spaceIsLow(): boolean {

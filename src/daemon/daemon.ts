@@ -356,13 +356,11 @@ export class Daemon {
     this.#idle();
   }
 
-  /** Evicts one blob's cache (whole file) if no mount uses it. */
+  /** Evicts one blob's cache (whole file, through the cache core's culler) if no mount uses it. */
   cull(blobId: string): { blobId: string } {
     if (typeof blobId !== "string" || !/^[0-9a-f]{64}$/.test(blobId)) throw new EodError("USAGE", "cull needs a blob id (64 hex digits)");
     if (this.#inUse(blobId)) throw new EodError("USAGE", `Blob ${blobId} is used by a mount; not culled`);
-    if (!this.#opts.frontend.cull) throw new EodError("USAGE", `The ${this.#opts.frontend.name} frontend does not cull whole blobs`);
-    this.#opts.frontend.cull(blobId, this.#opts.cacheDir);
-    this.#opts.log("info", "culled", { blobId });
+    this.core.culler.cullObject(blobId);
     return { blobId };
   }
 

@@ -49,8 +49,6 @@ export interface Frontend {
   release(blobIds: readonly string[], core: CacheCore): void;
   /** Called once the daemon has re-attached its mounts: from now on the frontend may take requests. */
   ready?(): void;
-  /** Evicts a whole blob's cache file that no mount uses (fscache); refuses one in use. */
-  cull?(blobId: string, cacheDir: string): void;
   /** Stops everything; requests in flight are answered first. */
   close(): Promise<void>;
   /** Counters for `eod status`. */

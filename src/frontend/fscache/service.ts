@@ -20,7 +20,7 @@ import { dataRanges } from "../../sys/seek.ts";
 import type { Log } from "../../util/log.ts";
 import { LatencyWindow } from "../../util/latency.ts";
 import { sha256Hex } from "../../util/sha256.ts";
-import { EodError, SysError } from "../../errors.ts";
+import { SysError } from "../../errors.ts";
 import {
   CACHEFILES_MSG_MAX_SIZE, cachefilesCommand, cachefilesRead, cachefilesReadComplete, pollCachefiles,
   type CachefilesLimits, type CachefilesPoll,
@@ -316,17 +316,6 @@ export class FscacheFrontend implements Frontend {
 
   #closeFd(fd: number): void {
     try { fs.closeSync(fd); } catch { /* gone */ }
-  }
-
-  /** Buries an unused blob's cache file (`cull`); refuses one a mount still uses (EBUSY). */
-  cull(blobId: string, cacheDir: string): void {
-    const volume = path.join(cacheDir, "fscache", "cache", `Ierofs,${this.domain}`);
-    const name = `D${blobId}`;
-    const fan = fs.existsSync(volume) ? fs.readdirSync(volume).find((d) => fs.existsSync(path.join(volume, d, name))) : undefined;
-    if (!fan) throw new EodError("USAGE", `Blob ${blobId} has no cache file in ${volume}`);
-    const r = this.#cullFile(path.join(volume, fan), name);
-    if (r === "busy") throw new EodError("USAGE", `Blob ${blobId} is in use by a mount; not culled`);
-    if (r === "gone") throw new EodError("USAGE", `Blob ${blobId} has no cache file in ${volume}`);
   }
 
   close(): Promise<void> {
