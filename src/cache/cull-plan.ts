@@ -31,26 +31,6 @@ export function parseByteSize(text: string, what: string): number {
   return Math.floor(Number(m[1]) * 1024 ** unit);
 }
 
-/**
- * The budget from its option texts (any may be undefined: defaults), checked: 0 < low < high <= 100.
- * @throws EodError USAGE
- */
-export function parseBudget(size?: string, highPct?: string, lowPct?: string): BudgetOptions {
-  const pct = (t: string | undefined, d: number, what: string) => {
-    if (t === undefined || t === "") return d;
-    const m = /^(\d{1,3}(?:\.\d+)?)%?$/.exec(t.trim());
-    if (!m || Number(m[1]) > 100) throw new EodError("USAGE", `Cannot parse ${what} ${JSON.stringify(t)}: expected a percent of the cache size, e.g. 95%`);
-    return Number(m[1]);
-  };
-  const b: BudgetOptions = {
-    size: size === undefined || size === "" ? 0 : parseByteSize(size, "--cache-size"),
-    highPct: pct(highPct, BUDGET_DEFAULTS.highPct, "--cache-high"),
-    lowPct: pct(lowPct, BUDGET_DEFAULTS.lowPct, "--cache-low"),
-  };
-  checkWatermarks(b);
-  return b;
-}
-
 /** @throws EodError USAGE unless 0 < low < high <= 100 */
 export function checkWatermarks(b: Pick<BudgetOptions, "highPct" | "lowPct">): void {
   if (!(b.lowPct > 0 && b.lowPct < b.highPct && b.highPct <= 100)) {

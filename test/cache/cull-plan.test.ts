@@ -1,7 +1,7 @@
 // Culling under a budget, the pure parts: watermarks, option parsing, LRU choice across blobs, punch ranges.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseBudget, parseByteSize, planCull, punchRange, watermarks, type CullView } from "../../src/cache/cull-plan.ts";
+import { checkWatermarks, parseByteSize, planCull, punchRange, watermarks, type CullView } from "../../src/cache/cull-plan.ts";
 import { ChunkClock, nowTick, TICK_MS } from "../../src/cache/lru.ts";
 
 function view(ticks: number[], sizes: number[] | number = 100, cullable: (i: number) => boolean = () => true): CullView {
@@ -10,17 +10,16 @@ function view(ticks: number[], sizes: number[] | number = 100, cullable: (i: num
 
 test("watermarks and defaults", () => {
   assert.deepEqual(watermarks({ size: 1000, highPct: 95, lowPct: 85 }), { high: 950, low: 850 });
-  assert.deepEqual(parseBudget(), { size: 0, highPct: 95, lowPct: 85 });
-  assert.deepEqual(parseBudget("64M", "90%", "50"), { size: 64 << 20, highPct: 90, lowPct: 50 });
+  checkWatermarks({ highPct: 95, lowPct: 85 });
+  checkWatermarks({ highPct: 90, lowPct: 50 });
   assert.equal(parseByteSize("20G", "x"), 20 * 1024 ** 3);
   assert.equal(parseByteSize("1.5K", "x"), 1536);
   assert.equal(parseByteSize("4096", "x"), 4096);
 });
 
 test("bad budget options are USAGE errors", () => {
-  for (const [s, h, l] of [["lots"], ["1X"], ["1G", "80", "90"], ["1G", "101"], ["1G", "95", "0"], ["1G", "ninety"]] as Array<[string, string?, string?]>) {
-    assert.throws(() => parseBudget(s, h, l), { code: "USAGE" }, `${s} ${h} ${l}`);
-  }
+  for (const s of ["lots", "1X"]) assert.throws(() => parseByteSize(s, "--cache-size"), { code: "USAGE" }, s);
+  for (const [h, l] of [[80, 90], [101, 85], [95, 0]]) assert.throws(() => checkWatermarks({ highPct: h, lowPct: l }), { code: "USAGE" }, `${h} ${l}`);
 });
 
 test("planCull takes the least recently used chunks across blobs until enough bytes", () => {

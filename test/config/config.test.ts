@@ -77,6 +77,7 @@ test("a bad value is a USAGE error naming the key and its source", () => {
   assert.throws(() => loadConfig({ config: configFile({ fscache: { limits: "bcull=90" } }) }, {}), { code: "USAGE", message: /fscache\.limits in .*stop < cull < run/ });
   assert.throws(() => loadConfig({ config: configFile({ metrics: { listen: "nowhere" } }) }, {}), { code: "USAGE", message: /metrics\.listen in / });
   assert.throws(() => loadConfig({ config: configFile({ cache: { high_percent: 80, low_percent: 85 } }) }, {}), { code: "USAGE", message: /low < high/ });
+  assert.throws(() => loadConfig({ "cache-high": "ninety" }, {}), { code: "USAGE", message: /--cache-high/ });
   assert.throws(() => loadConfig({ config: configFile({ remote: { insecure_registries: "a b" } }) }, {}), { code: "USAGE", message: /remote\.insecure_registries/ });
 });
 
