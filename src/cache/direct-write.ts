@@ -1,7 +1,8 @@
 // Direct-I/O writes (the cachefiles anon fd: page-aligned position, buffer and length) on libuv's thread pool,
 // so that a write into a cache file never stalls the event loop that answers the kernel's other requests and
 // the control socket. Bytes are copied into page-aligned bounce buffers (a few, reused: each maps 1 MiB) and
-// the tail is padded with zeros to a whole page, as pwriteAligned() does on the calling thread.
+// the tail is padded with zeros to a whole page. Node's fs.write is the pwrite; only the aligned memory needs
+// FFI (alignedBuffer() in src/sys).
 import fs from "node:fs";
 import { alignedBuffer, CACHEFILES_PAGE_SIZE } from "../sys/cachefiles.ts";
 

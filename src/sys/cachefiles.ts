@@ -22,9 +22,10 @@
 //   refuses new cache files and writes to the anon fd (ENOBUFS).
 // * The anon fd of an OPEN is write-only; writes to it are DIRECT I/O on the cache file: the position
 //   must be page aligned (else ENOBUFS), the user buffer must be aligned (else EINVAL), and the length
-//   should be whole pages. pwriteAligned() does all three. Always pwrite: before ~6.12 write() did not
-//   advance the file position. Measured on 6.12: unaligned buffer EINVAL, unaligned position ENOBUFS,
-//   100 bytes EINVAL, 512 bytes accepted (the backing device's logical block size is the real limit).
+//   should be whole pages. writeDirect() (src/cache/direct-write.ts) does all three, with buffers from
+//   alignedBuffer(). Always pwrite: before ~6.12 write() did not advance the file position. Measured on
+//   6.12: unaligned buffer EINVAL, unaligned position ENOBUFS, 100 bytes EINVAL, 512 bytes accepted (the
+//   backing device's logical block size is the real limit).
 // * umount2 of an erofs fscache mount returns without waiting for its CLOSEs to be read (6.12).
 // * CACHEFILES_IOC_READ_COMPLETE takes the READ's msg_id BY VALUE, on the anon fd (not the device).
 //   If the range is still a hole afterwards, the reader gets EIO: completing without writing is how
@@ -255,54 +256,6 @@ export function alignedBuffer(size: number, align = CACHEFILES_PAGE_SIZE): Buffe
     throw new RangeError(`Cannot align to ${align}: memory at 0x${base.toString(16)} has no room`);
   }
   return Buffer.from(mem.buffer, skip, size);
-}
-
-// pwriteAligned() copies through this buffer, so its memory stays constant whatever the write size.
-// It is allocated on first use; pwriteAligned is synchronous, so one buffer serves every call.
-const BOUNCE_SIZE = 1 << 20;
-let bounce: Buffer | undefined;
-
-/**
- * pwrite(2) of `data` at `pos` in `fd` for a direct-I/O file (the cachefiles anon fd): copies through a
- * page-aligned buffer, pads the last page with zeros to a whole 4 KiB page, and loops until all is
- * written (in pieces of at most 1 MiB). So up to 4095 zero bytes beyond `data` are written: the cache
- * file of an erofs blob is round_up(size, 4096) long, so the padding stays inside it.
- * @throws RangeError unless `pos` is a multiple of 4096; SysError (ENOBUFS: the cache file is gone or
- * the position unaligned; ENOSPC; EINVAL), also when a short write would leave an unaligned position
- * @example
- * pwriteAligned(anonFd, blobBytes.subarray(off, off + len), off);
- * cachefilesReadComplete(anonFd, msg.msgId);
- */
-export function pwriteAligned(fd: number, data: Uint8Array, pos: number): void {
-  if (!Number.isSafeInteger(pos) || pos < 0 || pos % CACHEFILES_PAGE_SIZE !== 0) {
-    throw new RangeError(`Cannot pwrite at ${pos}: a direct write needs a position that is a multiple of ${CACHEFILES_PAGE_SIZE}`);
-  }
-  if (!Number.isSafeInteger(pos + data.byteLength + CACHEFILES_PAGE_SIZE)) {
-    throw new RangeError(`Cannot pwrite ${data.byteLength} bytes at ${pos}: beyond 2^53`);
-  }
-  bounce ??= alignedBuffer(BOUNCE_SIZE);
-  const buf = bounce;
-  let done = 0; // bytes of data written
-  while (done < data.byteLength) {
-    const n = Math.min(BOUNCE_SIZE, data.byteLength - done);
-    buf.set(data.subarray(done, done + n), 0);
-    const padded = roundUpPage(n);
-    buf.fill(0, n, padded);
-    let off = 0;
-    while (off < padded) {
-      const at = pos + done + off;
-      const w = check(libc().pwrite(fd, buf.subarray(off, padded), padded - off, at), "pwrite", () => `fd ${fd} at ${at}, ${padded - off} bytes`);
-      if (w === 0 || (w < padded - off && w % CACHEFILES_PAGE_SIZE !== 0)) {
-        throw sysError("pwrite", ERRNO.EIO, `fd ${fd} at ${at}: short direct write of ${w} of ${padded - off} bytes`);
-      }
-      off += w;
-    }
-    done += n;
-  }
-}
-
-function roundUpPage(n: number): number {
-  return Math.ceil(n / CACHEFILES_PAGE_SIZE) * CACHEFILES_PAGE_SIZE;
 }
 
 // Node's fs errors carry a negative errno and its name; src/sys reports every failure as a SysError.

@@ -1,7 +1,8 @@
 // Runs INSIDE the kernel-lab VM (test/kernel/fscache-smoke.test.ts starts it through runInVm): a minimal
 // cachefiles on-demand daemon serving one image from local files, exercising the primitives the fscache
-// frontend is built from (src/sys/cachefiles.ts, src/frontend/fscache/protocol.ts) against a real 6.12
-// kernel. Not a *.test.ts: the host's test runner must not pick it up.
+// frontend is built from (src/sys/cachefiles.ts, src/frontend/fscache/protocol.ts,
+// src/cache/direct-write.ts) against a real 6.12 kernel. Not a *.test.ts: the host's test runner must not
+// pick it up.
 //
 //   node test/vm/fscache-smoke.ts <image-dir> <blobs-dir> [--no-probes]
 //
@@ -32,8 +33,8 @@ import {
   cachefilesRead,
   cachefilesReadComplete,
   openCachefiles,
-  pwriteAligned,
 } from "../../src/sys/cachefiles.ts";
+import { writeDirect } from "../../src/cache/direct-write.ts";
 import { pollReadable, type PollHandle } from "../../src/sys/fanotify.ts";
 import { lastErrno, libc, sysError } from "../../src/sys/libc.ts";
 import { MS_RDONLY, mountAsync } from "../../src/sys/mount.ts";
@@ -83,7 +84,8 @@ export interface SmokeReport {
 }
 
 interface Source { key: string; fd: number; size: number }
-interface Obj { objectId: number; fd: number; key: string }
+/** `reads`: READs of the object still being served; its fd stays open until they are done. */
+interface Obj { objectId: number; fd: number; key: string; reads: Set<Promise<void>> }
 
 /** Per-READ behaviour, for probes: serve it, or complete it without writing (the reader gets EIO). */
 type ReadPolicy = (msg: CachefilesMsg, obj: Obj) => "serve" | "fail";
@@ -155,11 +157,13 @@ class SmokeDaemon {
     const src = o.volumeKey === this.volumeKey ? this.sources.get(o.cookieKey) : undefined;
     const size = src ? (this.sizeOverride.get(src.key) ?? src.size) : -os.constants.errno.ENOENT;
     cachefilesCommand(this.dev, encodeCopen(msg.msgId, size));
-    if (src) this.objects.set(msg.objectId, { objectId: msg.objectId, fd: o.fd, key: o.cookieKey });
+    if (src) this.objects.set(msg.objectId, { objectId: msg.objectId, fd: o.fd, key: o.cookieKey, reads: new Set() });
     else fs.closeSync(o.fd); // after copen: closing first fails the OPEN with EBADFD instead
     this.round.opens.push({ msgId: msg.msgId, objectId: msg.objectId, ...o, copen: size, ms: performance.now() - t0 });
   }
 
+  // The write runs on the thread pool (writeDirect) while this thread goes on reading the device, as the
+  // fscache frontend does; the probe hook and the read policy still run in message order, before any await.
   private onRead(msg: CachefilesMsg): void {
     const t0 = performance.now();
     const { offset, length } = msg.read!;
@@ -171,45 +175,52 @@ class SmokeDaemon {
       seen.error = "READ for an object never opened";
       return;
     }
-    try {
-      if (this.firstReadHook) {
-        const hook = this.firstReadHook;
-        this.firstReadHook = null;
-        hook(obj, offset);
-      }
-      if (this.readPolicy(msg, obj) === "fail") {
-        seen.how = "probe-fail";
-      } else {
-        const src = this.sources.get(obj.key)!;
-        // Round out to whole pages; bytes past the end of the file are zeros (pwriteAligned pads).
-        const start = Math.floor(offset / PAGE) * PAGE;
-        const end = Math.min(Math.ceil((offset + length) / PAGE) * PAGE, Math.ceil(src.size / PAGE) * PAGE);
-        const data = Buffer.alloc(Math.max(0, end - start));
-        for (let got = 0; got < data.length; ) {
-          const r = fs.readSync(src.fd, data, got, data.length - got, start + got);
-          if (r === 0) break;
-          got += r;
-        }
-        pwriteAligned(obj.fd, data, start);
-      }
-    } catch (err) {
+    const served: Promise<void> = this.serve(msg, obj, seen).catch((err: unknown) => {
       seen.how = "failed";
       seen.error = String(err);
+    }).finally(() => {
+      try {
+        cachefilesReadComplete(obj.fd, msg.msgId); // also after a failure: the reader gets EIO, not a hang
+      } catch (err) {
+        seen.error = `${seen.error ?? ""} READ_COMPLETE: ${String(err)}`;
+      }
+      seen.ms = performance.now() - t0;
+      obj.reads.delete(served);
+    });
+    obj.reads.add(served);
+  }
+
+  private async serve(msg: CachefilesMsg, obj: Obj, seen: ReadSeen): Promise<void> {
+    const { offset, length } = msg.read!;
+    if (this.firstReadHook) {
+      const hook = this.firstReadHook;
+      this.firstReadHook = null;
+      hook(obj, offset);
     }
-    try {
-      cachefilesReadComplete(obj.fd, msg.msgId); // also after a failure: the reader gets EIO, not a hang
-    } catch (err) {
-      seen.error = `${seen.error ?? ""} READ_COMPLETE: ${String(err)}`;
+    if (this.readPolicy(msg, obj) === "fail") {
+      seen.how = "probe-fail";
+      return;
     }
-    seen.ms = performance.now() - t0;
+    const src = this.sources.get(obj.key)!;
+    // Round out to whole pages; bytes past the end of the file are zeros (writeDirect pads).
+    const start = Math.floor(offset / PAGE) * PAGE;
+    const end = Math.min(Math.ceil((offset + length) / PAGE) * PAGE, Math.ceil(src.size / PAGE) * PAGE);
+    const data = Buffer.alloc(Math.max(0, end - start));
+    for (let got = 0; got < data.length; ) {
+      const r = fs.readSync(src.fd, data, got, data.length - got, start + got);
+      if (r === 0) break;
+      got += r;
+    }
+    await writeDirect(obj.fd, data, start);
   }
 
   private onClose(msg: CachefilesMsg): void {
     this.round.closes.push(msg.objectId);
     const obj = this.objects.get(msg.objectId);
     if (obj) {
-      fs.closeSync(obj.fd);
       this.objects.delete(msg.objectId);
+      if (obj.reads.size === 0) fs.closeSync(obj.fd);
+      else void Promise.allSettled(obj.reads).then(() => fs.closeSync(obj.fd)).catch((err: unknown) => log(`close: ${String(err)}`)); // READ_COMPLETE needs the fd
     }
   }
 
