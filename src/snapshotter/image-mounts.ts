@@ -1,0 +1,19 @@
+// The lazy image mounts the snapshotter shares between the container snapshots of one image: one mount per
+// image (by its manifest.json digest), made and removed through the cache daemon.
+
+/** A converted image as the snapshotter knows it from its layers' labels. */
+export interface LazyImage {
+  /** "sha256:<hex>" of the image's manifest.json: its identity (the `containerd.io/snapshot/eod.manifest` label). */
+  manifest: string;
+  /** The registry reference to mount, pinned with `@sha256:…` when containerd passed the manifest digest. */
+  ref: string;
+}
+
+export interface ImageMounts {
+  /** The image's mountpoint, mounting it through the cache daemon when it is not mounted. Idempotent; one mount per image. */
+  acquire(image: LazyImage): Promise<string>;
+  /** Unmounts the image (no snapshot uses it any more); no error when it is not mounted. */
+  release(image: LazyImage): Promise<void>;
+  /** At start-up: remounts the images in use that are not mounted, unmounts every other image mount under the root. */
+  reattach(inUse: LazyImage[]): Promise<void>;
+}
