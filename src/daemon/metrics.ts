@@ -152,7 +152,7 @@ export class DaemonMetrics {
 }
 
 /** Builds the text: `# HELP`, `# TYPE`, then samples; label values escaped as the format requires. */
-class Exposition {
+export class Exposition {
   readonly #lines: string[] = [];
 
   counter(name: string, help: string, v: number): void {

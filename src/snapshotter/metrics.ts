@@ -1,0 +1,41 @@
+// Prometheus metrics of the snapshotter (`eod snapshotter --metrics-listen`), in the text exposition format the
+// cache daemon writes (src/daemon/metrics.ts). Gauges are read from the metadata database at scrape time (the
+// snapshotter holds no state of its own); the counters of image mounts are the ImageMounts' own, since start.
+import { Exposition } from "../daemon/metrics.ts";
+
+/** What the image mounts did since the snapshotter started (DaemonImageMounts.counters). */
+export interface ImageMountCounters {
+  /** acquire() calls (one per container snapshot of a lazy image, and per re-attach). */
+  acquires: number;
+  acquireFailures: number;
+  /** release() calls (the last snapshot using an image went). */
+  releases: number;
+  releaseFailures: number;
+}
+
+/** What a scrape reads. */
+export interface SnapshotterMetricsInput {
+  /** Snapshots by kind as the store names them (active, view, committed). */
+  snapshots: Readonly<Record<string, number>>;
+  /** Committed snapshots that are layers of a converted image (nothing was fetched for them). */
+  lazyLayers: number;
+  /** Images at least one active or view snapshot uses: the image mounts that must be there. */
+  imagesInUse: number;
+  imageMounts: ImageMountCounters;
+}
+
+/** The exposition text for the snapshotter's state now. */
+export function renderMetrics(s: SnapshotterMetricsInput): string {
+  const out = new Exposition();
+  out.labelled("eod_snapshotter_snapshots", "gauge", "Snapshots in the snapshotter's database, by kind.",
+    Object.entries(s.snapshots).sort(([a], [b]) => a.localeCompare(b)).map(([kind, n]): [Record<string, string>, number] => [{ kind }, n]));
+  out.gauge("eod_snapshotter_lazy_layers", "Committed snapshots that are layers of an image converted by eod (never downloaded).", s.lazyLayers);
+  out.gauge("eod_snapshotter_image_mounts_in_use", "Lazy image mounts some container snapshot uses.", s.imagesInUse);
+  out.counter("eod_snapshotter_image_acquires_total", "Requests for an image's lazy mount (mounted through the cache daemon, or shared).", s.imageMounts.acquires);
+  out.counter("eod_snapshotter_image_releases_total", "Image mounts unmounted because their last snapshot went.", s.imageMounts.releases);
+  out.labelled("eod_snapshotter_errors_total", "counter", "Failures by kind: acquire (an image could not be mounted or was not the one its layers name), release (an image mount could not be removed).", [
+    [{ kind: "acquire" }, s.imageMounts.acquireFailures],
+    [{ kind: "release" }, s.imageMounts.releaseFailures],
+  ]);
+  return out.text();
+}
