@@ -1,0 +1,40 @@
+// A CRI client for tests, standing in for crictl (not in Debian 12): kubelet's own image pull,
+// `runtime.v1.ImageService/PullImage`, over containerd's socket. Through it the CRI plugin pulls with its
+// configured snapshotter and passes the snapshot labels a remote snapshotter needs (`ctr images pull` does not).
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { REPO } from "./cli.ts";
+
+const PROTO_ROOT = path.join(REPO, "proto");
+const CRI_PROTO = "k8s.io/cri-api/pkg/apis/runtime/v1/api.proto";
+
+interface PullImageClient extends grpc.Client {
+  PullImage(req: { image: { image: string } }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { image_ref: string }) => void): void;
+}
+
+let ImageService: grpc.ServiceClientConstructor | undefined;
+
+function imageServiceClient(containerdSock: string): PullImageClient {
+  if (!ImageService) {
+    const def = protoLoader.loadSync(CRI_PROTO, { includeDirs: [PROTO_ROOT], keepCase: true, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: { ImageService: grpc.ServiceClientConstructor } } };
+    ImageService = pkg.runtime.v1.ImageService;
+  }
+  return new ImageService(`unix://${containerdSock}`, grpc.credentials.createInsecure()) as unknown as PullImageClient;
+}
+
+/** Pulls `ref` as kubelet does; resolves with the image ref CRI answers (the image id, "sha256:<config digest>"). */
+export async function criPullImage(containerdSock: string, ref: string, timeoutMs = 300_000): Promise<string> {
+  const client = imageServiceClient(containerdSock);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      client.PullImage({ image: { image: ref } }, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(new Error(`CRI PullImage ${ref}: ${err.message}`, { cause: err }));
+        else resolve(res!.image_ref);
+      });
+    });
+  } finally {
+    client.close();
+  }
+}
