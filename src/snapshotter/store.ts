@@ -1,0 +1,228 @@
+// The snapshotter's metadata: `<root>/metadata.db` (node:sqlite, WAL, synchronous=FULL), the only state it keeps
+// besides the kernel's mounts. Every change is one synchronous transaction (never spanning an await), so a kill -9
+// at any point leaves either the old or the new state. Rows are the snapshots as containerd's overlay snapshotter
+// keeps them (one name space for active keys and committed names; ids never reused, they name the directories
+// `<root>/snapshots/<id>`), plus the converted images their lazy layers belong to.
+import fs from "node:fs";
+import path from "node:path";
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import type { LazyImage } from "./image-mounts.ts";
+
+export type Kind = "active" | "view" | "committed";
+export const KINDS: readonly Kind[] = ["active", "view", "committed"];
+
+export interface SnapshotRow {
+  id: number;
+  /** The active key, or the committed name (containerd's backend names: opaque strings). */
+  name: string;
+  parentId: number | null;
+  /** The parent's name, "" when none. */
+  parent: string;
+  kind: Kind;
+  createdMs: number;
+  updatedMs: number;
+  labels: Record<string, string>;
+  /** Bytes and inodes of the fs directory, stored at commit (committed rows only). */
+  size: number;
+  inodes: number;
+  /** Committed rows: the manifest digest of the converted image this lazy layer belongs to (no directory). */
+  layerOf: string | null;
+  /** Active and view rows: the manifest digest of the image whose mount they are over. */
+  uses: string | null;
+}
+
+/** A converted image with the keys of the active and view snapshots over its mount. */
+export interface ImageInUse {
+  image: LazyImage;
+  keys: string[];
+}
+
+const SCHEMA_VERSION = 1;
+const SCHEMA = `
+CREATE TABLE images (
+  manifest TEXT PRIMARY KEY,  -- "sha256:<hex>" of manifest.json
+  ref TEXT NOT NULL           -- the reference its mount is made from
+);
+CREATE TABLE snapshots (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a removed snapshot's id (and directory name) never returns
+  name TEXT NOT NULL UNIQUE,
+  parent_id INTEGER REFERENCES snapshots(id),
+  kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  labels TEXT NOT NULL,        -- JSON object
+  size INTEGER NOT NULL DEFAULT 0,
+  inodes INTEGER NOT NULL DEFAULT 0,
+  layer_of TEXT REFERENCES images(manifest),
+  uses TEXT REFERENCES images(manifest)
+);
+CREATE INDEX snapshots_parent ON snapshots(parent_id);
+CREATE INDEX snapshots_uses ON snapshots(uses);
+CREATE INDEX snapshots_layer_of ON snapshots(layer_of);
+`;
+
+const SELECT = `SELECT s.id, s.name, s.parent_id, COALESCE(p.name, '') AS parent, s.kind, s.created_ms, s.updated_ms, s.labels,
+  s.size, s.inodes, s.layer_of, s.uses FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id`;
+
+/** The metadata database of one snapshotter root. */
+export class SnapshotStore {
+  readonly file: string;
+  readonly #db: DatabaseSync;
+
+  private constructor(file: string, db: DatabaseSync) {
+    this.file = file;
+    this.#db = db;
+  }
+
+  /** Opens (creating) `<root>/metadata.db` for the snapshotter. */
+  static open(root: string): SnapshotStore {
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    const file = path.join(root, "metadata.db");
+    const db = new DatabaseSync(file);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version === 0) {
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+    } else if (version !== SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`Cannot open ${file}: schema version ${version}, this eod knows ${SCHEMA_VERSION}`);
+    }
+    return new SnapshotStore(file, db);
+  }
+
+  /** Opens an existing database to read it while the snapshotter runs (`eod status`, metrics); null when there is none. */
+  static openReadOnly(root: string): SnapshotStore | null {
+    const file = path.join(root, "metadata.db");
+    if (!fs.existsSync(file)) return null;
+    const db = new DatabaseSync(file, { readOnly: true });
+    db.exec("PRAGMA busy_timeout = 5000;");
+    return new SnapshotStore(file, db);
+  }
+
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** Runs `fn` as one transaction: committed when it returns, rolled back when it throws. `fn` must not await. */
+  transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = fn();
+      this.#db.exec("COMMIT");
+      return out;
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  get(name: string): SnapshotRow | undefined {
+    const r = this.#db.prepare(`${SELECT} WHERE s.name = ?`).get(name);
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  byId(id: number): SnapshotRow | undefined {
+    const r = this.#db.prepare(`${SELECT} WHERE s.id = ?`).get(id);
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  /** The parents of a snapshot, nearest first. */
+  parents(row: SnapshotRow): SnapshotRow[] {
+    const out: SnapshotRow[] = [];
+    for (let id = row.parentId; id !== null;) {
+      const p = this.byId(id);
+      if (p === undefined) throw new Error(`Snapshot ${JSON.stringify(row.name)} has a missing parent (id ${id}) in ${this.file}`);
+      out.push(p);
+      id = p.parentId;
+    }
+    return out;
+  }
+
+  all(): SnapshotRow[] {
+    return this.#db.prepare(`${SELECT} ORDER BY s.id`).all().map(toRow);
+  }
+
+  /** Every snapshot id (the directories that may exist under `<root>/snapshots`). */
+  ids(): Set<number> {
+    return new Set(this.#db.prepare("SELECT id FROM snapshots").all().map((r) => Number(r.id)));
+  }
+
+  hasChildren(id: number): boolean {
+    return this.#db.prepare("SELECT 1 FROM snapshots WHERE parent_id = ? LIMIT 1").get(id) !== undefined;
+  }
+
+  insert(s: { name: string; parentId: number | null; kind: Kind; labels: Record<string, string>; layerOf?: string | null; uses?: string | null }): number {
+    const now = Date.now();
+    const r = this.#db.prepare("INSERT INTO snapshots (name, parent_id, kind, created_ms, updated_ms, labels, layer_of, uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(s.name, s.parentId, s.kind, now, now, JSON.stringify(s.labels), s.layerOf ?? null, s.uses ?? null);
+    return Number(r.lastInsertRowid);
+  }
+
+  /** An active snapshot becomes committed under `name`: labels replaced, usage stored, no longer using an image. */
+  commit(id: number, name: string, labels: Record<string, string>, usage: { size: number; inodes: number }): void {
+    const now = Date.now();
+    this.#db.prepare("UPDATE snapshots SET name = ?, kind = 'committed', created_ms = ?, updated_ms = ?, labels = ?, size = ?, inodes = ?, uses = NULL WHERE id = ?")
+      .run(name, now, now, JSON.stringify(labels), usage.size, usage.inodes, id);
+  }
+
+  setLabels(id: number, labels: Record<string, string>): void {
+    this.#db.prepare("UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?").run(JSON.stringify(labels), Date.now(), id);
+  }
+
+  delete(id: number): void {
+    this.#db.prepare("DELETE FROM snapshots WHERE id = ?").run(id);
+  }
+
+  /** Records a converted image (the first reference seen for a manifest stays). */
+  putImage(image: LazyImage): void {
+    this.#db.prepare("INSERT INTO images (manifest, ref) VALUES (?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref);
+  }
+
+  image(manifest: string): LazyImage | undefined {
+    const r = this.#db.prepare("SELECT manifest, ref FROM images WHERE manifest = ?").get(manifest);
+    return r === undefined ? undefined : { manifest: String(r.manifest), ref: String(r.ref) };
+  }
+
+  /** How many active and view snapshots are over the image's mount. */
+  usersOf(manifest: string): number {
+    return Number(this.#db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE uses = ?").get(manifest)?.n);
+  }
+
+  /** Forgets an image no snapshot names any more. */
+  dropImageIfUnreferenced(manifest: string): void {
+    this.#db.prepare("DELETE FROM images WHERE manifest = ?1 AND NOT EXISTS (SELECT 1 FROM snapshots WHERE layer_of = ?1 OR uses = ?1)").run(manifest);
+  }
+
+  /** The images whose mounts some active or view snapshot is over, with those snapshots' keys. */
+  imagesInUse(): ImageInUse[] {
+    const rows = this.#db.prepare("SELECT i.manifest, i.ref, s.name FROM snapshots s JOIN images i ON i.manifest = s.uses ORDER BY i.manifest, s.id").all();
+    const out = new Map<string, ImageInUse>();
+    for (const r of rows) {
+      const manifest = String(r.manifest);
+      let entry = out.get(manifest);
+      if (entry === undefined) out.set(manifest, entry = { image: { manifest, ref: String(r.ref) }, keys: [] });
+      entry.keys.push(String(r.name));
+    }
+    return [...out.values()];
+  }
+
+  /** Snapshots by kind (every kind present, 0 when none). */
+  countsByKind(): Record<Kind, number> {
+    const out: Record<Kind, number> = { active: 0, view: 0, committed: 0 };
+    for (const r of this.#db.prepare("SELECT kind, COUNT(*) AS n FROM snapshots GROUP BY kind").all()) out[r.kind as Kind] = Number(r.n);
+    return out;
+  }
+
+  /** Committed snapshots that are layers of a converted image. */
+  lazyLayers(): number {
+    return Number(this.#db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE layer_of IS NOT NULL").get()?.n);
+  }
+}
+
+function toRow(r: Record<string, SQLInputValue>): SnapshotRow {
+  return {
+    id: Number(r.id), name: String(r.name), parentId: r.parent_id === null ? null : Number(r.parent_id), parent: String(r.parent),
+    kind: r.kind as Kind, createdMs: Number(r.created_ms), updatedMs: Number(r.updated_ms), labels: JSON.parse(String(r.labels)) as Record<string, string>,
+    size: Number(r.size), inodes: Number(r.inodes), layerOf: r.layer_of === null ? null : String(r.layer_of), uses: r.uses === null ? null : String(r.uses),
+  };
+}
