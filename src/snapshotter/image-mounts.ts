@@ -1,5 +1,7 @@
 // The lazy image mounts the snapshotter shares between the container snapshots of one image: one mount per
-// image (by its manifest.json digest), made and removed through the cache daemon.
+// image (by its manifest.json digest), made and removed through the cache daemon (daemon-image-mounts.ts).
+import path from "node:path";
+import { EodError } from "../errors.ts";
 
 /** A converted image as the snapshotter knows it from its layers' labels. */
 export interface LazyImage {
@@ -17,3 +19,18 @@ export interface ImageMounts {
   /** At start-up: remounts the images in use that are not mounted, unmounts every other image mount under the root. */
   reattach(inUse: LazyImage[]): Promise<void>;
 }
+
+const MANIFEST_DIGEST = /^sha256:([0-9a-f]{64})$/;
+
+/**
+ * `<root>/images/<hex of the manifest digest>/mnt`: where an image is mounted.
+ * @throws EodError IMAGE_INVALID for a digest that is not sha256:<64 hex digits> (it names a directory)
+ */
+export function imageMountPoint(root: string, manifest: string): string {
+  const m = MANIFEST_DIGEST.exec(manifest);
+  if (!m) throw new EodError("IMAGE_INVALID", `Cannot use ${JSON.stringify(manifest)} as an image's manifest digest: it must be sha256:<64 hex digits>`);
+  return path.join(root, IMAGES_DIR, m[1], "mnt");
+}
+
+/** The directory of the image mounts under the snapshotter's root. */
+export const IMAGES_DIR = "images";

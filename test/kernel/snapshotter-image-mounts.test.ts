@@ -1,0 +1,98 @@
+// DaemonImageMounts (the snapshotter's lazy image mounts) against the real kernel, the real registry and the
+// real cache daemon: a converted image is mounted at <root>/images/<hex>/mnt, concurrent acquires share one
+// mount, a manifest digest that is not the image's is refused and leaves nothing mounted, reattach unmounts
+// what nothing uses and remounts what is in use, release removes the mount and its directory (twice is fine).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { haveRoot, tempDir } from "../helpers/kernel.ts";
+import { cleanup, eodAsync } from "../helpers/lazy.ts";
+import { pushOciImage, writeTestLayers } from "../helpers/oci-image.ts";
+import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
+import { unavailable } from "../helpers/skip.ts";
+import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { loadConfig } from "../../src/config/config.ts";
+import { mounts } from "../../src/daemon/mountinfo.ts";
+import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { DaemonImageMounts } from "../../src/snapshotter/daemon-image-mounts.ts";
+import type { LazyImage } from "../../src/snapshotter/image-mounts.ts";
+import { EodError } from "../../src/errors.ts";
+
+const skip = unavailable(!haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
+
+let work = "";
+let cache = "";
+let reg: RunningRegistry;
+let image: LazyImage;
+
+before(async () => {
+  if (skip) return;
+  work = tempDir("eod-imgmounts-");
+  cache = path.join(work, "cache");
+  reg = await startRegistry();
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  try {
+    const file = (p: string, data: string) => ({ path: p, data: Buffer.from(data) });
+    const layers = writeTestLayers(work, [[{ path: "etc/", type: "dir" }, file("etc/hello", "hello from the image\n")], [file("a", "a".repeat(5000))], [file("b", "b")]]);
+    await pushOciImage(client, { registry: reg.host, repository: "eod/src" }, "v1", layers);
+  } finally {
+    await client.close();
+  }
+  const r = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${reg.host}/eod/conv:v1`, "-o", path.join(work, "img")], { DOCKER_CONFIG: path.join(work, "no-docker-config") });
+  assert.equal(r.status, 0, r.stderr);
+  const manifest = `sha256:${createHash("sha256").update(fs.readFileSync(path.join(work, "img/manifest.json"))).digest("hex")}`;
+  image = { manifest, ref: `${reg.host}/eod/conv:v1` };
+});
+
+after(async () => {
+  if (work) cleanup(work, cache);
+  await reg?.stop();
+});
+
+const mountsUnder = (dir: string) => mounts().filter((m) => m.mountPoint.startsWith(`${dir}/`));
+
+test("DaemonImageMounts: one shared mount per image, checked digest, reattach and release", { skip, timeout: 120_000 }, async () => {
+  const root = path.join(work, "root");
+  const images = new DaemonImageMounts({ root, config: loadConfig({ "cache-dir": cache }) });
+  const mnt = images.mountPointOf(image);
+  assert.equal(mnt, path.join(root, "images", image.manifest.slice("sha256:".length), "mnt"));
+
+  const got = await Promise.all([images.acquire(image), images.acquire(image), images.acquire(image)]);
+  assert.deepEqual(got, [mnt, mnt, mnt]);
+  assert.equal(mountsUnder(root).length, 1, "concurrent acquires share one mount");
+  assert.equal(fs.readFileSync(path.join(mnt, "etc/hello"), "utf8"), "hello from the image\n");
+  assert.equal(fs.readFileSync(path.join(mnt, "a"), "utf8"), "a".repeat(5000));
+
+  // Layers naming another manifest.json than the one the reference mounts: refused, nothing left mounted.
+  const other = { manifest: `sha256:${"0".repeat(64)}`, ref: image.ref };
+  await assert.rejects(images.acquire(other), (err: EodError) => err.code === "DIGEST_MISMATCH" && err.message.includes(image.manifest));
+  assert.equal(mountsUnder(root).length, 1);
+  assert.equal(images.counters.acquireFailures, 1);
+
+  // Start-up with nothing in use: the mount goes; with the image in use: it comes back (reused when there).
+  await images.reattach([]);
+  assert.equal(mountsUnder(root).length, 0);
+  assert.ok(!fs.existsSync(path.dirname(mnt)), "its directory went with it");
+  await images.reattach([image]);
+  await images.reattach([image]);
+  assert.equal(mountsUnder(root).length, 1);
+  assert.equal(fs.readFileSync(path.join(mnt, "b"), "utf8"), "b");
+
+  // A second snapshotter on the same root (a restart) reuses the mount it finds.
+  const restarted = new DaemonImageMounts({ root, config: loadConfig({ "cache-dir": cache }) });
+  assert.equal(await restarted.acquire(image), mnt);
+  assert.equal(mountsUnder(root).length, 1);
+
+  await restarted.release(image);
+  assert.equal(mountsUnder(root).length, 0);
+  assert.ok(!fs.existsSync(path.dirname(mnt)));
+  await restarted.release(image); // not mounted: no error
+  assert.deepEqual(restarted.counters, { acquires: 1, acquireFailures: 0, releases: 2, releaseFailures: 0 });
+});
+
+test("DaemonImageMounts refuses a manifest digest that is not sha256:<hex> (it names a directory)", () => {
+  const images = new DaemonImageMounts({ root: "/nonexistent", config: loadConfig({}) });
+  assert.throws(() => images.mountPointOf({ manifest: "sha256:../../etc" }), (err: EodError) => err.code === "IMAGE_INVALID");
+});
