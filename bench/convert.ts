@@ -19,24 +19,19 @@
 //   directory behind the same proxy, for comparison with bench:lazy (and to see what the registry adds).
 // Results are printed and written to bench/results/convert-<UTC timestamp>.json.
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import zlib from "node:zlib";
-import { benchCacheDir, debianCorpus } from "./corpus.ts";
+import { debianCorpus } from "./corpus.ts";
+import { corpusLayer, pushCorpusImage } from "./lib/corpus-image.ts";
 import { option, runsOption } from "./lib/args.ts";
-import { COLD_CMD, LATENCY_MS, RATE } from "./lib/cold-start.ts";
+import { COLD_CMD } from "./lib/cold-start.ts";
 import { EOD, NODE, REPO as repo } from "./lib/paths.ts";
 import { writeResults } from "./lib/results.ts";
 import { startServer } from "./lib/serve.ts";
+import { throttledProxy } from "./lib/throttled-proxy.ts";
 import { dropCaches } from "./lib/system.ts";
 import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
-import { createThrottle, sleep } from "../src/remote/throttle.ts";
-import { RegistryClient, staticCredentials, fileSource } from "../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 
 const RUNS = runsOption();
@@ -98,69 +93,6 @@ async function ok(cmd: string, args: string[], env: Record<string, string> = {})
 
 const eod = (args: string[]) => ok(NODE, [EOD, ...args], { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") });
 
-/** The corpus as one gzip layer (GNU tar, POSIX format with xattrs), made once and kept next to the corpus. */
-async function corpusLayer(corpus: string): Promise<{ file: string; diffId: string; digest: string; size: number }> {
-  const file = path.join(benchCacheDir(), "debian-bookworm-minbase-python3.layer.tar.gz");
-  if (!fs.existsSync(file)) {
-    process.stderr.write(`convert: writing ${file}\n`);
-    await ok("sh", ["-c", `tar --format=posix --xattrs --xattrs-include='*' --numeric-owner -C '${corpus}' -cf - . | gzip -6 > '${file}.tmp' && mv '${file}.tmp' '${file}'`]);
-  }
-  const tarHash = createHash("sha256");
-  const fileHash = createHash("sha256");
-  await pipeline(fs.createReadStream(file), async function* (src) { for await (const c of src) { fileHash.update(c); yield c; } }, zlib.createGunzip(), async function (src) { for await (const c of src) tarHash.update(c); });
-  return { file, diffId: `sha256:${tarHash.digest("hex")}`, digest: `sha256:${fileHash.digest("hex")}`, size: fs.statSync(file).size };
-}
-
-async function pushSource(reg: RunningRegistry, layer: Awaited<ReturnType<typeof corpusLayer>>): Promise<string> {
-  const client = new RegistryClient({ credentials: staticCredentials({}) });
-  const repoRef = { registry: reg.host, repository: "bench/debian" };
-  try {
-    await client.pushBlob(repoRef, await fileSource(layer.file), { digest: layer.digest, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" });
-    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [layer.diffId] } }));
-    const c = await client.pushBlob(repoRef, config, { mediaType: "application/vnd.oci.image.config.v1+json" });
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: c.mediaType, digest: c.digest, size: c.size },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layer.digest, size: layer.size }],
-    }));
-    await client.pushManifest(repoRef, "v1", manifest, "application/vnd.oci.image.manifest.v1+json");
-  } finally {
-    await client.close();
-  }
-  return `${reg.host}/bench/debian:v1`;
-}
-
-/** A proxy in front of the registry: one shared 20 MB/s link and 20 ms before each answer; counts bytes. */
-async function throttledProxy(target: string): Promise<{ host: string; bytes(): number; reset(): void; close(): Promise<void> }> {
-  const [, port] = target.split(":");
-  const throttle = createThrottle(RATE);
-  let bytes = 0;
-  const server = http.createServer((req, res) => {
-    const up = http.request({ host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => { (async () => {
-      await sleep(LATENCY_MS);
-      res.writeHead(ur.statusCode!, ur.headers);
-      for await (const c of ur as AsyncIterable<Buffer>) {
-        for (let at = 0; at < c.length; at += throttle.sliceBytes) {
-          const piece = c.subarray(at, at + throttle.sliceBytes);
-          await throttle.take(piece.length);
-          bytes += piece.length;
-          if (!res.write(piece)) await new Promise((r) => res.once("drain", r));
-        }
-      }
-      res.end();
-    })().catch(() => res.destroy()); });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bytes: () => bytes,
-    reset: () => { bytes = 0; },
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
-  };
-}
-
 /** Kills what serves `cache` by pid: its holder first (or it starts a new daemon), then the daemon. */
 function killDaemon(cache: string): void {
   for (const f of ["holder.pid", "daemon.pid"]) {
@@ -194,7 +126,7 @@ async function main(): Promise<number> {
   let ref = "";
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    ref = await pushSource(reg, layer);
+    ref = await pushCorpusImage(reg.host, "bench/debian", "v1", layer);
     if (PARTS.includes("convert")) result.convert = await convertPart(ref, reg, layer.file, work);
     if (PARTS.includes("cold")) {
       if (!kernelSupportsPreContent().ok) throw new Error("cold starts need fanotify pre-content events (Linux 6.14+)");
