@@ -1,0 +1,62 @@
+// What `eod status` shows of a snapshotter: its snapshots by kind and, per converted image in use, its mount and
+// the snapshots (containers) over it. Read from the metadata database opened read-only while the snapshotter
+// runs, and from the kernel's mount table; the snapshotter itself is not asked (it may be down).
+import { mountAt, mounts } from "../daemon/mountinfo.ts";
+import { imageMountPoint } from "./image-mounts.ts";
+import { SnapshotStore, type Kind } from "./store.ts";
+
+/** A snapshot over an image mount. containerd names it `<namespace>/<n>/<key>`, the key being the container id. */
+export interface SnapshotUser {
+  key: string;
+  namespace?: string;
+  container?: string;
+}
+
+export interface ImageMountStatus {
+  manifest: string;
+  ref: string;
+  mountPoint: string;
+  /** Whether the kernel has the mount (false: it vanished; the snapshotter remounts it when it starts). */
+  mounted: boolean;
+  snapshots: SnapshotUser[];
+}
+
+export interface SnapshotterStatus {
+  root: string;
+  snapshots: Record<Kind, number>;
+  lazyLayers: number;
+  images: ImageMountStatus[];
+}
+
+/** The snapshotter's state under `root`, or null when it has no database there. */
+export function snapshotterStatus(root: string): SnapshotterStatus | null {
+  const store = SnapshotStore.openReadOnly(root);
+  if (store === null) return null;
+  try {
+    const table = mounts();
+    const images = store.imagesInUse().map(({ image, keys }): ImageMountStatus => {
+      const mountPoint = imageMountPoint(root, image.manifest);
+      return { ...image, mountPoint, mounted: mountAt(mountPoint, table) !== undefined, snapshots: keys.map(snapshotUser) };
+    });
+    return { root, snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), images };
+  } finally {
+    store.close();
+  }
+}
+
+/** containerd's backend key `<namespace>/<n>/<key>` (metadata/snapshot.go createKey) taken apart; any other key as is. */
+export function snapshotUser(key: string): SnapshotUser {
+  const m = /^([^/]+)\/(\d+)\/(.+)$/.exec(key);
+  return m ? { key, namespace: m[1], container: m[3] } : { key };
+}
+
+/** The lines `eod status` prints. */
+export function describeSnapshotter(s: SnapshotterStatus): string[] {
+  const kinds = Object.entries(s.snapshots).map(([kind, n]) => `${n} ${kind}`).join(", ");
+  const lines = [`snapshotter ${s.root}: snapshots ${kinds}; ${s.lazyLayers} lazy layer(s); ${s.images.length} image mount(s) in use`];
+  for (const i of s.images) {
+    const users = i.snapshots.map((u) => (u.container === undefined ? `snapshot ${u.key}` : `container ${u.container} (${u.namespace})`)).join(", ");
+    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}) on ${i.mountPoint}${i.mounted ? "" : " (NOT MOUNTED)"}, used by ${users}`);
+  }
+  return lines;
+}
