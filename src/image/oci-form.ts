@@ -1,15 +1,28 @@
 // Our image as an OCI image manifest ("OCI form", docs/format.md section 7): each file of the image directory
-// is one layer with our own media type and an `org.opencontainers.image.title` naming its path; the config is
-// the source image's config. A reader finds manifest.json by its title and media type, verifies it by the
-// layer's digest, and from then on trusts only manifest.json's digests (the OCI descriptors must agree).
-// Pure: descriptors in, descriptors out.
+// is one layer, typed `application/vnd.oci.image.layer.erofs-ondemand.<kind>.v1…` (containerd's unpacker
+// hands every `application/vnd.oci.image.layer.` type to the snapshotter, so the eod snapshotter can take the
+// image lazily), titled with its path and annotated with the digest of manifest.json (the snapshotter's label
+// for the image). The config is the source image's with `rootfs.diff_ids` naming our layers. A reader finds
+// manifest.json by its title and media type, verifies it by the layer's digest, and from then on trusts only
+// manifest.json's digests (the OCI descriptors must agree). Pure: descriptors in, descriptors out.
 import { EodError } from "../errors.ts";
+import { sha256Digest } from "../util/sha256.ts";
 import { MANIFEST_MEDIA_TYPE, MANIFEST_NAME, type FileRef, type Manifest } from "./manifest.ts";
 
 export const OCI_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+export const OCI_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json";
 
 /** Media types of the layers of the OCI form, one per kind of file. */
 export const OCI_FORM_TYPES = {
+  manifest: "application/vnd.oci.image.layer.erofs-ondemand.manifest.v1+json",
+  bootstrap: "application/vnd.oci.image.layer.erofs-ondemand.bootstrap.v1.erofs",
+  bootstrapZstd: "application/vnd.oci.image.layer.erofs-ondemand.bootstrap.v1.erofs+zstd",
+  chunkTable: "application/vnd.oci.image.layer.erofs-ondemand.chunk-table.v1",
+  blob: "application/vnd.oci.image.layer.erofs-ondemand.blob.v1",
+} as const;
+
+/** The media types `eod convert` gave the layers before they were containerd layers: still read. */
+export const OLD_OCI_FORM_TYPES = {
   manifest: MANIFEST_MEDIA_TYPE,
   bootstrap: "application/vnd.erofs-ondemand.bootstrap.v1.erofs",
   bootstrapZstd: "application/vnd.erofs-ondemand.bootstrap.v1.erofs+zstd",
@@ -17,8 +30,21 @@ export const OCI_FORM_TYPES = {
   blob: "application/vnd.erofs-ondemand.blob.v1",
 } as const;
 
+const OUR_PREFIXES = ["application/vnd.oci.image.layer.erofs-ondemand.", "application/vnd.erofs-ondemand."];
+
+/** Whether a layer media type is one of ours (either generation). */
+export function isOurLayerType(mediaType: string): boolean {
+  return OUR_PREFIXES.some((p) => mediaType.startsWith(p));
+}
+
 /** The manifest's artifactType: says what the layers are without reading them. */
 export const OCI_ARTIFACT_TYPE = "application/vnd.erofs-ondemand.image.v1";
+
+/**
+ * The layer annotation naming the image: "sha256:<hex>" of manifest.json, on every layer. containerd passes
+ * layer annotations under `containerd.io/snapshot/` to the snapshotter as labels of each layer's Prepare.
+ */
+export const EOD_MANIFEST_ANNOTATION = "containerd.io/snapshot/eod.manifest";
 
 export const ANNOTATIONS = {
   title: "org.opencontainers.image.title",
@@ -65,16 +91,48 @@ export function formFiles(m: Manifest): FormFile[] {
   return files;
 }
 
-/** The OCI image manifest of an image: manifest.json first, then formFiles(); `config` is kept as given. */
-export function ociManifestOf(manifestJson: { digest: string; size: number }, m: Manifest, config: OciDescriptor, annotations: Record<string, string>): OciManifest {
+/**
+ * The layers of an image's OCI form: manifest.json first, then formFiles(); each titled with its path and
+ * annotated with manifest.json's digest.
+ */
+export function ociLayersOf(manifestJson: { digest: string; size: number }, m: Manifest): OciDescriptor[] {
   const layer = (mediaType: string, ref: { digest: string; size: number }, title: string): OciDescriptor =>
-    ({ mediaType, digest: ref.digest, size: ref.size, annotations: { [ANNOTATIONS.title]: title } });
+    ({ mediaType, digest: ref.digest, size: ref.size, annotations: { [ANNOTATIONS.title]: title, [EOD_MANIFEST_ANNOTATION]: manifestJson.digest } });
+  return [layer(OCI_FORM_TYPES.manifest, manifestJson, MANIFEST_NAME), ...formFiles(m).map((f) => layer(f.mediaType, f.ref, f.ref.path))];
+}
+
+/**
+ * The config of the OCI form, as bytes (the same source and layers give the same bytes): the source image's
+ * config (entrypoint, env, user, platform, …) with `rootfs.diff_ids` naming our layers, one each, by their
+ * digest (they are not tars: containerd only needs one diff_id per layer to chain the snapshots, and nydus
+ * does the same), and a history whose source entries are all empty layers, followed by one entry per layer
+ * of ours, so history still pairs with diff_ids. SOURCE_INVALID if the source config is not a JSON object.
+ */
+export function ociConfigOf(source: unknown, layers: readonly OciDescriptor[], where: string): Uint8Array {
+  if (typeof source !== "object" || source === null || Array.isArray(source)) throw new EodError("SOURCE_INVALID", `${where} is not a JSON object`);
+  const src = source as Record<string, unknown>;
+  const sourceHistory: unknown[] = Array.isArray(src.history) ? src.history : [];
+  sourceHistory.forEach((h, i) => {
+    if (typeof h !== "object" || h === null || Array.isArray(h)) throw new EodError("SOURCE_INVALID", `${where}: history[${i}] is not an object`);
+  });
+  const created = typeof src.created === "string" ? { created: src.created } : {};
+  const history = [
+    ...sourceHistory.map((h) => ({ ...(h as object), empty_layer: true })),
+    ...layers.map((l) => ({ ...created, created_by: `eod convert: ${l.annotations?.[ANNOTATIONS.title] ?? l.digest}`, comment: l.mediaType })),
+  ];
+  // Keys the source has keep their place (the spread overwrites in place): the bytes follow the source's.
+  const config = { ...src, rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) }, history };
+  return Buffer.from(JSON.stringify(config));
+}
+
+/** The OCI image manifest of an image from its layers (ociLayersOf) and config (ociConfigOf, pushed). */
+export function ociManifestOf(layers: OciDescriptor[], config: Uint8Array, annotations: Record<string, string>): OciManifest {
   return {
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_TYPE,
     artifactType: OCI_ARTIFACT_TYPE,
-    config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
-    layers: [layer(OCI_FORM_TYPES.manifest, manifestJson, MANIFEST_NAME), ...formFiles(m).map((f) => layer(f.mediaType, f.ref, f.ref.path))],
+    config: { mediaType: OCI_CONFIG_TYPE, digest: sha256Digest(config), size: config.byteLength },
+    layers,
     annotations,
   };
 }
@@ -88,7 +146,7 @@ export function filesOfOciManifest(oci: { layers: OciDescriptor[] }, where: stri
   const files = new Map<string, OciDescriptor>();
   for (const [i, d] of oci.layers.entries()) {
     const title = d.annotations?.[ANNOTATIONS.title];
-    if (title === undefined || !d.mediaType.startsWith("application/vnd.erofs-ondemand.")) continue; // not ours: ignored
+    if (title === undefined || !isOurLayerType(d.mediaType)) continue; // not ours: ignored
     if (!SAFE_PATH.test(title) || title.split("/").some((c) => c === "." || c === "..")) {
       throw new EodError("IMAGE_INVALID", `${where}: layers[${i}] title ${JSON.stringify(title)} is not a relative path inside the image`);
     }
@@ -96,7 +154,7 @@ export function filesOfOciManifest(oci: { layers: OciDescriptor[] }, where: stri
     files.set(title, d);
   }
   const manifest = files.get(MANIFEST_NAME);
-  if (!manifest || manifest.mediaType !== OCI_FORM_TYPES.manifest) {
+  if (!manifest || (manifest.mediaType !== OCI_FORM_TYPES.manifest && manifest.mediaType !== OLD_OCI_FORM_TYPES.manifest)) {
     throw new EodError("IMAGE_INVALID", `${where} is not an erofs-ondemand image (no layer titled ${MANIFEST_NAME} of type ${OCI_FORM_TYPES.manifest}); make one with eod convert`);
   }
   return { manifest, files };

@@ -1,19 +1,19 @@
 // `eod convert <src-ref> <dst-ref>`: an OCI/Docker image in a registry → our image, pushed in its OCI form
 // (src/image/oci-form.ts). The source manifest is resolved (tag → platform), its config fetched and verified;
 // each layer blob streams from the registry into the layer build (verified by digest and diff_id as it
-// passes, memory bounded) into an image directory (a temporary one unless -o). The source config is pushed
-// first (mounted from the source repository on the same registry): it checks the destination before any
-// building. Each layer's blob is pushed as soon as the layer is done, while the next ones build; the other
-// files once the image is written; blobs the destination has are skipped; the OCI manifest goes last, so a
-// tag never names an image whose blobs are missing.
+// passes, memory bounded) into an image directory (a temporary one unless -o). The destination is checked
+// first (an upload session opened and cancelled) before any building. Each layer's blob is pushed as soon as
+// the layer is done, while the next ones build; the other files and the config (the source's, with diff_ids
+// naming our layers) once the image is written; blobs the destination has are skipped; the OCI manifest goes
+// last, so a tag never names an image whose blobs are missing.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { MANIFEST_NAME, parseManifest } from "../image/manifest.ts";
-import { ANNOTATIONS, formFiles, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociManifestOf } from "../image/oci-form.ts";
+import { ANNOTATIONS, isOurLayerType, OCI_CONFIG_TYPE, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociConfigOf, ociLayersOf, ociManifestOf } from "../image/oci-form.ts";
 import { Semaphore } from "../util/semaphore.ts";
-import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type Descriptor, type PushedBlob, type Reference } from "../remote/registry/index.ts";
+import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type PushedBlob, type Reference } from "../remote/registry/index.ts";
 import { DEFAULT_CHUNK_SIZE, type FinishedBlob } from "./image.ts";
 import { chunkWorkersFor } from "./chunk-workers.ts";
 import { buildFromLayers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
@@ -61,15 +61,17 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
   try {
     const img = await client.resolve(src, { platform: opts.platform });
     const where = `${formatReference(src)} (manifest ${img.digest})`;
-    if (img.manifest.layers.some((l) => l.mediaType.startsWith("application/vnd.erofs-ondemand."))) {
+    if (img.manifest.layers.some((l) => isOurLayerType(l.mediaType))) {
       throw new EodError("SOURCE_UNSUPPORTED", `${where} is an erofs-ondemand image already; mount it with eod mount`);
     }
     img.manifest.layers.forEach((l, i) => {
       if (!TAR_LAYER.test(l.mediaType)) throw new EodError("SOURCE_UNSUPPORTED", `${where}: layer ${i + 1} has media type ${l.mediaType}, not a tar layer (tar, tar+gzip, tar+zstd)`);
     });
     const configBytes = await client.fetchBlob(src, img.manifest.config, { maxBytes: 4 << 20 }); // verified
-    const config = parseJson(Buffer.from(configBytes).toString("utf8"), `${where}: config ${img.manifest.config.digest}`);
-    const diffIds = diffIdsOf(config, img.manifest.layers.length, `${where}: config ${img.manifest.config.digest}`);
+    const configWhere = `${where}: config ${img.manifest.config.digest}`;
+    const config = parseJson(Buffer.from(configBytes).toString("utf8"), configWhere);
+    const diffIds = diffIdsOf(config, img.manifest.layers.length, configWhere);
+    ociConfigOf(config, [], configWhere); // the config we will push is made from it: refused now, not after the build
 
     const layers: LayerInput[] = img.manifest.layers.map((d, i) => {
       const name = `layer ${i + 1} (${d.digest.slice(0, 19)}…)`;
@@ -77,14 +79,9 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
       // end, which the build reads to) and hashing the compressed bytes twice would cost the main thread.
       return { name, size: d.size, diffId: diffIds[i], open: () => counted(client.blobStream(src, d), (n) => opts.onLayer?.(i, name, n, d.size)) };
     });
-    // The config first: it checks that the destination answers and takes our pushes before any building.
-    const sameRegistry = src.registry === dst.registry;
-    const configPush = await client.pushBlob(dst, configBytes, {
-      digest: img.manifest.config.digest, mediaType: img.manifest.config.mediaType,
-      ...(sameRegistry && src.repository !== dst.repository ? { mountFrom: src.repository } : {}),
-    });
+    await client.checkPush(dst); // the destination answers and takes our pushes, before any building
     const slots = new Semaphore(opts.pushConcurrency ?? 4);
-    let pushedCount = 1;
+    let pushedCount = 0;
     let total = img.manifest.layers.length * 2 + 3; // at most a table and a blob per layer, manifest, bootstrap, config
     const tick = () => opts.onPush?.(++pushedCount, total);
     // A layer's blob is pushed as soon as it is complete, while the next layers build.
@@ -124,23 +121,26 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
     }
     const pulled = performance.now();
 
-    // Push the other files (and wait for the blobs already on their way); the OCI manifest last.
+    // Push the other files and the config (and wait for the blobs already on their way); the OCI manifest last.
     const manifestBytes = fs.readFileSync(path.join(imageDir, MANIFEST_NAME));
     const m = parseManifest(manifestBytes.toString("utf8"), `${imageDir}/${MANIFEST_NAME}`);
-    const files = [
-      { path: MANIFEST_NAME, mediaType: OCI_FORM_TYPES.manifest, digest: sha256Digest(manifestBytes), size: manifestBytes.length },
-      ...formFiles(m).map((f) => ({ path: f.ref.path, mediaType: f.mediaType, digest: f.ref.digest, size: f.ref.size })),
-    ];
-    total = files.length + 1;
-    const filePushes = await Promise.all(files.map((f) => early.get(f.digest) ?? slots.run(async () => {
-      const r = await client.pushBlob(dst, await fileSource(path.join(imageDir, f.path)), { digest: f.digest, mediaType: f.mediaType });
+    const ociLayers = ociLayersOf({ digest: sha256Digest(manifestBytes), size: manifestBytes.length }, m);
+    const titles = ociLayers.map((l) => l.annotations![ANNOTATIONS.title]);
+    const ociConfig = ociConfigOf(config, ociLayers, configWhere);
+    total = ociLayers.length + 1;
+    const pushFile = (digest: string, mediaType: string, source: () => Promise<Uint8Array | BlobSource>) => slots.run(async () => {
+      const r = await client.pushBlob(dst, await source(), { digest, mediaType });
       tick();
       return r;
-    })));
-    const oci = ociManifestOf(files[0], m, img.manifest.config as Descriptor, {
+    });
+    const oci = ociManifestOf(ociLayers, ociConfig, {
       [ANNOTATIONS.sourceDigest]: img.digest,
       [ANNOTATIONS.sourceRef]: formatReference(src),
     });
+    const [configPush, ...filePushes] = await Promise.all([
+      pushFile(oci.config.digest, OCI_CONFIG_TYPE, async () => ociConfig),
+      ...ociLayers.map((l, k) => early.get(l.digest) ?? pushFile(l.digest, l.mediaType, () => fileSource(path.join(imageDir, titles[k])))),
+    ]);
     const ociBytes = Buffer.from(JSON.stringify(oci));
     const pushed = await client.pushManifest(dst, dst.digest ?? dst.tag ?? "latest", ociBytes, OCI_MANIFEST_TYPE);
     const done = performance.now();
@@ -150,7 +150,7 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
       build,
       pushed: [
         { path: "(config)", digest: configPush.digest, size: configPush.size, how: configPush.how },
-        ...filePushes.map((p, k) => ({ path: files[k].path, digest: p.digest, size: p.size, how: p.how })),
+        ...filePushes.map((p, k) => ({ path: titles[k], digest: p.digest, size: p.size, how: p.how })),
       ],
       seconds: { pull: (pulled - started) / 1000, push: (done - pulled) / 1000, total: (done - started) / 1000 },
     };

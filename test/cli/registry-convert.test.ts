@@ -1,6 +1,7 @@
 // `eod convert` against the real CNCF registry (Debian's docker-registry) on 127.0.0.1: a three-layer OCI
 // image (whiteouts, opaque directory, hard links, xattrs, long names) converted to another repository; the
-// pushed OCI form (media types, titles, source annotation, config kept and mounted); the files are exactly
+// pushed OCI form (containerd layer media types, titles, the eod.manifest annotation, source annotation, the
+// source config with diff_ids naming our layers); the files are exactly
 // what `eod build` makes of the same layers; a second convert pushes nothing; missing tag; htpasswd basic
 // auth through DOCKER_CONFIG (right and wrong password); a layer whose bytes change on the way is refused.
 import { after, before, test } from "node:test";
@@ -15,7 +16,8 @@ import { pushOciImage, writeTestLayers, type TestImageFiles } from "../helpers/o
 import { registryProxy, startRegistry, startTokenServer, type RunningRegistry } from "../helpers/registry.ts";
 import { tarArchive } from "../helpers/tar-layer.ts";
 import { isLoopback, RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
-import { ANNOTATIONS, OCI_ARTIFACT_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
+import { ANNOTATIONS, EOD_MANIFEST_ANNOTATION, OCI_ARTIFACT_TYPE, OCI_CONFIG_TYPE, OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
+import { sha256Digest } from "../../src/util/sha256.ts";
 import { skipTest } from "../helpers/skip.ts";
 
 let reg: RunningRegistry;
@@ -39,26 +41,35 @@ after(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-test("convert pushes the OCI form: our media types, titles, the source digest, the source config kept", { timeout: 120_000 }, async () => {
+test("convert pushes the OCI form: containerd layer types, titles, eod.manifest, the source digest, the source config with our diff_ids", { timeout: 120_000 }, async () => {
   const r = await eodAsync(["convert", `${reg.host}/eod/src:v1`, `${reg.host}/eod/conv:v1`, "--json", "-o", path.join(work, "converted")], noCreds());
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.equal(summary.source.digest, source.digest);
   assert.equal(summary.build.layers.length, 3);
   assert.equal(summary.build.manifest.blobs.length, 3, "one blob per layer");
-  assert.equal(summary.pushed.find((p: { path: string }) => p.path === "(config)").how, "mounted", "the config is mounted from the source repository");
+  assert.equal(summary.pushed.find((p: { path: string }) => p.path === "(config)").how, "uploaded", "the config is ours");
 
   const got = await client.resolve(`${reg.host}/eod/conv:v1`);
   assert.equal(got.digest, summary.target.digest);
   const m = got.manifest;
   assert.equal(m.mediaType, "application/vnd.oci.image.manifest.v1+json");
   assert.equal(m.artifactType, OCI_ARTIFACT_TYPE);
-  assert.equal(m.config.digest, `sha256:${(await import("node:crypto")).createHash("sha256").update(source.config).digest("hex")}`);
+  // The config: the source's, with one diff_id per layer of ours (its digest), in layer order.
+  assert.equal(m.config.mediaType, OCI_CONFIG_TYPE);
+  const config = JSON.parse(Buffer.from(await client.fetchBlob({ registry: reg.host, repository: "eod/conv" }, m.config)).toString("utf8"));
+  assert.deepEqual(config.config, JSON.parse(source.config.toString("utf8")).config, "Env and the rest of the source's config kept");
+  assert.deepEqual([config.os, config.architecture], ["linux", "amd64"]);
+  assert.deepEqual(config.rootfs, { type: "layers", diff_ids: m.layers.map((l) => l.digest) });
+  assert.equal(config.history.filter((h: { empty_layer?: boolean }) => !h.empty_layer).length, m.layers.length, "one history entry per layer");
   assert.equal(m.annotations?.[ANNOTATIONS.sourceDigest], source.digest);
   const titles = m.layers.map((l) => l.annotations?.[ANNOTATIONS.title]);
   const ours = JSON.parse(fs.readFileSync(path.join(work, "converted/manifest.json"), "utf8"));
   assert.deepEqual(titles, ["manifest.json", "bootstrap.erofs.zst", ...ours.blobs.flatMap((b: { id: string }) => [`blobs/${b.id}.ctab`, `blobs/${b.id}`])]);
   assert.deepEqual(m.layers.map((l) => l.mediaType), [OCI_FORM_TYPES.manifest, OCI_FORM_TYPES.bootstrapZstd, ...ours.blobs.flatMap(() => [OCI_FORM_TYPES.chunkTable, OCI_FORM_TYPES.blob])]);
+  assert.ok(m.layers.every((l) => l.mediaType.startsWith("application/vnd.oci.image.layer.")), "containerd's images.IsLayerType takes every layer");
+  const manifestDigest = sha256Digest(fs.readFileSync(path.join(work, "converted/manifest.json")));
+  assert.deepEqual(m.layers.map((l) => l.annotations?.[EOD_MANIFEST_ANNOTATION]), m.layers.map(() => manifestDigest));
   // Every layer is the file of that title, byte for byte.
   for (const l of m.layers) {
     const bytes = await client.fetchBlob({ registry: reg.host, repository: "eod/conv" }, l);
@@ -137,7 +148,7 @@ test("a registry using a token server: the right password converts, a wrong one 
     };
     const ok = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v1`, "--json"], config("pa55"));
     assert.equal(ok.status, 0, ok.stderr);
-    assert.equal(JSON.parse(ok.stdout).pushed.find((p: { path: string }) => p.path === "(config)").how, "mounted", "the token covered the mount's pull scope");
+    assert.equal(JSON.parse(ok.stdout).pushed.find((p: { path: string }) => p.path === "(config)").how, "uploaded");
     const wrong = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v2`], config("nope"));
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /^eod: .*(authentication|token).*/m);

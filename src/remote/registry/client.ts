@@ -17,7 +17,7 @@ import {
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
 import { headBlob, name, readAll, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
 import { toRemoteError, type Exchange } from "./transport.ts";
-import { mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamBlobOptions, type StreamedUpload } from "./upload.ts";
+import { checkPush, mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamBlobOptions, type StreamedUpload } from "./upload.ts";
 
 export type { CallOptions, RegistryClientOptions, Repo } from "./session.ts";
 export type { PushBlobOptions, PushedBlob, StreamBlobOptions, StreamedUpload } from "./upload.ts";
@@ -251,6 +251,11 @@ export class RegistryClient {
   /** Cross-repository mount of a blob `from` another repository of the same registry; false if declined. */
   mountBlob(repo: Repo, digest: string, from: string, opts: CallOptions = {}): Promise<boolean> {
     return mountBlob(this.#s, repo, digest, from, opts);
+  }
+
+  /** Whether the repository takes our pushes: an upload session opened and cancelled (upload.ts `checkPush`). */
+  checkPush(repo: Repo, opts: CallOptions = {}): Promise<void> {
+    return checkPush(this.#s, repo, opts);
   }
 
   /** PUT a manifest (or index) under a tag or its digest; returns its descriptor. */

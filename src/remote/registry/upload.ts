@@ -72,13 +72,26 @@ export async function mountBlob(s: Session, repo: Repo, digest: string, from: st
   checkDigest(digest);
   return s.retry(opts.signal, async () => {
     const start = await startUpload(s, repo, digest, from, `mount blob ${digest} from ${from} into ${name(repo)}`, opts.signal);
-    if (!start.mounted) {
-      // Declined: cancel the upload session the registry opened instead.
-      const ex = await s.exchange(repo, "push", "DELETE", start.location, { signal: opts.signal, deadlineMs: s.timeoutMs }).catch(() => undefined);
-      await ex?.body.dump().catch(() => {});
-    }
+    if (!start.mounted) await cancelUpload(s, repo, start.location, opts.signal); // declined: the session it opened instead
     return start.mounted;
   });
+}
+
+/**
+ * Opens an upload session and cancels it: the repository answers and takes our pushes (credentials with push
+ * scope), checked before any long work whose result would go there.
+ */
+export async function checkPush(s: Session, repo: Repo, opts: CallOptions = {}): Promise<void> {
+  await s.retry(opts.signal, async () => {
+    const start = await startUpload(s, repo, "", undefined, `push to ${name(repo)}`, opts.signal);
+    if (!start.mounted) await cancelUpload(s, repo, start.location, opts.signal);
+  });
+}
+
+/** Discards an upload session (best effort: the registry drops sessions nobody completes anyway). */
+async function cancelUpload(s: Session, repo: Repo, location: string, signal?: AbortSignal): Promise<void> {
+  const ex = await s.exchange(repo, "push", "DELETE", location, { signal, deadlineMs: s.timeoutMs }).catch(() => undefined);
+  await ex?.body.dump().catch(() => {});
 }
 
 async function startUpload(s: Session, repo: Repo, digest: string, mountFrom: string | undefined, what: string, signal?: AbortSignal): Promise<{ mounted: true } | { mounted: false; location: string }> {
@@ -219,9 +232,7 @@ export function streamBlob(s: Session, repo: Repo, body: AsyncIterable<Uint8Arra
       ac.abort(new EodError("USAGE", `${what}: cancelled`));
       await sent.catch(() => {});
       const at = location ?? start;
-      if (!at) return;
-      const ex = await s.exchange(repo, "push", "DELETE", at, { signal: opts.signal, deadlineMs: s.timeoutMs }).catch(() => undefined);
-      await ex?.body.dump().catch(() => {});
+      if (at) await cancelUpload(s, repo, at, opts.signal);
     },
   };
 }
