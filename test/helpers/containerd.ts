@@ -236,7 +236,12 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Runnin
     child.kill(signal);
     await exited;
   };
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    process.removeListener("exit", onExit);
+    throw err;
+  }
   return {
     get pid() { return child.pid!; },
     kill,
@@ -267,4 +272,13 @@ async function waitSocket(address: string, child: ChildProcess, output: () => st
   }
   child.kill("SIGKILL");
   throw new Error(`eod snapshotter did not listen on ${address} within 30 s:\n${output()}`);
+}
+
+/** What a containerd test lacks here (root, containerd, ctr, runc, the runc shim, docker-registry), or false. */
+export function containerdMissing(): string | false {
+  if (process.getuid?.() !== 0) return "needs root (containerd, mounts)";
+  for (const tool of ["containerd", "ctr", "runc", "containerd-shim-runc-v2", "docker-registry"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `needs ${tool} (scripts/setup.sh installs it)`;
+  }
+  return false;
 }
