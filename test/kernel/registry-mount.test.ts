@@ -3,7 +3,7 @@
 // reference, and compared with the layers extracted in order by GNU tar with whiteouts applied (computed
 // without our code); the mount is pinned to the manifest digest and survives a daemon restart; a second
 // mount on the same cache and a mount after `eod pull` fetch no blob byte; an OCI manifest that disagrees
-// with manifest.json, and manifest.json bytes changed on the way, are refused.
+// with manifest.json, and manifest.json bytes changed on the way, are refused; the old OCI form still mounts.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import dns from "node:dns/promises";
@@ -21,7 +21,7 @@ import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { ensureDaemon } from "../../src/daemon/spawn.ts";
 import { isLoopback, MEDIA_TYPES, RegistryClient, sha256Digest, staticCredentials } from "../../src/remote/registry/index.ts";
-import { ANNOTATIONS } from "../../src/image/oci-form.ts";
+import { ANNOTATIONS, OCI_FORM_TYPES, OLD_OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
 import { unavailable, skipTest } from "../helpers/skip.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
@@ -117,7 +117,7 @@ test("mount a converted image by reference: lazy, identical to the extracted lay
 
 /** The rest of the first test, run while the tag names another manifest. */
 async function movedTag(cache: string, mnt: string, recorded: string): Promise<void> {
-  const other = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: (await client.resolve(`${reg.host}/eod/src:v1`)).manifest.config, layers: [] }));
+  const other = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: (await client.resolve(`${reg.host}/eod/conv:v1`)).manifest.config, layers: [] }));
   await client.pushManifest({ registry: reg.host, repository: "eod/conv" }, "v1", other, MEDIA_TYPES.ociManifest);
   const pid = Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"));
   process.kill(pid, "SIGTERM"); // leaves the mount for a restarted daemon
@@ -196,6 +196,21 @@ test("an OCI manifest that disagrees with manifest.json, or manifest.json change
   }
   assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "nothing mounted");
   assert.equal(sha256Digest(bytes) !== conv.digest, true);
+});
+
+test("an image as an older eod convert pushed it (our own media types, the source config unchanged) still mounts", { skip, timeout: 60_000 }, async () => {
+  const conv = (await client.resolve(`${reg.host}/eod/conv:v1`)).manifest;
+  const src = (await client.resolve(`${reg.host}/eod/src:v1`)).manifest;
+  const repo = { registry: reg.host, repository: "eod/conv" };
+  await client.pushBlob(repo, await client.fetchBlob({ registry: reg.host, repository: "eod/src" }, src.config), { digest: src.config.digest, mediaType: src.config.mediaType });
+  const oldType = new Map<string, string>(Object.entries(OCI_FORM_TYPES).map(([k, t]) => [t, OLD_OCI_FORM_TYPES[k as keyof typeof OLD_OCI_FORM_TYPES]]));
+  const layers = conv.layers.map((l) => ({ mediaType: oldType.get(l.mediaType)!, digest: l.digest, size: l.size, annotations: { [ANNOTATIONS.title]: l.annotations![ANNOTATIONS.title] } }));
+  const old = Buffer.from(JSON.stringify({ ...conv, config: src.config, layers }));
+  await client.pushManifest(repo, "old", old, MEDIA_TYPES.ociManifest);
+  const { cache, mnt } = freshCache("old");
+  await eod(["mount", `${host}/eod/conv:old`, mnt, "--cache-dir", cache]);
+  assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
+  await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
 test("a registry image that is not ours, and a missing tag, are clear errors", { skip, timeout: 60_000 }, async () => {
