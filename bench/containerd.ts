@@ -1,0 +1,191 @@
+// containerd benchmark: time from the pull request to the end of `python3 -c 'import json'` in a container,
+// the eod snapshotter (the image converted by `eod convert`, pulled and run lazily) against containerd's own
+// overlayfs snapshotter (the unconverted image: full pull and unpack). A benchmark, not a test; needs root,
+// Debian's containerd + runc, docker-registry and a kernel with fanotify pre-content events.
+//
+//   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch]   (npm run bench:containerd)
+//
+// The Debian corpus (bench/corpus.ts) as one gzip layer is pushed to a local registry and converted there
+// twice: plainly, and with the prefetch list of `eod trace` of the same command on a lazy mount (`eod convert`
+// has no prefetch option, so that one is converted through src/mkfs/convert.ts's convertImage with
+// `prefetch`; its data stays in layer order). Every run goes through bench/lib/throttled-proxy.ts (one shared
+// 20 MB/s link, 20 ms before each answer) and starts on a fresh containerd (and, for eod, a fresh snapshotter
+// root and an empty cache whose daemon runs already, as a service would), page caches dropped; the clock runs
+// from the CRI PullImage request (kubelet's call) to the end of `ctr run --rm <ref> python3 -c 'import json'`.
+// Runs are interleaved, best of N. Bytes are what the proxy sent. Results are printed and written to
+// bench/results/containerd-<UTC timestamp>.json; the exit status is non-zero if a run failed or a target was missed.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { debianCorpus } from "./corpus.ts";
+import { option, runsOption } from "./lib/args.ts";
+import { COLD_CMD } from "./lib/cold-start.ts";
+import { corpusLayer, pushCorpusImage } from "./lib/corpus-image.ts";
+import { mb, ratio, secs, table } from "./lib/format.ts";
+import { EOD, NODE } from "./lib/paths.ts";
+import { gitState, hostInfo, writeResults } from "./lib/results.ts";
+import { describe, run } from "./lib/run.ts";
+import { dropCaches, progressLine } from "./lib/system.ts";
+import { throttledProxy, type ThrottledProxy } from "./lib/throttled-proxy.ts";
+import { containerdMissing, mountsUnder, startContainerd, startSnapshotter } from "../test/helpers/containerd.ts";
+import { criPullImage } from "../test/helpers/cri.ts";
+import { cleanup as stopCacheDaemon } from "../test/helpers/lazy.ts";
+import { startRegistry } from "../test/helpers/registry.ts";
+import { ensureDaemon } from "../src/daemon/spawn.ts";
+import { parseTrace } from "../src/image/prefetch.ts";
+import { convertImage } from "../src/mkfs/convert.ts";
+import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
+
+const RUNS = runsOption();
+const TARGETS = { lazy: 0.2, prefetch: 0.1 };
+const ENV = { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") };
+
+const ALL_VARIANTS = ["overlayfs", "eod", "eod-prefetch"] as const;
+type Variant = (typeof ALL_VARIANTS)[number];
+const VARIANTS = option("variants", ALL_VARIANTS.join(",")).split(",").map((v) => {
+  if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants: unknown ${JSON.stringify(v)} (${ALL_VARIANTS.join(", ")})`);
+  return v as Variant;
+});
+interface Run { variant: Variant; seconds: number; pullSeconds: number; bytes: number; requests: number; busyCpuSeconds: number }
+
+/** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait; USER_HZ = 100). */
+function machineBusy(): number {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - (f[4] ?? 0)) / 100;
+}
+
+/** One timed run on a fresh containerd (and for eod a fresh snapshotter, cache and daemon). */
+async function timedRun(variant: Variant, ref: string, proxy: ThrottledProxy, work: string, n: number): Promise<Run> {
+  const dir = path.join(work, `run-${n}`);
+  const root = path.join(dir, "snapshotter");
+  const cacheDir = path.join(dir, "cache");
+  const address = path.join(dir, "eod.sock");
+  fs.mkdirSync(dir, { recursive: true });
+  const eod = variant !== "overlayfs";
+  const snapshotter = eod ? await startSnapshotter({ root, address, cacheDir }) : undefined;
+  try {
+    if (eod) await ensureDaemon(cacheDir, "auto");
+    const containerd = await startContainerd({
+      ...(eod ? { proxySnapshotter: { name: "eod", address } } : {}),
+      cri: { snapshotter: eod ? "eod" : "overlayfs" }, registryMirrors: [proxy.host],
+    });
+    if (eod) containerd.registerMountDir(root);
+    try {
+      dropCaches();
+      proxy.reset();
+      const busy0 = machineBusy();
+      const t0 = performance.now();
+      await criPullImage(containerd.address, ref);
+      const pulled = performance.now();
+      const r = await containerd.ctr(["run", "--rm", "--snapshotter", eod ? "eod" : "overlayfs", ref, `bench-${n}`, ...COLD_CMD], { timeoutMs: 600_000 });
+      const seconds = (performance.now() - t0) / 1000;
+      if (r.code !== 0) throw new Error(`ctr run (${variant}) exited ${r.code}: ${r.stderr}\n${snapshotter?.output().slice(-3000) ?? ""}\n${containerd.logTail(20)}`);
+      return { variant, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds: machineBusy() - busy0 };
+    } finally {
+      await containerd.stop();
+    }
+  } finally {
+    await snapshotter?.stop();
+    stopCacheDaemon(dir, cacheDir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `eod trace` of the cold-start command chrooted into a lazy mount of `ref`: the trace file. */
+async function traceColdStart(ref: string, work: string): Promise<string> {
+  const mnt = path.join(work, "trace-mnt");
+  const cache = path.join(work, "trace-cache");
+  const traceFile = path.join(work, "cold.trace.json");
+  fs.mkdirSync(mnt);
+  const eod = async (args: string[]) => {
+    const r = await run(NODE, [EOD, ...args], { env: ENV, timeoutMs: 300_000 });
+    if (r.code !== 0) throw new Error(`eod ${args.join(" ")}: ${describe(r)}\n${r.stderr.slice(-2000)}`);
+  };
+  try {
+    await eod(["mount", ref, mnt, "--cache-dir", cache]);
+    await eod(["trace", mnt, "-o", traceFile, "--cache-dir", cache, "--", "chroot", mnt, ...COLD_CMD]);
+    await eod(["umount", mnt, "--cache-dir", cache]);
+  } finally {
+    stopCacheDaemon(mnt, cache);
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+  return traceFile;
+}
+
+async function main(): Promise<number> {
+  const missing = containerdMissing() || (kernelSupportsPreContent().ok ? false : "a kernel with fanotify pre-content events and file-backed EROFS");
+  if (missing) throw new Error(`bench:containerd ${missing}`);
+  const corpus = await debianCorpus();
+  const layer = await corpusLayer(corpus);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-containerd-"));
+  const reg = await startRegistry();
+  const proxy = await throttledProxy(reg.host);
+  try {
+    progressLine("pushing the corpus image and converting it");
+    const source = await pushCorpusImage(reg.host, "bench/debian", "v1", layer);
+    const conv = await run(NODE, [EOD, "convert", source, `${reg.host}/bench/debian:eod`, "--json"], { env: ENV, timeoutMs: 600_000 });
+    if (conv.code !== 0) throw new Error(`eod convert: ${describe(conv)}\n${conv.stderr}`);
+    const converted = JSON.parse(conv.stdout) as { target: { digest: string }; pushed: Array<{ size: number }> };
+    let prefetch: { files: number; digest: string } | null = null;
+    if (VARIANTS.includes("eod-prefetch")) {
+      progressLine("tracing python3 -c 'import json' on a lazy mount");
+      const traceFile = await traceColdStart(`${reg.host}/bench/debian:eod`, work);
+      const trace = parseTrace(fs.readFileSync(traceFile, "utf8"), traceFile);
+      const withPrefetch = await convertImage(source, `${reg.host}/bench/debian:eod-prefetch`, { prefetch: trace.files });
+      prefetch = { files: trace.files.length, digest: withPrefetch.target.digest };
+    }
+
+    const refs: Record<Variant, string> = {
+      "overlayfs": `${proxy.host}/bench/debian:v1`,
+      "eod": `${proxy.host}/bench/debian:eod`,
+      "eod-prefetch": `${proxy.host}/bench/debian:eod-prefetch`,
+    };
+    const runs: Run[] = [];
+    let n = 0;
+    for (let i = 0; i < RUNS; i++) {
+      for (const variant of VARIANTS) {
+        const r = await timedRun(variant, refs[variant], proxy, work, n++);
+        progressLine(`run ${i + 1}/${RUNS} ${variant}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
+        runs.push(r);
+      }
+    }
+    const best = (v: Variant): Run | null => runs.filter((r) => r.variant === v).reduce<Run | null>((a, b) => (a && a.seconds <= b.seconds ? a : b), null);
+    const full = best("overlayfs");
+    const lazy = best("eod");
+    const pre = best("eod-prefetch");
+    const ratioTo = (r: Run | null) => (r && full ? r.seconds / full.seconds : null);
+    const result = {
+      bench: "containerd", date: new Date().toISOString(), git: gitState(), host: hostInfo(), runs: RUNS,
+      link: "20 MB/s shared, 20 ms per answer (bench/lib/throttled-proxy.ts)", command: COLD_CMD,
+      image: {
+        sourceLayerBytes: layer.size,
+        convertedBytes: converted.pushed.reduce((sum, b) => sum + b.size, 0),
+        converted: converted.target.digest, convertedWithPrefetch: prefetch?.digest ?? null, traceFiles: prefetch?.files ?? null,
+      },
+      best: { overlayfs: full, eod: lazy, eodPrefetch: pre },
+      ratios: { eod: ratioTo(lazy), eodPrefetch: ratioTo(pre) },
+      targets: TARGETS,
+      all: runs,
+    };
+    console.log(`\ncontainerd: pull request → end of ${COLD_CMD.join(" ")} in a container (best of ${RUNS}; 20 MB/s + 20 ms)\n`);
+    const row = (label: string, r: Run | null, target: number | null) =>
+      [label, secs(r?.seconds), secs(r?.pullSeconds), r ? mb(r.bytes) : "-", r ? String(r.requests) : "-", ratio(r === full ? 1 : ratioTo(r)), target ? `<= ${target}` : ""];
+    console.log(table([
+      ["snapshotter / image", "time s", "of which pull s", "bytes MB", "requests", "ratio", "target"],
+      row("overlayfs, unconverted (full pull + unpack)", full, null),
+      row("eod, converted (lazy)", lazy, TARGETS.lazy),
+      row("eod, converted with a trace prefetch list", pre, TARGETS.prefetch),
+    ]));
+    const out = writeResults("containerd", result);
+    console.log(`\nresults: ${out}`);
+    const missed = (r: number | null, target: number) => r !== null && r > target;
+    return missed(result.ratios.eod, TARGETS.lazy) || missed(result.ratios.eodPrefetch, TARGETS.prefetch) ? 1 : 0;
+  } finally {
+    await proxy.close();
+    await reg.stop();
+    for (const m of mountsUnder(work)) progressLine(`!! left mounted: ${m}`);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => { console.error(err); process.exitCode = 1; });
