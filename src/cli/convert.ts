@@ -11,8 +11,11 @@ export const CONVERT_USAGE = `Usage: eod convert <src-ref> <dst-ref> [options]
 Pulls an OCI or Docker image from a registry (a tag is resolved through an index to one platform), builds
 our image from its layers as they stream in (one blob per layer that adds data; every layer checked against
 its digest and diff_id), and pushes it as an OCI manifest whose layers are the image's files (manifest.json,
-bootstrap, chunk tables, blobs; see docs/format.md "OCI form"). The source image's config is kept. Blobs the
-destination has are not pushed again. Mount the result with: eod mount <dst-ref> <mountpoint>
+bootstrap, chunk tables, blobs), typed application/vnd.oci.image.layer.erofs-ondemand.* and annotated
+containerd.io/snapshot/eod.manifest, so containerd's eod snapshotter takes them without downloading them.
+The config is the source image's (entrypoint, env, user, ...) with rootfs.diff_ids naming our layers; see
+docs/format.md "OCI form". Blobs the destination has are not pushed again. Mount the result with
+eod mount <dst-ref> <mountpoint>, or run it through containerd (docs/containerd.md).
 
 References: host[:port]/repository[:tag][@digest]. Registries on loopback are spoken to over plain HTTP,
 others over verified HTTPS. Credentials come from docker's config.json ($DOCKER_CONFIG or ~/.docker:
