@@ -16,6 +16,7 @@ export type ErrorCode =
   | "REGISTRY_AUTH" // a registry refused our credentials, or needs some and we have none (the message says which)
   | "REGISTRY_NOT_FOUND" // a registry has no such repository, tag, manifest or blob
   | "DAEMON" // the cache daemon is unreachable or refused a request
+  | "SNAPSHOT" // the containerd snapshotter refuses a request (see SnapshotError: its gRPC status)
   | "KERNEL_UNSUPPORTED"; // the kernel lacks a feature a frontend needs (the message lists what)
 
 export class EodError extends Error {

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   cull: async () => (await import("./cull.ts")).cullCommand,
   trace: async () => (await import("./trace.ts")).traceCommand,
   demo: async () => (await import("./demo.ts")).demoCommand,
+  snapshotter: async () => (await import("./snapshotter.ts")).snapshotterCommand,
 };
 
 const USAGE = `Usage: eod <command> [options]
@@ -40,6 +41,7 @@ Commands:
   cull      evict an unused blob's cache file (fscache)
   trace     record which files a workload touches on a lazy mount (for eod build --prefetch-from)
   demo      build a sample image, serve it, mount it lazily and read from it
+  snapshotter  serve containerd's snapshots API: ordinary images as overlayfs does, eod images lazily
 
 Run "eod <command> --help" for a command's options.`;
 

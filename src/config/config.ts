@@ -70,7 +70,7 @@ function readConfigFile(file: string): Map<string, unknown> {
  */
 export function forwardedFlags(flags: Flags, except: readonly string[] = []): string[] {
   const out: string[] = [];
-  for (const name of ["config", ...KEYS.flatMap((k) => (k.flag === undefined ? [] : [k.flag]))].filter((n) => !except.includes(n))) {
+  for (const name of new Set(["config", ...KEYS.flatMap((k) => (k.flag === undefined ? [] : [k.flag]))].filter((n) => !except.includes(n)))) {
     const v = flags[name];
     if (typeof v === "string") out.push(`--${name}`, name === "config" ? path.resolve(v) : v);
     else if (Array.isArray(v)) for (const item of v) out.push(`--${name}`, item);

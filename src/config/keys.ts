@@ -24,16 +24,21 @@ export interface EodConfig {
   cache: CacheOptions;
   fscache: { limits: CachefilesLimits; domain?: string };
   remote: RemoteOptions & { insecureRegistries: string[] };
+  /** `eod snapshotter`: its socket, its root (metadata.db, snapshot dirs, image mounts), its own metrics listener. */
+  snapshotter: { address: string; root: string; metricsListen?: string };
 }
 
 export const DEFAULT_CACHE_DIR = "/var/cache/erofs-ondemand";
 export const DEFAULT_CONFIG_FILE = "/etc/erofs-ondemand/config.json";
 export const DEFAULT_DAEMON_START_TIMEOUT_MS = 30_000;
+export const DEFAULT_SNAPSHOTTER_ADDRESS = "/run/erofs-ondemand/snapshotter.sock";
+export const DEFAULT_SNAPSHOTTER_ROOT = "/var/lib/erofs-ondemand/snapshotter";
 
 export function defaultConfig(): EodConfig {
   return {
     file: null, cacheDir: DEFAULT_CACHE_DIR, frontend: "auto", daemonStartTimeoutMs: DEFAULT_DAEMON_START_TIMEOUT_MS,
     cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, remote: { insecureRegistries: [] },
+    snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT },
   };
 }
 
@@ -71,5 +76,9 @@ export const KEYS: readonly Key<unknown>[] = [
   key({ file: "remote.timeout_ms", env: "EOD_REMOTE_TIMEOUT_MS", parse: count, set: (c, v) => { c.remote.timeoutMs = v; } }),
   key({ file: "remote.retries", env: "EOD_REMOTE_RETRIES", parse: count, set: (c, v) => { c.remote.retries = v; } }),
   key({ file: "remote.concurrency", env: "EOD_REMOTE_CONCURRENCY", parse: count, set: (c, v) => { c.remote.concurrency = v; } }),
+  key({ file: "snapshotter.address", env: "EOD_SNAPSHOTTER_ADDRESS", flag: "address", parse: absPath, set: (c, v) => { c.snapshotter.address = v; } }),
+  key({ file: "snapshotter.root", env: "EOD_SNAPSHOTTER_ROOT", flag: "root", parse: absPath, set: (c, v) => { c.snapshotter.root = v; } }),
+  // The flag is the daemon's too: each command reads its own key (eod snapshotter does not forward it to the daemon it starts).
+  key({ file: "snapshotter.metrics_listen", env: "EOD_SNAPSHOTTER_METRICS_LISTEN", flag: "metrics-listen", parse: listen, set: (c, v) => { c.snapshotter.metricsListen = v; } }),
   key({ file: "remote.insecure_registries", env: "EOD_INSECURE_REGISTRY", flag: "insecure-registry", parse: hostList, set: (c, v) => { c.remote.insecureRegistries = v; } }),
 ];

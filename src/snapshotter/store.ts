@@ -41,7 +41,8 @@ const SCHEMA_VERSION = 1;
 const SCHEMA = `
 CREATE TABLE images (
   manifest TEXT PRIMARY KEY,  -- "sha256:<hex>" of manifest.json
-  ref TEXT NOT NULL           -- the reference its mount is made from
+  ref TEXT NOT NULL,          -- the reference its mount is made from
+  mountpoint TEXT             -- where ImageMounts.acquire last mounted it
 );
 CREATE TABLE snapshots (
   id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a removed snapshot's id (and directory name) never returns
@@ -178,9 +179,13 @@ export class SnapshotStore {
     this.#db.prepare("INSERT INTO images (manifest, ref) VALUES (?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref);
   }
 
-  image(manifest: string): LazyImage | undefined {
-    const r = this.#db.prepare("SELECT manifest, ref FROM images WHERE manifest = ?").get(manifest);
-    return r === undefined ? undefined : { manifest: String(r.manifest), ref: String(r.ref) };
+  image(manifest: string): (LazyImage & { mountpoint: string | null }) | undefined {
+    const r = this.#db.prepare("SELECT manifest, ref, mountpoint FROM images WHERE manifest = ?").get(manifest);
+    return r === undefined ? undefined : { manifest: String(r.manifest), ref: String(r.ref), mountpoint: r.mountpoint === null ? null : String(r.mountpoint) };
+  }
+
+  setMountpoint(manifest: string, mountpoint: string): void {
+    this.#db.prepare("UPDATE images SET mountpoint = ? WHERE manifest = ?").run(mountpoint, manifest);
   }
 
   /** How many active and view snapshots are over the image's mount. */

@@ -1,0 +1,43 @@
+// `eod snapshotter` put together: the image mounts through the cache daemon, the snapshot logic over the
+// root's database, the gRPC socket, and GET /metrics when asked. Stopping closes the socket and the database and
+// leaves every mount in place: containers keep running, and the next start re-attaches.
+import type { EodConfig } from "../config/config.ts";
+import { listenMetrics } from "../daemon/metrics-http.ts";
+import type { Log } from "../util/log.ts";
+import { DaemonImageMounts } from "./daemon-image-mounts.ts";
+import { renderMetrics } from "./metrics.ts";
+import { serveSnapshots } from "./service.ts";
+import { Snapshotter } from "./snapshotter.ts";
+
+export interface RunningSnapshotter {
+  snapshotter: Snapshotter;
+  /** Stops serving, closes the database; mounts stay. */
+  stop(): Promise<void>;
+}
+
+/** `daemonArgs`: the flags a cache daemon started for an image mount gets (src/config forwardedFlags). */
+export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: string[]): Promise<RunningSnapshotter> {
+  const { root, address, metricsListen } = config.snapshotter;
+  const imageMounts = new DaemonImageMounts({ root, config, daemonArgs, log });
+  const snapshotter = await Snapshotter.open({ root, imageMounts, log });
+  try {
+    const service = await serveSnapshots(snapshotter, address, log);
+    const { store } = snapshotter;
+    const metrics = metricsListen === undefined ? null : await listenMetrics(metricsListen, () => renderMetrics({
+      snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imageMounts: imageMounts.counters,
+    }));
+    log("info", "snapshotter serving", { address, root, metrics: metricsListen });
+    return {
+      snapshotter,
+      async stop() {
+        metrics?.close();
+        await service.close();
+        snapshotter.close();
+        log("info", "snapshotter stopped (mounts left in place)", { address });
+      },
+    };
+  } catch (err) {
+    snapshotter.close();
+    throw err;
+  }
+}

@@ -1,0 +1,321 @@
+// The snapshots containerd asks for, with the semantics of containerd 1.6.20's overlay snapshotter for ordinary
+// layers (containerd applies their diffs into `<root>/snapshots/<id>/fs`), plus the layers of images converted
+// by eod: a Prepare of one records a committed snapshot without fetching anything, and the active and view
+// snapshots over it sit on the image's one lazy mount (ImageMounts), shared and released with the last of them.
+// Directories are made under a temporary name and renamed into place inside the database transaction that
+// records them (all synchronous), so a kill -9 leaves at worst a directory nothing refers to: start-up and
+// Cleanup remove those.
+import fs from "node:fs";
+import path from "node:path";
+import type { Log } from "../util/log.ts";
+import { diskUsage, type Usage } from "./disk-usage.ts";
+import { SnapshotError } from "./errors.ts";
+import { matchFilter, parseFilters, snapshotFields } from "./filter.ts";
+import { ImageLocks } from "./image-locks.ts";
+import type { ImageMounts, LazyImage } from "./image-mounts.ts";
+import { CRI_IMAGE_REF, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
+import { snapshotMounts, type Mount } from "./mounts.ts";
+import { SnapshotStore, type Kind, type SnapshotRow } from "./store.ts";
+
+/** containerd's snapshots.Info. */
+export interface Info {
+  name: string;
+  parent: string;
+  kind: Kind;
+  createdMs: number;
+  updatedMs: number;
+  labels: Record<string, string>;
+}
+
+export interface SnapshotterOptions {
+  root: string;
+  imageMounts: ImageMounts;
+  log: Log;
+  /** Add `index=off` to overlay mounts; containerd does when the overlay module has the parameter. */
+  indexOff?: boolean;
+}
+
+const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const SNAPSHOTS_DIR = "snapshots";
+
+export class Snapshotter {
+  readonly store: SnapshotStore;
+  readonly #root: string;
+  readonly #images: ImageMounts;
+  readonly #log: Log;
+  readonly #indexOff: boolean;
+  readonly #locks = new ImageLocks();
+
+  private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
+    this.#root = opts.root;
+    this.#images = opts.imageMounts;
+    this.#log = opts.log;
+    this.#indexOff = opts.indexOff ?? fs.existsSync("/sys/module/overlay/parameters/index");
+    this.store = store;
+  }
+
+  /**
+   * Opens the root (creating it), removes directories a crash left behind and re-attaches the image mounts the
+   * database says are in use (a failure there is logged: ordinary images keep working).
+   */
+  static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
+    const store = SnapshotStore.open(opts.root);
+    fs.mkdirSync(path.join(opts.root, SNAPSHOTS_DIR), { recursive: true, mode: 0o700 });
+    const s = new Snapshotter(opts, store);
+    await s.#removeOrphans();
+    await s.#reattach().catch((err: unknown) => { opts.log("error", "cannot re-attach the image mounts in use", { err }); });
+    return s;
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    if (labels[SNAPSHOT_REF] && labels[EOD_MANIFEST] !== undefined) this.#recordLazyLayer(key, parent, labels);
+    return this.#create("active", key, parent, labels);
+  }
+
+  view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    return this.#create("view", key, parent, labels);
+  }
+
+  mounts(key: string): Mount[] {
+    const row = this.#get(key);
+    if (row.kind === "committed") throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} is committed: only active and view snapshots have mounts`);
+    return this.#mountsOf(row);
+  }
+
+  async commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
+    const row = this.#get(key);
+    if (row.kind !== "active") throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} is not active`);
+    const usage = await diskUsage(this.#fsDir(row.id));
+    await this.#withImage(row.uses, () => {
+      this.store.transaction(() => {
+        const now = this.#get(key);
+        if (now.id !== row.id || now.kind !== "active") throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} changed while it was being committed`);
+        if (this.store.get(name) !== undefined) throw new SnapshotError("ALREADY_EXISTS", `Committed snapshot ${JSON.stringify(name)} already exists`);
+        this.store.commit(row.id, name, withoutEmpty(labels), usage);
+      });
+    });
+  }
+
+  async remove(key: string): Promise<void> {
+    const row = this.#get(key);
+    await this.#withImage(row.uses, () => {
+      this.store.transaction(() => {
+        const now = this.#get(key);
+        if (this.store.hasChildren(now.id)) throw new SnapshotError("FAILED_PRECONDITION", `Cannot remove snapshot ${JSON.stringify(key)}: it has children`);
+        this.store.delete(now.id);
+        if (now.layerOf !== null) this.store.dropImageIfUnreferenced(now.layerOf);
+      });
+    });
+    // The row is gone: a directory left by a failure here is an orphan that Cleanup removes.
+    await fs.promises.rm(this.#dir(row.id), { recursive: true, force: true })
+      .catch((err: unknown) => { this.#log("warn", "cannot remove a snapshot directory (Cleanup retries)", { dir: this.#dir(row.id), err }); });
+  }
+
+  stat(key: string): Info {
+    return toInfo(this.#get(key));
+  }
+
+  /** containerd's UpdateInfo: fieldpaths "labels" or "labels.<key>" (none: all labels); other fields are immutable. */
+  update(info: Pick<Info, "name" | "labels">, fieldpaths: readonly string[]): Info {
+    return this.store.transaction(() => {
+      const row = this.#get(info.name);
+      let labels = { ...row.labels };
+      if (fieldpaths.length === 0) labels = { ...info.labels };
+      for (const p of fieldpaths) {
+        if (p.startsWith("labels.")) labels[p.slice("labels.".length)] = info.labels[p.slice("labels.".length)] ?? "";
+        else if (p === "labels") labels = { ...info.labels };
+        else throw new SnapshotError("INVALID_ARGUMENT", `Cannot update the ${JSON.stringify(p)} field of snapshot ${JSON.stringify(info.name)}: only labels change`);
+      }
+      this.store.setLabels(row.id, withoutEmpty(labels));
+      return toInfo(this.#get(info.name));
+    });
+  }
+
+  /** An active snapshot's directory now; what was stored at commit for the others. */
+  async usage(key: string): Promise<Usage> {
+    const row = this.#get(key);
+    if (row.kind !== "active") return { size: row.size, inodes: row.inodes };
+    return diskUsage(this.#fsDir(row.id));
+  }
+
+  list(filters: readonly string[]): Info[] {
+    const filter = parseFilters(filters);
+    return this.store.all().filter((row) => matchFilter(filter, snapshotFields(row))).map(toInfo);
+  }
+
+  /** Removes the directories no snapshot refers to, and the image mounts no snapshot uses. */
+  async cleanup(): Promise<void> {
+    await this.#removeOrphans();
+    await this.#reattach();
+  }
+
+  /**
+   * A layer of an image converted by eod: commit `<chain ID>` as its snapshot (nothing to fetch: the image is
+   * mounted whole when a container needs it) and answer ALREADY_EXISTS, which tells containerd the layer is there.
+   */
+  #recordLazyLayer(key: string, parent: string, labels: Record<string, string>): never {
+    const target = labels[SNAPSHOT_REF];
+    const manifest = labels[EOD_MANIFEST];
+    if (!MANIFEST_DIGEST.test(manifest)) throw new SnapshotError("INVALID_ARGUMENT", `Label ${EOD_MANIFEST} of layer ${target} must be sha256:<64 hex digits>, got ${JSON.stringify(manifest)}`);
+    const imageRef = labels[CRI_IMAGE_REF];
+    if (!imageRef) {
+      throw new SnapshotError("FAILED_PRECONDITION", `Layer ${target} is a layer of an image converted by eod (image ${manifest}) but containerd passed no ${CRI_IMAGE_REF} label to mount it from: pull it through CRI (kubelet, or a CRI PullImage) with disable_snapshot_annotations = false, see docs/containerd.md`);
+    }
+    const digest = labels[CRI_MANIFEST_DIGEST];
+    const ref = digest && !imageRef.includes("@") ? `${imageRef}@${digest}` : imageRef;
+    this.store.transaction(() => {
+      if (this.store.get(target) !== undefined || this.store.get(key) !== undefined) return;
+      const parentRow = this.#committedParent(parent);
+      this.store.putImage({ manifest, ref });
+      this.store.insert({ name: target, parentId: parentRow?.id ?? null, kind: "committed", labels: withoutEmpty(labels), layerOf: manifest });
+    });
+    this.#log("info", "lazy layer recorded", { name: target, parent, manifest, ref });
+    throw new SnapshotError("ALREADY_EXISTS", `Target snapshot ${JSON.stringify(target)} exists (a layer of image ${manifest}, mounted lazily)`);
+  }
+
+  async #create(kind: "active" | "view", key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    const image = this.store.transaction(() => this.#checkNew(key, parent).image);
+    if (image === null) return this.#createRow(kind, key, parent, labels, null);
+    return this.#locks.run(image, async () => {
+      const known = this.store.image(image);
+      if (known === undefined) throw new SnapshotError("NOT_FOUND", `Image ${image} of snapshot ${JSON.stringify(parent)} is not recorded`);
+      // Another snapshot over it keeps it mounted: share that mount instead of acquiring it again.
+      if (this.store.usersOf(image) === 0 || known.mountpoint === null) {
+        const mountpoint = await this.#images.acquire({ manifest: known.manifest, ref: known.ref });
+        this.store.transaction(() => { this.store.setMountpoint(image, mountpoint); });
+      }
+      try {
+        return this.#createRow(kind, key, parent, labels, image);
+      } catch (err) {
+        await this.#releaseIfUnused(image);
+        throw err;
+      }
+    });
+  }
+
+  /** Checks a new snapshot's key and parent; the lazy image its chain reaches, if any. */
+  #checkNew(key: string, parent: string): { parentRow: SnapshotRow | undefined; image: string | null } {
+    if (key === "") throw new SnapshotError("INVALID_ARGUMENT", "A snapshot key must not be empty");
+    if (this.store.get(key) !== undefined) throw new SnapshotError("ALREADY_EXISTS", `Snapshot ${JSON.stringify(key)} already exists`);
+    const parentRow = this.#committedParent(parent);
+    const chain = parentRow === undefined ? [] : [parentRow, ...this.store.parents(parentRow)];
+    return { parentRow, image: chain.find((r) => r.layerOf !== null)?.layerOf ?? null };
+  }
+
+  #committedParent(parent: string): SnapshotRow | undefined {
+    if (parent === "") return undefined;
+    const row = this.store.get(parent);
+    if (row === undefined) throw new SnapshotError("NOT_FOUND", `Parent snapshot ${JSON.stringify(parent)} does not exist`);
+    if (row.kind !== "committed") throw new SnapshotError("INVALID_ARGUMENT", `Parent ${JSON.stringify(parent)} is not a committed snapshot`);
+    return row;
+  }
+
+  /** The directories under a temporary name, then the row and the rename in one transaction. */
+  #createRow(kind: "active" | "view", key: string, parent: string, labels: Record<string, string>, image: string | null): Mount[] {
+    const snapshots = path.join(this.#root, SNAPSHOTS_DIR);
+    const tmp = fs.mkdtempSync(path.join(snapshots, "new-"));
+    try {
+      fs.mkdirSync(path.join(tmp, "fs"), { mode: 0o755 });
+      if (kind === "active") fs.mkdirSync(path.join(tmp, "work"), { mode: 0o711 });
+      const row = this.store.transaction(() => {
+        const { parentRow } = this.#checkNew(key, parent);
+        const id = this.store.insert({ name: key, parentId: parentRow?.id ?? null, kind, labels: withoutEmpty(labels), uses: image });
+        const created = this.store.byId(id)!;
+        const lowest = this.#lowers(created)[0];
+        if (lowest !== undefined) {
+          // the upper dir's root takes the owner of the layer below, as containerd's overlay snapshotter does
+          const st = fs.statSync(lowest);
+          fs.lchownSync(path.join(tmp, "fs"), st.uid, st.gid);
+        }
+        fs.rmSync(this.#dir(id), { recursive: true, force: true }); // a crash's leftover of an id never committed
+        fs.renameSync(tmp, this.#dir(id));
+        return created;
+      });
+      return this.#mountsOf(row);
+    } catch (err) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The layers under an active or view snapshot, nearest first: ordinary fs dirs, then the image's mountpoint. */
+  #lowers(row: SnapshotRow): string[] {
+    const out: string[] = [];
+    for (const p of this.store.parents(row)) {
+      if (p.layerOf === null) {
+        out.push(this.#fsDir(p.id));
+        continue;
+      }
+      const mountpoint = this.store.image(p.layerOf)?.mountpoint;
+      if (!mountpoint) throw new SnapshotError("FAILED_PRECONDITION", `Image ${p.layerOf} under snapshot ${JSON.stringify(row.name)} is not mounted`);
+      out.push(mountpoint);
+      break; // the image's mount is its whole tree
+    }
+    return out;
+  }
+
+  #mountsOf(row: SnapshotRow): Mount[] {
+    return snapshotMounts({ kind: row.kind as "active" | "view", fs: this.#fsDir(row.id), work: path.join(this.#dir(row.id), "work"), lowers: this.#lowers(row), indexOff: this.#indexOff });
+  }
+
+  /** Runs `change` (a transaction) under the image's lock when the snapshot uses one, releasing the mount after the last user. */
+  async #withImage(image: string | null, change: () => void): Promise<void> {
+    if (image === null) return change();
+    await this.#locks.run(image, async () => {
+      change();
+      await this.#releaseIfUnused(image);
+    });
+  }
+
+  async #releaseIfUnused(manifest: string): Promise<void> {
+    if (this.store.usersOf(manifest) > 0) return;
+    const image = this.store.image(manifest);
+    if (image === undefined) return;
+    try {
+      await this.#images.release({ manifest, ref: image.ref });
+    } catch (err) {
+      // the snapshot is gone already: the mount stays until Cleanup or the next start re-attaches
+      this.#log("error", "cannot release an image mount no snapshot uses", { manifest, err });
+    }
+    this.store.transaction(() => { this.store.dropImageIfUnreferenced(manifest); });
+  }
+
+  #reattach(): Promise<void> {
+    return this.#locks.runExclusive(() => this.#images.reattach(this.store.imagesInUse().map(({ image }) => image)));
+  }
+
+  /** Directories under `<root>/snapshots` no row names: temporary ones, and those of removed snapshots. */
+  async #removeOrphans(): Promise<void> {
+    const snapshots = path.join(this.#root, SNAPSHOTS_DIR);
+    const ids = this.store.ids();
+    const orphans = fs.readdirSync(snapshots).filter((name) => !(/^\d+$/.test(name) && ids.has(Number(name))));
+    for (const name of orphans) {
+      await fs.promises.rm(path.join(snapshots, name), { recursive: true, force: true });
+      this.#log("info", "removed a directory no snapshot refers to", { dir: path.join(snapshots, name) });
+    }
+  }
+
+  #get(key: string): SnapshotRow {
+    const row = this.store.get(key);
+    if (row === undefined) throw new SnapshotError("NOT_FOUND", `Snapshot ${JSON.stringify(key)} does not exist`);
+    return row;
+  }
+
+  #dir(id: number): string {
+    return path.join(this.#root, SNAPSHOTS_DIR, String(id));
+  }
+
+  #fsDir(id: number): string {
+    return path.join(this.#dir(id), "fs");
+  }
+}
+
+function toInfo(row: SnapshotRow): Info {
+  return { name: row.name, parent: row.parent, kind: row.kind, createdMs: row.createdMs, updatedMs: row.updatedMs, labels: row.labels };
+}
+
+export type { LazyImage, Mount, Usage };
