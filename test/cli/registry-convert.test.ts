@@ -3,7 +3,8 @@
 // pushed OCI form (containerd layer media types, titles, the eod.manifest annotation, source annotation, the
 // source config with diff_ids naming our layers); the files are exactly
 // what `eod build` makes of the same layers; a second convert pushes nothing; missing tag; htpasswd basic
-// auth through DOCKER_CONFIG (right and wrong password); a layer whose bytes change on the way is refused.
+// auth through DOCKER_CONFIG (right and wrong password; a destination refusing our pushes is found out before
+// any layer is read); a layer whose bytes change on the way is refused.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import dns from "node:dns/promises";
@@ -129,6 +130,22 @@ test("htpasswd basic auth through DOCKER_CONFIG: the right password converts, a 
     const none = await eodAsync(["convert", `${auth.host}/eod/src:v1`, `${auth.host}/eod/conv:v3`], noCreds());
     assert.equal(none.status, 1);
     assert.match(none.stderr, /authentication required for 127\.0\.0\.1:\d+: .*none is configured/);
+    // A destination that refuses our pushes is found out before any layer is read.
+    let layerGets = 0;
+    const proxy = await registryProxy(reg.host, {
+      body(req, res, body) {
+        if (req.method === "GET" && /\/blobs\//.test(req.url!) && body[0] === 0x1f && body[1] === 0x8b) layerGets++;
+        res.end(body);
+      },
+    });
+    try {
+      const refused = await eodAsync(["convert", `${proxy.host}/eod/src:v1`, `${auth.host}/eod/conv:v4`], noCreds());
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /authentication required for 127\.0\.0\.1:\d+/);
+      assert.equal(layerGets, 0, "no layer fetched");
+    } finally {
+      await proxy.close();
+    }
   } finally {
     await c.close();
     await auth.stop();
