@@ -1,0 +1,182 @@
+// The layers of eod images at the gRPC level, with a stand-in ImageMounts whose "mount" is an ordinary
+// directory (what the real one does through the cache daemon is tested in daemon-image-mounts.test.ts and the
+// containerd tests): Prepare answers ALREADY_EXISTS and containerd's List/Stat find the layer; containers over
+// the image share one acquire; the last one removed or committed releases it; a restart re-attaches.
+import { after, beforeEach, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { serveSnapshots, type RunningService } from "../../src/snapshotter/service.ts";
+import { Snapshotter } from "../../src/snapshotter/snapshotter.ts";
+import type { ImageMounts, LazyImage } from "../../src/snapshotter/image-mounts.ts";
+import { codeOf, snapshotsClient, type SnapshotsClient } from "./client.ts";
+
+const M = `sha256:${"ab".repeat(32)}`;
+const M2 = `sha256:${"cd".repeat(32)}`;
+const REF = "127.0.0.1:5000/app:1";
+const DIGEST = `sha256:${"ef".repeat(32)}`;
+
+/** A stand-in for the daemon's image mounts: a directory per image, every call recorded; acquire can be slow or fail. */
+class DirImageMounts implements ImageMounts {
+  calls: string[] = [];
+  delayMs = 0;
+  fail: Error | null = null;
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+  async acquire(image: LazyImage): Promise<string> {
+    this.calls.push(`acquire ${image.manifest} ${image.ref}`);
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.fail) throw this.fail;
+    const mnt = path.join(this.dir, image.manifest.slice(7, 15));
+    fs.mkdirSync(mnt, { recursive: true });
+    fs.writeFileSync(path.join(mnt, "from-image"), "lazy");
+    return mnt;
+  }
+  async release(image: LazyImage): Promise<void> { this.calls.push(`release ${image.manifest}`); }
+  async reattach(inUse: LazyImage[]): Promise<void> { this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}`); }
+}
+
+const dirs: string[] = [];
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+
+interface Served { c: SnapshotsClient; images: DirImageMounts; root: string; restart(): Promise<void>; stop(): Promise<void> }
+
+async function serve(): Promise<Served> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-lazy-"));
+  dirs.push(dir);
+  const root = path.join(dir, "root");
+  const address = path.join(dir, "eod.sock");
+  const images = new DirImageMounts(path.join(dir, "images"));
+  const log = () => {};
+  let sn: Snapshotter;
+  let svc: RunningService;
+  const start = async () => {
+    sn = await Snapshotter.open({ root, imageMounts: images, log });
+    svc = await serveSnapshots(sn, address, log);
+  };
+  await start();
+  const served: Served = {
+    c: snapshotsClient(address), images, root,
+    async restart() { await served.stop(); await start(); served.c = snapshotsClient(address); },
+    async stop() { served.c.close(); await svc.close(); sn.close(); },
+  };
+  return served;
+}
+
+let s: Served;
+beforeEach(async (t) => {
+  s = await serve();
+  t.after(() => s.stop());
+});
+
+const layerLabels = (chainId: string, manifest = M, extra: Record<string, string> = {}) => ({
+  "containerd.io/snapshot.ref": chainId, "containerd.io/snapshot/eod.manifest": manifest,
+  "containerd.io/snapshot/cri.image-ref": REF, "containerd.io/snapshot/cri.layer-digest": `sha256:${chainId.slice(-2).repeat(32)}`, ...extra,
+});
+const rejects = (p: Promise<unknown>, code: grpc.status) => assert.rejects(p, (err: unknown) => codeOf(err) === code);
+
+/** What containerd's metadata layer does on Prepare of a layer: ALREADY_EXISTS, then List with its filter. */
+async function pullLayers(c: SnapshotsClient, chain: string[], manifest = M, extra: Record<string, string> = {}): Promise<void> {
+  let parent = "";
+  for (const t of chain) {
+    await rejects(c.prepare(`k8s.io/1/extract-${t}`, parent, layerLabels(t, manifest, extra)), grpc.status.ALREADY_EXISTS);
+    const found = await c.list([`labels."containerd.io/snapshot.ref"==${t},parent==${JSON.stringify(parent)}`]);
+    assert.equal(found.length, 1, t);
+    assert.equal(found[0].kind, "COMMITTED");
+    assert.equal(found[0].name, t);
+    assert.equal((await c.stat(t)).parent, parent);
+    parent = t;
+  }
+}
+
+test("a layer of an eod image: ALREADY_EXISTS, a committed snapshot containerd's List and Stat find, nothing acquired", async () => {
+  await pullLayers(s.c, ["sha256:c1", "sha256:c2"], M, { "containerd.io/snapshot/cri.manifest-digest": DIGEST });
+  assert.deepEqual(s.images.calls, [`reattach `]);
+  const info = await s.c.stat("sha256:c2");
+  assert.equal(info.labels["containerd.io/snapshot/eod.manifest"], M);
+  await rejects(s.c.stat("k8s.io/1/extract-sha256:c1"), grpc.status.NOT_FOUND);
+  // the same layer again (another namespace, a re-pull): still there, still ALREADY_EXISTS
+  await pullLayers(s.c, ["sha256:c1"]);
+  assert.equal(fs.readdirSync(path.join(s.root, "snapshots")).length, 0, "no directory for a lazy layer");
+  await s.c.prepare("k8s.io/2/ctr", "sha256:c2");
+  assert.deepEqual(s.images.calls.slice(1), [`acquire ${M} ${REF}@${DIGEST}`], "the mount is pinned to the manifest digest CRI resolved");
+});
+
+test("without cri.image-ref the layer cannot be mounted: FAILED_PRECONDITION pointing at CRI", async () => {
+  await assert.rejects(s.c.prepare("k", "", { "containerd.io/snapshot.ref": "sha256:c1", "containerd.io/snapshot/eod.manifest": M }),
+    (err: grpc.ServiceError) => err.code === grpc.status.FAILED_PRECONDITION && /CRI/.test(err.details) && /containerd\.md/.test(err.details));
+  await rejects(s.c.prepare("k", "", layerLabels("sha256:c1", "sha256:nothex")), grpc.status.INVALID_ARGUMENT);
+  await rejects(s.c.prepare("k", "missing", layerLabels("sha256:c1")), grpc.status.NOT_FOUND);
+  assert.deepEqual(await s.c.list(), []);
+});
+
+test("containers of one image share one acquire; views are read-only binds; the last one removed releases it", async () => {
+  await pullLayers(s.c, ["sha256:c1", "sha256:c2"]);
+  s.images.delayMs = 50;
+  const mounts = await Promise.all(Array.from({ length: 6 }, (_, i) => s.c.prepare(`k8s.io/${i}/ctr`, "sha256:c2")));
+  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("acquire")), [`acquire ${M} ${REF}`]);
+  const mnt = path.join(path.dirname(s.root), "images", M.slice(7, 15));
+  for (const [i, m] of mounts.entries()) {
+    assert.equal(m.length, 1);
+    assert.equal(m[0].type, "overlay");
+    assert.ok(m[0].options.includes(`lowerdir=${mnt}`), m[0].options.join(" "));
+    assert.ok(m[0].options.some((o) => o.startsWith("upperdir=") && o.endsWith("/fs")), `${i}`);
+  }
+  assert.deepEqual(await s.c.view("k8s.io/9/view", "sha256:c1"), [{ type: "bind", source: mnt, target: "", options: ["ro", "rbind"] }]);
+  assert.deepEqual(await s.c.mounts("k8s.io/0/ctr"), mounts[0]);
+  await Promise.all(Array.from({ length: 5 }, (_, i) => s.c.remove(`k8s.io/${i}/ctr`)));
+  await s.c.remove("k8s.io/9/view");
+  assert.equal(s.images.calls.filter((c) => c.startsWith("release")).length, 0, "one container still uses it");
+  await s.c.commit("k8s.io/5/committed", "k8s.io/5/ctr");
+  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("release")), [`release ${M}`], "Commit of the last user releases");
+  // a committed layer over the image: its children see both
+  const child = await s.c.prepare("k8s.io/6/child", "k8s.io/5/committed");
+  assert.ok(child[0].options.some((o) => new RegExp(`^lowerdir=.*/snapshots/\\d+/fs:${mnt}$`).test(o)), child[0].options.join(" "));
+  assert.equal(s.images.calls.filter((c) => c.startsWith("acquire")).length, 2);
+  await rejects(s.c.remove("sha256:c2"), grpc.status.FAILED_PRECONDITION);
+  await s.c.remove("k8s.io/6/child");
+  assert.equal(s.images.calls.filter((c) => c.startsWith("release")).length, 2);
+  await s.c.remove("k8s.io/5/committed");
+  await s.c.remove("sha256:c2");
+  await s.c.remove("sha256:c1");
+  assert.deepEqual(await s.c.list(), []);
+});
+
+test("a failed acquire fails the Prepare and records nothing", async () => {
+  await pullLayers(s.c, ["sha256:c1"]);
+  s.images.fail = new Error("daemon unreachable");
+  await assert.rejects(s.c.prepare("ctr", "sha256:c1"), (err: grpc.ServiceError) => err.code === grpc.status.UNKNOWN && err.details.includes("daemon unreachable"));
+  await rejects(s.c.stat("ctr"), grpc.status.NOT_FOUND);
+  s.images.fail = null;
+  await s.c.prepare("ctr", "sha256:c1");
+  await s.c.remove("ctr");
+});
+
+test("two images: each mounted once, released on its own", async () => {
+  await pullLayers(s.c, ["sha256:a1"], M);
+  await pullLayers(s.c, ["sha256:b1"], M2);
+  await Promise.all([s.c.prepare("a", "sha256:a1"), s.c.prepare("b", "sha256:b1"), s.c.prepare("a2", "sha256:a1")]);
+  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("acquire")).sort(), [`acquire ${M} ${REF}`, `acquire ${M2} ${REF}`]);
+  await s.c.remove("b");
+  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("release")), [`release ${M2}`]);
+  await s.c.remove("a");
+  await s.c.remove("a2");
+});
+
+test("a restart re-attaches the images in use, and Cleanup does it again", async () => {
+  await pullLayers(s.c, ["sha256:a1"], M);
+  await pullLayers(s.c, ["sha256:b1"], M2);
+  const before = await s.c.prepare("a", "sha256:a1");
+  await s.restart();
+  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("reattach")), ["reattach ", `reattach ${M}`]);
+  assert.deepEqual(await s.c.mounts("a"), before);
+  await s.c.cleanup();
+  assert.equal(s.images.calls.at(-1), `reattach ${M}`);
+  await s.c.remove("a");
+  await s.c.cleanup();
+  assert.equal(s.images.calls.at(-1), "reattach ");
+});
