@@ -2,7 +2,7 @@
 // directory (what the real one does through the cache daemon is tested in daemon-image-mounts.test.ts and the
 // containerd tests): Prepare answers ALREADY_EXISTS and containerd's List/Stat find the layer; containers over
 // the image share one acquire; the last one removed or committed releases it; a restart re-attaches.
-import { after, beforeEach, test } from "node:test";
+import { after, afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
@@ -68,10 +68,10 @@ async function serve(): Promise<Served> {
 }
 
 let s: Served;
-beforeEach(async (t) => {
+beforeEach(async () => {
   s = await serve();
-  t.after(() => s.stop());
 });
+afterEach(() => s.stop());
 
 const layerLabels = (chainId: string, manifest = M, extra: Record<string, string> = {}) => ({
   "containerd.io/snapshot.ref": chainId, "containerd.io/snapshot/eod.manifest": manifest,
