@@ -1,0 +1,176 @@
+// The lazy path end to end with Debian's containerd + runc: a busybox-static image `eod convert`ed in the local
+// registry, pulled through CRI (kubelet's call) with the eod snapshotter: the registry serves the manifest and
+// the config and no layer blob. Then `ctr run --snapshotter eod`: the command's output is right and a write
+// lands in the container's upper dir, not in the image; two containers share one image mount, removed with the
+// last of them; a kill -9 of the snapshotter leaves a running container reading its (cold) files, and after a
+// restart the snapshots are intact and a new container starts.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { containerdMissing, startContainerd, startSnapshotter, type RunningContainerd, type RunningSnapshotter } from "../helpers/containerd.ts";
+import { criPullImage } from "../helpers/cri.ts";
+import { eodAsync } from "../helpers/lazy.ts";
+import { pushBusyboxImage } from "../helpers/push-image.ts";
+import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
+import { unavailable } from "../helpers/skip.ts";
+import { mounts } from "../../src/daemon/mountinfo.ts";
+import { snapshotterStatus } from "../../src/snapshotter/status.ts";
+import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+
+const missing = containerdMissing();
+const skip = unavailable(missing || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events or file-backed EROFS"));
+
+/** Files of the image's second layer: one read by the first container, one read only after the snapshotter is killed. */
+const WARM = randomBytes(300_000);
+const COLD = randomBytes(700_000);
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+let work = "";
+let root = "";
+let ref = "";
+let reg: RunningRegistry | undefined;
+let proxy: RegistryProxy | undefined;
+let snapshotter: RunningSnapshotter | undefined;
+let containerd: RunningContainerd | undefined;
+/** The requests the proxy passed to the registry: "GET /v2/…". */
+const requests: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-ctd-lazy-"));
+  reg = await startRegistry();
+  proxy = await registryProxy(reg.host, { before: (req) => { requests.push(`${req.method} ${new URL(req.url ?? "/", "http://x").pathname}`); return false; } });
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  try {
+    await pushBusyboxImage(client, { registry: reg.host, repository: "eod/busybox" }, "src", [
+      { path: "data/", type: "dir" }, { path: "data/warm", data: WARM }, { path: "data/cold", data: COLD },
+    ]);
+  } finally {
+    await client.close();
+  }
+  const conv = await eodAsync(["convert", `${reg.host}/eod/busybox:src`, `${reg.host}/eod/busybox:eod`], { DOCKER_CONFIG: path.join(work, "no-docker-config") });
+  assert.equal(conv.status, 0, conv.stderr);
+  ref = `${proxy.host}/eod/busybox:eod`; // through the counting proxy: what CRI and the snapshotter fetch
+  root = path.join(work, "snapshotter");
+  const address = path.join(work, "eod.sock");
+  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache") });
+  containerd = await startContainerd({ proxySnapshotter: { name: "eod", address }, cri: { snapshotter: "eod" }, registryMirrors: [proxy.host] });
+  containerd.registerMountDir(root);
+});
+
+after(async () => {
+  // In order: containers and their snapshots, then the snapshotter (its image mounts, the cache daemon).
+  const steps = [() => containerd?.stop(), () => snapshotter?.stop(), () => proxy?.close(), () => reg?.stop()];
+  const errors: unknown[] = [];
+  for (const step of steps) { try { await step(); } catch (e) { errors.push(e); } }
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+  if (errors.length) throw new AggregateError(errors, "cleanup failed");
+});
+
+/** The lazy image mounts (erofs under <root>/images). */
+const imageMounts = () => mounts().filter((m) => m.fsType === "erofs" && m.mountPoint.startsWith(`${root}/images/`));
+
+/** The containers over the image mount, as eod status reads them from the snapshotter's database. */
+function containersOverImage(): string[] {
+  return snapshotterStatus(root)?.images.flatMap((i) => i.snapshots.map((u) => u.container ?? u.key)) ?? [];
+}
+
+function why(): string {
+  return `\nsnapshotter:\n${snapshotter!.output().slice(-4000)}\ncontainerd:\n${containerd!.logTail()}`;
+}
+
+async function ctrOk(args: string[]): Promise<string> {
+  const r = await containerd!.ctr(args);
+  assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}${why()}`);
+  return r.stdout;
+}
+
+/** containerd removes a deleted container's snapshot in its garbage collection, a moment later: waits for its effect. */
+async function eventually(what: string, done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(done(), `${what}${why()}`);
+}
+
+/** Kills and deletes the task and deletes the container (its snapshot with it). */
+async function removeContainer(id: string): Promise<void> {
+  await containerd!.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
+  await ctrOk(["tasks", "delete", "-f", id]);
+  await ctrOk(["containers", "delete", id]);
+}
+
+test("CRI pull fetches the manifest and the config only; ctr run prints the right output and writes into the upper dir", { skip, timeout: 300_000 }, async () => {
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  let manifest;
+  try { ({ manifest } = await client.resolve(ref)); } finally { await client.close(); }
+  requests.length = 0;
+  await criPullImage(containerd!.address, ref);
+  const blobs = requests.filter((r) => r.includes("/blobs/"));
+  assert.deepEqual(blobs.map((r) => r.split("/").pop()), [manifest.config.digest], `only the config blob was fetched: ${requests.join(", ")}`);
+  assert.ok(requests.every((r) => r.startsWith("GET ") || r.startsWith("HEAD ")), requests.join(", "));
+  const layers = new Set(manifest.layers.map((l) => l.digest));
+  assert.ok(!requests.some((r) => layers.has(r.split("/").pop()!)), "no layer blob");
+
+  const out = await ctrOk(["run", "--snapshotter", "eod", ref, "c1", "sh", "-c", "sha256sum /data/warm; echo written > /data/new; cat /data/new"]);
+  assert.equal(out.replace(/\r/g, ""), `${sha(WARM)}  /data/warm\nwritten\n`);
+  const [image] = imageMounts();
+  assert.ok(image, `the image is mounted under ${root}/images${why()}`);
+  const uppers = fs.readdirSync(path.join(root, "snapshots")).map((id) => path.join(root, "snapshots", id, "fs", "data/new")).filter((f) => fs.existsSync(f));
+  assert.equal(uppers.length, 1, "the write is in one snapshot's upper dir");
+  assert.equal(fs.readFileSync(uppers[0], "utf8"), "written\n");
+  assert.ok(!fs.existsSync(path.join(image.mountPoint, "data/new")), "and not in the image");
+  await ctrOk(["containers", "delete", "c1"]);
+  await eventually("its last snapshot removed, the image is unmounted", () => imageMounts().length === 0);
+});
+
+test("two containers of the image share one lazy mount; removing both unmounts it", { skip, timeout: 300_000 }, async () => {
+  for (const id of ["c2", "c3"]) await ctrOk(["run", "-d", "--snapshotter", "eod", ref, id, "sleep", "1000"]);
+  try {
+    assert.equal(imageMounts().length, 1, `one image mount for two containers${why()}`);
+    assert.deepEqual(containersOverImage(), ["c2", "c3"], "eod status names both");
+    await removeContainer("c2");
+    await eventually("only c3 uses the image once c2's snapshot is removed", () => containersOverImage().join() === "c3");
+    assert.equal(imageMounts().length, 1, "still used by c3");
+  } finally {
+    await removeContainer("c3");
+  }
+  await eventually("both removed: unmounted", () => imageMounts().length === 0);
+  assert.deepEqual(fs.readdirSync(path.join(root, "images")), [], "its directory is gone too");
+});
+
+test("kill -9 of the snapshotter: a running container reads its cold files; after a restart the snapshots are intact and a new container starts", { skip, timeout: 300_000 }, async () => {
+  // Waits for /tmp/go, then reads a file nothing has read yet (its bytes come from the registry then).
+  await ctrOk(["run", "-d", "--snapshotter", "eod", ref, "c4", "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; sha256sum /data/cold > /tmp/out; sleep 1000"]);
+  try {
+    const before = await ctrOk(["snapshots", "--snapshotter", "eod", "ls"]);
+    await snapshotter!.kill("SIGKILL");
+    requests.length = 0;
+    await ctrOk(["tasks", "exec", "--exec-id", "go", "c4", "touch", "/tmp/go"]);
+    let out = "";
+    for (let i = 0; i < 300 && !out; i++) {
+      out = (await containerd!.ctr(["tasks", "exec", "--exec-id", `read${i}`, "c4", "cat", "/tmp/out"])).stdout;
+      if (!out) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(out.replace(/\r/g, ""), `${sha(COLD)}  /data/cold\n`, `the container read its cold file with the snapshotter down${why()}`);
+    assert.ok(requests.some((r) => r.includes("/blobs/")), "its bytes came from the registry through the cache daemon meanwhile");
+
+    await snapshotter!.restart();
+    // containerd's gRPC connection to the snapshotter comes back with its reconnect backoff: the first calls may fail.
+    let after = await containerd!.ctr(["snapshots", "--snapshotter", "eod", "ls"]);
+    for (let i = 0; i < 60 && after.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      after = await containerd!.ctr(["snapshots", "--snapshotter", "eod", "ls"]);
+    }
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(after.stdout, before, "the snapshots are intact");
+    assert.equal(imageMounts().length, 1, "the image mount was kept and is reused");
+    const again = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, "c5", "sha256sum", "/data/warm"]);
+    assert.equal(again.replace(/\r/g, ""), `${sha(WARM)}  /data/warm\n`);
+  } finally {
+    await removeContainer("c4");
+  }
+  await eventually("the last container removed: unmounted", () => imageMounts().length === 0);
+});
