@@ -8,15 +8,20 @@ import type { CullStats } from "../cache/cull.ts";
 import { parse } from "./args.ts";
 import { loadConfig } from "../config/config.ts";
 import { EodError } from "../errors.ts";
+import { describeSnapshotter, snapshotterStatus, type SnapshotterStatus } from "../snapshotter/status.ts";
 
 /** Blob bars shown per mount; an image of 100 layers would otherwise fill the screen. */
 const BLOB_BARS = 12;
 
-export const STATUS_USAGE = `Usage: eod status [--cache-dir <dir>] [--json] [--watch <seconds>]
+export const STATUS_USAGE = `Usage: eod status [--cache-dir <dir>] [--snapshotter-root <dir>] [--json] [--watch <seconds>]
 
 Shows the daemon's mounts and, per blob, cached/total bytes, bytes fetched, misses and fetches in flight.
 On a terminal: a progress bar per mount (its blobs' cached bytes) and per blob (up to ${BLOB_BARS} per mount);
---watch refreshes them every <seconds> until interrupted. --json: the daemon's status as JSON.`;
+--watch refreshes them every <seconds> until interrupted. --json: the daemon's status as JSON.
+
+When the snapshotter's root holds its database (--snapshotter-root, default $EOD_SNAPSHOTTER_ROOT, the config
+file's snapshotter.root, or /var/lib/erofs-ondemand/snapshotter), also its snapshots by kind and which image
+mounts are in use by which snapshots (containers); "snapshotter" in --json.`;
 
 interface Status {
   pid: number;
@@ -30,18 +35,25 @@ interface Status {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { config: { type: "string" }, "cache-dir": { type: "string" }, json: { type: "boolean" }, watch: { type: "string" }, help: { type: "boolean", short: "h" } }, STATUS_USAGE);
+  const { values } = parse(argv, {
+    config: { type: "string" }, "cache-dir": { type: "string" }, "snapshotter-root": { type: "string" }, json: { type: "boolean" }, watch: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, STATUS_USAGE);
   if (values.help) { console.log(STATUS_USAGE); return 0; }
-  const cacheDir = loadConfig(values).cacheDir;
-  const sock = socketPathOf(cacheDir);
-  if (!(await daemonAlive(sock))) {
-    console.log(values.json ? JSON.stringify({ running: false, cacheDir }) : `no daemon running for ${cacheDir}`);
-    return 0;
-  }
+  const config = loadConfig({ ...values, root: values["snapshotter-root"] }); // snapshotter.root's flag is eod snapshotter's --root
+  const { cacheDir } = config;
   const watch = values.watch === undefined ? 0 : Number(values.watch);
   if (!(watch >= 0)) throw new EodError("USAGE", `--watch wants seconds, got ${JSON.stringify(values.watch)}`);
+  const snapshotter = readSnapshotter(config.snapshotter.root);
+  const sock = socketPathOf(cacheDir);
+  if (!(await daemonAlive(sock))) {
+    if (values.json) console.log(JSON.stringify({ running: false, cacheDir, ...(snapshotter ? { snapshotter } : {}) }, null, 2));
+    else printSnapshotter(snapshotter, `no daemon running for ${cacheDir}`);
+    return 0;
+  }
   const s = await callDaemon<Status>(sock, "GET", "/status");
-  if (values.json) { console.log(JSON.stringify({ running: true, ...s }, null, 2)); return 0; }
+  if (values.json) { console.log(JSON.stringify({ running: true, ...s, ...(snapshotter ? { snapshotter } : {}) }, null, 2)); return 0; }
+  printSnapshotter(snapshotter);
   if (process.stdout.isTTY) return showBars(s, sock, watch);
   console.log(`daemon pid ${s.pid}, cache ${s.cacheDir}, frontend ${s.frontend.name}`);
   if (s.cache) {
@@ -57,6 +69,20 @@ export async function statusCommand(argv: string[]): Promise<number> {
   for (const r of s.remotes) console.log(`remote ${r.location}: ${r.requests} request(s), ${r.bytes} B, ${r.retries} retries, ${r.errors} errors`);
   for (const p of s.pulls ?? []) console.log(`pull ${p.source}: cached ${p.cachedBytes}/${p.totalBytes} B, fetched ${p.fetchedBytes} B`);
   return 0;
+}
+
+/** The snapshotter's status, null when its root has no database; what stops it being read is shown, not thrown (the daemon's part still is). */
+function readSnapshotter(root: string): SnapshotterStatus | { root: string; error: string } | null {
+  try {
+    return snapshotterStatus(root);
+  } catch (err) {
+    return { root, error: `Cannot read the snapshotter's database in ${root}: ${(err as Error).message}` };
+  }
+}
+
+function printSnapshotter(s: ReturnType<typeof readSnapshotter>, then?: string): void {
+  if (s !== null) for (const line of "error" in s ? [`snapshotter ${s.root}: ${s.error}`] : describeSnapshotter(s)) console.log(line);
+  if (then !== undefined) console.log(then);
 }
 
 /** Bytes in B/KiB/MiB/GiB with 1 decimal. */

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { eod } from "../helpers/cli.ts";
 import { describeSnapshotter, snapshotterStatus, snapshotUser } from "../../src/snapshotter/status.ts";
 import { SnapshotStore } from "../../src/snapshotter/store.ts";
 
@@ -39,4 +40,27 @@ test("snapshotterStatus() is null without a database, else counts and the images
 test("snapshotUser() takes containerd's <namespace>/<n>/<key> apart, keys with slashes too", () => {
   assert.deepEqual(snapshotUser("k8s.io/12/abc/def"), { key: "k8s.io/12/abc/def", namespace: "k8s.io", container: "abc/def" });
   assert.deepEqual(snapshotUser("plain"), { key: "plain" });
+});
+
+test("eod status --snapshotter-root shows the snapshotter with no daemon running, in text and in --json", (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snapstatus-cli-"));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const cache = path.join(root, "cache");
+  const store = SnapshotStore.open(root);
+  store.transaction(() => {
+    store.putImage({ manifest: M, ref: "127.0.0.1:5000/bb:v1" });
+    const layer = store.insert({ name: "k8s.io/1/sha256:layer", parentId: null, kind: "committed", labels: {}, layerOf: M });
+    store.insert({ name: "k8s.io/7/web-1", parentId: layer, kind: "active", labels: {}, uses: M });
+  });
+  store.close();
+  const json = eod("status", "--cache-dir", cache, "--snapshotter-root", root, "--json");
+  assert.equal(json.status, 0, json.stderr);
+  const s = JSON.parse(json.stdout);
+  assert.equal(s.running, false);
+  assert.deepEqual(s.snapshotter.images[0].snapshots, [{ key: "k8s.io/7/web-1", namespace: "k8s.io", container: "web-1" }]);
+  const text = eod("status", "--cache-dir", cache, "--snapshotter-root", root);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /^snapshotter .*: snapshots 1 active, 0 view, 1 committed; 1 lazy layer\(s\); 1 image mount\(s\) in use\nimage 127\.0\.0\.1:5000\/bb:v1 .* used by container web-1 \(k8s\.io\)\nno daemon running for /);
+  const none = eod("status", "--cache-dir", cache, "--snapshotter-root", path.join(root, "nothing-here"), "--json");
+  assert.equal(JSON.parse(none.stdout).snapshotter, undefined, "no database: no snapshotter part");
 });
