@@ -15,6 +15,7 @@ import { REGISTRY_SCHEME } from "../remote/registry/image-remote.ts";
 import { formatReference, parseReference } from "../remote/registry/reference.ts";
 import { umount } from "../sys/mount.ts";
 import type { Log } from "../util/log.ts";
+import { ImageLocks } from "./image-locks.ts";
 import { IMAGES_DIR, imageMountPoint, type ImageMounts, type LazyImage } from "./image-mounts.ts";
 import type { ImageMountCounters } from "./metrics.ts";
 
@@ -31,8 +32,8 @@ export interface DaemonImageMountsOptions {
 export class DaemonImageMounts implements ImageMounts {
   readonly counters: ImageMountCounters = { acquires: 0, acquireFailures: 0, releases: 0, releaseFailures: 0 };
   readonly #opts: DaemonImageMountsOptions;
-  /** The last operation queued per image (by manifest): acquires and releases of one image run one at a time. */
-  readonly #locks = new Map<string, Promise<unknown>>();
+  /** Acquires and releases of one image run one at a time. */
+  readonly #locks = new ImageLocks();
 
   constructor(opts: DaemonImageMountsOptions) {
     this.#opts = opts;
@@ -46,7 +47,7 @@ export class DaemonImageMounts implements ImageMounts {
   async acquire(image: LazyImage): Promise<string> {
     this.counters.acquires++;
     try {
-      return await this.#locked(image, () => this.#mount(image));
+      return await this.#locks.run(image.manifest, () => this.#mount(image));
     } catch (err) {
       this.counters.acquireFailures++;
       throw err;
@@ -56,7 +57,7 @@ export class DaemonImageMounts implements ImageMounts {
   async release(image: LazyImage): Promise<void> {
     this.counters.releases++;
     try {
-      await this.#locked(image, () => this.#unmount(this.mountPointOf(image)));
+      await this.#locks.run(image.manifest, () => this.#unmount(this.mountPointOf(image)));
     } catch (err) {
       this.counters.releaseFailures++;
       throw err;
@@ -120,15 +121,6 @@ export class DaemonImageMounts implements ImageMounts {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new EodError("SYS", `Cannot remove ${dir}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
       }
     }
-  }
-
-  #locked<T>(image: Pick<LazyImage, "manifest">, fn: () => Promise<T>): Promise<T> {
-    const key = image.manifest;
-    const run = (this.#locks.get(key) ?? Promise.resolve()).then(fn, fn);
-    const settled = run.catch(() => {});
-    this.#locks.set(key, settled);
-    void settled.then(() => { if (this.#locks.get(key) === settled) this.#locks.delete(key); });
-    return run;
   }
 
   #imagesDir(): string {
