@@ -1,0 +1,88 @@
+// An ordinary (unconverted) image with `--snapshotter eod` works like containerd's own overlayfs snapshotter:
+// `ctr images pull` unpacks its layers into the eod snapshotter's directories (whiteouts included), `ctr run`
+// gives the same output as under overlayfs, a container's writes land in its upper dir under the eod root, and
+// removing the container removes its snapshot.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { containerdMissing, startContainerd, startSnapshotter, type RunningContainerd, type RunningSnapshotter } from "../helpers/containerd.ts";
+import { pushBusyboxImage } from "../helpers/push-image.ts";
+import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
+import { unavailable } from "../helpers/skip.ts";
+import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+
+const skip = unavailable(containerdMissing());
+
+let work = "";
+let root = "";
+let ref = "";
+let reg: RunningRegistry | undefined;
+let snapshotter: RunningSnapshotter | undefined;
+let containerd: RunningContainerd | undefined;
+
+before(async () => {
+  if (skip) return;
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-ctd-ordinary-"));
+  reg = await startRegistry();
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  try {
+    // a second layer that adds files and deletes one of the first layer's (a whiteout)
+    ({ ref } = await pushBusyboxImage(client, { registry: reg.host, repository: "plain/busybox" }, "1", [
+      { path: "data/", type: "dir" }, { path: "data/hello", data: Buffer.from("hello from layer 2\n") },
+      { path: "bin/.wh.false", data: Buffer.alloc(0) },
+    ]));
+  } finally {
+    await client.close();
+  }
+  root = path.join(work, "snapshotter");
+  const address = path.join(work, "eod.sock");
+  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache") });
+  containerd = await startContainerd({ proxySnapshotter: { name: "eod", address }, cri: { snapshotter: "eod" }, registryMirrors: [reg.host] });
+  containerd.registerMountDir(root);
+});
+
+after(async () => {
+  const steps = [() => containerd?.stop(), () => snapshotter?.stop(), () => reg?.stop()];
+  const errors: unknown[] = [];
+  for (const step of steps) { try { await step(); } catch (e) { errors.push(e); } }
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+  if (errors.length) throw new AggregateError(errors, "cleanup failed");
+});
+
+function why(): string {
+  return `\nsnapshotter:\n${snapshotter!.output().slice(-4000)}\ncontainerd:\n${containerd!.logTail()}`;
+}
+
+async function ctrOk(args: string[]): Promise<string> {
+  const r = await containerd!.ctr(args);
+  assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}${why()}`);
+  return r.stdout;
+}
+
+const SCRIPT = "cat /data/hello; ls /bin | wc -l; test -e /bin/false && echo false-present || echo false-deleted; echo w > /tmp/w; cat /tmp/w; id -u; ls /";
+
+/** The upper dirs under the eod root that hold the container's write. */
+const uppersWith = (file: string) => fs.readdirSync(path.join(root, "snapshots")).filter((id) => fs.existsSync(path.join(root, "snapshots", id, "fs", file)));
+
+test("pulled and run with --snapshotter eod, an ordinary image behaves as under overlayfs", { skip, timeout: 300_000 }, async () => {
+  const outputs: Record<string, string> = {};
+  for (const sn of ["overlayfs", "eod"]) {
+    await ctrOk(["images", "pull", "--plain-http", "--snapshotter", sn, ref]);
+    outputs[sn] = await ctrOk(["run", "--snapshotter", sn, ref, `c-${sn}`, "sh", "-c", SCRIPT]);
+  }
+  assert.equal(outputs.eod, outputs.overlayfs);
+  assert.match(outputs.eod, /^hello from layer 2\n\s*\d+\nfalse-deleted\nw\n0\n/);
+
+  const snapshots = await ctrOk(["snapshots", "--snapshotter", "eod", "ls"]);
+  assert.equal(snapshots.trim().split("\n").slice(1).filter((l) => /Committed/.test(l)).length, 2, `two committed layers:\n${snapshots}`);
+  assert.equal(snapshots.trim().split("\n").slice(1).filter((l) => /Active/.test(l)).length, 1, `the container's snapshot:\n${snapshots}`);
+  assert.equal(uppersWith("tmp/w").length, 1, "the container's write is in its upper dir under the eod root");
+  assert.equal(uppersWith("data/hello").length, 1, "layer 2 was unpacked into an eod snapshot directory");
+
+  await ctrOk(["containers", "delete", "c-eod"]);
+  for (let i = 0; i < 200 && uppersWith("tmp/w").length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(uppersWith("tmp/w").length, 0, `the container's snapshot is removed with it${why()}`);
+  await ctrOk(["containers", "delete", "c-overlayfs"]);
+});
