@@ -14,7 +14,7 @@ import { containerdMissing, startContainerd, startSnapshotter, type RunningConta
 import { criPullImage } from "../helpers/cri.ts";
 import { eodAsync } from "../helpers/lazy.ts";
 import { pushBusyboxImage } from "../helpers/push-image.ts";
-import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
+import { freePort, registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { snapshotterStatus } from "../../src/snapshotter/status.ts";
@@ -32,6 +32,7 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 let work = "";
 let root = "";
 let ref = "";
+let metricsUrl = "";
 let reg: RunningRegistry | undefined;
 let proxy: RegistryProxy | undefined;
 let snapshotter: RunningSnapshotter | undefined;
@@ -57,7 +58,9 @@ before(async () => {
   ref = `${proxy.host}/eod/busybox:eod`; // through the counting proxy: what CRI and the snapshotter fetch
   root = path.join(work, "snapshotter");
   const address = path.join(work, "eod.sock");
-  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache") });
+  const metrics = `127.0.0.1:${await freePort()}`;
+  metricsUrl = `http://${metrics}/metrics`;
+  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache"), args: ["--metrics-listen", metrics] });
   containerd = await startContainerd({ proxySnapshotter: { name: "eod", address }, cri: { snapshotter: "eod" }, registryMirrors: [proxy.host] });
   containerd.registerMountDir(root);
 });
@@ -131,6 +134,10 @@ test("two containers of the image share one lazy mount; removing both unmounts i
   try {
     assert.equal(imageMounts().length, 1, `one image mount for two containers${why()}`);
     assert.deepEqual(containersOverImage(), ["c2", "c3"], "eod status names both");
+    const metrics = await (await fetch(metricsUrl)).text();
+    for (const line of ['eod_snapshotter_snapshots{kind="active"} 2', "eod_snapshotter_image_mounts_in_use 1", 'eod_snapshotter_errors_total{kind="acquire"} 0']) {
+      assert.ok(metrics.split("\n").includes(line), `metrics have ${line}:\n${metrics}`);
+    }
     await removeContainer("c2");
     await eventually("only c3 uses the image once c2's snapshot is removed", () => containersOverImage().join() === "c3");
     assert.equal(imageMounts().length, 1, "still used by c3");
