@@ -11,7 +11,8 @@
 // `prefetch`; its data stays in layer order). Every run goes through bench/lib/throttled-proxy.ts (one shared
 // 20 MB/s link, 20 ms before each answer) and starts on a fresh containerd (and, for eod, a fresh snapshotter
 // root and an empty cache whose daemon runs already, as a service would), page caches dropped; the clock runs
-// from the CRI PullImage request (kubelet's call) to the end of `ctr run --rm <ref> python3 -c 'import json'`.
+// from the CRI PullImage request (kubelet's call, on a connection made before) to the end of `ctr run <ref>
+// python3 -c 'import json'` (the container's removal is not timed).
 // Runs are interleaved, best of N. Bytes are what the proxy sent. Results are printed and written to
 // bench/results/containerd-<UTC timestamp>.json; the exit status is non-zero if a run failed or a target was missed.
 import fs from "node:fs";
@@ -28,7 +29,7 @@ import { describe, run } from "./lib/run.ts";
 import { dropCaches, progressLine } from "./lib/system.ts";
 import { throttledProxy, type ThrottledProxy } from "./lib/throttled-proxy.ts";
 import { containerdMissing, mountsUnder, startContainerd, startSnapshotter } from "../test/helpers/containerd.ts";
-import { criPullImage } from "../test/helpers/cri.ts";
+import { connectCri } from "../test/helpers/cri.ts";
 import { cleanup as stopCacheDaemon } from "../test/helpers/lazy.ts";
 import { startRegistry } from "../test/helpers/registry.ts";
 import { ensureDaemon } from "../src/daemon/spawn.ts";
@@ -46,7 +47,32 @@ const VARIANTS = option("variants", ALL_VARIANTS.join(",")).split(",").map((v) =
   if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants: unknown ${JSON.stringify(v)} (${ALL_VARIANTS.join(", ")})`);
   return v as Variant;
 });
-interface Run { variant: Variant; seconds: number; pullSeconds: number; bytes: number; requests: number; busyCpuSeconds: number }
+interface Run {
+  variant: Variant; seconds: number; pullSeconds: number; bytes: number; requests: number; busyCpuSeconds: number;
+  /** eod runs: when (seconds after the pull request) the image mount was done and what the daemon did. */
+  eod?: EodPhases;
+}
+interface EodPhases {
+  mountedAt: number | null; mountMs: number | null; prefetchMs: number | null;
+  events: number | null; fills: number | null; misses: number | null; fetches: number | null; fetchedBytes: number | null;
+}
+
+/** From the cache daemon's log and status: the image mount and prefetch, and how python's misses were served. */
+async function eodPhases(cacheDir: string, wall0: number): Promise<EodPhases> {
+  const p: EodPhases = { mountedAt: null, mountMs: null, prefetchMs: null, events: null, fills: null, misses: null, fetches: null, fetchedBytes: null };
+  for (const line of fs.readFileSync(path.join(cacheDir, "daemon.log"), "utf8").split("\n").filter(Boolean)) {
+    const j = JSON.parse(line) as { time: string; msg: string; ms?: number };
+    if (j.msg === "mounted" && p.mountedAt === null) { p.mountedAt = (Date.parse(j.time) - wall0) / 1000; p.mountMs = j.ms ?? null; }
+    if (j.msg === "prefetched" && p.prefetchMs === null) p.prefetchMs = j.ms ?? null;
+  }
+  const st = await run(NODE, [EOD, "status", "--cache-dir", cacheDir, "--json"], { timeoutMs: 30_000 });
+  if (st.code === 0) {
+    const s = JSON.parse(st.stdout) as { frontend?: { events: number; fills: number }; blobs?: Array<{ misses: number; fetches: number; fetchedBytes: number }> };
+    const sum = (k: "misses" | "fetches" | "fetchedBytes") => (s.blobs ?? []).reduce((n, b) => n + b[k], 0);
+    Object.assign(p, { events: s.frontend?.events ?? null, fills: s.frontend?.fills ?? null, misses: sum("misses"), fetches: sum("fetches"), fetchedBytes: sum("fetchedBytes") });
+  }
+  return p;
+}
 
 /** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait; USER_HZ = 100). */
 function machineBusy(): number {
@@ -70,18 +96,22 @@ async function timedRun(variant: Variant, ref: string, proxy: ThrottledProxy, wo
       cri: { snapshotter: eod ? "eod" : "overlayfs" }, registryMirrors: [proxy.host],
     });
     if (eod) containerd.registerMountDir(root);
+    const cri = await connectCri(containerd.address);
     try {
       dropCaches();
       proxy.reset();
       const busy0 = machineBusy();
+      const wall0 = Date.now();
       const t0 = performance.now();
-      await criPullImage(containerd.address, ref);
+      await cri.pullImage(ref);
       const pulled = performance.now();
-      const r = await containerd.ctr(["run", "--rm", "--snapshotter", eod ? "eod" : "overlayfs", ref, `bench-${n}`, ...COLD_CMD], { timeoutMs: 600_000 });
+      const r = await containerd.ctr(["run", "--snapshotter", eod ? "eod" : "overlayfs", ref, `bench-${n}`, ...COLD_CMD], { timeoutMs: 600_000 });
       const seconds = (performance.now() - t0) / 1000;
       if (r.code !== 0) throw new Error(`ctr run (${variant}) exited ${r.code}: ${r.stderr}\n${snapshotter?.output().slice(-3000) ?? ""}\n${containerd.logTail(20)}`);
-      return { variant, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds: machineBusy() - busy0 };
+      const busyCpuSeconds = machineBusy() - busy0;
+      return { variant, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds, ...(eod ? { eod: await eodPhases(cacheDir, wall0) } : {}) };
     } finally {
+      cri.close();
       await containerd.stop();
     }
   } finally {
@@ -145,7 +175,8 @@ async function main(): Promise<number> {
     for (let i = 0; i < RUNS; i++) {
       for (const variant of VARIANTS) {
         const r = await timedRun(variant, refs[variant], proxy, work, n++);
-        progressLine(`run ${i + 1}/${RUNS} ${variant}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
+        const phases = r.eod ? `; image mounted at ${secs(r.eod.mountedAt)} s (load ${r.eod.mountMs} ms, prefetch ${r.eod.prefetchMs ?? "-"} ms), ${r.eod.misses} misses, ${r.eod.fetches} fetches` : "";
+        progressLine(`run ${i + 1}/${RUNS} ${variant}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests${phases}; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
         runs.push(r);
       }
     }

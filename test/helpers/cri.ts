@@ -24,17 +24,38 @@ function imageServiceClient(containerdSock: string): PullImageClient {
   return new ImageService(`unix://${containerdSock}`, grpc.credentials.createInsecure()) as unknown as PullImageClient;
 }
 
-/** Pulls `ref` as kubelet does; resolves with the image ref CRI answers (the image id, "sha256:<config digest>"). */
-export async function criPullImage(containerdSock: string, ref: string, timeoutMs = 300_000): Promise<string> {
+export interface CriImageService {
+  /** Pulls `ref` as kubelet does; resolves with the image ref CRI answers (the image id, "sha256:<config digest>"). */
+  pullImage(ref: string, timeoutMs?: number): Promise<string>;
+  close(): void;
+}
+
+/** A client of containerd's CRI image service, connected (as kubelet's is before it pulls). */
+export async function connectCri(containerdSock: string, timeoutMs = 30_000): Promise<CriImageService> {
   const client = imageServiceClient(containerdSock);
   try {
-    return await new Promise<string>((resolve, reject) => {
-      client.PullImage({ image: { image: ref } }, { deadline: Date.now() + timeoutMs }, (err, res) => {
+    await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    client.close();
+    throw new Error(`CRI at ${containerdSock}: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    pullImage: (ref, pullTimeoutMs = 300_000) => new Promise<string>((resolve, reject) => {
+      client.PullImage({ image: { image: ref } }, { deadline: Date.now() + pullTimeoutMs }, (err, res) => {
         if (err) reject(new Error(`CRI PullImage ${ref}: ${err.message}`, { cause: err }));
         else resolve(res!.image_ref);
       });
-    });
+    }),
+    close: () => client.close(),
+  };
+}
+
+/** Pulls `ref` as kubelet does (connecting for this one call); resolves with the image ref CRI answers. */
+export async function criPullImage(containerdSock: string, ref: string, timeoutMs = 300_000): Promise<string> {
+  const cri = await connectCri(containerdSock);
+  try {
+    return await cri.pullImage(ref, timeoutMs);
   } finally {
-    client.close();
+    cri.close();
   }
 }
