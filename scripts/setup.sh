@@ -11,10 +11,11 @@ export DEBIAN_FRONTEND=noninteractive
 # docker-registry: the CNCF distribution registry the registry-client tests start; apache2-utils: htpasswd (bcrypt);
 # systemd: systemd-analyze verifies contrib/eod-daemon.service; debootstrap: the Debian corpus (bench/corpus.ts) of
 # test/containerd/python3.test.ts and the benchmarks; tar, zstd, lz4: layer archives and reference
-# blocks in tests; e2fsprogs: mkfs.ext4 for small cache file systems. (With CI=true a test that finds one
-# missing fails instead of skipping: test/helpers/skip.ts.)
+# blocks in tests; e2fsprogs: mkfs.ext4 for small cache file systems; containerd + runc: the containerd the
+# snapshotter tests start by hand (test/helpers/containerd.ts; ctr comes with containerd). (With CI=true a test
+# that finds one missing fails instead of skipping: test/helpers/skip.ts.)
 pkgs=(erofs-utils attr acl util-linux time qemu-system-x86 busybox-static docker-registry apache2-utils systemd
-  tar zstd lz4 e2fsprogs debootstrap)
+  tar zstd lz4 e2fsprogs debootstrap containerd runc)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

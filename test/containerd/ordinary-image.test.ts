@@ -1,13 +1,14 @@
 // An ordinary (unconverted) image with `--snapshotter eod` works like containerd's own overlayfs snapshotter:
 // `ctr images pull` unpacks its layers into the eod snapshotter's directories (whiteouts included), `ctr run`
 // gives the same output as under overlayfs, a container's writes land in its upper dir under the eod root, and
-// removing the container removes its snapshot.
+// removing the container removes its snapshot. A CRI pull (labels on) unpacks it the same way.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { containerdMissing, startContainerd, startSnapshotter, type RunningContainerd, type RunningSnapshotter } from "../helpers/containerd.ts";
+import { criPullImage } from "../helpers/cri.ts";
 import { pushBusyboxImage } from "../helpers/push-image.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
@@ -85,4 +86,16 @@ test("pulled and run with --snapshotter eod, an ordinary image behaves as under 
   for (let i = 0; i < 200 && uppersWith("tmp/w").length > 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(uppersWith("tmp/w").length, 0, `the container's snapshot is removed with it${why()}`);
   await ctrOk(["containers", "delete", "c-overlayfs"]);
+});
+
+test("a CRI pull (with the snapshot labels) of an ordinary image unpacks it into eod snapshots too", { skip, timeout: 300_000 }, async () => {
+  // the CRI plugin keeps the image under its id too
+  const names = (await ctrOk(["images", "ls", "-q"])).split("\n").filter(Boolean);
+  await ctrOk(["images", "rm", "--sync", ...names]);
+  for (let i = 0; i < 200 && uppersWith("data/hello").length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(uppersWith("data/hello").length, 0, `the image's layers went with it${why()}`);
+  await criPullImage(containerd!.address, ref);
+  assert.equal(uppersWith("data/hello").length, 1, `layer 2 unpacked again, by CRI${why()}`);
+  const out = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, "c-cri", "sh", "-c", "cat /data/hello"]);
+  assert.equal(out, "hello from layer 2\n");
 });
