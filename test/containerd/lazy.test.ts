@@ -10,7 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { containerdMissing, startContainerd, startSnapshotter, type RunningContainerd, type RunningSnapshotter } from "../helpers/containerd.ts";
+import { containerdMissing } from "../helpers/containerd.ts";
 import { criPullImage } from "../helpers/cri.ts";
 import { eodAsync } from "../helpers/lazy.ts";
 import { pushBusyboxImage } from "../helpers/push-image.ts";
@@ -20,6 +20,7 @@ import { mounts } from "../../src/daemon/mountinfo.ts";
 import { snapshotterStatus } from "../../src/snapshotter/status.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { startEodContainerd, stopInOrder, type EodContainerd } from "./stack.ts";
 
 const missing = containerdMissing();
 const skip = unavailable(missing || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events or file-backed EROFS"));
@@ -30,15 +31,15 @@ const COLD = randomBytes(700_000);
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 let work = "";
-let root = "";
+/** The converted image, through the counting proxy. */
 let ref = "";
-let metricsUrl = "";
-let reg: RunningRegistry | undefined;
-let proxy: RegistryProxy | undefined;
-let snapshotter: RunningSnapshotter | undefined;
-let containerd: RunningContainerd | undefined;
 /** The requests the proxy passed to the registry: "GET /v2/…". */
 const requests: string[] = [];
+let reg: RunningRegistry | undefined;
+let proxy: RegistryProxy | undefined;
+/** The snapshotter and containerd, once started. */
+let stack: EodContainerd | undefined;
+let metricsUrl = "";
 
 before(async () => {
   if (skip) return;
@@ -56,38 +57,27 @@ before(async () => {
   const conv = await eodAsync(["convert", `${reg.host}/eod/busybox:src`, `${reg.host}/eod/busybox:eod`], { DOCKER_CONFIG: path.join(work, "no-docker-config") });
   assert.equal(conv.status, 0, conv.stderr);
   ref = `${proxy.host}/eod/busybox:eod`; // through the counting proxy: what CRI and the snapshotter fetch
-  root = path.join(work, "snapshotter");
-  const address = path.join(work, "eod.sock");
   const metrics = `127.0.0.1:${await freePort()}`;
   metricsUrl = `http://${metrics}/metrics`;
-  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache"), args: ["--metrics-listen", metrics] });
-  containerd = await startContainerd({ proxySnapshotter: { name: "eod", address }, cri: { snapshotter: "eod" }, registryMirrors: [proxy.host] });
-  containerd.registerMountDir(root);
+  stack = await startEodContainerd(work, { registryMirrors: [proxy.host], snapshotterArgs: ["--metrics-listen", metrics] });
 });
 
-after(async () => {
-  // In order: containers and their snapshots, then the snapshotter (its image mounts, the cache daemon).
-  const steps = [() => containerd?.stop(), () => snapshotter?.stop(), () => proxy?.close(), () => reg?.stop()];
-  const errors: unknown[] = [];
-  for (const step of steps) { try { await step(); } catch (e) { errors.push(e); } }
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-  if (errors.length) throw new AggregateError(errors, "cleanup failed");
-});
+after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => proxy?.close(), () => reg?.stop()]));
 
 /** The lazy image mounts (erofs under <root>/images). */
-const imageMounts = () => mounts().filter((m) => m.fsType === "erofs" && m.mountPoint.startsWith(`${root}/images/`));
+const imageMounts = () => mounts().filter((m) => m.fsType === "erofs" && m.mountPoint.startsWith(`${stack!.root}/images/`));
 
 /** The containers over the image mount, as eod status reads them from the snapshotter's database. */
 function containersOverImage(): string[] {
-  return snapshotterStatus(root)?.images.flatMap((i) => i.snapshots.map((u) => u.container ?? u.key)) ?? [];
+  return snapshotterStatus(stack!.root)?.images.flatMap((i) => i.snapshots.map((u) => u.container ?? u.key)) ?? [];
 }
 
 function why(): string {
-  return `\nsnapshotter:\n${snapshotter!.output().slice(-4000)}\ncontainerd:\n${containerd!.logTail()}`;
+  return stack?.why() ?? "";
 }
 
 async function ctrOk(args: string[]): Promise<string> {
-  const r = await containerd!.ctr(args);
+  const r = await stack!.containerd.ctr(args);
   assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}${why()}`);
   return r.stdout;
 }
@@ -100,7 +90,7 @@ async function eventually(what: string, done: () => boolean): Promise<void> {
 
 /** Kills and deletes the task and deletes the container (its snapshot with it). */
 async function removeContainer(id: string): Promise<void> {
-  await containerd!.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
+  await stack!.containerd.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
   await ctrOk(["tasks", "delete", "-f", id]);
   await ctrOk(["containers", "delete", id]);
 }
@@ -110,7 +100,7 @@ test("CRI pull fetches the manifest and the config only; ctr run prints the righ
   let manifest;
   try { ({ manifest } = await client.resolve(ref)); } finally { await client.close(); }
   requests.length = 0;
-  await criPullImage(containerd!.address, ref);
+  await criPullImage(stack!.containerd.address, ref);
   const blobs = requests.filter((r) => r.includes("/blobs/"));
   assert.deepEqual(blobs.map((r) => r.split("/").pop()), [manifest.config.digest], `only the config blob was fetched: ${requests.join(", ")}`);
   assert.ok(requests.every((r) => r.startsWith("GET ") || r.startsWith("HEAD ")), requests.join(", "));
@@ -120,8 +110,8 @@ test("CRI pull fetches the manifest and the config only; ctr run prints the righ
   const out = await ctrOk(["run", "--snapshotter", "eod", ref, "c1", "sh", "-c", "sha256sum /data/warm; echo written > /data/new; cat /data/new"]);
   assert.equal(out.replace(/\r/g, ""), `${sha(WARM)}  /data/warm\nwritten\n`);
   const [image] = imageMounts();
-  assert.ok(image, `the image is mounted under ${root}/images${why()}`);
-  const uppers = fs.readdirSync(path.join(root, "snapshots")).map((id) => path.join(root, "snapshots", id, "fs", "data/new")).filter((f) => fs.existsSync(f));
+  assert.ok(image, `the image is mounted under ${stack!.root}/images${why()}`);
+  const uppers = fs.readdirSync(path.join(stack!.root, "snapshots")).map((id) => path.join(stack!.root, "snapshots", id, "fs", "data/new")).filter((f) => fs.existsSync(f));
   assert.equal(uppers.length, 1, "the write is in one snapshot's upper dir");
   assert.equal(fs.readFileSync(uppers[0], "utf8"), "written\n");
   assert.ok(!fs.existsSync(path.join(image.mountPoint, "data/new")), "and not in the image");
@@ -145,7 +135,7 @@ test("two containers of the image share one lazy mount; removing both unmounts i
     await removeContainer("c3");
   }
   await eventually("both removed: unmounted", () => imageMounts().length === 0);
-  assert.deepEqual(fs.readdirSync(path.join(root, "images")), [], "its directory is gone too");
+  assert.deepEqual(fs.readdirSync(path.join(stack!.root, "images")), [], "its directory is gone too");
 });
 
 test("kill -9 of the snapshotter: a running container reads its cold files; after a restart the snapshots are intact and a new container starts", { skip, timeout: 300_000 }, async () => {
@@ -153,23 +143,23 @@ test("kill -9 of the snapshotter: a running container reads its cold files; afte
   await ctrOk(["run", "-d", "--snapshotter", "eod", ref, "c4", "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; sha256sum /data/cold > /tmp/out; sleep 1000"]);
   try {
     const before = await ctrOk(["snapshots", "--snapshotter", "eod", "ls"]);
-    await snapshotter!.kill("SIGKILL");
+    await stack!.snapshotter.kill("SIGKILL");
     requests.length = 0;
     await ctrOk(["tasks", "exec", "--exec-id", "go", "c4", "touch", "/tmp/go"]);
     let out = "";
     for (let i = 0; i < 300 && !out; i++) {
-      out = (await containerd!.ctr(["tasks", "exec", "--exec-id", `read${i}`, "c4", "cat", "/tmp/out"])).stdout;
+      out = (await stack!.containerd.ctr(["tasks", "exec", "--exec-id", `read${i}`, "c4", "cat", "/tmp/out"])).stdout;
       if (!out) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(out.replace(/\r/g, ""), `${sha(COLD)}  /data/cold\n`, `the container read its cold file with the snapshotter down${why()}`);
     assert.ok(requests.some((r) => r.includes("/blobs/")), "its bytes came from the registry through the cache daemon meanwhile");
 
-    await snapshotter!.restart();
+    await stack!.snapshotter.restart();
     // containerd's gRPC connection to the snapshotter comes back with its reconnect backoff: the first calls may fail.
-    let after = await containerd!.ctr(["snapshots", "--snapshotter", "eod", "ls"]);
+    let after = await stack!.containerd.ctr(["snapshots", "--snapshotter", "eod", "ls"]);
     for (let i = 0; i < 60 && after.code !== 0; i++) {
       await new Promise((r) => setTimeout(r, 500));
-      after = await containerd!.ctr(["snapshots", "--snapshotter", "eod", "ls"]);
+      after = await stack!.containerd.ctr(["snapshots", "--snapshotter", "eod", "ls"]);
     }
     assert.equal(after.code, 0, after.stderr);
     assert.equal(after.stdout, before, "the snapshots are intact");
