@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { REPO } from "./cli.ts";
 import { cleanup as stopCacheDaemon } from "./lazy.ts";
+import { stopChild } from "./registry.ts";
 
 export interface ContainerdOptions {
   /** A proxy snapshotter plugin: `[proxy_plugins.<name>] type = "snapshot" address = <address>`. */
@@ -71,7 +72,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<RunningC
     const problems: string[] = [];
     if (child.exitCode === null && child.signalCode === null) await removeContainers(ctr, problems);
     killShims(address);
-    await stopChild(child, pid, exited);
+    await stopChild(child, pid, exited, 5000);
     process.removeListener("exit", onExit);
     for (const d of mountDirs) unmountUnder(d, problems);
     try { fs.rmSync(dir, { recursive: true, force: true }); } catch (e) { problems.push(`rm ${dir}: ${(e as Error).message}`); }
@@ -158,14 +159,6 @@ function killShims(address: string): void {
     if (argv[argv.indexOf("-address") + 1] !== address) continue;
     try { process.kill(Number(name), "SIGKILL"); } catch { /* gone */ }
   }
-}
-
-async function stopChild(child: ChildProcess, pid: number, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  try { process.kill(pid, "SIGTERM"); } catch { return; }
-  const killer = setTimeout(() => { try { process.kill(pid, "SIGKILL"); } catch { /* gone */ } }, 5000);
-  await exited;
-  clearTimeout(killer);
 }
 
 /** Mount points at or below `dir`, deepest (last mounted) first. */

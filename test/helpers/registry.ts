@@ -108,10 +108,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
   return { host: `${ip}:${port}`, port, url, dataDir, pid, stop };
 }
 
-async function stopChild(child: ChildProcess, pid: number, exited: Promise<void>): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited (also used for containerd). */
+export async function stopChild(child: ChildProcess, pid: number, exited: Promise<void>, graceMs = 3000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   try { process.kill(pid, "SIGTERM"); } catch { return; }
-  const killer = setTimeout(() => { try { process.kill(pid, "SIGKILL"); } catch { /* gone */ } }, 3000);
+  const killer = setTimeout(() => { try { process.kill(pid, "SIGKILL"); } catch { /* gone */ } }, graceMs);
   await exited;
   clearTimeout(killer);
 }
