@@ -28,6 +28,8 @@ const skip = unavailable(missing || (kernelSupportsPreContent().ok ? false : "ke
 /** Files of the image's second layer: one read by the first container, one read only after the snapshotter is killed. */
 const WARM = randomBytes(300_000);
 const COLD = randomBytes(700_000);
+/** runc keeps its state by container id in one directory for every containerd on the machine: ids unique to this run. */
+const [C1, C2, C3, C4, C5] = [1, 2, 3, 4, 5].map((n) => `eod-lazy-${process.pid}-c${n}`);
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 let work = "";
@@ -107,7 +109,7 @@ test("CRI pull fetches the manifest and the config only; ctr run prints the righ
   const layers = new Set(manifest.layers.map((l) => l.digest));
   assert.ok(!requests.some((r) => layers.has(r.split("/").pop()!)), "no layer blob");
 
-  const out = await ctrOk(["run", "--snapshotter", "eod", ref, "c1", "sh", "-c", "sha256sum /data/warm; echo written > /data/new; cat /data/new"]);
+  const out = await ctrOk(["run", "--snapshotter", "eod", ref, C1, "sh", "-c", "sha256sum /data/warm; echo written > /data/new; cat /data/new"]);
   assert.equal(out.replace(/\r/g, ""), `${sha(WARM)}  /data/warm\nwritten\n`);
   const [image] = imageMounts();
   assert.ok(image, `the image is mounted under ${stack!.root}/images${why()}`);
@@ -115,24 +117,24 @@ test("CRI pull fetches the manifest and the config only; ctr run prints the righ
   assert.equal(uppers.length, 1, "the write is in one snapshot's upper dir");
   assert.equal(fs.readFileSync(uppers[0], "utf8"), "written\n");
   assert.ok(!fs.existsSync(path.join(image.mountPoint, "data/new")), "and not in the image");
-  await ctrOk(["containers", "delete", "c1"]);
+  await ctrOk(["containers", "delete", C1]);
   await eventually("its last snapshot removed, the image is unmounted", () => imageMounts().length === 0);
 });
 
 test("two containers of the image share one lazy mount; removing both unmounts it", { skip, timeout: 300_000 }, async () => {
-  for (const id of ["c2", "c3"]) await ctrOk(["run", "-d", "--snapshotter", "eod", ref, id, "sleep", "1000"]);
+  for (const id of [C2, C3]) await ctrOk(["run", "-d", "--snapshotter", "eod", ref, id, "sleep", "1000"]);
   try {
     assert.equal(imageMounts().length, 1, `one image mount for two containers${why()}`);
-    assert.deepEqual(containersOverImage(), ["c2", "c3"], "eod status names both");
+    assert.deepEqual(containersOverImage(), [C2, C3], "eod status names both");
     const metrics = await (await fetch(metricsUrl)).text();
     for (const line of ['eod_snapshotter_snapshots{kind="active"} 2', "eod_snapshotter_image_mounts_in_use 1", 'eod_snapshotter_errors_total{kind="acquire"} 0']) {
       assert.ok(metrics.split("\n").includes(line), `metrics have ${line}:\n${metrics}`);
     }
-    await removeContainer("c2");
-    await eventually("only c3 uses the image once c2's snapshot is removed", () => containersOverImage().join() === "c3");
+    await removeContainer(C2);
+    await eventually("only c3 uses the image once c2's snapshot is removed", () => containersOverImage().join() === C3);
     assert.equal(imageMounts().length, 1, "still used by c3");
   } finally {
-    await removeContainer("c3");
+    await removeContainer(C3);
   }
   await eventually("both removed: unmounted", () => imageMounts().length === 0);
   assert.deepEqual(fs.readdirSync(path.join(stack!.root, "images")), [], "its directory is gone too");
@@ -140,15 +142,15 @@ test("two containers of the image share one lazy mount; removing both unmounts i
 
 test("kill -9 of the snapshotter: a running container reads its cold files; after a restart the snapshots are intact and a new container starts", { skip, timeout: 300_000 }, async () => {
   // Waits for /tmp/go, then reads a file nothing has read yet (its bytes come from the registry then).
-  await ctrOk(["run", "-d", "--snapshotter", "eod", ref, "c4", "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; sha256sum /data/cold > /tmp/out; sleep 1000"]);
+  await ctrOk(["run", "-d", "--snapshotter", "eod", ref, C4, "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; sha256sum /data/cold > /tmp/out; sleep 1000"]);
   try {
     const before = await ctrOk(["snapshots", "--snapshotter", "eod", "ls"]);
     await stack!.snapshotter.kill("SIGKILL");
     requests.length = 0;
-    await ctrOk(["tasks", "exec", "--exec-id", "go", "c4", "touch", "/tmp/go"]);
+    await ctrOk(["tasks", "exec", "--exec-id", "go", C4, "touch", "/tmp/go"]);
     let out = "";
     for (let i = 0; i < 300 && !out; i++) {
-      out = (await stack!.containerd.ctr(["tasks", "exec", "--exec-id", `read${i}`, "c4", "cat", "/tmp/out"])).stdout;
+      out = (await stack!.containerd.ctr(["tasks", "exec", "--exec-id", `read${i}`, C4, "cat", "/tmp/out"])).stdout;
       if (!out) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(out.replace(/\r/g, ""), `${sha(COLD)}  /data/cold\n`, `the container read its cold file with the snapshotter down${why()}`);
@@ -164,10 +166,10 @@ test("kill -9 of the snapshotter: a running container reads its cold files; afte
     assert.equal(after.code, 0, after.stderr);
     assert.equal(after.stdout, before, "the snapshots are intact");
     assert.equal(imageMounts().length, 1, "the image mount was kept and is reused");
-    const again = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, "c5", "sha256sum", "/data/warm"]);
+    const again = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, C5, "sha256sum", "/data/warm"]);
     assert.equal(again.replace(/\r/g, ""), `${sha(WARM)}  /data/warm\n`);
   } finally {
-    await removeContainer("c4");
+    await removeContainer(C4);
   }
   await eventually("the last container removed: unmounted", () => imageMounts().length === 0);
 });
