@@ -8,7 +8,7 @@ export interface ImageMountCounters {
   /** acquire() calls (one per container snapshot of a lazy image, and per re-attach). */
   acquires: number;
   acquireFailures: number;
-  /** release() calls (the last snapshot using an image went). */
+  /** release() calls (the last snapshot using an image went, or a re-attach found a mount nothing uses). */
   releases: number;
   releaseFailures: number;
 }
@@ -32,7 +32,7 @@ export function renderMetrics(s: SnapshotterMetricsInput): string {
   out.gauge("eod_snapshotter_lazy_layers", "Committed snapshots that are layers of an image converted by eod (never downloaded).", s.lazyLayers);
   out.gauge("eod_snapshotter_image_mounts_in_use", "Lazy image mounts some container snapshot uses.", s.imagesInUse);
   out.counter("eod_snapshotter_image_acquires_total", "Requests for an image's lazy mount (mounted through the cache daemon, or shared).", s.imageMounts.acquires);
-  out.counter("eod_snapshotter_image_releases_total", "Image mounts unmounted because their last snapshot went.", s.imageMounts.releases);
+  out.counter("eod_snapshotter_image_releases_total", "Releases of an image's mount (its last snapshot went, or nothing used it at a re-attach).", s.imageMounts.releases);
   out.labelled("eod_snapshotter_errors_total", "counter", "Failures by kind: acquire (an image could not be mounted or was not the one its layers name), release (an image mount could not be removed).", [
     [{ kind: "acquire" }, s.imageMounts.acquireFailures],
     [{ kind: "release" }, s.imageMounts.releaseFailures],
