@@ -17,7 +17,7 @@ import { pushBusyboxImage } from "../helpers/push-image.ts";
 import { freePort, registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
-import { snapshotterStatus } from "../../src/snapshotter/status.ts";
+import { snapshotterStatus, type ImageMountStatus } from "../../src/snapshotter/status.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { startEodContainerd, stopInOrder, type EodContainerd } from "./stack.ts";
@@ -125,7 +125,10 @@ test("two containers of the image share one lazy mount; removing both unmounts i
   for (const id of [C2, C3]) await ctrOk(["run", "-d", "--snapshotter", "eod", ref, id, "sleep", "1000"]);
   try {
     assert.equal(imageMounts().length, 1, `one image mount for two containers${why()}`);
-    assert.deepEqual(containersOverImage(), [C2, C3], "eod status names both");
+    const status = await eodAsync(["status", "--cache-dir", path.join(work, "cache"), "--snapshotter-root", stack!.root, "--json"]);
+    const { running, snapshotter } = JSON.parse(status.stdout);
+    assert.ok(running, "the cache daemon serves the image mount");
+    assert.deepEqual(snapshotter.images.map((i: ImageMountStatus) => [i.mounted, i.snapshots.map((u) => u.container)]), [[true, [C2, C3]]], "eod status names both containers");
     const metrics = await (await fetch(metricsUrl)).text();
     for (const line of ['eod_snapshotter_snapshots{kind="active"} 2', "eod_snapshotter_image_mounts_in_use 1", 'eod_snapshotter_errors_total{kind="acquire"} 0']) {
       assert.ok(metrics.split("\n").includes(line), `metrics have ${line}:\n${metrics}`);
