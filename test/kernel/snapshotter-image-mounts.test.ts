@@ -14,6 +14,7 @@ import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { loadConfig } from "../../src/config/config.ts";
+import { daemonAlive } from "../../src/daemon/client.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { DaemonImageMounts } from "../../src/snapshotter/daemon-image-mounts.ts";
@@ -90,6 +91,14 @@ test("DaemonImageMounts: one shared mount per image, checked digest, reattach an
   assert.ok(!fs.existsSync(path.dirname(mnt)));
   await restarted.release(image); // not mounted: no error
   assert.deepEqual(restarted.counters, { acquires: 1, acquireFailures: 0, releases: 2, releaseFailures: 0 });
+
+  // No daemon serves the mount any more (it and its holder were killed): release unmounts it itself.
+  await images.acquire(image);
+  cleanup(path.join(work, "nothing-here"), cache); // kills the holder and the daemon (nothing is under the root given)
+  for (let i = 0; i < 100 && fs.existsSync(path.join(cache, "daemon.sock")) && await daemonAlive(path.join(cache, "daemon.sock")); i++) await new Promise((r) => setTimeout(r, 50));
+  await images.release(image);
+  assert.equal(mountsUnder(root).length, 0);
+  assert.ok(!fs.existsSync(path.dirname(mnt)));
 });
 
 test("DaemonImageMounts refuses a manifest digest that is not sha256:<hex> (it names a directory)", () => {
