@@ -1,35 +1,20 @@
 // The Snapshots API of `eod snapshotter` over its unix socket, as containerd's proxy plugin calls it, for
 // ordinary layers: the semantics of containerd 1.6.20's overlay snapshotter (kinds, parents, errors, labels,
 // usage, List's filters and blocks, Remove with children, Cleanup) and many calls at once.
-import { after, before, test } from "node:test";
+import { beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { startSnapshotter, type RunningSnapshotter } from "../helpers/containerd.ts";
-import { unavailable } from "../helpers/skip.ts";
-import { codeOf, snapshotsClient, type SnapshotsClient } from "./client.ts";
+import { codeOf, type SnapshotsClient } from "./client.ts";
+import { skip, useSnapshotterProcess } from "./process.ts";
 
-const skip = unavailable(process.getuid?.() !== 0 && "needs root (the snapshotter chowns upper dirs to their parent's owner)");
-let dir: string;
+const running = useSnapshotterProcess("eod-snap-api-");
 let root: string;
-let sn: RunningSnapshotter;
 let c: SnapshotsClient;
-
-before(async () => {
+beforeEach(() => {
   if (skip) return;
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-api-"));
-  root = path.join(dir, "root");
-  sn = await startSnapshotter({ root, address: path.join(dir, "eod.sock"), cacheDir: path.join(dir, "cache") });
-  c = snapshotsClient(path.join(dir, "eod.sock"));
-});
-
-after(async () => {
-  if (skip) return;
-  c?.close();
-  await sn?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  ({ root, c } = running());
 });
 
 const rejects = (p: Promise<unknown>, code: grpc.status) => assert.rejects(p, (err: unknown) => codeOf(err) === code);

@@ -1,35 +1,15 @@
 // kill -9 of the snapshotter process in the middle of Prepares, Commits and Removes, then a restart: the
 // database is intact, every snapshot has its directories and no directory is left that nothing refers to,
 // and work goes on.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { startSnapshotter, type RunningSnapshotter } from "../helpers/containerd.ts";
-import { unavailable } from "../helpers/skip.ts";
 import { snapshotsClient, type SnapshotsClient } from "./client.ts";
+import { skip, useSnapshotterProcess } from "./process.ts";
 
-const skip = unavailable(process.getuid?.() !== 0 && "needs root (the snapshotter chowns upper dirs to their parent's owner)");
-let dir: string;
-let root: string;
-let address: string;
-let sn: RunningSnapshotter;
-
-before(async () => {
-  if (skip) return;
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-crash-"));
-  root = path.join(dir, "root");
-  address = path.join(dir, "eod.sock");
-  sn = await startSnapshotter({ root, address, cacheDir: path.join(dir, "cache") });
-});
-
-after(async () => {
-  if (skip) return;
-  await sn?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const running = useSnapshotterProcess("eod-snap-crash-");
 
 /** Workers that build chains (prepare, write, commit, prepare a child, remove some) until the process dies. */
 function churn(c: SnapshotsClient, round: number): Promise<unknown> {
@@ -47,7 +27,7 @@ function churn(c: SnapshotsClient, round: number): Promise<unknown> {
   return Promise.allSettled(Array.from({ length: 6 }, (_, w) => worker(w)));
 }
 
-function checkConsistent(infos: { name: string; kind: string }[]): void {
+function checkConsistent(root: string, infos: { name: string; kind: string }[]): void {
   const db = new DatabaseSync(path.join(root, "metadata.db"), { readOnly: true });
   try {
     assert.deepEqual(db.prepare("PRAGMA integrity_check").all().map((r) => r.integrity_check), ["ok"]);
@@ -65,6 +45,7 @@ function checkConsistent(infos: { name: string; kind: string }[]): void {
 }
 
 test("kill -9 in the middle of work, restart: the database and the directories agree, and work goes on", { skip }, async () => {
+  const { root, address, sn } = running();
   for (const [round, delayMs] of [[1, 150], [2, 400], [3, 900]]) {
     const c = snapshotsClient(address);
     const work = churn(c, round);
@@ -77,7 +58,7 @@ test("kill -9 in the middle of work, restart: the database and the directories a
     try {
       const infos = await after.list();
       assert.ok(infos.length > 0, `round ${round}: some work was done`);
-      checkConsistent(infos);
+      checkConsistent(root, infos);
       // every committed layer can take a child, every active snapshot still has mounts
       for (const i of infos.filter((x) => x.kind === "ACTIVE")) assert.equal((await after.mounts(i.name)).length, 1);
       const top = infos.filter((x) => x.kind === "COMMITTED").at(-1)!;

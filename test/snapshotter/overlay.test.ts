@@ -1,40 +1,21 @@
 // Ordinary layers through real overlay mounts, as containerd uses them: mount what Prepare/View return, let
 // the "diff" land in the upper dir, commit, and a child sees the layers merged (deletions included); a view is
 // read-only.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { startSnapshotter, type RunningSnapshotter } from "../helpers/containerd.ts";
-import { unavailable } from "../helpers/skip.ts";
-import { snapshotsClient, type MountMsg, type SnapshotsClient } from "./client.ts";
+import type { MountMsg } from "./client.ts";
+import { skip, useSnapshotterProcess } from "./process.ts";
 
-const skip = unavailable(process.getuid?.() !== 0 && "needs root to mount overlays");
-let dir: string;
-let sn: RunningSnapshotter;
-let c: SnapshotsClient;
-
-before(async () => {
-  if (skip) return;
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-overlay-"));
-  sn = await startSnapshotter({ root: path.join(dir, "root"), address: path.join(dir, "eod.sock"), cacheDir: path.join(dir, "cache") });
-  c = snapshotsClient(path.join(dir, "eod.sock"));
-});
-
-after(async () => {
-  if (skip) return;
-  c?.close();
-  await sn?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const running = useSnapshotterProcess("eod-snap-overlay-");
 
 /** Mounts the snapshot's mounts on a new directory, runs `fn` there, unmounts (also when fn throws). */
 async function withMounted<T>(mounts: MountMsg[], fn: (target: string) => T): Promise<T> {
   assert.equal(mounts.length, 1);
   const [m] = mounts;
-  const target = fs.mkdtempSync(path.join(dir, "mnt-"));
+  const target = fs.mkdtempSync(path.join(running().dir, "mnt-"));
   const args = m.type === "bind" ? ["-o", m.options.join(","), m.source, target] : ["-t", m.type, "-o", m.options.join(","), m.source, target];
   const r = spawnSync("mount", args, { encoding: "utf8" });
   assert.equal(r.status, 0, `mount ${args.join(" ")}: ${r.stderr}`);
@@ -47,6 +28,7 @@ async function withMounted<T>(mounts: MountMsg[], fn: (target: string) => T): Pr
 }
 
 test("a layer written through its mount, committed, then a child over it sees it; deletions hide lower files", { skip }, async () => {
+  const { c } = running();
   await withMounted(await c.prepare("k/1"), (t) => {
     fs.writeFileSync(path.join(t, "a"), "from layer 1");
     fs.mkdirSync(path.join(t, "dir"));
