@@ -45,6 +45,8 @@ export class Snapshotter {
   readonly #log: Log;
   readonly #indexOff: boolean;
   readonly #locks = new ImageLocks();
+  /** Images this process acquired or re-attached and has not released: their mounts can be shared without asking again. */
+  readonly #attached = new Set<string>();
 
   private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
     this.#root = opts.root;
@@ -184,9 +186,10 @@ export class Snapshotter {
       const known = this.store.image(image);
       if (known === undefined) throw new SnapshotError("NOT_FOUND", `Image ${image} of snapshot ${JSON.stringify(parent)} is not recorded`);
       // Another snapshot over it keeps it mounted: share that mount instead of acquiring it again.
-      if (this.store.usersOf(image) === 0 || known.mountpoint === null) {
+      if (!this.#attached.has(image) || known.mountpoint === null) {
         const mountpoint = await this.#images.acquire({ manifest: known.manifest, ref: known.ref });
         this.store.transaction(() => { this.store.setMountpoint(image, mountpoint); });
+        this.#attached.add(image);
       }
       try {
         return this.#createRow(kind, key, parent, labels, image);
@@ -275,6 +278,7 @@ export class Snapshotter {
     if (this.store.usersOf(manifest) > 0) return;
     const image = this.store.image(manifest);
     if (image === undefined) return;
+    this.#attached.delete(manifest);
     try {
       await this.#images.release({ manifest, ref: image.ref });
     } catch (err) {
@@ -285,7 +289,12 @@ export class Snapshotter {
   }
 
   #reattach(): Promise<void> {
-    return this.#locks.runExclusive(() => this.#images.reattach(this.store.imagesInUse().map(({ image }) => image)));
+    return this.#locks.runExclusive(async () => {
+      const inUse = this.store.imagesInUse().map(({ image }) => image);
+      this.#attached.clear();
+      await this.#images.reattach(inUse);
+      for (const image of inUse) this.#attached.add(image.manifest);
+    });
   }
 
   /** Directories under `<root>/snapshots` no row names: temporary ones, and those of removed snapshots. */

@@ -37,7 +37,10 @@ class DirImageMounts implements ImageMounts {
     return mnt;
   }
   async release(image: LazyImage): Promise<void> { this.calls.push(`release ${image.manifest}`); }
-  async reattach(inUse: LazyImage[]): Promise<void> { this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}`); }
+  async reattach(inUse: LazyImage[]): Promise<void> {
+    this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}`);
+    if (this.fail) throw this.fail;
+  }
 }
 
 const dirs: string[] = [];
@@ -176,7 +179,14 @@ test("a restart re-attaches the images in use, and Cleanup does it again", async
   assert.deepEqual(await s.c.mounts("a"), before);
   await s.c.cleanup();
   assert.equal(s.images.calls.at(-1), `reattach ${M}`);
-  await s.c.remove("a");
+  await s.c.prepare("a-shared", "sha256:a1");
+  assert.equal(s.images.calls.filter((c) => c.startsWith("acquire")).length, 1, "re-attached: shared without acquiring again");
+  s.images.fail = new Error("daemon down");
+  await s.restart();
+  s.images.fail = null;
+  await s.c.prepare("a-after-failed-reattach", "sha256:a1");
+  assert.equal(s.images.calls.filter((c) => c.startsWith("acquire")).length, 2, "a failed re-attach: the next container acquires again");
+  for (const k of ["a", "a-shared", "a-after-failed-reattach"]) await s.c.remove(k);
   await s.c.cleanup();
   assert.equal(s.images.calls.at(-1), "reattach ");
 });
