@@ -169,13 +169,14 @@ export class Snapshotter {
     }
     const digest = labels[CRI_MANIFEST_DIGEST];
     const ref = digest && !imageRef.includes("@") ? `${imageRef}@${digest}` : imageRef;
-    this.store.transaction(() => {
-      if (this.store.get(target) !== undefined || this.store.get(key) !== undefined) return;
+    const recorded = this.store.transaction(() => {
+      if (this.store.get(target) !== undefined || this.store.get(key) !== undefined) return false;
       const parentRow = this.#committedParent(parent);
       this.store.putImage({ manifest, ref });
       this.store.insert({ name: target, parentId: parentRow?.id ?? null, kind: "committed", labels: withoutEmpty(labels), layerOf: manifest });
+      return true;
     });
-    this.#log("info", "lazy layer recorded", { name: target, parent, manifest, ref });
+    if (recorded) this.#log("info", "lazy layer recorded", { name: target, parent, manifest, ref });
     throw new SnapshotError("ALREADY_EXISTS", `Target snapshot ${JSON.stringify(target)} exists (a layer of image ${manifest}, mounted lazily)`);
   }
 

@@ -47,3 +47,13 @@ test("SIGTERM leaves the mounts in place; the next start serves the same snapsho
     spawnSync("umount", [target]);
   }
 });
+
+test("eod snapshotter --help, and bad arguments are usage errors naming them", () => {
+  const help = eod("snapshotter", "--help");
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--address <socket>/);
+  const bad = eod("snapshotter", "--metrics-listen", "nope");
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--metrics-listen/);
+  assert.equal(eod("snapshotter", "extra").status, 2);
+});
