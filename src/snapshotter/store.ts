@@ -109,6 +109,7 @@ export class SnapshotStore {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const out = fn();
+      if (out instanceof Promise) throw new TypeError("A store transaction must not await: it would span other calls' changes");
       this.#db.exec("COMMIT");
       return out;
     } catch (err) {
