@@ -107,14 +107,16 @@ export class Snapshotter {
     await this.#withImage(row.uses, () => {
       this.store.transaction(() => {
         const now = this.#get(key);
+        if (now.id !== row.id) throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} changed while it was being removed`);
         if (this.store.hasChildren(now.id)) throw new SnapshotError("FAILED_PRECONDITION", `Cannot remove snapshot ${JSON.stringify(key)}: it has children`);
         this.store.delete(now.id);
         if (now.layerOf !== null) this.store.dropImageIfUnreferenced(now.layerOf);
       });
     });
     // The row is gone: a directory left by a failure here is an orphan that Cleanup removes.
-    await fs.promises.rm(this.#dir(row.id), { recursive: true, force: true })
-      .catch((err: unknown) => { this.#log("warn", "cannot remove a snapshot directory (Cleanup retries)", { dir: this.#dir(row.id), err }); });
+    const dir = this.#dir(row.id);
+    await fs.promises.rm(dir, { recursive: true, force: true })
+      .catch((err: unknown) => { this.#log("warn", "cannot remove a snapshot directory (Cleanup retries)", { dir, err }); });
   }
 
   stat(key: string): Info {
