@@ -7,21 +7,20 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { containerdMissing, startContainerd, startSnapshotter, type RunningContainerd, type RunningSnapshotter } from "../helpers/containerd.ts";
+import { containerdMissing } from "../helpers/containerd.ts";
 import { criPullImage } from "../helpers/cri.ts";
 import { pushBusyboxImage } from "../helpers/push-image.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { startEodContainerd, stopInOrder, type EodContainerd } from "./stack.ts";
 
 const skip = unavailable(containerdMissing());
 
 let work = "";
-let root = "";
 let ref = "";
 let reg: RunningRegistry | undefined;
-let snapshotter: RunningSnapshotter | undefined;
-let containerd: RunningContainerd | undefined;
+let stack: EodContainerd | undefined;
 
 before(async () => {
   if (skip) return;
@@ -37,27 +36,15 @@ before(async () => {
   } finally {
     await client.close();
   }
-  root = path.join(work, "snapshotter");
-  const address = path.join(work, "eod.sock");
-  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache") });
-  containerd = await startContainerd({ proxySnapshotter: { name: "eod", address }, cri: { snapshotter: "eod" }, registryMirrors: [reg.host] });
-  containerd.registerMountDir(root);
+  stack = await startEodContainerd(work, { registryMirrors: [reg.host] });
 });
 
-after(async () => {
-  const steps = [() => containerd?.stop(), () => snapshotter?.stop(), () => reg?.stop()];
-  const errors: unknown[] = [];
-  for (const step of steps) { try { await step(); } catch (e) { errors.push(e); } }
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-  if (errors.length) throw new AggregateError(errors, "cleanup failed");
-});
+after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => reg?.stop()]));
 
-function why(): string {
-  return `\nsnapshotter:\n${snapshotter!.output().slice(-4000)}\ncontainerd:\n${containerd!.logTail()}`;
-}
+const why = () => stack!.why();
 
 async function ctrOk(args: string[]): Promise<string> {
-  const r = await containerd!.ctr(args);
+  const r = await stack!.containerd.ctr(args);
   assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}${why()}`);
   return r.stdout;
 }
@@ -65,7 +52,10 @@ async function ctrOk(args: string[]): Promise<string> {
 const SCRIPT = "cat /data/hello; ls /bin | wc -l; test -e /bin/false && echo false-present || echo false-deleted; echo w > /tmp/w; cat /tmp/w; id -u; ls /";
 
 /** The upper dirs under the eod root that hold the container's write. */
-const uppersWith = (file: string) => fs.readdirSync(path.join(root, "snapshots")).filter((id) => fs.existsSync(path.join(root, "snapshots", id, "fs", file)));
+const uppersWith = (file: string) => {
+  const snapshots = path.join(stack!.root, "snapshots");
+  return fs.readdirSync(snapshots).filter((id) => fs.existsSync(path.join(snapshots, id, "fs", file)));
+};
 
 test("pulled and run with --snapshotter eod, an ordinary image behaves as under overlayfs", { skip, timeout: 300_000 }, async () => {
   const outputs: Record<string, string> = {};
@@ -94,7 +84,7 @@ test("a CRI pull (with the snapshot labels) of an ordinary image unpacks it into
   await ctrOk(["images", "rm", "--sync", ...names]);
   for (let i = 0; i < 200 && uppersWith("data/hello").length > 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(uppersWith("data/hello").length, 0, `the image's layers went with it${why()}`);
-  await criPullImage(containerd!.address, ref);
+  await criPullImage(stack!.containerd.address, ref);
   assert.equal(uppersWith("data/hello").length, 1, `layer 2 unpacked again, by CRI${why()}`);
   const out = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, "c-cri", "sh", "-c", "cat /data/hello"]);
   assert.equal(out, "hello from layer 2\n");
