@@ -89,3 +89,27 @@ test("a CRI pull (with the snapshot labels) of an ordinary image unpacks it into
   const out = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, "c-cri", "sh", "-c", "cat /data/hello"]);
   assert.equal(out, "hello from layer 2\n");
 });
+
+test("ctr snapshots through containerd's proxy: prepare, commit, view, info, label, usage, tree, rm", { skip, timeout: 120_000 }, async () => {
+  const ctr = (...args: string[]) => ctrOk(["snapshots", "--snapshotter", "eod", ...args]);
+  await ctr("prepare", "s-a", "");
+  await ctr("commit", "s-A", "s-a");
+  assert.match(await ctr("mounts", "/mnt", "s-b-missing").catch((e: Error) => e.message), /not found/);
+  await ctr("prepare", "s-b", "s-A");
+  assert.match(await ctr("mounts", "/mnt", "s-b"), /mount -t overlay overlay .*upperdir=.*lowerdir=/);
+  await ctr("view", "s-v", "s-A");
+  const info = JSON.parse(await ctr("info", "s-b")) as { Kind: string; Parent: string };
+  assert.equal(info.Parent, "s-A");
+  assert.equal(info.Kind, "Active");
+  await ctr("label", "s-A", "team=eod");
+  assert.equal((JSON.parse(await ctr("info", "s-A")) as { Labels: Record<string, string> }).Labels.team, "eod");
+  await ctr("label", "s-A", "team=");
+  assert.equal((JSON.parse(await ctr("info", "s-A")) as { Labels?: Record<string, string> }).Labels?.team, undefined);
+  assert.match(await ctr("usage", "s-b"), /s-b\s+\S+ \S+\s+1\b/);
+  assert.match(await ctr("tree"), /s-A\n\s+\\_ s-(b|v)\n\s+\\_ s-(b|v)/);
+  const refused = await stack!.containerd.ctr(["snapshots", "--snapshotter", "eod", "rm", "s-A"]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /child|precondition/i);
+  await ctr("rm", "s-b", "s-v", "s-A");
+  assert.doesNotMatch(await ctr("ls"), /s-/);
+});
