@@ -120,6 +120,10 @@ test("many calls at once: one key wins, every snapshot gets its own directory", 
   assert.ok(same.filter((r) => r.status === "rejected").every((r) => codeOf(r.reason) === grpc.status.ALREADY_EXISTS));
   const mounts = await Promise.all(Array.from({ length: 40 }, (_, i) => c.prepare(`c-${i}`)));
   assert.equal(new Set(mounts.map((m) => m[0].source)).size, 40);
+  // Cleanup in the middle of creations removes none of their directories
+  const during = await Promise.all([...Array.from({ length: 20 }, (_, i) => c.prepare(`c-x${i}`)), c.cleanup()]);
+  for (const m of during.slice(0, 20) as { source: string }[][]) assert.ok(fs.existsSync(m[0].source), m[0].source);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => c.remove(`c-x${i}`)));
   await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? c.commit(`c-C${i}`, `c-${i}`) : c.remove(`c-${i}`))));
   await Promise.all(Array.from({ length: 20 }, (_, i) => c.remove(`c-C${2 * i + 1}`)));
   await c.remove("c-same");

@@ -19,6 +19,10 @@ function churn(c: SnapshotsClient, round: number): Promise<unknown> {
       const key = `r${round}/w${w}/active-${i}`;
       await c.prepare(key, parent, { round: String(round) });
       if (i % 3 === 2) { await c.remove(key); continue; }
+      if (parent && i % 4 === 1) {
+        await c.view(`${key}-view`, parent);
+        await c.update({ name: parent, labels: { seen: String(i) } }, ["labels.seen"]);
+      }
       const name = `r${round}/w${w}/layer-${i}`;
       await c.commit(name, key);
       parent = name;
