@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { debianCorpus } from "../../bench/corpus.ts";
 import { corpusLayer, pushCorpusImage } from "../../bench/lib/corpus-image.ts";
-import { containerdMissing, startContainerd, startSnapshotter, type RunningContainerd, type RunningSnapshotter } from "../helpers/containerd.ts";
+import { containerdMissing } from "../helpers/containerd.ts";
 import { criPullImage } from "../helpers/cri.ts";
 import { eodAsync } from "../helpers/lazy.ts";
 import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
@@ -17,6 +17,7 @@ import { unavailable } from "../helpers/skip.ts";
 import { ANNOTATIONS } from "../../src/image/oci-form.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { startEodContainerd, stopInOrder, type EodContainerd } from "./stack.ts";
 
 const missing = containerdMissing();
 const skip = unavailable(missing || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events or file-backed EROFS"));
@@ -24,8 +25,7 @@ const skip = unavailable(missing || (kernelSupportsPreContent().ok ? false : "ke
 let work = "";
 let reg: RunningRegistry | undefined;
 let proxy: RegistryProxy | undefined;
-let snapshotter: RunningSnapshotter | undefined;
-let containerd: RunningContainerd | undefined;
+let stack: EodContainerd | undefined;
 /** Body bytes the proxy sent per blob digest. */
 const served = new Map<string, number>();
 
@@ -42,14 +42,7 @@ before(async () => {
   });
 });
 
-after(async () => {
-  // In order: containers and their snapshots, then the snapshotter (its image mounts, the cache daemon).
-  const steps = [() => containerd?.stop(), () => snapshotter?.stop(), () => proxy?.close(), () => reg?.stop()];
-  const errors: unknown[] = [];
-  for (const step of steps) { try { await step(); } catch (e) { errors.push(e); } }
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-  if (errors.length) throw new AggregateError(errors, "cleanup failed");
-});
+after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => proxy?.close(), () => reg?.stop()]));
 
 test("the Debian image, converted, pulled through CRI with the eod snapshotter, runs python3 having fetched a small part of it", { skip, timeout: 900_000 }, async () => {
   const corpus = await debianCorpus();
@@ -68,18 +61,15 @@ test("the Debian image, converted, pulled through CRI with the eod snapshotter, 
   const dataBytes = dataBlobs.reduce((n, l) => n + l.size, 0);
   served.clear();
 
-  const root = path.join(work, "snapshotter");
-  const address = path.join(work, "eod.sock");
-  snapshotter = await startSnapshotter({ root, address, cacheDir: path.join(work, "cache") });
-  containerd = await startContainerd({ proxySnapshotter: { name: "eod", address }, cri: { snapshotter: "eod" }, registryMirrors: [proxy!.host] });
-  containerd.registerMountDir(root);
+  stack = await startEodContainerd(work, { registryMirrors: [proxy!.host] });
+  const { containerd } = stack;
 
   await criPullImage(containerd.address, ref);
   assert.deepEqual(dataBlobs.filter((l) => served.has(l.digest)), [], "the pull fetched no data blob");
 
   const script = "import json, sys; print(json.dumps({'python': sys.version_info[:2] >= (3, 11), 'sum': sum(range(10))}))";
   const run = await containerd.ctr(["run", "--rm", "--snapshotter", "eod", ref, "python3-json", "python3", "-c", script], { timeoutMs: 300_000 });
-  assert.equal(run.code, 0, `ctr run: ${run.stderr}\nsnapshotter:\n${snapshotter.output().slice(-4000)}\ncontainerd:\n${containerd.logTail()}`);
+  assert.equal(run.code, 0, `ctr run: ${run.stderr}${stack.why()}`);
   assert.equal(run.stdout.trim(), '{"python": true, "sum": 45}');
 
   const fetched = dataBlobs.reduce((n, l) => n + (served.get(l.digest) ?? 0), 0);
