@@ -5,7 +5,7 @@
 // `<root>/snapshots/<id>`), plus the converted images their lazy layers belong to.
 import fs from "node:fs";
 import path from "node:path";
-import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import type { LazyImage } from "./image-mounts.ts";
 
 export type Kind = "active" | "view" | "committed";
@@ -69,6 +69,8 @@ const SELECT = `SELECT s.id, s.name, s.parent_id, COALESCE(p.name, '') AS parent
 export class SnapshotStore {
   readonly file: string;
   readonly #db: DatabaseSync;
+  /** Compiled once: a snapshot's chain alone would compile one statement per parent. */
+  readonly #statements = new Map<string, StatementSync>();
 
   private constructor(file: string, db: DatabaseSync) {
     this.file = file;
@@ -100,6 +102,12 @@ export class SnapshotStore {
     return new SnapshotStore(file, db);
   }
 
+  #sql(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (st === undefined) this.#statements.set(sql, st = this.#db.prepare(sql));
+    return st;
+  }
+
   close(): void {
     if (this.#db.isOpen) this.#db.close();
   }
@@ -119,43 +127,41 @@ export class SnapshotStore {
   }
 
   get(name: string): SnapshotRow | undefined {
-    const r = this.#db.prepare(`${SELECT} WHERE s.name = ?`).get(name);
+    const r = this.#sql(`${SELECT} WHERE s.name = ?`).get(name);
     return r === undefined ? undefined : toRow(r);
   }
 
   byId(id: number): SnapshotRow | undefined {
-    const r = this.#db.prepare(`${SELECT} WHERE s.id = ?`).get(id);
+    const r = this.#sql(`${SELECT} WHERE s.id = ?`).get(id);
     return r === undefined ? undefined : toRow(r);
   }
 
   /** The parents of a snapshot, nearest first. */
   parents(row: SnapshotRow): SnapshotRow[] {
-    const out: SnapshotRow[] = [];
-    for (let id = row.parentId; id !== null;) {
-      const p = this.byId(id);
-      if (p === undefined) throw new Error(`Snapshot ${JSON.stringify(row.name)} has a missing parent (id ${id}) in ${this.file}`);
-      out.push(p);
-      id = p.parentId;
-    }
+    const out = this.#sql(`WITH RECURSIVE chain(id, depth) AS (SELECT ?, 1 UNION ALL
+      SELECT s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.id WHERE s.parent_id IS NOT NULL)
+      ${SELECT} JOIN chain ON chain.id = s.id ORDER BY chain.depth`).all(row.parentId).map(toRow);
+    const last = out.at(-1);
+    if (row.parentId !== null && (last === undefined || last.parentId !== null)) throw new Error(`Snapshot ${JSON.stringify(row.name)} has a missing parent in ${this.file}`);
     return out;
   }
 
   all(): SnapshotRow[] {
-    return this.#db.prepare(`${SELECT} ORDER BY s.id`).all().map(toRow);
+    return this.#sql(`${SELECT} ORDER BY s.id`).all().map(toRow);
   }
 
   /** Every snapshot id (the directories that may exist under `<root>/snapshots`). */
   ids(): Set<number> {
-    return new Set(this.#db.prepare("SELECT id FROM snapshots").all().map((r) => Number(r.id)));
+    return new Set(this.#sql("SELECT id FROM snapshots").all().map((r) => Number(r.id)));
   }
 
   hasChildren(id: number): boolean {
-    return this.#db.prepare("SELECT 1 FROM snapshots WHERE parent_id = ? LIMIT 1").get(id) !== undefined;
+    return this.#sql("SELECT 1 FROM snapshots WHERE parent_id = ? LIMIT 1").get(id) !== undefined;
   }
 
   insert(s: { name: string; parentId: number | null; kind: Kind; labels: Record<string, string>; layerOf?: string | null; uses?: string | null }): number {
     const now = Date.now();
-    const r = this.#db.prepare("INSERT INTO snapshots (name, parent_id, kind, created_ms, updated_ms, labels, layer_of, uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    const r = this.#sql("INSERT INTO snapshots (name, parent_id, kind, created_ms, updated_ms, labels, layer_of, uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .run(s.name, s.parentId, s.kind, now, now, JSON.stringify(s.labels), s.layerOf ?? null, s.uses ?? null);
     return Number(r.lastInsertRowid);
   }
@@ -163,45 +169,45 @@ export class SnapshotStore {
   /** An active snapshot becomes committed under `name`: labels replaced, usage stored, no longer using an image. */
   commit(id: number, name: string, labels: Record<string, string>, usage: { size: number; inodes: number }): void {
     const now = Date.now();
-    this.#db.prepare("UPDATE snapshots SET name = ?, kind = 'committed', created_ms = ?, updated_ms = ?, labels = ?, size = ?, inodes = ?, uses = NULL WHERE id = ?")
+    this.#sql("UPDATE snapshots SET name = ?, kind = 'committed', created_ms = ?, updated_ms = ?, labels = ?, size = ?, inodes = ?, uses = NULL WHERE id = ?")
       .run(name, now, now, JSON.stringify(labels), usage.size, usage.inodes, id);
   }
 
   setLabels(id: number, labels: Record<string, string>): void {
-    this.#db.prepare("UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?").run(JSON.stringify(labels), Date.now(), id);
+    this.#sql("UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?").run(JSON.stringify(labels), Date.now(), id);
   }
 
   delete(id: number): void {
-    this.#db.prepare("DELETE FROM snapshots WHERE id = ?").run(id);
+    this.#sql("DELETE FROM snapshots WHERE id = ?").run(id);
   }
 
   /** Records a converted image (the first reference seen for a manifest stays). */
   putImage(image: LazyImage): void {
-    this.#db.prepare("INSERT INTO images (manifest, ref) VALUES (?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref);
+    this.#sql("INSERT INTO images (manifest, ref) VALUES (?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref);
   }
 
   image(manifest: string): (LazyImage & { mountpoint: string | null }) | undefined {
-    const r = this.#db.prepare("SELECT manifest, ref, mountpoint FROM images WHERE manifest = ?").get(manifest);
+    const r = this.#sql("SELECT manifest, ref, mountpoint FROM images WHERE manifest = ?").get(manifest);
     return r === undefined ? undefined : { manifest: String(r.manifest), ref: String(r.ref), mountpoint: r.mountpoint === null ? null : String(r.mountpoint) };
   }
 
   setMountpoint(manifest: string, mountpoint: string): void {
-    this.#db.prepare("UPDATE images SET mountpoint = ? WHERE manifest = ?").run(mountpoint, manifest);
+    this.#sql("UPDATE images SET mountpoint = ? WHERE manifest = ?").run(mountpoint, manifest);
   }
 
   /** How many active and view snapshots are over the image's mount. */
   usersOf(manifest: string): number {
-    return Number(this.#db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE uses = ?").get(manifest)?.n);
+    return Number(this.#sql("SELECT COUNT(*) AS n FROM snapshots WHERE uses = ?").get(manifest)?.n);
   }
 
   /** Forgets an image no snapshot names any more. */
   dropImageIfUnreferenced(manifest: string): void {
-    this.#db.prepare("DELETE FROM images WHERE manifest = ?1 AND NOT EXISTS (SELECT 1 FROM snapshots WHERE layer_of = ?1 OR uses = ?1)").run(manifest);
+    this.#sql("DELETE FROM images WHERE manifest = ?1 AND NOT EXISTS (SELECT 1 FROM snapshots WHERE layer_of = ?1 OR uses = ?1)").run(manifest);
   }
 
   /** The images whose mounts some active or view snapshot is over, with those snapshots' keys. */
   imagesInUse(): ImageInUse[] {
-    const rows = this.#db.prepare("SELECT i.manifest, i.ref, s.name FROM snapshots s JOIN images i ON i.manifest = s.uses ORDER BY i.manifest, s.id").all();
+    const rows = this.#sql("SELECT i.manifest, i.ref, s.name FROM snapshots s JOIN images i ON i.manifest = s.uses ORDER BY i.manifest, s.id").all();
     const out = new Map<string, ImageInUse>();
     for (const r of rows) {
       const manifest = String(r.manifest);
@@ -215,13 +221,13 @@ export class SnapshotStore {
   /** Snapshots by kind (every kind present, 0 when none). */
   countsByKind(): Record<Kind, number> {
     const out: Record<Kind, number> = { active: 0, view: 0, committed: 0 };
-    for (const r of this.#db.prepare("SELECT kind, COUNT(*) AS n FROM snapshots GROUP BY kind").all()) out[r.kind as Kind] = Number(r.n);
+    for (const r of this.#sql("SELECT kind, COUNT(*) AS n FROM snapshots GROUP BY kind").all()) out[r.kind as Kind] = Number(r.n);
     return out;
   }
 
   /** Committed snapshots that are layers of a converted image. */
   lazyLayers(): number {
-    return Number(this.#db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE layer_of IS NOT NULL").get()?.n);
+    return Number(this.#sql("SELECT COUNT(*) AS n FROM snapshots WHERE layer_of IS NOT NULL").get()?.n);
   }
 }
 
