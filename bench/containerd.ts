@@ -54,12 +54,12 @@ interface Run {
 }
 interface EodPhases {
   mountedAt: number | null; mountMs: number | null; prefetchMs: number | null;
-  events: number | null; fills: number | null; misses: number | null; fetches: number | null; fetchedBytes: number | null;
+  events: number | null; fills: number | null; fillP50Ms: number | null; misses: number | null; fetches: number | null; fetchedBytes: number | null;
 }
 
 /** From the cache daemon's log and status: the image mount and prefetch, and how python's misses were served. */
 async function eodPhases(cacheDir: string, wall0: number): Promise<EodPhases> {
-  const p: EodPhases = { mountedAt: null, mountMs: null, prefetchMs: null, events: null, fills: null, misses: null, fetches: null, fetchedBytes: null };
+  const p: EodPhases = { mountedAt: null, mountMs: null, prefetchMs: null, events: null, fills: null, fillP50Ms: null, misses: null, fetches: null, fetchedBytes: null };
   for (const line of fs.readFileSync(path.join(cacheDir, "daemon.log"), "utf8").split("\n").filter(Boolean)) {
     const j = JSON.parse(line) as { time: string; msg: string; ms?: number };
     if (j.msg === "mounted" && p.mountedAt === null) { p.mountedAt = (Date.parse(j.time) - wall0) / 1000; p.mountMs = j.ms ?? null; }
@@ -67,9 +67,9 @@ async function eodPhases(cacheDir: string, wall0: number): Promise<EodPhases> {
   }
   const st = await run(NODE, [EOD, "status", "--cache-dir", cacheDir, "--json"], { timeoutMs: 30_000 });
   if (st.code === 0) {
-    const s = JSON.parse(st.stdout) as { frontend?: { events: number; fills: number }; blobs?: Array<{ misses: number; fetches: number; fetchedBytes: number }> };
+    const s = JSON.parse(st.stdout) as { frontend?: { events: number; fills: number; fillLatencyMs?: { p50: number } }; blobs?: Array<{ misses: number; fetches: number; fetchedBytes: number }> };
     const sum = (k: "misses" | "fetches" | "fetchedBytes") => (s.blobs ?? []).reduce((n, b) => n + b[k], 0);
-    Object.assign(p, { events: s.frontend?.events ?? null, fills: s.frontend?.fills ?? null, misses: sum("misses"), fetches: sum("fetches"), fetchedBytes: sum("fetchedBytes") });
+    Object.assign(p, { events: s.frontend?.events ?? null, fills: s.frontend?.fills ?? null, fillP50Ms: s.frontend?.fillLatencyMs?.p50 ?? null, misses: sum("misses"), fetches: sum("fetches"), fetchedBytes: sum("fetchedBytes") });
   }
   return p;
 }
@@ -175,7 +175,7 @@ async function main(): Promise<number> {
     for (let i = 0; i < RUNS; i++) {
       for (const variant of VARIANTS) {
         const r = await timedRun(variant, refs[variant], proxy, work, n++);
-        const phases = r.eod ? `; image mounted at ${secs(r.eod.mountedAt)} s (load ${r.eod.mountMs} ms, prefetch ${r.eod.prefetchMs ?? "-"} ms), ${r.eod.misses} misses, ${r.eod.fetches} fetches` : "";
+        const phases = r.eod ? `; image mounted at ${secs(r.eod.mountedAt)} s (load ${r.eod.mountMs} ms, prefetch ${r.eod.prefetchMs ?? "-"} ms), ${r.eod.misses} misses (fill p50 ${r.eod.fillP50Ms ?? "-"} ms), ${r.eod.fetches} fetches` : "";
         progressLine(`run ${i + 1}/${RUNS} ${variant}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests${phases}; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
         runs.push(r);
       }
