@@ -57,15 +57,17 @@ export class Snapshotter {
   }
 
   /**
-   * Opens the root (creating it), removes directories a crash left behind and re-attaches the image mounts the
-   * database says are in use (a failure there is logged: ordinary images keep working).
+   * Opens the root (creating it), removes directories a crash left behind and starts re-attaching the image
+   * mounts the database says are in use. That may wait for a cache daemon to start: it holds every image's
+   * lock meanwhile, while ordinary snapshots are served at once; a failure is logged (the next container of
+   * an image acquires it again).
    */
   static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
     const store = SnapshotStore.open(opts.root);
     fs.mkdirSync(path.join(opts.root, SNAPSHOTS_DIR), { recursive: true, mode: 0o700 });
     const s = new Snapshotter(opts, store);
     await s.#removeOrphans();
-    await s.#reattach().catch((err: unknown) => { opts.log("error", "cannot re-attach the image mounts in use", { err }); });
+    void s.#reattach().catch((err: unknown) => { opts.log("error", "cannot re-attach the image mounts in use", { err }); });
     return s;
   }
 

@@ -40,6 +40,8 @@ class DirImageMounts implements ImageMounts {
   async reattach(inUse: LazyImage[]): Promise<void> {
     this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}`);
     if (this.fail) throw this.fail;
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    this.calls.push("reattached");
   }
 }
 
@@ -98,7 +100,7 @@ async function pullLayers(c: SnapshotsClient, chain: string[], manifest = M, ext
 
 test("a layer of an eod image: ALREADY_EXISTS, a committed snapshot containerd's List and Stat find, nothing acquired", async () => {
   await pullLayers(s.c, ["sha256:c1", "sha256:c2"], M, { "containerd.io/snapshot/cri.manifest-digest": DIGEST });
-  assert.deepEqual(s.images.calls, [`reattach `]);
+  assert.deepEqual(s.images.calls, [`reattach `, "reattached"]);
   const info = await s.c.stat("sha256:c2");
   assert.equal(info.labels["containerd.io/snapshot/eod.manifest"], M);
   await rejects(s.c.stat("k8s.io/1/extract-sha256:c1"), grpc.status.NOT_FOUND);
@@ -106,7 +108,7 @@ test("a layer of an eod image: ALREADY_EXISTS, a committed snapshot containerd's
   await pullLayers(s.c, ["sha256:c1"]);
   assert.equal(fs.readdirSync(path.join(s.root, "snapshots")).length, 0, "no directory for a lazy layer");
   await s.c.prepare("k8s.io/2/ctr", "sha256:c2");
-  assert.deepEqual(s.images.calls.slice(1), [`acquire ${M} ${REF}@${DIGEST}`], "the mount is pinned to the manifest digest CRI resolved");
+  assert.deepEqual(s.images.calls.slice(2), [`acquire ${M} ${REF}@${DIGEST}`], "the mount is pinned to the manifest digest CRI resolved");
 });
 
 test("without cri.image-ref the layer cannot be mounted: FAILED_PRECONDITION pointing at CRI", async () => {
@@ -175,10 +177,10 @@ test("a restart re-attaches the images in use, and Cleanup does it again", async
   await pullLayers(s.c, ["sha256:b1"], M2);
   const before = await s.c.prepare("a", "sha256:a1");
   await s.restart();
-  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("reattach")), ["reattach ", `reattach ${M}`]);
+  assert.deepEqual(s.images.calls.filter((c) => c.startsWith("reattach ")), ["reattach ", `reattach ${M}`]);
   assert.deepEqual(await s.c.mounts("a"), before);
   await s.c.cleanup();
-  assert.equal(s.images.calls.at(-1), `reattach ${M}`);
+  assert.equal(s.images.calls.at(-1), "reattached");
   await s.c.prepare("a-shared", "sha256:a1");
   assert.equal(s.images.calls.filter((c) => c.startsWith("acquire")).length, 1, "re-attached: shared without acquiring again");
   s.images.fail = new Error("daemon down");
@@ -188,5 +190,17 @@ test("a restart re-attaches the images in use, and Cleanup does it again", async
   assert.equal(s.images.calls.filter((c) => c.startsWith("acquire")).length, 2, "a failed re-attach: the next container acquires again");
   for (const k of ["a", "a-shared", "a-after-failed-reattach"]) await s.c.remove(k);
   await s.c.cleanup();
-  assert.equal(s.images.calls.at(-1), "reattach ");
+  assert.deepEqual(s.images.calls.slice(-2), ["reattach ", "reattached"]);
+});
+
+test("a slow re-attach at start: ordinary snapshots are served meanwhile, containers of an image wait for it", async () => {
+  await pullLayers(s.c, ["sha256:a1"], M);
+  await s.c.prepare("a", "sha256:a1");
+  s.images.delayMs = 300;
+  await s.restart();
+  const ordinary = s.c.prepare("plain").then(() => [...s.images.calls]);
+  const overImage = s.c.prepare("a2", "sha256:a1").then(() => [...s.images.calls]);
+  assert.notEqual((await ordinary).at(-1), "reattached", "the ordinary Prepare did not wait for the re-attach");
+  assert.equal((await overImage).filter((c) => c === "reattached").length, 2, "the container of the image waited for it");
+  for (const k of ["a", "a2", "plain"]) await s.c.remove(k);
 });
