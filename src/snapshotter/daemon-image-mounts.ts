@@ -1,7 +1,11 @@
 // ImageMounts through the cache daemon: an image is mounted at <root>/images/<hex of its manifest>/mnt with the
 // daemon's POST /mounts, as `eod mount` does (the daemon, started when none runs, lives in its own process
 // group with its holder, so the mounts outlive a snapshotter that crashes). The kernel's mount table is the
-// only record of what is mounted: a mount found there is reused, whoever made it.
+// only record of what is mounted: a mount found there is reused, whoever made it, but only once a daemon is
+// seen serving it. A fanotify mount whose daemon and holder both died has no listener left, and its reads of
+// what is not cached yet would return the cache files' holes: zeros. So the cache daemon of the mount's cache
+// directory is started (it re-adopts the mounts its state.json records), and a mount it still does not serve
+// is replaced when nothing uses it, or refused when containers sit on it.
 import fs from "node:fs";
 import path from "node:path";
 import type { EodConfig } from "../config/config.ts";
@@ -30,7 +34,7 @@ export interface DaemonImageMountsOptions {
 }
 
 export class DaemonImageMounts implements ImageMounts {
-  readonly counters: ImageMountCounters = { acquires: 0, acquireFailures: 0, releases: 0, releaseFailures: 0 };
+  readonly counters: ImageMountCounters = { acquires: 0, acquireFailures: 0, releases: 0, releaseFailures: 0, unserved: 0 };
   readonly #opts: DaemonImageMountsOptions;
   /** Acquires and releases of one image run one at a time. */
   readonly #locks = new ImageLocks();
@@ -44,10 +48,10 @@ export class DaemonImageMounts implements ImageMounts {
     return imageMountPoint(this.#opts.root, image.manifest);
   }
 
-  async acquire(image: LazyImage): Promise<string> {
+  async acquire(image: LazyImage, inUse = false): Promise<string> {
     this.counters.acquires++;
     try {
-      return await this.#locks.run(image.manifest, () => this.#mount(image));
+      return await this.#locks.run(image.manifest, () => this.#mount(image, inUse));
     } catch (err) {
       this.counters.acquireFailures++;
       throw err;
@@ -66,36 +70,42 @@ export class DaemonImageMounts implements ImageMounts {
 
   /**
    * Unmounts every image mount under <root>/images that no image of `inUse` is, then mounts those of `inUse` that
-   * are not mounted (after a reboot, or an unmount behind our back). Every image is tried.
-   * @throws the error of the one image that failed, or an EodError naming each when several did
+   * are not mounted (after a reboot, or an unmount behind our back) and checks that a daemon serves those that
+   * are. Every image is tried; each failure is logged.
+   * @returns the images of `inUse` that are not mounted and served now, with why
    */
-  async reattach(inUse: LazyImage[]): Promise<void> {
+  async reattach(inUse: LazyImage[]): Promise<Map<string, Error>> {
     const wanted = new Set(inUse.map((image) => image.manifest));
-    const failures: Error[] = [];
-    const attempt = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        this.#opts.log?.("error", what, { err });
-        failures.push(err as Error);
-      }
-    };
+    const failures = new Map<string, Error>();
     for (const manifest of this.#imageDirs().map((hex) => `sha256:${hex}`)) {
-      if (!wanted.has(manifest)) await attempt("cannot remove an image mount nothing uses", () => this.release({ manifest, ref: "" }));
+      if (wanted.has(manifest)) continue;
+      await this.release({ manifest, ref: "" }).catch((err: unknown) => { this.#opts.log?.("error", "cannot remove an image mount nothing uses", { manifest, err }); });
     }
-    for (const image of inUse) await attempt("cannot re-attach an image mount", () => this.acquire(image));
-    if (failures.length === 1) throw failures[0];
-    if (failures.length > 1) {
-      throw new EodError((failures[0] as EodError).code ?? "DAEMON", `Cannot re-attach ${failures.length} image mounts:\n${failures.map((e) => e.message).join("\n")}`);
+    for (const image of inUse) {
+      try {
+        await this.acquire(image, true);
+      } catch (err) {
+        this.#opts.log?.("error", "cannot re-attach an image mount", { manifest: image.manifest, ref: image.ref, err });
+        failures.set(image.manifest, err as Error);
+      }
     }
+    return failures;
   }
 
-  async #mount(image: LazyImage): Promise<string> {
+  async #mount(image: LazyImage, inUse: boolean): Promise<string> {
     const mountPoint = this.mountPointOf(image);
-    if (mountAt(mountPoint)) return mountPoint;
+    if (mountAt(mountPoint)) {
+      if (await this.#served(mountPoint)) return mountPoint;
+      this.counters.unserved++;
+      if (inUse) {
+        throw new EodError("DAEMON", `Image ${image.ref} is mounted at ${mountPoint}, but no cache daemon serves that mount (its daemon and holder died, and the daemon started again could not re-attach it: see ${path.join(this.#cacheDirOf(mountPoint), "daemon.log")}). Its containers would read zeros where the cache has nothing yet: remove them, and their image is mounted afresh for the next one`);
+      }
+      this.#opts.log?.("warn", "unmounting an image mount no cache daemon serves (nothing uses it) to mount it again", { mountPoint });
+      umount(mountPoint);
+    }
     fs.mkdirSync(mountPoint, { recursive: true, mode: 0o700 });
-    const { cacheDir, frontend, daemonStartTimeoutMs, remote } = this.#opts.config;
-    const start = () => ensureDaemon(cacheDir, frontend, { args: this.#opts.daemonArgs, timeoutMs: daemonStartTimeoutMs });
+    const { remote } = this.#opts.config;
+    const start = () => this.#startDaemon(this.#opts.config.cacheDir);
     const request = { source: registrySource(image.ref), mountPoint, insecureRegistries: remote.insecureRegistries };
     const { sock, answer } = await callStartedDaemon<MountRecord>(start, "POST", "/mounts", request);
     if (answer.manifestDigest !== image.manifest) {
@@ -104,6 +114,28 @@ export class DaemonImageMounts implements ImageMounts {
     }
     this.#opts.log?.("info", "image mounted", { mountPoint, ref: image.ref, manifest: image.manifest });
     return mountPoint;
+  }
+
+  /**
+   * Whether a cache daemon serves the mount: one that has it already, else the daemon of its cache directory,
+   * started now if none runs (it re-adopts what its state.json records).
+   */
+  async #served(mountPoint: string): Promise<boolean> {
+    if ((await daemonServing(mountPoint)) !== null) return true;
+    const sock = await this.#startDaemon(this.#cacheDirOf(mountPoint));
+    const status = await callDaemon<{ mounts?: MountRecord[] }>(sock, "GET", "/status");
+    return status.mounts?.some((m) => m.mountPoint === mountPoint) === true;
+  }
+
+  #startDaemon(cacheDir: string): Promise<string> {
+    const { frontend, daemonStartTimeoutMs } = this.#opts.config;
+    return ensureDaemon(cacheDir, frontend, { args: this.#opts.daemonArgs, timeoutMs: daemonStartTimeoutMs });
+  }
+
+  /** The cache directory a fanotify mount's bootstrap is in (<cache-dir>/bootstraps/…), else the configured one. */
+  #cacheDirOf(mountPoint: string): string {
+    const source = mountAt(mountPoint)?.source;
+    return source && path.basename(path.dirname(source)) === "bootstraps" ? path.dirname(path.dirname(source)) : this.#opts.config.cacheDir;
   }
 
   /** Through the daemon that serves the mount; directly when none does (it died, its holder gave up). */

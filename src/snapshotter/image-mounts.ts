@@ -12,12 +12,19 @@ export interface LazyImage {
 }
 
 export interface ImageMounts {
-  /** The image's mountpoint, mounting it through the cache daemon when it is not mounted. Idempotent; one mount per image. */
-  acquire(image: LazyImage): Promise<string>;
+  /**
+   * The image's mountpoint, mounting it through the cache daemon when it is not mounted. Idempotent; one mount
+   * per image. A mount that is there but no daemon serves is mounted afresh, unless `inUse` (snapshots sit on
+   * it already): then it is an error, never a mount whose reads would not be answered.
+   */
+  acquire(image: LazyImage, inUse?: boolean): Promise<string>;
   /** Unmounts the image (no snapshot uses it any more); no error when it is not mounted. */
   release(image: LazyImage): Promise<void>;
-  /** At start-up: remounts the images in use that are not mounted, unmounts every other image mount under the root. */
-  reattach(inUse: LazyImage[]): Promise<void>;
+  /**
+   * At start-up: unmounts every image mount under the root no image of `inUse` is, and acquires those of
+   * `inUse` (as in use). Resolves to the images of `inUse` it could not acquire, by manifest, with why.
+   */
+  reattach(inUse: LazyImage[]): Promise<Map<string, Error>>;
 }
 
 const MANIFEST_DIGEST = /^sha256:([0-9a-f]{64})$/;

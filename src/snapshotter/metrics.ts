@@ -11,6 +11,8 @@ export interface ImageMountCounters {
   /** release() calls (the last snapshot using an image went, or a re-attach found a mount nothing uses). */
   releases: number;
   releaseFailures: number;
+  /** Image mounts found with no cache daemon serving them (replaced when unused, an error when in use). */
+  unserved: number;
 }
 
 /** What a scrape reads. */
@@ -33,9 +35,10 @@ export function renderMetrics(s: SnapshotterMetricsInput): string {
   out.gauge("eod_snapshotter_image_mounts_in_use", "Lazy image mounts some container snapshot uses.", s.imagesInUse);
   out.counter("eod_snapshotter_image_acquires_total", "Requests for an image's lazy mount (mounted through the cache daemon, or shared).", s.imageMounts.acquires);
   out.counter("eod_snapshotter_image_releases_total", "Releases of an image's mount (its last snapshot went, or nothing used it at a re-attach).", s.imageMounts.releases);
-  out.labelled("eod_snapshotter_errors_total", "counter", "Failures by kind: acquire (an image could not be mounted or was not the one its layers name), release (an image mount could not be removed).", [
+  out.labelled("eod_snapshotter_errors_total", "counter", "Failures by kind: acquire (an image could not be mounted or was not the one its layers name), release (an image mount could not be removed), unserved (an image mount no cache daemon serves).", [
     [{ kind: "acquire" }, s.imageMounts.acquireFailures],
     [{ kind: "release" }, s.imageMounts.releaseFailures],
+    [{ kind: "unserved" }, s.imageMounts.unserved],
   ]);
   return out.text();
 }

@@ -47,6 +47,8 @@ export class Snapshotter {
   readonly #locks = new ImageLocks();
   /** Images this process acquired or re-attached and has not released: their mounts can be shared without asking again. */
   readonly #attached = new Set<string>();
+  /** Images in use whose mount no cache daemon serves (found at a re-attach or acquire): why, for their Mounts. */
+  readonly #unserved = new Map<string, Error>();
 
   private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
     this.#root = opts.root;
@@ -192,9 +194,17 @@ export class Snapshotter {
       if (known === undefined) throw new SnapshotError("NOT_FOUND", `Image ${image} of snapshot ${JSON.stringify(parent)} is not recorded`);
       // Another snapshot over it keeps it mounted: share that mount instead of acquiring it again.
       if (!this.#attached.has(image) || known.mountpoint === null) {
-        const mountpoint = await this.#images.acquire({ manifest: known.manifest, ref: known.ref });
+        const inUse = this.store.usersOf(image) > 0;
+        let mountpoint: string;
+        try {
+          mountpoint = await this.#images.acquire({ manifest: known.manifest, ref: known.ref }, inUse);
+        } catch (err) {
+          if (inUse) this.#markUnserved(image, err as Error);
+          throw err;
+        }
         this.store.transaction(() => { this.store.setMountpoint(image, mountpoint); });
         this.#attached.add(image);
+        this.#unserved.delete(image);
       }
       try {
         return this.#createRow(kind, key, parent, labels, image);
@@ -259,7 +269,10 @@ export class Snapshotter {
         continue;
       }
       const mountpoint = this.store.image(p.layerOf)?.mountpoint;
-      if (!mountpoint) throw new SnapshotError("FAILED_PRECONDITION", `Image ${p.layerOf} under snapshot ${JSON.stringify(row.name)} is not mounted`);
+      if (!mountpoint) {
+        const why = this.#unserved.get(p.layerOf);
+        throw new SnapshotError("FAILED_PRECONDITION", `Image ${p.layerOf} under snapshot ${JSON.stringify(row.name)} is not mounted${why ? `: ${why.message}` : ""}`);
+      }
       out.push(mountpoint);
       break; // the image's mount is its whole tree
     }
@@ -284,6 +297,7 @@ export class Snapshotter {
     const image = this.store.image(manifest);
     if (image === undefined) return;
     this.#attached.delete(manifest);
+    this.#unserved.delete(manifest);
     try {
       await this.#images.release({ manifest, ref: image.ref });
     } catch (err) {
@@ -297,9 +311,23 @@ export class Snapshotter {
     return this.#locks.runExclusive(async () => {
       const inUse = this.store.imagesInUse().map(({ image }) => image);
       this.#attached.clear();
-      await this.#images.reattach(inUse);
-      for (const image of inUse) this.#attached.add(image.manifest);
+      const failed = await this.#images.reattach(inUse);
+      for (const image of inUse) {
+        const err = failed.get(image.manifest);
+        if (err === undefined) this.#attached.add(image.manifest);
+        else this.#markUnserved(image.manifest, err);
+      }
     });
+  }
+
+  /**
+   * Snapshots use the image, and its mount could not be acquired (no daemon serves it, or it could not be
+   * mounted again): their Mounts answer why instead of an overlay over a lower nothing answers for.
+   */
+  #markUnserved(manifest: string, err: Error): void {
+    this.#unserved.set(manifest, err);
+    this.store.transaction(() => { this.store.setMountpoint(manifest, null); });
+    this.#log("error", "an image in use has no served mount: its snapshots' Mounts fail until their containers are removed", { manifest, err });
   }
 
   /** Directories under `<root>/snapshots` no row names: temporary ones, and those of removed snapshots. */

@@ -191,7 +191,7 @@ export class SnapshotStore {
     return r === undefined ? undefined : { manifest: String(r.manifest), ref: String(r.ref), mountpoint: r.mountpoint === null ? null : String(r.mountpoint) };
   }
 
-  setMountpoint(manifest: string, mountpoint: string): void {
+  setMountpoint(manifest: string, mountpoint: string | null): void {
     this.#sql("UPDATE images SET mountpoint = ? WHERE manifest = ?").run(mountpoint, manifest);
   }
 

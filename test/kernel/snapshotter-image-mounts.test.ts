@@ -1,20 +1,22 @@
 // DaemonImageMounts (the snapshotter's lazy image mounts) against the real kernel, the real registry and the
 // real cache daemon: a converted image is mounted at <root>/images/<hex>/mnt, concurrent acquires share one
 // mount, a manifest digest that is not the image's is refused and leaves nothing mounted, reattach unmounts
-// what nothing uses and remounts what is in use, release removes the mount and its directory (twice is fine).
+// what nothing uses and remounts what is in use, release removes the mount and its directory (twice is fine);
+// after a kill -9 of the daemon and its holder, a mount is served again (or refused in use), never read as zeros.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
-import { cleanup, eodAsync } from "../helpers/lazy.ts";
+import { cleanup, eodAsync, readInChild } from "../helpers/lazy.ts";
 import { pushOciImage, writeTestLayers } from "../helpers/oci-image.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { loadConfig } from "../../src/config/config.ts";
 import { daemonAlive } from "../../src/daemon/client.ts";
+import { daemonServing } from "../../src/daemon/locate.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { DaemonImageMounts } from "../../src/snapshotter/daemon-image-mounts.ts";
@@ -90,7 +92,7 @@ test("DaemonImageMounts: one shared mount per image, checked digest, reattach an
   assert.equal(mountsUnder(root).length, 0);
   assert.ok(!fs.existsSync(path.dirname(mnt)));
   await restarted.release(image); // not mounted: no error
-  assert.deepEqual(restarted.counters, { acquires: 1, acquireFailures: 0, releases: 2, releaseFailures: 0 });
+  assert.deepEqual(restarted.counters, { acquires: 1, acquireFailures: 0, releases: 2, releaseFailures: 0, unserved: 0 });
 
   // No daemon serves the mount any more (it and its holder were killed): release unmounts it itself.
   await images.acquire(image);
@@ -99,6 +101,51 @@ test("DaemonImageMounts: one shared mount per image, checked digest, reattach an
   await images.release(image);
   assert.equal(mountsUnder(root).length, 0);
   assert.ok(!fs.existsSync(path.dirname(mnt)));
+});
+
+/** kill -9 of the holder and the daemon of `cacheDir` (the holder first, or it starts a new daemon); waits until both are gone. */
+async function killDaemonAndHolder(cacheDir: string): Promise<void> {
+  const pids = ["holder.pid", "daemon.pid"].map((f) => Number(fs.readFileSync(path.join(cacheDir, f), "utf8")));
+  for (const pid of pids) process.kill(pid, "SIGKILL");
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(!pids.some(alive), "the holder and the daemon are gone");
+}
+
+test("DaemonImageMounts after the cache daemon AND its holder were killed -9: a restarted daemon serves the mount again, never zeros; a mount none serves is refused in use and replaced when unused", { skip, timeout: 120_000 }, async (t) => {
+  const root = path.join(work, "root-dead");
+  const cache2 = path.join(work, "cache-dead"); // its own cache: every file of the image is cold
+  t.after(() => cleanup(root, cache2));
+  const config = loadConfig({ "cache-dir": cache2 });
+  const mnt = await new DaemonImageMounts({ root, config }).acquire(image);
+
+  // Both killed: nothing listens to the mount's fanotify marks; a read now would see the cache file's holes.
+  await killDaemonAndHolder(cache2);
+  assert.equal(await daemonServing(mnt), null);
+  const restarted = new DaemonImageMounts({ root, config });
+  assert.deepEqual(await restarted.reattach([image]), new Map(), "re-attached");
+  assert.equal(mountsUnder(root).length, 1, "the same mount, kept");
+  assert.notEqual(await daemonServing(mnt), null, "the daemon started for it re-adopted the mount from its state.json");
+  assert.deepEqual(await readInChild(path.join(mnt, "a")), { sha256: createHash("sha256").update("a".repeat(5000)).digest("hex"), zeros: 0 }, "a cold file read through the re-adopted mount is the image's");
+
+  // Killed again, and the new daemon cannot re-adopt it (its state.json lost the mount): in use, it is an error.
+  await killDaemonAndHolder(cache2);
+  fs.writeFileSync(path.join(cache2, "state.json"), JSON.stringify({ version: 1, mounts: [] }));
+  const third = new DaemonImageMounts({ root, config });
+  const failed = await third.reattach([image]);
+  assert.deepEqual([...failed.keys()], [image.manifest]);
+  assert.ok(failed.get(image.manifest) instanceof EodError && /no cache daemon serves/.test(failed.get(image.manifest)!.message), String(failed.get(image.manifest)));
+  assert.equal(third.counters.unserved, 1);
+  assert.equal(mountsUnder(root).length, 1, "left for its containers to be removed");
+  await assert.rejects(third.acquire(image, true), /no cache daemon serves/);
+
+  // Nothing uses it: an acquire replaces it with a mount the daemon serves.
+  assert.equal(await third.acquire(image), mnt);
+  assert.equal(mountsUnder(root).length, 1);
+  assert.notEqual(await daemonServing(mnt), null);
+  assert.deepEqual(await readInChild(path.join(mnt, "b")), { sha256: createHash("sha256").update("b").digest("hex"), zeros: 0 });
+  await third.release(image);
+  assert.equal(mountsUnder(root).length, 0);
 });
 
 test("DaemonImageMounts refuses a manifest digest that is not sha256:<hex> (it names a directory)", () => {

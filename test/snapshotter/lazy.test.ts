@@ -23,25 +23,30 @@ class DirImageMounts implements ImageMounts {
   calls: string[] = [];
   delayMs = 0;
   fail: Error | null = null;
+  /** Manifests whose mount no daemon serves: reattach reports them, acquire as in use refuses them. */
+  unserved = new Set<string>();
   readonly dir: string;
   constructor(dir: string) {
     this.dir = dir;
   }
-  async acquire(image: LazyImage): Promise<string> {
+  async acquire(image: LazyImage, inUse = false): Promise<string> {
     this.calls.push(`acquire ${image.manifest} ${image.ref}`);
     await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.fail) throw this.fail;
+    if (inUse && this.unserved.has(image.manifest)) throw new Error(`no daemon serves ${image.manifest}`);
+    this.unserved.delete(image.manifest);
     const mnt = path.join(this.dir, image.manifest.slice(7, 15));
     fs.mkdirSync(mnt, { recursive: true });
     fs.writeFileSync(path.join(mnt, "from-image"), "lazy");
     return mnt;
   }
   async release(image: LazyImage): Promise<void> { this.calls.push(`release ${image.manifest}`); }
-  async reattach(inUse: LazyImage[]): Promise<void> {
+  async reattach(inUse: LazyImage[]): Promise<Map<string, Error>> {
     this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}`);
     if (this.fail) throw this.fail;
     await new Promise((r) => setTimeout(r, this.delayMs));
     this.calls.push("reattached");
+    return new Map(inUse.filter((i) => this.unserved.has(i.manifest)).map((i) => [i.manifest, new Error(`no daemon serves ${i.manifest}`)]));
   }
 }
 
@@ -191,6 +196,26 @@ test("a restart re-attaches the images in use, and Cleanup does it again", async
   for (const k of ["a", "a-shared", "a-after-failed-reattach"]) await s.c.remove(k);
   await s.c.cleanup();
   assert.deepEqual(s.images.calls.slice(-2), ["reattach ", "reattached"]);
+});
+
+test("an image in use whose mount no daemon serves after a restart: its Mounts and new containers fail saying why, until its last snapshot goes", async () => {
+  await pullLayers(s.c, ["sha256:a1"], M);
+  await s.c.prepare("a", "sha256:a1");
+  await s.c.view("a-view", "sha256:a1");
+  s.images.unserved.add(M);
+  await s.restart();
+  await s.c.cleanup(); // waits for the re-attach (both run alone)
+  for (const key of ["a", "a-view"]) {
+    await assert.rejects(s.c.mounts(key), (err: grpc.ServiceError) => err.code === grpc.status.FAILED_PRECONDITION && err.details.includes(`no daemon serves ${M}`));
+  }
+  await assert.rejects(s.c.prepare("a2", "sha256:a1"), (err: grpc.ServiceError) => err.details.includes(`no daemon serves ${M}`));
+  await rejects(s.c.stat("a2"), grpc.status.NOT_FOUND);
+  await s.c.remove("a");
+  await s.c.remove("a-view");
+  assert.equal(s.images.calls.at(-1), `release ${M}`);
+  const fresh = await s.c.prepare("a3", "sha256:a1");
+  assert.ok(fresh[0].options.some((o) => o.startsWith("lowerdir=")), "nothing uses it any more: mounted afresh");
+  await s.c.remove("a3");
 });
 
 test("a slow re-attach at start: ordinary snapshots are served meanwhile, containers of an image wait for it", async () => {

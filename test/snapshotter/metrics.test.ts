@@ -6,7 +6,7 @@ import { renderMetrics } from "../../src/snapshotter/metrics.ts";
 test("renderMetrics() writes snapshots by kind, lazy layers, image mounts and their counters", () => {
   const text = renderMetrics({
     snapshots: { committed: 5, active: 2, view: 1 }, lazyLayers: 3, imagesInUse: 1,
-    imageMounts: { acquires: 4, acquireFailures: 1, releases: 2, releaseFailures: 0 },
+    imageMounts: { acquires: 4, acquireFailures: 1, releases: 2, releaseFailures: 0, unserved: 3 },
   });
   assert.ok(text.endsWith("\n"));
   const samples = text.split("\n").filter((l) => l && !l.startsWith("#"));
@@ -20,6 +20,7 @@ test("renderMetrics() writes snapshots by kind, lazy layers, image mounts and th
     "eod_snapshotter_image_releases_total 2",
     'eod_snapshotter_errors_total{kind="acquire"} 1',
     'eod_snapshotter_errors_total{kind="release"} 0',
+    'eod_snapshotter_errors_total{kind="unserved"} 3',
   ]);
   assert.match(text, /^# TYPE eod_snapshotter_image_acquires_total counter$/m);
   assert.match(text, /^# TYPE eod_snapshotter_snapshots gauge$/m);
