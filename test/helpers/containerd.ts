@@ -39,6 +39,8 @@ export interface RunningContainerd {
 }
 
 const CTR_TIMEOUT_MS = 120_000;
+/** How long containerd and the snapshotter may take to answer after their start (a loaded 2-core machine is slow). */
+const READY_TIMEOUT_MS = 90_000;
 
 /** Starts containerd and waits until it answers (and its proxy snapshotter plugin is ok, when given). */
 export async function startContainerd(opts: ContainerdOptions): Promise<RunningContainerd> {
@@ -58,8 +60,10 @@ export async function startContainerd(opts: ContainerdOptions): Promise<RunningC
   const logTail = (lines = 40) => {
     try { return fs.readFileSync(path.join(dir, "containerd.log"), "utf8").trimEnd().split("\n").slice(-lines).join("\n"); } catch { return "(no log)"; }
   };
-  const ctr = (args: string[], o: { namespace?: string; timeoutMs?: number } = {}) =>
-    runCtr(["-a", address, "-n", o.namespace ?? "k8s.io", ...args], o.timeoutMs ?? CTR_TIMEOUT_MS);
+  const ctr = (args: string[], o: { namespace?: string; timeoutMs?: number } = {}) => {
+    const ns = o.namespace ?? "k8s.io";
+    return runCtr(["-a", address, "-n", ns, ...ownRuncState(args, dir, ns)], o.timeoutMs ?? CTR_TIMEOUT_MS);
+  };
   const ctrOk = async (args: string[], o: { namespace?: string; timeoutMs?: number } = {}) => {
     const r = await ctr(args, o);
     if (r.code !== 0) throw new Error(`ctr ${args.join(" ")} exited ${r.code}:\n${r.stderr}${r.stdout}`);
@@ -73,6 +77,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<RunningC
     if (child.exitCode === null && child.signalCode === null) await removeContainers(ctr, problems);
     killShims(address);
     await stopChild(child, pid, exited, 5000);
+    deleteRuncContainers(path.join(dir, "runc"), problems);
     process.removeListener("exit", onExit);
     for (const d of mountDirs) unmountUnder(d, problems);
     try { fs.rmSync(dir, { recursive: true, force: true }); } catch (e) { problems.push(`rm ${dir}: ${(e as Error).message}`); }
@@ -102,6 +107,11 @@ function containerdConfig(dir: string, address: string, opts: ContainerdOptions)
     `[plugins."io.containerd.grpc.v1.cri".containerd]`,
     `  snapshotter = ${q(opts.cri.snapshotter)}`,
     "  disable_snapshot_annotations = false",
+    // runc's state per namespace under the temp dir, not in /run/containerd/runc shared by every containerd
+    `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]`,
+    `  runtime_type = "io.containerd.runc.v2"`,
+    `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]`,
+    `  Root = ${q(path.join(dir, "runc"))}`,
   ];
   for (const host of opts.registryMirrors ?? []) {
     lines.push(`[plugins."io.containerd.grpc.v1.cri".registry.mirrors.${q(host)}]`, `  endpoint = [${q(`http://${host}`)}]`);
@@ -113,7 +123,7 @@ function containerdConfig(dir: string, address: string, opts: ContainerdOptions)
 }
 
 async function waitReady(c: RunningContainerd, child: ChildProcess, plugin: string | undefined): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = "";
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}):\n${c.logTail()}`);
@@ -127,7 +137,7 @@ async function waitReady(c: RunningContainerd, child: ChildProcess, plugin: stri
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`containerd at ${c.address} not ready within 30 s (${last.trim()}):\n${c.logTail()}`);
+  throw new Error(`containerd at ${c.address} not ready within ${READY_TIMEOUT_MS / 1000} s (${last.trim()}):\n${c.logTail()}`);
 }
 
 /** Kills and deletes every task and deletes every container (with its snapshot), in every namespace. */
@@ -146,6 +156,44 @@ async function removeContainers(ctr: RunningContainerd["ctr"], problems: string[
     for (const id of containers.stdout.split("\n").map((s) => s.trim()).filter(Boolean)) {
       const r = await ctr(["containers", "delete", id], { namespace: ns, timeoutMs: 30_000 });
       if (r.code !== 0) problems.push(`ctr -n ${ns} containers delete ${id}: ${r.stderr.trim()}`);
+    }
+  }
+}
+
+/** `ctr run` flags that take no value (v1.6.20); every other flag takes one unless written `--flag=value`. */
+const CTR_RUN_BOOLEANS = new Set(["--rm", "--null-io", "--detach", "-d", "--cni", "--runc-systemd-cgroup", "--remap-labels", "--net-host",
+  "--privileged", "--read-only", "--tty", "-t", "--allow-new-privs", "--seccomp", "--rootfs", "--no-pivot"]);
+
+/**
+ * `ctr run` with runc's state under this containerd's dir and a cgroup named after it: by default both are
+ * per namespace and container id for every containerd on the machine, so two test containerds (or a leftover
+ * of a failed run) running a container of the same id would share runc's state and the container's cgroup.
+ */
+function ownRuncState(args: string[], dir: string, ns: string): string[] {
+  if (args[0] !== "run" || args.includes("--runc-root") || args.some((a) => a === "--cgroup" || a.startsWith("--cgroup="))) return args;
+  const positional: string[] = [];
+  for (let i = 1; i < args.length && positional.length < 2; i++) {
+    if (!args[i].startsWith("-")) positional.push(args[i]);
+    else if (!CTR_RUN_BOOLEANS.has(args[i]) && !args[i].includes("=")) i++;
+  }
+  const id = positional[1];
+  if (!id) return args;
+  return ["run", "--runc-root", path.join(dir, "runc"), "--cgroup", `/${ns}/${path.basename(dir)}-${id}`, ...args.slice(1)];
+}
+
+/**
+ * Kills and deletes the runc containers left in this containerd's runc root (per namespace) once containerd and
+ * its shims are gone: a shim killed with its task still running leaves the container's processes behind.
+ */
+function deleteRuncContainers(runcRoot: string, problems: string[]): void {
+  let namespaces: string[];
+  try { namespaces = fs.readdirSync(runcRoot); } catch { return; }
+  for (const ns of namespaces) {
+    const root = path.join(runcRoot, ns);
+    const list = spawnSync("runc", ["--root", root, "list", "-q"], { encoding: "utf8", timeout: 30_000 });
+    for (const id of (list.stdout ?? "").split("\n").map((s) => s.trim()).filter(Boolean)) {
+      const r = spawnSync("runc", ["--root", root, "delete", "-f", id], { encoding: "utf8", timeout: 30_000 });
+      if (r.status !== 0) problems.push(`runc --root ${root} delete -f ${id}: ${(r.stderr ?? "").trim() || r.error?.message}`);
     }
   }
 }
@@ -253,7 +301,7 @@ export async function startSnapshotter(opts: SnapshotterOptions): Promise<Runnin
 /** Waits until something accepts connections on the unix socket `address`. */
 async function waitSocket(address: string, child: ChildProcess, output: () => string): Promise<void> {
   const net = await import("node:net");
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`eod snapshotter exited (${child.exitCode ?? child.signalCode}):\n${output()}`);
     const ok = await new Promise<boolean>((resolve) => {
@@ -264,7 +312,7 @@ async function waitSocket(address: string, child: ChildProcess, output: () => st
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");
-  throw new Error(`eod snapshotter did not listen on ${address} within 30 s:\n${output()}`);
+  throw new Error(`eod snapshotter did not listen on ${address} within ${READY_TIMEOUT_MS / 1000} s:\n${output()}`);
 }
 
 /** What a containerd test lacks here (root, containerd, ctr, runc, the runc shim, docker-registry), or false. */
