@@ -3,7 +3,8 @@
 // the config and no layer blob. Then `ctr run --snapshotter eod`: the command's output is right and a write
 // lands in the container's upper dir, not in the image; two containers share one image mount, removed with the
 // last of them; a kill -9 of the snapshotter leaves a running container reading its (cold) files, and after a
-// restart the snapshots are intact and a new container starts.
+// restart the snapshots are intact and a new container starts; after a kill -9 of the cache daemon and its
+// holder too, the restarted snapshotter has the mount served again before a container reads from it.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -16,6 +17,7 @@ import { eodAsync } from "../helpers/lazy.ts";
 import { pushBusyboxImage } from "../helpers/push-image.ts";
 import { freePort, registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
+import { daemonServing } from "../../src/daemon/locate.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { snapshotterStatus, type ImageMountStatus } from "../../src/snapshotter/status.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
@@ -28,8 +30,10 @@ const skip = unavailable(missing || (kernelSupportsPreContent().ok ? false : "ke
 /** Files of the image's second layer: one read by the first container, one read only after the snapshotter is killed. */
 const WARM = randomBytes(300_000);
 const COLD = randomBytes(700_000);
+/** Read only after the cache daemon and its holder were killed -9 and the snapshotter restarted. */
+const COLD2 = randomBytes(500_000);
 /** runc keeps its state by container id in one directory for every containerd on the machine: ids unique to this run. */
-const [C1, C2, C3, C4, C5] = [1, 2, 3, 4, 5].map((n) => `eod-lazy-${process.pid}-c${n}`);
+const [C1, C2, C3, C4, C5, C6] = [1, 2, 3, 4, 5, 6].map((n) => `eod-lazy-${process.pid}-c${n}`);
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 let work = "";
@@ -51,7 +55,7 @@ before(async () => {
   const client = new RegistryClient({ credentials: staticCredentials({}) });
   try {
     await pushBusyboxImage(client, { registry: reg.host, repository: "eod/busybox" }, "src", [
-      { path: "data/", type: "dir" }, { path: "data/warm", data: WARM }, { path: "data/cold", data: COLD },
+      { path: "data/", type: "dir" }, { path: "data/warm", data: WARM }, { path: "data/cold", data: COLD }, { path: "data/cold2", data: COLD2 },
     ]);
   } finally {
     await client.close();
@@ -139,8 +143,9 @@ test("two containers of the image share one lazy mount; removing both unmounts i
   } finally {
     await removeContainer(C3);
   }
-  await eventually("both removed: unmounted", () => imageMounts().length === 0);
-  assert.deepEqual(fs.readdirSync(path.join(stack!.root, "images")), [], "its directory is gone too");
+  // containerd's garbage collection calls Remove after `containers delete` returns; the snapshotter answers it
+  // once the mount and its directory are gone, so wait for that Remove: the unmount alone comes a moment earlier.
+  await eventually("both removed: unmounted and its directory gone", () => imageMounts().length === 0 && fs.readdirSync(path.join(stack!.root, "images")).length === 0);
 });
 
 test("kill -9 of the snapshotter: a running container reads its cold files; after a restart the snapshots are intact and a new container starts", { skip, timeout: 300_000 }, async () => {
@@ -176,3 +181,44 @@ test("kill -9 of the snapshotter: a running container reads its cold files; afte
   }
   await eventually("the last container removed: unmounted", () => imageMounts().length === 0);
 });
+
+test("kill -9 of the cache daemon, its holder and the snapshotter: after the snapshotter's restart the image mount is served again, a running container reads a cold file right (never zeros)", { skip, timeout: 300_000 }, async () => {
+  await ctrOk(["run", "-d", "--snapshotter", "eod", ref, C6, "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; sha256sum /data/cold2 > /tmp/out; sleep 1000"]);
+  try {
+    const [mount] = imageMounts();
+    assert.ok(mount, `the image is mounted${why()}`);
+    const cache = path.join(work, "cache");
+    await stack!.snapshotter.kill("SIGKILL");
+    for (const f of ["holder.pid", "daemon.pid"]) process.kill(Number(fs.readFileSync(path.join(cache, f), "utf8")), "SIGKILL"); // the holder first, or it starts a new daemon
+    await eventually("no daemon serves the image mount", () => !fs.existsSync(path.join(cache, "daemon.pid")) || !pidAlive(Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"))));
+    assert.equal(await daemonServing(mount.mountPoint), null);
+
+    await stack!.snapshotter.restart(); // its re-attach starts the cache dir's daemon, which re-adopts the mount
+    let served: string | null = null;
+    for (let i = 0; i < 200 && served === null; i++) {
+      served = await daemonServing(mount.mountPoint);
+      if (served === null) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.notEqual(served, null, `a daemon serves the image mount again${why()}`);
+    assert.equal(imageMounts().length, 1, "the same mount, kept");
+    await ctrOk(["tasks", "exec", "--exec-id", "go", C6, "touch", "/tmp/go"]);
+    let out = "";
+    for (let i = 0; i < 300 && !out; i++) {
+      out = (await stack!.containerd.ctr(["tasks", "exec", "--exec-id", `read${i}`, C6, "cat", "/tmp/out"])).stdout;
+      if (!out) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(out.replace(/\r/g, ""), `${sha(COLD2)}  /data/cold2\n`, `the container read its cold file through the re-adopted mount${why()}`);
+  } finally {
+    await removeContainer(C6);
+  }
+  await eventually("the last container removed: unmounted and its directory gone", () => imageMounts().length === 0 && fs.readdirSync(path.join(stack!.root, "images")).length === 0);
+});
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
