@@ -1,14 +1,13 @@
 // eod build <dir> -o <image-dir> | --single <file.erofs>; eod build <layers...> -o <image-dir>
-import fs from "node:fs";
 import { buildImage, type ImageSummary } from "../mkfs/image.ts";
 import { buildFromLayers, type LayersSummary } from "../mkfs/layers/build-layers.ts";
 import { resolveInputs } from "../mkfs/layers/inputs.ts";
 import { buildSingle } from "../mkfs/single.ts";
 import { EodError } from "../errors.ts";
-import { parsePrefetchList, parseTrace, type PrefetchEntry } from "../image/prefetch.ts";
 import { parsePlatform } from "../remote/registry/manifest.ts";
 import { parse, print } from "./args.ts";
 import { IMAGE_OPTIONS, parseImageOptions } from "./image-options.ts";
+import { PREFETCH_OPTIONS, PREFETCH_USAGE, readPrefetch } from "./prefetch-flags.ts";
 import { progressBar } from "./progress.ts";
 
 export const BUILD_USAGE = `Usage: eod build <dir> -o <image-dir> [options]
@@ -32,16 +31,14 @@ Options:
                          ref name (org.opencontainers.image.ref.name) or tag (repo:tag)
   --platform <os/arch[/variant]>  from an OCI layout's image index: this platform (default the host's)
   --max-ratio <n>        refuse a layer that decompresses to more than n times its size (default 1000; 0 = off)
-  --prefetch <list>      files a mount fetches first: a text file, one absolute path per line (directories
-                         stand for every file under them); their data is also laid out first in the blob
-  --prefetch-from <trace>  the same from an access trace written by eod trace (files and the ranges touched)
+${PREFETCH_USAGE}
   --json                 print a machine-readable summary`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     output: { type: "string", short: "o" }, single: { type: "string" }, ...IMAGE_OPTIONS, json: { type: "boolean" },
     layer: { type: "string", multiple: true }, image: { type: "string" }, platform: { type: "string" },
-    prefetch: { type: "string" }, "prefetch-from": { type: "string" },
+    ...PREFETCH_OPTIONS,
     help: { type: "boolean", short: "h" },
   }, BUILD_USAGE);
   if (values.help) { console.log(BUILD_USAGE); return 0; }
@@ -88,20 +85,4 @@ export async function buildCommand(argv: string[]): Promise<number> {
   } finally {
     bar.stop();
   }
-}
-
-/** The prefetch list of --prefetch (explicit paths first) and --prefetch-from (a trace), or undefined. */
-function readPrefetch(list: string | undefined, trace: string | undefined): PrefetchEntry[] | undefined {
-  if (list === undefined && trace === undefined) return undefined;
-  const read = (f: string) => {
-    try {
-      return fs.readFileSync(f, "utf8");
-    } catch (err) {
-      throw new EodError("USAGE", `Cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
-  };
-  return [
-    ...(list !== undefined ? parsePrefetchList(read(list), list) : []),
-    ...(trace !== undefined ? parseTrace(read(trace), trace).files : []),
-  ];
 }

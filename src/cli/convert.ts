@@ -4,6 +4,7 @@ import { EodError } from "../errors.ts";
 import { parsePlatform } from "../remote/registry/index.ts";
 import { parse, print } from "./args.ts";
 import { IMAGE_OPTIONS, parseImageOptions } from "./image-options.ts";
+import { PREFETCH_OPTIONS, PREFETCH_USAGE, readPrefetch } from "./prefetch-flags.ts";
 import { layerBars } from "./progress.ts";
 
 export const CONVERT_USAGE = `Usage: eod convert <src-ref> <dst-ref> [options]
@@ -31,23 +32,25 @@ Options:
   --level <n>            compression level (zstd 1..19, lz4 HC 1..12)
   --inline-max <size>    files up to this size live in the bootstrap (default 1K; 0 = none)
   --max-ratio <n>        refuse a layer that decompresses to more than n times its size (default 1000; 0 = off)
+${PREFETCH_USAGE}
   --json                 print a machine-readable summary`;
 
 export async function convertCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     platform: { type: "string" }, "insecure-registry": { type: "string", multiple: true }, output: { type: "string", short: "o" },
-    ...IMAGE_OPTIONS, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    ...IMAGE_OPTIONS, ...PREFETCH_OPTIONS, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
   }, CONVERT_USAGE);
   if (values.help) { console.log(CONVERT_USAGE); return 0; }
   if (positionals.length !== 2) throw new EodError("USAGE", CONVERT_USAGE);
   if (values.platform) parsePlatform(values.platform);
   const image = parseImageOptions(values);
+  const prefetch = readPrefetch(values.prefetch, values["prefetch-from"]);
   const json = values.json ?? false;
   const bars = layerBars(!json);
   try {
     const r = await convertImage(positionals[0], positionals[1], {
       platform: values.platform, insecureRegistries: values["insecure-registry"] ?? [], output: values.output,
-      ...image, onLayer: bars.layer, onPush: bars.push,
+      ...image, prefetch, onLayer: bars.layer, onPush: bars.push,
     });
     bars.stop();
     for (const w of r.build.warnings) console.error(`warning: ${w}`);

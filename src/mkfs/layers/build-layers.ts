@@ -11,13 +11,16 @@ import { chunkWorkersFor, inFlightFor, type ChunkWorkers } from "../chunk-worker
 import {
   BLK_SZ_BITS, DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_MAX, writeImageFiles, type FinishedBlob, type ImageOptions, type ImageSummary,
 } from "../image.ts";
+import { writeHotBlob } from "../hot-blob.ts";
 import { canInline, chooseEpoch, planLayout, type FileShape } from "../layout.ts";
 import { commitDir } from "../output.ts";
-import type { TreeInode } from "../tree.ts";
+import { prefetchChunks, prefetchFiles } from "../prefetch-order.ts";
+import type { ScanResult, TreeInode } from "../tree.ts";
 import type { BufferPool } from "../../util/buffer-pool.ts";
 import { layerTarStream, type LayerInput, type LayerStreamStats } from "./layer-stream.ts";
 import { inodeOf, MergedTree, OPAQUE_MARKER, splitPath, WHITEOUT_PREFIX } from "./merge.ts";
 import { Chunker, type ChunkIndex } from "../chunker.ts";
+import { HotPaths } from "./hot-paths.ts";
 import { readTar } from "./tar-reader.ts";
 
 export interface LayersOptions extends ImageOptions {
@@ -116,6 +119,14 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
     const inline = new Map<TreeInode, Buffer>();
     const summaries: LayerSummary[] = [];
     let tarTotal = 0;
+    // Listed files' data goes to a blob of its own (device 1), spooled in stream order and put in the
+    // prefetch's order at the end (hot-blob.ts); a listed file gets its own copy of a chunk a lower layer has.
+    const hotPaths = opts.prefetch?.length ? new HotPaths(opts.prefetch) : null;
+    const spoolTmp = path.join(tmp, "blobs", ".hot-spool.tmp");
+    const hotChunker = hotPaths && new Chunker({
+      chunkSize, window: inFlight, index: new Map(), pool: ctx.pool, digest: ctx.digest,
+      openBlob: () => ({ writer: new BlobWriter(spoolTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight, compress: ctx.compress }), deviceId: SPOOL_DEVICE }),
+    });
 
     for (const [k, layer] of layers.entries()) {
       tree.beginLayer(k);
@@ -125,6 +136,7 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
       const chunker = new Chunker({
         chunkSize, window: inFlight, index, pool: ctx.pool, digest: ctx.digest,
         openBlob: () => {
+          // Device numbers count layer blobs from 1 here; a hot blob shifts them by one at the end.
           const writer = new BlobWriter(remoteTmp, { compression, level: opts.level, blkSzBits: BLK_SZ_BITS, maxInFlight: inFlight, compress: ctx.compress });
           opts.onBlobOpen?.(remoteTmp, k, (listener) => { writer.onAppend = listener; });
           return { writer, deviceId: blobs.length + 1 };
@@ -144,6 +156,7 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
             else if (!base.subarray(0, WH_META.length).equals(WH_META)) tree.whiteout(dir, base.subarray(WH.length));
             continue; // other .wh..wh.* names are aufs bookkeeping, never part of the tree
           }
+          if (entry.type === "symlink") hotPaths?.symlink(comps, entry.linkpath);
           if (entry.type === "link") {
             tree.link(comps, splitPath(entry.linkpath, `${where} (link target)`), where);
             continue;
@@ -162,7 +175,8 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
             stats.inlineFiles++;
           } else {
             shapes.set(inode, { kind: "chunks", chunkBits, indexes: true, count: Math.ceil(entry.size / chunkSize) });
-            addrs.set(inode, await chunker.addStream(body, entry.size, where));
+            const to = hotPaths?.has(comps) ? hotChunker! : chunker;
+            addrs.set(inode, await to.addStream(body, entry.size, where));
           }
           opts.progress?.("data", tarTotal + ls.tarBytes, 0);
         }
@@ -176,6 +190,7 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
         }
       } catch (err) {
         chunker.abort();
+        hotChunker?.abort();
         throw err;
       }
       for (const key of ["chunks", "uniqueChunks", "holeChunks", "dedupSavedBytes"] as const) stats[key] += chunker.stats[key];
@@ -186,18 +201,59 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
       summaries.push(ls);
     }
 
+    let spool: FinishedBlob | null = null;
+    try {
+      await hotChunker?.finish();
+      if (hotChunker?.blob) spool = { ...(await hotChunker.blob.finish()), remoteTmp: spoolTmp };
+    } catch (err) {
+      hotChunker?.abort();
+      throw err;
+    }
+    if (hotChunker) for (const key of ["chunks", "uniqueChunks", "holeChunks", "dedupSavedBytes"] as const) stats[key] += hotChunker.stats[key];
+
     const scan = tree.finish();
+    const { files: listed, skipped } = prefetchFiles(scan.root, opts.prefetch ?? []);
+    for (const p of skipped) scan.warnings.push(`prefetch entry ${p} is not a file or directory of the tree: skipped`);
+    const hot = spool && await finishHotBlob(spool, scan, listed.length ? prefetchChunks(listed, chunkSize, (i) => addrs.get(i)) : [], addrs, path.join(tmp, "blobs", ".hot.tmp"));
+    if (spool && !hot) stats.uniqueChunks -= spool.table.entries.length;
+    if (hot) stats.uniqueChunks -= spool!.table.entries.length - hot.blob.table.entries.length;
+    const shift = hot ? 1 : 0;
+    const device = (a: ChunkAddr | null): ChunkAddr | null => {
+      if (!a) return null;
+      if (a.deviceId === SPOOL_DEVICE) return { deviceId: 1, startBlk: hot!.blockOf.get(a.startBlk)! };
+      return shift ? { deviceId: a.deviceId + shift, startBlk: a.startBlk } : a;
+    };
     const epoch = chooseEpoch(scan.inodes);
     const shapeOf = (i: TreeInode): FileShape => shapes.get(i) ?? { kind: "empty" };
-    const layout = planLayout(scan, { blkSzBits: BLK_SZ_BITS, extraDevices: blobs.length, shapeOf }, epoch);
+    const layout = planLayout(scan, { blkSzBits: BLK_SZ_BITS, extraDevices: blobs.length + shift, shapeOf }, epoch);
     const manifest = writeImageFiles(tmp, {
-      scan, layout, chunkSize, compression, blobs,
-      chunkAddrs: (i) => addrs.get(i)!,
+      scan, layout, chunkSize, compression, blobs: hot ? [hot.blob, ...blobs] : blobs,
+      chunkAddrs: (i) => addrs.get(i)!.map(device),
       inlineData: (i) => inline.get(i)!,
-      prefetch: opts.prefetch, // kept as given: layer data streams in layer order, so it cannot go first
+      prefetch: opts.prefetch?.filter((e) => !skipped.includes(e.path)),
     });
-    blobLayers.forEach((k, b) => { summaries[k].blobId = manifest.blobs[b].id; });
+    blobLayers.forEach((k, b) => { summaries[k].blobId = manifest.blobs[b + shift].id; });
     const files = scan.inodes.filter((i) => (i.mode & S_IFMT) === S_IFREG);
     return { imageDir: outDir, manifest, inodes: layout.placed.length, ...stats, files: files.length, warnings: scan.warnings, layers: summaries };
   });
+}
+
+/** The device number of chunks in the hot spool until the hot blob is written (never in an image). */
+const SPOOL_DEVICE = -1;
+
+/**
+ * The hot blob from the spool: the chunks the mount's prefetch asks for first (`wanted`, in its order), then
+ * the other spooled chunks a file of the final tree refers to; null when none is left. The spool is removed.
+ */
+async function finishHotBlob(spool: FinishedBlob, scan: ScanResult, wanted: readonly ChunkAddr[], addrs: Map<TreeInode, Array<ChunkAddr | null>>, out: string): Promise<{ blob: FinishedBlob; blockOf: Map<number, number> } | null> {
+  const referenced = new Set<number>();
+  for (const i of scan.inodes) for (const a of addrs.get(i) ?? []) if (a?.deviceId === SPOOL_DEVICE) referenced.add(a.startBlk);
+  const first = wanted.filter((a) => a.deviceId === SPOOL_DEVICE).map((a) => a.startBlk);
+  try {
+    if (!referenced.size) return null;
+    const { table, remoteDigest, blockOf } = await writeHotBlob(spool.remoteTmp, spool.table, first, referenced, out);
+    return { blob: { table, remoteDigest, remoteTmp: out }, blockOf };
+  } finally {
+    fs.rmSync(spool.remoteTmp, { force: true });
+  }
 }
