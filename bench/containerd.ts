@@ -6,9 +6,9 @@
 //   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch]   (npm run bench:containerd)
 //
 // The Debian corpus (bench/corpus.ts) as one gzip layer is pushed to a local registry and converted there
-// twice: plainly, and with the prefetch list of `eod trace` of the same command on a lazy mount (`eod convert`
-// has no prefetch option, so that one is converted through src/mkfs/convert.ts's convertImage with
-// `prefetch`; its data stays in layer order). Every run goes through bench/lib/throttled-proxy.ts (one shared
+// twice: plainly, and with the prefetch list of `eod trace` of the same command on a lazy mount (`eod convert
+// --prefetch-from`: the traced files' data in a blob of its own, in the order the mount prefetches it).
+// Every run goes through bench/lib/throttled-proxy.ts (one shared
 // 20 MB/s link, 20 ms before each answer) and starts on a fresh containerd (and, for eod, a fresh snapshotter
 // root and an empty cache whose daemon runs already, as a service would), page caches dropped; the clock runs
 // from the CRI PullImage request (kubelet's call, on a connection made before) to the end of `ctr run <ref>
@@ -34,7 +34,6 @@ import { cleanup as stopCacheDaemon } from "../test/helpers/lazy.ts";
 import { startRegistry } from "../test/helpers/registry.ts";
 import { ensureDaemon } from "../src/daemon/spawn.ts";
 import { parseTrace } from "../src/image/prefetch.ts";
-import { convertImage } from "../src/mkfs/convert.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 
 const RUNS = runsOption();
@@ -161,8 +160,9 @@ async function main(): Promise<number> {
       progressLine("tracing python3 -c 'import json' on a lazy mount");
       const traceFile = await traceColdStart(`${reg.host}/bench/debian:eod`, work);
       const trace = parseTrace(fs.readFileSync(traceFile, "utf8"), traceFile);
-      const withPrefetch = await convertImage(source, `${reg.host}/bench/debian:eod-prefetch`, { prefetch: trace.files });
-      prefetch = { files: trace.files.length, digest: withPrefetch.target.digest };
+      const conv2 = await run(NODE, [EOD, "convert", source, `${reg.host}/bench/debian:eod-prefetch`, "--prefetch-from", traceFile, "--json"], { env: ENV, timeoutMs: 600_000 });
+      if (conv2.code !== 0) throw new Error(`eod convert --prefetch-from: ${describe(conv2)}\n${conv2.stderr}`);
+      prefetch = { files: trace.files.length, digest: (JSON.parse(conv2.stdout) as { target: { digest: string } }).target.digest };
     }
 
     const refs: Record<Variant, string> = {
