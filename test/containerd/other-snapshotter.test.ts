@@ -15,6 +15,7 @@ import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { OCI_FORM_TYPES } from "../../src/image/oci-form.ts";
 import { RegistryClient, staticCredentials, type ImageManifest } from "../../src/remote/registry/index.ts";
+import { stopInOrder } from "./stack.ts";
 
 const skip = unavailable(containerdMissing());
 
@@ -43,13 +44,7 @@ before(async () => {
   containerd = await startContainerd({ cri: { snapshotter: "overlayfs" }, registryMirrors: [reg.host] });
 });
 
-after(async () => {
-  const steps = [() => containerd?.stop(), () => reg?.stop()];
-  const errors: unknown[] = [];
-  for (const step of steps) { try { await step(); } catch (e) { errors.push(e); } }
-  if (work) fs.rmSync(work, { recursive: true, force: true });
-  if (errors.length) throw new AggregateError(errors, "cleanup failed");
-});
+after(() => stopInOrder(work, [() => containerd?.stop(), () => reg?.stop()]));
 
 test("ctr images pull with overlayfs: manifest, config and layers stored; the unpack refuses our first layer by its media type", { skip, timeout: 120_000 }, async () => {
   const r = await containerd!.ctr(["images", "pull", "--plain-http", ref]);

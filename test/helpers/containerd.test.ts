@@ -16,8 +16,7 @@ let reg: RunningRegistry | undefined;
 let containerd: RunningContainerd | undefined;
 
 after(async () => {
-  await containerd?.stop();
-  await reg?.stop();
+  try { await containerd?.stop(); } finally { await reg?.stop(); }
 });
 
 /** Running, not a zombie (PID 1 here may reap an exited shim's children late). */
