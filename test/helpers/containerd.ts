@@ -4,6 +4,7 @@
 // `ctr` runs against it; stop() leaves nothing behind: tasks, containers, their shims, every mount under its
 // temp dir and under the directories a test registers, containerd itself. Also the eod snapshotter process.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -62,7 +63,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<RunningC
   };
   const ctr = (args: string[], o: { namespace?: string; timeoutMs?: number } = {}) => {
     const ns = o.namespace ?? "k8s.io";
-    return runCtr(["-a", address, "-n", ns, ...ownRuncState(args, dir, ns)], o.timeoutMs ?? CTR_TIMEOUT_MS);
+    return runCtr(["-a", address, "-n", ns, ...ownState(args, dir, ns)], o.timeoutMs ?? CTR_TIMEOUT_MS);
   };
   const ctrOk = async (args: string[], o: { namespace?: string; timeoutMs?: number } = {}) => {
     const r = await ctr(args, o);
@@ -146,9 +147,8 @@ async function removeContainers(ctr: RunningContainerd["ctr"], problems: string[
   for (const ns of nsList.stdout.split("\n").map((s) => s.trim()).filter(Boolean)) {
     const tasks = await ctr(["tasks", "ls"], { namespace: ns, timeoutMs: 15_000 });
     for (const row of tasks.stdout.split("\n").slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f[0])) {
-      const [id, pid] = row;
-      const killed = await ctr(["tasks", "kill", "-a", "-s", "SIGKILL", id], { namespace: ns, timeoutMs: 15_000 });
-      if (killed.code !== 0 && Number(pid) > 1) { try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ } }
+      const [id] = row; // a task that will not die is killed by deleteRuncContainers, once containerd is gone
+      await ctr(["tasks", "kill", "-a", "-s", "SIGKILL", id], { namespace: ns, timeoutMs: 15_000 });
       const deleted = await ctr(["tasks", "delete", "-f", id], { namespace: ns, timeoutMs: 30_000 });
       if (deleted.code !== 0) problems.push(`ctr -n ${ns} tasks delete -f ${id}: ${deleted.stderr.trim()}`);
     }
@@ -168,9 +168,15 @@ const CTR_RUN_BOOLEANS = new Set(["--rm", "--null-io", "--detach", "-d", "--cni"
  * `ctr run` with runc's state under this containerd's dir and a cgroup named after it: by default both are
  * per namespace and container id for every containerd on the machine, so two test containerds (or a leftover
  * of a failed run) running a container of the same id would share runc's state and the container's cgroup.
+ * `run` and `tasks start|exec` keep their IO fifos under the dir too (not in /run/containerd/fifo, where a
+ * detached task's stay behind).
  */
-function ownRuncState(args: string[], dir: string, ns: string): string[] {
-  if (args[0] !== "run" || args.includes("--runc-root") || args.some((a) => a === "--cgroup" || a.startsWith("--cgroup="))) return args;
+function ownState(args: string[], dir: string, ns: string): string[] {
+  const fifos = ["--fifo-dir", path.join(dir, "fifo")];
+  if (["task", "tasks", "t"].includes(args[0]) && ["start", "exec"].includes(args[1]) && !args.includes("--fifo-dir")) {
+    return [args[0], args[1], ...fifos, ...args.slice(2)];
+  }
+  if (args[0] !== "run" || args.includes("--runc-root") || args.includes("--fifo-dir") || args.some((a) => a === "--cgroup" || a.startsWith("--cgroup="))) return args;
   const positional: string[] = [];
   for (let i = 1; i < args.length && positional.length < 2; i++) {
     if (!args[i].startsWith("-")) positional.push(args[i]);
@@ -178,7 +184,7 @@ function ownRuncState(args: string[], dir: string, ns: string): string[] {
   }
   const id = positional[1];
   if (!id) return args;
-  return ["run", "--runc-root", path.join(dir, "runc"), "--cgroup", `/${ns}/${path.basename(dir)}-${id}`, ...args.slice(1)];
+  return ["run", "--runc-root", path.join(dir, "runc"), "--cgroup", `/${ns}/${path.basename(dir)}-${id}`, ...fifos, ...args.slice(1)];
 }
 
 /**
@@ -198,14 +204,21 @@ function deleteRuncContainers(runcRoot: string, problems: string[]): void {
   }
 }
 
-/** The runc shims of this containerd (they outlive it): found by the `-address <socket>` they were given. */
+/**
+ * Kills the runc shims of this containerd (they outlive it), found by the `-address <socket>` they were given,
+ * and removes their sockets, which a killed shim leaves in /run/containerd/s under a name derived from that
+ * address, its namespace and its id (v1.6.20 runtime/v2/shim/util_unix.go SocketAddress).
+ */
 function killShims(address: string): void {
   for (const name of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     let argv: string[];
     try { argv = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0"); } catch { continue; }
     if (!argv[0]?.includes("containerd-shim")) continue;
-    if (argv[argv.indexOf("-address") + 1] !== address) continue;
+    const arg = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
+    if (arg("-address") !== address) continue;
     try { process.kill(Number(name), "SIGKILL"); } catch { /* gone */ }
+    const [ns, id] = [arg("-namespace"), arg("-id")];
+    if (ns && id) fs.rmSync(path.join("/run/containerd/s", createHash("sha256").update(path.join(address, ns, id)).digest("hex")), { force: true });
   }
 }
 
