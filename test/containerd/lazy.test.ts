@@ -214,6 +214,20 @@ test("kill -9 of the cache daemon, its holder and the snapshotter: after the sna
   await eventually("the last container removed: unmounted and its directory gone", () => imageMounts().length === 0 && fs.readdirSync(path.join(stack!.root, "images")).length === 0);
 });
 
+test("ctr images pull --snapshotter eod (containerd 1.6: content.Fetch of every blob, then an unpack without the layers' labels): the whole image is downloaded, then the first layer fails with no processor for its media type", { skip, timeout: 120_000 }, async () => {
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  let manifest;
+  try { ({ manifest } = await client.resolve(ref)); } finally { await client.close(); }
+  requests.length = 0;
+  const r = await stack!.containerd.ctr(["images", "pull", "--plain-http", "--snapshotter", "eod", ref], { namespace: "ctr-pull" });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /ctr: failed to extract layer sha256:[0-9a-f]{64}: failed to get stream processor for application\/vnd\.oci\.image\.layer\.erofs-ondemand\.manifest\.v1\+json: no processor for media-type: unknown/, r.stderr);
+  // (the config is in containerd's content store from the CRI pull: its "shared" content policy fetches it no more)
+  const fetched = new Set(requests.filter((q) => q.startsWith("GET ") && q.includes("/blobs/")).map((q) => q.split("/").pop()!));
+  assert.deepEqual(manifest.layers.filter((l) => !fetched.has(l.digest)), [], "every layer fetched, data blobs included");
+  assert.equal((await stack!.containerd.ctrOk(["snapshots", "--snapshotter", "eod", "ls"], { namespace: "ctr-pull" })).trim().split("\n").length, 1, "no snapshot left in that namespace (the header line only): the failed extraction was removed");
+});
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
