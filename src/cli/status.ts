@@ -8,7 +8,7 @@ import type { CullStats } from "../cache/cull.ts";
 import { parse } from "./args.ts";
 import { loadConfig } from "../config/config.ts";
 import { EodError } from "../errors.ts";
-import { describeSnapshotter, snapshotterStatus, type SnapshotterStatus } from "../snapshotter/status.ts";
+import { checkServed, describeSnapshotter, snapshotterStatus, type SnapshotterStatus } from "../snapshotter/status.ts";
 
 /** Blob bars shown per mount; an image of 100 layers would otherwise fill the screen. */
 const BLOB_BARS = 12;
@@ -45,6 +45,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const watch = values.watch === undefined ? 0 : Number(values.watch);
   if (!(watch >= 0)) throw new EodError("USAGE", `--watch wants seconds, got ${JSON.stringify(values.watch)}`);
   const snapshotter = readSnapshotter(config.snapshotter.root);
+  if (snapshotter !== null && !("error" in snapshotter)) await checkServed(snapshotter);
   const sock = socketPathOf(cacheDir);
   if (!(await daemonAlive(sock))) {
     if (values.json) console.log(JSON.stringify({ running: false, cacheDir, ...(snapshotter ? { snapshotter } : {}) }, null, 2));

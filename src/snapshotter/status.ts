@@ -1,6 +1,7 @@
 // What `eod status` shows of a snapshotter: its snapshots by kind and, per converted image in use, its mount and
 // the snapshots (containers) over it. Read from the metadata database opened read-only while the snapshotter
 // runs, and from the kernel's mount table; the snapshotter itself is not asked (it may be down).
+import { daemonServing } from "../daemon/locate.ts";
 import { mountAt, mounts } from "../daemon/mountinfo.ts";
 import { imageMountPoint } from "./image-mounts.ts";
 import { SnapshotStore, type Kind } from "./store.ts";
@@ -18,6 +19,8 @@ export interface ImageMountStatus {
   mountPoint: string;
   /** Whether the kernel has the mount (false: it vanished; the snapshotter remounts it when it starts). */
   mounted: boolean;
+  /** Whether a cache daemon serves the mount (checkServed); false: its reads are answered by nobody. */
+  served?: boolean;
   snapshots: SnapshotUser[];
 }
 
@@ -44,6 +47,14 @@ export function snapshotterStatus(root: string): SnapshotterStatus | null {
   }
 }
 
+/**
+ * Fills in `served` of each mounted image: a cache daemon lists the mount in its /status. A mount none serves
+ * (its daemon and holder died) is one whose containers would read zeros where nothing is cached.
+ */
+export async function checkServed(s: SnapshotterStatus): Promise<void> {
+  for (const i of s.images) if (i.mounted) i.served = (await daemonServing(i.mountPoint)) !== null;
+}
+
 /** containerd's backend key `<namespace>/<n>/<key>` (metadata/snapshot.go createKey) taken apart; any other key as is. */
 export function snapshotUser(key: string): SnapshotUser {
   const m = /^([^/]+)\/(\d+)\/(.+)$/.exec(key);
@@ -56,7 +67,7 @@ export function describeSnapshotter(s: SnapshotterStatus): string[] {
   const lines = [`snapshotter ${s.root}: snapshots ${kinds}; ${s.lazyLayers} lazy layer(s); ${s.images.length} image mount(s) in use`];
   for (const i of s.images) {
     const users = i.snapshots.map((u) => (u.container === undefined ? `snapshot ${u.key}` : `container ${u.container} (${u.namespace})`)).join(", ");
-    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}) on ${i.mountPoint}${i.mounted ? "" : " (NOT MOUNTED)"}, used by ${users}`);
+    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}) on ${i.mountPoint}${!i.mounted ? " (NOT MOUNTED)" : i.served === false ? " (NOT SERVED: no cache daemon answers its reads)" : ""}, used by ${users}`);
   }
   return lines;
 }

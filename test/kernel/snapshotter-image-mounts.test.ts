@@ -21,6 +21,7 @@ import { mounts } from "../../src/daemon/mountinfo.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { DaemonImageMounts } from "../../src/snapshotter/daemon-image-mounts.ts";
 import type { LazyImage } from "../../src/snapshotter/image-mounts.ts";
+import { checkServed, type SnapshotterStatus } from "../../src/snapshotter/status.ts";
 import { EodError } from "../../src/errors.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
@@ -137,6 +138,9 @@ test("DaemonImageMounts after the cache daemon AND its holder were killed -9: a 
   assert.ok(failed.get(image.manifest) instanceof EodError && /no cache daemon serves/.test(failed.get(image.manifest)!.message), String(failed.get(image.manifest)));
   assert.equal(third.counters.unserved, 1);
   assert.equal(mountsUnder(root).length, 1, "left for its containers to be removed");
+  const status: SnapshotterStatus = { root, snapshots: { active: 1, view: 0, committed: 1 }, lazyLayers: 1, images: [{ ...image, mountPoint: mnt, mounted: true, snapshots: [] }] };
+  await checkServed(status);
+  assert.equal(status.images[0].served, false, "eod status marks it NOT SERVED");
   await assert.rejects(third.acquire(image, true), /no cache daemon serves/);
 
   // Nothing uses it: an acquire replaces it with a mount the daemon serves.

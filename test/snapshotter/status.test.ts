@@ -35,6 +35,9 @@ test("snapshotterStatus() is null without a database, else counts and the images
   const text = describeSnapshotter(s).join("\n");
   assert.match(text, /snapshots 2 active, 1 view, 1 committed; 1 lazy layer\(s\); 1 image mount\(s\) in use/);
   assert.match(text, /image 127\.0\.0\.1:5000\/bb:v1 \(sha256:abababababab\) on .*\/mnt \(NOT MOUNTED\), used by container c1 \(k8s\.io\), snapshot view-x/);
+  const unserved = describeSnapshotter({ ...s, images: [{ ...s.images[0], mounted: true, served: false }] }).join("\n");
+  assert.match(unserved, /on .*\/mnt \(NOT SERVED: no cache daemon answers its reads\), used by container c1/);
+  assert.doesNotMatch(describeSnapshotter({ ...s, images: [{ ...s.images[0], mounted: true, served: true }] }).join("\n"), /NOT/);
 });
 
 test("snapshotUser() takes containerd's <namespace>/<n>/<key> apart, keys with slashes too", () => {
