@@ -1,8 +1,9 @@
 // containerd for tests: Debian's containerd started by hand (no systemd) with its root, state, socket and
 // config in a temp dir (../shared/reference/containerd.md), the CRI plugin pulling through a given snapshotter
 // with the snapshot labels on, plain-HTTP mirrors for loopback registries, and optionally a proxy snapshotter.
-// `ctr` runs against it; stop() leaves nothing behind: tasks, containers, their shims, every mount under its
-// temp dir and under the directories a test registers, containerd itself. Also the eod snapshotter process.
+// `ctr` runs against it, with runc's state, IO fifos and container cgroups of its own (ownState); stop() leaves
+// nothing behind: tasks, containers, their shims and shim sockets, runc containers, every mount under its temp
+// dir and under the directories a test registers, containerd itself. Also the eod snapshotter process.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
