@@ -88,10 +88,22 @@ async function ctrOk(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** containerd removes a deleted container's snapshot in its garbage collection, a moment later: waits for its effect. */
+/** Polls `done` for up to 10 s. */
 async function eventually(what: string, done: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 50));
   assert.ok(done(), `${what}${why()}`);
+}
+
+let leases = 0;
+/**
+ * containerd removes a deleted container's snapshot in its garbage collection, which runs when its scheduler
+ * decides (up to 50 times the last collection's pause later). Deleting a lease with --sync runs one now and
+ * returns when it is over, the snapshotter's Removes (hence their unmounts) included.
+ */
+async function collectGarbage(): Promise<void> {
+  const id = `eod-lazy-${process.pid}-gc${leases++}`;
+  await ctrOk(["leases", "create", "--id", id]);
+  await ctrOk(["leases", "delete", "--sync", id]);
 }
 
 /** Kills and deletes the task and deletes the container (its snapshot with it). */
@@ -99,6 +111,7 @@ async function removeContainer(id: string): Promise<void> {
   await stack!.containerd.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
   await ctrOk(["tasks", "delete", "-f", id]);
   await ctrOk(["containers", "delete", id]);
+  await collectGarbage();
 }
 
 test("CRI pull fetches the manifest and the config only; ctr run prints the right output and writes into the upper dir", { skip, timeout: 300_000 }, async () => {
@@ -122,7 +135,8 @@ test("CRI pull fetches the manifest and the config only; ctr run prints the righ
   assert.equal(fs.readFileSync(uppers[0], "utf8"), "written\n");
   assert.ok(!fs.existsSync(path.join(image.mountPoint, "data/new")), "and not in the image");
   await ctrOk(["containers", "delete", C1]);
-  await eventually("its last snapshot removed, the image is unmounted", () => imageMounts().length === 0);
+  await collectGarbage();
+  assert.equal(imageMounts().length, 0, `its last snapshot removed, the image is unmounted${why()}`);
 });
 
 test("two containers of the image share one lazy mount; removing both unmounts it", { skip, timeout: 300_000 }, async () => {
@@ -138,14 +152,14 @@ test("two containers of the image share one lazy mount; removing both unmounts i
       assert.ok(metrics.split("\n").includes(line), `metrics have ${line}:\n${metrics}`);
     }
     await removeContainer(C2);
-    await eventually("only c3 uses the image once c2's snapshot is removed", () => containersOverImage().join() === C3);
+    assert.equal(containersOverImage().join(), C3, "only c3 uses the image once c2's snapshot is removed");
     assert.equal(imageMounts().length, 1, "still used by c3");
   } finally {
     await removeContainer(C3);
   }
-  // containerd's garbage collection calls Remove after `containers delete` returns; the snapshotter answers it
-  // once the mount and its directory are gone, so wait for that Remove: the unmount alone comes a moment earlier.
-  await eventually("both removed: unmounted and its directory gone", () => imageMounts().length === 0 && fs.readdirSync(path.join(stack!.root, "images")).length === 0);
+  // The snapshotter answers the Remove of the last snapshot once the mount and its directory are gone.
+  assert.equal(imageMounts().length, 0, `both removed: unmounted${why()}`);
+  assert.deepEqual(fs.readdirSync(path.join(stack!.root, "images")), [], "its directory is gone too");
 });
 
 test("kill -9 of the snapshotter: a running container reads its cold files; after a restart the snapshots are intact and a new container starts", { skip, timeout: 300_000 }, async () => {
@@ -179,7 +193,7 @@ test("kill -9 of the snapshotter: a running container reads its cold files; afte
   } finally {
     await removeContainer(C4);
   }
-  await eventually("the last container removed: unmounted", () => imageMounts().length === 0);
+  assert.equal(imageMounts().length, 0, `the last container removed: unmounted${why()}`);
 });
 
 test("kill -9 of the cache daemon, its holder and the snapshotter: after the snapshotter's restart the image mount is served again, a running container reads a cold file right (never zeros)", { skip, timeout: 300_000 }, async () => {
@@ -211,7 +225,8 @@ test("kill -9 of the cache daemon, its holder and the snapshotter: after the sna
   } finally {
     await removeContainer(C6);
   }
-  await eventually("the last container removed: unmounted and its directory gone", () => imageMounts().length === 0 && fs.readdirSync(path.join(stack!.root, "images")).length === 0);
+  assert.equal(imageMounts().length, 0, `the last container removed: unmounted${why()}`);
+  assert.deepEqual(fs.readdirSync(path.join(stack!.root, "images")), [], "its directory is gone too");
 });
 
 test("ctr images pull --snapshotter eod (containerd 1.6: content.Fetch of every blob, then an unpack without the layers' labels): the whole image is downloaded, then the first layer fails with no processor for its media type", { skip, timeout: 120_000 }, async () => {
