@@ -93,6 +93,8 @@ export class Snapshotter {
   }
 
   async commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
+    // containerd's storage checks the name first: a taken name is ALREADY_EXISTS whatever the key is
+    if (this.store.get(name) !== undefined) throw new SnapshotError("ALREADY_EXISTS", `Committed snapshot ${JSON.stringify(name)} already exists`);
     const row = this.#get(key);
     if (row.kind !== "active") throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} is not active`);
     const usage = await diskUsage(this.#fsDir(row.id));
@@ -218,8 +220,8 @@ export class Snapshotter {
   /** Checks a new snapshot's key and parent; the lazy image its chain reaches, if any. */
   #checkNew(key: string, parent: string): { parentRow: SnapshotRow | undefined; image: string | null } {
     if (key === "") throw new SnapshotError("INVALID_ARGUMENT", "A snapshot key must not be empty");
+    const parentRow = this.#committedParent(parent); // before the key, as containerd's storage.CreateSnapshot
     if (this.store.get(key) !== undefined) throw new SnapshotError("ALREADY_EXISTS", `Snapshot ${JSON.stringify(key)} already exists`);
-    const parentRow = this.#committedParent(parent);
     const chain = parentRow === undefined ? [] : [parentRow, ...this.store.parents(parentRow)];
     return { parentRow, image: chain.find((r) => r.layerOf !== null)?.layerOf ?? null };
   }

@@ -47,6 +47,7 @@ test("Prepare, Commit, View and Mounts through a chain; keys are opaque", { skip
 test("refusals carry containerd's gRPC statuses", { skip }, async () => {
   await c.prepare("e-a");
   await rejects(c.prepare("e-a"), grpc.status.ALREADY_EXISTS);
+  await rejects(c.prepare("e-a", "missing"), grpc.status.NOT_FOUND); // the parent is checked first, as containerd's storage does
   await rejects(c.prepare("e-b", "missing"), grpc.status.NOT_FOUND);
   await rejects(c.prepare("e-b", "e-a"), grpc.status.INVALID_ARGUMENT);
   await rejects(c.prepare(""), grpc.status.INVALID_ARGUMENT);
@@ -58,6 +59,9 @@ test("refusals carry containerd's gRPC statuses", { skip }, async () => {
   await rejects(c.commit("y", "e-v"), grpc.status.FAILED_PRECONDITION);
   await c.prepare("e-c", "e-A");
   await rejects(c.commit("e-A", "e-c"), grpc.status.ALREADY_EXISTS);
+  // as containerd's storage.CommitActive: the name is checked before the key exists or is active
+  await rejects(c.commit("e-A", "missing"), grpc.status.ALREADY_EXISTS);
+  await rejects(c.commit("e-A", "e-v"), grpc.status.ALREADY_EXISTS);
   await rejects(c.remove("e-A"), grpc.status.FAILED_PRECONDITION);
   await rejects(c.remove("missing"), grpc.status.NOT_FOUND);
   await rejects(c.stat("missing"), grpc.status.NOT_FOUND);
