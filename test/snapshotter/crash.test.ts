@@ -11,8 +11,8 @@ import { skip, useSnapshotterProcess } from "./process.ts";
 
 const running = useSnapshotterProcess("eod-snap-crash-");
 
-/** Workers that build chains (prepare, write, commit, prepare a child, remove some) until the process dies. */
-function churn(c: SnapshotsClient, round: number): Promise<unknown> {
+/** Workers that build chains (prepare, write, commit, prepare a child, remove some) until the process dies; `commits` counts. */
+function churn(c: SnapshotsClient, round: number, progress: { commits: number }): Promise<unknown> {
   const worker = async (w: number) => {
     let parent = "";
     for (let i = 0; ; i++) {
@@ -25,6 +25,7 @@ function churn(c: SnapshotsClient, round: number): Promise<unknown> {
       }
       const name = `r${round}/w${w}/layer-${i}`;
       await c.commit(name, key);
+      progress.commits++;
       parent = name;
     }
   };
@@ -52,7 +53,11 @@ test("kill -9 in the middle of work, restart: the database and the directories a
   const { root, address, sn } = running();
   for (const [round, delayMs] of [[1, 150], [2, 400], [3, 900]]) {
     const c = snapshotsClient(address);
-    const work = churn(c, round);
+    await c.list(); // connected: the delay counts work, not the connection (slow on a loaded machine)
+    const progress = { commits: 0 };
+    const work = churn(c, round, progress);
+    // some layers committed whatever the machine's load, then the kill lands in the middle of more work
+    for (let i = 0; i < 600 && progress.commits < 3; i++) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, delayMs));
     await sn.kill("SIGKILL");
     await work;
