@@ -3,7 +3,11 @@
 // overlayfs snapshotter (the unconverted image: full pull and unpack). A benchmark, not a test; needs root,
 // Debian's containerd + runc, docker-registry and a kernel with fanotify pre-content events.
 //
-//   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch]   (npm run bench:containerd)
+//   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch]
+//                          [--daemon-env=EOD_MIN_FETCH=1M,EOD_MIN_FETCH=64K+EOD_FILE_FETCH=0]   (npm run bench:containerd)
+//
+// --daemon-env: the eod runs once per comma-separated item in each round, the cache daemon started with that
+// item's `+`-joined environment settings (src/config's EOD_* keys); default: one run with the daemon's defaults.
 //
 // The Debian corpus (bench/corpus.ts) as one gzip layer is pushed to a local registry and converted there
 // twice: plainly, and with the prefetch list of `eod trace` of the same command on a lazy mount (`eod convert
@@ -34,20 +38,25 @@ import { cleanup as stopCacheDaemon } from "../test/helpers/lazy.ts";
 import { startRegistry } from "../test/helpers/registry.ts";
 import { ensureDaemon } from "../src/daemon/spawn.ts";
 import { parseTrace } from "../src/image/prefetch.ts";
+import { pushWithListOnly } from "./lib/layer-order-image.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 
 const RUNS = runsOption();
 const TARGETS = { lazy: 0.2, prefetch: 0.1 };
 const ENV = { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") };
 
-const ALL_VARIANTS = ["overlayfs", "eod", "eod-prefetch"] as const;
+// eod-prefetch-layer-order (not run by default): the trace's list in manifest.json, the data in layer order
+// (what a list gave before the hot blob; bench/lib/layer-order-image.ts).
+const ALL_VARIANTS = ["overlayfs", "eod", "eod-prefetch", "eod-prefetch-layer-order"] as const;
 type Variant = (typeof ALL_VARIANTS)[number];
-const VARIANTS = option("variants", ALL_VARIANTS.join(",")).split(",").map((v) => {
+const VARIANTS = option("variants", ALL_VARIANTS.slice(0, 3).join(",")).split(",").map((v) => {
   if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants: unknown ${JSON.stringify(v)} (${ALL_VARIANTS.join(", ")})`);
   return v as Variant;
 });
+/** The cache daemon's environment settings of each eod run ("" = none). */
+const DAEMON_ENVS = option("daemon-env", "").split(",").filter(Boolean);
 interface Run {
-  variant: Variant; seconds: number; pullSeconds: number; bytes: number; requests: number; busyCpuSeconds: number;
+  variant: Variant; daemonEnv: string; seconds: number; pullSeconds: number; bytes: number; requests: number; busyCpuSeconds: number;
   /** eod runs: when (seconds after the pull request) the image mount was done and what the daemon did. */
   eod?: EodPhases;
 }
@@ -80,7 +89,7 @@ function machineBusy(): number {
 }
 
 /** One timed run on a fresh containerd (and for eod a fresh snapshotter, cache and daemon). */
-async function timedRun(variant: Variant, ref: string, proxy: ThrottledProxy, work: string, n: number): Promise<Run> {
+async function timedRun(variant: Variant, daemonEnv: string, ref: string, proxy: ThrottledProxy, work: string, n: number): Promise<Run> {
   const dir = path.join(work, `run-${n}`);
   const root = path.join(dir, "snapshotter");
   const cacheDir = path.join(dir, "cache");
@@ -89,7 +98,7 @@ async function timedRun(variant: Variant, ref: string, proxy: ThrottledProxy, wo
   const eod = variant !== "overlayfs";
   const snapshotter = eod ? await startSnapshotter({ root, address, cacheDir }) : undefined;
   try {
-    if (eod) await ensureDaemon(cacheDir, "auto");
+    if (eod) await withEnv(daemonEnv, () => ensureDaemon(cacheDir, "auto"));
     const containerd = await startContainerd({
       ...(eod ? { proxySnapshotter: { name: "eod", address } } : {}),
       cri: { snapshotter: eod ? "eod" : "overlayfs" }, registryMirrors: [proxy.host],
@@ -108,7 +117,7 @@ async function timedRun(variant: Variant, ref: string, proxy: ThrottledProxy, wo
       const seconds = (performance.now() - t0) / 1000;
       if (r.code !== 0) throw new Error(`ctr run (${variant}) exited ${r.code}: ${r.stderr}\n${snapshotter?.output().slice(-3000) ?? ""}\n${containerd.logTail(20)}`);
       const busyCpuSeconds = machineBusy() - busy0;
-      return { variant, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds, ...(eod ? { eod: await eodPhases(cacheDir, wall0) } : {}) };
+      return { variant, daemonEnv, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds, ...(eod ? { eod: await eodPhases(cacheDir, wall0) } : {}) };
     } finally {
       cri.close();
       await containerd.stop();
@@ -117,6 +126,17 @@ async function timedRun(variant: Variant, ref: string, proxy: ThrottledProxy, wo
     await snapshotter?.stop();
     stopCacheDaemon(dir, cacheDir);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `f` (which starts the cache daemon) with the settings of `spec` ("A=1+B=2") in the environment. */
+async function withEnv<T>(spec: string, f: () => Promise<T>): Promise<T> {
+  const settings = spec.split("+").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as const);
+  for (const [k, v] of settings) process.env[k] = v;
+  try {
+    return await f();
+  } finally {
+    for (const [k] of settings) delete process.env[k];
   }
 }
 
@@ -152,37 +172,41 @@ async function main(): Promise<number> {
   try {
     progressLine("pushing the corpus image and converting it");
     const source = await pushCorpusImage(reg.host, "bench/debian", "v1", layer);
-    const conv = await run(NODE, [EOD, "convert", source, `${reg.host}/bench/debian:eod`, "--json"], { env: ENV, timeoutMs: 600_000 });
+    const conv = await run(NODE, [EOD, "convert", source, `${reg.host}/bench/debian:eod`, "-o", path.join(work, "plain"), "--json"], { env: ENV, timeoutMs: 600_000 });
     if (conv.code !== 0) throw new Error(`eod convert: ${describe(conv)}\n${conv.stderr}`);
     const converted = JSON.parse(conv.stdout) as { target: { digest: string }; pushed: Array<{ size: number }> };
     let prefetch: { files: number; digest: string } | null = null;
-    if (VARIANTS.includes("eod-prefetch")) {
+    if (VARIANTS.some((v) => v.startsWith("eod-prefetch"))) {
       progressLine("tracing python3 -c 'import json' on a lazy mount");
       const traceFile = await traceColdStart(`${reg.host}/bench/debian:eod`, work);
       const trace = parseTrace(fs.readFileSync(traceFile, "utf8"), traceFile);
       const conv2 = await run(NODE, [EOD, "convert", source, `${reg.host}/bench/debian:eod-prefetch`, "--prefetch-from", traceFile, "--json"], { env: ENV, timeoutMs: 600_000 });
       if (conv2.code !== 0) throw new Error(`eod convert --prefetch-from: ${describe(conv2)}\n${conv2.stderr}`);
       prefetch = { files: trace.files.length, digest: (JSON.parse(conv2.stdout) as { target: { digest: string } }).target.digest };
+      if (VARIANTS.includes("eod-prefetch-layer-order")) await pushWithListOnly(path.join(work, "plain"), trace.files, source, `${reg.host}/bench/debian:eod-prefetch-layer-order`);
     }
 
     const refs: Record<Variant, string> = {
       "overlayfs": `${proxy.host}/bench/debian:v1`,
       "eod": `${proxy.host}/bench/debian:eod`,
       "eod-prefetch": `${proxy.host}/bench/debian:eod-prefetch`,
+      "eod-prefetch-layer-order": `${proxy.host}/bench/debian:eod-prefetch-layer-order`,
     };
     const runs: Run[] = [];
     let n = 0;
+    const specs = VARIANTS.flatMap((variant) => (variant === "eod" && DAEMON_ENVS.length ? DAEMON_ENVS : [""]).map((daemonEnv) => ({ variant, daemonEnv })));
     for (let i = 0; i < RUNS; i++) {
-      for (const variant of VARIANTS) {
-        const r = await timedRun(variant, refs[variant], proxy, work, n++);
+      for (const { variant, daemonEnv } of specs) {
+        const r = await timedRun(variant, daemonEnv, refs[variant], proxy, work, n++);
         const phases = r.eod ? `; image mounted at ${secs(r.eod.mountedAt)} s (load ${r.eod.mountMs} ms, prefetch ${r.eod.prefetchMs ?? "-"} ms), ${r.eod.misses} misses (fill p50 ${r.eod.fillP50Ms ?? "-"} ms), ${r.eod.fetches} fetches` : "";
-        progressLine(`run ${i + 1}/${RUNS} ${variant}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests${phases}; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
+        progressLine(`run ${i + 1}/${RUNS} ${variant}${daemonEnv ? ` ${daemonEnv}` : ""}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests${phases}; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
         runs.push(r);
       }
     }
-    const best = (v: Variant): Run | null => runs.filter((r) => r.variant === v).reduce<Run | null>((a, b) => (a && a.seconds <= b.seconds ? a : b), null);
+    const best = (v: Variant, daemonEnv?: string): Run | null => runs.filter((r) => r.variant === v && (daemonEnv === undefined || r.daemonEnv === daemonEnv)).reduce<Run | null>((a, b) => (a && a.seconds <= b.seconds ? a : b), null);
     const full = best("overlayfs");
-    const lazy = best("eod");
+    const lazy = best("eod", DAEMON_ENVS[0] ?? "");
+    const byEnv = DAEMON_ENVS.map((e) => ({ env: e, run: best("eod", e) }));
     const pre = best("eod-prefetch");
     const ratioTo = (r: Run | null) => (r && full ? r.seconds / full.seconds : null);
     const result = {
@@ -194,8 +218,9 @@ async function main(): Promise<number> {
         converted: converted.target.digest, convertedWithPrefetch: prefetch?.digest ?? null, traceFiles: prefetch?.files ?? null,
       },
       best: { overlayfs: full, eod: lazy, eodPrefetch: pre },
-      ratios: { eod: ratioTo(lazy), eodPrefetch: ratioTo(pre) },
+      ratios: { eod: ratioTo(lazy), eodPrefetch: ratioTo(pre), eodByDaemonEnv: Object.fromEntries(byEnv.map((b) => [b.env, ratioTo(b.run)])) },
       targets: TARGETS,
+      layerOrder: { best: best("eod-prefetch-layer-order"), ratio: ratioTo(best("eod-prefetch-layer-order")) },
       all: runs,
     };
     console.log(`\ncontainerd: pull request → end of ${COLD_CMD.join(" ")} in a container (best of ${RUNS}; 20 MB/s + 20 ms)\n`);
@@ -204,8 +229,9 @@ async function main(): Promise<number> {
     console.log(table([
       ["snapshotter / image", "time s", "of which pull s", "bytes MB", "requests", "ratio", "target"],
       row("overlayfs, unconverted (full pull + unpack)", full, null),
-      row("eod, converted (lazy)", lazy, TARGETS.lazy),
+      ...(byEnv.length ? byEnv.map((b) => row(`eod, converted (lazy), ${b.env}`, b.run, TARGETS.lazy)) : [row("eod, converted (lazy)", lazy, TARGETS.lazy)]),
       row("eod, converted with a trace prefetch list", pre, TARGETS.prefetch),
+      ...(VARIANTS.includes("eod-prefetch-layer-order") ? [row("eod, the trace's list, data in layer order", best("eod-prefetch-layer-order"), TARGETS.prefetch)] : []),
     ]));
     const out = writeResults("containerd", result);
     console.log(`\nresults: ${out}`);
