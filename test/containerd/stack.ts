@@ -41,17 +41,3 @@ export async function stopInOrder(work: string, steps: Array<() => Promise<void>
   if (work) fs.rmSync(work, { recursive: true, force: true });
   if (errors.length) throw new AggregateError(errors, "cleanup failed");
 }
-
-/**
- * Polls `done` until it holds or `timeoutMs` passed; resolves with its last value. For what containerd does
- * in its garbage collection (removing a deleted container's or image's snapshots): after a first collection,
- * the next runs about fifty times the last one's duration later, seconds on a loaded machine.
- */
-export async function eventually(done: () => boolean, timeoutMs = 60_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
