@@ -17,7 +17,7 @@ import { extractLayers } from "../helpers/overlay-extract.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { tarArchive, type TarSpec } from "../helpers/tar-layer.ts";
 import { unavailable } from "../helpers/skip.ts";
-import { DEFAULT_BENCH_CACHE } from "../../bench/corpus.ts";
+import { debianCorpus } from "../../bench/corpus.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("fsck.erofs") ? "needs fsck.erofs (erofs-utils)" : !haveTool("zstd") ? "needs zstd for GNU tar" : false);
 let work = "";
@@ -168,12 +168,11 @@ test("the layered image mounts lazily (eod serve + eod mount) identical to the e
   }
 });
 
-// A real tree: the benchmark's Debian rootfs (bench/corpus.ts; not built here), packed by GNU tar as a pax
-// tar.gz with xattrs, must mount identical to the directory it came from.
-const CORPUS = path.join(DEFAULT_BENCH_CACHE, "debian-bookworm-minbase-python3");
-const corpusSkip = skip || (fs.existsSync(CORPUS) ? false : `no Debian corpus at ${CORPUS} (npx node bench/corpus.ts builds it)`);
-
-test("the Debian rootfs as one GNU tar pax layer (tar.gz) mounts identical to its directory", { skip: corpusSkip, timeout: 600_000 }, async () => {
+// A real tree: the benchmark's Debian rootfs (bench/corpus.ts: built with debootstrap when it is missing, as
+// test/containerd/python3 does), packed by GNU tar as a pax tar.gz with xattrs, must mount identical to the
+// directory it came from.
+test("the Debian rootfs as one GNU tar pax layer (tar.gz) mounts identical to its directory", { skip, timeout: 900_000 }, async () => {
+  const CORPUS = await debianCorpus();
   const layer = path.join(work, "rootfs.tar.gz");
   const r = tool("tar", ["--format=pax", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", CORPUS, "-czf", layer, "."]);
   assert.equal(r.status, 0, r.stderr);
