@@ -3,8 +3,9 @@
 // each layer blob streams from the registry into the layer build (verified by digest and diff_id as it
 // passes, memory bounded) into an image directory (a temporary one unless -o). The destination is checked
 // first (an upload session opened and cancelled) before any building. Each layer's blob is pushed as soon as
-// the layer is done, while the next ones build; the other files and the config (the source's, with diff_ids
-// naming our layers) once the image is written; blobs the destination has are skipped; the OCI manifest goes
+// the layer is done, while the next ones build; the other files (a prefetch list's hot blob among them: it is
+// complete only once the tree is) and the config (the source's, with diff_ids naming our layers) once the
+// image is written; blobs the destination has are skipped; the OCI manifest goes
 // last, so a tag never names an image whose blobs are missing.
 import fs from "node:fs";
 import os from "node:os";
