@@ -19,8 +19,13 @@ import { BUDGET_DEFAULTS } from "./cull-plan.ts";
 import { Semaphore } from "../util/semaphore.ts";
 
 export interface CacheOptions {
-  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 64 KiB). */
+  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 32 KiB). */
   minFetch?: number;
+  /**
+   * A miss in a file of at most this many plain bytes also fetches the rest of the file (default 8 MiB; 0 =
+   * off): a program's binary and libraries are paged in at scattered places, one round trip each otherwise.
+   */
+  fileFetch?: number;
   /** Upper bound of one remote request, and of a sequential reader's fetch unit (default 4 MiB). */
   maxFetch?: number;
   /** Memory for fetched + decoded bytes across all fetches (default 64 MiB). */
@@ -48,7 +53,7 @@ export interface CacheOptions {
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 64 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
+  minFetch: 32 << 10, fileFetch: 8 << 20, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
   cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 200,
 };
 
@@ -124,7 +129,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget,
+      minFetch: this.#opts.minFetch, fileFetch: this.#opts.fileFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget,
       ticks, onCachedChange: (delta) => this.culler.changed(delta), onNoSpace: (bytes) => this.culler.noSpace(bytes),
     });
     this.#blobs.set(id, blob);

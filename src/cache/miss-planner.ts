@@ -1,5 +1,5 @@
 // How much a miss fetches, and when it reads ahead. An isolated miss fetches the missing chunks widened to
-// `minFetch`; a miss that continues the previous one starts a sequential stream whose unit doubles up to
+// `minFetch` and to the rest of their file (`fileFetch`, plan.ts); a miss that continues the previous one starts a sequential stream whose unit doubles up to
 // `maxFetch`, and each stream miss also starts the next window ahead of the reader (read-ahead), so a
 // sequential reader keeps two requests in flight instead of waiting for one round trip per window.
 import type { ChunkEntry } from "../image/chunk-table.ts";
@@ -33,12 +33,13 @@ export class MissPlanner {
    */
   plan(first: number, last: number, missing: boolean, start: (run: FetchRun, readahead: boolean) => void): void {
     const { minFetch, maxFetch } = this.#opts;
+    const widen = (unit: number): PlanOptions => ({ minFetch: unit, maxFetch, fileFetch: this.#opts.fileFetch });
     const s = this.#stream;
     const sequential = s !== null && first <= s.next && last >= s.trigger;
     const unit = sequential ? Math.min(maxFetch, s.unit * 2) : minFetch;
     let end = last + 1;
     if (missing) {
-      for (const run of planRuns(this.#entries, first, last, this.#wanted, { minFetch: unit, maxFetch })) {
+      for (const run of planRuns(this.#entries, first, last, this.#wanted, widen(unit))) {
         start(run, false);
         end = Math.max(end, run.last + 1);
       }
@@ -46,7 +47,7 @@ export class MissPlanner {
     if (sequential) {
       const from = Math.max(end, s.next);
       const ahead = from < this.#entries.length && this.#wanted(from)
-        ? planRuns(this.#entries, from, from, this.#wanted, { minFetch: unit, maxFetch })
+        ? planRuns(this.#entries, from, from, this.#wanted, widen(unit))
         : [];
       for (const run of ahead) start(run, true);
       this.#stream = { next: ahead.length ? ahead.at(-1)!.last + 1 : from, trigger: ahead.length ? ahead[0].first : from, unit };

@@ -1,5 +1,10 @@
 // Fetch planning, pure: which chunks a read of [offset, offset+length) of a blob's kernel form needs, widened
-// to the minimum fetch unit and cut into runs that are contiguous in the remote form (one range request each).
+// to the minimum fetch unit and to the rest of the file, and cut into runs that are contiguous in the remote
+// form (one range request each).
+//
+// The chunk table knows no files, but its layout shows them: mkfs cuts every file into chunks of the image's
+// chunk size, the last one shorter, and lays a file's chunks out one after another; a chunk never holds two
+// files. So a full-size chunk directly followed by the next one continues its file, and a shorter one ends it.
 import type { ChunkEntry } from "../image/chunk-table.ts";
 
 export interface FetchRun {
@@ -15,6 +20,12 @@ export interface PlanOptions {
   minFetch: number;
   /** Never put more than this many remote bytes in one request. */
   maxFetch: number;
+  /**
+   * A miss in a file of at most this many plain bytes also fetches the file's other missing chunks (0: off).
+   * A program's binary and libraries are paged in at scattered places: one request instead of one per fault;
+   * larger files (data read at random) are fetched as asked.
+   */
+  fileFetch?: number;
 }
 
 /** Index range [first, last] of the chunks overlapping [offset, offset+length), or null if none. */
@@ -35,17 +46,55 @@ export function chunksOverlapping(entries: readonly ChunkEntry[], offset: number
 
 /**
  * The runs to fetch so that every chunk in [first, last] is present: the missing ones (`wanted(i)` true),
- * widened forward then backward over missing neighbours until `minFetch` plain bytes, split wherever the
- * remote form is not contiguous or a run would exceed `maxFetch`.
+ * widened forward then backward over missing neighbours until `minFetch` plain bytes, plus the other missing
+ * chunks of chunk `first`'s file when the whole file is at most `fileFetch` plain bytes, split wherever the
+ * remote form is not contiguous or a run would exceed `maxFetch`. The asked chunks' run and what follows it in
+ * the file come first, then the runs of the file before it.
  */
 export function planRuns(entries: readonly ChunkEntry[], first: number, last: number, wanted: (i: number) => boolean, opts: PlanOptions): FetchRun[] {
   const picked: number[] = [];
   for (let i = first; i <= last; i++) if (wanted(i)) picked.push(i);
   if (picked.length === 0) return [];
   let plain = picked.reduce((n, i) => n + entries[i].plainSize, 0);
-  for (let i = last + 1; plain < opts.minFetch && i < entries.length && wanted(i); i++) { picked.push(i); plain += entries[i].plainSize; }
-  for (let i = first - 1; plain < opts.minFetch && i >= 0 && wanted(i); i--) { picked.unshift(i); plain += entries[i].plainSize; }
-  return groupRuns(entries, picked, opts.maxFetch);
+  let hi = last + 1;
+  let lo = first - 1;
+  for (; plain < opts.minFetch && hi < entries.length && wanted(hi); hi++) { picked.push(hi); plain += entries[hi].plainSize; }
+  for (; plain < opts.minFetch && lo >= 0 && wanted(lo); lo--) { picked.unshift(lo); plain += entries[lo].plainSize; }
+  const file = fileAround(entries, first, opts.fileFetch ?? 0);
+  if (!file) return groupRuns(entries, picked, opts.maxFetch);
+  const before: number[] = [];
+  for (let i = hi; i <= file[1]; i++) if (wanted(i)) picked.push(i);
+  for (let i = file[0]; i <= lo; i++) if (wanted(i)) before.push(i);
+  return [...groupRuns(entries, picked, opts.maxFetch), ...groupRuns(entries, before, opts.maxFetch)];
+}
+
+/** The chunks [first, last] of chunk i's file, or null when the file holds more than `max` plain bytes. */
+function fileAround(entries: readonly ChunkEntry[], i: number, max: number): [number, number] | null {
+  if (max <= 0) return null;
+  const full = chunkSizeOf(entries);
+  let plain = entries[i].plainSize;
+  let a = i;
+  let b = i;
+  for (; a > 0 && continuesFile(entries, a - 1, full); a--) if ((plain += entries[a - 1].plainSize) > max) return null;
+  for (; continuesFile(entries, b, full); b++) if ((plain += entries[b + 1].plainSize) > max) return null;
+  return [a, b];
+}
+
+/** Whether chunk i + 1 holds more of the file of chunk i: chunk i is full-size and i + 1 follows it directly. */
+function continuesFile(entries: readonly ChunkEntry[], i: number, chunkSize: number): boolean {
+  const e = entries[i];
+  return i + 1 < entries.length && e.plainSize === chunkSize && entries[i + 1].plainOffset === e.plainOffset + e.plainSize;
+}
+
+/** The image's chunk size, as the chunk table shows it: its largest chunk (cached per table). */
+const chunkSizes = new WeakMap<readonly ChunkEntry[], number>();
+function chunkSizeOf(entries: readonly ChunkEntry[]): number {
+  let size = chunkSizes.get(entries);
+  if (size === undefined) {
+    size = entries.reduce((m, e) => Math.max(m, e.plainSize), 0);
+    chunkSizes.set(entries, size);
+  }
+  return size;
 }
 
 /**

@@ -76,9 +76,10 @@ function spy(inner: Remote) {
   return { remote, s };
 }
 
+/** A core whose misses fetch the asked chunks widened to minFetch only (no rest-of-file widening: plan.test.ts). */
 function freshCore(name: string, opts = {}) {
   const dir = path.join(work, name);
-  return new CacheCore(dir, { flushIntervalMs: 0, ...opts });
+  return new CacheCore(dir, { flushIntervalMs: 0, fileFetch: 0, ...opts });
 }
 
 test("ensure() fetches only what a read needs and the cache file then holds the kernel form there", async () => {

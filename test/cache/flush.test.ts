@@ -111,7 +111,7 @@ test("a failed fdatasync leaves the blob dirty, is counted, drops the chunks it 
 
   const remote = openRemote(img);
   undo.push(() => { void remote.close(); });
-  const core = new CacheCore(path.join(ext4, "cache"), { flushIntervalMs: 0 });
+  const core = new CacheCore(path.join(ext4, "cache"), { flushIntervalMs: 0, fileFetch: 0 }); // a read fetches what it asks
   const events: string[] = [];
   core.onEvent = (level, msg) => events.push(`${level} ${msg}`);
   const id = m.blobs[0].id as string;
@@ -203,7 +203,7 @@ test("a chunk written while a sync fails is written again; a closing blob whose 
   const { img, m, table } = await buildBlob(work);
   const remote = openRemote(img);
   try {
-    const core = new CacheCore(path.join(work, "cache"), { flushIntervalMs: 0, minFetch: 1 });
+    const core = new CacheCore(path.join(work, "cache"), { flushIntervalMs: 0, minFetch: 1, fileFetch: 0 });
     const id = m.blobs[0].id as string;
     const storage = new FaultyStorage(core.blobPath(id), table.kernelSize);
     const blob = core.openBlob(id, table, { remote, path: m.blobs[0].remote.path }, storage);

@@ -27,7 +27,9 @@ let img = "";
 let server: Served;
 let blobSize = 0;
 let ws: ReturnType<typeof lazyWorkspace>;
-const env = { EOD_REMOTE_TIMEOUT_MS: "1500", EOD_REMOTE_RETRIES: "1" };
+// EOD_FILE_FETCH=0: a read fetches what it asks (widened to min_fetch), so the fault tests' corrupted byte, in the
+// middle of each answer, lands in the chunk read on every attempt (a whole-file answer would spread it).
+const env = { EOD_REMOTE_TIMEOUT_MS: "1500", EOD_REMOTE_RETRIES: "1", EOD_FILE_FETCH: "0" };
 
 before(async () => {
   if (skip) return;

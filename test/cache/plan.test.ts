@@ -1,0 +1,115 @@
+// The miss policy (plan.ts, miss-planner.ts): how far a miss is widened, on synthetic chunk tables, and the
+// layout it reads files from (a full-size chunk followed directly continues its file) checked on a real build.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { planRuns, type FetchRun } from "../../src/cache/plan.ts";
+import { MissPlanner } from "../../src/cache/miss-planner.ts";
+import type { ChunkEntry } from "../../src/image/chunk-table.ts";
+import { decodeChunkTable } from "../../src/image/chunk-table.ts";
+import { buildImage } from "../../src/mkfs/image.ts";
+import { ErofsReader, bufferSource } from "../../src/erofs/reader.ts";
+import { S_IFMT, S_IFREG } from "../../src/erofs/constants.ts";
+
+const K = 1024;
+const CHUNK = 128 * K;
+
+/** A chunk table of files laid out one after another (sizes in bytes), each cut into CHUNK-size chunks. */
+function tableOf(files: number[], gapAfter = new Set<number>()): ChunkEntry[] {
+  const entries: ChunkEntry[] = [];
+  let plain = 0;
+  let remote = 0;
+  for (const size of files) {
+    for (let off = 0; off < size; off += CHUNK) {
+      const len = Math.min(CHUNK, size - off);
+      entries.push({ plainOffset: plain, remoteOffset: remote, plainSize: len, remoteSize: len >> 1, flags: 0, digest: new Uint8Array(32) });
+      plain += Math.ceil(len / 4096) * 4096;
+      remote += len >> 1;
+      if (gapAfter.has(entries.length - 1)) plain += 4096;
+    }
+  }
+  return entries;
+}
+
+const chunks = (runs: FetchRun[]) => runs.map((r) => [r.first, r.last]);
+const all = () => true;
+
+test("without fileFetch an isolated miss is widened to minFetch only", () => {
+  const t = tableOf([10 * CHUNK + 100]); // one file, chunks 0..10
+  assert.deepEqual(chunks(planRuns(t, 4, 4, all, { minFetch: 64 * K, maxFetch: 4 << 20 })), [[4, 4]]);
+  assert.deepEqual(chunks(planRuns(t, 4, 4, all, { minFetch: 3 * CHUNK, maxFetch: 4 << 20, fileFetch: 0 })), [[4, 6]]);
+});
+
+test("a miss fetches the rest of its file: the asked chunk and what follows first, then what comes before", () => {
+  const t = tableOf([50 * K, 6 * CHUNK + 10 * K, 30 * K]); // chunk 0 | file chunks 1..7 | chunk 8
+  const runs = planRuns(t, 4, 4, all, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 8 << 20 });
+  assert.deepEqual(chunks(runs), [[4, 7], [1, 3]], "never into the neighbouring files");
+  assert.equal(runs[0].remoteOffset, t[4].remoteOffset);
+});
+
+test("minFetch still widens into neighbouring files; only the asked chunk's file is fetched whole", () => {
+  const t = tableOf([50 * K, 20 * K, 3 * CHUNK]); // chunk 0 | chunk 1 | chunks 2..4
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 8 << 20 })), [[1, 2]]);
+});
+
+test("a file larger than fileFetch is fetched as asked (a random reader of a big file)", () => {
+  const t = tableOf([20 * CHUNK]);
+  assert.deepEqual(chunks(planRuns(t, 10, 10, all, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 19 * CHUNK })), [[10, 10]]);
+  assert.deepEqual(chunks(planRuns(t, 10, 10, all, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 20 * CHUNK })), [[10, 19], [0, 9]]);
+});
+
+test("chunks present or being fetched are skipped, and runs stay within maxFetch", () => {
+  const t = tableOf([10 * CHUNK]);
+  const wanted = (i: number) => i !== 6 && i !== 2;
+  assert.deepEqual(chunks(planRuns(t, 4, 4, wanted, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 8 << 20 })), [[4, 5], [7, 9], [0, 1], [3, 3]]);
+  assert.deepEqual(chunks(planRuns(t, 0, 0, all, { minFetch: 64 * K, maxFetch: 2 * (CHUNK >> 1), fileFetch: 8 << 20 })), [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]);
+});
+
+test("a full-size chunk not directly followed by the next one ends its file", () => {
+  const t = tableOf([4 * CHUNK, 4 * CHUNK], new Set([3])); // two files of exactly 4 chunks, a block between them
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 8 << 20 })), [[1, 3], [0, 0]]);
+});
+
+test("the miss planner passes fileFetch on: a miss in a file brings the rest of it", () => {
+  const t = tableOf([8 * CHUNK + 5]);
+  const started: Array<[number, number, boolean]> = [];
+  const inFlight = new Set<number>();
+  const planner = new MissPlanner(t, { minFetch: 64 * K, maxFetch: 4 << 20, fileFetch: 8 << 20 }, (i) => !inFlight.has(i));
+  planner.plan(5, 5, true, (run, readahead) => {
+    for (let i = run.first; i <= run.last; i++) inFlight.add(i);
+    started.push([run.first, run.last, readahead]);
+  });
+  assert.deepEqual(started, [[5, 8, false], [0, 4, false]]);
+});
+
+test("mkfs's layout is what plan.ts reads files from: a file's chunks are full-size and back to back, its last one ends it", async (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-plan-"));
+  t.after(() => fs.rmSync(work, { recursive: true, force: true }));
+  const src = path.join(work, "src");
+  fs.mkdirSync(src);
+  // Not a multiple of the chunk size: such a file's last chunk is full-size too, and the widening runs on into
+  // the file after it (bounded by fileFetch), which this check would report.
+  const sizes = [5000, 3 * 65536 + 1, 200_000, 70_000, 65535, 12, 2 * 65536 + 4096];
+  sizes.forEach((n, f) => fs.writeFileSync(path.join(src, `f${f}`), randomBytes(n))); // no chunk shared (deduplicated)
+  const img = path.join(work, "img");
+  await buildImage(src, img, { chunkSize: 64 * K, inlineMax: 0 });
+  const manifest = JSON.parse(fs.readFileSync(path.join(img, "manifest.json"), "utf8"));
+  const entries = decodeChunkTable(fs.readFileSync(path.join(img, manifest.blobs[0].table.path)), "t").entries;
+  const reader = new ErofsReader(bufferSource(fs.readFileSync(path.join(img, manifest.bootstrap.path))));
+  let files = 0;
+  for (const { inode } of reader.walk()) {
+    if ((inode.mode & S_IFMT) !== S_IFREG) continue;
+    const starts = reader.chunks(inode).filter((c) => c.addr).map((c) => c.addr!.startBlk * reader.blkSz);
+    if (starts.length === 0) continue;
+    files++;
+    const first = entries.findIndex((e) => e.plainOffset === starts[0]);
+    assert.ok(first >= 0, "a file starts at a chunk");
+    const last = first + starts.length - 1;
+    // The whole file, and nothing more, is what a miss on its first chunk widens to (when minFetch adds nothing).
+    assert.deepEqual(chunks(planRuns(entries, first, first, all, { minFetch: 1, maxFetch: 1 << 30, fileFetch: 1 << 30 })), [[first, last]], `file of ${starts.length} chunks at ${first}`);
+  }
+  assert.equal(files, sizes.length);
+});
