@@ -49,7 +49,7 @@ export async function serveSnapshots(snapshotter: Snapshotter, address: string, 
   server.addService(snapshotsService(), {
     Prepare: unary("Prepare", async (r: { key: string; parent: string; labels: Labels }) => ({ mounts: await snapshotter.prepare(r.key, r.parent, r.labels) })),
     View: unary("View", async (r: { key: string; parent: string; labels: Labels }) => ({ mounts: await snapshotter.view(r.key, r.parent, r.labels) })),
-    Mounts: unary("Mounts", (r: { key: string }) => ({ mounts: snapshotter.mounts(r.key) })),
+    Mounts: unary("Mounts", async (r: { key: string }) => ({ mounts: await snapshotter.mounts(r.key) })),
     Commit: unary("Commit", async (r: { name: string; key: string; labels: Labels }) => { await snapshotter.commit(r.name, r.key, r.labels); return {}; }),
     Remove: unary("Remove", async (r: { key: string }) => { await snapshotter.remove(r.key); return {}; }),
     Stat: unary("Stat", (r: { key: string }) => ({ info: toMessage(snapshotter.stat(r.key)) })),

@@ -86,10 +86,13 @@ export class Snapshotter {
     return this.#create("view", key, parent, labels);
   }
 
-  mounts(key: string): Mount[] {
+  async mounts(key: string): Promise<Mount[]> {
     const row = this.#get(key);
     if (row.kind === "committed") throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} is committed: only active and view snapshots have mounts`);
-    return this.#mountsOf(row);
+    if (row.uses === null) return this.#mountsOf(row);
+    // The recorded mountpoint is trusted only under the image's lock: a re-attach (at start, or Cleanup) holds
+    // it until the mount is served again or marked unserved, and an overlay on an unserved lower reads zeros.
+    return this.#locks.run(row.uses, () => Promise.resolve(this.#mountsOf(this.#get(key))));
   }
 
   async commit(name: string, key: string, labels: Record<string, string>): Promise<void> {

@@ -225,7 +225,9 @@ test("a slow re-attach at start: ordinary snapshots are served meanwhile, contai
   await s.restart();
   const ordinary = s.c.prepare("plain").then(() => [...s.images.calls]);
   const overImage = s.c.prepare("a2", "sha256:a1").then(() => [...s.images.calls]);
+  const mountsOfExisting = s.c.mounts("a").then(() => [...s.images.calls]);
   assert.notEqual((await ordinary).at(-1), "reattached", "the ordinary Prepare did not wait for the re-attach");
   assert.equal((await overImage).filter((c) => c === "reattached").length, 2, "the container of the image waited for it");
+  assert.equal((await mountsOfExisting).filter((c) => c === "reattached").length, 2, "Mounts of a container over the image waited for it too");
   for (const k of ["a", "a2", "plain"]) await s.c.remove(k);
 });
