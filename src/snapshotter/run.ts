@@ -6,7 +6,7 @@ import { listenMetrics } from "../daemon/metrics-http.ts";
 import type { Log } from "../util/log.ts";
 import { DaemonImageMounts } from "./daemon-image-mounts.ts";
 import { renderMetrics } from "./metrics.ts";
-import { serveSnapshots } from "./service.ts";
+import { serveSnapshots, type RunningService } from "./service.ts";
 import { Snapshotter } from "./snapshotter.ts";
 
 export interface RunningSnapshotter {
@@ -20,24 +20,27 @@ export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: st
   const { root, address, metricsListen } = config.snapshotter;
   const imageMounts = new DaemonImageMounts({ root, config, daemonArgs, log });
   const snapshotter = await Snapshotter.open({ root, imageMounts, log });
+  let service: RunningService | undefined;
   try {
-    const service = await serveSnapshots(snapshotter, address, log);
+    service = await serveSnapshots(snapshotter, address, log);
     const { store } = snapshotter;
     const metrics = metricsListen === undefined ? null : await listenMetrics(metricsListen, () => renderMetrics({
       snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imageMounts: imageMounts.counters,
     }));
     log("info", "snapshotter serving", { address, root, metrics: metricsListen });
+    const serving = service;
     return {
       snapshotter,
       async stop() {
         metrics?.close();
-        await service.close();
-        snapshotter.close();
+        await serving.close();
+        await snapshotter.close();
         log("info", "snapshotter stopped (mounts left in place)", { address });
       },
     };
   } catch (err) {
-    snapshotter.close();
+    await service?.close(); // e.g. the metrics port is taken: the socket is not left behind
+    await snapshotter.close();
     throw err;
   }
 }

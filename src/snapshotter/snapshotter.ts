@@ -73,8 +73,9 @@ export class Snapshotter {
     return s;
   }
 
-  close(): void {
-    this.store.close();
+  /** Closes the database once no image work runs (a background re-attach would otherwise write to a closed one). */
+  close(): Promise<void> {
+    return this.#locks.runExclusive(() => Promise.resolve(this.store.close()));
   }
 
   prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {

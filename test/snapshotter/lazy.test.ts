@@ -72,7 +72,7 @@ async function serve(): Promise<Served> {
   const served: Served = {
     c: snapshotsClient(address), images, root,
     async restart() { await served.stop(); await start(); served.c = snapshotsClient(address); },
-    async stop() { served.c.close(); await svc.close(); sn.close(); },
+    async stop() { served.c.close(); await svc.close(); await sn.close(); },
   };
   return served;
 }

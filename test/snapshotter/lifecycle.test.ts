@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { eod } from "../helpers/cli.ts";
 import { mountsUnder } from "../helpers/containerd.ts";
@@ -56,4 +57,19 @@ test("eod snapshotter --help, and bad arguments are usage errors naming them", (
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--metrics-listen/);
   assert.equal(eod("snapshotter", "extra").status, 2);
+});
+
+test("a metrics port already taken fails the start and leaves no socket behind", { skip }, async () => {
+  const { dir } = running();
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  try {
+    const address = path.join(dir, "metrics-taken.sock");
+    const r = eod("snapshotter", "--address", address, "--root", path.join(dir, "metrics-taken-root"), "--metrics-listen", `127.0.0.1:${(taken.address() as net.AddressInfo).port}`);
+    assert.notEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, /EADDRINUSE/);
+    assert.ok(!fs.existsSync(address), "the gRPC socket is closed and removed with the failed start");
+  } finally {
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
+  }
 });
