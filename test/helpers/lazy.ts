@@ -52,10 +52,7 @@ export function blobBytes(stats: { byPath: Record<string, { bytes: number }> }):
 
 /** Unmounts everything mounted below `root` and kills the holder and the daemon of `cacheDir` (by their pid files). */
 export function cleanup(root: string, cacheDir?: string): void {
-  const mounted = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
-    .filter((m): m is string => !!m && (m === root || m.startsWith(`${root}/`))).reverse(); // not a sibling like root2
-  for (const m of mounted) spawnSync("umount", ["-l", m]);
-  if (cacheDir) {
+  if (cacheDir) { // before the unmounts: the cache directory may live on a file system under root
     for (const f of ["holder.pid", "daemon.pid"]) { // the holder first, or it starts a new daemon
       try {
         const pid = Number(fs.readFileSync(path.join(cacheDir, f), "utf8"));
@@ -63,6 +60,9 @@ export function cleanup(root: string, cacheDir?: string): void {
       } catch { /* none */ }
     }
   }
+  const mounted = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
+    .filter((m): m is string => !!m && (m === root || m.startsWith(`${root}/`))).reverse(); // not a sibling like root2
+  for (const m of mounted) spawnSync("umount", ["-l", m]);
 }
 
 /** Runs `eod` with the given env additions; resolves with status and output (never throws). */
