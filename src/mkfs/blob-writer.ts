@@ -165,7 +165,7 @@ interface Batch {
 }
 
 /** pwrite() of all of `data` at `pos`, on the thread pool. */
-async function writeAll(fd: number, data: Uint8Array, pos: number): Promise<void> {
+export async function writeAll(fd: number, data: Uint8Array, pos: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
     done += await new Promise<number>((resolve, reject) => {

@@ -2,6 +2,7 @@
 // file of their own) as the layers stream by, in stream order; once the tree is final, they are copied into
 // the hot blob in the order the mount's prefetch asks for them, so it reads them in a few large requests.
 // Chunks nothing refers to any more (a listed file a later layer replaced or deleted) are left out.
+import { writeAll } from "./blob-writer.ts";
 import fs from "node:fs/promises";
 import type { ChunkEntry, ChunkTable } from "../image/chunk-table.ts";
 import { sha256Stream } from "../util/sha256.ts";
@@ -36,7 +37,7 @@ export async function writeHotBlob(spoolPath: string, spool: ChunkTable, first: 
     let remoteEnd = 0;
     const flush = async () => {
       hash.update(batch.subarray(0, fill));
-      await dst.write(batch, 0, fill, remoteEnd - fill);
+      await writeAll(dst.fd, batch.subarray(0, fill), remoteEnd - fill); // a short write would break the digest
       fill = 0;
     };
     for (const blk of order) {

@@ -9,7 +9,6 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import type { LazyImage } from "./image-mounts.ts";
 
 export type Kind = "active" | "view" | "committed";
-export const KINDS: readonly Kind[] = ["active", "view", "committed"];
 
 export interface SnapshotRow {
   id: number;
