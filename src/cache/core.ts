@@ -27,6 +27,12 @@ export interface CacheOptions {
    * each otherwise.
    */
   fileFetch?: number;
+  /**
+   * A miss in a file smaller than this many plain bytes also fetches the files laid out after it whole, while
+   * the fetch stays within this many plain bytes (default 0 = off; plan.ts): mkfs lays files out in directory
+   * order, so a package's small files come in one round trip, not one each.
+   */
+  amplify?: number;
   /** Upper bound of one remote request, and of a sequential reader's fetch unit (default 4 MiB). */
   maxFetch?: number;
   /** Memory for fetched + decoded bytes across all fetches (default 64 MiB). */
@@ -54,7 +60,7 @@ export interface CacheOptions {
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 64 << 10, fileFetch: 0, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
+  minFetch: 64 << 10, fileFetch: 0, amplify: 0, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
   cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 200,
 };
 
@@ -130,7 +136,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, fileFetch: this.#opts.fileFetch, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget,
+      minFetch: this.#opts.minFetch, fileFetch: this.#opts.fileFetch, amplify: this.#opts.amplify, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget,
       ticks, onCachedChange: (delta) => this.culler.changed(delta), onNoSpace: (bytes) => this.culler.noSpace(bytes),
     });
     this.#blobs.set(id, blob);

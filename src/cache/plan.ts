@@ -26,6 +26,11 @@ export interface PlanOptions {
    * larger files (data read at random) are fetched as asked.
    */
   fileFetch?: number;
+  /**
+   * A miss in a file of less than this many plain bytes also fetches the files after it whole, while the
+   * fetch stays within this many plain bytes (0: off; see planRuns).
+   */
+  amplify?: number;
 }
 
 /** Index range [first, last] of the chunks overlapping [offset, offset+length), or null if none. */

@@ -68,6 +68,7 @@ export const KEYS: readonly Key<unknown>[] = [
   key({ file: "cache.cull_grace_ms", env: "EOD_CULL_GRACE_MS", parse: count, set: (c, v) => { c.cache.cullGraceMs = v; } }),
   key({ file: "cache.min_fetch", env: "EOD_MIN_FETCH", parse: bytes, set: (c, v) => { c.cache.minFetch = v; } }),
   key({ file: "cache.file_fetch", env: "EOD_FILE_FETCH", parse: bytes, set: (c, v) => { c.cache.fileFetch = v; } }),
+  key({ file: "cache.amplify", env: "EOD_AMPLIFY", parse: bytes, set: (c, v) => { c.cache.amplify = v; } }),
   key({ file: "cache.max_fetch", env: "EOD_MAX_FETCH", parse: bytes, set: (c, v) => { c.cache.maxFetch = v; } }),
   key({ file: "cache.prefetch_fetch", env: "EOD_PREFETCH_FETCH", parse: bytes, set: (c, v) => { c.cache.prefetchFetch = v; } }),
   key({ file: "cache.prefetch_slots", env: "EOD_PREFETCH_SLOTS", parse: count, set: (c, v) => { c.cache.prefetchSlots = v; } }),
