@@ -26,6 +26,8 @@ export interface Libc {
   fanotify_mark(fd: number, flags: number, mask: number | bigint, dirfd: number, path: string | null): number;
   /** ioctl(2) whose third argument is an int passed by value (CACHEFILES_IOC_READ_COMPLETE). */
   ioctl_int(fd: number, request: number, arg: number): number;
+  /** ioctl(2) whose third argument points at a struct (LOOP_CONFIGURE's struct loop_config). */
+  ioctl_ptr: WithAsync<(fd: number, request: number, arg: Uint8Array) => number>;
   /** The new mount API through syscall(2) (numbers in mount.ts): glibc has wrappers only since 2.36. */
   fsopen: (nr: number, fsName: string, flags: number) => number;
   fsconfig: WithAsync<(nr: number, fd: number, cmd: number, key: string | null, value: string | null, aux: number) => number>;
@@ -68,6 +70,7 @@ export function libc(): Libc {
     // ioctl is variadic in glibc; declared non-variadic with an int third argument: on x86_64 and
     // arm64 a variadic int goes in the same register, and a non-variadic prototype can run .async.
     ioctl_int: lib.func("int ioctl(int fd, unsigned long request, int arg)"),
+    ioctl_ptr: lib.func("ioctl", "int", ["int", "unsigned long", "void *"]),
     // syscall() is variadic; like ioctl above it is declared once per argument shape (integers and pointers
     // go in the same registers either way, and glibc's syscall() reads no vector registers).
     fsopen: lib.func("syscall", "long", ["long", "const char *", "unsigned int"]),
