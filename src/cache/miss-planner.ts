@@ -1,5 +1,6 @@
 // How much a miss fetches, and when it reads ahead. An isolated miss fetches the missing chunks widened to
-// `minFetch` and to the rest of their file (`fileFetch`, plan.ts); a miss that continues the previous one starts a sequential stream whose unit doubles up to
+// `minFetch`, to the rest of their file (`fileFetch`) and to the small files after it (`amplify`; plan.ts); a
+// miss that continues the previous one starts a sequential stream whose unit doubles up to
 // `maxFetch`, and each stream miss also starts the next window ahead of the reader (read-ahead), so a
 // sequential reader keeps two requests in flight instead of waiting for one round trip per window.
 import type { ChunkEntry } from "../image/chunk-table.ts";
@@ -33,7 +34,7 @@ export class MissPlanner {
    */
   plan(first: number, last: number, missing: boolean, start: (run: FetchRun, readahead: boolean) => void): void {
     const { minFetch, maxFetch } = this.#opts;
-    const widen = (unit: number): PlanOptions => ({ minFetch: unit, maxFetch, fileFetch: this.#opts.fileFetch });
+    const widen = (unit: number): PlanOptions => ({ ...this.#opts, minFetch: unit });
     const s = this.#stream;
     const sequential = s !== null && first <= s.next && last >= s.trigger;
     const unit = sequential ? Math.min(maxFetch, s.unit * 2) : minFetch;

@@ -52,9 +52,9 @@ export function chunksOverlapping(entries: readonly ChunkEntry[], offset: number
 /**
  * The runs to fetch so that every chunk in [first, last] is present: the missing ones (`wanted(i)` true),
  * widened forward then backward over missing neighbours until `minFetch` plain bytes, plus the other missing
- * chunks of chunk `first`'s file when the whole file is at most `fileFetch` plain bytes, split wherever the
- * remote form is not contiguous or a run would exceed `maxFetch`. The asked chunks' run and what follows it in
- * the file come first, then the runs of the file before it.
+ * chunks of chunk `first`'s file when the whole file is at most `fileFetch` (or `amplify`) plain bytes, plus
+ * the files after it (`amplify`), split wherever the remote form is not contiguous or a run would exceed
+ * `maxFetch`. The asked chunks' run and what follows it come first, then the runs of the file before it.
  */
 export function planRuns(entries: readonly ChunkEntry[], first: number, last: number, wanted: (i: number) => boolean, opts: PlanOptions): FetchRun[] {
   const picked: number[] = [];
@@ -65,24 +65,58 @@ export function planRuns(entries: readonly ChunkEntry[], first: number, last: nu
   let lo = first - 1;
   for (; plain < opts.minFetch && hi < entries.length && wanted(hi); hi++) { picked.push(hi); plain += entries[hi].plainSize; }
   for (; plain < opts.minFetch && lo >= 0 && wanted(lo); lo--) { picked.unshift(lo); plain += entries[lo].plainSize; }
-  const file = fileAround(entries, first, opts.fileFetch ?? 0);
+  const amplify = opts.amplify ?? 0;
+  const file = fileAround(entries, first, Math.max(opts.fileFetch ?? 0, amplify));
   if (!file) return groupRuns(entries, picked, opts.maxFetch);
   const before: number[] = [];
-  for (let i = hi; i <= file[1]; i++) if (wanted(i)) picked.push(i);
-  for (let i = file[0]; i <= lo; i++) if (wanted(i)) before.push(i);
+  for (let i = hi; i <= file.last; i++) if (wanted(i)) picked.push(i);
+  for (let i = file.first; i <= lo; i++) if (wanted(i)) before.push(i);
+  if (file.plain < amplify) {
+    for (const i of followingFiles(entries, file.last + 1, amplify - file.plain, (i) => i < hi || wanted(i))) if (i >= hi) picked.push(i);
+  }
   return [...groupRuns(entries, picked, opts.maxFetch), ...groupRuns(entries, before, opts.maxFetch)];
 }
 
-/** The chunks [first, last] of chunk i's file, or null when the file holds more than `max` plain bytes. */
-function fileAround(entries: readonly ChunkEntry[], i: number, max: number): [number, number] | null {
+/**
+ * The chunks of the whole files laid out from chunk `from` on, within `window` plain bytes: mkfs writes files
+ * in directory-walk order, so these are mostly the directory neighbours of the file before them (nydus's
+ * amplify_io reads the next inodes the same way). Stops at a file that does not fit what is left of the
+ * window (a large file: its reader reads it at random or in a stream, and the window stays for small files),
+ * at a chunk `take(i)` refuses (present already or being fetched: what follows was most likely read too), and
+ * where the remote form is not contiguous (never an extra request).
+ */
+function followingFiles(entries: readonly ChunkEntry[], from: number, window: number, take: (i: number) => boolean): number[] {
+  const out: number[] = [];
+  for (let a = from; a < entries.length;) {
+    const file = fileAround(entries, a, window);
+    if (!file || !remoteFollows(entries, a - 1)) break;
+    for (let i = a; i <= file.last; i++) if (!take(i)) return out;
+    for (let i = a; i <= file.last; i++) out.push(i);
+    window -= file.plain;
+    a = file.last + 1;
+  }
+  return out;
+}
+
+/** Whether chunk i + 1's remote bytes directly follow chunk i's (one request can hold both). */
+function remoteFollows(entries: readonly ChunkEntry[], i: number): boolean {
+  return entries[i + 1].remoteOffset === entries[i].remoteOffset + entries[i].remoteSize;
+}
+
+/**
+ * The chunks first..last of chunk i's file and its plain bytes, or null when the file holds more than `max`.
+ * Called with the first chunk of a file, it walks forward only.
+ */
+function fileAround(entries: readonly ChunkEntry[], i: number, max: number): { first: number; last: number; plain: number } | null {
   if (max <= 0) return null;
   const full = chunkSizeOf(entries);
   let plain = entries[i].plainSize;
+  if (plain > max) return null;
   let a = i;
   let b = i;
   for (; a > 0 && continuesFile(entries, a - 1, full); a--) if ((plain += entries[a - 1].plainSize) > max) return null;
   for (; continuesFile(entries, b, full); b++) if ((plain += entries[b + 1].plainSize) > max) return null;
-  return [a, b];
+  return { first: a, last: b, plain };
 }
 
 /** Whether chunk i + 1 holds more of the file of chunk i: chunk i is full-size and i + 1 follows it directly. */

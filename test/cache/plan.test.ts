@@ -113,3 +113,64 @@ test("mkfs's layout is what plan.ts reads files from: a file's chunks are full-s
   }
   assert.equal(files, sizes.length);
 });
+
+const AMP = { minFetch: 32 * K, maxFetch: 4 << 20, fileFetch: 8 << 20 };
+
+test("amplify: a miss in a small file also fetches the small files after it whole, within the window, in the same run", () => {
+  // chunk 0 (20K) | chunk 1 (30K) | chunk 2 (40K) | chunks 3..4 (CHUNK + 50K) | chunk 5 (10K)
+  const t = tableOf([20 * K, 30 * K, 40 * K, CHUNK + 50 * K, 10 * K]);
+  // 30K + 40K + 178K = 248K fits 256K; chunk 5 (10K) would not.
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, amplify: 256 * K })), [[1, 4]]);
+  // 30K + 40K = 70K fits 128K, the 178K file does not: the amplification stops there (it does not skip it).
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, amplify: 128 * K })), [[1, 2]]);
+  // Without amplify: the file and the minFetch widening (into chunk 2) only.
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, amplify: 0 })), [[1, 2]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 4 * K })), [[1, 1]]);
+  // The last file of the blob: nothing after it.
+  assert.deepEqual(chunks(planRuns(t, 5, 5, all, { ...AMP, minFetch: 4 * K, amplify: 256 * K })), [[5, 5]]);
+});
+
+test("amplify: the missed file's own bytes count in the window, the part before the miss comes in its own run", () => {
+  const t = tableOf([2 * CHUNK + 10 * K, 20 * K, 30 * K]); // chunks 0..2 | 3 | 4
+  // 266K + 20K fits 300K, + 30K does not.
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, amplify: 300 * K })), [[1, 3], [0, 0]]);
+  // A file of the window's size or more brings no neighbour (minFetch may still widen into one).
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 4 * K, amplify: 266 * K })), [[1, 2], [0, 0]]);
+});
+
+test("amplify works without fileFetch: a file smaller than the window is fetched whole", () => {
+  const t = tableOf([2 * CHUNK + 10 * K, 20 * K]); // chunks 0..2 | 3
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 4 * K, maxFetch: 4 << 20, amplify: 512 * K })), [[1, 3], [0, 0]]);
+});
+
+test("amplify stops at a chunk present or being fetched, and where the remote form is not contiguous", () => {
+  const t = tableOf([10 * K, 20 * K, 30 * K, 40 * K]); // chunks 0 | 1 | 2 | 3
+  const opts = { ...AMP, minFetch: 4 * K, amplify: 512 * K };
+  assert.deepEqual(chunks(planRuns(t, 0, 0, (i) => i !== 2, opts)), [[0, 1]], "chunk 2 present: chunk 3 is not fetched");
+  const gap = t.map((e, i) => (i >= 2 ? { ...e, remoteOffset: e.remoteOffset + 512 } : e));
+  assert.deepEqual(chunks(planRuns(gap, 0, 0, all, opts)), [[0, 1]]);
+});
+
+test("amplify: a random reader of a large file is fetched as asked, and a large file after small ones is not fetched", () => {
+  const t = tableOf([40 * CHUNK + 5, 10 * K]); // chunks 0..40 | 41
+  const opts = { minFetch: 32 * K, maxFetch: 4 << 20, fileFetch: 4 * CHUNK, amplify: 512 * K };
+  assert.deepEqual(chunks(planRuns(t, 17, 17, all, opts)), [[17, 17]]);
+  assert.deepEqual(chunks(planRuns(t, 40, 40, all, { ...opts, minFetch: 1 })), [[40, 40]], "its last chunk neither: the file is large");
+  const u = tableOf([10 * K, 40 * CHUNK + 5]); // chunk 0 | 1..41
+  assert.deepEqual(chunks(planRuns(u, 0, 0, all, { ...opts, minFetch: 4 * K })), [[0, 0]]);
+});
+
+test("amplify in the miss planner: the read-ahead of a sequential reader is not widened past the window's files", () => {
+  const t = tableOf([10 * K, 10 * K, 10 * K, 10 * K, 10 * K, 10 * K]); // six one-chunk files
+  const started: Array<[number, number, boolean]> = [];
+  const inFlight = new Set<number>();
+  const planner = new MissPlanner(t, { minFetch: 4 * K, maxFetch: 4 << 20, fileFetch: 8 << 20, amplify: 30 * K }, (i) => !inFlight.has(i));
+  const plan = (i: number) => planner.plan(i, i, !inFlight.has(i), (run, readahead) => {
+    for (let c = run.first; c <= run.last; c++) inFlight.add(c);
+    started.push([run.first, run.last, readahead]);
+  });
+  plan(0);
+  assert.deepEqual(started, [[0, 2, false]], "10K + 10K + 10K: the window");
+  plan(3);
+  assert.equal(started[1][0], 3, "the next miss starts where the amplification ended");
+});
