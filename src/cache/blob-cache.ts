@@ -410,7 +410,12 @@ export class BlobCache {
               if (at + e.remoteSize > received) break;
               if (this.presence.has(next)) { filled(next); continue; } // written by an earlier attempt
               const i = next;
-              chunks.push(this.#fill(i, bytes.subarray(at, at + e.remoteSize), sync).then(() => filled(i)));
+              const fill = this.#fill(i, bytes.subarray(at, at + e.remoteSize), sync).then(() => filled(i));
+              // Observed now: a fill that fails (a corrupt chunk) while the rest of the answer is still streaming
+              // would otherwise be an unhandled rejection until readRange() returns, and that kills the daemon.
+              // Its error still fails this attempt below (settleAll).
+              fill.catch(() => {});
+              chunks.push(fill);
             }
           };
           this.#stats.fetches++;
