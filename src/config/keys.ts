@@ -23,10 +23,15 @@ export interface EodConfig {
   /** Only the options set anywhere: the cache core's defaults (CACHE_DEFAULTS) fill the rest. */
   cache: CacheOptions;
   fscache: { limits: CachefilesLimits; domain?: string };
+  /** mount.loop_devices: erofs on loop devices only where the kernel cannot mount files (auto), or always. */
+  mount: { loopDevices: LoopDeviceMode };
   remote: RemoteOptions & { insecureRegistries: string[] };
   /** `eod snapshotter`: its socket, its root (metadata.db, snapshot dirs, image mounts), its own metrics listener. */
   snapshotter: { address: string; root: string; metricsListen?: string };
 }
+
+export const LOOP_DEVICE_MODES = ["auto", "always"] as const;
+export type LoopDeviceMode = (typeof LOOP_DEVICE_MODES)[number];
 
 export const DEFAULT_CACHE_DIR = "/var/cache/erofs-ondemand";
 export const DEFAULT_CONFIG_FILE = "/etc/erofs-ondemand/config.json";
@@ -37,7 +42,7 @@ export const DEFAULT_SNAPSHOTTER_ROOT = "/var/lib/erofs-ondemand/snapshotter";
 export function defaultConfig(): EodConfig {
   return {
     file: null, cacheDir: DEFAULT_CACHE_DIR, frontend: "auto", daemonStartTimeoutMs: DEFAULT_DAEMON_START_TIMEOUT_MS,
-    cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, remote: { insecureRegistries: [] },
+    cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, mount: { loopDevices: "auto" }, remote: { insecureRegistries: [] },
     snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT },
   };
 }
@@ -75,6 +80,7 @@ export const KEYS: readonly Key<unknown>[] = [
   key({ file: "cache.memory_budget", env: "EOD_MEMORY_BUDGET", parse: bytes, set: (c, v) => { c.cache.memoryBudget = v; } }),
   key({ file: "fscache.limits", env: "EOD_FSCACHE_LIMITS", flag: "fscache-limits", parse: limits, set: (c, v) => { c.fscache.limits = v; } }),
   key({ file: "fscache.domain", env: "EOD_FSCACHE_DOMAIN", parse: str, set: (c, v) => { c.fscache.domain = v; } }),
+  key<LoopDeviceMode>({ file: "mount.loop_devices", env: "EOD_LOOP_DEVICES", parse: oneOf(LOOP_DEVICE_MODES), set: (c, v) => { c.mount.loopDevices = v; } }),
   key({ file: "remote.timeout_ms", env: "EOD_REMOTE_TIMEOUT_MS", parse: count, set: (c, v) => { c.remote.timeoutMs = v; } }),
   key({ file: "remote.retries", env: "EOD_REMOTE_RETRIES", parse: count, set: (c, v) => { c.remote.retries = v; } }),
   key({ file: "remote.concurrency", env: "EOD_REMOTE_CONCURRENCY", parse: count, set: (c, v) => { c.remote.concurrency = v; } }),

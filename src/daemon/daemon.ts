@@ -8,7 +8,7 @@ import { CacheCore, type CacheOptions } from "../cache/core.ts";
 import { EodError } from "../errors.ts";
 import { openRemote } from "../remote/open-remote.ts";
 import type { Remote, RemoteOptions } from "../remote/remote.ts";
-import { MNT_DETACH, MS_RDONLY, mountAsync, umount } from "../sys/mount.ts";
+import { MNT_DETACH, umount } from "../sys/mount.ts";
 import type { Frontend } from "../frontend/frontend.ts";
 import { socketPathOf } from "./client.ts";
 import { RawReply, startControl } from "./control.ts";
@@ -26,6 +26,8 @@ import type { Log } from "../util/log.ts";
 import { mountAt, mounts } from "./mountinfo.ts";
 import { stillMounted, watchWorld, type WorldWatch } from "./world.ts";
 import { loadState, saveState, type DaemonState, type MountRecord } from "./state.ts";
+import { ErofsMounter } from "./erofs-mount.ts";
+import type { LoopDeviceMode } from "../config/keys.ts";
 
 export interface DaemonOptions {
   cacheDir: string;
@@ -35,6 +37,8 @@ export interface DaemonOptions {
   remote?: RemoteOptions;
   /** Called once the daemon has nothing left to serve (last umount, or shutdown). */
   onIdle?: () => void;
+  /** config mount.loop_devices (default auto: only where the kernel cannot mount files). */
+  loopDevices?: LoopDeviceMode;
 }
 
 export interface MountRequest {
@@ -55,6 +59,7 @@ export class Daemon {
   readonly #traces = new Map<string, TraceRecorder>();
   /** Background fills by mount point, stopped by umount. */
   readonly #fills = new Map<string, AbortController>();
+  readonly #erofs: ErofsMounter;
   #state: DaemonState;
   #control: http.Server | null = null;
   #world: WorldWatch | null = null;
@@ -71,6 +76,7 @@ export class Daemon {
     this.core = new CacheCore(opts.cacheDir, opts.cache);
     this.core.onEvent = (level, msg, fields) => opts.log(level, msg, fields);
     this.#state = loadState(opts.cacheDir);
+    this.#erofs = new ErofsMounter(opts.loopDevices ?? "auto", opts.log);
   }
 
   get mounts(): readonly MountRecord[] {
@@ -242,17 +248,17 @@ export class Daemon {
     const started = performance.now();
     const image = await loadImage(this.#remote(source), this.#opts.cacheDir);
     const fresh = image.blobs.map((b) => b.id).filter((id) => !this.#inUse(id));
-    let args;
+    let mounted;
     try {
-      args = await this.#opts.frontend.prepare(image, this.core, mountPoint);
-      await mountAsync(args.source, mountPoint, "erofs", MS_RDONLY, args.data);
+      mounted = await this.#erofs.mount(await this.#opts.frontend.prepare(image, this.core, mountPoint), mountPoint);
     } catch (err) {
       this.#opts.frontend.release(fresh, this.core);
       throw new EodError((err as EodError).code ?? "SYS", `Cannot mount ${image.bootstrapPath} on ${mountPoint}: ${(err as Error).message}`, { cause: err });
     }
     const record: MountRecord = {
-      mountPoint, source, frontend: this.#opts.frontend.name, bootstrapPath: image.bootstrapPath, mountSource: args.source, manifestDigest: image.manifestDigest,
+      mountPoint, source, frontend: this.#opts.frontend.name, bootstrapPath: image.bootstrapPath, mountSource: mounted.source, manifestDigest: image.manifestDigest,
       blobs: image.manifest.blobs.map((b) => ({ id: b.id, remotePath: b.remote.path })), mountedAt: new Date().toISOString(),
+      ...(mounted.loopDevices.length ? { loopDevices: mounted.loopDevices } : {}),
       ...(typeof req.backgroundFetch === "number" && req.backgroundFetch >= 0 ? { backgroundFetch: req.backgroundFetch } : {}),
     };
     this.#state.mounts.push(record);
@@ -374,6 +380,7 @@ export class Daemon {
       pid: process.pid,
       cacheDir: this.#opts.cacheDir,
       frontend: { name: this.#opts.frontend.name, ...this.#opts.frontend.stats() },
+      erofsMount: this.#erofs.status(),
       mounts: this.#state.mounts,
       cache: this.core.cacheStats(),
       blobs: this.core.stats(),

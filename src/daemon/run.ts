@@ -59,7 +59,7 @@ async function startDaemon({ config, handOver }: RunOptions, log: Log, afterStar
     stop("the frontend failed").then(() => process.exit(1), exitAfterFailedStop);
   };
   daemon = new Daemon({
-    cacheDir, frontend, log, remote: config.remote, cache: config.cache,
+    cacheDir, frontend, log, remote: config.remote, cache: config.cache, loopDevices: config.mount.loopDevices,
     onIdle: () => { stop("idle").then(() => process.exit(0), exitAfterFailedStop); },
   });
   process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0), exitAfterFailedStop); });

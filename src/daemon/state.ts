@@ -11,8 +11,10 @@ export interface MountRecord {
   source: string;
   frontend: string;
   bootstrapPath: string;
-  /** The mount(2) source: the bootstrap file (fanotify) or "none" (fscache); how a live mount is recognised. */
+  /** The mount(2) source: the bootstrap file (fanotify), /dev/loopN, or "none" (fscache); how a live mount is recognised. */
   mountSource?: string;
+  /** The loop devices erofs was mounted from (kernels without file-backed mounts); they go with the mount (autoclear). */
+  loopDevices?: string[];
   manifestDigest: string;
   /** The image's blobs in device order, with where each one's remote form is. */
   blobs: Array<{ id: string; remotePath: string }>;

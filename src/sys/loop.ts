@@ -84,7 +84,7 @@ export async function attachLoop(file: string): Promise<LoopDevice> {
     for (let race = 0; ; race++) {
       const number = freeLoopNumber();
       const devPath = `/dev/loop${number}`;
-      const fd = await fs.promises.open(devPath, fs.constants.O_RDWR).then((h) => h.fd, (err: unknown) => { throw fromNodeError(err, "open", devPath); });
+      const fd = await openAsync(devPath, fs.constants.O_RDWR);
       try {
         await ioctlAsync(fd, LOOP_CONFIGURE, config, `${devPath} ← ${file}`);
       } catch (err) {
@@ -148,6 +148,11 @@ function ioctlAsync(fd: number, request: number, arg: Uint8Array, detail: string
       resolve();
     });
   });
+}
+
+/** A plain fd (not a FileHandle: that one would close its fd again when collected). */
+function openAsync(file: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, flags, (err, fd) => (err ? reject(fromNodeError(err, "open", file)) : resolve(fd))));
 }
 
 function closeAsync(fd: number): Promise<void> {
