@@ -23,18 +23,24 @@ Options:
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
   --metrics-listen <host:port>  serve GET /metrics (snapshots by kind, lazy layers, image mounts) over TCP
-                         (default $EOD_SNAPSHOTTER_METRICS_LISTEN or snapshotter.metrics_listen)`;
+                         (default $EOD_SNAPSHOTTER_METRICS_LISTEN or snapshotter.metrics_listen)
+  --mount-on-pull        a CRI pull of an eod image also mounts it in the background, so its first container
+                         starts on a mounted image (default $EOD_SNAPSHOTTER_MOUNT_ON_PULL or
+                         snapshotter.mount_on_pull, else off: a pull then fetches the image's metadata)
+  --mount-on-pull-idle <duration>  unmount such a mount when no container took it within this time (default
+                         $EOD_SNAPSHOTTER_MOUNT_ON_PULL_IDLE, snapshotter.mount_on_pull_idle, or 10m)`;
 
 export async function snapshotterCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     address: { type: "string" }, root: { type: "string" }, "cache-dir": { type: "string" }, config: { type: "string" },
-    "insecure-registry": { type: "string", multiple: true }, "metrics-listen": { type: "string" }, help: { type: "boolean", short: "h" },
+    "insecure-registry": { type: "string", multiple: true }, "metrics-listen": { type: "string" },
+    "mount-on-pull": { type: "boolean" }, "mount-on-pull-idle": { type: "string" }, help: { type: "boolean", short: "h" },
   }, SNAPSHOTTER_USAGE);
   if (values.help) { console.log(SNAPSHOTTER_USAGE); return 0; }
   if (positionals.length !== 0) throw new EodError("USAGE", SNAPSHOTTER_USAGE);
   const config = loadConfig(values);
   const log = jsonLog((line) => process.stderr.write(line));
-  const daemonArgs = forwardedFlags(values, ["cache-dir", "address", "root", "metrics-listen"]);
+  const daemonArgs = forwardedFlags(values, ["cache-dir", "address", "root", "metrics-listen", "mount-on-pull", "mount-on-pull-idle"]);
   const { runSnapshotter } = await import("../snapshotter/run.ts");
   const running = await runSnapshotter(config, log, daemonArgs);
   await new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@ import { FRONTEND_KINDS, type FrontendKind } from "../frontend/frontend.ts";
 import type { RemoteOptions } from "../remote/remote.ts";
 import type { CachefilesLimits } from "../sys/cachefiles.ts";
 import { DEFAULT_LIMITS } from "../frontend/fscache/cull.ts";
-import { absPath, bytes, count, hostList, limits, listen, oneOf, percent, str, type Parser } from "./values.ts";
+import { absPath, bytes, count, duration, flag, hostList, limits, listen, oneOf, percent, str, type Parser } from "./values.ts";
 
 /** The settings of eod, typed and checked; built once at the edge (loadConfig) and passed down. */
 export interface EodConfig {
@@ -26,8 +26,11 @@ export interface EodConfig {
   /** mount.loop_devices: erofs on loop devices only where the kernel cannot mount files (auto), or always. */
   mount: { loopDevices: LoopDeviceMode };
   remote: RemoteOptions & { insecureRegistries: string[] };
-  /** `eod snapshotter`: its socket, its root (metadata.db, snapshot dirs, image mounts), its own metrics listener. */
-  snapshotter: { address: string; root: string; metricsListen?: string };
+  /**
+   * `eod snapshotter`: its socket, its root (metadata.db, snapshot dirs, image mounts), its own metrics listener;
+   * whether a pull's lazy Prepare mounts the image already, and how long such a mount waits for a container.
+   */
+  snapshotter: { address: string; root: string; metricsListen?: string; mountOnPull: boolean; mountOnPullIdleMs: number };
 }
 
 export const LOOP_DEVICE_MODES = ["auto", "always"] as const;
@@ -38,12 +41,13 @@ export const DEFAULT_CONFIG_FILE = "/etc/erofs-ondemand/config.json";
 export const DEFAULT_DAEMON_START_TIMEOUT_MS = 30_000;
 export const DEFAULT_SNAPSHOTTER_ADDRESS = "/run/erofs-ondemand/snapshotter.sock";
 export const DEFAULT_SNAPSHOTTER_ROOT = "/var/lib/erofs-ondemand/snapshotter";
+export const DEFAULT_MOUNT_ON_PULL_IDLE_MS = 10 * 60_000;
 
 export function defaultConfig(): EodConfig {
   return {
     file: null, cacheDir: DEFAULT_CACHE_DIR, frontend: "auto", daemonStartTimeoutMs: DEFAULT_DAEMON_START_TIMEOUT_MS,
     cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, mount: { loopDevices: "auto" }, remote: { insecureRegistries: [] },
-    snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT },
+    snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT, mountOnPull: false, mountOnPullIdleMs: DEFAULT_MOUNT_ON_PULL_IDLE_MS },
   };
 }
 
@@ -88,5 +92,7 @@ export const KEYS: readonly Key<unknown>[] = [
   key({ file: "snapshotter.root", env: "EOD_SNAPSHOTTER_ROOT", flag: "root", parse: absPath, set: (c, v) => { c.snapshotter.root = v; } }),
   // The flag is the daemon's too: each command reads its own key (eod snapshotter does not forward it to the daemon it starts).
   key({ file: "snapshotter.metrics_listen", env: "EOD_SNAPSHOTTER_METRICS_LISTEN", flag: "metrics-listen", parse: listen, set: (c, v) => { c.snapshotter.metricsListen = v; } }),
+  key({ file: "snapshotter.mount_on_pull", env: "EOD_SNAPSHOTTER_MOUNT_ON_PULL", flag: "mount-on-pull", parse: flag, set: (c, v) => { c.snapshotter.mountOnPull = v; } }),
+  key({ file: "snapshotter.mount_on_pull_idle", env: "EOD_SNAPSHOTTER_MOUNT_ON_PULL_IDLE", flag: "mount-on-pull-idle", parse: duration, set: (c, v) => { c.snapshotter.mountOnPullIdleMs = v; } }),
   key({ file: "remote.insecure_registries", env: "EOD_INSECURE_REGISTRY", flag: "insecure-registry", parse: hostList, set: (c, v) => { c.remote.insecureRegistries = v; } }),
 ];

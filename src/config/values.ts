@@ -103,3 +103,13 @@ export const flag: Parser<boolean> = (raw, where) => {
   if (raw === "1" || raw === "0") return raw === "1";
   throw bad(where, raw, "1 or 0");
 };
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration in milliseconds: a text with a unit (`500ms`, `90s`, `10m`, `1h`), or a JSON number of seconds. */
+export const duration: Parser<number> = (raw, where) => {
+  const m = typeof raw === "string" ? /^\s*(\d+)\s*(ms|s|m|h)\s*$/.exec(raw) : null;
+  const n = typeof raw === "number" ? raw * 1000 : m ? Number(m[1]) * DURATION_UNITS[m[2]] : NaN;
+  if (Number.isSafeInteger(n) && n >= 0) return n;
+  throw bad(where, raw, "a duration with a unit (ms, s, m, h), e.g. 10m, or a number of seconds");
+};
