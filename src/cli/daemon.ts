@@ -4,10 +4,10 @@ import { resolveFrontend } from "../frontend/resolve.ts";
 import { jsonLog } from "../util/log.ts";
 import { EodError } from "../errors.ts";
 import { parse } from "./args.ts";
-import { forwardedFlags, handOverOf, loadConfig } from "../config/config.ts";
+import { forwardedFlags, handOverOf, holdsKernelFd, loadConfig } from "../config/config.ts";
 import { BUDGET_OPTIONS, BUDGET_USAGE } from "./cache-budget.ts";
 
-export const DAEMON_USAGE = `Usage: eod daemon [--config <file>] [--cache-dir <dir>] [--frontend auto|fanotify|fscache] [--log-file <file>]
+export const DAEMON_USAGE = `Usage: eod daemon [--config <file>] [--cache-dir <dir>] [--frontend auto|fanotify|fscache|fuse] [--log-file <file>]
                   [--fscache-limits <spec>] [--cache-size <size> [--cache-high <pct>] [--cache-low <pct>]]
                   [--metrics-listen <host:port>] [--insecure-registry <host[:port]>]...
 
@@ -18,10 +18,10 @@ It re-attaches to the mounts recorded in the cache directory that still exist, a
 mount is gone (unmounted with eod umount or by anything else) or on SIGTERM (then mounts stay; a restarted
 daemon re-attaches).
 
-This process is a small holder that keeps the kernel end of the cache open (the fanotify group, or
-/dev/cachefiles) and runs the daemon as its child, restarting it if it dies: readers then wait instead of
-failing or reading zeros. --no-holder runs the daemon in this process instead (a killed daemon then lets
-fanotify readers through to unfetched zeros, and fails fscache reads).
+This process is a small holder that keeps the kernel end of the cache open (the fanotify group,
+/dev/cachefiles, or the /dev/fuse connection) and runs the daemon as its child, restarting it if it dies:
+readers then wait instead of failing or reading zeros. --no-holder runs the daemon in this process instead
+(a killed daemon then lets fanotify readers through to unfetched zeros, and fails fscache reads).
 
 restart: hands the mounts over to a new daemon without unmounting (after an upgrade): the old daemon answers
 what it has in flight and exits, the holder starts a new one; reads meanwhile wait.
@@ -56,16 +56,16 @@ export async function daemonCommand(argv: string[]): Promise<number> {
   if (positionals[0] === "restart" && positionals.length === 1) return (await import("../daemon/restart.ts")).restartDaemon(cacheDir, Math.max(60_000, config.daemonStartTimeoutMs)); // a hand-over waits for in-flight reads too
   if (positionals.length) throw new EodError("USAGE", `Unknown argument ${JSON.stringify(positionals[0])}\n\n${DAEMON_USAGE}`);
   const handOver = handOverOf();
-  if (handOver.cachefilesFd === undefined && handOver.fanotifyFd === undefined && !values["no-holder"]) {
+  if (!holdsKernelFd(handOver) && !values["no-holder"]) {
     // This process becomes the holder of the kernel end and runs the daemon as its child (src/daemon/holder.ts).
     fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 }); // before resolveFrontend: its probe file goes there
-    const chosen = resolveFrontend(config.frontend, cacheDir);
+    const chosen = resolveFrontend(config.frontend, cacheDir); // auto: fanotify, then fscache, then fuse
     const logFd = config.logFile ? fs.openSync(config.logFile, "a", 0o600) : 2;
     const daemonArgs = ["--cache-dir", cacheDir, ...forwardedFlags(values, ["cache-dir", "frontend"])];
     // The holder only holds the device and restarts its child: it loads none of the daemon's modules.
     const { runHolder } = await import("../daemon/holder.ts");
     const log = jsonLog((line) => fs.writeSync(logFd, line));
-    return runHolder({ cacheDir, frontend: chosen, daemonArgs, limits: config.fscache.limits, outputFd: config.logFile ? logFd : "inherit", log });
+    return runHolder({ cacheDir, frontend: chosen.kind, reason: chosen.reason, daemonArgs, limits: config.fscache.limits, outputFd: config.logFile ? logFd : "inherit", log });
   }
   const { runDaemon } = await import("../daemon/run.ts");
   await runDaemon({ config, handOver });

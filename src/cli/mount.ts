@@ -22,7 +22,8 @@ Options:
                          /var/cache/erofs-ondemand)
   --config <file>        the config file (default $EOD_CONFIG or /etc/erofs-ondemand/config.json);
                          see docs/configuration.md
-  --frontend <kind>      auto (default), fscache or fanotify
+  --frontend <kind>      auto (default: fanotify, else fscache, else fuse, whichever the kernel can run),
+                         fanotify, fscache or fuse
   --fscache-limits <spec>  free-space levels for the fscache cache, e.g. bcull=20%,brun=30% (see eod daemon
                          --help); used when this mount starts the cache daemon
   --cache-size <size>    size budget of the cache directory, e.g. 20G (also --cache-high/--cache-low <pct>;

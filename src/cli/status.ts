@@ -56,13 +56,13 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (values.json) { console.log(JSON.stringify({ running: true, ...s, ...(snapshotter ? { snapshotter } : {}) }, null, 2)); return 0; }
   printSnapshotter(snapshotter);
   if (process.stdout.isTTY) return showBars(s, sock, watch);
-  console.log(`daemon pid ${s.pid}, cache ${s.cacheDir}, frontend ${s.frontend.name}`);
+  console.log(`daemon pid ${s.pid}, cache ${s.cacheDir}, frontend ${s.frontend.name}${typeof s.frontend.reason === "string" ? ` (${s.frontend.reason})` : ""}`);
   if (s.cache) {
     const c = s.cache;
     const budget = c.budget > 0 ? `budget ${c.budget} B (cull above ${c.high} B down to ${c.low} B)` : "no budget";
     console.log(`cache ${c.cachedBytes} B cached (${c.restingBytes} B in ${c.restingBlobs} blob(s) no mount uses), ${budget}, ${c.evictions} chunk(s) culled (${c.evictedBytes} B) in ${c.cullRuns} run(s), ${c.noSpaceCulls} on a full filesystem`);
   }
-  for (const m of s.mounts) console.log(`mount ${m.mountPoint} <- ${m.source} (${m.blobs.length} blob(s))`);
+  for (const m of s.mounts) console.log(`mount ${m.mountPoint} <- ${m.source} (${m.blobs.length} blob(s)${m.loopDevices?.length ? `, on ${m.loopDevices.join(" ")}` : ""})`);
   for (const b of s.blobs) {
     const pct = b.totalBytes ? ((100 * b.cachedBytes) / b.totalBytes).toFixed(1) : "100.0";
     console.log(`blob ${b.id.slice(0, 12)} cached ${b.cachedBytes}/${b.totalBytes} B (${pct}%), fetched ${b.fetchedBytes} B in ${b.fetches} request(s) (${b.readaheads} read ahead), misses ${b.misses}, in flight ${b.inFlight}, corrupt ${b.corrupt}, errors ${b.errors}`);

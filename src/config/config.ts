@@ -83,12 +83,21 @@ const HANDOVER_FD = 3;
 export function handOverOf(env: Env = process.env): HandOver {
   const fd = (name: string) => (env[name] === undefined ? undefined : count(env[name], `$${name}`));
   const yes = (name: string) => env[name] !== undefined && flag(env[name], `$${name}`);
-  return { cachefilesFd: fd("EOD_CACHEFILES_FD"), fanotifyFd: fd("EOD_FANOTIFY_FD"), restore: yes("EOD_CACHEFILES_RESTORE"), restarted: yes("EOD_DAEMON_RESTARTED") };
+  return {
+    cachefilesFd: fd("EOD_CACHEFILES_FD"), fanotifyFd: fd("EOD_FANOTIFY_FD"), fuseFd: fd("EOD_FUSE_FD"),
+    restore: yes("EOD_CACHEFILES_RESTORE"), restarted: yes("EOD_DAEMON_RESTARTED"), reason: env.EOD_FRONTEND_REASON || undefined,
+  };
+}
+
+/** Whether a holder passed a kernel fd on (this process is its daemon), or this process has to make one. */
+export function holdsKernelFd(h: HandOver): boolean {
+  return h.cachefilesFd !== undefined || h.fanotifyFd !== undefined || h.fuseFd !== undefined;
 }
 
 /** The environment that hands fd 3 over to a daemon child (read back by handOverOf). */
-export function handOverEnv(frontend: "fscache" | "fanotify", restarted: boolean): Record<string, string> {
+export function handOverEnv(frontend: "fscache" | "fanotify" | "fuse", restarted: boolean, reason: string): Record<string, string> {
   const fd = String(HANDOVER_FD);
-  const kernel: Record<string, string> = frontend === "fscache" ? { EOD_CACHEFILES_FD: fd, EOD_CACHEFILES_RESTORE: restarted ? "1" : "0" } : { EOD_FANOTIFY_FD: fd };
-  return { ...kernel, EOD_DAEMON_RESTARTED: restarted ? "1" : "0" };
+  const kernel: Record<string, string> = frontend === "fscache" ? { EOD_CACHEFILES_FD: fd, EOD_CACHEFILES_RESTORE: restarted ? "1" : "0" }
+    : frontend === "fuse" ? { EOD_FUSE_FD: fd } : { EOD_FANOTIFY_FD: fd };
+  return { ...kernel, EOD_DAEMON_RESTARTED: restarted ? "1" : "0", EOD_FRONTEND_REASON: reason };
 }

@@ -37,6 +37,8 @@ export interface DaemonOptions {
   remote?: RemoteOptions;
   /** Called once the daemon has nothing left to serve (last umount, or shutdown). */
   onIdle?: () => void;
+  /** Why this frontend was chosen (src/frontend/resolve.ts), for status. */
+  frontendReason?: string;
   /** config mount.loop_devices (default auto: only where the kernel cannot mount files). */
   loopDevices?: LoopDeviceMode;
 }
@@ -379,7 +381,7 @@ export class Daemon {
     return {
       pid: process.pid,
       cacheDir: this.#opts.cacheDir,
-      frontend: { name: this.#opts.frontend.name, ...this.#opts.frontend.stats() },
+      frontend: { name: this.#opts.frontend.name, reason: this.#opts.frontendReason, ...this.#opts.frontend.stats() },
       erofsMount: this.#erofs.status(),
       mounts: this.#state.mounts,
       cache: this.core.cacheStats(),

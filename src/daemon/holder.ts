@@ -7,6 +7,9 @@
 //   events the dead daemon had read but not answered all live as long as some process holds the group's fd;
 //   only the last close allows every pending event (fail-open). The restarted daemon answers what its
 //   predecessor left from the journal (src/frontend/fanotify/journal.ts).
+// * fuse: it opens /dev/fuse; the first daemon mounts its FUSE filesystem with it (`fd=3`). The connection, its
+//   queued requests and those the dead daemon had read but not answered stay while some process holds the
+//   fd: readers wait (never ENOTCONN), and the restarted daemon answers them on the same connection.
 // If the daemon dies, the holder starts a new one; SIGHUP hands over to a new daemon on purpose (`eod daemon
 // restart`: the old one answers what it has in flight and exits). When the daemon exits normally (its last
 // mount is gone), the holder exits too.
@@ -28,12 +31,21 @@ const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../.
  * the cost of more frequent (sub-millisecond) scavenges.
  */
 const DAEMON_NODE_FLAGS = ["--max-semi-space-size=2"];
+const FUSE_DEVICE = "/dev/fuse";
+/** What the holder holds, and what its readers get when it lets go. */
+const HELD = {
+  fscache: { name: "/dev/cachefiles", lost: "the cache goes away with it" },
+  fanotify: { name: "fanotify group", lost: "the group closes with it: pending reads are allowed" },
+  fuse: { name: "/dev/fuse connection", lost: "the connection ends with it: readers get ENOTCONN" },
+} as const;
 /** More restarts than this within a minute means the daemon cannot run: give up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
 export interface HolderOptions {
   cacheDir: string;
-  frontend: "fscache" | "fanotify";
+  frontend: "fscache" | "fanotify" | "fuse";
+  /** Why this frontend (src/frontend/resolve.ts): handed to each daemon for its status. */
+  reason: string;
   /** The `eod daemon` arguments for the child (the frontend is added). */
   daemonArgs: string[];
   /** fscache: the free-space limits to bind with. */
@@ -44,11 +56,12 @@ export interface HolderOptions {
 }
 
 /** Runs the holder until its daemon exits normally; 1 if it gave up on a daemon that keeps dying. */
-export async function runHolder({ cacheDir, frontend, daemonArgs, limits, outputFd, log }: HolderOptions): Promise<number> {
-  // FAN_CLOEXEC only keeps it from other children: spawn dup2()s it onto the daemon's fd 3, which dup2 leaves inheritable.
-  const held = frontend === "fscache"
-    ? bindCachefiles(cacheDir, limits)
+export async function runHolder({ cacheDir, frontend, reason, daemonArgs, limits, outputFd, log }: HolderOptions): Promise<number> {
+  // Close-on-exec only keeps it from other children: spawn dup2()s it onto the daemon's fd 3, which dup2 leaves inheritable.
+  const held = frontend === "fscache" ? bindCachefiles(cacheDir, limits)
+    : frontend === "fuse" ? fs.openSync(FUSE_DEVICE, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
     : fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, fs.constants.O_RDWR);
+  const what = HELD[frontend];
   fs.writeFileSync(holderPidFile(cacheDir), `${process.pid}\n`, { mode: 0o600 });
   const restarts: number[] = [];
   let status = 0;
@@ -67,7 +80,7 @@ export async function runHolder({ cacheDir, frontend, daemonArgs, limits, output
   for (let again = false; ; again = true) {
     child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, EOD_BIN, "daemon", ...daemonArgs, "--frontend", frontend], {
       stdio: ["ignore", outputFd, outputFd, held],
-      env: { ...process.env, ...handOverEnv(frontend, again) },
+      env: { ...process.env, ...handOverEnv(frontend, again, reason) },
     });
     log("info", again ? "daemon restarted on the held cache" : "holder started its daemon", { frontend, pid: child.pid, holder: process.pid });
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once("exit", (c, s) => resolve({ code: c, signal: s })));
@@ -76,9 +89,9 @@ export async function runHolder({ cacheDir, frontend, daemonArgs, limits, output
     const now = Date.now();
     restarts.push(now);
     while (restarts.length && restarts[0] < now - 60_000) restarts.shift();
-    log("warn", `${frontend} daemon died; restarting it on the held ${frontend === "fscache" ? "/dev/cachefiles" : "fanotify group"}`, { code, signal, restarts: restarts.length });
+    log("warn", `${frontend} daemon died; restarting it on the held ${what.name}`, { code, signal, restarts: restarts.length });
     if (restarts.length > MAX_RESTARTS_PER_MINUTE) {
-      log("error", `${frontend} daemon keeps dying; the holder gives up (the ${frontend === "fscache" ? "cache goes away" : "group closes: pending reads are allowed"} with it)`);
+      log("error", `${frontend} daemon keeps dying; the holder gives up (${what.lost})`);
       status = 1;
       break;
     }

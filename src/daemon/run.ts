@@ -2,7 +2,7 @@
 // when it becomes idle or on SIGTERM/SIGINT (mounts are left for a restarted daemon to re-attach).
 import fs from "node:fs";
 import path from "node:path";
-import { createFrontend } from "../frontend/select.ts";
+import { chooseFrontend, createFrontend } from "../frontend/select.ts";
 import { Daemon } from "./daemon.ts";
 import { jsonLog, type Log } from "../util/log.ts";
 import type { EodConfig } from "../config/config.ts";
@@ -53,13 +53,14 @@ async function startDaemon({ config, handOver }: RunOptions, log: Log, afterStar
   const exitAfterFailedStop = (err: unknown) => { log("error", "daemon stop failed", { err }); process.exit(1); };
   const nofile = raiseNofile(NOFILE_WANT);
   if (nofile.soft < 4096) log("warn", "open-file limit is low: each open blob takes ~2 descriptors", { soft: nofile.soft, hard: nofile.hard });
-  const frontend = createFrontend(config.frontend, log, cacheDir, { handOver, limits: config.fscache.limits, domain: config.fscache.domain });
+  const choice = chooseFrontend(config.frontend, cacheDir, handOver);
+  const frontend = createFrontend(config.frontend, log, cacheDir, { handOver, choice, limits: config.fscache.limits, domain: config.fscache.domain });
   frontend.onFatal = () => { // logged by the frontend: nothing is answered any more, so exit for the holder to start a fresh daemon
     setTimeout(() => process.exit(1), FATAL_STOP_MS).unref();
     stop("the frontend failed").then(() => process.exit(1), exitAfterFailedStop);
   };
   daemon = new Daemon({
-    cacheDir, frontend, log, remote: config.remote, cache: config.cache, loopDevices: config.mount.loopDevices,
+    cacheDir, frontend, log, remote: config.remote, cache: config.cache, loopDevices: config.mount.loopDevices, frontendReason: choice.reason,
     onIdle: () => { stop("idle").then(() => process.exit(0), exitAfterFailedStop); },
   });
   process.once("SIGTERM", () => { stop("SIGTERM").then(() => process.exit(0), exitAfterFailedStop); });
@@ -74,7 +75,7 @@ async function startDaemon({ config, handOver }: RunOptions, log: Log, afterStar
     );
   }
   fs.writeFileSync(path.join(cacheDir, "daemon.pid"), `${process.pid}\n`, { mode: 0o600 });
-  log("info", "daemon started", { pid: process.pid, cacheDir, configFile: config.file, frontend: frontend.name, mounts: daemon.mounts.length, nofile: nofile.soft });
+  log("info", "daemon started", { pid: process.pid, cacheDir, configFile: config.file, frontend: frontend.name, why: choice.reason, mounts: daemon.mounts.length, nofile: nofile.soft });
   await afterStart?.(daemon);
   // Restarted by its holder with no mount to re-attach: either they went while no daemon ran, or the daemon died
   // while starting, before the mount that started it (under qemu's TCG, V8 now and then does) and that mount's

@@ -1,4 +1,4 @@
-// What the daemon needs from a kernel frontend. Each frontend (fanotify, fscache; fuse later) gets an
+// What the daemon needs from a kernel frontend. Each frontend (fanotify, fscache, fuse) gets an
 // image's blobs ready in its own way and says how to mount the image; then it serves the kernel's misses
 // through the cache core until the blobs are released.
 import type { BlobSourceRef } from "../cache/blob-cache.ts";
@@ -7,7 +7,7 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import type { Log } from "../util/log.ts";
 
 /** What `--frontend` takes: `auto` resolves to one of the others on the running kernel (./resolve.ts). */
-export const FRONTEND_KINDS = ["auto", "fanotify", "fscache"] as const;
+export const FRONTEND_KINDS = ["auto", "fanotify", "fscache", "fuse"] as const;
 export type FrontendKind = (typeof FRONTEND_KINDS)[number];
 
 /** The kernel end a holder (src/daemon/holder.ts) passed on to the daemon it runs, as fd 3. */
@@ -16,6 +16,10 @@ export interface HandOver {
   cachefilesFd?: number | undefined;
   /** A fanotify pre-content group fd. */
   fanotifyFd?: number | undefined;
+  /** A /dev/fuse fd: before the first daemon mounted its FUSE filesystem, a fresh one; after, that connection. */
+  fuseFd?: number | undefined;
+  /** Why the holder chose this frontend (./resolve.ts), for `eod status`. */
+  reason?: string | undefined;
   /** Send cachefiles `restore`: the previous daemon died with requests taken. */
   restore: boolean;
   /** This daemon replaces one that died (or handed over). */

@@ -73,7 +73,8 @@ test("a bad value is a USAGE error naming the key and its source", () => {
   assert.throws(() => loadConfig({ config: file }, {}), (e: Error & { code?: string }) => e.code === "USAGE" && e.message.includes(`cache.size in ${file}`) && e.message.includes('"lots"'));
   assert.throws(() => loadConfig({ config: configFile({}), "cache-size": "x" }, {}), { code: "USAGE", message: /--cache-size/ });
   assert.throws(() => loadConfig({ config: configFile({}) }, { EOD_REMOTE_RETRIES: "-1" }), { code: "USAGE", message: /\$EOD_REMOTE_RETRIES/ });
-  assert.throws(() => loadConfig({ config: configFile({ frontend: "fuse" }) }, {}), { code: "USAGE", message: /frontend in .*one of auto, fanotify, fscache/ });
+  assert.throws(() => loadConfig({ config: configFile({ frontend: "nbd" }) }, {}), { code: "USAGE", message: /frontend in .*one of auto, fanotify, fscache, fuse/ });
+  assert.throws(() => loadConfig({ config: configFile({ mount: { loop_devices: "never" } }) }, {}), { code: "USAGE", message: /mount\.loop_devices in .*one of auto, always/ });
   assert.throws(() => loadConfig({ config: configFile({ fscache: { limits: "bcull=90" } }) }, {}), { code: "USAGE", message: /fscache\.limits in .*stop < cull < run/ });
   assert.throws(() => loadConfig({ config: configFile({ metrics: { listen: "nowhere" } }) }, {}), { code: "USAGE", message: /metrics\.listen in / });
   assert.throws(() => loadConfig({ config: configFile({ cache: { high_percent: 80, low_percent: 85 } }) }, {}), { code: "USAGE", message: /low < high/ });
@@ -99,9 +100,11 @@ test("forwardedFlags() passes the settings given as flags on to a daemon, and --
 });
 
 test("the holder's hand-over round-trips through the environment", () => {
-  assert.deepEqual(handOverOf(handOverEnv("fscache", true)), { cachefilesFd: 3, fanotifyFd: undefined, restore: true, restarted: true });
-  assert.deepEqual(handOverOf(handOverEnv("fanotify", false)), { cachefilesFd: undefined, fanotifyFd: 3, restore: false, restarted: false });
-  assert.deepEqual(handOverOf({}), { cachefilesFd: undefined, fanotifyFd: undefined, restore: false, restarted: false });
+  const none = { cachefilesFd: undefined, fanotifyFd: undefined, fuseFd: undefined };
+  assert.deepEqual(handOverOf(handOverEnv("fscache", true, "asked for")), { ...none, cachefilesFd: 3, restore: true, restarted: true, reason: "asked for" });
+  assert.deepEqual(handOverOf(handOverEnv("fanotify", false, "auto: first")), { ...none, fanotifyFd: 3, restore: false, restarted: false, reason: "auto: first" });
+  assert.deepEqual(handOverOf(handOverEnv("fuse", true, "auto: fanotify not possible")), { ...none, fuseFd: 3, restore: false, restarted: true, reason: "auto: fanotify not possible" });
+  assert.deepEqual(handOverOf({}), { ...none, restore: false, restarted: false, reason: undefined });
   assert.throws(() => handOverOf({ EOD_CACHEFILES_FD: "three" }), { code: "USAGE", message: /\$EOD_CACHEFILES_FD/ });
 });
 
