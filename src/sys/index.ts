@@ -10,6 +10,7 @@
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
 //   fanotify.ts    fanotify_init/fanotify_mark, pre-content events, a libuv poll of the group's fd
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
+//   fuse.ts        /dev/fuse: open, mount of type fuse, one request per read, writev of a reply, fusectl abort
 //   loop.ts        read-only autoclear loop devices (LOOP_CONFIGURE) for kernels without file-backed erofs
 //   mount-watch.ts a poll of /proc/self/mountinfo: the mount table changed (imported directly)
 //   fds.ts         holding fd numbers (imported directly)
@@ -20,4 +21,5 @@ export * from "./xattr.ts";
 export * from "./fanotify.ts";
 export * from "./seek.ts";
 export * from "./cachefiles.ts";
+export * from "./fuse.ts";
 export * from "./loop.ts";

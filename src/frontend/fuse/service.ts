@@ -1,0 +1,375 @@
+// The FUSE frontend (any kernel with FUSE and erofs): our own /dev/fuse server exposes each blob's kernel form
+// as a read-only file `<cache-dir>/fuse/<blob id>` of its exact size, and erofs is mounted over those files
+// (`device=`, or loop devices where the kernel has no file-backed erofs). A READ of present chunks is answered
+// from the blob's sparse cache file; a READ of missing chunks waits for the cache core's ensure() first, and a
+// failed fill answers EIO, never zeros. Requests are handled as they come: a READ waiting on the remote never
+// holds up the next request. Blobs never change, so names and attributes are cached by the kernel for a day
+// and pages across opens (FOPEN_KEEP_CACHE).
+//
+// Held connection (a holder opened /dev/fuse, src/daemon/holder.ts, and passes it on): the connection and the
+// requests a killed daemon had read but not answered live on in that open file. A restarted daemon finds the
+// filesystem still mounted (no INIT comes again), re-attaches its blobs (node IDs are derived from blob ids,
+// ./nodes.ts, so the kernel's nodes stay valid), and then asks the kernel to send the unanswered requests again
+// (FUSE_NOTIFY_RESEND, Linux 6.9+). Unlike fanotify's responses (matched by an fd number a restarted daemon
+// must first reserve, hence its journal), the kernel keeps each taken request whole and sends it again, so no
+// journal is kept; on older kernels those requests wait until their reader is interrupted.
+import fs from "node:fs";
+import type { BlobCache } from "../../cache/blob-cache.ts";
+import type { CacheCore } from "../../cache/core.ts";
+import { EodError, SysError } from "../../errors.ts";
+import { pollReadable, type PollHandle } from "../../sys/fanotify.ts";
+import {
+  abortFuseConnection, fuseMountAt, mountFuse, openFuseDevice, readFuseRequest, unmountFuse, writeFuseReply,
+} from "../../sys/fuse.ts";
+import { MNT_DETACH, umount } from "../../sys/mount.ts";
+import { LatencyWindow } from "../../util/latency.ts";
+import type { Log } from "../../util/log.ts";
+import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";
+import { fuseBlobPath, fuseMountDir, NodeTable, nodeIdOf } from "./nodes.ts";
+import {
+  decodeRequest, DT_DIR, DT_REG, encodeAttrOut, encodeDirents, encodeEntryOut, encodeInitOut, encodeNotify,
+  encodeOpenOut, encodeOutHeader, encodeStatfsOut, FOPEN_KEEP_CACHE, FUSE_NOTIFY_RESEND,
+  FUSE_ROOT_ID, FuseProtocolError, negotiateInit, OPCODE_NAMES, type Attr, type Request,
+} from "./protocol.ts";
+
+export { fuseBlobPath, fuseMountDir } from "./nodes.ts";
+
+const ENOENT = 2;
+const EIO = 5;
+const EACCES = 13;
+const ENOTDIR = 20;
+const EROFS = 30;
+const ENOSYS = 38;
+/** The access-mode bits of open(2) flags (fcntl.h; Node has no constant for it). */
+const O_ACCMODE = 3;
+
+/** Largest READ we ask for (the kernel caps it at max_pages_limit pages: 1 MiB by default). */
+const MAX_READ = 1 << 20;
+/** max_write we announce; the read buffer must hold it plus the headers (and never a WRITE comes). */
+const MAX_WRITE = 128 << 10;
+/** Headroom of the read buffer for in_header + write_in (and any future extension headers). */
+const REQUEST_HEADROOM = 4096;
+/** Background requests (readahead, RELEASE) the kernel may have outstanding. */
+const MAX_BACKGROUND = 64;
+/** Blobs never change: the kernel may keep names and attributes this long. */
+const VALID = { seconds: 24 * 3600 };
+const ROOT_ATTR: Attr = { ino: FUSE_ROOT_ID, size: 0, mode: 0o40555, nlink: 2 };
+
+interface Served {
+  blob: BlobCache;
+  node: bigint;
+  /** Our own read-only fd on the blob's sparse cache file: READs are answered from it. */
+  readFd: number;
+  /** READs of this blob in flight: its fd is closed after them. */
+  reads: Set<Promise<void>>;
+}
+
+export interface FuseOptions {
+  cacheDir: string;
+  /** An open /dev/fuse fd a holder passed on (fd 3): served instead of opening our own. */
+  inheritedFd?: number;
+}
+
+export class FuseFrontend implements Frontend {
+  readonly name = "fuse";
+  readonly #log: Log;
+  readonly #dir: string;
+  readonly #cacheDir: string;
+  readonly #fd: number;
+  readonly #held: boolean;
+  /** The connection was mounted already when we got it (a restarted daemon on the holder's connection). */
+  #live = false;
+  /** A request the start-up probe of a live connection read (answered at ready(), or sent again by RESEND). */
+  #early: Buffer | null = null;
+  #mounting: Promise<void> | null = null;
+  #poll: PollHandle | null = null;
+  readonly #nodes = new NodeTable();
+  readonly #served = new Map<string, Served>();
+  readonly #pending = new Set<Promise<void>>();
+  readonly #buf = Buffer.allocUnsafe(MAX_WRITE + REQUEST_HEADROOM);
+  readonly #byOp: Record<string, number> = {};
+  readonly #stats = {
+    requests: 0, reads: 0, readBytes: 0, fills: 0, failedReads: 0, inFlight: 0, lateReplies: 0,
+    heldConnection: false, resent: false, kernelMinor: 0, maxPages: 0,
+  };
+  readonly #fillLatency = new LatencyWindow();
+  readonly #hitLatency = new LatencyWindow();
+  /** The connection ended (ENODEV): the filesystem was unmounted or aborted. */
+  #ended = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  onFatal: ((err: unknown) => void) | null = null;
+
+  constructor(log: Log, opts: FuseOptions) {
+    this.#log = log;
+    this.#cacheDir = opts.cacheDir;
+    this.#dir = fuseMountDir(opts.cacheDir);
+    this.#held = opts.inheritedFd !== undefined;
+    this.#stats.heldConnection = this.#held;
+    this.#fd = opts.inheritedFd ?? openFuseDevice();
+    if (this.#held) this.#probe();
+  }
+
+  /** Is the holder's connection mounted already? A fresh fd fails a read with EPERM; a live one gives EAGAIN or a request. */
+  #probe(): void {
+    try {
+      const n = readFuseRequest(this.#fd, this.#buf);
+      this.#live = true;
+      if (n > 0) this.#early = Buffer.from(this.#buf.subarray(0, n));
+    } catch (err) {
+      if (err instanceof SysError && err.errno === "EPERM") return; // not mounted yet: prepare() mounts it
+      if (err instanceof SysError && err.errno === "ENODEV") {
+        throw new EodError("DAEMON", `The FUSE connection the holder passed on has ended (${this.#dir} was unmounted or aborted): the holder must open a new one`, { cause: err });
+      }
+      throw err;
+    }
+    if (!fuseMountAt(this.#dir)) throw new EodError("DAEMON", `The FUSE connection the holder passed on is mounted, but not at ${this.#dir}`);
+    this.#log("info", "fuse: serving the holder's mounted connection", { dir: this.#dir, early: this.#early !== null });
+  }
+
+  /** Mounts our filesystem once, unless the holder's connection is mounted already. */
+  #ensureMounted(): Promise<void> {
+    if (this.#live) return Promise.resolve();
+    this.#mounting ??= (async () => {
+      if (fuseMountAt(this.#dir)) { // a dead predecessor's, whose fd nobody holds: nothing can be served through it
+        this.#log("warn", "fuse: a stale FUSE mount is in the way: aborting and detaching it", { dir: this.#dir });
+        try { abortFuseConnection(this.#dir); } catch (err) { this.#log("warn", "fuse: cannot abort the stale connection", { err }); }
+        umount(this.#dir, MNT_DETACH);
+      }
+      fs.mkdirSync(this.#dir, { recursive: true, mode: 0o755 });
+      await mountFuse(this.#fd, this.#dir, { fsname: "eod", subtype: "eod", allowOther: true });
+      this.#startPolling(); // INIT comes next
+      this.#log("info", "fuse: mounted", { dir: this.#dir });
+    })();
+    this.#mounting.catch(() => { this.#mounting = null; }); // a later prepare() tries again
+    return this.#mounting;
+  }
+
+  /**
+   * The daemon has re-attached its blobs: a live connection's requests can be answered now. The kernel is
+   * asked to send again what a dead predecessor had taken (and the request our probe read).
+   */
+  ready(): void {
+    if (!this.#live || this.#poll) return;
+    this.#startPolling();
+    try {
+      writeFuseReply(this.#fd, [encodeNotify(FUSE_NOTIFY_RESEND)]);
+      this.#stats.resent = true;
+      this.#early = null; // it was on our processing list: it comes again
+      this.#log("info", "fuse: asked the kernel to resend the requests the previous daemon had taken");
+    } catch (err) {
+      this.#log("warn", "fuse: the kernel cannot resend requests (FUSE_NOTIFY_RESEND is Linux 6.9+): readers the previous daemon had taken wait until they are interrupted", { err });
+    }
+    const early = this.#early;
+    this.#early = null;
+    if (early) this.#handle(early, early.length);
+  }
+
+  #startPolling(): void {
+    this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => failFrontend(this, this.#log, "polling /dev/fuse failed", err, () => this.#poll?.stop()));
+  }
+
+  async prepare(image: PreparedImage, core: CacheCore): Promise<MountArgs> {
+    await this.#ensureMounted();
+    for (const b of image.blobs) {
+      if (this.#served.has(b.id)) continue;
+      const node = this.#nodes.add(b.id);
+      try {
+        const blob = core.openBlob(b.id, b.table, b.source);
+        blob.onIncomplete ??= () => {}; // a complete blob may be culled: every READ asks the presence map again
+        const readFd = fs.openSync(blob.storage.path, fs.constants.O_RDONLY);
+        this.#served.set(b.id, { blob, node, readFd, reads: new Set() });
+      } catch (err) {
+        this.#nodes.delete(b.id);
+        throw err;
+      }
+    }
+    const devices = image.blobs.map((b) => `device=${fuseBlobPath(this.#cacheDir, b.id)}`);
+    return { source: image.bootstrapPath, data: devices.join(",") || null };
+  }
+
+  release(blobIds: readonly string[], core: CacheCore): void {
+    for (const id of blobIds) {
+      const s = this.#served.get(id);
+      if (!s) continue;
+      this.#served.delete(id);
+      this.#nodes.delete(id);
+      core.closeBlob(id).catch((err: unknown) => this.#log("warn", "closing a blob failed", { blob: id, err }));
+      void Promise.allSettled([...s.reads]).then(() => fs.closeSync(s.readFd));
+    }
+  }
+
+  #servedAt(node: bigint): Served | undefined {
+    const id = this.#nodes.blobOf(node);
+    return id === undefined ? undefined : this.#served.get(id);
+  }
+
+  /** Reads every queued request (the fd is non-blocking) and starts handling each. */
+  #drain(): void {
+    while (!this.#closed) {
+      let n: number;
+      try {
+        n = readFuseRequest(this.#fd, this.#buf);
+      } catch (err) {
+        this.#poll?.stop();
+        if (err instanceof SysError && err.errno === "ENODEV") {
+          this.#ended = true;
+          if (this.#closing) return; // we unmounted it
+          failFrontend(this, this.#log, `the FUSE filesystem ${this.#dir} was unmounted or aborted`, err, () => {});
+          return;
+        }
+        failFrontend(this, this.#log, "reading /dev/fuse failed", err, () => {});
+        return;
+      }
+      if (n === 0) return;
+      this.#handle(this.#buf, n);
+    }
+  }
+
+  #handle(buf: Buffer, n: number): void {
+    let req: Request;
+    try {
+      req = decodeRequest(buf, n);
+    } catch (err) {
+      this.#log("error", "malformed FUSE request", { err });
+      if (err instanceof FuseProtocolError && err.unique !== null) this.#reply(err.unique, EIO);
+      return;
+    }
+    this.#stats.requests++;
+    const op = OPCODE_NAMES.get(req.header.opcode) ?? `op${req.header.opcode}`;
+    this.#byOp[op] = (this.#byOp[op] ?? 0) + 1;
+    const { unique, nodeid } = req.header;
+    switch (req.op) {
+      case "init": {
+        const out = negotiateInit(req.init, { maxRead: MAX_READ, maxWrite: MAX_WRITE, maxBackground: MAX_BACKGROUND });
+        this.#stats.kernelMinor = req.init.minor;
+        this.#stats.maxPages = out.maxPages;
+        this.#log("info", "fuse: INIT", { kernel: `${req.init.major}.${req.init.minor}`, maxReadahead: req.init.maxReadahead, flags: `0x${req.init.flags.toString(16)}`, agreed: `0x${out.flags.toString(16)}` });
+        return this.#reply(unique, 0, [encodeInitOut(out)]);
+      }
+      case "lookup": {
+        const s = nodeid === FUSE_ROOT_ID ? this.#served.get(req.name) : undefined;
+        if (!s) return this.#reply(unique, ENOENT);
+        return this.#reply(unique, 0, [encodeEntryOut(s.node, 1n, VALID, this.#attrOf(s))]);
+      }
+      case "getattr": {
+        if (nodeid === FUSE_ROOT_ID) return this.#reply(unique, 0, [encodeAttrOut(VALID, ROOT_ATTR)]);
+        const s = this.#servedAt(nodeid);
+        return s ? this.#reply(unique, 0, [encodeAttrOut(VALID, this.#attrOf(s))]) : this.#reply(unique, ENOENT);
+      }
+      case "open": {
+        if (nodeid === FUSE_ROOT_ID) return this.#reply(unique, EACCES);
+        if ((req.openFlags & O_ACCMODE) !== fs.constants.O_RDONLY) return this.#reply(unique, EROFS);
+        return this.#servedAt(nodeid) ? this.#reply(unique, 0, [encodeOpenOut(0n, FOPEN_KEEP_CACHE)]) : this.#reply(unique, ENOENT);
+      }
+      case "opendir":
+        return nodeid === FUSE_ROOT_ID ? this.#reply(unique, 0, [encodeOpenOut(0n, 0)]) : this.#reply(unique, ENOTDIR);
+      case "readdir": {
+        if (nodeid !== FUSE_ROOT_ID) return this.#reply(unique, ENOTDIR);
+        const entries = [
+          { ino: FUSE_ROOT_ID, name: ".", type: DT_DIR }, { ino: FUSE_ROOT_ID, name: "..", type: DT_DIR },
+          ...this.#nodes.ids().map((id) => ({ ino: nodeIdOf(id), name: id, type: DT_REG })),
+        ];
+        return this.#reply(unique, 0, [encodeDirents(entries, req.read.offset, req.read.size)]);
+      }
+      case "read":
+        return this.#read(unique, nodeid, req.read.offset, req.read.size);
+      case "statfs": {
+        const blocks = [...this.#served.values()].reduce((sum, s) => sum + Math.ceil(s.blob.table.kernelSize / 4096), 0);
+        return this.#reply(unique, 0, [encodeStatfsOut({ blocks, files: this.#served.size + 1, bsize: 4096, namelen: 255 })]);
+      }
+      case "release": case "releasedir": case "flush": case "access": case "destroy":
+        return this.#reply(unique, 0);
+      case "forget": case "batch_forget": case "interrupt":
+        return; // no reply; an interrupted READ still gets its answer when its fill ends
+      case "other":
+        return this.#reply(unique, ENOSYS);
+    }
+  }
+
+  #attrOf(s: Served): Attr {
+    return { ino: s.node, size: s.blob.table.kernelSize, mode: 0o100444, nlink: 1 };
+  }
+
+  /** A READ: from the cache file at once if its chunks are present, else after the core has filled them. */
+  #read(unique: bigint, node: bigint, offset: number, size: number): void {
+    const s = this.#servedAt(node);
+    if (!s) { this.#log("warn", "fuse READ of a node we do not serve", { node }); return this.#reply(unique, EIO); }
+    const length = Math.max(0, Math.min(size, s.blob.table.kernelSize - offset));
+    if (length === 0) return this.#reply(unique, 0);
+    this.#stats.reads++;
+    const started = performance.now();
+    const hit = s.blob.isPresent(offset, length);
+    if (hit) s.blob.onAccess?.(offset, length); // for eod trace (ensure() reports misses itself)
+    else this.#stats.fills++;
+    this.#stats.inFlight++;
+    const p = (async () => {
+      if (!hit) await s.blob.ensure(offset, length); // rejects on a corrupt or stalled remote (after its timeout)
+      const data = await preadFull(s.readFd, offset, length);
+      this.#stats.readBytes += length;
+      this.#reply(unique, 0, [data]);
+      (hit ? this.#hitLatency : this.#fillLatency).add(performance.now() - started);
+    })().catch((err: unknown) => {
+      this.#stats.failedReads++;
+      this.#log("warn", "fuse READ failed; answering EIO", { blob: s.blob.id, offset, length, err });
+      this.#reply(unique, EIO);
+    }).finally(() => {
+      this.#stats.inFlight--;
+      this.#pending.delete(p);
+      s.reads.delete(p);
+    });
+    this.#pending.add(p);
+    s.reads.add(p);
+  }
+
+  /** Writes the one reply a request gets; one the kernel no longer waits for (interrupted, aborted) is dropped. */
+  #reply(unique: bigint, errno: number, payload: readonly Buffer[] = []): void {
+    if (this.#closed || this.#ended) return;
+    const len = payload.reduce((n, b) => n + b.length, 0);
+    try {
+      writeFuseReply(this.#fd, [encodeOutHeader(unique, errno, len), ...payload]);
+    } catch (err) {
+      if (err instanceof SysError && (err.errno === "ENOENT" || err.errno === "ENODEV")) { this.#stats.lateReplies++; return; }
+      this.#log("error", "answering a FUSE request failed", { unique, errno, err });
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    // Every READ in flight gets its answer; meanwhile we keep reading (RELEASEs and more READs still come).
+    while (this.#pending.size) await Promise.allSettled([...this.#pending]);
+    this.#poll?.stop();
+    this.#closed = true;
+    for (const s of this.#served.values()) fs.closeSync(s.readFd); // the blobs themselves: the core closes them
+    // Idle (every blob released: nothing mounted over our files): the filesystem goes with us. Otherwise it
+    // stays for the next daemon on the holder's connection (without a holder, closing our fd ends it).
+    if (this.#served.size === 0 && !this.#ended) {
+      try {
+        unmountFuse(this.#dir);
+      } catch (err) {
+        this.#log("warn", "fuse: cannot unmount", { dir: this.#dir, err });
+      }
+    }
+    this.#served.clear();
+    fs.closeSync(this.#fd);
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.#stats, exposedBlobs: this.#served.size, dir: this.#dir, byOp: { ...this.#byOp }, fillLatencyMs: this.#fillLatency.summary(), hitLatencyMs: this.#hitLatency.summary() };
+  }
+}
+
+/** `length` bytes at `offset` of `fd`, read on the thread pool (the sparse file is exactly the blob's size). */
+async function preadFull(fd: number, offset: number, length: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(length);
+  for (let got = 0; got < length;) {
+    const n = await new Promise<number>((resolve, reject) => fs.read(fd, data, got, length - got, offset + got, (err, k) => (err ? reject(err) : resolve(k))));
+    if (n === 0) throw new EodError("DAEMON", `The cache file ended at ${offset + got}, short of ${offset + length}`);
+    got += n;
+  }
+  return data;
+}
