@@ -78,7 +78,7 @@ export class Daemon {
     this.core = new CacheCore(opts.cacheDir, opts.cache);
     this.core.onEvent = (level, msg, fields) => opts.log(level, msg, fields);
     this.#state = loadState(opts.cacheDir);
-    this.#erofs = new ErofsMounter(opts.loopDevices ?? "auto", opts.log);
+    this.#erofs = new ErofsMounter(opts.loopDevices ?? "auto", opts.log, { loopsServed: !opts.frontend.fileBackedOnly, frontend: opts.frontend.name });
   }
 
   get mounts(): readonly MountRecord[] {

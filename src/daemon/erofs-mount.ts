@@ -11,8 +11,10 @@
 // configured out, and a stacked backing filesystem (a FUSE mount with passthrough) refuses file-backed
 // mounts with the same ENOTBLK. `mount.loop_devices = always` skips the probe (tests of the loop path on a
 // kernel that has both). A source that is not a file (fscache: "none", with cookie names in `device=`) is
-// always mounted as it is.
+// always mounted as it is. The fanotify frontend's files are never put on loop devices: a loop device reads
+// its backing file without raising pre-content events, so unfetched ranges would read as zeros.
 import path from "node:path";
+import { EodError } from "../errors.ts";
 import type { MountArgs } from "../frontend/frontend.ts";
 import { MS_RDONLY, mountAsync } from "../sys/mount.ts";
 import { attachLoop, type LoopDevice } from "../sys/loop.ts";
@@ -29,12 +31,15 @@ export interface ErofsMounted {
 export class ErofsMounter {
   readonly #mode: LoopDeviceMode;
   readonly #log: Log;
+  readonly #frontend: { loopsServed: boolean; frontend: string };
   /** null until the first file mount answered (mode auto). */
   #fileBacked: boolean | null = null;
 
-  constructor(mode: LoopDeviceMode, log: Log) {
+  /** `loopsServed`: the frontend serves reads that reach its files through a loop device (not fanotify). */
+  constructor(mode: LoopDeviceMode, log: Log, frontend: { loopsServed: boolean; frontend: string } = { loopsServed: true, frontend: "" }) {
     this.#mode = mode;
     this.#log = log;
+    this.#frontend = frontend;
   }
 
   /** Mounts `args` (a frontend's prepare()) read-only on `mountPoint`, through loop devices where needed. */
@@ -50,6 +55,10 @@ export class ErofsMounter {
         this.#fileBacked = false;
         this.#log("info", "erofs cannot mount files on this kernel (ENOTBLK): loop devices from now on", { mountPoint });
       }
+    }
+    if (!this.#frontend.loopsServed) {
+      const why = this.#mode === "always" ? "mount.loop_devices is always" : "this kernel's erofs cannot mount files (ENOTBLK: no file-backed mounts, Linux 6.12+)";
+      throw new EodError(this.#mode === "always" ? "USAGE" : "KERNEL_UNSUPPORTED", `${why}, and the ${this.#frontend.frontend} frontend cannot serve reads through loop devices (they would read unfetched ranges as zeros)`);
     }
     return this.#mountOnLoops(args, mountPoint);
   }

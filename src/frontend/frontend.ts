@@ -45,6 +45,12 @@ export interface MountArgs {
 export interface Frontend {
   readonly name: string;
   /**
+   * The files prepare() names are served only for reads made through them (fanotify: pre-content events are
+   * not raised for a loop device's reads of its backing file, which would read unfetched zeros): erofs must
+   * mount them directly, never through loop devices.
+   */
+  readonly fileBackedOnly?: boolean;
+  /**
    * Gets an image's blobs served (idempotent per blob; images may share blobs) and returns the mount(2)
    * source and data. Called again for each mount a restarted daemon re-attaches to.
    */

@@ -102,3 +102,10 @@ test("a source that is not a file (fscache's none) is never put on a loop device
   await assert.rejects(m.mount({ source: "none", data: "fsid=eod-test-absent" }, mnt), (err: { errno?: string }) => err.errno !== undefined);
   assert.deepEqual(ourLoops(), []);
 });
+
+test("a frontend whose files do not serve loop reads (fanotify) is refused loop devices, before any is attached", { skip }, async () => {
+  const m = new ErofsMounter("always", quiet, { loopsServed: false, frontend: "fanotify" });
+  const mnt = fs.mkdtempSync(path.join(work, "mnt-"));
+  await assert.rejects(m.mount({ source: bootstrap, data }, mnt), { code: "USAGE", message: /mount\.loop_devices is always, and the fanotify frontend cannot serve reads through loop devices/ });
+  assert.deepEqual(ourLoops(), []);
+});

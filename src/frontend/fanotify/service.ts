@@ -49,6 +49,7 @@ export interface FanotifyOptions {
 
 export class FanotifyFrontend implements Frontend {
   readonly name = "fanotify";
+  readonly fileBackedOnly = true;
   readonly #log: Log;
   readonly #fd: number;
   #poll: PollHandle | null = null;
