@@ -42,6 +42,8 @@ export interface VmOptions {
   memMb?: number;
   /** Size of the guest's ext4 scratch fs at /var/cache/fscache in MB (run-vm's default: 1024). */
   scratchMb?: number;
+  /** The lab kernel: "6.12" (run-vm's default) or "6.1" (no file-backed erofs: loop devices). */
+  kernel?: "6.12" | "6.1";
 }
 
 /** What the guest command did. `status` is run-vm's: the command's, 124 on timeout, 125 if the VM failed. */
@@ -69,6 +71,7 @@ export function runInVm(scriptTs: string, args: string[], opts: VmOptions = {}):
   for (const [k, v] of Object.entries(opts.env ?? {})) argv.push("-e", `${k}=${v}`);
   if (opts.memMb !== undefined) argv.push("-m", String(opts.memMb));
   if (opts.scratchMb !== undefined) argv.push("--scratch", String(opts.scratchMb));
+  if (opts.kernel !== undefined) argv.push("--kernel", opts.kernel);
   argv.push("--", GUEST_NODE, path.resolve(REPO, scriptTs), ...args);
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
