@@ -89,6 +89,9 @@ const ERRNO_NAMES = new Map<number, string>();
 for (const [name, num] of Object.entries(os.constants.errno)) {
   if (!ERRNO_NAMES.has(num)) ERRNO_NAMES.set(num, name);
 }
+// Node's table lacks ENOTBLK (asm-generic/errno-base.h: 15, every Linux architecture): what mount(2) of a
+// regular file gives where erofs has no file-backed mounts.
+if (!ERRNO_NAMES.has(15)) ERRNO_NAMES.set(15, "ENOTBLK");
 
 /** Symbolic name of an errno number (`2` → `"ENOENT"`); `"E<n>"` if unknown. */
 export function errnoName(errnoNumber: number): string {
