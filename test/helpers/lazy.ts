@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { REPO } from "./cli.ts";
+import { abortFuseConnection } from "../../src/sys/fuse.ts";
 
 const EOD = path.join(REPO, "bin/eod.mjs");
 
@@ -62,6 +63,11 @@ export function cleanup(root: string, cacheDir?: string): void {
   }
   const mounted = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
     .filter((m): m is string => !!m && (m === root || m.startsWith(`${root}/`))).reverse(); // not a sibling like root2
+  // A FUSE connection whose server is gone but whose fd someone still holds leaves its readers (and a plain
+  // umount) waiting: end it first.
+  for (const m of mounted) {
+    try { abortFuseConnection(m); } catch { /* not FUSE, or gone meanwhile */ }
+  }
   for (const m of mounted) spawnSync("umount", ["-l", m]);
 }
 
