@@ -52,6 +52,8 @@ export interface MountRequest {
   backgroundFetch?: number;
 }
 
+export type ResolveRequest = Pick<MountRequest, "source" | "insecureRegistries">;
+
 export class Daemon {
   readonly core: CacheCore;
   /** Prometheus counters (GET /metrics): remotes are timed through it. */
@@ -123,6 +125,7 @@ export class Daemon {
       "POST /traces/stop": async (b) => this.stopTrace((b as { mountPoint: string }).mountPoint),
       "POST /cull": async (b) => this.#serial(async () => this.cull((b as { blobId: string }).blobId)),
       "POST /pull": async (b) => this.pull(b as PullRequest),
+      "POST /resolve": async (b) => this.resolve(b as ResolveRequest),
     });
     const serially = (what: string, fn: () => void) => () => {
       this.#serial(async () => fn()).catch((err: unknown) => this.#opts.log("error", what, { err }));
@@ -188,6 +191,8 @@ export class Daemon {
   async #source(source: string, insecureRegistries?: string[]): Promise<string> {
     if (/^https?:\/\//.test(source)) return source;
     if (!isRegistrySource(source)) return path.resolve(source);
+    // Keys of registry remotes are pinned sources (`…@sha256:…`): one asked for again needs no new resolve.
+    if (this.#remotes.has(source)) return source;
     if (insecureRegistries !== undefined && !(Array.isArray(insecureRegistries) && insecureRegistries.every((h) => typeof h === "string"))) {
       throw new EodError("USAGE", "insecureRegistries must be a list of host[:port] names");
     }
@@ -203,6 +208,17 @@ export class Daemon {
     if (this.#remotes.has(pinned)) await r.close();
     else this.#remotes.set(pinned, r);
     return pinned;
+  }
+
+  /**
+   * A registry source resolved ahead of its mount (the snapshotter asks at the image's pull): the registry client
+   * is loaded and the remote kept under its pinned name, so the mount that follows starts with manifest.json.
+   * Fetches the reference's manifest only, no blob.
+   */
+  async resolve(req: ResolveRequest): Promise<{ source: string }> {
+    if (!req || typeof req.source !== "string" || !isRegistrySource(req.source)) throw new EodError("USAGE", "resolve needs a docker:// source");
+    this.#refuseIfClosing();
+    return { source: await this.#source(req.source, req.insecureRegistries) };
   }
 
   /** eod pull: every chunk of the image into the cache (see pull.ts); the daemon idles out after if nothing is mounted. */
