@@ -4,10 +4,12 @@
 // Debian's containerd + runc, docker-registry and a kernel with fanotify pre-content events.
 //
 //   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch]
-//                          [--daemon-env=EOD_MIN_FETCH=1M,EOD_MIN_FETCH=64K+EOD_FILE_FETCH=0]   (npm run bench:containerd)
+//                          [--daemon-env=EOD_MIN_FETCH=1M,EOD_MIN_FETCH=64K+EOD_FILE_FETCH=0] [--timeline=1]
+//                          (npm run bench:containerd)
 //
 // --daemon-env: the eod runs once per comma-separated item in each round, the cache daemon started with that
 // item's `+`-joined environment settings (src/config's EOD_* keys); default: one run with the daemon's defaults.
+// --timeline: print each eod run's timeline (registry requests, snapshotter and daemon steps; always in the results).
 //
 // The Debian corpus (bench/corpus.ts) as one gzip layer is pushed to a local registry and converted there
 // twice: plainly, and with the prefetch list of `eod trace` of the same command on a lazy mount (`eod convert
@@ -32,6 +34,7 @@ import { gitState, hostInfo, writeResults } from "./lib/results.ts";
 import { describe, run } from "./lib/run.ts";
 import { dropCaches, progressLine } from "./lib/system.ts";
 import { throttledProxy, type ThrottledProxy } from "./lib/throttled-proxy.ts";
+import { formatTimeline, logEvents, requestEvents, timeline, type TimelineEvent } from "./lib/timeline.ts";
 import { containerdMissing, mountsUnder, startContainerd, startSnapshotter } from "../test/helpers/containerd.ts";
 import { connectCri } from "../test/helpers/cri.ts";
 import { cleanup as stopCacheDaemon } from "../test/helpers/lazy.ts";
@@ -59,7 +62,13 @@ interface Run {
   variant: Variant; daemonEnv: string; seconds: number; pullSeconds: number; bytes: number; requests: number; busyCpuSeconds: number;
   /** eod runs: when (seconds after the pull request) the image mount was done and what the daemon did. */
   eod?: EodPhases;
+  /** eod runs: the registry's requests and the snapshotter's and daemon's steps, seconds after the pull request. */
+  timeline?: TimelineEvent[];
 }
+/** The log lines of the snapshotter and the cache daemon a run's timeline shows. */
+const SNAPSHOTTER_STEPS = ["lazy layer recorded", "image mount requested", "image mounted", "image mount on pull failed"];
+const DAEMON_STEPS = ["mount requested", "image loaded", "mounted", "prefetched", "unmounted"];
+const SHOW_TIMELINE = option("timeline", "") !== "";
 interface EodPhases {
   mountedAt: number | null; mountMs: number | null; prefetchMs: number | null;
   events: number | null; fills: number | null; fillP50Ms: number | null; misses: number | null; fetches: number | null; fetchedBytes: number | null;
@@ -117,7 +126,13 @@ async function timedRun(variant: Variant, daemonEnv: string, ref: string, proxy:
       const seconds = (performance.now() - t0) / 1000;
       if (r.code !== 0) throw new Error(`ctr run (${variant}) exited ${r.code}: ${r.stderr}\n${snapshotter?.output().slice(-3000) ?? ""}\n${containerd.logTail(20)}`);
       const busyCpuSeconds = machineBusy() - busy0;
-      return { variant, daemonEnv, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds, ...(eod ? { eod: await eodPhases(cacheDir, wall0) } : {}) };
+      const events = eod ? timeline(
+        requestEvents(proxy.log(), wall0),
+        logEvents("snapshotter", snapshotter!.output(), SNAPSHOTTER_STEPS, wall0),
+        logEvents("daemon", fs.readFileSync(path.join(cacheDir, "daemon.log"), "utf8"), DAEMON_STEPS, wall0),
+        [{ at: (pulled - t0) / 1000, what: "bench: CRI PullImage answered" }, { at: seconds, what: "bench: ctr run ended" }],
+      ) : undefined;
+      return { variant, daemonEnv, seconds, pullSeconds: (pulled - t0) / 1000, bytes: proxy.bytes(), requests: proxy.requests(), busyCpuSeconds, ...(eod ? { eod: await eodPhases(cacheDir, wall0), timeline: events } : {}) };
     } finally {
       cri.close();
       await containerd.stop();
@@ -200,6 +215,7 @@ async function main(): Promise<number> {
         const r = await timedRun(variant, daemonEnv, refs[variant], proxy, work, n++);
         const phases = r.eod ? `; image mounted at ${secs(r.eod.mountedAt)} s (load ${r.eod.mountMs} ms, prefetch ${r.eod.prefetchMs ?? "-"} ms), ${r.eod.misses} misses (fill p50 ${r.eod.fillP50Ms ?? "-"} ms), ${r.eod.fetches} fetches` : "";
         progressLine(`run ${i + 1}/${RUNS} ${variant}${daemonEnv ? ` ${daemonEnv}` : ""}: ${secs(r.seconds)} s (pull ${secs(r.pullSeconds)} s), ${mb(r.bytes)} MB in ${r.requests} requests${phases}; machine busy ${r.busyCpuSeconds.toFixed(1)} CPU s`);
+        if (SHOW_TIMELINE && r.timeline) console.log(formatTimeline(r.timeline));
         runs.push(r);
       }
     }

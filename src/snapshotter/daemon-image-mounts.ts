@@ -58,6 +58,12 @@ export class DaemonImageMounts implements ImageMounts {
     }
   }
 
+  async warm(image: LazyImage): Promise<void> {
+    const { remote } = this.#opts.config;
+    const start = () => this.#startDaemon(this.#opts.config.cacheDir);
+    await callStartedDaemon(start, "POST", "/resolve", { source: registrySource(image.ref), insecureRegistries: remote.insecureRegistries });
+  }
+
   async release(image: LazyImage): Promise<void> {
     this.counters.releases++;
     try {
@@ -69,21 +75,22 @@ export class DaemonImageMounts implements ImageMounts {
   }
 
   /**
-   * Unmounts every image mount under <root>/images that no image of `inUse` is, then mounts those of `inUse` that
+   * Unmounts every image mount under <root>/images that no image of `inUse` or `held` is, then mounts those that
    * are not mounted (after a reboot, or an unmount behind our back) and checks that a daemon serves those that
-   * are. Every image is tried; each failure is logged.
-   * @returns the images of `inUse` that are not mounted and served now, with why
+   * are (a held one no daemon serves is mounted afresh: no container sits on it). Every image is tried; each
+   * failure is logged.
+   * @returns the images of `inUse` and `held` that are not mounted and served now, with why
    */
-  async reattach(inUse: LazyImage[]): Promise<Map<string, Error>> {
-    const wanted = new Set(inUse.map((image) => image.manifest));
+  async reattach(inUse: LazyImage[], held: LazyImage[] = []): Promise<Map<string, Error>> {
+    const wanted = new Set([...inUse, ...held].map((image) => image.manifest));
     const failures = new Map<string, Error>();
     for (const manifest of this.#imageDirs().map((hex) => `sha256:${hex}`)) {
       if (wanted.has(manifest)) continue;
       await this.release({ manifest, ref: "" }).catch((err: unknown) => { this.#opts.log?.("error", "cannot remove an image mount nothing uses", { manifest, err }); });
     }
-    for (const image of inUse) {
+    for (const [image, used] of [...inUse.map((i) => [i, true] as const), ...held.map((i) => [i, false] as const)]) {
       try {
-        await this.acquire(image, true);
+        await this.acquire(image, used);
       } catch (err) {
         this.#opts.log?.("error", "cannot re-attach an image mount", { manifest: image.manifest, ref: image.ref, err });
         failures.set(image.manifest, err as Error);
@@ -93,6 +100,7 @@ export class DaemonImageMounts implements ImageMounts {
   }
 
   async #mount(image: LazyImage, inUse: boolean): Promise<string> {
+    const started = performance.now();
     const mountPoint = this.mountPointOf(image);
     if (mountAt(mountPoint)) {
       if (await this.#served(mountPoint)) return mountPoint;
@@ -104,6 +112,7 @@ export class DaemonImageMounts implements ImageMounts {
       umount(mountPoint);
     }
     fs.mkdirSync(mountPoint, { recursive: true, mode: 0o700 });
+    this.#opts.log?.("info", "image mount requested", { mountPoint, ref: image.ref });
     const { remote } = this.#opts.config;
     const start = () => this.#startDaemon(this.#opts.config.cacheDir);
     const request = { source: registrySource(image.ref), mountPoint, insecureRegistries: remote.insecureRegistries };
@@ -112,7 +121,7 @@ export class DaemonImageMounts implements ImageMounts {
       await callDaemon(sock, "POST", "/umount", { mountPoint }).catch((err: unknown) => this.#opts.log?.("error", "cannot unmount the wrong image", { mountPoint, err }));
       throw new EodError("DIGEST_MISMATCH", `Cannot mount ${image.ref} for its layers: its manifest.json is ${answer.manifestDigest}, the layers name ${image.manifest} (the tag now names another image: pull it again)`);
     }
-    this.#opts.log?.("info", "image mounted", { mountPoint, ref: image.ref, manifest: image.manifest });
+    this.#opts.log?.("info", "image mounted", { mountPoint, ref: image.ref, manifest: image.manifest, ms: Math.round(performance.now() - started) });
     return mountPoint;
   }
 

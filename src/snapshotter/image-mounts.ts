@@ -18,13 +18,19 @@ export interface ImageMounts {
    * it already): then it is an error, never a mount whose reads would not be answered.
    */
   acquire(image: LazyImage, inUse?: boolean): Promise<string>;
+  /**
+   * Gets ready to mount the image soon (at its pull), without mounting it or fetching any of its blobs: the
+   * cache daemon started, its registry client loaded, the reference resolved (its manifest fetched).
+   */
+  warm(image: LazyImage): Promise<void>;
   /** Unmounts the image (no snapshot uses it any more); no error when it is not mounted. */
   release(image: LazyImage): Promise<void>;
   /**
-   * At start-up: unmounts every image mount under the root no image of `inUse` is, and acquires those of
-   * `inUse` (as in use). Resolves to the images of `inUse` it could not acquire, by manifest, with why.
+   * At start-up: unmounts every image mount under the root no image of `inUse` or `held` is, and acquires those
+   * of `inUse` (as in use) and of `held` (mounted at a pull, no snapshot on them yet: as not in use). Resolves to
+   * the images it could not acquire, by manifest, with why.
    */
-  reattach(inUse: LazyImage[]): Promise<Map<string, Error>>;
+  reattach(inUse: LazyImage[], held?: LazyImage[]): Promise<Map<string, Error>>;
 }
 
 const MANIFEST_DIGEST = /^sha256:([0-9a-f]{64})$/;

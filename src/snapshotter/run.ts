@@ -17,17 +17,17 @@ export interface RunningSnapshotter {
 
 /** `daemonArgs`: the flags a cache daemon started for an image mount gets (src/config forwardedFlags). */
 export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: string[]): Promise<RunningSnapshotter> {
-  const { root, address, metricsListen } = config.snapshotter;
+  const { root, address, metricsListen, mountOnPull, mountOnPullIdleMs } = config.snapshotter;
   const imageMounts = new DaemonImageMounts({ root, config, daemonArgs, log });
-  const snapshotter = await Snapshotter.open({ root, imageMounts, log });
+  const snapshotter = await Snapshotter.open({ root, imageMounts, log, mountOnPullIdleMs: mountOnPull ? mountOnPullIdleMs : null });
   let service: RunningService | undefined;
   try {
     service = await serveSnapshots(snapshotter, address, log);
     const { store } = snapshotter;
     const metrics = metricsListen === undefined ? null : await listenMetrics(metricsListen, () => renderMetrics({
-      snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imageMounts: imageMounts.counters,
+      snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imagesHeld: store.heldImages().length, imageMounts: imageMounts.counters, pullMounts: snapshotter.pullMounts,
     }));
-    log("info", "snapshotter serving", { address, root, metrics: metricsListen });
+    log("info", "snapshotter serving", { address, root, metrics: metricsListen, mountOnPull, ...(mountOnPull ? { mountOnPullIdleMs } : {}) });
     const serving = service;
     return {
       snapshotter,

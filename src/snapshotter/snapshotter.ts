@@ -2,6 +2,8 @@
 // layers (containerd applies their diffs into `<root>/snapshots/<id>/fs`), plus the layers of images converted
 // by eod: a Prepare of one records a committed snapshot without fetching anything, and the active and view
 // snapshots over it sit on the image's one lazy mount (ImageMounts), shared and released with the last of them.
+// With mount_on_pull, a pull's lazy Prepare also starts mounting the image in the background, held for its first
+// container (the database's images.held_until says so) and released when none comes in time.
 // Directories are made under a temporary name and renamed into place inside the database transaction that
 // records them (all synchronous), so a kill -9 leaves at worst a directory nothing refers to: start-up and
 // Cleanup remove those.
@@ -14,8 +16,9 @@ import { matchFilter, parseFilters, snapshotFields } from "./filter.ts";
 import { ImageLocks } from "./image-locks.ts";
 import type { ImageMounts, LazyImage } from "./image-mounts.ts";
 import { CRI_IMAGE_REF, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
+import { HoldTimers } from "./hold-timers.ts";
 import { snapshotMounts, type Mount } from "./mounts.ts";
-import { SnapshotStore, type Kind, type SnapshotRow } from "./store.ts";
+import { SnapshotStore, type ImageRow, type Kind, type SnapshotRow } from "./store.ts";
 
 /** containerd's snapshots.Info. */
 export interface Info {
@@ -33,6 +36,18 @@ export interface SnapshotterOptions {
   log: Log;
   /** Add `index=off` to overlay mounts; containerd does when the overlay module has the parameter. */
   indexOff?: boolean;
+  /** snapshotter.mount_on_pull: how long a mount made at the pull waits for a container; null (default): off. */
+  mountOnPullIdleMs?: number | null;
+}
+
+/** What mount_on_pull did since the snapshotter started (its metrics). */
+export interface PullMountCounters {
+  /** Images mounted at their pull. */
+  mounts: number;
+  /** Mounts at a pull that failed (logged; the pull went on, the first container mounts the image). */
+  failures: number;
+  /** Mounts at a pull no container took in time, unmounted. */
+  expired: number;
 }
 
 const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -49,12 +64,19 @@ export class Snapshotter {
   readonly #attached = new Set<string>();
   /** Images in use whose mount no cache daemon serves (found at a re-attach or acquire): why, for their Mounts. */
   readonly #unserved = new Map<string, Error>();
+  readonly #mountOnPullIdleMs: number | null;
+  readonly pullMounts: PullMountCounters = { mounts: 0, failures: 0, expired: 0 };
+  /** Mounts at a pull started by this process and not ended yet (one per image, whatever its layer count). */
+  readonly #pullMounting = new Set<string>();
+  /** When each held image's hold runs out; the database says what is held, these only wake us up. */
+  readonly #holdTimers = new HoldTimers();
 
   private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
     this.#root = opts.root;
     this.#images = opts.imageMounts;
     this.#log = opts.log;
     this.#indexOff = opts.indexOff ?? fs.existsSync("/sys/module/overlay/parameters/index");
+    this.#mountOnPullIdleMs = opts.mountOnPullIdleMs ?? null;
     this.store = store;
   }
 
@@ -73,8 +95,12 @@ export class Snapshotter {
     return s;
   }
 
-  /** Closes the database once no image work runs (a background re-attach would otherwise write to a closed one). */
+  /**
+   * Closes the database once no image work runs (a background re-attach or mount at a pull would otherwise write
+   * to a closed one). Held mounts stay: the next start finds their holds in the database.
+   */
   close(): Promise<void> {
+    this.#holdTimers.clear();
     return this.#locks.runExclusive(() => Promise.resolve(this.store.close()));
   }
 
@@ -114,7 +140,9 @@ export class Snapshotter {
 
   async remove(key: string): Promise<void> {
     const row = this.#get(key);
-    await this.#withImage(row.uses, () => {
+    // A lazy layer of an image a pull holds mounted: removing its last layer forgets the image, and unmounts it.
+    const held = row.layerOf !== null && this.store.image(row.layerOf)?.heldUntil != null ? row.layerOf : null;
+    await this.#withImage(row.uses ?? held, () => {
       this.store.transaction(() => {
         const now = this.#get(key);
         if (now.id !== row.id) throw new SnapshotError("FAILED_PRECONDITION", `Snapshot ${JSON.stringify(key)} changed while it was being removed`);
@@ -181,14 +209,22 @@ export class Snapshotter {
     }
     const digest = labels[CRI_MANIFEST_DIGEST];
     const ref = digest && !imageRef.includes("@") ? `${imageRef}@${digest}` : imageRef;
+    const idleMs = this.#mountOnPullIdleMs;
     const recorded = this.store.transaction(() => {
-      if (this.store.get(target) !== undefined || this.store.get(key) !== undefined) return false;
+      if (this.store.get(target) !== undefined || this.store.get(key) !== undefined) return null;
       const parentRow = this.#committedParent(parent);
+      const known = this.store.image(manifest);
       this.store.putImage({ manifest, ref });
       this.store.insert({ name: target, parentId: parentRow?.id ?? null, kind: "committed", labels: withoutEmpty(labels), layerOf: manifest });
-      return true;
+      // mount_on_pull: the image's first layer holds it for the mount started below; its other layers renew the
+      // hold (unless that mount failed already: it is not tried once per layer).
+      const mount = idleMs !== null && known === undefined;
+      if (idleMs !== null && (mount || known?.heldUntil != null)) this.store.setHold(manifest, Date.now() + idleMs);
+      return { mount, first: known === undefined };
     });
     if (recorded) this.#log("info", "lazy layer recorded", { name: target, parent, manifest, ref });
+    if (recorded?.mount) this.#mountOnPull(manifest);
+    else if (recorded?.first) this.#warm(manifest, ref);
     throw new SnapshotError("ALREADY_EXISTS", `Target snapshot ${JSON.stringify(target)} exists (a layer of image ${manifest}, mounted lazily)`);
   }
 
@@ -248,6 +284,7 @@ export class Snapshotter {
       const row = this.store.transaction(() => {
         const { parentRow } = this.#checkNew(key, parent);
         const id = this.store.insert({ name: key, parentId: parentRow?.id ?? null, kind, labels: withoutEmpty(labels), uses: image });
+        if (image !== null) this.store.setHold(image, null); // a pull's mount is taken: its users keep it from now on
         const created = this.store.byId(id)!;
         const lowest = this.#lowers(created)[0];
         if (lowest !== undefined) {
@@ -293,15 +330,23 @@ export class Snapshotter {
   async #withImage(image: string | null, change: () => void): Promise<void> {
     if (image === null) return change();
     await this.#locks.run(image, async () => {
+      const before = this.store.image(image);
       change();
-      await this.#releaseIfUnused(image);
+      await this.#releaseIfUnused(image, before);
     });
   }
 
-  async #releaseIfUnused(manifest: string): Promise<void> {
+  /**
+   * Unmounts the image when no snapshot uses it and no pull holds it. `forgotten`: the image as it was before a
+   * change that may have dropped its row (its last layer removed while a pull held it mounted).
+   */
+  async #releaseIfUnused(manifest: string, forgotten?: ImageRow): Promise<void> {
     if (this.store.usersOf(manifest) > 0) return;
-    const image = this.store.image(manifest);
+    const known = this.store.image(manifest);
+    if (known?.heldUntil != null) return;
+    const image = known ?? forgotten;
     if (image === undefined) return;
+    this.#holdTimers.cancel(manifest);
     this.#attached.delete(manifest);
     this.#unserved.delete(manifest);
     try {
@@ -316,14 +361,82 @@ export class Snapshotter {
   #reattach(): Promise<void> {
     return this.#locks.runExclusive(async () => {
       const inUse = this.store.imagesInUse().map(({ image }) => image);
+      // Holds that ran out (while the snapshotter was down, or since the timer) end here: their mounts go below.
+      const now = Date.now();
+      const held = this.store.heldImages().filter((i) => !inUse.some((u) => u.manifest === i.manifest));
+      this.store.transaction(() => { for (const i of held) if (i.heldUntil! <= now) this.store.setHold(i.manifest, null); });
+      const live = held.filter((i) => i.heldUntil! > now);
       this.#attached.clear();
-      const failed = await this.#images.reattach(inUse);
+      const failed = await this.#images.reattach(inUse, live);
       for (const image of inUse) {
         const err = failed.get(image.manifest);
         if (err === undefined) this.#attached.add(image.manifest);
         else this.#markUnserved(image.manifest, err);
       }
+      for (const image of live) {
+        if (!failed.has(image.manifest)) {
+          this.#attached.add(image.manifest);
+          this.#holdTimers.set(image.manifest, image.heldUntil!, () => this.#expireHold(image.manifest));
+        } else {
+          this.store.transaction(() => { this.store.setHold(image.manifest, null); }); // the first container mounts it afresh
+        }
+      }
     });
+  }
+
+  /**
+   * mount_on_pull: mounts the image in the background for its first container, which then finds it mounted and
+   * its prefetch under way. Never fails the pull: a failure is logged and counted, the hold dropped, and the
+   * first container mounts the image as it would without mount_on_pull.
+   */
+  #mountOnPull(manifest: string): void {
+    if (this.#pullMounting.has(manifest)) return;
+    this.#pullMounting.add(manifest);
+    this.#locks.run(manifest, async () => {
+      const known = this.store.image(manifest);
+      if (known?.heldUntil == null) return; // a container took it first (or it is gone)
+      if (!this.#attached.has(manifest) || known.mountpoint === null) {
+        const mountpoint = await this.#images.acquire({ manifest, ref: known.ref }, false);
+        this.store.transaction(() => { this.store.setMountpoint(manifest, mountpoint); });
+        this.#attached.add(manifest);
+        this.#unserved.delete(manifest);
+        this.pullMounts.mounts++;
+        this.#log("info", "image mounted on pull", { manifest, mountpoint });
+      }
+      const until = this.store.image(manifest)?.heldUntil;
+      if (until != null) this.#holdTimers.set(manifest, until, () => this.#expireHold(manifest));
+    }).catch((err: unknown) => {
+      this.pullMounts.failures++;
+      this.#log("error", "image mount on pull failed (the first container mounts it)", { manifest, err });
+      if (this.store.image(manifest)?.heldUntil != null) this.store.transaction(() => { this.store.setHold(manifest, null); });
+    }).finally(() => { this.#pullMounting.delete(manifest); });
+  }
+
+  /**
+   * Without mount_on_pull: while the pull goes on, the cache daemon gets ready for the image's first container
+   * (started, its registry client loaded, the reference resolved), with no blob fetched. Only a head start:
+   * a failure is logged, and the container's mount does it all again.
+   */
+  #warm(manifest: string, ref: string): void {
+    this.#images.warm({ manifest, ref }).catch((err: unknown) => {
+      this.#log("warn", "cannot get the cache daemon ready for an image at its pull (its first container mounts it anyway)", { manifest, ref, err });
+    });
+  }
+
+  /** A hold's time is up: unmounts the image if still no container took it (a pull since may have renewed it). */
+  #expireHold(manifest: string): void {
+    this.#locks.run(manifest, async () => {
+      const until = this.store.image(manifest)?.heldUntil;
+      if (until == null) return;
+      if (until > Date.now()) {
+        this.#holdTimers.set(manifest, until, () => this.#expireHold(manifest));
+        return;
+      }
+      this.store.transaction(() => { this.store.setHold(manifest, null); });
+      this.pullMounts.expired++;
+      this.#log("info", "unmounting an image mounted on pull: no container took it in time", { manifest });
+      await this.#releaseIfUnused(manifest);
+    }).catch((err: unknown) => { this.#log("error", "cannot end the hold of an image mounted on pull", { manifest, err }); });
   }
 
   /**

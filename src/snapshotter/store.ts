@@ -30,18 +30,29 @@ export interface SnapshotRow {
   uses: string | null;
 }
 
+/** Version 1 → 2: the pull's hold of an image mount. */
+const MIGRATE_1_TO_2 = "ALTER TABLE images ADD COLUMN held_until INTEGER;";
+
+/** A converted image as the database records it. */
+export interface ImageRow extends LazyImage {
+  mountpoint: string | null;
+  /** Mounted at its pull and taken by no container yet: unmounted at this time (ms since the epoch); else null. */
+  heldUntil: number | null;
+}
+
 /** A converted image with the keys of the active and view snapshots over its mount. */
 export interface ImageInUse {
   image: LazyImage;
   keys: string[];
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 const SCHEMA = `
 CREATE TABLE images (
   manifest TEXT PRIMARY KEY,  -- "sha256:<hex>" of manifest.json
   ref TEXT NOT NULL,          -- the reference its mount is made from
-  mountpoint TEXT             -- where ImageMounts.acquire last mounted it
+  mountpoint TEXT,            -- where ImageMounts.acquire last mounted it
+  held_until INTEGER          -- mounted at its pull (snapshotter.mount_on_pull), no container yet: kept until then (ms)
 );
 CREATE TABLE snapshots (
   id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a removed snapshot's id (and directory name) never returns
@@ -71,9 +82,13 @@ export class SnapshotStore {
   /** Compiled once: a snapshot's chain alone would compile one statement per parent. */
   readonly #statements = new Map<string, StatementSync>();
 
-  private constructor(file: string, db: DatabaseSync) {
+  /** Whether the images table has held_until (false only for a version 1 database opened read-only). */
+  readonly #holds: boolean;
+
+  private constructor(file: string, db: DatabaseSync, holds = true) {
     this.file = file;
     this.#db = db;
+    this.#holds = holds;
   }
 
   /** Opens (creating) `<root>/metadata.db` for the snapshotter. */
@@ -85,6 +100,8 @@ export class SnapshotStore {
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version === 0) {
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+    } else if (version === 1) {
+      db.exec(`BEGIN IMMEDIATE; ${MIGRATE_1_TO_2} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new Error(`Cannot open ${file}: schema version ${version}, this eod knows ${SCHEMA_VERSION}`);
@@ -98,7 +115,9 @@ export class SnapshotStore {
     if (!fs.existsSync(file)) return null;
     const db = new DatabaseSync(file, { readOnly: true });
     db.exec("PRAGMA busy_timeout = 5000;");
-    return new SnapshotStore(file, db);
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    // A snapshotter of the version before still runs on it (it is migrated at the next start): no holds yet.
+    return new SnapshotStore(file, db, version >= 2);
   }
 
   #sql(sql: string): StatementSync {
@@ -185,9 +204,24 @@ export class SnapshotStore {
     this.#sql("INSERT INTO images (manifest, ref) VALUES (?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref);
   }
 
-  image(manifest: string): (LazyImage & { mountpoint: string | null }) | undefined {
-    const r = this.#sql("SELECT manifest, ref, mountpoint FROM images WHERE manifest = ?").get(manifest);
-    return r === undefined ? undefined : { manifest: String(r.manifest), ref: String(r.ref), mountpoint: r.mountpoint === null ? null : String(r.mountpoint) };
+  image(manifest: string): ImageRow | undefined {
+    const r = this.#sql(`SELECT manifest, ref, mountpoint, ${this.#heldUntil} FROM images WHERE manifest = ?`).get(manifest);
+    return r === undefined ? undefined : toImage(r);
+  }
+
+  /** Marks the image's mount as the pull's until `untilMs` (a container takes it: null). */
+  setHold(manifest: string, untilMs: number | null): void {
+    this.#sql("UPDATE images SET held_until = ? WHERE manifest = ?").run(untilMs, manifest);
+  }
+
+  /** The images a pull's hold keeps mounted, soonest to run out first. */
+  heldImages(): ImageRow[] {
+    if (!this.#holds) return [];
+    return this.#sql("SELECT manifest, ref, mountpoint, held_until FROM images WHERE held_until IS NOT NULL ORDER BY held_until").all().map(toImage);
+  }
+
+  get #heldUntil(): string {
+    return this.#holds ? "held_until" : "NULL AS held_until";
   }
 
   setMountpoint(manifest: string, mountpoint: string | null): void {
@@ -228,6 +262,13 @@ export class SnapshotStore {
   lazyLayers(): number {
     return Number(this.#sql("SELECT COUNT(*) AS n FROM snapshots WHERE layer_of IS NOT NULL").get()?.n);
   }
+}
+
+function toImage(r: Record<string, SQLInputValue>): ImageRow {
+  return {
+    manifest: String(r.manifest), ref: String(r.ref), mountpoint: r.mountpoint === null ? null : String(r.mountpoint),
+    heldUntil: r.held_until === null ? null : Number(r.held_until),
+  };
 }
 
 function toRow(r: Record<string, SQLInputValue>): SnapshotRow {

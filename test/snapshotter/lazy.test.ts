@@ -2,80 +2,12 @@
 // directory (what the real one does through the cache daemon is tested in daemon-image-mounts.test.ts and the
 // containerd tests): Prepare answers ALREADY_EXISTS and containerd's List/Stat find the layer; containers over
 // the image share one acquire; the last one removed or committed releases it; a restart re-attaches.
-import { after, afterEach, beforeEach, test } from "node:test";
+import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { serveSnapshots, type RunningService } from "../../src/snapshotter/service.ts";
-import { Snapshotter } from "../../src/snapshotter/snapshotter.ts";
-import type { ImageMounts, LazyImage } from "../../src/snapshotter/image-mounts.ts";
-import { codeOf, snapshotsClient, type SnapshotsClient } from "./client.ts";
-
-const M = `sha256:${"ab".repeat(32)}`;
-const M2 = `sha256:${"cd".repeat(32)}`;
-const REF = "127.0.0.1:5000/app:1";
-const DIGEST = `sha256:${"ef".repeat(32)}`;
-
-/** A stand-in for the daemon's image mounts: a directory per image, every call recorded; acquire can be slow or fail. */
-class DirImageMounts implements ImageMounts {
-  calls: string[] = [];
-  delayMs = 0;
-  fail: Error | null = null;
-  /** Manifests whose mount no daemon serves: reattach reports them, acquire as in use refuses them. */
-  unserved = new Set<string>();
-  readonly dir: string;
-  constructor(dir: string) {
-    this.dir = dir;
-  }
-  async acquire(image: LazyImage, inUse = false): Promise<string> {
-    this.calls.push(`acquire ${image.manifest} ${image.ref}`);
-    await new Promise((r) => setTimeout(r, this.delayMs));
-    if (this.fail) throw this.fail;
-    if (inUse && this.unserved.has(image.manifest)) throw new Error(`no daemon serves ${image.manifest}`);
-    this.unserved.delete(image.manifest);
-    const mnt = path.join(this.dir, image.manifest.slice(7, 15));
-    fs.mkdirSync(mnt, { recursive: true });
-    fs.writeFileSync(path.join(mnt, "from-image"), "lazy");
-    return mnt;
-  }
-  async release(image: LazyImage): Promise<void> { this.calls.push(`release ${image.manifest}`); }
-  async reattach(inUse: LazyImage[]): Promise<Map<string, Error>> {
-    this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}`);
-    if (this.fail) throw this.fail;
-    await new Promise((r) => setTimeout(r, this.delayMs));
-    this.calls.push("reattached");
-    return new Map(inUse.filter((i) => this.unserved.has(i.manifest)).map((i) => [i.manifest, new Error(`no daemon serves ${i.manifest}`)]));
-  }
-}
-
-const dirs: string[] = [];
-after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
-
-interface Served { c: SnapshotsClient; images: DirImageMounts; root: string; restart(): Promise<void>; stop(): Promise<void> }
-
-async function serve(): Promise<Served> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-lazy-"));
-  dirs.push(dir);
-  const root = path.join(dir, "root");
-  const address = path.join(dir, "eod.sock");
-  const images = new DirImageMounts(path.join(dir, "images"));
-  const log = () => {};
-  let sn: Snapshotter;
-  let svc: RunningService;
-  const start = async () => {
-    sn = await Snapshotter.open({ root, imageMounts: images, log });
-    svc = await serveSnapshots(sn, address, log);
-  };
-  await start();
-  const served: Served = {
-    c: snapshotsClient(address), images, root,
-    async restart() { await served.stop(); await start(); served.c = snapshotsClient(address); },
-    async stop() { served.c.close(); await svc.close(); await sn.close(); },
-  };
-  return served;
-}
+import { DIGEST, layerLabels, M, M2, pullLayers, REF, rejects, serve, type Served } from "./lazy-image.ts";
 
 let s: Served;
 beforeEach(async () => {
@@ -83,29 +15,10 @@ beforeEach(async () => {
 });
 afterEach(() => s.stop());
 
-const layerLabels = (chainId: string, manifest = M, extra: Record<string, string> = {}) => ({
-  "containerd.io/snapshot.ref": chainId, "containerd.io/snapshot/eod.manifest": manifest,
-  "containerd.io/snapshot/cri.image-ref": REF, "containerd.io/snapshot/cri.layer-digest": `sha256:${chainId.slice(-2).repeat(32)}`, ...extra,
-});
-const rejects = (p: Promise<unknown>, code: grpc.status) => assert.rejects(p, (err: unknown) => codeOf(err) === code);
-
-/** What containerd's metadata layer does on Prepare of a layer: ALREADY_EXISTS, then List with its filter. */
-async function pullLayers(c: SnapshotsClient, chain: string[], manifest = M, extra: Record<string, string> = {}): Promise<void> {
-  let parent = "";
-  for (const t of chain) {
-    await rejects(c.prepare(`k8s.io/1/extract-${t}`, parent, layerLabels(t, manifest, extra)), grpc.status.ALREADY_EXISTS);
-    const found = await c.list([`labels."containerd.io/snapshot.ref"==${t},parent==${JSON.stringify(parent)}`]);
-    assert.equal(found.length, 1, t);
-    assert.equal(found[0].kind, "COMMITTED");
-    assert.equal(found[0].name, t);
-    assert.equal((await c.stat(t)).parent, parent);
-    parent = t;
-  }
-}
-
 test("a layer of an eod image: ALREADY_EXISTS, a committed snapshot containerd's List and Stat find, nothing acquired", async () => {
   await pullLayers(s.c, ["sha256:c1", "sha256:c2"], M, { "containerd.io/snapshot/cri.manifest-digest": DIGEST });
   assert.deepEqual(s.images.calls, [`reattach `, "reattached"]);
+  assert.deepEqual(s.images.warmed, [`warm ${M} ${REF}@${DIGEST}`], "the daemon got ready once, at the image's first layer");
   const info = await s.c.stat("sha256:c2");
   assert.equal(info.labels["containerd.io/snapshot/eod.manifest"], M);
   await rejects(s.c.stat("k8s.io/1/extract-sha256:c1"), grpc.status.NOT_FOUND);
@@ -154,6 +67,15 @@ test("containers of one image share one acquire; views are read-only binds; the 
   await s.c.remove("sha256:c2");
   await s.c.remove("sha256:c1");
   assert.deepEqual(await s.c.list(), []);
+});
+
+test("a failed warm-up at the pull fails nothing", async () => {
+  s.images.fail = new Error("daemon unreachable");
+  await pullLayers(s.c, ["sha256:c1"]);
+  s.images.fail = null;
+  assert.equal(s.images.warmed.length, 1);
+  await s.c.prepare("ctr", "sha256:c1");
+  await s.c.remove("ctr");
 });
 
 test("a failed acquire fails the Prepare and records nothing", async () => {
