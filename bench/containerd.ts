@@ -3,11 +3,11 @@
 // overlayfs snapshotter (the unconverted image: full pull and unpack). A benchmark, not a test; needs root,
 // Debian's containerd + runc, docker-registry and a kernel with fanotify pre-content events.
 //
-//   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch]
+//   node bench/containerd.ts [--runs=3] [--variants=overlayfs,eod,eod-prefetch[,eod-mount-on-pull,eod-prefetch-mount-on-pull]]
 //                          [--daemon-env=EOD_MIN_FETCH=1M,EOD_MIN_FETCH=64K+EOD_FILE_FETCH=0] [--timeline=1]
 //                          (npm run bench:containerd)
 //
-// --daemon-env: the eod runs once per comma-separated item in each round, the cache daemon started with that
+// --daemon-env: the lazy rows (eod, eod-mount-on-pull) run once per comma-separated item in each round, the cache daemon started with that
 // item's `+`-joined environment settings (src/config's EOD_* keys); default: one run with the daemon's defaults.
 // --timeline: print each eod run's timeline (registry requests, snapshotter and daemon steps; always in the results).
 //
@@ -48,9 +48,10 @@ const RUNS = runsOption();
 const TARGETS = { lazy: 0.2, prefetch: 0.1 };
 const ENV = { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") };
 
-// eod-prefetch-layer-order (not run by default): the trace's list in manifest.json, the data in layer order
-// (what a list gave before the hot blob; bench/lib/layer-order-image.ts).
-const ALL_VARIANTS = ["overlayfs", "eod", "eod-prefetch", "eod-prefetch-layer-order"] as const;
+// Not run by default: eod-prefetch-layer-order, the trace's list in manifest.json, the data in layer order (what a
+// list gave before the hot blob; bench/lib/layer-order-image.ts); eod-mount-on-pull and eod-prefetch-mount-on-pull,
+// the images of eod and eod-prefetch with `eod snapshotter --mount-on-pull` (the pull mounts the image).
+const ALL_VARIANTS = ["overlayfs", "eod", "eod-prefetch", "eod-prefetch-layer-order", "eod-mount-on-pull", "eod-prefetch-mount-on-pull"] as const;
 type Variant = (typeof ALL_VARIANTS)[number];
 const VARIANTS = option("variants", ALL_VARIANTS.slice(0, 3).join(",")).split(",").map((v) => {
   if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants: unknown ${JSON.stringify(v)} (${ALL_VARIANTS.join(", ")})`);
@@ -105,7 +106,8 @@ async function timedRun(variant: Variant, daemonEnv: string, ref: string, proxy:
   const address = path.join(dir, "eod.sock");
   fs.mkdirSync(dir, { recursive: true });
   const eod = variant !== "overlayfs";
-  const snapshotter = eod ? await startSnapshotter({ root, address, cacheDir }) : undefined;
+  const args = variant.endsWith("-mount-on-pull") ? ["--mount-on-pull"] : [];
+  const snapshotter = eod ? await startSnapshotter({ root, address, cacheDir, args }) : undefined;
   try {
     if (eod) await withEnv(daemonEnv, () => ensureDaemon(cacheDir, "auto"));
     const containerd = await startContainerd({
@@ -206,10 +208,13 @@ async function main(): Promise<number> {
       "eod": `${proxy.host}/bench/debian:eod`,
       "eod-prefetch": `${proxy.host}/bench/debian:eod-prefetch`,
       "eod-prefetch-layer-order": `${proxy.host}/bench/debian:eod-prefetch-layer-order`,
+      "eod-mount-on-pull": `${proxy.host}/bench/debian:eod`,
+      "eod-prefetch-mount-on-pull": `${proxy.host}/bench/debian:eod-prefetch`,
     };
     const runs: Run[] = [];
     let n = 0;
-    const specs = VARIANTS.flatMap((variant) => (variant === "eod" && DAEMON_ENVS.length ? DAEMON_ENVS : [""]).map((daemonEnv) => ({ variant, daemonEnv })));
+    const lazyRow = (v: Variant) => v === "eod" || v === "eod-mount-on-pull";
+    const specs = VARIANTS.flatMap((variant) => (lazyRow(variant) && DAEMON_ENVS.length ? DAEMON_ENVS : [""]).map((daemonEnv) => ({ variant, daemonEnv })));
     for (let i = 0; i < RUNS; i++) {
       for (const { variant, daemonEnv } of specs) {
         const r = await timedRun(variant, daemonEnv, refs[variant], proxy, work, n++);
@@ -237,6 +242,7 @@ async function main(): Promise<number> {
       ratios: { eod: ratioTo(lazy), eodPrefetch: ratioTo(pre), eodByDaemonEnv: Object.fromEntries(byEnv.map((b) => [b.env, ratioTo(b.run)])) },
       targets: TARGETS,
       layerOrder: { best: best("eod-prefetch-layer-order"), ratio: ratioTo(best("eod-prefetch-layer-order")) },
+      mountOnPull: Object.fromEntries((["eod-mount-on-pull", "eod-prefetch-mount-on-pull"] as const).map((v) => [v, { best: best(v), ratio: ratioTo(best(v)) }])),
       all: runs,
     };
     console.log(`\ncontainerd: pull request → end of ${COLD_CMD.join(" ")} in a container (best of ${RUNS}; 20 MB/s + 20 ms)\n`);
@@ -248,6 +254,8 @@ async function main(): Promise<number> {
       ...(byEnv.length ? byEnv.map((b) => row(`eod, converted (lazy), ${b.env}`, b.run, TARGETS.lazy)) : [row("eod, converted (lazy)", lazy, TARGETS.lazy)]),
       row("eod, converted with a trace prefetch list", pre, TARGETS.prefetch),
       ...(VARIANTS.includes("eod-prefetch-layer-order") ? [row("eod, the trace's list, data in layer order", best("eod-prefetch-layer-order"), TARGETS.prefetch)] : []),
+      ...(VARIANTS.includes("eod-mount-on-pull") ? (DAEMON_ENVS.length ? DAEMON_ENVS : [""]).map((e) => row(`eod, converted (lazy), --mount-on-pull${e ? `, ${e}` : ""}`, best("eod-mount-on-pull", e), TARGETS.lazy)) : []),
+      ...(VARIANTS.includes("eod-prefetch-mount-on-pull") ? [row("eod, with a trace prefetch list, --mount-on-pull", best("eod-prefetch-mount-on-pull"), TARGETS.prefetch)] : []),
     ]));
     const out = writeResults("containerd", result);
     console.log(`\nresults: ${out}`);
