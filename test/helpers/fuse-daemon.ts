@@ -1,6 +1,7 @@
 // A cache daemon with the FUSE frontend built directly (node test/helpers/fuse-daemon.ts <cache-dir>), for tests
 // that need one in a process of its own while `eod daemon --frontend fuse` is not there: settings from the
-// EOD_* variables, as `eod daemon` reads them; a /dev/fuse fd in EOD_FUSE_FD is served as a holder's would be.
+// EOD_* variables, as `eod daemon` reads them; a /dev/fuse fd in EOD_FUSE_FD is served as a holder's would be;
+// FUSE_TEST_RESEND=0 journals taken requests instead of asking the kernel to resend them (a kernel before 6.9).
 // It writes daemon.pid, exits when idle or on SIGTERM, and logs JSON lines to stderr.
 import fs from "node:fs";
 import path from "node:path";
@@ -13,7 +14,7 @@ const cacheDir = path.resolve(process.argv[2]);
 const config = loadConfig({ "cache-dir": cacheDir });
 const log = jsonLog((line) => fs.writeSync(2, line));
 const held = process.env.EOD_FUSE_FD;
-const frontend = new FuseFrontend(log, { cacheDir, inheritedFd: held === undefined ? undefined : Number(held) });
+const frontend = new FuseFrontend(log, { cacheDir, inheritedFd: held === undefined ? undefined : Number(held), resend: process.env.FUSE_TEST_RESEND !== "0" });
 let stopping: Promise<void> | null = null;
 const stop = (why: string, code: number) => {
   stopping ??= (async () => {

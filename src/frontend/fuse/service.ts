@@ -10,10 +10,13 @@
 // requests a killed daemon had read but not answered live on in that open file. A restarted daemon finds the
 // filesystem still mounted (no INIT comes again), re-attaches its blobs (node IDs are derived from blob ids,
 // ./nodes.ts, so the kernel's nodes stay valid), and then asks the kernel to send the unanswered requests again
-// (FUSE_NOTIFY_RESEND, Linux 6.9+). Unlike fanotify's responses (matched by an fd number a restarted daemon
-// must first reserve, hence its journal), the kernel keeps each taken request whole and sends it again, so no
-// journal is kept; on older kernels those requests wait until their reader is interrupted.
+// (FUSE_NOTIFY_RESEND, Linux 6.9+: nothing to record, and no window between taking a request and recording
+// it). Kernels before 6.9 cannot resend, and there a blocked reader may be a loop device's worker that no signal
+// ends: the daemon then journals every request it takes (../request-journal.ts, <cache-dir>/fuse.journal), and
+// its successor handles the ones left unanswered again and answers them under their original `unique`, which
+// the kernel still holds on the processing list of the held file.
 import fs from "node:fs";
+import path from "node:path";
 import type { BlobCache } from "../../cache/blob-cache.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { EodError, SysError } from "../../errors.ts";
@@ -25,10 +28,11 @@ import { MNT_DETACH, umount } from "../../sys/mount.ts";
 import { LatencyWindow } from "../../util/latency.ts";
 import type { Log } from "../../util/log.ts";
 import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";
+import { RequestJournal, type TakenRecord } from "../request-journal.ts";
 import { fuseBlobPath, fuseMountDir, NodeTable, nodeIdOf } from "./nodes.ts";
 import {
-  decodeRequest, DT_DIR, DT_REG, encodeAttrOut, encodeDirents, encodeEntryOut, encodeInitOut, encodeNotify,
-  encodeOpenOut, encodeOutHeader, encodeStatfsOut, FOPEN_KEEP_CACHE, FUSE_NOTIFY_RESEND,
+  decodeRequest, DT_DIR, FUSE_BATCH_FORGET, FUSE_FORGET, FUSE_HAS_RESEND_FLAGS2, FUSE_INTERRUPT, DT_REG, encodeAttrOut, encodeDirents, encodeEntryOut, encodeInitOut, encodeNotify,
+  encodeOpenOut, encodeOutHeader, encodeStatfsOut, FOPEN_KEEP_CACHE, FUSE_IN_HEADER_LEN, FUSE_NOTIFY_RESEND,
   FUSE_ROOT_ID, FuseProtocolError, negotiateInit, OPCODE_NAMES, type Attr, type Request,
 } from "./protocol.ts";
 
@@ -68,6 +72,11 @@ export interface FuseOptions {
   cacheDir: string;
   /** An open /dev/fuse fd a holder passed on (fd 3): served instead of opening our own. */
   inheritedFd?: number;
+  /**
+   * Ask the kernel to resend the requests a dead predecessor took (default true). False: journal them, as on
+   * a kernel before 6.9 (tests exercise that path here).
+   */
+  resend?: boolean;
 }
 
 export class FuseFrontend implements Frontend {
@@ -82,6 +91,12 @@ export class FuseFrontend implements Frontend {
   /** A request the start-up probe of a live connection read (answered at ready(), or sent again by RESEND). */
   #early: Buffer | null = null;
   #mounting: Promise<void> | null = null;
+  readonly #resend: boolean;
+  /** Held connection only: the journal of taken requests, and what a dead predecessor left in it. */
+  readonly #journal: RequestJournal | null = null;
+  #left: TakenRecord[] = [];
+  /** Whether taken requests are journaled (the kernel cannot resend them). */
+  #journaling = false;
   #poll: PollHandle | null = null;
   readonly #nodes = new NodeTable();
   readonly #served = new Map<string, Served>();
@@ -90,7 +105,7 @@ export class FuseFrontend implements Frontend {
   readonly #byOp: Record<string, number> = {};
   readonly #stats = {
     requests: 0, reads: 0, readBytes: 0, fills: 0, failedReads: 0, inFlight: 0, lateReplies: 0,
-    heldConnection: false, resent: false, kernelMinor: 0, maxPages: 0,
+    heldConnection: false, resent: false, journaling: false, recovered: 0, kernelMinor: 0, maxPages: 0,
   };
   readonly #fillLatency = new LatencyWindow();
   readonly #hitLatency = new LatencyWindow();
@@ -106,8 +121,11 @@ export class FuseFrontend implements Frontend {
     this.#dir = fuseMountDir(opts.cacheDir);
     this.#held = opts.inheritedFd !== undefined;
     this.#stats.heldConnection = this.#held;
+    this.#resend = opts.resend ?? true;
     this.#fd = opts.inheritedFd ?? openFuseDevice();
-    if (this.#held) this.#probe();
+    if (!this.#held) return;
+    ({ journal: this.#journal, left: this.#left } = RequestJournal.open(path.join(opts.cacheDir, "fuse.journal")));
+    this.#probe();
   }
 
   /** Is the holder's connection mounted already? A fresh fd fails a read with EPERM; a live one gives EAGAIN or a request. */
@@ -136,6 +154,7 @@ export class FuseFrontend implements Frontend {
         try { abortFuseConnection(this.#dir); } catch (err) { this.#log("warn", "fuse: cannot abort the stale connection", { err }); }
         umount(this.#dir, MNT_DETACH);
       }
+      for (const r of this.#left.splice(0)) this.#journal?.answered(r.key); // requests of a connection that is gone
       fs.mkdirSync(this.#dir, { recursive: true, mode: 0o755 });
       await mountFuse(this.#fd, this.#dir, { fsname: "eod", subtype: "eod", allowOther: true });
       this.#startPolling(); // INIT comes next
@@ -146,23 +165,39 @@ export class FuseFrontend implements Frontend {
   }
 
   /**
-   * The daemon has re-attached its blobs: a live connection's requests can be answered now. The kernel is
-   * asked to send again what a dead predecessor had taken (and the request our probe read).
+   * The daemon has re-attached its blobs: a live connection's requests can be answered now. What a dead
+   * predecessor had taken is sent again by the kernel (6.9+), or else handled again from the journal.
    */
   ready(): void {
     if (!this.#live || this.#poll) return;
     this.#startPolling();
-    try {
-      writeFuseReply(this.#fd, [encodeNotify(FUSE_NOTIFY_RESEND)]);
-      this.#stats.resent = true;
-      this.#early = null; // it was on our processing list: it comes again
-      this.#log("info", "fuse: asked the kernel to resend the requests the previous daemon had taken");
-    } catch (err) {
-      this.#log("warn", "fuse: the kernel cannot resend requests (FUSE_NOTIFY_RESEND is Linux 6.9+): readers the previous daemon had taken wait until they are interrupted", { err });
+    const resent = this.#resend && this.#askResend();
+    const left = this.#left.splice(0);
+    if (resent) {
+      for (const r of left) this.#journal?.answered(r.key); // they come again, each under a new unique
+      this.#early = null; // it was on our processing list: it comes again too
+    } else {
+      this.#journaling = this.#stats.journaling = this.#journal !== null;
+      if (left.length) this.#log("info", "fuse: answering the requests the previous daemon left in its journal", { count: left.length });
+      for (const r of left) { this.#stats.recovered++; this.#handle(r.payload, r.payload.length); }
     }
     const early = this.#early;
     this.#early = null;
-    if (early) this.#handle(early, early.length);
+    if (early) this.#take(early, early.length);
+    this.#journal?.flush();
+  }
+
+  /** FUSE_NOTIFY_RESEND: whether the kernel took it. */
+  #askResend(): boolean {
+    try {
+      writeFuseReply(this.#fd, [encodeNotify(FUSE_NOTIFY_RESEND)]);
+      this.#stats.resent = true;
+      this.#log("info", "fuse: asked the kernel to resend the requests the previous daemon had taken");
+      return true;
+    } catch (err) {
+      this.#log("info", "fuse: the kernel cannot resend requests (FUSE_NOTIFY_RESEND is Linux 6.9+): the journal stands in", { err });
+      return false;
+    }
   }
 
   #startPolling(): void {
@@ -221,9 +256,19 @@ export class FuseFrontend implements Frontend {
         failFrontend(this, this.#log, "reading /dev/fuse failed", err, () => {});
         return;
       }
-      if (n === 0) return;
-      this.#handle(this.#buf, n);
+      if (n === 0) break;
+      this.#take(this.#buf, n);
     }
+    this.#journal?.flush(); // before any READ of this batch can be answered: fills take a tick at least
+  }
+
+  /** A request just read: journaled first where the kernel cannot resend it, then handled. */
+  #take(buf: Buffer, n: number): void {
+    if (this.#journaling && n >= FUSE_IN_HEADER_LEN) {
+      const opcode = buf.readUInt32LE(4);
+      if (opcode !== FUSE_FORGET && opcode !== FUSE_BATCH_FORGET && opcode !== FUSE_INTERRUPT) this.#journal!.take(buf.readBigUInt64LE(8), buf.subarray(0, n));
+    }
+    this.#handle(buf, n);
   }
 
   #handle(buf: Buffer, n: number): void {
@@ -243,6 +288,8 @@ export class FuseFrontend implements Frontend {
       case "init": {
         const out = negotiateInit(req.init, { maxRead: MAX_READ, maxWrite: MAX_WRITE, maxBackground: MAX_BACKGROUND });
         this.#stats.kernelMinor = req.init.minor;
+        const canResend = ((req.init.flags >> 32n) & BigInt(FUSE_HAS_RESEND_FLAGS2)) !== 0n;
+        this.#journaling = this.#stats.journaling = this.#journal !== null && !(this.#resend && canResend);
         this.#stats.maxPages = out.maxPages;
         this.#log("info", "fuse: INIT", { kernel: `${req.init.major}.${req.init.minor}`, maxReadahead: req.init.maxReadahead, flags: `0x${req.init.flags.toString(16)}`, agreed: `0x${out.flags.toString(16)}` });
         return this.#reply(unique, 0, [encodeInitOut(out)]);
@@ -324,6 +371,7 @@ export class FuseFrontend implements Frontend {
 
   /** Writes the one reply a request gets; one the kernel no longer waits for (interrupted, aborted) is dropped. */
   #reply(unique: bigint, errno: number, payload: readonly Buffer[] = []): void {
+    this.#journal?.answered(unique);
     if (this.#closed || this.#ended) return;
     const len = payload.reduce((n, b) => n + b.length, 0);
     try {
@@ -355,6 +403,8 @@ export class FuseFrontend implements Frontend {
       }
     }
     this.#served.clear();
+    this.#journal?.flush();
+    this.#journal?.close();
     fs.closeSync(this.#fd);
   }
 
