@@ -22,6 +22,8 @@ export interface ImageMountStatus {
   /** Whether a cache daemon serves the mount (checkServed); false: its reads are answered by nobody. */
   served?: boolean;
   snapshots: SnapshotUser[];
+  /** Mounted at its pull (snapshotter.mount_on_pull) and taken by no container yet: unmounted at this time (ISO). */
+  heldUntil?: string;
 }
 
 export interface SnapshotterStatus {
@@ -37,10 +39,15 @@ export function snapshotterStatus(root: string): SnapshotterStatus | null {
   if (store === null) return null;
   try {
     const table = mounts();
-    const images = store.imagesInUse().map(({ image, keys }): ImageMountStatus => {
-      const mountPoint = imageMountPoint(root, image.manifest);
-      return { ...image, mountPoint, mounted: mountAt(mountPoint, table) !== undefined, snapshots: keys.map(snapshotUser) };
-    });
+    const mountOf = (manifest: string) => {
+      const mountPoint = imageMountPoint(root, manifest);
+      return { mountPoint, mounted: mountAt(mountPoint, table) !== undefined };
+    };
+    const images = store.imagesInUse().map(({ image, keys }): ImageMountStatus => ({ ...image, ...mountOf(image.manifest), snapshots: keys.map(snapshotUser) }));
+    for (const h of store.heldImages()) {
+      if (images.some((i) => i.manifest === h.manifest)) continue;
+      images.push({ manifest: h.manifest, ref: h.ref, ...mountOf(h.manifest), snapshots: [], heldUntil: new Date(h.heldUntil!).toISOString() });
+    }
     return { root, snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), images };
   } finally {
     store.close();
@@ -64,10 +71,12 @@ export function snapshotUser(key: string): SnapshotUser {
 /** The lines `eod status` prints. */
 export function describeSnapshotter(s: SnapshotterStatus): string[] {
   const kinds = Object.entries(s.snapshots).map(([kind, n]) => `${n} ${kind}`).join(", ");
-  const lines = [`snapshotter ${s.root}: snapshots ${kinds}; ${s.lazyLayers} lazy layer(s); ${s.images.length} image mount(s) in use`];
+  const held = s.images.filter((i) => i.heldUntil !== undefined).length;
+  const lines = [`snapshotter ${s.root}: snapshots ${kinds}; ${s.lazyLayers} lazy layer(s); ${s.images.length - held} image mount(s) in use${held ? `, ${held} held by a pull` : ""}`];
   for (const i of s.images) {
     const users = i.snapshots.map((u) => (u.container === undefined ? `snapshot ${u.key}` : `container ${u.container} (${u.namespace})`)).join(", ");
-    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}) on ${i.mountPoint}${!i.mounted ? " (NOT MOUNTED)" : i.served === false ? " (NOT SERVED: no cache daemon answers its reads)" : ""}, used by ${users}`);
+    const by = i.heldUntil !== undefined ? `held by its pull for a container until ${i.heldUntil}` : `used by ${users}`;
+    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}) on ${i.mountPoint}${!i.mounted ? " (NOT MOUNTED)" : i.served === false ? " (NOT SERVED: no cache daemon answers its reads)" : ""}, ${by}`);
   }
   return lines;
 }

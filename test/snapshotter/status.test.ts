@@ -67,3 +67,21 @@ test("eod status --snapshotter-root shows the snapshotter with no daemon running
   const none = eod("status", "--cache-dir", cache, "--snapshotter-root", path.join(root, "nothing-here"), "--json");
   assert.equal(JSON.parse(none.stdout).snapshotter, undefined, "no database: no snapshotter part");
 });
+
+test("an image a pull holds mounted (mount_on_pull) shows with when its hold ends", (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snapstatus-held-"));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const store = SnapshotStore.open(root);
+  const until = Date.parse("2026-12-07T12:00:00Z");
+  store.transaction(() => {
+    store.putImage({ manifest: M, ref: "127.0.0.1:5000/bb:v1" });
+    store.insert({ name: "k8s.io/1/sha256:layer", parentId: null, kind: "committed", labels: {}, layerOf: M });
+    store.setHold(M, until);
+  });
+  store.close();
+  const s = snapshotterStatus(root)!;
+  assert.deepEqual(s.images.map((i) => [i.manifest, i.heldUntil, i.snapshots]), [[M, "2026-12-07T12:00:00.000Z", []]]);
+  const text = describeSnapshotter(s).join("\n");
+  assert.match(text, /; 0 image mount\(s\) in use, 1 held by a pull\n/);
+  assert.match(text, /\(NOT MOUNTED\), held by its pull for a container until 2026-12-07T12:00:00\.000Z$/);
+});

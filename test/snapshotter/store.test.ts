@@ -61,3 +61,24 @@ test("a database of another schema version is refused, naming the file", () => {
   db.close();
   assert.throws(() => SnapshotStore.open(root), (err: Error) => err.message.includes(path.join(root, "metadata.db")) && /99/.test(err.message));
 });
+
+test("a version 1 database (before mount_on_pull's holds): read as holding nothing, migrated by the snapshotter's open", () => {
+  const root = path.join(dir, "v1");
+  fs.mkdirSync(root);
+  const db = new DatabaseSync(path.join(root, "metadata.db"));
+  db.exec(`CREATE TABLE images (manifest TEXT PRIMARY KEY, ref TEXT NOT NULL, mountpoint TEXT);
+    CREATE TABLE snapshots (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, parent_id INTEGER REFERENCES snapshots(id),
+      kind TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, labels TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0,
+      inodes INTEGER NOT NULL DEFAULT 0, layer_of TEXT REFERENCES images(manifest), uses TEXT REFERENCES images(manifest));
+    INSERT INTO images VALUES ('${M}', 'reg/app:1', NULL);
+    PRAGMA user_version = 1;`);
+  db.close();
+  const r = SnapshotStore.openReadOnly(root)!;
+  assert.deepEqual(r.image(M), { manifest: M, ref: "reg/app:1", mountpoint: null, heldUntil: null });
+  assert.deepEqual(r.heldImages(), []);
+  r.close();
+  const w = SnapshotStore.open(root);
+  w.transaction(() => { w.setHold(M, 1234); });
+  assert.deepEqual(w.heldImages(), [{ manifest: M, ref: "reg/app:1", mountpoint: null, heldUntil: 1234 }]);
+  w.close();
+});
