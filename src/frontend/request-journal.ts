@@ -1,8 +1,8 @@
 // A journal of the kernel requests a daemon has taken but not yet answered, for a frontend whose kernel end a
 // holder keeps open across the daemon's death (src/daemon/holder.ts): the requests stay pending in the kernel,
 // their readers blocked, and a restarted daemon answers them from what the journal says they asked. Each request
-// is recorded under a key the kernel matches its answer by, with an opaque payload (what the frontend needs to
-// handle it again). Writes are batched by the caller (flush()); no fsync: the page cache survives the death of
+// is recorded under the key the kernel matches its answer by (a fanotify event's fd number, a FUSE request's
+// unique), with an opaque payload (what the frontend needs to handle it again). Writes are batched by the caller (flush()); no fsync: the page cache survives the death of
 // the process (not of the machine, and then no reader survives either).
 //
 // Record (little-endian, 8-byte aligned):  0 u32 magic "EODR"   4 u32 payload length   8 u64 key   16 u64 seq
@@ -15,9 +15,8 @@ import zlib from "node:zlib";
 
 const MAGIC = 0x52444f45; // "EODR"
 export const RECORD_HEADER_LEN = 32;
-const TAKEN = 0;
-const ANSWERED = 1;
-const END = 2;
+const KINDS = { taken: 0, answered: 1, end: 2 } as const;
+export type RecordKind = keyof typeof KINDS;
 /** Rewrite the journal from the start once it grows beyond this while requests are pending. */
 const COMPACT_AT = 1 << 20;
 
@@ -32,13 +31,13 @@ function recordLen(payloadLen: number): number {
 }
 
 /** One record; `payload` empty for answered and end records. */
-export function encodeRecord(kind: number, key: bigint, seq: bigint, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+export function encodeRecord(kind: RecordKind, key: bigint, seq: bigint, payload: Uint8Array = Buffer.alloc(0)): Buffer {
   const out = Buffer.alloc(recordLen(payload.length));
   out.writeUInt32LE(MAGIC, 0);
   out.writeUInt32LE(payload.length, 4);
   out.writeBigUInt64LE(key, 8);
   out.writeBigUInt64LE(seq, 16);
-  out.writeUInt32LE(kind, 24);
+  out.writeUInt32LE(KINDS[kind], 24);
   out.set(payload, RECORD_HEADER_LEN);
   out.writeUInt32LE(zlib.crc32(out.subarray(RECORD_HEADER_LEN, RECORD_HEADER_LEN + payload.length), zlib.crc32(out.subarray(0, 28))), 28);
   return out;
@@ -60,12 +59,12 @@ export function pendingRecords(buf: Buffer): { records: TakenRecord[]; maxSeq: b
     const payload = buf.subarray(at + RECORD_HEADER_LEN, at + RECORD_HEADER_LEN + len);
     if (buf.readUInt32LE(at + 28) !== zlib.crc32(payload, zlib.crc32(buf.subarray(at, at + 28)))) break;
     const kind = buf.readUInt32LE(at + 24);
-    if (kind === END) break;
+    if (kind === KINDS.end) break;
     const key = buf.readBigUInt64LE(at + 8);
     const seq = buf.readBigUInt64LE(at + 16);
     if (seq > maxSeq) maxSeq = seq;
-    if (kind === ANSWERED) answered.add(seq);
-    else if (kind === TAKEN && !((latest.get(key)?.seq ?? -1n) > seq)) latest.set(key, { key, seq, payload: Buffer.from(payload) });
+    if (kind === KINDS.answered) answered.add(seq);
+    else if (kind === KINDS.taken && !((latest.get(key)?.seq ?? -1n) > seq)) latest.set(key, { key, seq, payload: Buffer.from(payload) });
     at += recordLen(len);
   }
   const records = [...latest.values()].filter((r) => !answered.has(r.seq)).sort((a, b) => (a.seq < b.seq ? -1 : 1));
@@ -103,7 +102,7 @@ export class RequestJournal {
   take(key: bigint, payload: Uint8Array): void {
     const r = { key, seq: this.#seq++, payload: Buffer.from(payload) };
     this.#taken.set(key, r);
-    this.#unwritten.push(encodeRecord(TAKEN, key, r.seq, r.payload));
+    this.#unwritten.push(encodeRecord("taken", key, r.seq, r.payload));
   }
 
   /** The request under `key` got its answer (written at the next flush()). */
@@ -111,14 +110,14 @@ export class RequestJournal {
     const r = this.#taken.get(key);
     if (!r) return;
     this.#taken.delete(key);
-    this.#unwritten.push(encodeRecord(ANSWERED, key, r.seq));
+    this.#unwritten.push(encodeRecord("answered", key, r.seq));
   }
 
   /** Writes what was taken and answered since the last flush, in one write. */
   flush(): void {
     if (this.#unwritten.length === 0) return;
     if (this.#taken.size === 0) { this.#unwritten.length = 0; return this.#rewrite(); } // nothing pending: start over
-    const buf = Buffer.concat([...this.#unwritten.splice(0), encodeRecord(END, 0n, 0n)]);
+    const buf = Buffer.concat([...this.#unwritten.splice(0), encodeRecord("end", 0n, 0n)]);
     if (this.#pos + buf.length > COMPACT_AT) return this.#rewrite();
     fs.writeSync(this.#fd, buf, 0, buf.length, this.#pos);
     this.#pos += buf.length - RECORD_HEADER_LEN; // the next write overwrites this one's end record
@@ -126,7 +125,7 @@ export class RequestJournal {
 
   /** Writes the pending records from the start, then an end record. */
   #rewrite(): void {
-    const buf = Buffer.concat([...[...this.#taken.values()].map((r) => encodeRecord(TAKEN, r.key, r.seq, r.payload)), encodeRecord(END, 0n, 0n)]);
+    const buf = Buffer.concat([...[...this.#taken.values()].map((r) => encodeRecord("taken", r.key, r.seq, r.payload)), encodeRecord("end", 0n, 0n)]);
     fs.writeSync(this.#fd, buf, 0, buf.length, 0);
     this.#pos = buf.length - RECORD_HEADER_LEN;
   }

@@ -15,7 +15,7 @@ function tmpFile(t: { after(fn: () => void): void }): string {
 }
 
 test("record layout: 32-byte header, the payload padded to 8, crc32 over header and payload", () => {
-  const r = encodeRecord(0, 0x1122n, 7n, Buffer.from("abc"));
+  const r = encodeRecord("taken", 0x1122n, 7n, Buffer.from("abc"));
   assert.equal(r.length, RECORD_HEADER_LEN + 8);
   assert.deepEqual(r.subarray(0, 28), Buffer.from([
     0x45, 0x4f, 0x44, 0x52, // "EODR"
@@ -56,16 +56,16 @@ test("a dead daemon's journal: what it took and did not answer comes back, oldes
 });
 
 test("reading stops at a torn or corrupt record; an answered record names the seq it answers", () => {
-  const a = encodeRecord(0, 1n, 1n, Buffer.from("one"));
-  const b = encodeRecord(0, 2n, 2n, Buffer.from("two"));
+  const a = encodeRecord("taken", 1n, 1n, Buffer.from("one"));
+  const b = encodeRecord("taken", 2n, 2n, Buffer.from("two"));
   const bad = Buffer.from(b);
   bad[RECORD_HEADER_LEN] ^= 1;
   assert.deepEqual(pendingRecords(Buffer.concat([a, bad])).records.map((r) => r.key), [1n]);
   assert.deepEqual(pendingRecords(Buffer.concat([a, b.subarray(0, 34)])).records.map((r) => r.key), [1n], "torn");
-  const answeredOld = encodeRecord(1, 1n, 0n); // answers an older request under the same key, not seq 1
+  const answeredOld = encodeRecord("answered", 1n, 0n); // answers an older request under the same key, not seq 1
   assert.deepEqual(pendingRecords(Buffer.concat([a, answeredOld])).records.map((r) => r.seq), [1n]);
-  assert.deepEqual(pendingRecords(Buffer.concat([a, encodeRecord(1, 1n, 1n)])).records, []);
-  assert.deepEqual(pendingRecords(Buffer.concat([a, encodeRecord(2, 0n, 0n), b])).records.map((r) => r.key), [1n], "stale records after an end record");
+  assert.deepEqual(pendingRecords(Buffer.concat([a, encodeRecord("answered", 1n, 1n)])).records, []);
+  assert.deepEqual(pendingRecords(Buffer.concat([a, encodeRecord("end", 0n, 0n), b])).records.map((r) => r.key), [1n], "stale records after an end record");
 });
 
 test("a journal that grows past its limit is rewritten with only what is pending", (t) => {
