@@ -89,14 +89,15 @@ test("a CRI pull mounts the image; its container runs on that mount, and its rem
   assert.equal(await metric("eod_snapshotter_image_mounts_held"), 1);
   const mountPoint = imageMounts()[0];
 
-  const out = await ctrOk(["run", "--rm", "--snapshotter", "eod", runRef, C1, "sha256sum", "/data/file"]);
+  const out = await ctrOk(["run", "--snapshotter", "eod", runRef, C1, "sha256sum", "/data/file"]);
   assert.equal(out.replace(/\r/g, ""), `${sha(DATA)}  /data/file\n`);
   assert.equal(await metric("eod_snapshotter_pull_mounts_total"), 1);
   assert.equal(await metric("eod_snapshotter_image_acquires_total"), 1, "the container took the pull's mount: no second acquire");
   assert.equal(await metric('eod_snapshotter_errors_total{kind="mount_on_pull"}'), 0);
   assert.deepEqual(imageMounts(), [mountPoint]);
 
-  // the container is gone (--rm); containerd's garbage collection removes its snapshot, and the mount with it
+  // containerd's garbage collection removes the deleted container's snapshot, and the mount with it
+  await ctrOk(["containers", "delete", C1]);
   const lease = `eod-mop-${process.pid}-gc`;
   await ctrOk(["leases", "create", "--id", lease]);
   await ctrOk(["leases", "delete", "--sync", lease]);
