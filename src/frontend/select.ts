@@ -1,10 +1,10 @@
 // Building the kernel frontend the daemon runs (the choice itself: ./resolve.ts). A daemon run by a holder
 // takes the frontend of the fd it was handed, with the holder's reason; one without a holder chooses itself.
-import { EodError } from "../errors.ts";
 import type { CachefilesLimits } from "../sys/cachefiles.ts";
 import type { Log } from "../util/log.ts";
 import { FanotifyFrontend } from "./fanotify/service.ts";
 import { FscacheFrontend } from "./fscache/service.ts";
+import { FuseFrontend } from "./fuse/service.ts";
 import type { Frontend, FrontendKind, HandOver } from "./frontend.ts";
 import { resolveFrontend, type FrontendChoice } from "./resolve.ts";
 
@@ -31,5 +31,5 @@ export function createFrontend(kind: FrontendKind, log: Log, cacheDir: string, s
   const chosen = (s.choice ?? chooseFrontend(kind, cacheDir, held)).kind;
   if (chosen === "fanotify") return held?.fanotifyFd !== undefined ? new FanotifyFrontend(log, { inheritedFd: held.fanotifyFd, cacheDir }) : new FanotifyFrontend(log);
   if (chosen === "fscache") return new FscacheFrontend(log, { cacheDir, inheritedFd: held?.cachefilesFd, restore: held?.restore ?? false, limits: s.limits, domain: s.domain });
-  throw new EodError("KERNEL_UNSUPPORTED", "The fuse frontend is not built into this eod yet");
+  return new FuseFrontend(log, { cacheDir, inheritedFd: held?.fuseFd });
 }

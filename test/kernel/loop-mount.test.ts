@@ -87,8 +87,9 @@ async function settle<T>(probe: () => T, ok: (v: T) => boolean): Promise<T> {
   return v;
 }
 
-function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
+/** What the daemon's fds point at, sorted (a leak shows up by name). */
+function fdTargets(pid: number): string[] {
+  return fs.readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return "?"; } }).sort();
 }
 
 test("fanotify refuses mount.loop_devices = always with a clear error, and leaves no loop device", { skip: SKIP.fanotify, timeout: 120_000 }, async () => {
@@ -125,16 +126,19 @@ for (const fe of ["fuse"] as const) {
     await eodMount(fe, images[0].img, keep, cache); // image a stays; image b comes and goes (its blobs open and close)
     const want = crypto.createHash("sha256").update(fs.readFileSync(path.join(images[1].src, "dir/random.bin"))).digest("hex");
     const { pid } = await status(cache);
-    let baseline: { fds: number; loops: string[]; fuse: string[] } | null = null;
+    // Image b's blob is released after each umount (its cache file closed, its presence map flushed) a moment later.
+    const blobB = JSON.parse(fs.readFileSync(path.join(images[1].img, "manifest.json"), "utf8")).blobs[0].id as string;
+    const released = (fds: string[]) => !fds.some((f) => f.startsWith(path.join(cache, "blobs", blobB)));
+    let baseline: { fds: string[]; loops: string[]; fuse: string[] } | null = null;
     for (let i = 0; i < ITERATIONS; i++) {
       await eodMount(fe, images[1].img, mnt, cache);
       assert.equal(crypto.createHash("sha256").update(fs.readFileSync(path.join(mnt, "dir/random.bin"))).digest("hex"), want);
       await eodUmount(mnt, cache);
-      const now = { fds: fdCount(pid), loops: await settle(ourLoops, (l) => l.length === 2), fuse: ourFuseMounts() };
+      const now = { fds: await settle(() => fdTargets(pid), released), loops: await settle(ourLoops, (l) => l.length === 2), fuse: ourFuseMounts() };
       baseline ??= now; // after the first round: the blob files and sockets a daemon keeps are open by then
       if (i === ITERATIONS - 1) {
         assert.equal((await status(cache)).pid, pid, "the same daemon served every round");
-        assert.equal(await settle(() => fdCount(pid), (n) => n <= baseline!.fds), baseline.fds, `daemon fds after round 1 and after round ${ITERATIONS}`);
+        assert.deepEqual(now.fds, baseline.fds, `daemon fds after round 1 and after round ${ITERATIONS}`);
         assert.deepEqual(now.loops, baseline.loops, "only the staying mount's loop devices");
         assert.deepEqual(now.fuse, baseline.fuse);
         assert.equal(now.fuse.length, fe === "fuse" ? 1 : 0, "one FUSE connection for the cache, or none");
@@ -143,5 +147,6 @@ for (const fe of ["fuse"] as const) {
     await eodUmount(keep, cache);
     assert.deepEqual(await settle(ourLoops, (l) => l.length === 0), []);
     assert.deepEqual(await settle(ourFuseMounts, (m) => m.length === 0), []);
+    assert.equal(await settle(() => fs.existsSync(`/proc/${pid}`), (alive) => !alive), false, "the daemon exited with its last mount (its /dev/fuse fd, so the connection, with it)");
   });
 }
