@@ -24,9 +24,10 @@ Options:
                          repeatable
   --metrics-listen <host:port>  serve GET /metrics (snapshots by kind, lazy layers, image mounts) over TCP
                          (default $EOD_SNAPSHOTTER_METRICS_LISTEN or snapshotter.metrics_listen)
-  --mount-on-pull        a CRI pull of an eod image also mounts it in the background, so its first container
-                         starts on a mounted image (default $EOD_SNAPSHOTTER_MOUNT_ON_PULL or
-                         snapshotter.mount_on_pull, else off: a pull then fetches the image's metadata)
+  --mount-on-pull        a CRI pull of an eod image also mounts it in the background (fetching its metadata
+                         and prefetch list), so its first container starts on a mounted image (default
+                         $EOD_SNAPSHOTTER_MOUNT_ON_PULL or snapshotter.mount_on_pull, else off: a pull
+                         fetches no layer blob, the first container mounts the image)
   --mount-on-pull-idle <duration>  unmount such a mount when no container took it within this time (default
                          $EOD_SNAPSHOTTER_MOUNT_ON_PULL_IDLE, snapshotter.mount_on_pull_idle, or 10m)`;
 

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { forwardedFlags, handOverEnv, handOverOf, loadConfig } from "../../src/config/config.ts";
 import { KEYS } from "../../src/config/keys.ts";
+import type { EodError } from "../../src/errors.ts";
 import { REPO } from "../helpers/cli.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-config-"));
@@ -117,4 +118,18 @@ test("docs/configuration.md lists every key, its variable and its flag", () => {
     if (k.flag) assert.ok(row.includes(`\`--${k.flag}\``), `${k.file}: --${k.flag} missing`);
   }
   for (const v of ["EOD_CONFIG", "EOD_CACHEFILES_FD", "EOD_FANOTIFY_FD", "EOD_CACHEFILES_RESTORE", "EOD_DAEMON_RESTARTED"]) assert.ok(doc.includes(`\`${v}\``), v);
+});
+
+test("snapshotter.mount_on_pull: off by default; on by flag, variable or file; its idle time a duration with a unit, or seconds", () => {
+  assert.deepEqual([loadConfig({}, {}).snapshotter.mountOnPull, loadConfig({}, {}).snapshotter.mountOnPullIdleMs], [false, 600_000]);
+  assert.equal(loadConfig({ "mount-on-pull": true }, {}).snapshotter.mountOnPull, true);
+  assert.equal(loadConfig({}, { EOD_SNAPSHOTTER_MOUNT_ON_PULL: "1" }).snapshotter.mountOnPull, true);
+  const file = configFile({ snapshotter: { mount_on_pull: true, mount_on_pull_idle: 90 } });
+  assert.deepEqual(loadConfig({ config: file }, {}).snapshotter, { ...loadConfig({}, {}).snapshotter, mountOnPull: true, mountOnPullIdleMs: 90_000 });
+  for (const [raw, ms] of [["500ms", 500], ["90s", 90_000], ["10m", 600_000], ["1h", 3_600_000]] as const) {
+    assert.equal(loadConfig({ "mount-on-pull-idle": raw }, {}).snapshotter.mountOnPullIdleMs, ms, raw);
+  }
+  for (const raw of ["10", "ten minutes", "-1s"]) {
+    assert.throws(() => loadConfig({ "mount-on-pull-idle": raw }, {}), (e: EodError) => e.code === "USAGE" && e.message.includes("--mount-on-pull-idle"), raw);
+  }
 });
