@@ -22,18 +22,10 @@ export interface LazySuiteOptions {
   frontend: "fanotify" | "fuse";
   /** The suite's skip reason (unavailable()), or false. */
   skip: string | false;
-  /**
-   * Starts the daemon of `cache` before a mount if none runs (a frontend `eod mount` cannot start yet);
-   * unset: `eod mount` starts it.
-   */
-  startDaemon?: (cache: string, env: Record<string, string>) => Promise<void>;
-  /** The --foreground tests need `eod mount --frontend <frontend> --foreground`: their skip reason, or false. */
-  foregroundSkip?: string | false;
 }
 
 export function lazyMountSuite(opts: LazySuiteOptions): void {
   const { skip, frontend } = opts;
-  const fgSkip = skip || (opts.foregroundSkip ?? false);
   let work = "";
   let src = "";
   let img = "";
@@ -64,7 +56,6 @@ export function lazyMountSuite(opts: LazySuiteOptions): void {
   });
 
   async function mount(source: string, mnt: string, cache: string) {
-    await opts.startDaemon?.(cache, env);
     const r = await eodAsync(["mount", source, mnt, "--cache-dir", cache, "--frontend", frontend], env);
     assert.equal(r.status, 0, r.stderr);
   }
@@ -161,9 +152,7 @@ export function lazyMountSuite(opts: LazySuiteOptions): void {
     const { cache, mnt } = ws.fresh();
     const expectFail = async (source: string, pattern: RegExp) => {
       // A fresh cache each time: a cache that already holds the verified bootstrap would never fetch the bad one.
-      const fresh = ws.fresh().cache;
-      await opts.startDaemon?.(fresh, env);
-      const r = await eodAsync(["mount", source, mnt, "--cache-dir", fresh, "--frontend", frontend], env);
+      const r = await eodAsync(["mount", source, mnt, "--cache-dir", ws.fresh().cache, "--frontend", frontend], env);
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, pattern);
       assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "nothing mounted");
@@ -200,7 +189,7 @@ export function lazyMountSuite(opts: LazySuiteOptions): void {
   // readers waiting for its successor: test/kernel/restart.test.ts, test/kernel/fuse-restart.test.ts. Without one
   // (--foreground) the kernel end dies with the daemon: a fanotify group lets every pending read through (the
   // hole reads as zeros); a FUSE connection is aborted, and its readers get an error, never zeros.
-  test(`--foreground daemon killed mid-read: what readers see without a holder (${frontend === "fanotify" ? "fail-open), and a restarted daemon re-attaches" : "an error, not zeros)"}`, { skip: fgSkip, timeout: 120_000 }, async (t) => {
+  test(`--foreground daemon killed mid-read: what readers see without a holder (${frontend === "fanotify" ? "fail-open), and a restarted daemon re-attaches" : "an error, not zeros)"}`, { skip, timeout: 120_000 }, async (t) => {
     const { cache, mnt } = ws.fresh();
     const fg = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "mount", server.url, mnt, "--cache-dir", cache, "--frontend", frontend, "--foreground"], { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, ...env } });
     try {
@@ -240,7 +229,7 @@ export function lazyMountSuite(opts: LazySuiteOptions): void {
     await umount(mnt, cache);
   });
 
-  test("--foreground serves in the CLI process until SIGINT, which unmounts (its own mounts too)", { skip: fgSkip, timeout: 60_000 }, async () => {
+  test("--foreground serves in the CLI process until SIGINT, which unmounts (its own mounts too)", { skip, timeout: 60_000 }, async () => {
     const { cache, mnt } = ws.fresh();
     const child = spawn(process.execPath, [path.join(REPO, "bin/eod.mjs"), "mount", img, mnt, "--cache-dir", cache, "--frontend", frontend, "--foreground"], { stdio: ["ignore", "pipe", "pipe"] });
     try {

@@ -1,9 +1,9 @@
-// Restart without loss, FUSE frontend on the real kernel: this test holds the /dev/fuse fd, as the holder does,
-// and runs the daemon on it (test/helpers/fuse-daemon.ts). kill -9 of the daemon while readers are blocked on
-// cold ranges (the remote stalls) leaves the requests it had read on the held connection's processing list; the
-// next daemon finds the filesystem mounted (no INIT), re-attaches and asks the kernel to resend them
-// (FUSE_NOTIFY_RESEND), or, as on a kernel before 6.9, handles them again from its journal: the readers get the
-// right bytes, never an error or zeros. An idle daemon then unmounts.
+// Restart without loss, FUSE frontend on the real kernel: `eod mount --frontend fuse`'s holder keeps the
+// /dev/fuse fd (or this test holds it and runs test/helpers/fuse-daemon.ts on it, to make it journal). kill -9 of
+// the daemon while readers are blocked on cold ranges (the remote stalls) leaves the requests it had read on the
+// held connection's processing list; the next daemon finds the filesystem mounted (no INIT), re-attaches and asks
+// the kernel to resend them (FUSE_NOTIFY_RESEND), or, as on a kernel before 6.9, handles them again from its
+// journal: the readers get the right bytes, never an error or zeros. An idle daemon then unmounts.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -51,17 +51,85 @@ async function status(cache: string) {
   return JSON.parse(r.stdout);
 }
 
-for (const resend of [true, false]) {
-  const how = resend ? "resent by the kernel (FUSE_NOTIFY_RESEND)" : "handled again from the journal (as on a kernel before 6.9)";
-  test(`kill -9 of the daemon while readers are blocked: the next daemon on the held connection answers them with the right bytes; taken requests ${how}`, { skip, timeout: 180_000 }, async (t) => {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pidIn = (cache: string, what: "daemon" | "holder") => { try { return Number(fs.readFileSync(path.join(cache, `${what}.pid`), "utf8")); } catch { return null; } };
+
+/** How the daemon runs, is killed and comes back. */
+interface Rig {
+  /** Starts the first daemon and mounts the image. */
+  mount(): Promise<void>;
+  killDaemon(): Promise<void>;
+  /** Waits for (or starts) the next daemon on the same connection. */
+  nextDaemon(): Promise<void>;
+  /** After the last umount: the daemon (and a holder) exit. */
+  gone(): Promise<void>;
+}
+
+/** `eod mount --frontend fuse`: its holder opens /dev/fuse and restarts a killed daemon on it. */
+function holderRig(cache: string, mnt: string): Rig {
+  let killed = 0;
+  const exited = async (pid: number) => {
+    for (const until = Date.now() + 20_000; fs.existsSync(`/proc/${pid}`); await sleep(50)) assert.ok(Date.now() < until, `pid ${pid} exits`);
+  };
+  return {
+    async mount() {
+      const r = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache, "--frontend", "fuse"], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(pidIn(cache, "holder"), "a holder keeps /dev/fuse");
+    },
+    async killDaemon() {
+      killed = pidIn(cache, "daemon")!;
+      process.kill(killed, "SIGKILL");
+      await exited(killed);
+    },
+    async nextDaemon() {
+      for (const until = Date.now() + 30_000; ; await sleep(100)) {
+        assert.ok(Date.now() < until, "the holder restarted the daemon");
+        const pid = pidIn(cache, "daemon");
+        if (pid && pid !== killed && (await eodAsync(["status", "--cache-dir", cache, "--json"])).status === 0) return;
+      }
+    },
+    async gone() {
+      const holder = pidIn(cache, "holder");
+      if (holder) await exited(holder);
+    },
+  };
+}
+
+/** This test holds /dev/fuse as the holder would and runs test/helpers/fuse-daemon.ts on it, which can be told to journal. */
+function testHeldRig(cache: string, mnt: string, held: number, daemonEnv: Record<string, string>): Rig {
+  let daemon: Awaited<ReturnType<typeof startFuseDaemon>> = null;
+  return {
+    async mount() {
+      daemon = await startFuseDaemon(cache, held, daemonEnv);
+      const r = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
+      assert.equal(r.status, 0, r.stderr);
+    },
+    async killDaemon() {
+      daemon!.child.kill("SIGKILL");
+      assert.equal(await daemon!.exited, "SIGKILL");
+    },
+    async nextDaemon() {
+      daemon = await startFuseDaemon(cache, held, daemonEnv);
+    },
+    async gone() {
+      await daemon!.exited;
+    },
+  };
+}
+
+const CASES = [
+  { name: "eod mount's holder; taken requests resent by the kernel (FUSE_NOTIFY_RESEND)", resend: true, holder: true },
+  { name: "taken requests handled again from the journal (as on a kernel before 6.9)", resend: false, holder: false },
+];
+
+for (const { name, resend, holder } of CASES) {
+  test(`kill -9 of the daemon while readers are blocked: the next daemon on the held connection answers them with the right bytes; ${name}`, { skip, timeout: 180_000 }, async (t) => {
     const { cache, mnt } = ws.fresh();
-    const held = openFuseDevice();
-    t.after(() => { cleanup(work, cache); fs.closeSync(held); }); // cleanup first: closing the last fd of a mounted connection aborts it
-    const daemonEnv = { ...env, FUSE_TEST_RESEND: resend ? "1" : "0" };
-    const first = await startFuseDaemon(cache, held, daemonEnv);
-    assert.ok(first);
-    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
-    assert.equal(m.status, 0, m.stderr);
+    const held = holder ? null : openFuseDevice();
+    t.after(() => { cleanup(work, cache); if (held !== null) fs.closeSync(held); }); // cleanup first: closing the last fd of a mounted connection aborts it
+    const rig = held === null ? holderRig(cache, mnt) : testHeldRig(cache, mnt, held, { ...env, FUSE_TEST_RESEND: resend ? "1" : "0" });
+    await rig.mount();
     assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"));
 
     await server.setFaults({ mode: "stall", match: "blobs/" });
@@ -69,19 +137,17 @@ for (const resend of [true, false]) {
     const deadline = Date.now() + 20_000;
     while ((await status(cache)).frontend.inFlight < 2) {
       assert.ok(Date.now() < deadline, "the readers' READs reached the daemon");
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
-    first.child.kill("SIGKILL");
-    assert.equal(await first.exited, "SIGKILL");
+    await rig.killDaemon();
     assert.ok(fuseMountAt(fuseMountDir(cache)), "the FUSE filesystem stays mounted on the held connection");
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     await server.setFaults(null);
 
-    const second = await startFuseDaemon(cache, held, daemonEnv);
-    assert.ok(second);
+    await rig.nextDaemon();
     for (const { f, r } of readers) assert.equal((await r).sha256, sha(f), `${f}: the right bytes after the restart`);
     const s = await status(cache);
-    t.diagnostic(`second daemon: ${JSON.stringify(s.frontend)}`);
+    t.diagnostic(`next daemon: ${JSON.stringify(s.frontend)}`);
     assert.equal(s.frontend.heldConnection, true);
     if (resend) {
       assert.equal(s.frontend.resent, true, "it asked the kernel to resend the taken requests");
@@ -95,7 +161,7 @@ for (const resend of [true, false]) {
 
     const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
     assert.equal(u.status, 0, u.stderr);
-    await second.exited;
+    await rig.gone();
     assert.equal(fuseMountAt(fuseMountDir(cache)), null, "the idle daemon unmounted its FUSE filesystem");
   });
 }
