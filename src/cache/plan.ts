@@ -1,6 +1,6 @@
 // Fetch planning, pure: which chunks a read of [offset, offset+length) of a blob's kernel form needs, widened
-// to the minimum fetch unit and to the rest of the file, and cut into runs that are contiguous in the remote
-// form (one range request each).
+// to the rest of the file, and to the small files after it (a small file) or the minimum fetch unit (any
+// other), and cut into runs that are contiguous in the remote form (one range request each).
 //
 // The chunk table knows no files, but its layout shows them: mkfs cuts every file into chunks of the image's
 // chunk size, the last one shorter, and lays a file's chunks out one after another; a chunk never holds two
@@ -51,29 +51,32 @@ export function chunksOverlapping(entries: readonly ChunkEntry[], offset: number
 
 /**
  * The runs to fetch so that every chunk in [first, last] is present: the missing ones (`wanted(i)` true),
- * widened forward then backward over missing neighbours until `minFetch` plain bytes, plus the other missing
- * chunks of chunk `first`'s file when the whole file is at most `fileFetch` (or `amplify`) plain bytes, plus
- * the files after it (`amplify`), split wherever the remote form is not contiguous or a run would exceed
- * `maxFetch`. The asked chunks' run and what follows it come first, then the runs of the file before it.
+ * plus the other missing chunks of chunk `first`'s file when the whole file is at most `fileFetch` (or
+ * `amplify`) plain bytes. Around a miss in a file smaller than `amplify`, the whole files after it within that
+ * window; around any other miss, missing neighbours forward then backward until `minFetch` plain bytes. Split
+ * wherever the remote form is not contiguous or a run would exceed `maxFetch`. The asked chunks' run and what
+ * follows it come first, then the runs of the file before it.
  */
 export function planRuns(entries: readonly ChunkEntry[], first: number, last: number, wanted: (i: number) => boolean, opts: PlanOptions): FetchRun[] {
   const picked: number[] = [];
   for (let i = first; i <= last; i++) if (wanted(i)) picked.push(i);
   if (picked.length === 0) return [];
+  const amplify = opts.amplify ?? 0;
+  const file = fileAround(entries, first, Math.max(opts.fileFetch ?? 0, amplify));
+  const small = file !== null && file.plain < amplify;
+  // A small file's neighbours are whole files (below), not minFetch's bytes around the miss: the part of the
+  // file before it would be a guess, and so would a piece of the file after it.
+  const minFetch = small ? 0 : opts.minFetch;
   let plain = picked.reduce((n, i) => n + entries[i].plainSize, 0);
   let hi = last + 1;
   let lo = first - 1;
-  for (; plain < opts.minFetch && hi < entries.length && wanted(hi); hi++) { picked.push(hi); plain += entries[hi].plainSize; }
-  for (; plain < opts.minFetch && lo >= 0 && wanted(lo); lo--) { picked.unshift(lo); plain += entries[lo].plainSize; }
-  const amplify = opts.amplify ?? 0;
-  const file = fileAround(entries, first, Math.max(opts.fileFetch ?? 0, amplify));
+  for (; plain < minFetch && hi < entries.length && wanted(hi); hi++) { picked.push(hi); plain += entries[hi].plainSize; }
+  for (; plain < minFetch && lo >= 0 && wanted(lo); lo--) { picked.unshift(lo); plain += entries[lo].plainSize; }
   if (!file) return groupRuns(entries, picked, opts.maxFetch);
   const before: number[] = [];
   for (let i = hi; i <= file.last; i++) if (wanted(i)) picked.push(i);
   for (let i = file.first; i <= lo; i++) if (wanted(i)) before.push(i);
-  if (file.plain < amplify) {
-    for (const i of followingFiles(entries, file.last + 1, amplify - file.plain, (i) => i < hi || wanted(i))) if (i >= hi) picked.push(i);
-  }
+  if (small && last <= file.last) picked.push(...followingFiles(entries, file.last + 1, amplify - file.plain, wanted));
   return [...groupRuns(entries, picked, opts.maxFetch), ...groupRuns(entries, before, opts.maxFetch)];
 }
 

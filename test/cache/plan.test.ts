@@ -138,6 +138,16 @@ test("amplify: the missed file's own bytes count in the window, the part before 
   assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 4 * K, amplify: 266 * K })), [[1, 2], [0, 0]]);
 });
 
+test("amplify: a miss in a small file is not widened by minFetch, around it come whole files only", () => {
+  const t = tableOf([50 * K, 20 * K, 30 * K, 10 * K]); // chunks 0 | 1 | 2 | 3
+  // 20K + 30K does not fit 32K: neither the file before nor a part of the file after is fetched.
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 32 * K })), [[1, 1]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 64 * K })), [[1, 3]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 0 })), [[0, 3]], "without amplify: minFetch");
+  // A file of the window's size or more is no small file: minFetch widens around it as before.
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 20 * K })), [[0, 3]]);
+});
+
 test("amplify works without fileFetch: a file smaller than the window is fetched whole", () => {
   const t = tableOf([2 * CHUNK + 10 * K, 20 * K]); // chunks 0..2 | 3
   assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 4 * K, maxFetch: 4 << 20, amplify: 512 * K })), [[1, 3], [0, 0]]);
