@@ -19,12 +19,11 @@ import { BUDGET_DEFAULTS } from "./cull-plan.ts";
 import { Semaphore } from "../util/semaphore.ts";
 
 export interface CacheOptions {
-  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 64 KiB). */
+  /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 32 KiB). */
   minFetch?: number;
   /**
-   * A miss in a file of at most this many plain bytes also fetches the rest of the file (default 0 = off,
-   * see docs/lazy-mount.md): a program's binary and libraries are paged in at scattered places, one round trip
-   * each otherwise.
+   * A miss in a file of at most this many plain bytes also fetches the rest of the file (default 8 MiB; 0 =
+   * off): a program's binary and libraries are paged in at scattered places, one round trip each otherwise.
    */
   fileFetch?: number;
   /**
@@ -60,7 +59,7 @@ export interface CacheOptions {
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 64 << 10, fileFetch: 0, amplify: 0, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
+  minFetch: 32 << 10, fileFetch: 8 << 20, amplify: 0, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
   cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 200,
 };
 
