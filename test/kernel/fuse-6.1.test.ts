@@ -84,3 +84,12 @@ test("eod mount --frontend fuse on Linux 6.1: through loop devices, identical; n
   assert.deepEqual(r.loopsAfterUmount, [], "no loop device after eod umount");
   assert.deepEqual(r.mountsAfterUmount, [], "no FUSE mount once the daemon is gone");
 });
+
+test("--frontend fuse on Linux 6.1 (no FUSE_NOTIFY_RESEND) through loop devices: kill -9 with readers blocked on a stalled remote, the holder's new daemon gives them the right bytes (kernel-lab VM)", { skip: skip || unavailable(!fuseBuilt && "the fuse frontend (src/frontend/fuse/service.ts) is not built yet"), timeout: 900_000 }, async (t) => {
+  const { r } = await runE2e();
+  t.diagnostic(`failover: ${JSON.stringify(r.failoverStats)}\n${(r.failoverLog ?? []).join("\n")}`);
+  for (const f of r.failover) assert.ok(f.ok, `failover: ${f.name} read ${f.got}`);
+  assert.equal(r.failoverNewPid, true, "the holder started a new daemon");
+  assert.deepEqual(r.failoverDiff, []);
+  assert.deepEqual(r.failoverLoopsAfter, [], "no loop device after eod umount");
+});

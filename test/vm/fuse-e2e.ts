@@ -5,9 +5,11 @@
 //      over the bootstrap and the FUSE blob files; the tree is identical; `eod status` shows frontend, reason
 //      and devices; after `eod umount` no loop device and no FUSE mount is left.
 //   3. Failed mounts (a mount point that is no directory, a missing one) leave no loop device either.
+//   5. Failover on 6.1 (no FUSE_NOTIFY_RESEND: the journal) through loop devices: readers blocked on a stalled
+//      remote, the daemon killed; the holder's new daemon answers them with the right bytes.
 // It prints one JSON report as its last line; the host test checks it.
 //   argv: <image dir> <expected.json> [fuse|no-fuse]  (no-fuse: step 1 only)
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -16,7 +18,9 @@ import { fileURLToPath } from "node:url";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EOD = path.join(REPO, "bin/eod.mjs");
 const SCRATCH = "/var/cache/fscache"; // ext4: cachefiles refuses tmpfs
-const ENV = { ...process.env, EOD_DAEMON_START_TIMEOUT_MS: "120000" };
+// Fetch unit = chunk size (64K) and no whole-file fetch, so the failover readers are really blocked on cold chunks.
+const ENV = { ...process.env, EOD_DAEMON_START_TIMEOUT_MS: "120000", EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_MIN_FETCH: "65536", EOD_FILE_FETCH: "0" };
+const servers: ChildProcess[] = [];
 const [img, expectedPath, withFuse = "fuse"] = process.argv.slice(2);
 const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<string, string>;
 const report: Record<string, unknown> = {};
@@ -46,17 +50,39 @@ async function must(args: string[], cache: string): Promise<string> {
   return r.stdout;
 }
 
+function serve(dir: string): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
+  const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+  servers.push(child);
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`eod serve ${dir} exited with ${code}`)));
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c;
+      if (!out.includes("\n")) return;
+      const url = out.split("\n")[0].trim();
+      resolve({
+        url,
+        async faults(rule) {
+          await fetch(new URL("_eod/faults", url), rule ? { method: "POST", body: JSON.stringify(rule), headers: { "content-type": "application/json" } } : { method: "DELETE" });
+        },
+      });
+    });
+  });
+}
+
+async function hashFile(p: string): Promise<string> {
+  try {
+    return createHash("sha256").update(await fs.promises.readFile(p)).digest("hex");
+  } catch (err) {
+    return `error:${(err as NodeJS.ErrnoException).code}`;
+  }
+}
+
 async function hashTree(root: string, rel = "", out: Record<string, string> = {}): Promise<Record<string, string>> {
   for (const e of await fs.promises.readdir(path.join(root, rel), { withFileTypes: true })) {
     const r = rel ? `${rel}/${e.name}` : e.name;
     if (e.isDirectory()) await hashTree(root, r, out);
-    else if (e.isFile()) {
-      try {
-        out[r] = createHash("sha256").update(await fs.promises.readFile(path.join(root, r))).digest("hex");
-      } catch (err) {
-        out[r] = `error:${(err as NodeJS.ErrnoException).code}`;
-      }
-    }
+    else if (e.isFile()) out[r] = await hashFile(path.join(root, r));
   }
   return out;
 }
@@ -142,9 +168,31 @@ async function main(): Promise<void> {
   report.loopsAfterUmount = await settle(() => loopsUnder(fuseCache), (l) => l.length === 0);
   report.mountsAfterUmount = await settle(() => mountsUnder(fuseCache), (m) => m.length === 0);
   report.allLoopsAfter = loopsUnder("");
+
+  step("5. failover");
+  const foCache = path.join(SCRATCH, "eod-failover");
+  fs.mkdirSync("/mnt/fo", { recursive: true });
+  const server = await serve(img);
+  await must(["mount", server.url, "/mnt/fo", "--cache-dir", foCache, "--frontend", "fuse"], foCache);
+  await server.faults({ mode: "stall", match: "blobs/" });
+  const names = Object.keys(expected).filter((n) => n.startsWith("many/")).slice(0, 3);
+  const readers = names.map((n) => hashFile(path.join("/mnt/fo", n)));
+  await new Promise((r) => setTimeout(r, 3000));
+  const oldPid = Number(fs.readFileSync(path.join(foCache, "daemon.pid"), "utf8"));
+  process.kill(oldPid, "SIGKILL");
+  await server.faults(null);
+  const results = await Promise.all(readers);
+  report.failover = names.map((n, i) => ({ name: n, ok: results[i] === expected[n], got: results[i] }));
+  for (let i = 0; i < 1800 && Number(fs.readFileSync(path.join(foCache, "daemon.pid"), "utf8").trim() || 0) === oldPid; i++) await new Promise((r) => setTimeout(r, 100));
+  report.failoverNewPid = Number(fs.readFileSync(path.join(foCache, "daemon.pid"), "utf8")) !== oldPid;
+  report.failoverStats = (JSON.parse(await must(["status", "--cache-dir", foCache, "--json"], foCache)) as Status).frontend;
+  report.failoverDiff = diff(expected, await hashTree("/mnt/fo"));
+  report.failoverLog = fs.readFileSync(path.join(foCache, "daemon.log"), "utf8").split("\n").filter((l) => /journal|restarted|died|resend/i.test(l)).slice(-6);
+  await must(["umount", "/mnt/fo", "--cache-dir", foCache], foCache);
+  report.failoverLoopsAfter = await settle(() => loopsUnder(foCache), (l) => l.length === 0);
 }
 
-main().then(
+main().finally(() => { for (const c of servers) c.kill("SIGKILL"); }).then(
   () => console.log(JSON.stringify(report)),
   (err: unknown) => {
     report.error = err instanceof Error ? err.stack ?? err.message : String(err);
