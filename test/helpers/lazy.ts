@@ -79,7 +79,7 @@ export function eodAsync(args: string[], env: Record<string, string> = {}): Prom
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => { stdout += c; });
     child.stderr.on("data", (c: Buffer) => { stderr += c; });
-    child.on("exit", (status) => resolve({ status, stdout, stderr }));
+    child.on("close", (status) => resolve({ status, stdout, stderr })); // after the output, unlike "exit"
   });
 }
 
@@ -96,7 +96,8 @@ export function readInChild(file: string, timeoutMs = 60_000): Promise<{ sha256?
     let out = "";
     const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`reading ${file} took over ${timeoutMs} ms`)); }, timeoutMs);
     child.stdout.on("data", (c: Buffer) => { out += c; });
-    child.on("exit", () => { clearTimeout(timer); children.delete(child); try { resolve(JSON.parse(out)); } catch { reject(new Error(`reader printed ${out}`)); } });
+    // "close", not "exit": under load the output may still be in the pipe when the process has exited
+    child.on("close", (code, signal) => { clearTimeout(timer); children.delete(child); try { resolve(JSON.parse(out)); } catch { reject(new Error(`reader printed ${JSON.stringify(out)} and exited with ${signal ?? code}`)); } });
   });
 }
 
