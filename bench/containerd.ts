@@ -35,7 +35,7 @@ import { describe, run } from "./lib/run.ts";
 import { dropCaches, progressLine } from "./lib/system.ts";
 import { throttledProxy, type ThrottledProxy } from "./lib/throttled-proxy.ts";
 import { formatTimeline, logEvents, requestEvents, timeline, type TimelineEvent } from "./lib/timeline.ts";
-import { containerdMissing, mountsUnder, startContainerd, startSnapshotter } from "../test/helpers/containerd.ts";
+import { containerdMissing, mountsUnder, startContainerd, startSnapshotter, type RunningSnapshotter } from "../test/helpers/containerd.ts";
 import { connectCri } from "../test/helpers/cri.ts";
 import { cleanup as stopCacheDaemon } from "../test/helpers/lazy.ts";
 import { startRegistry } from "../test/helpers/registry.ts";
@@ -107,9 +107,11 @@ async function timedRun(variant: Variant, daemonEnv: string, ref: string, proxy:
   fs.mkdirSync(dir, { recursive: true });
   const eod = variant !== "overlayfs";
   const args = variant.endsWith("-mount-on-pull") ? ["--mount-on-pull"] : [];
-  const snapshotter = eod ? await startSnapshotter({ root, address, cacheDir, args }) : undefined;
+  let snapshotter: RunningSnapshotter | undefined;
   try {
+    // The cache daemon first, as its service is (contrib/eod-snapshotter.service: After=eod-daemon.service).
     if (eod) await withEnv(daemonEnv, () => ensureDaemon(cacheDir, "auto"));
+    if (eod) snapshotter = await startSnapshotter({ root, address, cacheDir, args });
     const containerd = await startContainerd({
       ...(eod ? { proxySnapshotter: { name: "eod", address } } : {}),
       cri: { snapshotter: eod ? "eod" : "overlayfs" }, registryMirrors: [proxy.host],

@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { EodConfig } from "../config/config.ts";
-import { callDaemon } from "../daemon/client.ts";
+import { callDaemon, daemonAlive, socketPathOf } from "../daemon/client.ts";
 import { daemonServing } from "../daemon/locate.ts";
 import { mountAt } from "../daemon/mountinfo.ts";
 import { callStartedDaemon, ensureDaemon } from "../daemon/spawn.ts";
@@ -56,6 +56,15 @@ export class DaemonImageMounts implements ImageMounts {
       this.counters.acquireFailures++;
       throw err;
     }
+  }
+
+  /**
+   * At the snapshotter's start: a cache daemon that runs already (its service) loads its registry client now,
+   * not at the first container's mount. None is started for it.
+   */
+  async warmUp(): Promise<void> {
+    const sock = socketPathOf(this.#opts.config.cacheDir);
+    if (await daemonAlive(sock)) await callDaemon(sock, "POST", "/resolve", {});
   }
 
   async warm(image: LazyImage): Promise<void> {

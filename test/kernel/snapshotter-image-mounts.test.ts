@@ -15,7 +15,7 @@ import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { daemonAlive } from "../../src/daemon/client.ts";
+import { callDaemon, daemonAlive } from "../../src/daemon/client.ts";
 import { daemonServing } from "../../src/daemon/locate.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
@@ -155,4 +155,25 @@ test("DaemonImageMounts after the cache daemon AND its holder were killed -9: a 
 test("DaemonImageMounts refuses a manifest digest that is not sha256:<hex> (it names a directory)", () => {
   const images = new DaemonImageMounts({ root: "/nonexistent", config: loadConfig({}) });
   assert.throws(() => images.mountPointOf({ manifest: "sha256:../../etc" }), (err: EodError) => err.code === "IMAGE_INVALID");
+});
+
+test("DaemonImageMounts.warmUp starts no daemon; warm gets one ready for the image (reference resolved, nothing mounted) and its mount reuses that", { skip, timeout: 120_000 }, async (t) => {
+  const root = path.join(work, "root-warm");
+  const warmCache = path.join(work, "cache-warm");
+  t.after(() => cleanup(root, warmCache));
+  const images = new DaemonImageMounts({ root, config: loadConfig({ "cache-dir": warmCache }) });
+  await images.warmUp();
+  assert.ok(!fs.existsSync(path.join(warmCache, "daemon.sock")), "no daemon runs: none is started for a warm-up");
+  await images.warm(image);
+  const status = async () => callDaemon<{ mounts: unknown[]; remotes: Array<{ location: string; requests: number }> }>(path.join(warmCache, "daemon.sock"), "GET", "/status");
+  const before = await status();
+  assert.equal(before.mounts.length, 0);
+  assert.equal(before.remotes.length, 1);
+  assert.match(before.remotes[0].location, new RegExp(`^docker://${reg.host}/eod/conv:v1@sha256:[0-9a-f]{64}$`), "pinned to the manifest digest");
+  assert.equal(before.remotes[0].requests, 0, "no blob fetched");
+  await images.warmUp(); // now a daemon runs: it loads the registry client (already there)
+  const mnt = await images.acquire(image);
+  assert.equal(fs.readFileSync(path.join(mnt, "etc/hello"), "utf8"), "hello from the image\n");
+  assert.equal((await status()).remotes.length, 1, "the mount used the resolved remote");
+  await images.release(image);
 });
