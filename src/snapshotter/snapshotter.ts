@@ -396,7 +396,15 @@ export class Snapshotter {
       const known = this.store.image(manifest);
       if (known?.heldUntil == null) return; // a container took it first (or it is gone)
       if (!this.#attached.has(manifest) || known.mountpoint === null) {
-        const mountpoint = await this.#images.acquire({ manifest, ref: known.ref }, false);
+        let mountpoint: string;
+        try {
+          mountpoint = await this.#images.acquire({ manifest, ref: known.ref }, false);
+        } catch (err) {
+          this.pullMounts.failures++;
+          this.#log("error", "image mount on pull failed (the first container mounts it)", { manifest, err });
+          this.store.transaction(() => { this.store.setHold(manifest, null); });
+          return;
+        }
         this.store.transaction(() => { this.store.setMountpoint(manifest, mountpoint); });
         this.#attached.add(manifest);
         this.#unserved.delete(manifest);
@@ -405,11 +413,8 @@ export class Snapshotter {
       }
       const until = this.store.image(manifest)?.heldUntil;
       if (until != null) this.#holdTimers.set(manifest, until, () => this.#expireHold(manifest));
-    }).catch((err: unknown) => {
-      this.pullMounts.failures++;
-      this.#log("error", "image mount on pull failed (the first container mounts it)", { manifest, err });
-      if (this.store.image(manifest)?.heldUntil != null) this.store.transaction(() => { this.store.setHold(manifest, null); });
-    }).finally(() => { this.#pullMounting.delete(manifest); });
+    }).catch((err: unknown) => { this.#log("error", "cannot record an image mounted on pull", { manifest, err }); })
+      .finally(() => { this.#pullMounting.delete(manifest); });
   }
 
   /**
