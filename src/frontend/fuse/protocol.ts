@@ -116,7 +116,8 @@ export interface ReadIn {
 export type Request =
   | { header: InHeader; op: "init"; init: InitIn }
   | { header: InHeader; op: "lookup"; name: string }
-  | { header: InHeader; op: "read" | "readdir"; read: ReadIn }
+  | { header: InHeader; op: "read"; read: ReadIn }
+  | { header: InHeader; op: "readdir"; read: ReadIn }
   | { header: InHeader; op: "open" | "opendir"; openFlags: number }
   | { header: InHeader; op: "interrupt"; interrupted: bigint }
   | { header: InHeader; op: "forget" | "batch_forget" | "getattr" | "release" | "releasedir" | "flush" | "statfs" | "access" | "destroy" | "other" };
@@ -167,7 +168,8 @@ export function decodeRequest(buf: Buffer, n: number): Request {
       need(FUSE_READ_IN_LEN, "READ");
       const offset = body.readBigUInt64LE(8);
       if (offset > BigInt(Number.MAX_SAFE_INTEGER)) throw new FuseProtocolError(`FUSE READ offset ${offset} beyond 2^53`, header.unique, header.opcode);
-      return { header, op: header.opcode === FUSE_READ ? "read" : "readdir", read: { fh: body.readBigUInt64LE(0), offset: Number(offset), size: body.readUInt32LE(16), flags: body.readUInt32LE(32) } };
+      const read = { fh: body.readBigUInt64LE(0), offset: Number(offset), size: body.readUInt32LE(16), flags: body.readUInt32LE(32) };
+      return header.opcode === FUSE_READ ? { header, op: "read", read } : { header, op: "readdir", read };
     }
     case FUSE_OPEN:
     case FUSE_OPENDIR:

@@ -3,8 +3,8 @@
 // (`device=`, or loop devices where the kernel has no file-backed erofs). A READ of present chunks is answered
 // from the blob's sparse cache file; a READ of missing chunks waits for the cache core's ensure() first, and a
 // failed fill answers EIO, never zeros. Requests are handled as they come: a READ waiting on the remote never
-// holds up the next request. Blobs never change, so names and attributes are cached by the kernel for a day
-// and pages across opens (FOPEN_KEEP_CACHE).
+// holds up the next request. Every other request is answered by ./namespace.ts from what is served; blobs never
+// change, so names and attributes are cached by the kernel for a day and pages across opens (FOPEN_KEEP_CACHE).
 //
 // Held connection (a holder opened /dev/fuse, src/daemon/holder.ts, and passes it on): the connection and the
 // requests a killed daemon had read but not answered live on in that open file. A restarted daemon finds the
@@ -30,22 +30,15 @@ import type { Log } from "../../util/log.ts";
 import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";
 import { RequestJournal, type TakenRecord } from "../request-journal.ts";
 import { fuseBlobPath, fuseMountDir, NodeTable, nodeIdOf } from "./nodes.ts";
+import { answerRequest, type ServedFile, type ServedView } from "./namespace.ts";
 import {
-  decodeRequest, DT_DIR, FUSE_BATCH_FORGET, FUSE_FORGET, FUSE_HAS_RESEND_FLAGS2, FUSE_INTERRUPT, DT_REG, encodeAttrOut, encodeDirents, encodeEntryOut, encodeInitOut, encodeNotify,
-  encodeOpenOut, encodeOutHeader, encodeStatfsOut, FOPEN_KEEP_CACHE, FUSE_IN_HEADER_LEN, FUSE_NOTIFY_RESEND,
-  FUSE_ROOT_ID, FuseProtocolError, negotiateInit, OPCODE_NAMES, type Attr, type Request,
+  decodeRequest, encodeInitOut, encodeNotify, encodeOutHeader, FUSE_BATCH_FORGET, FUSE_FORGET, FUSE_HAS_RESEND_FLAGS2,
+  FUSE_IN_HEADER_LEN, FUSE_INTERRUPT, FUSE_NOTIFY_RESEND, FuseProtocolError, negotiateInit, OPCODE_NAMES, type Request,
 } from "./protocol.ts";
 
 export { fuseBlobPath, fuseMountDir } from "./nodes.ts";
 
-const ENOENT = 2;
 const EIO = 5;
-const EACCES = 13;
-const ENOTDIR = 20;
-const EROFS = 30;
-const ENOSYS = 38;
-/** The access-mode bits of open(2) flags (fcntl.h; Node has no constant for it). */
-const O_ACCMODE = 3;
 
 /** Largest READ we ask for (the kernel caps it at max_pages_limit pages: 1 MiB by default). */
 const MAX_READ = 1 << 20;
@@ -55,9 +48,6 @@ const MAX_WRITE = 128 << 10;
 const REQUEST_HEADROOM = 4096;
 /** Background requests (readahead, RELEASE) the kernel may have outstanding. */
 const MAX_BACKGROUND = 64;
-/** Blobs never change: the kernel may keep names and attributes this long. */
-const VALID = { seconds: 24 * 3600 };
-const ROOT_ATTR: Attr = { ino: FUSE_ROOT_ID, size: 0, mode: 0o40555, nlink: 2 };
 
 interface Served {
   blob: BlobCache;
@@ -234,6 +224,18 @@ export class FuseFrontend implements Frontend {
     }
   }
 
+  /** What the namespace (./namespace.ts) answers from. */
+  readonly #view: ServedView = {
+    byName: (name) => this.#fileOf(this.#served.get(name)),
+    byNode: (node) => this.#fileOf(this.#servedAt(node)),
+    list: () => this.#nodes.ids().map((id) => ({ name: id, node: nodeIdOf(id) })),
+    totalSize: () => [...this.#served.values()].reduce((sum, s) => sum + s.blob.table.kernelSize, 0),
+  };
+
+  #fileOf(s: Served | undefined): ServedFile | undefined {
+    return s && { node: s.node, size: s.blob.table.kernelSize };
+  }
+
   #servedAt(node: bigint): Served | undefined {
     const id = this.#nodes.blobOf(node);
     return id === undefined ? undefined : this.#served.get(id);
@@ -284,7 +286,7 @@ export class FuseFrontend implements Frontend {
     const op = OPCODE_NAMES.get(req.header.opcode) ?? `op${req.header.opcode}`;
     this.#byOp[op] = (this.#byOp[op] ?? 0) + 1;
     const { unique, nodeid } = req.header;
-    switch (req.op) {
+    switch (req.op) { // every other request is the namespace's
       case "init": {
         const out = negotiateInit(req.init, { maxRead: MAX_READ, maxWrite: MAX_WRITE, maxBackground: MAX_BACKGROUND });
         this.#stats.kernelMinor = req.init.minor;
@@ -294,48 +296,13 @@ export class FuseFrontend implements Frontend {
         this.#log("info", "fuse: INIT", { kernel: `${req.init.major}.${req.init.minor}`, maxReadahead: req.init.maxReadahead, flags: `0x${req.init.flags.toString(16)}`, agreed: `0x${out.flags.toString(16)}` });
         return this.#reply(unique, 0, [encodeInitOut(out)]);
       }
-      case "lookup": {
-        const s = nodeid === FUSE_ROOT_ID ? this.#served.get(req.name) : undefined;
-        if (!s) return this.#reply(unique, ENOENT);
-        return this.#reply(unique, 0, [encodeEntryOut(s.node, 1n, VALID, this.#attrOf(s))]);
-      }
-      case "getattr": {
-        if (nodeid === FUSE_ROOT_ID) return this.#reply(unique, 0, [encodeAttrOut(VALID, ROOT_ATTR)]);
-        const s = this.#servedAt(nodeid);
-        return s ? this.#reply(unique, 0, [encodeAttrOut(VALID, this.#attrOf(s))]) : this.#reply(unique, ENOENT);
-      }
-      case "open": {
-        if (nodeid === FUSE_ROOT_ID) return this.#reply(unique, EACCES);
-        if ((req.openFlags & O_ACCMODE) !== fs.constants.O_RDONLY) return this.#reply(unique, EROFS);
-        return this.#servedAt(nodeid) ? this.#reply(unique, 0, [encodeOpenOut(0n, FOPEN_KEEP_CACHE)]) : this.#reply(unique, ENOENT);
-      }
-      case "opendir":
-        return nodeid === FUSE_ROOT_ID ? this.#reply(unique, 0, [encodeOpenOut(0n, 0)]) : this.#reply(unique, ENOTDIR);
-      case "readdir": {
-        if (nodeid !== FUSE_ROOT_ID) return this.#reply(unique, ENOTDIR);
-        const entries = [
-          { ino: FUSE_ROOT_ID, name: ".", type: DT_DIR }, { ino: FUSE_ROOT_ID, name: "..", type: DT_DIR },
-          ...this.#nodes.ids().map((id) => ({ ino: nodeIdOf(id), name: id, type: DT_REG })),
-        ];
-        return this.#reply(unique, 0, [encodeDirents(entries, req.read.offset, req.read.size)]);
-      }
       case "read":
         return this.#read(unique, nodeid, req.read.offset, req.read.size);
-      case "statfs": {
-        const blocks = [...this.#served.values()].reduce((sum, s) => sum + Math.ceil(s.blob.table.kernelSize / 4096), 0);
-        return this.#reply(unique, 0, [encodeStatfsOut({ blocks, files: this.#served.size + 1, bsize: 4096, namelen: 255 })]);
+      default: {
+        const answer = answerRequest(req, this.#view);
+        if (answer) this.#reply(unique, answer.errno, answer.payload);
       }
-      case "release": case "releasedir": case "flush": case "access": case "destroy":
-        return this.#reply(unique, 0);
-      case "forget": case "batch_forget": case "interrupt":
-        return; // no reply; an interrupted READ still gets its answer when its fill ends
-      case "other":
-        return this.#reply(unique, ENOSYS);
     }
-  }
-
-  #attrOf(s: Served): Attr {
-    return { ino: s.node, size: s.blob.table.kernelSize, mode: 0o100444, nlink: 1 };
   }
 
   /** A READ: from the cache file at once if its chunks are present, else after the core has filled them. */
