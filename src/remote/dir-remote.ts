@@ -32,14 +32,15 @@ export class DirRemote implements Remote {
         // Not retryable: the file will not shrink; an image with such a file is not one we can use.
         throw new EodError("IMAGE_INVALID", `Cannot read ${where}: ${size} bytes is more than the limit of ${maxBytes}`);
       }
-      return readExactly(fh, where, 0, size, opts.signal);
+      return readExactly(fh, where, 0, new Uint8Array(size), opts.signal);
     });
   }
 
   async readRange(relPath: string, offset: number, length: number, opts: ReadOptions = {}): Promise<Uint8Array> {
     const rel = checkRelPath(relPath);
     checkRange(rel, offset, length);
-    return this.#attempt(rel, opts.signal, true, (fh, where) => readExactly(fh, where, offset, length, opts.signal));
+    const into = opts.into && opts.into.length >= length ? opts.into.subarray(0, length) : new Uint8Array(length);
+    return this.#attempt(rel, opts.signal, true, (fh, where) => readExactly(fh, where, offset, into, opts.signal));
   }
 
   async size(relPath: string, opts: ReadOptions = {}): Promise<number> {
@@ -109,9 +110,9 @@ function openError(where: string, err: NodeJS.ErrnoException): RemoteError {
   return new RemoteError("REMOTE_IO", where, `Cannot read ${where}: ${err.code ?? err.message}`, { cause: err });
 }
 
-/** Reads exactly `length` bytes at `offset`; a file that ends first is REMOTE_IO (it may be being replaced). */
-async function readExactly(fh: fs.promises.FileHandle, where: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-  const buf = new Uint8Array(length);
+/** Fills `buf` with the bytes at `offset`; a file that ends first is REMOTE_IO (it may be being replaced). */
+async function readExactly(fh: fs.promises.FileHandle, where: string, offset: number, buf: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+  const length = buf.length;
   let done = 0;
   try {
     while (done < length) {

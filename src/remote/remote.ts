@@ -14,6 +14,13 @@ export interface ReadOptions {
    * the first bytes of a long range before the rest has arrived.
    */
   onData?: (bytes: Uint8Array, received: number) => void;
+  /**
+   * readRange() only, optional for a remote to honour: a buffer of at least `length` bytes to read the answer
+   * into (what is returned is then its first `length` bytes) instead of a new one, so a caller can recycle
+   * its buffers: fresh memory costs a page fault per page at its first touch. The caller leaves it alone
+   * until the read settled.
+   */
+  into?: Uint8Array;
 }
 
 /** Counters since the remote was opened; `errors` counts failed attempts, `retries` the attempts repeated. */

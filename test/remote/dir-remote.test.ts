@@ -24,6 +24,21 @@ function track<T extends Remote>(t: TestContext, r: T): T {
 
 const fileBytes = (rel: string) => new Uint8Array(fs.readFileSync(path.join(img, rel)));
 
+test("readRange() reads into the caller's buffer when it is large enough (openRemote's retry wrapper passes it on)", async (t) => {
+  const r = track(t, openRemote(img));
+  const all = fileBytes(blob);
+  const into = new Uint8Array(10_000).fill(0xee);
+  const got = await r.readRange(blob, 500, 4096, { into });
+  assert.equal(got.buffer, into.buffer);
+  assert.equal(got.byteOffset, into.byteOffset);
+  assert.deepEqual(got, all.subarray(500, 500 + 4096));
+  assert.equal(into[4096], 0xee, "nothing past the answer is written");
+  const small = new Uint8Array(100);
+  const other = await r.readRange(blob, 0, 200, { into: small }); // too small: a buffer of its own
+  assert.notEqual(other.buffer, small.buffer);
+  assert.deepEqual(other, all.subarray(0, 200));
+});
+
 test("readFile() and readRange() return the exact bytes and count them", async (t) => {
   const r = track(t, openRemote(img));
   assert.equal(r.location, img);
