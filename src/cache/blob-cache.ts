@@ -17,6 +17,7 @@ import { ChunkClock } from "./lru.ts";
 import { chunkPunchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
 import { fillChunk, SYNC_DECODE_MAX, type ChunkFillTarget } from "./chunk-fill.ts";
+import type { ReceiveBuffers } from "./receive-buffers.ts";
 
 export interface BlobSourceRef {
   remote: Remote;
@@ -30,6 +31,8 @@ export interface BlobCacheOptions extends PlanOptions {
   /** Upper bound of one prefetch request (remote bytes). */
   prefetchFetch: number;
   budget: ByteBudget;
+  /** Where remote answers are read into (recycled), else a new buffer per fetch. */
+  receiveBuffers?: ReceiveBuffers;
   /** Persisted LRU ticks of the chunks (presence.ts), else every chunk starts as used now. */
   ticks?: Uint32Array | null;
   /** Called with every change of cachedBytes (the core's budget accounting). */
@@ -396,6 +399,7 @@ export class BlobCache {
     };
     let failure: unknown;
     const release = await this.#opts.budget.acquire(run.remoteLength + plainTotal);
+    const into = this.#opts.receiveBuffers?.take(run.remoteLength); // every attempt's answer, one after another
     try {
       for (let attempt = 1; ; attempt++) {
         const chunks: Array<Promise<void>> = [];
@@ -420,11 +424,12 @@ export class BlobCache {
           };
           this.#stats.fetches++;
           const remote = await this.#source.remote.readRange(this.#source.path, run.remoteOffset, run.remoteLength, {
-            signal: this.#closing.signal, onData: take,
+            signal: this.#closing.signal, onData: take, into,
           });
           this.#stats.fetchedBytes += remote.length;
           take(remote, remote.length); // what onData did not see (a remote that does not stream)
           await settleAll(chunks);
+          if (into) this.#opts.receiveBuffers!.give(into); // no fill reads it any more (a failed fetch's is dropped)
           this.#changes++;
           return;
         } catch (err) {

@@ -11,12 +11,16 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
+import { ReceiveBuffers } from "./receive-buffers.ts";
 import { sha256 } from "../util/sha256.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
 import { Culler, type CullStats } from "./cull.ts";
 import { BUDGET_DEFAULTS } from "./cull-plan.ts";
 import { Semaphore } from "../util/semaphore.ts";
+
+/** The share of the memory budget that idle receive buffers may keep (recycled between fetches). */
+const RECEIVE_BUFFERS_SHARE = 8;
 
 export interface CacheOptions {
   /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 32 KiB). */
@@ -76,6 +80,7 @@ export class CacheCore {
   readonly #tableDigests = new Map<string, Uint8Array>();
   readonly #opts: Required<CacheOptions>;
   readonly #budget: ByteBudget;
+  readonly #receiveBuffers: ReceiveBuffers;
   readonly #prefetchLane: Semaphore;
   readonly #timer: NodeJS.Timeout | undefined;
   /** The size budget and the LRU culling of every blob's chunks. */
@@ -91,6 +96,7 @@ export class CacheCore {
     this.dir = dir;
     this.#opts = { ...CACHE_DEFAULTS, ...opts };
     this.#budget = new ByteBudget(this.#opts.memoryBudget);
+    this.#receiveBuffers = new ReceiveBuffers(Math.floor(this.#opts.memoryBudget / RECEIVE_BUFFERS_SHARE));
     this.#prefetchLane = new Semaphore(this.#opts.prefetchSlots);
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
     const o = this.#opts;
@@ -135,7 +141,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, fileFetch: this.#opts.fileFetch, amplify: this.#opts.amplify, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget,
+      minFetch: this.#opts.minFetch, fileFetch: this.#opts.fileFetch, amplify: this.#opts.amplify, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget, receiveBuffers: this.#receiveBuffers,
       ticks, onCachedChange: (delta) => this.culler.changed(delta), onNoSpace: (bytes) => this.culler.noSpace(bytes),
     });
     this.#blobs.set(id, blob);
