@@ -211,12 +211,17 @@ export class BlobCache {
     return true;
   }
 
-  /** Forgets the chunks overlapping [offset, offset+length): the storage says their bytes are gone. */
+  /**
+   * Forgets the chunks overlapping [offset, offset+length) whose bytes the storage no longer holds (the kernel
+   * saw a hole there). A chunk written since the kernel looked (a wider run's) is kept: forgetting it would
+   * fetch it again for nothing.
+   */
   invalidate(offset: number, length: number): void {
     const r = chunksOverlapping(this.table.entries, offset, length);
     if (!r) return;
     for (let i = r[0]; i <= r[1]; i++) {
       if (!this.presence.has(i) || this.#inFlight.has(i)) continue;
+      if (this.storage.holdsData?.(this.table.entries[i].plainOffset, this.table.entries[i].plainSize)) continue;
       this.presence.clear(i);
       this.#addCached(-this.table.entries[i].plainSize);
     }

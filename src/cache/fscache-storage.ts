@@ -4,7 +4,7 @@
 // READ), so no map is kept.
 import fs from "node:fs";
 import { writeDirect } from "./direct-write.ts";
-import { dataRanges } from "../sys/seek.ts";
+import { dataRanges, seekHole } from "../sys/seek.ts";
 import type { BlobStorage } from "./storage.ts";
 
 export class FscacheStorage implements BlobStorage {
@@ -48,6 +48,15 @@ export class FscacheStorage implements BlobStorage {
 
   dataRanges(): Array<{ offset: number; length: number }> {
     return dataRanges(this.#fd, this.size); // lseek on the anon fd reaches the backing file
+  }
+
+  /** One SEEK_HOLE through the anon fd; a range it cannot tell about counts as a hole (fetched again: safe). */
+  holdsData(offset: number, length: number): boolean {
+    try {
+      return seekHole(this.#fd, offset) >= offset + length;
+    } catch {
+      return false;
+    }
   }
 
   /** Closes the anon fd, once: a second close could hit a number the kernel has given another object since. */

@@ -18,6 +18,8 @@ export interface BlobStorage {
   sync(): Promise<void>;
   /** The byte ranges that hold data (used to validate a persisted presence map). */
   dataRanges(): Array<{ offset: number; length: number }>;
+  /** Whether all of [offset, offset+length) holds data (no hole), where the storage can tell cheaply. */
+  holdsData?(offset: number, length: number): boolean;
   /** Gives the space of [offset, offset+length) back (a hole: reads return zeros); storages that cannot, lack it. */
   punch?(offset: number, length: number): void;
   /** Whether punch() may run now without blocking on a permission event of our own (default: yes). */

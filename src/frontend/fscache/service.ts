@@ -268,7 +268,7 @@ export class FscacheFrontend implements Frontend {
         try { await fh.read(bytes, 0, bytes.length, offset); } finally { await fh.close(); }
         await writeDirect(obj.fd, bytes, offset);
       } else {
-        obj.blob.invalidate(offset, length); // the kernel asks only for holes: whatever we thought was there is not
+        obj.blob.invalidate(offset, length); // the kernel asks only for holes: chunks we thought present there and that are not
         await obj.blob.ensure(offset, length); // a write refused for lack of space (below bstop: ENOBUFS) culls and retries in the core
       }
       this.#stats.readBytes += length;
