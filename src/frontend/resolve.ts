@@ -24,24 +24,27 @@ export interface FrontendChoice {
   reason: string;
 }
 
-interface Support {
+export interface Support {
   ok: boolean;
   missing: string[];
 }
 
-/** The frontend `kind` resolves to on this kernel and why, or an error naming the missing kernel features. */
-export function resolveFrontend(kind: FrontendKind, cacheDir: string): FrontendChoice {
+/**
+ * The frontend `kind` resolves to on this kernel and why, or an error naming the missing kernel features.
+ * `probe` asks the kernel (tests give their own answers).
+ */
+export function resolveFrontend(kind: FrontendKind, cacheDir: string, probe: (kind: ResolvedFrontend, cacheDir: string) => Support = support): FrontendChoice {
   const tried: string[] = [];
   for (const candidate of kind === "auto" ? AUTO_ORDER : [kind]) {
-    const s = support(candidate, cacheDir);
+    const s = probe(candidate, cacheDir);
     if (s.ok) {
       const reason = kind !== "auto" ? `asked for (--frontend ${kind})` : tried.length ? `auto: ${tried.join("; ")}` : `auto: ${candidate} is tried first and works here`;
       return { kind: candidate, reason };
     }
     tried.push(`${candidate} not possible (missing ${s.missing.join("; ")})`);
   }
-  const what = kind === "auto" ? `No frontend (${AUTO_ORDER.join(", ")})` : `The ${kind} frontend`;
-  throw new EodError("KERNEL_UNSUPPORTED", `${what} can run on this kernel: ${tried.join(" | ")}`);
+  const what = kind === "auto" ? `No frontend (${AUTO_ORDER.join(", ")}) can run` : `The ${kind} frontend cannot run`;
+  throw new EodError("KERNEL_UNSUPPORTED", `${what} on this kernel: ${tried.join(" | ")}`);
 }
 
 function support(kind: ResolvedFrontend, cacheDir: string): Support {

@@ -27,9 +27,22 @@ test("a frontend asked for by name is probed alone; its reason says so, or its e
       assert.deepEqual(resolveFrontend(kind, tempDir("eod-resolve-")), { kind, reason: `asked for (--frontend ${kind})` });
     } catch (err) {
       assert.equal((err as { code?: string }).code, "KERNEL_UNSUPPORTED");
-      assert.match((err as Error).message, new RegExp(`^The ${kind} frontend can run on this kernel: ${kind} not possible \\(missing `));
+      assert.match((err as Error).message, new RegExp(`^The ${kind} frontend cannot run on this kernel: ${kind} not possible \\(missing `));
     }
   }
+});
+
+test("auto on a kernel with neither pre-content events nor fscache picks fuse and names what the others lacked; with none, the error names all three", () => {
+  const lacking = (ok: string[]) => (kind: string) => (ok.includes(kind) ? { ok: true, missing: [] } : { ok: false, missing: [`${kind}-feature`] });
+  assert.deepEqual(resolveFrontend("auto", "/x", lacking(["fuse"])), {
+    kind: "fuse", reason: "auto: fanotify not possible (missing fanotify-feature); fscache not possible (missing fscache-feature)",
+  });
+  assert.deepEqual(resolveFrontend("auto", "/x", lacking(["fscache", "fuse"])).kind, "fscache");
+  assert.throws(() => resolveFrontend("auto", "/x", lacking([])), {
+    code: "KERNEL_UNSUPPORTED",
+    message: "No frontend (fanotify, fscache, fuse) can run on this kernel: fanotify not possible (missing fanotify-feature) | fscache not possible (missing fscache-feature) | fuse not possible (missing fuse-feature)",
+  });
+  assert.throws(() => resolveFrontend("fuse", "/x", lacking(["fanotify"])), { message: "The fuse frontend cannot run on this kernel: fuse not possible (missing fuse-feature)" });
 });
 
 test("the fuse probe wants /dev/fuse, FUSE and erofs", () => {
