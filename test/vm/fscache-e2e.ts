@@ -16,24 +16,47 @@ const EOD = path.join(REPO, "bin/eod.mjs");
 const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
 // Fetch unit = chunk size (64K), so that reading one file does not pull its neighbours in: the failover
 // readers must really be blocked on a cold chunk when the daemon is killed.
-const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "120000", EOD_MIN_FETCH: "65536" };
+const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "300000", EOD_MIN_FETCH: "65536" };
 const [imgA, imgB, imgC, expectedPath, imgD, imgE, imgF] = process.argv.slice(2);
 const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C" | "D" | "E" | "F", Record<string, string>>;
 const servers: ChildProcess[] = [];
 const report: Record<string, unknown> = {};
 
 const t0 = Date.now();
-/** Progress on stderr, so a run that stalls shows where. */
+// Waits below are deadlines, not fixed pauses: under TCG on a loaded host a holder's exit, the kernel's release
+// of an unmounted object or a cull can take seconds (a fixed 500 ms pause once failed "the holder exits").
+const WAIT_MS = 120_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `cond` every 100 ms until it holds (true) or `ms` have passed (false). */
+async function until(cond: () => boolean, ms = WAIT_MS): Promise<boolean> {
+  for (const end = Date.now() + ms; !cond(); await sleep(100)) if (Date.now() > end) return false;
+  return true;
+}
+
+/** The holder of `cache` is gone (it exits with its daemon once nothing is mounted): /dev/cachefiles is free. */
+function holderGone(cache: string): Promise<boolean> {
+  return until(() => !fs.existsSync(path.join(cache, "holder.pid")));
+}
+
+/** Progress on stderr, so a run that stalls shows where; a failure's report names the step. */
 function step(what: string): void {
+  report.step = what;
   console.error(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`);
 }
+
+/** The report is the stdout line with this prefix (nothing else the guest prints can pass for it). */
+const REPORT_PREFIX = "fscache-e2e report: "; // test/kernel/fscache.test.ts looks for it
 
 /**
  * Runs eod. The deadline is longer than eod mount's own wait for its daemon (EOD_DAEMON_START_TIMEOUT_MS), so
  * eod reports that itself; a command killed by a signal (the deadline, or V8 dying under TCG) says so in
  * stderr instead of passing for an exit code 1 with no message.
  */
-function eod(args: string[], timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function eod(args: string[], timeoutMs = 420_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [EOD, ...args], { env: ENV, timeout: timeoutMs }, (err, stdout, stderr) => {
       const e = err as { code?: number; signal?: string; killed?: boolean } | null;
@@ -102,6 +125,7 @@ function diff(want: Record<string, string>, got: Record<string, string>): string
 }
 
 async function main(): Promise<void> {
+  step("0. Start: eod --help, eod serve");
   // Fill Node's compile cache with one process first: many processes starting at once on an empty cache
   // race on it (a V8 fatal error was seen under TCG).
   await must(["--help"]);
@@ -133,8 +157,7 @@ async function main(): Promise<void> {
   // 3. Warm: unmount both (the daemon and its holder exit), mount A again: no READ at all.
   await umount("/mnt/b");
   await umount("/mnt/a");
-  await new Promise((r) => setTimeout(r, 500));
-  report.holderGone = !fs.existsSync(path.join(CACHE, "holder.pid"));
+  report.holderGone = await holderGone(CACHE);
   await mount(a.url, "/mnt/a");
   report.warmDiff = diff(expected.A, await hashTree("/mnt/a"));
   report.warm = (await status()).frontend;
@@ -155,14 +178,14 @@ async function main(): Promise<void> {
   await c.faults({ mode: "stall", match: "blobs/" });
   const names = Object.keys(expected.C).filter((n) => n.startsWith("many/")).slice(0, 3);
   const readers = names.map((n) => hashFile(path.join("/mnt/c", n)));
-  await new Promise((r) => setTimeout(r, 1500));
+  await sleep(1500);
   const oldPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
   process.kill(oldPid, "SIGKILL");
   await c.faults(null);
   const results = await Promise.all(readers);
   report.failover = names.map((n, i) => ({ name: n, ok: results[i] === expected.C[n], got: results[i] }));
   // A new daemon under TCG can take many seconds to start: wait for its pid file (up to 3 minutes).
-  for (let i = 0; i < 1800 && Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8").trim() || 0) === oldPid; i++) await new Promise((r) => setTimeout(r, 100));
+  await until(() => Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8").trim() || 0) !== oldPid, 180_000);
   report.restartedPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== oldPid;
   report.afterFailoverDiff = diff(expected.C, await hashTree("/mnt/c"));
 
@@ -171,8 +194,13 @@ async function main(): Promise<void> {
   const cBlob = JSON.parse(fs.readFileSync(path.join(imgC, "manifest.json"), "utf8")).blobs[0].id as string;
   report.cullInUse = (await eod(["cull", cBlob, "--cache-dir", CACHE])).code;
   await umount("/mnt/c");
-  await new Promise((r) => setTimeout(r, 300));
-  const cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
+  // The kernel releases the unmounted object in the background (fscache withdraws cookies on a work queue):
+  // until then the blob is still in use or its file not yet linked in. Asked again until the deadline.
+  let cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
+  for (const end = Date.now() + WAIT_MS; cull.code !== 0 && /in use|no cache file/.test(cull.stderr) && Date.now() < end;) {
+    await sleep(500);
+    cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
+  }
   report.cullUnused = { code: cull.code, stderr: cull.stderr.trim() };
   report.cullFileGone = !findCacheFile(cBlob);
 
@@ -184,10 +212,10 @@ async function main(): Promise<void> {
   await mount(d.url, "/mnt/d");
   await d.faults({ mode: "stall", match: "blobs/" });
   const handoverRead = hashFile("/mnt/d/big");
-  await new Promise((r) => setTimeout(r, 1500));
+  await sleep(1500);
   const pidBefore = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
-  const restart = eod(["daemon", "restart", "--cache-dir", CACHE], 300_000);
-  await new Promise((r) => setTimeout(r, 500));
+  const restart = eod(["daemon", "restart", "--cache-dir", CACHE]);
+  await sleep(500);
   await d.faults(null); // the old daemon's stalled request times out and its retry gets the bytes
   const restarted = await restart;
   report.handover = {
@@ -212,8 +240,7 @@ async function main(): Promise<void> {
 //    them through its object fds: over the high watermark it culls D (cold, unused), never E or F.
 async function budget(): Promise<void> {
   const cache = "/var/cache/fscache/budget";
-  // The low-space step's daemon and holder are gone once its images are unmounted: /dev/cachefiles is free.
-  await new Promise((r) => setTimeout(r, 500));
+  // The low-space step's daemon and holder are gone once its images are unmounted (lowSpace() waited for it).
   const size = Math.floor(2.5 * JSON.parse(fs.readFileSync(path.join(imgD, "manifest.json"), "utf8")).blobs[0].kernelSize);
   const [d, e, f] = [await serve(imgD), await serve(imgE), await serve(imgF)];
   const mountBudget = (url: string, mnt: string) => {
@@ -228,14 +255,14 @@ async function budget(): Promise<void> {
   await mountBudget(f.url, "/mnt/bf");
   report.budgetF = diff(expected.F, await hashTree("/mnt/bf"));
   // The check runs after READs, at most once a second: wait for its trailing run.
-  for (let i = 0; i < 50 && findCacheFile(blobId(imgD), cache); i++) await new Promise((r) => setTimeout(r, 100));
+  await until(() => !findCacheFile(blobId(imgD), cache), 30_000);
   report.budgetSize = size;
   report.budgetStats = (await status(cache)).cache;
   report.budgetDGone = !findCacheFile(blobId(imgD), cache);
   report.budgetERereadDiff = diff(expected.E, await hashTree("/mnt/be"));
   await umount2("/mnt/be", cache);
   await umount2("/mnt/bf", cache);
-  for (let i = 0; i < 50 && !(findCacheFile(blobId(imgE), cache) && findCacheFile(blobId(imgF), cache)); i++) await new Promise((r) => setTimeout(r, 100));
+  await until(() => findCacheFile(blobId(imgE), cache) !== null && findCacheFile(blobId(imgF), cache) !== null, 30_000);
   report.budgetEKept = findCacheFile(blobId(imgE), cache) !== null;
   report.budgetFKept = findCacheFile(blobId(imgF), cache) !== null;
   report.budgetLog = fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n").filter((l) => /cull/.test(l)).slice(-6);
@@ -249,8 +276,7 @@ async function lowSpace(): Promise<void> {
   const small = "/var/cache/small";
   const cache = path.join(small, "eod");
   // The previous daemon and its holder are gone once A is unmounted: /dev/cachefiles is free for a new cache.
-  for (let i = 0; i < 300 && fs.existsSync(path.join(CACHE, "holder.pid")); i++) await new Promise((r) => setTimeout(r, 100));
-  await new Promise((r) => setTimeout(r, 500));
+  if (!(await holderGone(CACHE))) throw new Error(`the holder of ${CACHE} did not exit after its last umount`);
   fs.mkdirSync(small, { recursive: true });
   execFileSync("/bin/busybox", ["truncate", "-s", `${sizeMiB}M`, "/run/small-ext4.img"]);
   execFileSync("/sbin/mkfs.ext4", ["-q", "-F", "-O", "^has_journal", "/run/small-ext4.img"]);
@@ -282,7 +308,7 @@ async function lowSpace(): Promise<void> {
     report.lowF = diff(expected.F, await hashTree("/mnt/f"));
     // The cull runs on the daemon's event loop when POLLOUT comes: give it a moment.
     const dBlob = blobId(imgD);
-    for (let i = 0; i < 100 && findCacheFile(dBlob, cache); i++) await new Promise((r) => setTimeout(r, 100));
+    await until(() => !findCacheFile(dBlob, cache), 30_000);
     const s = await status(cache);
     report.lowStats = { before, after: { ...s.frontend, ...s.cache } }; // the kernel's signals are the frontend's, culling the core's
     report.lowDGone = !findCacheFile(dBlob, cache);
@@ -294,12 +320,12 @@ async function lowSpace(): Promise<void> {
     const log = fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n").filter((l) => /cull/.test(l));
     report.lowLog = log.slice(-8);
     report.lowCulledCookies = log.filter((l) => l.includes("culled a cold cache file")).map((l) => JSON.parse(l).key as string);
-    for (let i = 0; i < 50 && !(findCacheFile(blobId(imgE), cache) && findCacheFile(blobId(imgF), cache)); i++) await new Promise((r) => setTimeout(r, 100));
+    await until(() => findCacheFile(blobId(imgE), cache) !== null && findCacheFile(blobId(imgF), cache) !== null, 30_000);
     report.lowEKept = findCacheFile(blobId(imgE), cache) !== null;
     report.lowFKept = findCacheFile(blobId(imgF), cache) !== null;
     report.lowFiles = listCacheFiles(cache);
   } finally {
-    for (let i = 0; i < 100 && fs.existsSync(path.join(cache, "holder.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+    await holderGone(cache);
     try { execFileSync("/bin/busybox", ["umount", small]); } catch { /* busy: the VM goes away anyway */ }
   }
 }
@@ -325,12 +351,23 @@ function findCacheFile(id: string, cache = CACHE): string | null {
   return null;
 }
 
+/** The last lines of every daemon log of the run, for a failure's report. */
+function daemonLogs(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const cache of [CACHE, "/var/cache/small/eod", "/var/cache/fscache/budget"]) {
+    const log = path.join(cache, "daemon.log");
+    if (fs.existsSync(log)) out[log] = fs.readFileSync(log, "utf8").split("\n").slice(-30).join("\n");
+  }
+  return out;
+}
+
 main().then(() => {
   for (const s of servers) s.kill();
-  console.log(JSON.stringify(report));
+  console.log(REPORT_PREFIX + JSON.stringify(report));
 }, (err: unknown) => {
   for (const s of servers) s.kill();
   report.error = String((err as Error).stack ?? err);
-  console.log(JSON.stringify(report));
+  report.daemonLogs = daemonLogs();
+  console.log(REPORT_PREFIX + JSON.stringify(report));
   process.exitCode = 1;
 });
