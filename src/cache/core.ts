@@ -31,9 +31,9 @@ export interface CacheOptions {
    */
   fileFetch?: number;
   /**
-   * A miss in a file smaller than this many plain bytes also fetches the files laid out after it whole, while
-   * the fetch stays within this many plain bytes (default 0 = off; plan.ts): mkfs lays files out in directory
-   * order, so a package's small files come in one round trip, not one each.
+   * A miss in a file smaller than this many plain bytes (fetched whole: fileFetch on) also fetches the files
+   * laid out after it whole, while the fetch stays within this many plain bytes (default 128 KiB; 0 = off;
+   * plan.ts): mkfs lays files out in directory order, so a package's small files come in one round trip.
    */
   amplify?: number;
   /** Upper bound of one remote request, and of a sequential reader's fetch unit (default 4 MiB). */
@@ -63,7 +63,7 @@ export interface CacheOptions {
 
 /** Defaults of the cache options (see CacheOptions); the daemon overrides them from its environment. */
 export const CACHE_DEFAULTS: Required<CacheOptions> = {
-  minFetch: 32 << 10, fileFetch: 8 << 20, amplify: 0, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
+  minFetch: 32 << 10, fileFetch: 8 << 20, amplify: 128 << 10, maxFetch: 4 << 20, memoryBudget: 64 << 20, verifyAttempts: 3, flushIntervalMs: 1000, prefetchSlots: 4, prefetchFetch: 1 << 20,
   cacheSize: BUDGET_DEFAULTS.size, cacheHighPct: BUDGET_DEFAULTS.highPct, cacheLowPct: BUDGET_DEFAULTS.lowPct, cullGraceMs: 200,
 };
 

@@ -27,8 +27,8 @@ export interface PlanOptions {
    */
   fileFetch?: number;
   /**
-   * A miss in a file of less than this many plain bytes also fetches the files after it whole, while the
-   * fetch stays within this many plain bytes (0: off; see planRuns).
+   * A miss in a file of less than this many plain bytes (fetched whole: `fileFetch` on) also fetches the files
+   * after it whole, while the fetch stays within this many plain bytes (0: off; see planRuns).
    */
   amplify?: number;
 }
@@ -51,9 +51,9 @@ export function chunksOverlapping(entries: readonly ChunkEntry[], offset: number
 
 /**
  * The runs to fetch so that every chunk in [first, last] is present: the missing ones (`wanted(i)` true),
- * plus the other missing chunks of chunk `first`'s file when the whole file is at most `fileFetch` (or
- * `amplify`) plain bytes. Around a miss in a file smaller than `amplify`, the whole files after it within that
- * window; around any other miss, missing neighbours forward then backward until `minFetch` plain bytes. Split
+ * plus the other missing chunks of chunk `first`'s file when the whole file is at most `fileFetch` plain
+ * bytes. Around a miss in such a file smaller than `amplify`, the whole files after it within that window;
+ * around any other miss, missing neighbours forward then backward until `minFetch` plain bytes. Split
  * wherever the remote form is not contiguous or a run would exceed `maxFetch`. The asked chunks' run and what
  * follows it come first, then the runs of the file before it.
  */
@@ -62,7 +62,7 @@ export function planRuns(entries: readonly ChunkEntry[], first: number, last: nu
   for (let i = first; i <= last; i++) if (wanted(i)) picked.push(i);
   if (picked.length === 0) return [];
   const amplify = opts.amplify ?? 0;
-  const file = fileAround(entries, first, Math.max(opts.fileFetch ?? 0, amplify));
+  const file = fileAround(entries, first, opts.fileFetch ?? 0);
   const small = file !== null && file.plain < amplify;
   // A small file's neighbours are whole files (below), not minFetch's bytes around the miss: the part of the
   // file before it would be a guess, and so would a piece of the file after it.

@@ -57,18 +57,17 @@ async function build(work: string, files: Record<string, Uint8Array>): Promise<{
 
 /** The chunks a miss on the first chunk of written[k] should fetch: that file, then whole files while they fit. */
 function expected(written: Written[], k: number, window: number): number[] {
-  if (written[k].plain > window) return [written[k].first]; // not small: as asked
   const out: number[] = [];
   let left = window;
-  for (let j = k; j < written.length && written[j].plain <= left; j++) {
+  for (let j = k; j < written.length && (j === k || written[j].plain <= left); j++) { // its own file: whole (fileFetch)
     for (let i = written[j].first; i <= written[j].last; i++) out.push(i);
     left -= written[j].plain;
   }
   return out;
 }
 
-const planned = (entries: ChunkEntry[], i: number, amplify: number, wanted: (i: number) => boolean = () => true) =>
-  planRuns(entries, i, i, wanted, { minFetch: 1, maxFetch: 1 << 30, amplify }).flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, n) => r.first + n));
+const planned = (entries: ChunkEntry[], i: number, amplify: number, wanted: (i: number) => boolean = () => true, fileFetch = 8 << 20) =>
+  planRuns(entries, i, i, wanted, { minFetch: 1, maxFetch: 1 << 30, fileFetch, amplify }).flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, n) => r.first + n));
 
 test("amplify on a real build: a miss fetches its file and the files mkfs wrote after it, whole, within the window", async (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-amplify-"));
@@ -99,9 +98,9 @@ test("amplify on a real build: a miss fetches its file and the files mkfs wrote 
   // A miss on a deduplicated chunk is planned from the file that wrote it: that file and the ones after it.
   const d = written.find((w) => w.name === "enc/d.pyc")!;
   assert.deepEqual(planned(entries, chunksOf.get("json/head.pyc")![0], 256 * K), expected(written, written.indexOf(d), 256 * K));
-  // A random reader of the large file: as asked, whatever the window.
+  // A random reader of a file larger than fileFetch: as asked, whatever the window.
   const big = chunksOf.get("re/big")!;
-  for (const i of [big[0], big[5], big.at(-1)!]) assert.deepEqual(planned(entries, i, 512 * K), [i]);
+  for (const i of [big[0], big[5], big.at(-1)!]) assert.deepEqual(planned(entries, i, 512 * K, () => true, 512 * K), [i]);
   // Stops at a file present already (or being fetched): the files after it are not fetched either.
   const b = written.find((w) => w.name === "enc/b.pyc")!;
   const a = written.find((w) => w.name === "enc/a.pyc")!;

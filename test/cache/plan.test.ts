@@ -148,9 +148,10 @@ test("amplify: a miss in a small file is not widened by minFetch, around it come
   assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 20 * K })), [[0, 3]]);
 });
 
-test("amplify works without fileFetch: a file smaller than the window is fetched whole", () => {
+test("amplify acts on files fetched whole only: fileFetch 0 turns it off too", () => {
   const t = tableOf([2 * CHUNK + 10 * K, 20 * K]); // chunks 0..2 | 3
-  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 4 * K, maxFetch: 4 << 20, amplify: 512 * K })), [[1, 3], [0, 0]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 4 * K, maxFetch: 4 << 20, fileFetch: 0, amplify: 512 * K })), [[1, 1]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { minFetch: 4 * K, maxFetch: 4 << 20, fileFetch: 8 << 20, amplify: 512 * K })), [[1, 3], [0, 0]]);
 });
 
 test("amplify stops at a chunk present or being fetched, and where the remote form is not contiguous", () => {
