@@ -81,6 +81,8 @@ export class FuseFrontend implements Frontend {
   /** A request the start-up probe of a live connection read (answered at ready(), or sent again by RESEND). */
   #early: Buffer | null = null;
   #mounting: Promise<void> | null = null;
+  /** ready() came: prepare() is for new mounts from now on, not re-attaches. */
+  #ready = false;
   readonly #resend: boolean;
   /** Held connection only: the journal of taken requests, and what a dead predecessor left in it. */
   readonly #journal: RequestJournal | null = null;
@@ -159,6 +161,7 @@ export class FuseFrontend implements Frontend {
    * predecessor had taken is sent again by the kernel (6.9+), or else handled again from the journal.
    */
   ready(): void {
+    this.#ready = true;
     if (!this.#live || this.#poll) return;
     this.#startPolling();
     const resent = this.#resend && this.#askResend();
@@ -194,7 +197,12 @@ export class FuseFrontend implements Frontend {
     this.#poll = pollReadable(this.#fd, () => this.#drain(), (err) => failFrontend(this, this.#log, "polling /dev/fuse failed", err, () => this.#poll?.stop()));
   }
 
-  async prepare(image: PreparedImage, core: CacheCore): Promise<MountArgs> {
+  async prepare(image: PreparedImage, core: CacheCore, mountPoint: string): Promise<MountArgs> {
+    if (!this.#ready && !this.#live) {
+      // A re-attach, but our FUSE filesystem is not the one that erofs mount reads (that connection died with
+      // its last holder): its files will never answer again, so it cannot be served.
+      throw new EodError("DAEMON", `${mountPoint} reads FUSE files of a connection that is gone (no holder kept it): unmount it and mount again`);
+    }
     await this.#ensureMounted();
     for (const b of image.blobs) {
       if (this.#served.has(b.id)) continue;
