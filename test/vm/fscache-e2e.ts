@@ -78,11 +78,21 @@ async function must(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function serve(dir: string): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
-  const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+/**
+ * Starts `eod serve dir` and resolves with its URL. A server that dies before printing it is started once more
+ * when V8 died in its own code, as must() does for eod commands (the servers' starts were the only ones of the
+ * run's first seconds without that retry); otherwise the error quotes the server's stderr.
+ */
+function serve(dir: string, attempts = 2): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
+  const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   servers.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => { stderr += c; process.stderr.write(c); });
   return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`eod serve ${dir} exited with ${code}`)));
+    child.once("exit", (code, signal) => {
+      if (attempts > 1 && stderr.includes("# Fatal error in")) resolve(serve(dir, attempts - 1));
+      else reject(new Error(`eod serve ${dir} exited (${signal ?? `code ${code}`}) before printing its URL: ${stderr.slice(-2000)}`));
+    });
     let out = "";
     child.stdout!.on("data", (c: Buffer) => {
       out += c;
@@ -197,7 +207,7 @@ async function main(): Promise<void> {
   // The kernel releases the unmounted object in the background (fscache withdraws cookies on a work queue):
   // until then the blob is still in use or its file not yet linked in. Asked again until the deadline.
   let cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
-  for (const end = Date.now() + WAIT_MS; cull.code !== 0 && /in use|no cache file/.test(cull.stderr) && Date.now() < end;) {
+  for (const end = Date.now() + WAIT_MS; cull.code !== 0 && /in use|no cache file|# Fatal error in/.test(cull.stderr) && Date.now() < end;) {
     await sleep(500);
     cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
   }
