@@ -75,7 +75,7 @@ export async function pullImage(core: CacheCore, image: PreparedImage & { source
     for (const b of image.blobs) {
       let blob = core.blob(b.id);
       if (!blob) {
-        if (frontend !== "fanotify") {
+        if (frontend === "fscache") { // the fanotify and fuse frontends serve the sparse files of the core itself
           throw new EodError("USAGE", `Cannot pull blob ${b.id} of ${image.source}: with the ${frontend} frontend the kernel creates a blob's cache file when a mount first reads it; mount the image, read from it, then pull`);
         }
         blob = core.openBlob(b.id, b.table, b.source);
