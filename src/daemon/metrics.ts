@@ -137,10 +137,11 @@ export class DaemonMetrics {
       [{ kind: "digest_mismatch" }, total("corrupt")],
       [{ kind: "fetch" }, total("errors")],
       [{ kind: "remote_attempt" }, remote("errors")],
-      [{ kind: "read_denied" }, fe("denied") + fe("failedReads")], // fanotify denials, fscache READs without data
+      [{ kind: "read_denied" }, fe("denied") + fe("failedReads")], // fanotify denials, fscache READs without data, FUSE READs answered EIO
       ...[...this.fetchFailures].map(([code, n]): [Record<string, string>, number] => [{ kind: `remote_${code.toLowerCase()}` }, n]),
     ]);
-    out.labelled("eod_frontend_events_total", "counter", "Kernel requests the frontend received (fanotify events; fscache OPEN, READ and CLOSE).", [[{ frontend: String(s.frontend.name ?? "") }, fe("events") + fe("opens") + fe("reads") + fe("closes")]]);
+    const received = s.frontend.requests !== undefined ? fe("requests") : fe("events") + fe("opens") + fe("reads") + fe("closes"); // fuse counts every request
+    out.labelled("eod_frontend_events_total", "counter", "Kernel requests the frontend received (fanotify events; fscache OPEN, READ and CLOSE; every FUSE request).", [[{ frontend: String(s.frontend.name ?? "") }, received]]);
     out.counter("eod_cache_files_culled_total", "Whole cache files culled (fscache: low space or the budget).", s.cache?.objectEvictions ?? 0);
     const mem = process.memoryUsage();
     out.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", mem.rss);
