@@ -228,7 +228,7 @@ export class FuseFrontend implements Frontend {
       this.#served.delete(id);
       this.#nodes.delete(id);
       core.closeBlob(id).catch((err: unknown) => this.#log("warn", "closing a blob failed", { blob: id, err }));
-      void Promise.allSettled([...s.reads]).then(() => fs.closeSync(s.readFd));
+      void Promise.allSettled([...s.reads]).then(() => fs.close(s.readFd, () => {})); // after its READs
     }
   }
 
