@@ -112,6 +112,18 @@ export function fuseConnectionOf(dir: string): number | null {
 }
 
 /**
+ * Sets the readahead of the FUSE filesystem mounted at `dir` (its backing device's `read_ahead_kb`, sysfs
+ * /sys/class/bdi/0:<connection>): the kernel caps it at 128 KiB, and its READs of a file opened afterwards are
+ * no larger than that, whatever max_pages allows. False if `dir` holds no FUSE mount.
+ */
+export function setFuseReadahead(dir: string, bytes: number): boolean {
+  const conn = fuseConnectionOf(dir);
+  if (conn === null) return false;
+  fs.writeFileSync(`/sys/class/bdi/0:${conn}/read_ahead_kb`, String(Math.floor(bytes / 1024)));
+  return true;
+}
+
+/**
  * Ends the FUSE connection mounted at `dir` (its waiting requests fail with ECONNABORTED / ENOTCONN) through
  * the fusectl filesystem, mounting it on /sys/fs/fuse/connections if needed. False if `dir` holds no FUSE mount.
  */
