@@ -14,9 +14,12 @@ import { fileURLToPath } from "node:url";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EOD = path.join(REPO, "bin/eod.mjs");
 const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
+// A remote request may take 30 s: under TCG on a loaded host a healthy answer of the guest's eod serve can take
+// seconds, and a mount whose image load times out twice fails the run (4 s was the limit). Only the stalled
+// requests of the hand-over step (6b) wait that long before their retry.
 // Fetch unit = chunk size (64K), so that reading one file does not pull its neighbours in: the failover
 // readers must really be blocked on a cold chunk when the daemon is killed.
-const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "4000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "300000", EOD_MIN_FETCH: "65536" };
+const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "30000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "300000", EOD_MIN_FETCH: "65536" };
 const [imgA, imgB, imgC, expectedPath, imgD, imgE, imgF] = process.argv.slice(2);
 const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C" | "D" | "E" | "F", Record<string, string>>;
 const servers: ChildProcess[] = [];
