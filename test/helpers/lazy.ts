@@ -2,7 +2,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { REPO } from "./cli.ts";
+import { randomBytes } from "node:crypto";
+import { eodOk, REPO } from "./cli.ts";
 import { abortFuseConnection } from "../../src/sys/fuse.ts";
 
 const EOD = path.join(REPO, "bin/eod.mjs");
@@ -44,6 +45,16 @@ export async function serve(dir: string, ...args: string[]): Promise<Served> {
     async resetStats() { await ctl("POST", "_eod/stats/reset"); },
     stop() { child.kill("SIGTERM"); children.delete(child); },
   };
+}
+
+/** Files of random bytes (name → size) in <work>/src, built into <work>/img (256 KiB chunks) and served over HTTP. */
+export async function serveRandomFiles(work: string, files: Record<string, number>): Promise<{ src: string; server: Served }> {
+  const src = path.join(work, "src");
+  fs.mkdirSync(src);
+  for (const [name, size] of Object.entries(files)) fs.writeFileSync(path.join(src, name), randomBytes(size));
+  const img = path.join(work, "img");
+  eodOk("build", src, "-o", img, "--chunk-size", "256K");
+  return { src, server: await serve(img) };
 }
 
 /** Bytes the server sent for paths under blobs/ that are not chunk tables. */

@@ -6,13 +6,12 @@
 // journal: the readers get the right bytes, never an error or zeros. An idle daemon then unmounts.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { eodOk } from "../helpers/cli.ts";
 import { startFuseDaemon } from "../helpers/fuse.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
-import { cleanup, eodAsync, lazyWorkspace, readInChild, serve, type Served } from "../helpers/lazy.ts";
+import { cleanup, eodAsync, lazyWorkspace, readInChild, serveRandomFiles, type Served } from "../helpers/lazy.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { fuseMountAt, openFuseDevice } from "../../src/sys/fuse.ts";
 import { fuseMountDir } from "../../src/frontend/fuse/nodes.ts";
@@ -31,12 +30,7 @@ before(async () => {
   if (skip) return;
   work = tempDir("eod-fuse-restart-");
   ws = lazyWorkspace(work);
-  src = path.join(work, "src");
-  fs.mkdirSync(src);
-  for (const [name, size] of Object.entries(FILES)) fs.writeFileSync(path.join(src, name), randomBytes(size));
-  const img = path.join(work, "img");
-  eodOk("build", src, "-o", img, "--chunk-size", "256K");
-  server = await serve(img);
+  ({ src, server } = await serveRandomFiles(work, FILES));
 });
 
 after(() => {

@@ -5,13 +5,13 @@
 // again. `eod daemon restart` hands over on purpose, with the same guarantees.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
-import { eodOk, REPO } from "../helpers/cli.ts";
+import { REPO } from "../helpers/cli.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
-import { blobBytes, cleanup, eodAsync, lazyWorkspace, readInChild, serve, type Served } from "../helpers/lazy.ts";
+import { blobBytes, cleanup, eodAsync, lazyWorkspace, readInChild, serveRandomFiles, type Served } from "../helpers/lazy.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { unavailable } from "../helpers/skip.ts";
 
@@ -30,12 +30,7 @@ before(async () => {
   if (skip) return;
   work = tempDir("eod-restart-");
   ws = lazyWorkspace(work);
-  src = path.join(work, "src");
-  fs.mkdirSync(src);
-  for (const [name, size] of Object.entries(FILES)) fs.writeFileSync(path.join(src, name), randomBytes(size));
-  const img = path.join(work, "img");
-  eodOk("build", src, "-o", img, "--chunk-size", "256K");
-  server = await serve(img);
+  ({ src, server } = await serveRandomFiles(work, FILES));
 });
 
 after(() => {
