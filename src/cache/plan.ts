@@ -52,8 +52,9 @@ export function chunksOverlapping(entries: readonly ChunkEntry[], offset: number
 /**
  * The runs to fetch so that every chunk in [first, last] is present: the missing ones (`wanted(i)` true),
  * plus the other missing chunks of chunk `first`'s file when the whole file is at most `fileFetch` plain
- * bytes. Around a miss in such a file smaller than `amplify`, the whole files after it within that window;
- * around any other miss, missing neighbours forward then backward until `minFetch` plain bytes. Split
+ * bytes. Around a miss in such a file smaller than `amplify` (with `minFetch` no larger), the whole files
+ * after it within that window; around any other miss, missing neighbours forward then backward until
+ * `minFetch` plain bytes. Split
  * wherever the remote form is not contiguous or a run would exceed `maxFetch`. The asked chunks' run and what
  * follows it come first, then the runs of the file before it.
  */
@@ -63,9 +64,10 @@ export function planRuns(entries: readonly ChunkEntry[], first: number, last: nu
   if (picked.length === 0) return [];
   const amplify = opts.amplify ?? 0;
   const file = fileAround(entries, first, opts.fileFetch ?? 0);
-  const small = file !== null && file.plain < amplify;
   // A small file's neighbours are whole files (below), not minFetch's bytes around the miss: the part of the
-  // file before it would be a guess, and so would a piece of the file after it.
+  // file before it would be a guess, and so would a piece of the file after it. A sequential reader's larger
+  // unit (miss-planner.ts) reaches further than the window, and is kept.
+  const small = file !== null && file.plain < amplify && opts.minFetch <= amplify;
   const minFetch = small ? 0 : opts.minFetch;
   let plain = picked.reduce((n, i) => n + entries[i].plainSize, 0);
   let hi = last + 1;

@@ -141,11 +141,28 @@ test("amplify: the missed file's own bytes count in the window, the part before 
 test("amplify: a miss in a small file is not widened by minFetch, around it come whole files only", () => {
   const t = tableOf([50 * K, 20 * K, 30 * K, 10 * K]); // chunks 0 | 1 | 2 | 3
   // 20K + 30K does not fit 32K: neither the file before nor a part of the file after is fetched.
-  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 32 * K })), [[1, 1]]);
-  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 64 * K })), [[1, 3]]);
-  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 0 })), [[0, 3]], "without amplify: minFetch");
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 32 * K, amplify: 32 * K })), [[1, 1]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 32 * K, amplify: 64 * K })), [[1, 3]]);
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 32 * K, amplify: 0 })), [[1, 2]], "without amplify: minFetch");
   // A file of the window's size or more is no small file: minFetch widens around it as before.
+  assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 16 * K, amplify: 20 * K })), [[1, 1]]);
   assert.deepEqual(chunks(planRuns(t, 1, 1, all, { ...AMP, minFetch: 64 * K, amplify: 20 * K })), [[0, 3]]);
+});
+
+test("amplify: a sequential reader's unit larger than the window widens as before", () => {
+  const t = tableOf([...Array.from({ length: 40 }, () => 20 * K), 2 * CHUNK + 1]); // forty 20K files, then a larger one
+  assert.deepEqual(chunks(planRuns(t, 3, 3, all, { ...AMP, minFetch: 32 * K, amplify: 64 * K })), [[3, 5]], "20K + 20K + 20K");
+  assert.deepEqual(chunks(planRuns(t, 3, 3, all, { ...AMP, minFetch: 256 * K, amplify: 64 * K })), [[3, 15]], "the unit: 13 x 20K");
+  // In the miss planner: misses that follow each other double the unit, which soon passes the window.
+  const inFlight = new Set<number>();
+  const planner = new MissPlanner(t, { ...AMP, minFetch: 32 * K, amplify: 64 * K }, (i) => !inFlight.has(i));
+  const runs: Array<[number, number]> = [];
+  for (let i = 0; i < 40; i++) {
+    if (inFlight.has(i)) continue;
+    planner.plan(i, i, true, (run) => { for (let c = run.first; c <= run.last; c++) inFlight.add(c); runs.push([run.first, run.last]); });
+  }
+  assert.ok(runs.some(([a, b]) => b - a + 1 > 3), `runs longer than the window: ${JSON.stringify(runs)}`);
+  assert.ok(runs.length < 10, `${runs.length} runs for 40 files read in order`);
 });
 
 test("amplify acts on files fetched whole only: fileFetch 0 turns it off too", () => {
