@@ -178,26 +178,26 @@ export class CacheCore {
    * the first failure.
    */
   flush(): Promise<void> {
-    if (this.#flushing) return this.#flushing;
-    this.#flushing = (async () => {
-      let failure: unknown = null;
-      try {
-        for (const [id, blob] of this.#blobs) {
-          if (!blob.dirty) continue; // clean blobs cost no await
-          try {
-            await this.#persist(id, blob);
-          } catch (err) {
-            this.#flushFailures++;
-            this.#emit("error", "making a blob's presence durable failed; it stays dirty and is tried again", { blob: id, err });
-            failure ??= err;
-          }
-        }
-      } finally {
-        this.#flushing = null;
-      }
-      if (failure !== null) throw failure;
-    })();
+    // Cleared in a then-callback, which runs after this assignment: a flush with nothing dirty finishes without
+    // an await, so clearing it inside #flushAll ran before the assignment and kept a settled promise here for
+    // good (no map was written again: a kill -9 lost every fill since).
+    this.#flushing ??= this.#flushAll().finally(() => { this.#flushing = null; });
     return this.#flushing;
+  }
+
+  async #flushAll(): Promise<void> {
+    let failure: unknown = null;
+    for (const [id, blob] of this.#blobs) {
+      if (!blob.dirty) continue; // clean blobs cost no await
+      try {
+        await this.#persist(id, blob);
+      } catch (err) {
+        this.#flushFailures++;
+        this.#emit("error", "making a blob's presence durable failed; it stays dirty and is tried again", { blob: id, err });
+        failure ??= err;
+      }
+    }
+    if (failure !== null) throw failure;
   }
 
   /** `always`: also when no chunk came or went (closing: the LRU ticks of its hits are saved too). */
