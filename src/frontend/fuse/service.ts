@@ -18,6 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobCache } from "../../cache/blob-cache.ts";
+import { ReceiveBuffers } from "../../cache/receive-buffers.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { EodError, SysError } from "../../errors.ts";
 import { pollReadable, type PollHandle } from "../../sys/fanotify.ts";
@@ -49,6 +50,8 @@ const MAX_WRITE = 128 << 10;
 const REQUEST_HEADROOM = 4096;
 /** Background requests (readahead, RELEASE) the kernel may have outstanding. */
 const MAX_BACKGROUND = 64;
+/** Idle READ buffers kept for the next READs (a sequential reader has a few in flight). */
+const IDLE_READ_BUFFERS = 8 * MAX_READ;
 
 interface Served {
   blob: BlobCache;
@@ -95,6 +98,8 @@ export class FuseFrontend implements Frontend {
   readonly #served = new Map<string, Served>();
   readonly #pending = new Set<Promise<void>>();
   readonly #buf = Buffer.allocUnsafe(MAX_WRITE + REQUEST_HEADROOM);
+  /** What READs are answered from, recycled: a fresh buffer per READ faults its every page at the pread. */
+  readonly #readBuffers = new ReceiveBuffers(IDLE_READ_BUFFERS, MAX_READ);
   readonly #byOp: Record<string, number> = {};
   readonly #stats = {
     requests: 0, reads: 0, readBytes: 0, fills: 0, failedReads: 0, inFlight: 0, lateReplies: 0,
@@ -344,9 +349,14 @@ export class FuseFrontend implements Frontend {
     this.#stats.inFlight++;
     const p = (async () => {
       if (!hit) await s.blob.ensure(offset, length); // rejects on a corrupt or stalled remote (after its timeout)
-      const data = await preadFull(s.readFd, offset, length);
-      this.#stats.readBytes += length;
-      this.#reply(unique, 0, [data]);
+      const buf = this.#readBuffers.take(length);
+      try {
+        await preadFull(s.readFd, offset, length, buf);
+        this.#stats.readBytes += length;
+        this.#reply(unique, 0, [buf.subarray(0, length)]); // written at once: the buffer is free after it
+      } finally {
+        this.#readBuffers.give(buf);
+      }
       (hit ? this.#hitLatency : this.#fillLatency).add(performance.now() - started);
     })().catch((err: unknown) => {
       this.#stats.failedReads++;
@@ -362,7 +372,7 @@ export class FuseFrontend implements Frontend {
   }
 
   /** Writes the one reply a request gets; one the kernel no longer waits for (interrupted, aborted) is dropped. */
-  #reply(unique: bigint, errno: number, payload: readonly Buffer[] = []): void {
+  #reply(unique: bigint, errno: number, payload: readonly Uint8Array[] = []): void {
     this.#journal?.answered(unique);
     if (this.#closed || this.#ended) return;
     const len = payload.reduce((n, b) => n + b.length, 0);
@@ -405,13 +415,11 @@ export class FuseFrontend implements Frontend {
   }
 }
 
-/** `length` bytes at `offset` of `fd`, read on the thread pool (the sparse file is exactly the blob's size). */
-async function preadFull(fd: number, offset: number, length: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(length);
+/** `length` bytes at `offset` of `fd` into `data`, read on the thread pool (the sparse file is exactly the blob's size). */
+async function preadFull(fd: number, offset: number, length: number, data: Uint8Array): Promise<void> {
   for (let got = 0; got < length;) {
     const n = await new Promise<number>((resolve, reject) => fs.read(fd, data, got, length - got, offset + got, (err, k) => (err ? reject(err) : resolve(k))));
     if (n === 0) throw new EodError("DAEMON", `The cache file ended at ${offset + got}, short of ${offset + length}`);
     got += n;
   }
-  return data;
 }
