@@ -38,6 +38,8 @@ export class DaemonImageMounts implements ImageMounts {
   readonly #opts: DaemonImageMountsOptions;
   /** Acquires and releases of one image run one at a time. */
   readonly #locks = new ImageLocks();
+  /** The daemon starts in progress, by cache directory. */
+  readonly #starting = new Map<string, Promise<string>>();
 
   constructor(opts: DaemonImageMountsOptions) {
     this.#opts = opts;
@@ -145,9 +147,19 @@ export class DaemonImageMounts implements ImageMounts {
     return status.mounts?.some((m) => m.mountPoint === mountPoint) === true;
   }
 
+  /**
+   * One start at a time per cache directory: ensureDaemon() calls that overlap (a pull's warm-up and a
+   * container's mount) could each spawn a holder before either holder's pid file exists, and leave one running.
+   */
   #startDaemon(cacheDir: string): Promise<string> {
-    const { frontend, daemonStartTimeoutMs } = this.#opts.config;
-    return ensureDaemon(cacheDir, frontend, { args: this.#opts.daemonArgs, timeoutMs: daemonStartTimeoutMs });
+    let starting = this.#starting.get(cacheDir);
+    if (starting === undefined) {
+      const { frontend, daemonStartTimeoutMs } = this.#opts.config;
+      starting = ensureDaemon(cacheDir, frontend, { args: this.#opts.daemonArgs, timeoutMs: daemonStartTimeoutMs })
+        .finally(() => { this.#starting.delete(cacheDir); });
+      this.#starting.set(cacheDir, starting);
+    }
+    return starting;
   }
 
   /** The cache directory a fanotify mount's bootstrap is in (<cache-dir>/bootstraps/…), else the configured one. */
