@@ -55,25 +55,45 @@ function step(what: string): void {
 const REPORT_PREFIX = "fscache-e2e report: "; // test/kernel/fscache.test.ts looks for it
 
 /**
+ * Under qemu's TCG a Node process now and then dies in V8's own code while starting up: a V8 fatal error
+ * ("# Fatal error in , line 0") or SIGSEGV/SIGILL/SIGTRAP before it did anything (an `eod mount` killed by
+ * SIGSEGV with no daemon log yet failed a run before step 1). That is the emulator, not eod: such a start is
+ * tried again.
+ */
+const CRASH_SIGNALS = new Set(["SIGSEGV", "SIGILL", "SIGBUS", "SIGTRAP", "SIGFPE", "SIGABRT"]);
+const STARTS = 3;
+
+function emulatorCrash(signal: string | null | undefined, stderr: string): boolean {
+  return (signal != null && CRASH_SIGNALS.has(signal)) || stderr.includes("# Fatal error in");
+}
+
+/**
  * Runs eod. The deadline is longer than eod mount's own wait for its daemon (EOD_DAEMON_START_TIMEOUT_MS), so
  * eod reports that itself; a command killed by a signal (the deadline, or V8 dying under TCG) says so in
  * stderr instead of passing for an exit code 1 with no message.
  */
-function eod(args: string[], timeoutMs = 420_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function eod(args: string[], timeoutMs = 420_000): Promise<{ code: number; stdout: string; stderr: string; crashed: boolean }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [EOD, ...args], { env: ENV, timeout: timeoutMs }, (err, stdout, stderr) => {
       const e = err as { code?: number; signal?: string; killed?: boolean } | null;
       const killed = e?.signal ? `[killed by ${e.signal}${e.killed ? `: no exit within ${timeoutMs} ms` : ""}]\n` : "";
-      resolve({ code: e ? (e.code ?? 1) : 0, stdout, stderr: killed + stderr });
+      resolve({ code: e ? (e.code ?? 1) : 0, stdout, stderr: killed + stderr, crashed: e !== null && !e.killed && emulatorCrash(e.signal, stderr) });
     });
   });
 }
 
-async function must(args: string[]): Promise<string> {
+/** eod(), started again (up to STARTS in all) while the emulator crashes it. */
+async function eodStarted(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let r = await eod(args);
-  // Under qemu's TCG, V8 now and then dies in its own code ("Fatal error in , line 0") while starting up;
-  // that is the emulator, not eod: run the command once more.
-  if (r.code !== 0 && r.stderr.includes("# Fatal error in")) r = await eod(args);
+  for (let start = 2; start <= STARTS && r.crashed; start++) {
+    console.error(`eod ${args[0]} crashed under the emulator (${r.stderr.split("\n")[0]}): start ${start} of ${STARTS}`);
+    r = await eod(args);
+  }
+  return r;
+}
+
+async function must(args: string[]): Promise<string> {
+  const r = await eodStarted(args);
   if (r.code !== 0) {
     const log = fs.existsSync(path.join(CACHE, "daemon.log")) ? fs.readFileSync(path.join(CACHE, "daemon.log"), "utf8").slice(-3000) : "(no daemon log)";
     throw new Error(`eod ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}\ndaemon.log:\n${log}`);
@@ -82,18 +102,17 @@ async function must(args: string[]): Promise<string> {
 }
 
 /**
- * Starts `eod serve dir` and resolves with its URL. A server that dies before printing it is started once more
- * when V8 died in its own code, as must() does for eod commands (the servers' starts were the only ones of the
- * run's first seconds without that retry); otherwise the error quotes the server's stderr.
+ * Starts `eod serve dir` and resolves with its URL. A server that dies before printing it is started again when
+ * the emulator crashed it (emulatorCrash), as must() does for eod commands; otherwise the error quotes its stderr.
  */
-function serve(dir: string, attempts = 2): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
+function serve(dir: string, attempts = STARTS): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
   const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   servers.push(child);
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => { stderr += c; process.stderr.write(c); });
   return new Promise((resolve, reject) => {
     child.once("exit", (code, signal) => {
-      if (attempts > 1 && stderr.includes("# Fatal error in")) resolve(serve(dir, attempts - 1));
+      if (attempts > 1 && emulatorCrash(signal, stderr)) resolve(serve(dir, attempts - 1));
       else reject(new Error(`eod serve ${dir} exited (${signal ?? `code ${code}`}) before printing its URL: ${stderr.slice(-2000)}`));
     });
     let out = "";
@@ -205,14 +224,14 @@ async function main(): Promise<void> {
   step("6. Culling:");
   // 6. Culling: refused while C is mounted, done once it is not (A keeps the daemon alive).
   const cBlob = JSON.parse(fs.readFileSync(path.join(imgC, "manifest.json"), "utf8")).blobs[0].id as string;
-  report.cullInUse = (await eod(["cull", cBlob, "--cache-dir", CACHE])).code;
+  report.cullInUse = (await eodStarted(["cull", cBlob, "--cache-dir", CACHE])).code;
   await umount("/mnt/c");
   // The kernel releases the unmounted object in the background (fscache withdraws cookies on a work queue):
   // until then the blob is still in use or its file not yet linked in. Asked again until the deadline.
-  let cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
-  for (const end = Date.now() + WAIT_MS; cull.code !== 0 && /in use|no cache file|# Fatal error in/.test(cull.stderr) && Date.now() < end;) {
+  let cull = await eodStarted(["cull", cBlob, "--cache-dir", CACHE]);
+  for (const end = Date.now() + WAIT_MS; cull.code !== 0 && /in use|no cache file/.test(cull.stderr) && Date.now() < end;) {
     await sleep(500);
-    cull = await eod(["cull", cBlob, "--cache-dir", CACHE]);
+    cull = await eodStarted(["cull", cBlob, "--cache-dir", CACHE]);
   }
   report.cullUnused = { code: cull.code, stderr: cull.stderr.trim() };
   report.cullFileGone = !findCacheFile(cBlob);
@@ -227,7 +246,7 @@ async function main(): Promise<void> {
   const handoverRead = hashFile("/mnt/d/big");
   await sleep(1500);
   const pidBefore = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
-  const restart = eod(["daemon", "restart", "--cache-dir", CACHE]);
+  const restart = eodStarted(["daemon", "restart", "--cache-dir", CACHE]); // a second SIGHUP would only hand over again
   await sleep(500);
   await d.faults(null); // the old daemon's stalled request times out and its retry gets the bytes
   const restarted = await restart;
