@@ -12,7 +12,9 @@
 //   fd: readers wait (never ENOTCONN), and the restarted daemon answers them on the same connection.
 // If the daemon dies, the holder starts a new one; SIGHUP hands over to a new daemon on purpose (`eod daemon
 // restart`: the old one answers what it has in flight and exits). When the daemon exits normally (its last
-// mount is gone), the holder exits too.
+// mount is gone), the holder exits too. The first daemon exiting with an error before it came up (its own
+// start failed: a config, a mount table, a kernel it cannot use) would fail the same way again: the holder
+// exits at once, and `eod mount` quotes that error instead of waiting out restarts.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -23,6 +25,7 @@ import type { CachefilesLimits } from "../sys/cachefiles.ts";
 import { FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_NONBLOCK, FAN_UNLIMITED_QUEUE, fanotifyInit } from "../sys/fanotify.ts";
 import type { Log } from "../util/log.ts";
 import { holderPidFile } from "./client.ts";
+import { readPid } from "./pids.ts";
 
 const EOD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/eod.mjs");
 /**
@@ -40,6 +43,8 @@ const HELD = {
 } as const;
 /** More restarts than this within a minute means the daemon cannot run: give up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
+/** How often the holder looks whether its child came up (wrote daemon.pid), until it has. */
+const CAME_UP_POLL_MS = 100;
 
 export interface HolderOptions {
   cacheDir: string;
@@ -83,9 +88,17 @@ export async function runHolder({ cacheDir, frontend, reason, daemonArgs, limits
       env: { ...process.env, ...handOverEnv(frontend, again, reason) },
     });
     log("info", again ? "daemon restarted on the held cache" : "holder started its daemon", { frontend, pid: child.pid, holder: process.pid });
+    const cameUp = watchCameUp(cacheDir, child.pid);
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once("exit", (c, s) => resolve({ code: c, signal: s })));
+    const up = cameUp();
     if (handingOver) { handingOver = false; continue; }
     if (stopping || code === 0) break;
+    // Killed (a signal) it may come up next time; exiting with its own error before it came up, it will not.
+    if (!again && !up && signal === null) {
+      log("error", `${frontend} daemon could not start (exit code ${code}); the holder exits without restarting it`);
+      status = 1;
+      break;
+    }
     const now = Date.now();
     restarts.push(now);
     while (restarts.length && restarts[0] < now - 60_000) restarts.shift();
@@ -99,4 +112,23 @@ export async function runHolder({ cacheDir, frontend, reason, daemonArgs, limits
   fs.rmSync(holderPidFile(cacheDir), { force: true });
   fs.closeSync(held);
   return status;
+}
+
+/**
+ * Whether the daemon `pid` came up: it writes daemon.pid once it serves (run.ts), and removes it when it stops,
+ * so the file is looked at while the daemon runs. Returns the answer so far; looking stops at the first yes.
+ */
+function watchCameUp(cacheDir: string, pid: number | undefined): () => boolean {
+  const file = path.join(cacheDir, "daemon.pid");
+  let up = false;
+  const look = () => {
+    up = pid !== undefined && readPid(file) === pid;
+    if (up) clearInterval(timer);
+  };
+  const timer = setInterval(look, CAME_UP_POLL_MS);
+  return () => {
+    if (!up) look(); // a daemon that came up and died within one poll
+    clearInterval(timer);
+    return up;
+  };
 }

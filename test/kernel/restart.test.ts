@@ -259,6 +259,23 @@ function cleanupMountsOnly(mnt: string): void {
   assert.equal(r.status, 0, String(r.stderr));
 }
 
+test("a first daemon that cannot start: eod mount fails at once with its error, the holder does not restart it", { skip, timeout: 120_000 }, async () => {
+  const { cache, mnt } = fresh();
+  try {
+    fs.mkdirSync(path.join(cache, "state.json"), { recursive: true }); // a mount table it cannot read: every start fails alike
+    // A start timeout far beyond the test's: the failure comes from the holder's exit, not from a timeout.
+    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], { ...env, EOD_DAEMON_START_TIMEOUT_MS: "600000" });
+    assert.equal(m.status, 1, m.stderr);
+    assert.match(m.stderr, /did not start \(it exited with code 1\)/);
+    assert.match(m.stderr, /Cannot read the mount table \S*state\.json: EISDIR/, "the daemon's own error is quoted");
+    const log = fs.readFileSync(path.join(cache, "daemon.log"), "utf8");
+    assert.equal(log.match(/the daemon cannot start/g)?.length, 1, `one start, no restart:\n${log}`);
+    assert.equal(pidOf(cache, "holder"), null, "the holder is gone");
+  } finally {
+    cleanup(work, cache);
+  }
+});
+
 test("eod daemon restart without a holder says so", { skip, timeout: 30_000 }, async () => {
   const { cache } = fresh();
   fs.mkdirSync(cache, { recursive: true });
