@@ -17,7 +17,7 @@ import { ChunkClock } from "./lru.ts";
 import { chunkPunchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
 import { fillChunk, SYNC_DECODE_MAX, type ChunkFillTarget } from "./chunk-fill.ts";
-import type { ReceiveBuffers } from "./receive-buffers.ts";
+import type { BufferPool } from "../util/buffer-pool.ts";
 
 export interface BlobSourceRef {
   remote: Remote;
@@ -32,7 +32,7 @@ export interface BlobCacheOptions extends PlanOptions {
   prefetchFetch: number;
   budget: ByteBudget;
   /** Where remote answers are read into (recycled), else a new buffer per fetch. */
-  receiveBuffers?: ReceiveBuffers;
+  receiveBuffers?: BufferPool;
   /** Persisted LRU ticks of the chunks (presence.ts), else every chunk starts as used now. */
   ticks?: Uint32Array | null;
   /** Called with every change of cachedBytes (the core's budget accounting). */

@@ -11,7 +11,7 @@ import type { ChunkTable } from "../image/chunk-table.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import { BlobCache, type BlobSourceRef, type BlobStats } from "./blob-cache.ts";
 import { ByteBudget } from "./budget.ts";
-import { ReceiveBuffers } from "./receive-buffers.ts";
+import { BufferPool } from "../util/buffer-pool.ts";
 import { sha256 } from "../util/sha256.ts";
 import { PresenceMap } from "./presence.ts";
 import { SparseFileStorage, type BlobStorage } from "./storage.ts";
@@ -80,7 +80,7 @@ export class CacheCore {
   readonly #tableDigests = new Map<string, Uint8Array>();
   readonly #opts: Required<CacheOptions>;
   readonly #budget: ByteBudget;
-  readonly #receiveBuffers: ReceiveBuffers;
+  readonly #receiveBuffers: BufferPool;
   readonly #prefetchLane: Semaphore;
   readonly #timer: NodeJS.Timeout | undefined;
   /** The size budget and the LRU culling of every blob's chunks. */
@@ -96,7 +96,7 @@ export class CacheCore {
     this.dir = dir;
     this.#opts = { ...CACHE_DEFAULTS, ...opts };
     this.#budget = new ByteBudget(this.#opts.memoryBudget);
-    this.#receiveBuffers = new ReceiveBuffers(Math.floor(this.#opts.memoryBudget / RECEIVE_BUFFERS_SHARE));
+    this.#receiveBuffers = new BufferPool(Math.floor(this.#opts.memoryBudget / RECEIVE_BUFFERS_SHARE));
     this.#prefetchLane = new Semaphore(this.#opts.prefetchSlots);
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true, mode: 0o700 });
     const o = this.#opts;

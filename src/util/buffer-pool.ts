@@ -1,5 +1,6 @@
 // Reusable memory for chunk-sized work: the builders read chunks into pooled buffers until they are written
-// (fresh 256 KiB–4 MiB buffers per chunk cost GC pauses). Buffers come in power-of-two
+// (fresh 256 KiB–4 MiB buffers per chunk cost GC pauses), the cache core reads remote answers into them and the
+// FUSE frontend its READs (fresh memory faults at every page's first touch, which costs more than the copy). Buffers come in power-of-two
 // size classes; at most `retain` bytes are kept when idle. Only buffers this pool made are taken back.
 // A `shared` pool hands out SharedArrayBuffer memory, which worker threads read without a copy.
 export class BufferPool {

@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobCache } from "../../cache/blob-cache.ts";
-import { ReceiveBuffers } from "../../cache/receive-buffers.ts";
+import { BufferPool } from "../../util/buffer-pool.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { EodError, SysError } from "../../errors.ts";
 import { pollReadable, type PollHandle } from "../../sys/fanotify.ts";
@@ -99,7 +99,7 @@ export class FuseFrontend implements Frontend {
   readonly #pending = new Set<Promise<void>>();
   readonly #buf = Buffer.allocUnsafe(MAX_WRITE + REQUEST_HEADROOM);
   /** What READs are answered from, recycled: a fresh buffer per READ faults its every page at the pread. */
-  readonly #readBuffers = new ReceiveBuffers(IDLE_READ_BUFFERS, MAX_READ);
+  readonly #readBuffers = new BufferPool(IDLE_READ_BUFFERS);
   readonly #byOp: Record<string, number> = {};
   readonly #stats = {
     requests: 0, reads: 0, readBytes: 0, fills: 0, failedReads: 0, inFlight: 0, lateReplies: 0,
