@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { haveTool, REPO } from "./cli.ts";
+import { findReport } from "./guest-report.ts";
 
 /** The lab's run-vm: the repo is a clone next to a `shared/` copy, locally and in CI. */
 export const RUN_VM = path.resolve(REPO, "../shared/kernel-lab/run-vm");
@@ -96,4 +97,29 @@ export function runInVm(scriptTs: string, args: string[], opts: VmOptions = {}):
       });
     });
   });
+}
+
+/** What a guest script with a report (test/vm/guest.ts) did: its report, if it printed one, and the VM run. */
+export interface GuestRun {
+  report: Record<string, any> | undefined;
+  res: VmResult;
+}
+
+/**
+ * Runs a guest script that prints a report line (test/helpers/guest-report.ts; `name` is its file name without
+ * .ts) and finds the report. The script retries the eod processes the emulator crashes; a crash of the script
+ * itself (128 + SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE or SIGSEGV, no report) is the emulator's too: one more VM.
+ * `note` hears about that re-run (a test's t.diagnostic).
+ */
+export async function runGuestScript(name: string, args: string[], opts: VmOptions, note: (s: string) => void): Promise<GuestRun> {
+  const run = async (): Promise<GuestRun> => {
+    const res = await runInVm(`test/vm/${name}.ts`, args, opts);
+    return { report: findReport(name, res.stdout), res };
+  };
+  let r = await run();
+  if (r.report === undefined && [132, 133, 134, 135, 136, 139].includes(r.res.status ?? 0)) {
+    note(`the guest script ${name} crashed (status ${r.res.status}) under the emulator: running the VM again\n${r.res.stderr.slice(-1000)}`);
+    r = await run();
+  }
+  return r;
 }

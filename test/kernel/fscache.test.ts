@@ -9,13 +9,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { eodOk } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/kernel.ts";
-import { runInVm, vmAvailable } from "../helpers/vm.ts";
+import { runGuestScript, vmAvailable } from "../helpers/vm.ts";
 import { hashTree } from "../helpers/hash-tree.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 const vm = vmAvailable();
-/** The guest's report line starts with this (test/vm/fscache-e2e.ts). */
-const REPORT_PREFIX = "fscache-e2e report: ";
 
 function tree(root: string, seed: string, extra: Record<string, string | Buffer> = {}): void {
   const rnd = (n: number, s: string) => {
@@ -57,18 +55,8 @@ test("eod mount --frontend fscache: cold/warm, shared blob, corrupt remote, fail
     A: hashTree(srcs.A), B: hashTree(srcs.B), C: hashTree(srcs.C), D: hashTree(low.D), E: hashTree(low.E), F: hashTree(low.F),
   }));
 
-  const run = () => runInVm("test/vm/fscache-e2e.ts", [imgs.A, imgs.B, imgs.C, expected, lowImgs.D, lowImgs.E, lowImgs.F], { timeoutS: 1500, share: [work] });
-  const report = (out: string) => out.split("\n").findLast((l) => l.startsWith(REPORT_PREFIX));
-  let res = await run();
-  // The guest script retries the eod processes the emulator crashes; a crash of the script itself (128 + SIGILL,
-  // SIGTRAP, SIGABRT, SIGBUS, SIGFPE or SIGSEGV, no report) is the emulator's too: one more VM.
-  if (report(res.stdout) === undefined && [132, 133, 134, 135, 136, 139].includes(res.status ?? 0)) {
-    t.diagnostic(`the guest script crashed (status ${res.status}) under the emulator: running the VM again\n${res.stderr.slice(-1000)}`);
-    res = await run();
-  }
-  const line = report(res.stdout);
-  if (line === undefined) assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`);
-  const r = JSON.parse(line.slice(REPORT_PREFIX.length)) as Record<string, any>;
+  const { report: r, res } = await runGuestScript("fscache-e2e", [imgs.A, imgs.B, imgs.C, expected, lowImgs.D, lowImgs.E, lowImgs.F], { timeoutS: 1500, share: [work] }, (s) => t.diagnostic(s));
+  if (r === undefined) assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`);
   t.diagnostic(`VM run ${res.seconds.toFixed(0)} s; cold mount ${r.coldMountMs} ms, cold read ${r.coldReadMs} ms`);
   const logs = Object.entries(r.daemonLogs ?? {}).map(([k, v]) => `${k}:\n${v}`).join("\n");
   assert.equal(r.error, undefined, `at step ${r.step}: ${r.error}\nguest stderr:\n${res.stderr.slice(-3000)}\n${logs}`);

@@ -11,7 +11,7 @@ import path from "node:path";
 import { eodOk, REPO } from "../helpers/cli.ts";
 import { hashTree } from "../helpers/hash-tree.ts";
 import { tempDir } from "../helpers/kernel.ts";
-import { runInVm, vmAvailable, type VmResult } from "../helpers/vm.ts";
+import { runGuestScript, runInVm, vmAvailable, type VmResult } from "../helpers/vm.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 const vm = vmAvailable();
@@ -28,7 +28,7 @@ test("erofs on loop devices on Linux 6.1: ErofsMounter auto falls back on ENOTBL
 
 /** One VM run of test/vm/fuse-e2e.ts for both tests below (the fuse steps only once the fuse frontend exists). */
 let e2e: Promise<{ r: Record<string, any>; res: VmResult }> | null = null;
-function runE2e(): Promise<{ r: Record<string, any>; res: VmResult }> {
+function runE2e(note: (s: string) => void): Promise<{ r: Record<string, any>; res: VmResult }> {
   e2e ??= (async () => {
     const work = tempDir("eod-fuse-61-");
     const src = path.join(work, "src");
@@ -40,11 +40,9 @@ function runE2e(): Promise<{ r: Record<string, any>; res: VmResult }> {
     eodOk("build", src, "-o", img, "--chunk-size", "64K");
     const expected = path.join(work, "expected.json");
     fs.writeFileSync(expected, JSON.stringify(hashTree(src)));
-    const res = await runInVm("test/vm/fuse-e2e.ts", [img, expected, fuseBuilt ? "fuse" : "no-fuse"], { kernel: "6.1", timeoutS: 780, share: [work] });
-    const last = res.stdout.trim().split("\n").at(-1) ?? "";
-    let r: Record<string, any>;
-    try { r = JSON.parse(last); } catch { assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`); }
-    assert.equal(r.error, undefined, `${r.error}\n${res.stderr.slice(-3000)}`);
+    const { report: r, res } = await runGuestScript("fuse-e2e", [img, expected, fuseBuilt ? "fuse" : "no-fuse"], { kernel: "6.1", timeoutS: 780, share: [work] }, note);
+    if (r === undefined) assert.fail(`guest printed no report (status ${res.status}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`);
+    assert.equal(r.error, undefined, `at step ${r.step}: ${r.error}\n${res.stderr.slice(-3000)}`);
     assert.equal(res.status, 0, res.stderr.slice(-2000));
     return { r, res };
   })();
@@ -52,7 +50,7 @@ function runE2e(): Promise<{ r: Record<string, any>; res: VmResult }> {
 }
 
 test("eod mount --frontend auto on Linux 6.1 picks fscache and says why (fanotify not possible); the tree is identical (kernel-lab VM)", { skip, timeout: 900_000 }, async (t) => {
-  const { r, res } = await runE2e();
+  const { r, res } = await runE2e((s) => t.diagnostic(s));
   t.diagnostic(`VM run ${res.seconds.toFixed(0)} s on ${r.kernel}; auto: ${r.autoText}`);
   assert.match(r.kernel, /^6\.1\./);
   // auto: fanotify first, not possible on 6.1, so fscache (this lab kernel has cachefiles on-demand).
@@ -64,7 +62,7 @@ test("eod mount --frontend auto on Linux 6.1 picks fscache and says why (fanotif
 });
 
 test("eod mount --frontend fuse on Linux 6.1: through loop devices, identical; none left after umount or failed mounts (kernel-lab VM)", { skip: skip || unavailable(!fuseBuilt && "the fuse frontend (src/frontend/fuse/service.ts) is not built yet"), timeout: 900_000 }, async (t) => {
-  const { r } = await runE2e();
+  const { r } = await runE2e((s) => t.diagnostic(s));
   t.diagnostic(`fuse mount ${r.fuseMountMs} ms, cold read of the tree ${r.fuseReadMs} ms; status:\n${r.fuseText}`);
   // erofs of 6.1 cannot mount files, so the bootstrap and the blob's FUSE file are on loop devices.
   assert.equal(r.fuse.frontend, "fuse");
@@ -86,7 +84,7 @@ test("eod mount --frontend fuse on Linux 6.1: through loop devices, identical; n
 });
 
 test("--frontend fuse on Linux 6.1 (no FUSE_NOTIFY_RESEND) through loop devices: kill -9 with readers blocked on a stalled remote, the holder's new daemon gives them the right bytes (kernel-lab VM)", { skip: skip || unavailable(!fuseBuilt && "the fuse frontend (src/frontend/fuse/service.ts) is not built yet"), timeout: 900_000 }, async (t) => {
-  const { r } = await runE2e();
+  const { r } = await runE2e((s) => t.diagnostic(s));
   t.diagnostic(`failover: ${JSON.stringify(r.failoverStats)}\n${(r.failoverLog ?? []).join("\n")}`);
   for (const f of r.failover) assert.ok(f.ok, `failover: ${f.name} read ${f.got}`);
   assert.equal(r.failoverNewPid, true, "the holder started a new daemon");

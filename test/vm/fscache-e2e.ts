@@ -2,173 +2,56 @@
 // It uses eod itself, as a user would: `eod serve` for three images, `eod mount --frontend fscache`, reads,
 // `eod status`, `eod cull`, and kills the daemon to exercise the holder + `restore` failover; then a small cache
 // filesystem runs low on space and the daemon culls on the kernel's signal (POLLOUT); last, a --cache-size budget
-// is kept by culling. It prints one JSON report as its last line; the host test checks it.
+// is kept by culling. It prints its report (Guest.finish); the host test checks it.
 //   argv: <imgA> <imgB> <imgC> <expected.json> <imgD> <imgE> <imgF>
 //   (B shares A's blob; C is unrelated; D, E, F: one big incompressible file each, for the low-space and budget steps)
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { diff, Guest, hashFile, hashTree, sleep, until } from "./guest.ts";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const EOD = path.join(REPO, "bin/eod.mjs");
 const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
 // A remote request may take 30 s: under TCG on a loaded host a healthy answer of the guest's eod serve can take
 // seconds, and a mount whose image load times out twice fails the run (4 s was the limit). Only the stalled
 // requests of the hand-over step (6b) wait that long before their retry.
 // Fetch unit = chunk size (64K), so that reading one file does not pull its neighbours in: the failover
 // readers must really be blocked on a cold chunk when the daemon is killed.
-const ENV = { ...process.env, EOD_REMOTE_TIMEOUT_MS: "30000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "300000", EOD_MIN_FETCH: "65536" };
+const guest = new Guest({
+  name: "fscache-e2e", // test/kernel/fscache.test.ts looks for its report
+  env: { ...process.env, EOD_REMOTE_TIMEOUT_MS: "30000", EOD_REMOTE_RETRIES: "1", EOD_DAEMON_START_TIMEOUT_MS: "300000", EOD_MIN_FETCH: "65536" },
+  eodTimeoutMs: 420_000,
+});
+const { report } = guest;
 const [imgA, imgB, imgC, expectedPath, imgD, imgE, imgF] = process.argv.slice(2);
 const expected = JSON.parse(fs.readFileSync(expectedPath, "utf8")) as Record<"A" | "B" | "C" | "D" | "E" | "F", Record<string, string>>;
-const servers: ChildProcess[] = [];
-const report: Record<string, unknown> = {};
 
-const t0 = Date.now();
 // Waits below are deadlines, not fixed pauses: under TCG on a loaded host a holder's exit, the kernel's release
 // of an unmounted object or a cull can take seconds (a fixed 500 ms pause once failed "the holder exits").
 const WAIT_MS = 120_000;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` every 100 ms until it holds (true) or `ms` have passed (false). */
-async function until(cond: () => boolean, ms = WAIT_MS): Promise<boolean> {
-  for (const end = Date.now() + ms; !cond(); await sleep(100)) if (Date.now() > end) return false;
-  return true;
-}
 
 /** The holder of `cache` is gone (it exits with its daemon once nothing is mounted): /dev/cachefiles is free. */
 function holderGone(cache: string): Promise<boolean> {
-  return until(() => !fs.existsSync(path.join(cache, "holder.pid")));
-}
-
-/** Progress on stderr, so a run that stalls shows where; a failure's report names the step. */
-function step(what: string): void {
-  report.step = what;
-  console.error(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`);
-}
-
-/** The report is the stdout line with this prefix (nothing else the guest prints can pass for it). */
-const REPORT_PREFIX = "fscache-e2e report: "; // test/kernel/fscache.test.ts looks for it
-
-/**
- * Under qemu's TCG a Node process now and then dies in V8's own code while starting up: a V8 fatal error
- * ("# Fatal error in , line 0") or SIGSEGV/SIGILL/SIGTRAP before it did anything (an `eod mount` killed by
- * SIGSEGV with no daemon log yet failed a run before step 1). That is the emulator, not eod: such a start is
- * tried again.
- */
-const CRASH_SIGNALS = new Set(["SIGSEGV", "SIGILL", "SIGBUS", "SIGTRAP", "SIGFPE", "SIGABRT"]);
-const STARTS = 3;
-
-function emulatorCrash(signal: string | null | undefined, stderr: string): boolean {
-  return (signal != null && CRASH_SIGNALS.has(signal)) || stderr.includes("# Fatal error in");
-}
-
-/**
- * Runs eod. The deadline is longer than eod mount's own wait for its daemon (EOD_DAEMON_START_TIMEOUT_MS), so
- * eod reports that itself; a command killed by a signal (the deadline, or V8 dying under TCG) says so in
- * stderr instead of passing for an exit code 1 with no message.
- */
-function eod(args: string[], timeoutMs = 420_000): Promise<{ code: number; stdout: string; stderr: string; crashed: boolean }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [EOD, ...args], { env: ENV, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const e = err as { code?: number; signal?: string; killed?: boolean } | null;
-      const killed = e?.signal ? `[killed by ${e.signal}${e.killed ? `: no exit within ${timeoutMs} ms` : ""}]\n` : "";
-      resolve({ code: e ? (e.code ?? 1) : 0, stdout, stderr: killed + stderr, crashed: e !== null && !e.killed && emulatorCrash(e.signal, stderr) });
-    });
-  });
-}
-
-/** eod(), started again (up to STARTS in all) while the emulator crashes it. */
-async function eodStarted(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let r = await eod(args);
-  for (let start = 2; start <= STARTS && r.crashed; start++) {
-    console.error(`eod ${args[0]} crashed under the emulator (${r.stderr.split("\n")[0]}): start ${start} of ${STARTS}`);
-    r = await eod(args);
-  }
-  return r;
-}
-
-async function must(args: string[]): Promise<string> {
-  const r = await eodStarted(args);
-  if (r.code !== 0) {
-    const log = fs.existsSync(path.join(CACHE, "daemon.log")) ? fs.readFileSync(path.join(CACHE, "daemon.log"), "utf8").slice(-3000) : "(no daemon log)";
-    throw new Error(`eod ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}\ndaemon.log:\n${log}`);
-  }
-  return r.stdout;
-}
-
-/**
- * Starts `eod serve dir` and resolves with its URL. A server that dies before printing it is started again when
- * the emulator crashed it (emulatorCrash), as must() does for eod commands; otherwise the error quotes its stderr.
- */
-function serve(dir: string, attempts = STARTS): Promise<{ url: string; faults(rule: object | null): Promise<void> }> {
-  const child = spawn(process.execPath, [EOD, "serve", dir, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
-  servers.push(child);
-  let stderr = "";
-  child.stderr!.on("data", (c: Buffer) => { stderr += c; process.stderr.write(c); });
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code, signal) => {
-      if (attempts > 1 && emulatorCrash(signal, stderr)) resolve(serve(dir, attempts - 1));
-      else reject(new Error(`eod serve ${dir} exited (${signal ?? `code ${code}`}) before printing its URL: ${stderr.slice(-2000)}`));
-    });
-    let out = "";
-    child.stdout!.on("data", (c: Buffer) => {
-      out += c;
-      if (!out.includes("\n")) return;
-      const url = out.split("\n")[0].trim();
-      resolve({
-        url,
-        async faults(rule) {
-          await fetch(new URL("_eod/faults", url), rule ? { method: "POST", body: JSON.stringify(rule), headers: { "content-type": "application/json" } } : { method: "DELETE" });
-        },
-      });
-    });
-  });
+  return until(() => !fs.existsSync(path.join(cache, "holder.pid")), WAIT_MS);
 }
 
 async function status(cache = CACHE): Promise<{ frontend: Record<string, number>; cache: Record<string, number>; blobs: Array<{ id: string; corrupt: number; fetchedBytes: number }>; mounts: unknown[] }> {
-  return JSON.parse(await must(["status", "--cache-dir", cache, "--json"]));
-}
-
-/** sha256 of every regular file under `root` (async reads: this process never blocks the daemon). */
-async function hashTree(root: string, rel = "", out: Record<string, string> = {}): Promise<Record<string, string>> {
-  for (const e of await fs.promises.readdir(path.join(root, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) await hashTree(root, r, out);
-    else if (e.isFile()) out[r] = await hashFile(path.join(root, r));
-  }
-  return out;
-}
-
-async function hashFile(p: string): Promise<string> {
-  try {
-    return createHash("sha256").update(await fs.promises.readFile(p)).digest("hex");
-  } catch (err) {
-    return `error:${(err as NodeJS.ErrnoException).code}`;
-  }
-}
-
-function diff(want: Record<string, string>, got: Record<string, string>): string[] {
-  return Object.keys(want).filter((k) => want[k] !== got[k]).map((k) => `${k}: ${got[k] ?? "missing"}`);
+  return JSON.parse(await guest.must(["status", "--cache-dir", cache, "--json"]));
 }
 
 async function main(): Promise<void> {
-  step("0. Start: eod --help, eod serve");
+  guest.step("0. Start: eod --help, eod serve");
   // Fill Node's compile cache with one process first: many processes starting at once on an empty cache
   // race on it (a V8 fatal error was seen under TCG).
-  await must(["--help"]);
-  const a = await serve(imgA);
-  const b = await serve(imgB);
-  const c = await serve(imgC);
+  await guest.must(["--help"]);
+  const a = await guest.serve(imgA);
+  const b = await guest.serve(imgB);
+  const c = await guest.serve(imgC);
   for (const d of ["/mnt/a", "/mnt/b", "/mnt/c"]) fs.mkdirSync(d, { recursive: true });
-  const mount = (url: string, mnt: string) => must(["mount", url, mnt, "--cache-dir", CACHE, "--frontend", "fscache"]);
-  const umount = (mnt: string) => must(["umount", mnt, "--cache-dir", CACHE]);
+  const mount = (url: string, mnt: string) => guest.must(["mount", url, mnt, "--cache-dir", CACHE, "--frontend", "fscache"]);
+  const umount = (mnt: string) => guest.must(["umount", mnt, "--cache-dir", CACHE]);
 
-  step("1. Cold mount");
+  guest.step("1. Cold mount");
   // 1. Cold mount over HTTP: every byte through READs, identical to the source.
   let t = Date.now();
   await mount(a.url, "/mnt/a");
@@ -179,13 +62,13 @@ async function main(): Promise<void> {
   const s1 = await status();
   report.afterA = s1.frontend;
 
-  step("2. B shares");
+  guest.step("2. B shares");
   // 2. B shares A's blob in the same domain: one more OPEN (B's bootstrap), none for the shared blob.
   await mount(b.url, "/mnt/b");
   report.bDiff = diff(expected.B, await hashTree("/mnt/b"));
   report.afterB = (await status()).frontend;
 
-  step("3. Warm:");
+  guest.step("3. Warm:");
   // 3. Warm: unmount both (the daemon and its holder exit), mount A again: no READ at all.
   await umount("/mnt/b");
   await umount("/mnt/a");
@@ -194,7 +77,7 @@ async function main(): Promise<void> {
   report.warmDiff = diff(expected.A, await hashTree("/mnt/a"));
   report.warm = (await status()).frontend;
 
-  step("4. A corrupting");
+  guest.step("4. A corrupting");
   // 4. A corrupting remote: EIO, nothing cached, the daemon stays up; healthy again: the right bytes.
   await mount(c.url, "/mnt/c");
   await c.faults({ mode: "corrupt", match: "blobs/" });
@@ -204,7 +87,7 @@ async function main(): Promise<void> {
   await c.faults(null);
   report.corruptThenOk = (await hashFile("/mnt/c/big")) === expected.C["big"];
 
-  step("5. Failover:");
+  guest.step("5. Failover:");
   // 5. Failover: readers blocked on a stalled remote, the daemon is killed; the holder restarts it, `restore`
   //    re-delivers the pending READs, and every reader completes with the right bytes.
   await c.faults({ mode: "stall", match: "blobs/" });
@@ -221,32 +104,32 @@ async function main(): Promise<void> {
   report.restartedPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== oldPid;
   report.afterFailoverDiff = diff(expected.C, await hashTree("/mnt/c"));
 
-  step("6. Culling:");
+  guest.step("6. Culling:");
   // 6. Culling: refused while C is mounted, done once it is not (A keeps the daemon alive).
   const cBlob = JSON.parse(fs.readFileSync(path.join(imgC, "manifest.json"), "utf8")).blobs[0].id as string;
-  report.cullInUse = (await eodStarted(["cull", cBlob, "--cache-dir", CACHE])).code;
+  report.cullInUse = (await guest.eod(["cull", cBlob, "--cache-dir", CACHE])).code;
   await umount("/mnt/c");
   // The kernel releases the unmounted object in the background (fscache withdraws cookies on a work queue):
   // until then the blob is still in use or its file not yet linked in. Asked again until the deadline.
-  let cull = await eodStarted(["cull", cBlob, "--cache-dir", CACHE]);
+  let cull = await guest.eod(["cull", cBlob, "--cache-dir", CACHE]);
   for (const end = Date.now() + WAIT_MS; cull.code !== 0 && /in use|no cache file/.test(cull.stderr) && Date.now() < end;) {
     await sleep(500);
-    cull = await eodStarted(["cull", cBlob, "--cache-dir", CACHE]);
+    cull = await guest.eod(["cull", cBlob, "--cache-dir", CACHE]);
   }
   report.cullUnused = { code: cull.code, stderr: cull.stderr.trim() };
   report.cullFileGone = !findCacheFile(cBlob);
 
-  step("6b. Hand-over:");
+  guest.step("6b. Hand-over:");
   // 6b. `eod daemon restart` (a planned hand-over): a reader blocked on a stalled cold READ of D completes with the
   //     right bytes; the old daemon finishes what it has in flight, the new one sends `restore` and serves the rest.
-  const d = await serve(imgD);
+  const d = await guest.serve(imgD);
   fs.mkdirSync("/mnt/d", { recursive: true });
   await mount(d.url, "/mnt/d");
   await d.faults({ mode: "stall", match: "blobs/" });
   const handoverRead = hashFile("/mnt/d/big");
   await sleep(1500);
   const pidBefore = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
-  const restart = eodStarted(["daemon", "restart", "--cache-dir", CACHE]); // a second SIGHUP would only hand over again
+  const restart = guest.eod(["daemon", "restart", "--cache-dir", CACHE]); // a second SIGHUP would only hand over again
   await sleep(500);
   await d.faults(null); // the old daemon's stalled request times out and its retry gets the bytes
   const restarted = await restart;
@@ -260,10 +143,10 @@ async function main(): Promise<void> {
   await umount("/mnt/d");
   await umount("/mnt/a");
 
-  step("7. Low space:");
+  guest.step("7. Low space:");
   await lowSpace();
 
-  step("8. Cache budget:");
+  guest.step("8. Cache budget:");
   await budget();
 }
 
@@ -274,10 +157,10 @@ async function budget(): Promise<void> {
   const cache = "/var/cache/fscache/budget";
   // The low-space step's daemon and holder are gone once its images are unmounted (lowSpace() waited for it).
   const size = Math.floor(2.5 * JSON.parse(fs.readFileSync(path.join(imgD, "manifest.json"), "utf8")).blobs[0].kernelSize);
-  const [d, e, f] = [await serve(imgD), await serve(imgE), await serve(imgF)];
+  const [d, e, f] = [await guest.serve(imgD), await guest.serve(imgE), await guest.serve(imgF)];
   const mountBudget = (url: string, mnt: string) => {
     fs.mkdirSync(mnt, { recursive: true });
-    return must(["mount", url, mnt, "--cache-dir", cache, "--frontend", "fscache", "--cache-size", String(size)]);
+    return guest.must(["mount", url, mnt, "--cache-dir", cache, "--frontend", "fscache", "--cache-size", String(size)]);
   };
   await mountBudget(d.url, "/mnt/bd");
   report.budgetD = diff(expected.D, await hashTree("/mnt/bd"));
@@ -323,12 +206,12 @@ async function lowSpace(): Promise<void> {
     const brun = bcull + Math.max(2, Math.floor(0.4 * blobPct));
     const limits = `bstop=1%,bcull=${bcull}%,brun=${brun}%`;
     report.lowSpaceSetup = { freePct: +freePct.toFixed(1), blobPct: +blobPct.toFixed(1), limits };
-    const d = await serve(imgD);
-    const e = await serve(imgE);
-    const f = await serve(imgF);
+    const d = await guest.serve(imgD);
+    const e = await guest.serve(imgE);
+    const f = await guest.serve(imgF);
     const mountSmall = (url: string, mnt: string) => {
       fs.mkdirSync(mnt, { recursive: true });
-      return must(["mount", url, mnt, "--cache-dir", cache, "--frontend", "fscache", "--fscache-limits", limits]);
+      return guest.must(["mount", url, mnt, "--cache-dir", cache, "--frontend", "fscache", "--fscache-limits", limits]);
     };
     await mountSmall(d.url, "/mnt/d");
     report.lowD = diff(expected.D, await hashTree("/mnt/d"));
@@ -373,7 +256,7 @@ function blobId(img: string): string {
 }
 
 function umount2(mnt: string, cache: string): Promise<string> {
-  return must(["umount", mnt, "--cache-dir", cache]);
+  return guest.must(["umount", mnt, "--cache-dir", cache]);
 }
 
 function findCacheFile(id: string, cache = CACHE): string | null {
@@ -393,13 +276,6 @@ function daemonLogs(): Record<string, string> {
   return out;
 }
 
-main().then(() => {
-  for (const s of servers) s.kill();
-  console.log(REPORT_PREFIX + JSON.stringify(report));
-}, (err: unknown) => {
-  for (const s of servers) s.kill();
-  report.error = String((err as Error).stack ?? err);
-  report.daemonLogs = daemonLogs();
-  console.log(REPORT_PREFIX + JSON.stringify(report));
-  process.exitCode = 1;
+guest.finish(main, (r) => {
+  r.daemonLogs = daemonLogs();
 });
