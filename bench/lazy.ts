@@ -907,7 +907,10 @@ async function main(): Promise<number> {
       const cRows: string[][] = [["image", "frontend", "fill MB/s", "marked MB/s", "local MB/s", "ratio", `≥${TARGETS.warm}`, "unmarked MB/s", "local MB/s", "ratio", `≥${TARGETS.warm}`, "marked after fill", "after complete", "events per read fill/marked/unmarked", MEM_HEAD]];
       for (const w of warmResults) {
         const s = w.status;
-        for (const [what, r] of [["marked", w.markedRatio], ["unmarked", w.unmarkedRatio]] as const) {
+        // Issue 13's target is the fuse frontend's warm read; fanotify's is held to it once its blob is complete
+        // (while marked, every page-cache miss is an event the daemon answers: reported, not a target).
+        const held = w.frontend === "fanotify" ? [["unmarked", w.unmarkedRatio]] as const : [["marked", w.markedRatio], ["unmarked", w.unmarkedRatio]] as const;
+        for (const [what, r] of held) {
           if (!(r >= TARGETS.warm)) failures.push(`(c) ${w.image}, ${w.frontend}: ${what} ratio ${ratio(r, 2)} < ${TARGETS.warm}`);
         }
         cRows.push([
