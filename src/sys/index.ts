@@ -8,7 +8,8 @@
 //   rlimit.ts getrlimit/setrlimit, raiseNofile() for a daemon serving many blobs
 //   xattr.ts  llistxattr/lgetxattr/lsetxattr: xattrs of any inode type, symlinks included
 //   seek.ts   SEEK_DATA/SEEK_HOLE, dataRanges(), fallocate(PUNCH_HOLE)
-//   fanotify.ts    fanotify_init/fanotify_mark, pre-content events, a libuv poll of the group's fd
+//   fanotify.ts    fanotify_init/fanotify_mark, pre-content events
+//   poll.ts        a libuv poll of a kernel fd (the fanotify group, /dev/fuse): reads on the event loop
 //   cachefiles.ts  /dev/cachefiles on-demand mode: commands, READ_COMPLETE, aligned direct writes
 //   fuse.ts        /dev/fuse: open, mount of type fuse, one request per read, writev of a reply, fusectl abort
 //   loop.ts        read-only autoclear loop devices (LOOP_CONFIGURE) for kernels without file-backed erofs
@@ -19,6 +20,7 @@ export * from "./mount.ts";
 export * from "./rlimit.ts";
 export * from "./xattr.ts";
 export * from "./fanotify.ts";
+export * from "./poll.ts";
 export * from "./seek.ts";
 export * from "./cachefiles.ts";
 export * from "./fuse.ts";

@@ -8,8 +8,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { writeDirect } from "../../src/cache/direct-write.ts";
 import {
-  AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_NONBLOCK, FAN_PRE_ACCESS, fanotifyInit, fanotifyMark, kernelSupportsPreContent, pollReadable,
+  AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_NONBLOCK, FAN_PRE_ACCESS, fanotifyInit, fanotifyMark, kernelSupportsPreContent,
 } from "../../src/sys/fanotify.ts";
+import { pollReadable } from "../../src/sys/poll.ts";
 import { encodeResponse, parseEvents } from "../../src/frontend/fanotify/protocol.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { unavailable } from "../helpers/skip.ts";

@@ -20,9 +20,8 @@ import {
   fanotifyInit,
   fanotifyMark,
   kernelSupportsPreContent,
-  pollReadable,
-  type PollHandle,
 } from "../../src/sys/fanotify.ts";
+import { pollReadable, type PollHandle } from "../../src/sys/poll.ts";
 import { eodOk } from "../helpers/cli.ts";
 import { haveRoot, mountErofs, tempDir, type MountedImage } from "../helpers/kernel.ts";
 import { unavailable } from "../helpers/skip.ts";

@@ -35,7 +35,7 @@ import {
   openCachefiles,
 } from "../../src/sys/cachefiles.ts";
 import { writeDirect } from "../../src/cache/direct-write.ts";
-import { pollReadable, type PollHandle } from "../../src/sys/fanotify.ts";
+import { pollReadable, type PollHandle } from "../../src/sys/poll.ts";
 import { lastErrno, libc, sysError } from "../../src/sys/libc.ts";
 import { MS_RDONLY, mountAsync } from "../../src/sys/mount.ts";
 import { getXattr } from "../../src/sys/xattr.ts";

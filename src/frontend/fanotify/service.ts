@@ -17,8 +17,9 @@ import type { BlobCache } from "../../cache/blob-cache.ts";
 import type { Log } from "../../util/log.ts";
 import {
   AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_NOFD, FAN_NONBLOCK,
-  FAN_PRE_ACCESS, FAN_UNLIMITED_QUEUE, fanotifyInit, fanotifyMark, pollReadable, type PollHandle,
+  FAN_PRE_ACCESS, FAN_UNLIMITED_QUEUE, fanotifyInit, fanotifyMark,
 } from "../../sys/fanotify.ts";
+import { pollReadable, type PollHandle } from "../../sys/poll.ts";
 import { SysError } from "../../errors.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";

@@ -21,7 +21,7 @@ import type { BlobCache } from "../../cache/blob-cache.ts";
 import { BufferPool } from "../../util/buffer-pool.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { EodError, SysError } from "../../errors.ts";
-import { pollReadable, type PollHandle } from "../../sys/fanotify.ts";
+import { pollReadable, type PollHandle } from "../../sys/poll.ts";
 import {
   abortFuseConnection, fuseMountAt, mountFuse, openFuseDevice, readFuseRequest, setFuseReadahead, unmountFuse, writeFuseReply,
 } from "../../sys/fuse.ts";
