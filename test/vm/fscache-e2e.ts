@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { diff, Guest, hashFile, hashTree, sleep, until } from "./guest.ts";
+import { diff, Guest, hashFile, hashTree, killDaemonUnderReaders, sleep, until } from "./guest.ts";
 
 const CACHE = "/var/cache/fscache/eod"; // ext4: cachefiles refuses tmpfs
 // A remote request may take 30 s: under TCG on a loaded host a healthy answer of the guest's eod serve can take
@@ -90,18 +90,9 @@ async function main(): Promise<void> {
   guest.step("5. Failover:");
   // 5. Failover: readers blocked on a stalled remote, the daemon is killed; the holder restarts it, `restore`
   //    re-delivers the pending READs, and every reader completes with the right bytes.
-  await c.faults({ mode: "stall", match: "blobs/" });
-  const names = Object.keys(expected.C).filter((n) => n.startsWith("many/")).slice(0, 3);
-  const readers = names.map((n) => hashFile(path.join("/mnt/c", n)));
-  await sleep(1500);
-  const oldPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8"));
-  process.kill(oldPid, "SIGKILL");
-  await c.faults(null);
-  const results = await Promise.all(readers);
-  report.failover = names.map((n, i) => ({ name: n, ok: results[i] === expected.C[n], got: results[i] }));
-  // A new daemon under TCG can take many seconds to start: wait for its pid file (up to 3 minutes).
-  await until(() => Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8").trim() || 0) !== oldPid, 180_000);
-  report.restartedPid = Number(fs.readFileSync(path.join(CACHE, "daemon.pid"), "utf8")) !== oldPid;
+  const fo = await killDaemonUnderReaders(c, CACHE, "/mnt/c", expected.C);
+  report.failover = fo.readers;
+  report.restartedPid = fo.newPid;
   report.afterFailoverDiff = diff(expected.C, await hashTree("/mnt/c"));
 
   guest.step("6. Culling:");

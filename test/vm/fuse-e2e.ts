@@ -11,7 +11,7 @@
 //   argv: <image dir> <expected.json> [fuse|no-fuse]  (no-fuse: step 1 only)
 import fs from "node:fs";
 import path from "node:path";
-import { diff, Guest, hashFile, hashTree, sleep, until } from "./guest.ts";
+import { diff, Guest, hashTree, killDaemonUnderReaders, until } from "./guest.ts";
 
 const SCRATCH = "/var/cache/fscache"; // ext4: cachefiles refuses tmpfs
 // Fetch unit = chunk size (64K) and no whole-file fetch, so the failover readers are really blocked on cold chunks.
@@ -99,17 +99,9 @@ async function main(): Promise<void> {
   fs.mkdirSync("/mnt/fo", { recursive: true });
   const server = await guest.serve(img);
   await guest.must(["mount", server.url, "/mnt/fo", "--cache-dir", foCache, "--frontend", "fuse"]);
-  await server.faults({ mode: "stall", match: "blobs/" });
-  const names = Object.keys(expected).filter((n) => n.startsWith("many/")).slice(0, 3);
-  const readers = names.map((n) => hashFile(path.join("/mnt/fo", n)));
-  await sleep(3000);
-  const oldPid = Number(fs.readFileSync(path.join(foCache, "daemon.pid"), "utf8"));
-  process.kill(oldPid, "SIGKILL");
-  await server.faults(null);
-  const results = await Promise.all(readers);
-  report.failover = names.map((n, i) => ({ name: n, ok: results[i] === expected[n], got: results[i] }));
-  await until(() => Number(fs.readFileSync(path.join(foCache, "daemon.pid"), "utf8").trim() || 0) !== oldPid, 180_000);
-  report.failoverNewPid = Number(fs.readFileSync(path.join(foCache, "daemon.pid"), "utf8")) !== oldPid;
+  const fo = await killDaemonUnderReaders(server, foCache, "/mnt/fo", expected);
+  report.failover = fo.readers;
+  report.failoverNewPid = fo.newPid;
   report.failoverStats = (JSON.parse(await guest.must(["status", "--cache-dir", foCache, "--json"])) as Status).frontend;
   report.failoverDiff = diff(expected, await hashTree("/mnt/fo"));
   report.failoverLog = fs.readFileSync(path.join(foCache, "daemon.log"), "utf8").split("\n").filter((l) => /journal|restarted|died|resend/i.test(l)).slice(-6);

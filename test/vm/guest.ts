@@ -149,6 +149,25 @@ export class Guest {
   }
 }
 
+/**
+ * Failover under readers: three readers of files under many/ blocked on a stalled remote, the daemon of `cache`
+ * killed (SIGKILL), the remote healthy again. What each reader got, and whether the holder started a new daemon
+ * (under TCG that can take many seconds: its pid file is awaited up to 3 minutes).
+ */
+export async function killDaemonUnderReaders(server: Server, cache: string, mnt: string, expected: Record<string, string>): Promise<{ readers: Array<{ name: string; ok: boolean; got: string }>; newPid: boolean }> {
+  await server.faults({ mode: "stall", match: "blobs/" });
+  const names = Object.keys(expected).filter((n) => n.startsWith("many/")).slice(0, 3);
+  const reads = names.map((n) => hashFile(path.join(mnt, n)));
+  await sleep(3000); // the readers reach the stalled remote
+  const pid = () => Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8").trim() || 0);
+  const oldPid = pid();
+  process.kill(oldPid, "SIGKILL");
+  await server.faults(null);
+  const results = await Promise.all(reads);
+  const newPid = await until(() => pid() !== oldPid, 180_000);
+  return { readers: names.map((n, i) => ({ name: n, ok: results[i] === expected[n], got: results[i] })), newPid };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
