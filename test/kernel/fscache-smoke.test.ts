@@ -130,8 +130,9 @@ test("fscache on-demand: cold mount served by READs, warm mount by the cache alo
   for (const [f, h] of Object.entries(unknownDev.files)) assert.equal(h, expected[f], `${f} (inline in the bootstrap) reads fine`);
   assert.deepEqual([...Object.keys(unknownDev.files), ...blobFiles(unknownDev)].sort(), Object.keys(expected).sort());
   assert.equal(unknownDev.closes.length, 1, "only the opened object gets a CLOSE");
-  // copen -ENOENT for the primary blob: the mount fails with EIO.
-  assert.equal(round(report, "unknown-fsid").mountError, "EIO");
+  // copen -ENOENT for the primary blob: the mount fails. Mostly with EIO; once (a loaded CI run) with ENOBUFS,
+  // which fscache also returns for a cookie it could not use: the errno depends on the kernel's timing.
+  assert.ok(["EIO", "ENOBUFS"].includes(round(report, "unknown-fsid").mountError as string), String(round(report, "unknown-fsid").mountError));
   // A different copen size discards the cached file; READs completed without data give the reader EIO,
   // and a later read asks again.
   const mismatch = round(report, "size-mismatch");
