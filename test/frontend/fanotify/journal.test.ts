@@ -1,5 +1,5 @@
 // The event journal: what a restarted daemon reads back as still pending, whatever point the last one died at.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
@@ -9,8 +9,13 @@ import { fdIsOpen, holdFdNumbers } from "../../../src/sys/fds.ts";
 
 const ev = (fd: number, offset = fd * 4096): Omit<JournalRecord, "seq"> => ({ fd, dev: 2049n, ino: 77n, offset, count: 4096, pid: 1234 });
 
+const dirs: string[] = [];
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tmp(): string {
-  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), "eod-journal-")), "fanotify.journal");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-journal-"));
+  dirs.push(dir);
+  return path.join(dir, "fanotify.journal");
 }
 
 test("taken events are pending until answered, and answers are on disk only after flush()", () => {
