@@ -159,3 +159,26 @@ for (const { name, resend, holder } of CASES) {
     assert.equal(fuseMountAt(fuseMountDir(cache)), null, "the idle daemon unmounted its FUSE filesystem");
   });
 }
+
+test("eod daemon restart (a planned hand-over) with the fuse frontend: the next daemon serves the held connection without INIT; reads before, during and after it are right", { skip, timeout: 180_000 }, async (t) => {
+  const { cache, mnt } = ws.fresh();
+  t.after(() => cleanup(work, cache));
+  const r = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache, "--frontend", "fuse"], env);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"));
+  const before = pidIn(cache, "daemon");
+  const during = readInChild(path.join(mnt, "cold1.bin"), 120_000);
+  const restart = await eodAsync(["daemon", "restart", "--cache-dir", cache]);
+  assert.equal(restart.status, 0, restart.stderr);
+  assert.notEqual(pidIn(cache, "daemon"), before, "another daemon");
+  assert.equal((await during).sha256, sha("cold1.bin"), "a read across the hand-over");
+  assert.equal((await readInChild(path.join(mnt, "cold2.bin"))).sha256, sha("cold2.bin"), "a cold read after it");
+  const s = await status(cache);
+  assert.equal(s.frontend.heldConnection, true);
+  assert.equal(s.frontend.byOp.INIT, undefined, "no INIT on a connection already mounted");
+  const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
+  assert.equal(u.status, 0, u.stderr);
+  const holder = pidIn(cache, "holder");
+  for (const until = Date.now() + 20_000; holder && fs.existsSync(`/proc/${holder}`); await sleep(50)) assert.ok(Date.now() < until, "the holder exits after the last umount");
+  assert.equal(fuseMountAt(fuseMountDir(cache)), null, "the idle daemon unmounted its FUSE filesystem");
+});
