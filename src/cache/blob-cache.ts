@@ -78,6 +78,8 @@ export class BlobCache {
   readonly #opts: BlobCacheOptions;
   /** Chunks being fetched, each with the promise its readers wait on. */
   readonly #inFlight = new Map<number, Promise<void>>();
+  /** Chunks a reader waits for (ensure() running), and how many readers: never culled until they are read. */
+  readonly #asked = new Map<number, number>();
   /** Runs (remote requests with their retries) under way. */
   #runs = 0;
   /** Changes of presence so far, and how many of them the last durable map holds (the flusher's). */
@@ -252,7 +254,7 @@ export class BlobCache {
     return {
       ticks: this.clock.ticks,
       bytes: (i) => (this.presence.has(i) ? this.table.entries[i].plainSize : 0),
-      cullable: (i) => this.presence.has(i) && !this.#inFlight.has(i),
+      cullable: (i) => this.presence.has(i) && !this.#inFlight.has(i) && !this.#asked.has(i),
     };
   }
 
@@ -267,7 +269,7 @@ export class BlobCache {
     let freed = 0;
     try {
       for (const i of chunks) {
-        if (!this.presence.has(i) || this.#inFlight.has(i)) continue;
+        if (!this.presence.has(i) || this.#inFlight.has(i) || this.#asked.has(i)) continue;
         this.#forget(i);
         freed += entries[i].plainSize;
         this.#stats.evictions++;
@@ -294,18 +296,37 @@ export class BlobCache {
     this.storage.punch!(r.offset, r.length);
   }
 
-  /** Makes every chunk overlapping [offset, offset+length) present; rejects if the bytes cannot be had. */
+  /**
+   * Makes every chunk overlapping [offset, offset+length) present; rejects if the bytes cannot be had. The
+   * asked chunks are not culled while this runs (a whole-file or read-ahead fetch larger than the budget would
+   * otherwise push out the chunks its reader waits for), and are touched last, so they are read before any cull
+   * picks them.
+   */
   async ensure(offset: number, length: number): Promise<void> {
     this.onAccess?.(offset, length);
     const r = chunksOverlapping(this.table.entries, offset, length);
     if (!r) return;
-    // Culling spares only chunks used in the last moments: one present when we started may be culled while
-    // we wait for another. So check again at the end, and the caller reads right after we touched them.
-    for (let round = 1; ; round++) {
+    this.#ask(r[0], r[1], 1);
+    try {
       this.clock.touch(r[0], r[1]);
       await this.#ensureOnce(r[0], r[1]);
-      if (this.#allPresent(r[0], r[1])) { this.clock.touch(r[0], r[1]); return; }
-      if (round === 5) throw new EodError("DAEMON", `Chunks ${r[0]}..${r[1]} of blob ${this.id} were culled again and again before they could be read: the cache budget is too small for the readers`);
+      // A chunk that went while we waited (an external punch, a failed sync's drop) is fetched again.
+      for (let round = 2; !this.#allPresent(r[0], r[1]); round++) {
+        if (round > 5) throw new EodError("DAEMON", `Chunks ${r[0]}..${r[1]} of blob ${this.id} went missing again and again before they could be read`);
+        await this.#ensureOnce(r[0], r[1]);
+      }
+      this.clock.touch(r[0], r[1]);
+    } finally {
+      this.#ask(r[0], r[1], -1);
+    }
+  }
+
+  /** Counts readers of chunks first..last up (`by` 1) or down (-1). */
+  #ask(first: number, last: number, by: 1 | -1): void {
+    for (let i = first; i <= last; i++) {
+      const n = (this.#asked.get(i) ?? 0) + by;
+      if (n > 0) this.#asked.set(i, n);
+      else this.#asked.delete(i);
     }
   }
 

@@ -21,6 +21,20 @@ import { Semaphore } from "../util/semaphore.ts";
 
 /** The share of the memory budget that idle receive buffers may keep (recycled between fetches). */
 const RECEIVE_BUFFERS_SHARE = 8;
+/**
+ * With a cache size budget, one fetch (a miss widened to its file, the files after it, a read-ahead window, a
+ * prefetch request) brings at most this share of it: a few fetches in flight must not push each other out.
+ */
+const BUDGET_SHARE_PER_FETCH = 8;
+
+/** The fetch sizes of `o`, each at most 1/BUDGET_SHARE_PER_FETCH of the cache size budget (if there is one). */
+export function fetchSizesWithin(o: Required<CacheOptions>): Pick<Required<CacheOptions>, "minFetch" | "fileFetch" | "amplify" | "maxFetch" | "prefetchFetch"> {
+  const cap = o.cacheSize > 0 ? Math.max(4096, Math.floor(o.cacheSize / BUDGET_SHARE_PER_FETCH)) : Infinity;
+  return {
+    minFetch: Math.min(o.minFetch, cap), fileFetch: Math.min(o.fileFetch, cap), amplify: Math.min(o.amplify, cap),
+    maxFetch: Math.min(o.maxFetch, cap), prefetchFetch: Math.min(o.prefetchFetch, cap),
+  };
+}
 
 export interface CacheOptions {
   /** An isolated miss is widened with missing neighbours up to this many plain bytes (default 32 KiB). */
@@ -141,7 +155,7 @@ export class CacheCore {
     }
     validatePresence(presence, table, store.dataRanges());
     const blob = new BlobCache(id, table, store, presence, source, {
-      minFetch: this.#opts.minFetch, fileFetch: this.#opts.fileFetch, amplify: this.#opts.amplify, maxFetch: this.#opts.maxFetch, verifyAttempts: this.#opts.verifyAttempts, prefetchFetch: this.#opts.prefetchFetch, budget: this.#budget, receiveBuffers: this.#receiveBuffers,
+      ...fetchSizesWithin(this.#opts), verifyAttempts: this.#opts.verifyAttempts, budget: this.#budget, receiveBuffers: this.#receiveBuffers,
       ticks, onCachedChange: (delta) => this.culler.changed(delta), onNoSpace: (bytes) => this.culler.noSpace(bytes),
     });
     this.#blobs.set(id, blob);

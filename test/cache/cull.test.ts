@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { buildImage } from "../../src/mkfs/image.ts";
-import { CacheCore } from "../../src/cache/core.ts";
+import { CACHE_DEFAULTS, CacheCore, fetchSizesWithin } from "../../src/cache/core.ts";
 import { SparseFileStorage, type BlobStorage } from "../../src/cache/storage.ts";
 import { PresenceMap } from "../../src/cache/presence.ts";
 import { decodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
@@ -91,9 +91,8 @@ async function read(c: CacheCore, i: Img, off: number, len: number): Promise<voi
 
 test("a budget smaller than the working set: cached bytes stay under it (+ one fetch unit), every byte is right", async () => {
   const budget = 1 << 20;
-  // Fetches as asked (fileFetch 0): with whole-file fetches a 1 MiB budget was once culled under its readers
-  // ("culled again and again", CI): an open bug of the new miss policy with tiny budgets, noted for next session.
-  const c = core("budget", { cacheSize: budget, maxFetch: 256 << 10, fileFetch: 0 });
+  // The default miss policy (whole files up to 8 MiB, amplify): each fetch is cut to 1/8 of the budget.
+  const c = core("budget", { cacheSize: budget, maxFetch: 256 << 10 });
   const blobs = imgs.map((i) => open(c, i));
   const total = imgs.reduce((n, i) => n + i.kernel.length, 0);
   assert.ok(total > 4 * budget, `working set ${total} B`);
@@ -115,6 +114,34 @@ test("a budget smaller than the working set: cached bytes stay under it (+ one f
   assert.ok(allocated <= budget + (256 << 10), `allocated ${allocated} B`);
   assert.ok(worst <= budget, `worst ${worst}`);
   await c.close();
+});
+
+test("readers at once, each asking more than the whole budget: their chunks stay until read, every byte is right, then the cache goes back under the budget", async () => {
+  const budget = 256 << 10;
+  const c = core("asked", { cacheSize: budget });
+  imgs.forEach((i) => open(c, i));
+  const reads: Array<Promise<void>> = [];
+  for (let k = 0; k < 8; k++) {
+    const i = imgs[k & 1];
+    const off = ((k * 397_981) % (i.kernel.length - (600 << 10))) & ~4095;
+    reads.push(read(c, i, off, 600 << 10));
+  }
+  await Promise.all(reads);
+  await new Promise((r) => setTimeout(r, 250)); // past the cull grace
+  await read(c, imgs[1], imgs[1].kernel.length - 4096, 4096); // the next fill culls what the readers left behind
+  const s = c.cacheStats();
+  assert.ok(s.evictions > 0, JSON.stringify(s));
+  assert.ok(s.cachedBytes <= budget + (600 << 10), `cached ${s.cachedBytes} B`);
+  imgs.forEach((i) => checkFile(c, i));
+  await c.close();
+});
+
+test("with a budget, one fetch brings at most 1/8 of it; without one, the sizes as configured", () => {
+  const sized = fetchSizesWithin({ ...CACHE_DEFAULTS, cacheSize: 1 << 20 });
+  assert.deepEqual(sized, { minFetch: 32 << 10, fileFetch: 128 << 10, amplify: 128 << 10, maxFetch: 128 << 10, prefetchFetch: 128 << 10 });
+  const free = fetchSizesWithin(CACHE_DEFAULTS);
+  assert.equal(free.fileFetch, CACHE_DEFAULTS.fileFetch);
+  assert.equal(free.maxFetch, CACHE_DEFAULTS.maxFetch);
 });
 
 test("LRU: chunks used recently survive a cull, cold ones go; the other blob's bytes stay intact", async () => {

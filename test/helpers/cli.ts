@@ -8,19 +8,24 @@ const CLI = path.join(REPO, "bin/eod.mjs");
 
 export interface CliResult {
   status: number | null;
+  /** The signal that killed it, if one did. */
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
 export function eod(...args: string[]): CliResult {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", maxBuffer: 256 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Runs eod and throws with its stderr unless it exits 0. */
+/** Runs eod and throws with its stderr unless it exits 0 (the message names the signal that killed it, if any). */
 export function eodOk(...args: string[]): string {
   const r = eod(...args);
-  if (r.status !== 0) throw new Error(`eod ${args.join(" ")} exited ${r.status}:\n${r.stderr}${r.stdout}`);
+  if (r.status !== 0) {
+    const how = r.signal ? `was killed by ${r.signal}` : `exited ${r.status}`;
+    throw new Error(`eod ${args.join(" ")} ${how}:\n${r.stderr}${r.stdout}`);
+  }
   return r.stdout;
 }
 

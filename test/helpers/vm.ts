@@ -99,6 +99,21 @@ export function runInVm(scriptTs: string, args: string[], opts: VmOptions = {}):
   });
 }
 
+/** What an eod process the emulator crashed leaves in a test's output (test/helpers/cli.ts's eodOk, V8's fatal error). */
+const EMULATOR_CRASH = /killed by SIG(SEGV|ILL|TRAP|BUS|FPE|ABRT)\b|# Fatal error in /;
+
+/**
+ * Runs a node:test file in the VM. A failing run whose output shows a process the emulator crashed (TCG kills
+ * V8 now and then: SIGSEGV at start-up) is run once more in a fresh VM; `note` hears about it.
+ */
+export async function runTestFileInVm(testTs: string, opts: VmOptions, note: (s: string) => void): Promise<VmResult> {
+  const res = await runInVm(testTs, [], opts);
+  if (res.status === 0 || !EMULATOR_CRASH.test(res.stdout + res.stderr)) return res;
+  const line = (res.stdout + res.stderr).split("\n").find((l) => EMULATOR_CRASH.test(l)) ?? "";
+  note(`${testTs}: a process crashed under the emulator (${line.trim()}): running the VM again`);
+  return runInVm(testTs, [], opts);
+}
+
 /** What a guest script with a report (test/vm/guest.ts) did: its report, if it printed one, and the VM run. */
 export interface GuestRun {
   report: Record<string, any> | undefined;

@@ -11,7 +11,7 @@ import path from "node:path";
 import { eodOk, REPO } from "../helpers/cli.ts";
 import { hashTree } from "../helpers/hash-tree.ts";
 import { tempDir } from "../helpers/kernel.ts";
-import { runGuestScript, runInVm, vmAvailable, type VmResult } from "../helpers/vm.ts";
+import { runGuestScript, runTestFileInVm, vmAvailable, type VmResult } from "../helpers/vm.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 const vm = vmAvailable();
@@ -19,7 +19,7 @@ const skip = unavailable(vm.ok ? false : vm.why);
 const fuseBuilt = fs.existsSync(path.join(REPO, "src/frontend/fuse/service.ts"));
 
 test("erofs on loop devices on Linux 6.1: ErofsMounter auto falls back on ENOTBLK; no device left after umount or a failed mount (kernel-lab VM)", { skip, timeout: 900_000 }, async (t) => {
-  const res = await runInVm("test/daemon/erofs-mount.test.ts", [], { kernel: "6.1", timeoutS: 780, scratchMb: 0 });
+  const res = await runTestFileInVm("test/daemon/erofs-mount.test.ts", { kernel: "6.1", timeoutS: 780, scratchMb: 0 }, (s) => t.diagnostic(s));
   t.diagnostic(`VM run ${res.seconds.toFixed(0)} s`);
   const summary = res.stdout.split("\n").filter((l) => /^(✔|✖|ℹ (tests|pass|fail|skipped))/.test(l));
   assert.equal(res.status, 0, `${summary.join("\n")}\n${res.stdout.slice(-3000)}\n${res.stderr.slice(-2000)}`);
