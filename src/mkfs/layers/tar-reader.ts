@@ -33,6 +33,8 @@ export interface TarEntry {
   xattrs: Xattr[];
   /** Byte position of the entry's first header in the tar stream. */
   offset: number;
+  /** Byte position of the body in the tar stream: right after the entry's own header, past any PAX / GNU headers. */
+  dataOffset: number;
 }
 
 type Classified =
@@ -54,10 +56,13 @@ export class TarHeaders {
   #longPath: Buffer | null = null;
   #longLink: Buffer | null = null;
   #first = -1;
+  readonly #sparseHint: string;
 
-  constructor(where: string, maxMetaSize = DEFAULT_MAX_META_SIZE) {
+  /** `sparseHint` is added to the refusal of a sparse entry (what the caller's user can do instead). */
+  constructor(where: string, maxMetaSize = DEFAULT_MAX_META_SIZE, sparseHint = "") {
     this.#where = where;
     this.#maxMeta = maxMetaSize;
+    this.#sparseHint = sparseHint && ` (${sparseHint})`;
   }
 
   header(block: Buffer, pos: number): Classified {
@@ -97,11 +102,11 @@ export class TarHeaders {
       case "4": type = "blockdev"; break;
       case "5": case "D": type = "dir"; break;
       case "6": type = "fifo"; break;
-      case "S": throw new EodError("SOURCE_UNSUPPORTED", `${named}: GNU sparse files are not supported`);
+      case "S": throw new EodError("SOURCE_UNSUPPORTED", `${named}: GNU sparse files are not supported${this.#sparseHint}`);
       default: throw new EodError("SOURCE_UNSUPPORTED", `${named}: unsupported tar entry type ${JSON.stringify(code)}`);
     }
     for (const k of [...this.#pax.keys(), ...this.#global.keys()]) {
-      if (k.startsWith("GNU.sparse.")) throw new EodError("SOURCE_UNSUPPORTED", `${named}: PAX sparse files are not supported`);
+      if (k.startsWith("GNU.sparse.")) throw new EodError("SOURCE_UNSUPPORTED", `${named}: PAX sparse files are not supported${this.#sparseHint}`);
     }
     const num = (k: string, fallback: number | undefined): number => {
       const v = rec(k);
@@ -123,6 +128,7 @@ export class TarHeaders {
       devMinor: type === "chardev" || type === "blockdev" ? deviceNumber(block, 337) : 0,
       xattrs: xattrsOf(this.#pax, this.#global),
       offset: entryAt,
+      dataOffset: pos + BLOCK,
     };
     this.#pax = new Map();
     this.#pendingBytes = 0;
@@ -156,10 +162,10 @@ export class TarHeaders {
  * block the rest of the input is read and dropped (so digests over the whole stream can be checked).
  */
 export async function* readTar(
-  source: AsyncIterable<Buffer>, opts: { where: string; maxMetaSize?: number },
+  source: AsyncIterable<Buffer>, opts: { where: string; maxMetaSize?: number; sparseHint?: string },
 ): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
   const r = new ByteReader(source, opts.where);
-  const headers = new TarHeaders(opts.where, opts.maxMetaSize);
+  const headers = new TarHeaders(opts.where, opts.maxMetaSize, opts.sparseHint);
   try {
     yield* entries(r, headers);
   } finally {
