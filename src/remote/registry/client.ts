@@ -17,10 +17,12 @@ import {
 import { manifestRef, parseReference, type Reference } from "./reference.ts";
 import { headBlob, name, readAll, Session, type CallOptions, type RegistryClientOptions, type Repo } from "./session.ts";
 import { toRemoteError, type Exchange } from "./transport.ts";
-import { checkPush, mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type StreamBlobOptions, type StreamedUpload } from "./upload.ts";
+import { checkPush, mountBlob, pushBlob, pushManifest, streamBlob, type PushBlobOptions, type PushedBlob, type PushedManifest, type StreamBlobOptions, type StreamedUpload } from "./upload.ts";
+import { fetchReferrers } from "./referrers-api.ts";
+import type { Referrer } from "./referrers.ts";
 
 export type { CallOptions, RegistryClientOptions, Repo } from "./session.ts";
-export type { PushBlobOptions, PushedBlob, StreamBlobOptions, StreamedUpload } from "./upload.ts";
+export type { PushBlobOptions, PushedBlob, PushedManifest, StreamBlobOptions, StreamedUpload } from "./upload.ts";
 
 export interface FetchedManifest {
   /** The digest of `bytes` (checked against the one asked for and Docker-Content-Digest). */
@@ -258,8 +260,16 @@ export class RegistryClient {
     return checkPush(this.#s, repo, opts);
   }
 
-  /** PUT a manifest (or index) under a tag or its digest; returns its descriptor. */
-  pushManifest(repo: Repo, reference: string, bytes: Uint8Array, mediaType: string, opts: CallOptions = {}): Promise<Descriptor> {
+  /** PUT a manifest (or index) under a tag or its digest; returns its descriptor (and the OCI-Subject header). */
+  pushManifest(repo: Repo, reference: string, bytes: Uint8Array, mediaType: string, opts: CallOptions = {}): Promise<PushedManifest> {
     return pushManifest(this.#s, repo, reference, bytes, mediaType, opts);
+  }
+
+  /**
+   * The referrers API's list of the manifests whose subject is `subject` (referrers-api.ts); undefined when
+   * the registry has no referrers API. referrers.ts `listReferrers` falls back to the referrers tag.
+   */
+  referrers(repo: Repo, subject: string, opts: CallOptions & { artifactType?: string } = {}): Promise<Referrer[] | undefined> {
+    return fetchReferrers(this.#s, repo, subject, opts);
   }
 }

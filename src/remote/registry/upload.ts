@@ -128,12 +128,17 @@ function uploadLocation(ex: Exchange, previous: string | undefined, what: string
 }
 
 /** PUT a manifest (or index) under a tag or its digest; returns its descriptor. */
-export async function pushManifest(s: Session, repo: Repo, reference: string, bytes: Uint8Array, mediaType: string, opts: CallOptions = {}): Promise<Descriptor> {
+/** A pushed manifest; `ociSubject` is the registry's OCI-Subject header: it recorded the manifest's subject. */
+export interface PushedManifest extends Descriptor {
+  ociSubject?: string;
+}
+
+export async function pushManifest(s: Session, repo: Repo, reference: string, bytes: Uint8Array, mediaType: string, opts: CallOptions = {}): Promise<PushedManifest> {
   const digest = sha256Digest(bytes);
   if (reference.includes(":")) verifyBytes(bytes, reference, `manifest ${name(repo)}@${reference}`);
   parseManifest(bytes, mediaType, `manifest for ${name(repo)}:${reference}`); // do not push what we could not read back
   const what = `PUT manifest ${name(repo)}:${reference}`;
-  await s.retry(opts.signal, async () => {
+  const ociSubject = await s.retry(opts.signal, async () => {
     const ex = await s.exchange(repo, "push", "PUT", `/v2/${repo.repository}/manifests/${reference}`, {
       headers: { "content-type": mediaType }, body: () => bytes, signal: opts.signal, deadlineMs: s.timeoutMs,
     });
@@ -141,8 +146,9 @@ export async function pushManifest(s: Session, repo: Repo, reference: string, by
     await ex.body.dump({ limit: 64 * 1024 }).catch(() => {});
     const header = one(ex.headers["docker-content-digest"]);
     if (header && header !== digest) throw new EodError("DIGEST_MISMATCH", `${what}: the registry stored it as ${header}, we sent ${digest}`);
+    return one(ex.headers["oci-subject"]);
   });
-  return { mediaType, digest, size: bytes.length };
+  return { mediaType, digest, size: bytes.length, ...(ociSubject ? { ociSubject } : {}) };
 }
 
 /** The source read in 1 MiB pieces, as an upload body. */
