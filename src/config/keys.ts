@@ -23,8 +23,12 @@ export interface EodConfig {
   /** Only the options set anywhere: the cache core's defaults (CACHE_DEFAULTS) fill the rest. */
   cache: CacheOptions;
   fscache: { limits: CachefilesLimits; domain?: string };
-  /** mount.loop_devices: erofs on loop devices only where the kernel cannot mount files (auto), or always. */
-  mount: { loopDevices: LoopDeviceMode };
+  /**
+   * mount.loop_devices: erofs on loop devices only where the kernel cannot mount files (auto), or always.
+   * mount.index_locally: `eod mount`/`eod pull` of an ordinary registry image nobody indexed build its seek index
+   * on this node (one full download of its layers) instead of failing.
+   */
+  mount: { loopDevices: LoopDeviceMode; indexLocally: boolean };
   remote: RemoteOptions & { insecureRegistries: string[] };
   /**
    * `eod snapshotter`: its socket, its root (metadata.db, snapshot dirs, image mounts), its own metrics listener;
@@ -46,7 +50,7 @@ export const DEFAULT_MOUNT_ON_PULL_IDLE_MS = 10 * 60_000;
 export function defaultConfig(): EodConfig {
   return {
     file: null, cacheDir: DEFAULT_CACHE_DIR, frontend: "auto", daemonStartTimeoutMs: DEFAULT_DAEMON_START_TIMEOUT_MS,
-    cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, mount: { loopDevices: "auto" }, remote: { insecureRegistries: [] },
+    cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, mount: { loopDevices: "auto", indexLocally: false }, remote: { insecureRegistries: [] },
     snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT, mountOnPull: false, mountOnPullIdleMs: DEFAULT_MOUNT_ON_PULL_IDLE_MS },
   };
 }
@@ -85,6 +89,7 @@ export const KEYS: readonly Key<unknown>[] = [
   key({ file: "fscache.limits", env: "EOD_FSCACHE_LIMITS", flag: "fscache-limits", parse: limits, set: (c, v) => { c.fscache.limits = v; } }),
   key({ file: "fscache.domain", env: "EOD_FSCACHE_DOMAIN", parse: str, set: (c, v) => { c.fscache.domain = v; } }),
   key<LoopDeviceMode>({ file: "mount.loop_devices", env: "EOD_LOOP_DEVICES", parse: oneOf(LOOP_DEVICE_MODES), set: (c, v) => { c.mount.loopDevices = v; } }),
+  key({ file: "mount.index_locally", env: "EOD_INDEX_LOCALLY", flag: "index-locally", parse: flag, set: (c, v) => { c.mount.indexLocally = v; } }),
   key({ file: "remote.timeout_ms", env: "EOD_REMOTE_TIMEOUT_MS", parse: count, set: (c, v) => { c.remote.timeoutMs = v; } }),
   key({ file: "remote.retries", env: "EOD_REMOTE_RETRIES", parse: count, set: (c, v) => { c.remote.retries = v; } }),
   key({ file: "remote.concurrency", env: "EOD_REMOTE_CONCURRENCY", parse: count, set: (c, v) => { c.remote.concurrency = v; } }),

@@ -12,14 +12,13 @@ import os from "node:os";
 import path from "node:path";
 import { EodError } from "../errors.ts";
 import { MANIFEST_NAME, parseManifest } from "../image/manifest.ts";
-import { ANNOTATIONS, isOurLayerType, OCI_CONFIG_TYPE, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociConfigOf, ociLayersOf, ociManifestOf } from "../image/oci-form.ts";
+import { ANNOTATIONS, OCI_CONFIG_TYPE, OCI_FORM_TYPES, OCI_MANIFEST_TYPE, ociConfigOf, ociLayersOf, ociManifestOf } from "../image/oci-form.ts";
 import { Semaphore } from "../util/semaphore.ts";
 import { fileSource, formatPlatform, formatReference, parseReference, RegistryClient, sha256Digest, type BlobSource, type PushedBlob, type Reference } from "../remote/registry/index.ts";
 import { DEFAULT_CHUNK_SIZE, type FinishedBlob } from "./image.ts";
 import { chunkWorkersFor } from "./chunk-workers.ts";
 import { buildFromLayers, type LayersOptions, type LayersSummary } from "./layers/build-layers.ts";
-import type { LayerInput } from "./layers/layer-stream.ts";
-import { diffIdsOf, parseJson } from "./layers/sources.ts";
+import { registryLayers } from "./layers/registry-layers.ts";
 
 export interface ConvertOptions extends LayersOptions {
   /** os/arch[/variant] of the source image when its reference names an index (default the host's). */
@@ -48,9 +47,6 @@ export interface ConvertSummary {
   seconds: { pull: number; push: number; total: number };
 }
 
-/** Layer media types we read: tar, optionally gzip or zstd (OCI, Docker incl. buildkit's diff.tar.zstd, non-distributable variants). */
-const TAR_LAYER = /^application\/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip|\.zstd)?)$/;
-
 export async function convertImage(srcRef: string, dstRef: string, opts: ConvertOptions = {}): Promise<ConvertSummary> {
   const started = performance.now();
   const src = parseReference(srcRef);
@@ -60,26 +56,8 @@ export async function convertImage(srcRef: string, dstRef: string, opts: Convert
   // Started now, so the threads boot during the registry round trips below instead of after them.
   const chunkWorkers = chunkWorkersFor(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   try {
-    const img = await client.resolve(src, { platform: opts.platform });
-    const where = `${formatReference(src)} (manifest ${img.digest})`;
-    if (img.manifest.layers.some((l) => isOurLayerType(l.mediaType))) {
-      throw new EodError("SOURCE_UNSUPPORTED", `${where} is an erofs-ondemand image already; mount it with eod mount`);
-    }
-    img.manifest.layers.forEach((l, i) => {
-      if (!TAR_LAYER.test(l.mediaType)) throw new EodError("SOURCE_UNSUPPORTED", `${where}: layer ${i + 1} has media type ${l.mediaType}, not a tar layer (tar, tar+gzip, tar+zstd)`);
-    });
-    const configBytes = await client.fetchBlob(src, img.manifest.config, { maxBytes: 4 << 20 }); // verified
-    const configWhere = `${where}: config ${img.manifest.config.digest}`;
-    const config = parseJson(Buffer.from(configBytes).toString("utf8"), configWhere);
-    const diffIds = diffIdsOf(config, img.manifest.layers.length, configWhere);
+    const { img, config, configWhere, layers } = await registryLayers(client, src, opts);
     ociConfigOf(config, [], configWhere); // the config we will push is made from it: refused now, not after the build
-
-    const layers: LayerInput[] = img.manifest.layers.map((d, i) => {
-      const name = `layer ${i + 1} (${d.digest.slice(0, 19)}…)`;
-      // No `digest` here: blobStream() verifies the blob's digest and size itself (throwing from the stream's
-      // end, which the build reads to) and hashing the compressed bytes twice would cost the main thread.
-      return { name, size: d.size, diffId: diffIds[i], open: () => counted(client.blobStream(src, d), (n) => opts.onLayer?.(i, name, n, d.size)) };
-    });
     await client.checkPush(dst); // the destination answers and takes our pushes, before any building
     const slots = new Semaphore(opts.pushConcurrency ?? 4);
     let pushedCount = 0;
@@ -288,14 +266,4 @@ function fdSource(fd: number, size: number): BlobSource {
 
 function withDigest(ref: Reference, digest: string): Reference {
   return { ...ref, digest };
-}
-
-/** The stream, with a running count of its bytes reported as it passes. */
-async function* counted(stream: AsyncIterable<Uint8Array>, report: (n: number) => void): AsyncGenerator<Uint8Array> {
-  let n = 0;
-  for await (const piece of stream) {
-    n += piece.length;
-    report(n);
-    yield piece;
-  }
 }
