@@ -18,7 +18,7 @@ import { prefetchChunks, prefetchFiles } from "../prefetch-order.ts";
 import type { ScanResult, TreeInode } from "../tree.ts";
 import type { BufferPool } from "../../util/buffer-pool.ts";
 import { layerTarStream, type LayerInput, type LayerStreamStats } from "./layer-stream.ts";
-import { inodeOf, MergedTree, OPAQUE_MARKER, splitPath, WHITEOUT_PREFIX } from "./merge.ts";
+import { MergedTree } from "./merge.ts";
 import { Chunker, type ChunkIndex } from "../chunker.ts";
 import { HotPaths } from "./hot-paths.ts";
 import { readTar } from "./tar-reader.ts";
@@ -58,9 +58,6 @@ export interface LayersSummary extends ImageSummary {
   layers: LayerSummary[];
 }
 
-const WH = Buffer.from(WHITEOUT_PREFIX);
-const OPQ = Buffer.from(OPAQUE_MARKER);
-const WH_META = Buffer.from(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`);
 const ARCHIVE_NAMES = /^(\.\/)?(manifest\.json|oci-layout|index\.json|repositories|[0-9a-f]{64}\/layer\.tar|blobs\/sha256\/[0-9a-f]{64})$/;
 
 /** Names a `docker save` archive or an OCI layout holds at its top: a layer made of those is likely a mistake. */
@@ -148,21 +145,9 @@ function buildLayers(layers: LayerInput[], outDir: string, opts: LayersOptions, 
           ls.entries++;
           if (ls.entries <= 64 && looksLikeImageArchive(entry.path)) archiveHints++;
           const where = `${layer.name}: entry ${JSON.stringify(entry.path.toString())}`;
-          const comps = splitPath(entry.path, where);
-          const base = comps[comps.length - 1];
-          if (base && base.subarray(0, WH.length).equals(WH)) {
-            const dir = comps.slice(0, -1);
-            if (base.equals(OPQ)) tree.opaque(dir);
-            else if (!base.subarray(0, WH_META.length).equals(WH_META)) tree.whiteout(dir, base.subarray(WH.length));
-            continue; // other .wh..wh.* names are aufs bookkeeping, never part of the tree
-          }
+          const { comps, inode } = tree.apply(entry, where);
+          if (!inode) continue;
           if (entry.type === "symlink") hotPaths?.symlink(comps, entry.linkpath);
-          if (entry.type === "link") {
-            tree.link(comps, splitPath(entry.linkpath, `${where} (link target)`), where);
-            continue;
-          }
-          const inode = inodeOf(entry, where, tree.warnings);
-          tree.put(comps, inode, where);
           if (entry.type !== "file" || entry.size === 0) continue;
           stats.files++;
           stats.bytes += entry.size;

@@ -22,6 +22,9 @@ interface Node {
 export const WHITEOUT_PREFIX = ".wh.";
 export const OPAQUE_MARKER = ".wh..wh..opq";
 const NAME_MAX = 255;
+const WH = Buffer.from(WHITEOUT_PREFIX);
+const OPQ = Buffer.from(OPAQUE_MARKER);
+const WH_META = Buffer.from(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`);
 
 /**
  * An entry path as components. A leading "/" is dropped and "." and empty components are skipped (as GNU
@@ -57,6 +60,29 @@ export class MergedTree {
   /** Entries that follow belong to layer `index` (0 = the lowest). */
   beginLayer(index: number): void {
     this.#layer = index;
+  }
+
+  /**
+   * Applies one tar entry of the current layer (every builder from layers goes through here, so they all
+   * merge alike): `.wh.` markers remove, a hard link adds a name, anything else is put. Returns the entry's
+   * path and the inode it put (null for markers and hard links).
+   */
+  apply(entry: TarEntry, where: string): { comps: Buffer[]; inode: TreeInode | null } {
+    const comps = splitPath(entry.path, where);
+    const base = comps[comps.length - 1];
+    if (base && base.subarray(0, WH.length).equals(WH)) {
+      const dir = comps.slice(0, -1);
+      if (base.equals(OPQ)) this.opaque(dir);
+      else if (!base.subarray(0, WH_META.length).equals(WH_META)) this.whiteout(dir, base.subarray(WH.length));
+      return { comps, inode: null }; // other .wh..wh.* names are aufs bookkeeping, never part of the tree
+    }
+    if (entry.type === "link") {
+      this.link(comps, splitPath(entry.linkpath, `${where} (link target)`), where);
+      return { comps, inode: null };
+    }
+    const inode = inodeOf(entry, where, this.warnings);
+    this.put(comps, inode, where);
+    return { comps, inode };
   }
 
   /** Adds or replaces the path `comps` (missing parents are created as 0755 root:root directories, mtime 0). */
