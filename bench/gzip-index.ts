@@ -1,0 +1,263 @@
+// Seek-index benchmark (issue 14): a cold start of an ordinary gzip image, lazily through its seek index,
+// against the full pull + extract that containerd's overlayfs path does and against our converted image. A
+// benchmark, not a test; needs root (mounts, chroot, drop_caches), Debian's docker-registry and a kernel with
+// fanotify pre-content events.
+//
+//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted] [--spans=1M,4M]     (npm run bench:index)
+//
+// The Debian corpus (bench/corpus.ts) as one gzip layer (bench/lib/corpus-image.ts) is pushed as an ordinary
+// OCI image to a local registry (127.0.0.1, started here). Before the clock, not timed but reported: `eod
+// convert` of it to a second tag (the converted row), and `eod index <ref> --push` (the index row: its time and
+// the size of what it pushed, read back from the registry's referrers tag, against the image's size). With
+// --spans and an `eod index` that takes --span, the image is pushed again to one repository per span and
+// indexed there too, for the index size at those spans.
+// Timed rows, every one through bench/lib/throttled-proxy.ts (one shared 20 MB/s link, 20 ms before each
+// answer: the link of bench:containerd and bench:convert), page caches dropped before each run, the rows
+// interleaved, best of N:
+//   full       resolve + config + every layer downloaded (digest-checked into files), then `tar -xpzf` of each
+//              into a fresh directory (bench/lib/full-pull.ts), then `chroot <dir> python3 -c 'import json'`;
+//   index      `eod mount <the gzip image>` (the index found as a referrer) into a fresh cache, the same command;
+//   converted  `eod mount <the converted image>` into a fresh cache, the same command.
+// Bytes are what the proxy sent; the lazy rows also show what the daemon counted (mount loads, misses,
+// fetches, bytes). Ratios: index ÷ full (time, target ≤ 0.3), index ÷ converted (time and bytes: what the gzip
+// spans cost), index size ÷ image size (target ≤ 2 %). CPU used by other processes in each row is reported.
+// Results are printed and written to bench/results/index-<UTC timestamp>.json; the exit status is non-zero if
+// a run failed or a target was missed.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { debianCorpus } from "./corpus.ts";
+import { option, runsOption } from "./lib/args.ts";
+import { COLD_CMD, LATENCY_MS, RATE, runColdCommand } from "./lib/cold-start.ts";
+import { corpusLayer, pushCorpusImage, type CorpusLayer } from "./lib/corpus-image.ts";
+import { ForeignCpu, idleFraction } from "./lib/foreign-cpu.ts";
+import { mb, ratio, secs, table } from "./lib/format.ts";
+import { pullAndExtract, type FullPull } from "./lib/full-pull.ts";
+import { indexArtifact, type IndexArtifact } from "./lib/index-artifact.ts";
+import { lazyColdStart, NO_DOCKER_CONFIG, type DaemonFetches } from "./lib/lazy-cold-start.ts";
+import { EOD, NODE } from "./lib/paths.ts";
+import { gitState, hostInfo, writeResults } from "./lib/results.ts";
+import { describe, run, runningChildren } from "./lib/run.ts";
+import { fastestOk } from "./lib/stats.ts";
+import { dropCaches, progressLine } from "./lib/system.ts";
+import { throttledProxy, type ThrottledProxy } from "./lib/throttled-proxy.ts";
+import { cleanup as killCacheDaemon } from "../test/helpers/lazy.ts";
+import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
+import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
+
+const TARGETS = { indexToFull: 0.3, indexToImage: 0.02 };
+const RUNS = runsOption();
+const ALL_ROWS = ["full", "index", "converted"] as const;
+type Row = (typeof ALL_ROWS)[number];
+const ROWS = option("rows", ALL_ROWS.join(",")).split(",").filter(Boolean).map((r) => {
+  if (!(ALL_ROWS as readonly string[]).includes(r)) throw new Error(`--rows: unknown ${JSON.stringify(r)} (${ALL_ROWS.join(", ")})`);
+  return r as Row;
+});
+/** Spans other than `eod index`'s default to measure the index size at (as `eod index --span` takes them). */
+const SPANS = option("spans", "1M,4M").split(",").filter(Boolean);
+const REPO = "bench/debian";
+
+interface ColdRun {
+  row: Row;
+  /** Start (pull or mount) → end of the command. */
+  seconds: number;
+  /** full: download + extract; lazy: eod mount. */
+  prepareS: number;
+  runS: number;
+  /** What the throttled proxy sent, and in how many answers. */
+  bytes: number;
+  requests: number;
+  ok: boolean;
+  problem: string | null;
+  /** CPU seconds used by processes not the bench's during the run. */
+  foreignCpuS: number;
+  full?: FullPull;
+  daemon?: DaemonFetches | null;
+}
+
+/** `eod index --json`'s own count (its index image directory) beside what the registry holds. */
+interface IndexSummary { indexBytes: number; imageBytes: number; seconds: number; build: { layers: Array<{ spans: number; indexBytes: number; tarBytes: number; storedBytes: number }> } }
+interface IndexBuild { span: string; repository: string; seconds: number; artifact: IndexArtifact; ratioToImage: number; summary: IndexSummary }
+
+/** `eod <args>` with no docker credentials; throws with its stderr if it fails. */
+async function eodOk(args: string[]): Promise<{ stdout: string; seconds: number }> {
+  const r = await run(NODE, [EOD, ...args], { env: NO_DOCKER_CONFIG, timeoutMs: 900_000 });
+  if (r.code !== 0) throw new Error(`eod ${args.join(" ")}: ${describe(r)}\n${r.stderr.trim().slice(-3000)}`);
+  return { stdout: r.stdout, seconds: r.seconds };
+}
+
+/** The options `eod index` has ("--span" …), or null when this tree has no `eod index` yet. */
+async function indexCommandOptions(): Promise<string | null> {
+  const r = await run(NODE, [EOD, "index", "--help"], { timeoutMs: 60_000 });
+  return r.code === 0 ? r.stdout : null;
+}
+
+/** `eod index <registry>/<repository>:v1 --push` (after pushing the image there); times it and reads back what it pushed. */
+async function buildIndex(reg: RunningRegistry, layer: CorpusLayer, repository: string, span: string | null): Promise<IndexBuild> {
+  const ref = await pushCorpusImage(reg.host, repository, "v1", layer);
+  progressLine(`eod index ${ref}${span ? ` --span ${span}` : ""} --push`);
+  const { stdout, seconds } = await eodOk(["index", ref, "--push", "--json", ...(span ? ["--span", span] : [])]);
+  const artifact = await indexArtifact(ref);
+  return { span: span ?? "default", repository, seconds, artifact, ratioToImage: artifact.bytes / artifact.image.bytes, summary: JSON.parse(stdout) as IndexSummary };
+}
+
+async function timedRun(row: Row, refs: Record<Row, string>, proxy: ThrottledProxy, foreign: ForeignCpu, dir: string): Promise<ColdRun> {
+  foreign.mark(row);
+  const foreign0 = foreign.sections[row]?.foreignS ?? 0;
+  dropCaches();
+  proxy.reset();
+  let r: Omit<ColdRun, "bytes" | "requests" | "foreignCpuS">;
+  if (row === "full") {
+    try {
+      const t0 = performance.now();
+      const full = await pullAndExtract(refs.full, dir);
+      const cmd = await runColdCommand(path.join(dir, "rootfs"));
+      const seconds = (performance.now() - t0) / 1000;
+      const ok = cmd.code === 0;
+      r = { row, seconds, prepareS: full.downloadS + full.extractS, runS: cmd.seconds, ok, problem: ok ? null : `cold command: ${describe(cmd)}: ${cmd.stderr.trim().slice(-2000)}`, full };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } else {
+    const lazy = await lazyColdStart(refs[row], dir);
+    r = { row, seconds: lazy.seconds, prepareS: lazy.mountS, runS: lazy.runS, ok: lazy.ok, problem: lazy.problem, daemon: lazy.daemon };
+  }
+  const bytes = proxy.bytes();
+  const requests = proxy.requests();
+  foreign.mark("between runs");
+  return { ...r, bytes, requests, foreignCpuS: (foreign.sections[row]?.foreignS ?? 0) - foreign0 };
+}
+
+function describeRun(r: ColdRun): string {
+  const what = r.full
+    ? `download ${secs(r.full.downloadS)} s + extract ${secs(r.full.extractS)} s + run ${secs(r.runS)} s`
+    : `mount ${secs(r.prepareS)} s + run ${secs(r.runS)} s${r.daemon ? `; daemon: mount loaded ${mb(r.daemon.loadBytes ?? 0)} MB, ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB` : ""}`;
+  return `${secs(r.seconds)} s (${what}), ${mb(r.bytes)} MB in ${r.requests} answers; other processes ${r.foreignCpuS.toFixed(1)} CPU s${r.ok ? "" : `; FAILED: ${r.problem}`}`;
+}
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error("bench:index needs root (mounts, chroot, drop_caches)");
+  const support = kernelSupportsPreContent();
+  if (!support.ok) throw new Error(`this kernel cannot lazy-mount: ${support.missing.join("; ")}`);
+  const corpus = await debianCorpus();
+  const layer = await corpusLayer(corpus);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-bench-index-"));
+  const foreign = new ForeignCpu(work);
+  foreign.start();
+  const idleBefore = await idleFraction(2000);
+  const loadBefore = os.loadavg();
+  if (idleBefore < 0.85) console.error(`!! the machine is busy: only ${(idleBefore * 100).toFixed(0)}% idle over 2 s before the bench; numbers will be noisy`);
+  let reg: RunningRegistry | undefined;
+  let proxy: ThrottledProxy | undefined;
+  let cleaning: Promise<void> | null = null;
+  // One cleanup, however many callers (a signal, then main's `finally`).
+  const cleanupAll = (): Promise<void> => (cleaning ??= (async () => {
+    for (const pid of runningChildren) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+    for (const d of fs.existsSync(work) ? fs.readdirSync(work) : []) killCacheDaemon(path.join(work, d), path.join(work, d, "cache"));
+    foreign.stop();
+    await proxy?.close();
+    await reg?.stop();
+    const left = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((p) => p.startsWith(work));
+    if (left.length) console.error(`!! not removing ${work}: still mounted: ${left.join(", ")}`);
+    else fs.rmSync(work, { recursive: true, force: true });
+  })());
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`${sig}: cleaning up\n`);
+      cleanupAll().catch((e: Error) => console.error(`!! cleanup: ${e.message}`)).finally(() => process.exit(code));
+    });
+  }
+  try {
+    reg = await startRegistry();
+    proxy = await throttledProxy(reg.host);
+    progressLine(`pushing the corpus image (${mb(layer.size)} MB gzip layer) and converting it`);
+    const source = await pushCorpusImage(reg.host, REPO, "v1", layer);
+    const conv = await eodOk(["convert", source, `${reg.host}/${REPO}:eod`, "--json"]);
+    const converted = JSON.parse(conv.stdout) as { target: { digest: string }; pushed: Array<{ size: number }> };
+    const convertedBytes = converted.pushed.reduce((n, b) => n + b.size, 0);
+
+    const help = await indexCommandOptions();
+    let index: IndexBuild | null = null;
+    const spans: IndexBuild[] = [];
+    if (help === null) console.error("!! this tree has no `eod index`: the index row and the index sizes are not measured");
+    else {
+      index = await buildIndex(reg, layer, REPO, null);
+      if (!help.includes("--span")) console.error("!! `eod index` has no --span: the index size is measured at its default span only");
+      else for (const span of SPANS) spans.push(await buildIndex(reg, layer, `${REPO}-span-${span.toLowerCase()}`, span));
+    }
+    const rows = ROWS.filter((r) => r !== "index" || index !== null);
+    const refs: Record<Row, string> = { full: `${proxy.host}/${REPO}:v1`, index: `${proxy.host}/${REPO}:v1`, converted: `${proxy.host}/${REPO}:eod` };
+
+    const runs: ColdRun[] = [];
+    let n = 0;
+    for (let i = 0; i < RUNS; i++) {
+      for (const row of rows) {
+        const r = await timedRun(row, refs, proxy, foreign, path.join(work, `run-${n++}`));
+        progressLine(`run ${i + 1}/${RUNS} ${row}: ${describeRun(r)}`);
+        runs.push(r);
+      }
+    }
+    const idleAfter = await idleFraction(1000);
+    const best = (row: Row) => fastestOk(runs.filter((r) => r.row === row), (r) => r.seconds);
+    const full = best("full");
+    const lazy = best("index");
+    const conv2 = best("converted");
+    const over = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
+    const ratios = {
+      indexToFull: over(lazy?.seconds, full?.seconds),
+      convertedToFull: over(conv2?.seconds, full?.seconds),
+      indexToConverted: over(lazy?.seconds, conv2?.seconds),
+      indexToConvertedBytes: over(lazy?.bytes, conv2?.bytes),
+      indexToImage: index?.ratioToImage ?? null,
+    };
+    const result = {
+      bench: "index", date: new Date().toISOString(), git: gitState(), host: hostInfo(), runs: RUNS, rows,
+      link: `${RATE / 1e6} MB/s shared, ${LATENCY_MS} ms per answer (bench/lib/throttled-proxy.ts)`, command: COLD_CMD,
+      image: { layerBytes: layer.size, diffId: layer.diffId, digest: layer.digest, bytes: index?.artifact.image.bytes ?? null },
+      converted: { bytes: convertedBytes, digest: converted.target.digest, seconds: conv.seconds },
+      index, spans, targets: TARGETS, ratios,
+      best: { full, index: lazy, converted: conv2 },
+      machine: {
+        idleBefore, idleAfter, loadavgBefore: loadBefore, loadavgAfter: os.loadavg(),
+        foreignCpuBySection: foreign.sections,
+      },
+      all: runs,
+    };
+
+    console.log(`\nbench:index: start → end of ${COLD_CMD.join(" ")} (best of ${RUNS}; ${result.link})\n`);
+    const row = (label: string, r: ColdRun | null, ratioToFull: number | null, target: string) => [
+      label, secs(r?.seconds), r ? (r.full ? `${secs(r.full.downloadS)} + ${secs(r.full.extractS)}` : secs(r.prepareS)) : "-", secs(r?.runS),
+      r ? mb(r.bytes) : "-", r ? String(r.requests) : "-", r?.daemon ? `${r.daemon.misses}/${r.daemon.fetches}` : "-", ratio(ratioToFull), target,
+      r ? r.foreignCpuS.toFixed(1) : "-",
+    ];
+    console.log(table([
+      ["row", "time s", "pull+extract / mount s", "run s", "MB sent", "answers", "misses/fetches", "÷ full", "target", "others' CPU s"],
+      row("full pull + extract (tar -xpzf), chroot", full, full ? 1 : null, ""),
+      row("lazy, gzip image + seek index", lazy, ratios.indexToFull, `<= ${TARGETS.indexToFull}`),
+      row("lazy, converted image", conv2, ratios.convertedToFull, ""),
+    ]));
+    console.log(`\nthe gzip spans' cost: index ÷ converted ${ratio(ratios.indexToConverted, 2)} in time, ${ratio(ratios.indexToConvertedBytes, 2)} in bytes (${lazy ? mb(lazy.bytes) : "-"} vs ${conv2 ? mb(conv2.bytes) : "-"} MB)`);
+    console.log(`\nimage ${index ? mb(index.artifact.image.bytes) : mb(layer.size)} MB (gzip layer ${mb(layer.size)} MB); converted ${mb(convertedBytes)} MB (eod convert ${secs(conv.seconds)} s)`);
+    if (index) {
+      console.log(table([
+        ["eod index --span", "spans", "index MB", "÷ image", "target", "eod index s", "files in the registry"],
+        ...[index, ...spans].map((b) => [b.span, String(b.summary.build.layers.reduce((k, l) => k + l.spans, 0)), mb(b.artifact.bytes), `${(b.ratioToImage * 100).toFixed(2)} %`, `<= ${TARGETS.indexToImage * 100} %`, secs(b.seconds),
+          Object.entries(b.artifact.files).map(([f, s]) => `${f} ${mb(s)}`).join(", ")]),
+      ]));
+    }
+    const sections = Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1);
+    console.log(`\nmachine: idle ${(idleBefore * 100).toFixed(0)}% before, ${(idleAfter * 100).toFixed(0)}% after; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} after; CPU used by other processes: ${sections.map(([k, v]) => `${k} ${v.foreignS.toFixed(1)} s in ${v.wallS.toFixed(0)} s`).join(", ")}`);
+    const noisy = sections.filter(([k, v]) => ALL_ROWS.includes(k as Row) && v.foreignS > 0.1 * v.wallS);
+    if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
+    const out = writeResults("index", result);
+    console.log(`\nresults: ${out}`);
+    const failed = runs.filter((r) => !r.ok);
+    for (const r of failed) console.error(`!! ${r.row} run failed: ${r.problem}`);
+    const missed = (v: number | null, target: number) => v !== null && v > target;
+    return failed.length || missed(ratios.indexToFull, TARGETS.indexToFull) || missed(ratios.indexToImage, TARGETS.indexToImage) ? 1 : 0;
+  } finally {
+    await cleanupAll();
+  }
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => { console.error(err); process.exitCode = 1; });

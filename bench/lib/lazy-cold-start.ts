@@ -1,0 +1,94 @@
+// One lazy cold start from a registry: `eod mount <ref>` into a fresh cache directory (its daemon started by
+// the mount, inside the clock), then the cold-start command chrooted into the mount; what the daemon says it
+// fetched (`eod status --json`, and its log's "mounted" line for the mount's own loads) is taken before the
+// umount. Everything is unmounted and killed by pid afterwards, whatever happened.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { runColdCommand } from "./cold-start.ts";
+import { EOD, NODE } from "./paths.ts";
+import { describe, run } from "./run.ts";
+import { cleanup } from "../../test/helpers/lazy.ts";
+
+/** No docker config.json: the benches' registries need no credentials and the host's must not be read. */
+export const NO_DOCKER_CONFIG = { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") };
+
+export interface LazyColdStart {
+  /** eod mount start → command ended. */
+  seconds: number;
+  mountS: number;
+  runS: number;
+  ok: boolean;
+  /** The command's or a step's failure. */
+  problem: string | null;
+  daemon: DaemonFetches | null;
+}
+
+/** What the daemon fetched: at the mount (manifests, bootstrap, tables) and for the kernel's misses. */
+export interface DaemonFetches {
+  loadBytes: number | null;
+  loadMs: number | null;
+  fetchedBytes: number;
+  fetches: number;
+  misses: number;
+  blobs: number;
+  remoteRequests: number;
+  remoteBytes: number;
+  corrupt: number;
+  errors: number;
+}
+
+async function eodIn(args: string[], timeoutMs: number) {
+  return run(NODE, [EOD, ...args], { env: NO_DOCKER_CONFIG, timeoutMs });
+}
+
+/** Mounts `ref` at `dir`/mnt with the cache `dir`/cache, runs the cold command; `dir` is removed after. */
+export async function lazyColdStart(ref: string, dir: string): Promise<LazyColdStart> {
+  const mnt = path.join(dir, "mnt");
+  const cache = path.join(dir, "cache");
+  fs.mkdirSync(mnt, { recursive: true });
+  try {
+    const t0 = performance.now();
+    const m = await eodIn(["mount", ref, mnt, "--cache-dir", cache, "--frontend", "fanotify"], 300_000);
+    const mountS = (performance.now() - t0) / 1000;
+    if (m.code !== 0) return { seconds: mountS, mountS, runS: 0, ok: false, problem: `eod mount: ${describe(m)}: ${m.stderr.trim().slice(-2000)}`, daemon: null };
+    const r = await runColdCommand(mnt);
+    const seconds = (performance.now() - t0) / 1000;
+    const daemon = await daemonFetches(cache);
+    const u = await eodIn(["umount", mnt, "--cache-dir", cache], 60_000);
+    const problem = r.code !== 0 ? `cold command: ${describe(r)}: ${r.stderr.trim().slice(-2000)}` : u.code !== 0 ? `eod umount: ${describe(u)}: ${u.stderr.trim()}` : null;
+    return { seconds, mountS, runS: r.seconds, ok: r.code === 0, problem, daemon };
+  } finally {
+    cleanup(dir, cache);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function daemonFetches(cache: string): Promise<DaemonFetches | null> {
+  const st = await eodIn(["status", "--cache-dir", cache, "--json"], 30_000);
+  if (st.code !== 0) return null;
+  const s = JSON.parse(st.stdout) as {
+    blobs?: Array<{ fetchedBytes: number; fetches: number; misses: number; corrupt: number; errors: number }>;
+    remotes?: Array<{ requests: number; bytes: number }>;
+  };
+  const blobs = s.blobs ?? [];
+  const sum = (k: "fetchedBytes" | "fetches" | "misses" | "corrupt" | "errors") => blobs.reduce((n, b) => n + b[k], 0);
+  const load = mountedLine(cache);
+  return {
+    loadBytes: load?.loadBytes ?? null, loadMs: load?.ms ?? null,
+    fetchedBytes: sum("fetchedBytes"), fetches: sum("fetches"), misses: sum("misses"), corrupt: sum("corrupt"), errors: sum("errors"), blobs: blobs.length,
+    remoteRequests: (s.remotes ?? []).reduce((n, r) => n + r.requests, 0), remoteBytes: (s.remotes ?? []).reduce((n, r) => n + r.bytes, 0),
+  };
+}
+
+/** The daemon log's "mounted" line: bytes the mount itself loaded and its time. */
+function mountedLine(cache: string): { loadBytes?: number; ms?: number } | null {
+  try {
+    for (const line of fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n")) {
+      if (!line) continue;
+      const j = JSON.parse(line) as { msg: string; loadBytes?: number; ms?: number };
+      if (j.msg === "mounted") return j;
+    }
+  } catch { /* no log */ }
+  return null;
+}
