@@ -159,11 +159,7 @@ export interface ImageFiles {
  * blobs/<id>, writes its chunk table, the bootstrap (device table included) and manifest.json into `tmp`.
  */
 export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
-  const { scan, layout } = inp;
-  const blkSz = 2 ** BLK_SZ_BITS;
   const blobs: BlobRef[] = [];
-  const devices: DeviceSlot[] = [];
-  let uniAddr = layout.blocks;
   for (const { table, remoteDigest, remoteTmp } of inp.blobs) {
     const id = blobIdOf(table);
     const tableBytes = encodeChunkTable(table);
@@ -174,11 +170,31 @@ export function writeImageFiles(tmp: string, inp: ImageFiles): Manifest {
       table: { path: `blobs/${id}.ctab`, digest: sha256Digest(tableBytes), size: tableBytes.length },
       remote: { path: `blobs/${id}`, digest: remoteDigest, size: table.remoteSize },
     });
-    devices.push({ tag: id, blocks: table.kernelSize / blkSz, uniAddr });
-    uniAddr += table.kernelSize / blkSz;
   }
+  return writeImageHead(tmp, { ...inp, blkSzBits: BLK_SZ_BITS, blobs });
+}
+
+export interface ImageHead extends Omit<ImageFiles, "blobs"> {
+  blkSzBits: number;
+  /** In device order, their files already in place (or elsewhere, for an index image). */
+  blobs: BlobRef[];
+}
+
+/**
+ * The bootstrap (device k + 1 = blobs[k], each in the unified address space after the ones before), its zstd
+ * form and manifest.json, written into `tmp`.
+ */
+export function writeImageHead(tmp: string, inp: ImageHead): Manifest {
+  const { scan, layout, blobs } = inp;
+  const blkSz = 2 ** inp.blkSzBits;
+  let uniAddr = layout.blocks;
+  const devices: DeviceSlot[] = blobs.map((b) => {
+    const d = { tag: b.id, blocks: b.kernelSize / blkSz, uniAddr };
+    uniAddr += d.blocks;
+    return d;
+  });
   const meta = writeMetadata({
-    scan, layout, blkSzBits: BLK_SZ_BITS, devices,
+    scan, layout, blkSzBits: inp.blkSzBits, devices,
     featureIncompat: (layout.placed.some((p) => p.shape?.kind === "chunks") ? EROFS_FEATURE_INCOMPAT_CHUNKED_FILE : 0) |
       (devices.length ? EROFS_FEATURE_INCOMPAT_DEVICE_TABLE : 0),
     chunkAddrs: inp.chunkAddrs,
