@@ -145,19 +145,27 @@ export function ociManifestOf(layers: OciDescriptor[], config: Uint8Array, annot
 export function filesOfOciManifest(oci: { layers: OciDescriptor[] }, where: string): { manifest: OciDescriptor; files: Map<string, OciDescriptor> } {
   const files = new Map<string, OciDescriptor>();
   for (const [i, d] of oci.layers.entries()) {
-    const title = d.annotations?.[ANNOTATIONS.title];
-    if (title === undefined || !isOurLayerType(d.mediaType)) continue; // not ours: ignored
-    if (!SAFE_PATH.test(title) || title.split("/").some((c) => c === "." || c === "..")) {
-      throw new EodError("IMAGE_INVALID", `${where}: layers[${i}] title ${JSON.stringify(title)} is not a relative path inside the image`);
-    }
-    if (files.has(title)) throw new EodError("IMAGE_INVALID", `${where}: two layers are titled ${JSON.stringify(title)}`);
-    files.set(title, d);
+    if (d.annotations?.[ANNOTATIONS.title] === undefined || !isOurLayerType(d.mediaType)) continue; // not ours: ignored
+    addTitled(files, d, i, where);
   }
   const manifest = files.get(MANIFEST_NAME);
   if (!manifest || (manifest.mediaType !== OCI_FORM_TYPES.manifest && manifest.mediaType !== OLD_OCI_FORM_TYPES.manifest)) {
     throw new EodError("IMAGE_INVALID", `${where} is not an erofs-ondemand image (no layer titled ${MANIFEST_NAME} of type ${OCI_FORM_TYPES.manifest}); make one with eod convert`);
   }
   return { manifest, files };
+}
+
+/**
+ * Adds layer `i` to `files` under its title: IMAGE_INVALID when the title is not a safe relative path inside
+ * the image, or is taken already. The index artifact's reader (index-artifact.ts) files its layers the same way.
+ */
+export function addTitled(files: Map<string, OciDescriptor>, d: OciDescriptor, i: number, where: string): void {
+  const title = d.annotations?.[ANNOTATIONS.title];
+  if (title === undefined || !SAFE_PATH.test(title) || title.split("/").some((c) => c === "." || c === "..")) {
+    throw new EodError("IMAGE_INVALID", `${where}: layers[${i}] title ${JSON.stringify(title)} is not a relative path inside the image`);
+  }
+  if (files.has(title)) throw new EodError("IMAGE_INVALID", `${where}: two layers are titled ${JSON.stringify(title)}`);
+  files.set(title, d);
 }
 
 /**
