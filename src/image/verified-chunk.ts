@@ -28,6 +28,7 @@ export async function verifiedChunkAsync(table: ChunkTable, i: number, remote: U
 
 /** A chunk stored as is (compression did not pay) decodes as `none`: its bytes are the plain bytes. */
 function codecOf(table: ChunkTable, i: number): Compression {
+  if (table.compression === "gzip") throw new EodError("EROFS_UNSUPPORTED", "gzip spans cannot be decoded yet");
   return table.entries[i].flags & CHUNK_FLAG_RAW ? "none" : table.compression;
 }
 

@@ -1,0 +1,72 @@
+// The seek index of one original layer (issue 14), built while its bytes pass once: every indexer takes the
+// compressed bytes in order, hands back the tar bytes they produce, and at the end gives the chunk table
+// (version 2) whose spans let a miss decode any 4096-aligned range of the tar from a small remote range.
+// gzip-index.ts (deflate block checkpoints), zstd-frames.ts (whole frames) and `none` below (the tar itself).
+import { SPAN_ALIGN, type ChunkEntry, type ChunkTable } from "./chunk-table.ts";
+import { GzipIndexer } from "./gzip-index.ts";
+import { layerTable, SpanDigests } from "./layer-spans.ts";
+import { ZstdIndexer } from "./zstd-frames.ts";
+
+export interface LayerIndex {
+  /** Version 2: one entry per span of the tar; remote offsets are bytes of the original (compressed) layer. */
+  table: ChunkTable;
+  /** sha256:<hex> of the tar (the layer's diff_id). */
+  diffId: string;
+  tarSize: number;
+  /** Bytes of the original layer. */
+  remoteSize: number;
+}
+
+export interface LayerIndexer {
+  /** Feeds compressed bytes of the layer, in order; returns the uncompressed (tar) bytes they produced, in order. */
+  push(compressed: Uint8Array): Uint8Array[];
+  /** After the last push: the seek index. Throws EodError on a truncated/corrupt stream. */
+  finish(): LayerIndex;
+}
+
+export type LayerKind = "gzip" | "zstd" | "none";
+export const DEFAULT_SPAN_SIZE = 2 * 1024 * 1024;
+
+/** An indexer for a layer of `kind`; spans hold about `spanSize` tar bytes (a multiple of 4096; default 2 MiB). */
+export function layerIndexer(kind: LayerKind, opts?: { spanSize?: number }): LayerIndexer {
+  const spanSize = opts?.spanSize ?? DEFAULT_SPAN_SIZE;
+  if (!Number.isInteger(spanSize) || spanSize < SPAN_ALIGN || spanSize % SPAN_ALIGN || spanSize > 2 ** 30) {
+    throw new RangeError(`Cannot index a layer: span size must be a multiple of ${SPAN_ALIGN} up to 1 GiB, got ${spanSize}`);
+  }
+  switch (kind) {
+    case "gzip":
+      return new GzipIndexer(spanSize);
+    case "zstd":
+      return new ZstdIndexer(spanSize);
+    case "none":
+      return new PlainIndexer(spanSize);
+  }
+}
+
+/** An uncompressed tar: spans of exactly `spanSize` bytes (the last shorter), remote = plain. */
+class PlainIndexer implements LayerIndexer {
+  #spanSize: number;
+  #spans = new SpanDigests();
+
+  constructor(spanSize: number) {
+    this.#spanSize = spanSize;
+  }
+
+  push(compressed: Uint8Array): Uint8Array[] {
+    const s = this.#spans;
+    // Cut at every span boundary these bytes reach (the digests need each cut before the bytes past it).
+    for (let at = (Math.floor(s.size / this.#spanSize) + 1) * this.#spanSize; at <= s.size + compressed.length; at += this.#spanSize) s.cut(at);
+    s.push(compressed);
+    return compressed.length ? [compressed] : [];
+  }
+
+  finish(): LayerIndex {
+    const { digests, diffId, tarSize } = this.#spans.finish();
+    const entries = digests.map((digest, i): ChunkEntry => {
+      const plainOffset = i * this.#spanSize;
+      const plainSize = Math.min(this.#spanSize, tarSize - plainOffset);
+      return { plainOffset, plainSize, remoteOffset: plainOffset, remoteSize: plainSize, flags: 0, digest, skip: 0, bits: 0 };
+    });
+    return { table: layerTable("none", tarSize, tarSize, entries, entries.map(() => new Uint8Array(0))), diffId, tarSize, remoteSize: tarSize };
+  }
+}
