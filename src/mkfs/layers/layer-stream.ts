@@ -59,6 +59,49 @@ const STORED_AHEAD = 64;
 export async function* layerTarStream(input: LayerInput, opts: LayerStreamOptions, stats: LayerStreamStats): AsyncGenerator<Buffer> {
   const maxRatio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
   const storedHash = input.digest ? sha256Of(input.digest, input.name) : null;
+  const stored = await openStored(input, stats, storedHash);
+  const wantTarHash = input.diffId && (stats.compression !== "none" || input.diffId !== input.digest);
+  const tarHash = wantTarHash ? sha256Of(input.diffId!, input.name) : null;
+
+  let tar: AsyncIterable<Buffer> = stored.pieces;
+  let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
+  if (stats.compression !== "none") {
+    z = stats.compression === "gzip" ? zlib.createGunzip(DECOMPRESS_OPTS) : zlib.createZstdDecompress(DECOMPRESS_OPTS);
+    // Errors surface through the iteration below; up to 4 pieces wait here, more in the decompressor.
+    tar = piecesOf(pipeline(Readable.from(stored.pieces, { highWaterMark: STORED_AHEAD }), z, () => {}), 4);
+  }
+  try {
+    for await (const c of tar) {
+      stats.tarBytes += c.length;
+      tarHash?.update(c);
+      checkExpansion(input.name, maxRatio, stats);
+      yield c;
+    }
+  } catch (err) {
+    if (err instanceof EodError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (code.startsWith("Z_") || code.startsWith("ERR_ZSTD") || code === "ERR__ZSTD") {
+      throw corruptStream(input.name, stats, err);
+    }
+    throw unreadable(input.name, err);
+  } finally {
+    z?.destroy();
+    await stored.close();
+  }
+  checkStored(input, stats.storedBytes, storedHash?.digest("hex"));
+  check(tarHash?.digest("hex"), input.diffId, `${input.name}: uncompressed tar (diff_id)`);
+}
+
+/** A layer's stored bytes, opened and counted (and hashed into `storedHash`) as they pass. */
+export interface StoredStream {
+  /** Every stored byte, in order, once. */
+  pieces: AsyncGenerator<Buffer>;
+  /** Closes the source (also before its end). */
+  close(): Promise<void>;
+}
+
+/** Opens the stored bytes and sets `stats.compression` from their first bytes (xz and bzip2 are refused by name). */
+export async function openStored(input: LayerInput, stats: LayerStreamStats, storedHash: Hash | null): Promise<StoredStream> {
   let raw: Readable | AsyncIterable<Uint8Array>;
   try {
     raw = await input.open();
@@ -87,46 +130,35 @@ export async function* layerTarStream(input: LayerInput, opts: LayerStreamOption
     headBytes += next.value.length;
   }
   stats.compression = detect(Buffer.concat(headPieces, headBytes), input.name);
-  const rest = (async function* () {
-    yield* headPieces;
-    yield* stored;
-  })();
-  const wantTarHash = input.diffId && (stats.compression !== "none" || input.diffId !== input.digest);
-  const tarHash = wantTarHash ? sha256Of(input.diffId!, input.name) : null;
+  return {
+    pieces: (async function* () {
+      yield* headPieces;
+      yield* stored;
+    })(),
+    close: async () => {
+      if (raw instanceof Readable) raw.destroy();
+      else await stored.return(undefined); // ends the source iterator, if it is still open
+    },
+  };
+}
 
-  let tar: AsyncIterable<Buffer> = rest;
-  let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
-  if (stats.compression !== "none") {
-    z = stats.compression === "gzip" ? zlib.createGunzip(DECOMPRESS_OPTS) : zlib.createZstdDecompress(DECOMPRESS_OPTS);
-    // Errors surface through the iteration below; up to 4 pieces wait here, more in the decompressor.
-    tar = piecesOf(pipeline(Readable.from(rest, { highWaterMark: STORED_AHEAD }), z, () => {}), 4);
+/** After the last stored byte: its count and sha256 (hex) against the descriptor's, when it gave them. */
+export function checkStored(input: LayerInput, storedBytes: number, hex: string | undefined): void {
+  if (input.size !== undefined && storedBytes !== input.size) {
+    throw new EodError("DIGEST_MISMATCH", `${input.name}: ${storedBytes} bytes, but its descriptor says ${input.size}`);
   }
-  try {
-    for await (const c of tar) {
-      stats.tarBytes += c.length;
-      tarHash?.update(c);
-      if (maxRatio > 0 && stats.tarBytes > RATIO_FLOOR && stats.tarBytes > maxRatio * stats.storedBytes) {
-        throw new EodError("SOURCE_INVALID", `${input.name}: expands more than ${maxRatio} times (${stats.tarBytes} tar bytes from ${stats.storedBytes} stored bytes so far): a decompression bomb? (--max-ratio 0 turns this check off)`);
-      }
-      yield c;
-    }
-  } catch (err) {
-    if (err instanceof EodError) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? "";
-    if (code.startsWith("Z_") || code.startsWith("ERR_ZSTD") || code === "ERR__ZSTD") {
-      throw new EodError("SOURCE_INVALID", `${input.name}: corrupt or truncated ${stats.compression} stream after ${stats.storedBytes} bytes (${(err as Error).message})`, { cause: err });
-    }
-    throw unreadable(input.name, err);
-  } finally {
-    z?.destroy();
-    if (raw instanceof Readable) raw.destroy();
-    else await stored.return(undefined); // ends the source iterator, if it is still open
+  check(hex, input.digest, `${input.name}: content`);
+}
+
+/** Stops a decompression bomb early: more than `maxRatio` tar bytes per stored byte (past 64 MiB of tar). */
+export function checkExpansion(name: string, maxRatio: number, stats: LayerStreamStats): void {
+  if (maxRatio > 0 && stats.tarBytes > RATIO_FLOOR && stats.tarBytes > maxRatio * stats.storedBytes) {
+    throw new EodError("SOURCE_INVALID", `${name}: expands more than ${maxRatio} times (${stats.tarBytes} tar bytes from ${stats.storedBytes} stored bytes so far): a decompression bomb? (--max-ratio 0 turns this check off)`);
   }
-  if (input.size !== undefined && stats.storedBytes !== input.size) {
-    throw new EodError("DIGEST_MISMATCH", `${input.name}: ${stats.storedBytes} bytes, but its descriptor says ${input.size}`);
-  }
-  check(storedHash?.digest("hex"), input.digest, `${input.name}: content`);
-  check(tarHash?.digest("hex"), input.diffId, `${input.name}: uncompressed tar (diff_id)`);
+}
+
+export function corruptStream(name: string, stats: LayerStreamStats, err: unknown): EodError {
+  return new EodError("SOURCE_INVALID", `${name}: corrupt or truncated ${stats.compression} stream after ${stats.storedBytes} bytes (${(err as Error).message})`, { cause: err });
 }
 
 function detect(head: Buffer, name: string): LayerStreamStats["compression"] {
@@ -141,20 +173,20 @@ function detect(head: Buffer, name: string): LayerStreamStats["compression"] {
   return "none"; // the tar reader says so if it is not a tar either
 }
 
-function sha256Of(digest: string, name: string): Hash {
+export function sha256Of(digest: string, name: string): Hash {
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) {
     throw new EodError("SOURCE_UNSUPPORTED", `${name}: digest ${JSON.stringify(digest)} is not sha256:<64 hex> (the only algorithm supported)`);
   }
   return sha256Stream();
 }
 
-function check(hex: string | undefined, expected: string | undefined, what: string): void {
+export function check(hex: string | undefined, expected: string | undefined, what: string): void {
   if (!hex || !expected) return;
   const got = `sha256:${hex}`;
   if (got !== expected) throw new EodError("DIGEST_MISMATCH", `${what} is ${got}, expected ${expected}`);
 }
 
-function unreadable(name: string, err: unknown): EodError {
+export function unreadable(name: string, err: unknown): EodError {
   const why = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
   return new EodError("SOURCE_UNREADABLE", `Cannot read ${name}: ${why}`, { cause: err });
 }
