@@ -3,14 +3,14 @@
 // benchmark, not a test; needs root (mounts, chroot, drop_caches), Debian's docker-registry and a kernel with
 // fanotify pre-content events.
 //
-//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted] [--spans=1M,4M]     (npm run bench:index)
+//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted,spans] [--spans=1M,4M]   (npm run bench:index)
 //
 // The Debian corpus (bench/corpus.ts) as one gzip layer (bench/lib/corpus-image.ts) is pushed as an ordinary
 // OCI image to a local registry (127.0.0.1, started here). Before the clock, not timed but reported: `eod
 // convert` of it to a second tag (the converted row), and `eod index <ref> --push` (the index row: its time and
 // the size of what it pushed, read back from the registry's referrers tag, against the image's size). With
 // --spans and an `eod index` that takes --span, the image is pushed again to one repository per span and
-// indexed there too, for the index size at those spans.
+// indexed there too: the index size at those spans, and (row "spans") a lazy row for each.
 // Timed rows, every one through bench/lib/throttled-proxy.ts (one shared 20 MB/s link, 20 ms before each
 // answer: the link of bench:containerd and bench:convert), page caches dropped before each run, the rows
 // interleaved, best of N:
@@ -18,8 +18,8 @@
 //              into a fresh directory (bench/lib/full-pull.ts), then `chroot <dir> python3 -c 'import json'`;
 //   index      `eod mount <the gzip image>` (the index found as a referrer) into a fresh cache, the same command;
 //   converted  `eod mount <the converted image>` into a fresh cache, the same command.
-// Bytes are what the proxy sent; the lazy rows also show what the daemon counted (mount loads, misses,
-// fetches, bytes). Ratios: index ÷ full (time, target ≤ 0.3), index ÷ converted (time and bytes: what the gzip
+// Bytes are what the proxy sent (for the lazy rows also the part sent before `eod mount` returned: manifests,
+// the index artifact, bootstrap, tables), and what the daemon counted (misses, fetches, fetched bytes). Ratios: index ÷ full (time, target ≤ 0.3), index ÷ converted (time and bytes: what the gzip
 // spans cost), index size ÷ image size (target ≤ 2 %). CPU used by other processes in each row is reported.
 // Results are printed and written to bench/results/index-<UTC timestamp>.json; the exit status is non-zero if
 // a run failed or a target was missed.
@@ -47,26 +47,29 @@ import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
 
 const TARGETS = { indexToFull: 0.3, indexToImage: 0.02 };
 const RUNS = runsOption();
-const ALL_ROWS = ["full", "index", "converted"] as const;
-type Row = (typeof ALL_ROWS)[number];
-const ROWS = option("rows", ALL_ROWS.join(",")).split(",").filter(Boolean).map((r) => {
-  if (!(ALL_ROWS as readonly string[]).includes(r)) throw new Error(`--rows: unknown ${JSON.stringify(r)} (${ALL_ROWS.join(", ")})`);
-  return r as Row;
+/** What --rows names: the three rows, and "spans" for a lazy row per --spans index. */
+const ROW_KINDS = ["full", "index", "converted", "spans"] as const;
+const ROWS = option("rows", ROW_KINDS.join(",")).split(",").filter(Boolean).map((r) => {
+  if (!(ROW_KINDS as readonly string[]).includes(r)) throw new Error(`--rows: unknown ${JSON.stringify(r)} (${ROW_KINDS.join(", ")})`);
+  return r as (typeof ROW_KINDS)[number];
 });
+/** A timed row: its name in the results ("full", "index", "converted", "index-span-1m" …) and the image it starts. */
+interface RowSpec { row: string; label: string; ref: string }
 /** Spans other than `eod index`'s default to measure the index size at (as `eod index --span` takes them). */
 const SPANS = option("spans", "1M,4M").split(",").filter(Boolean);
 const REPO = "bench/debian";
 
 interface ColdRun {
-  row: Row;
+  row: string;
   /** Start (pull or mount) → end of the command. */
   seconds: number;
   /** full: download + extract; lazy: eod mount. */
   prepareS: number;
   runS: number;
-  /** What the throttled proxy sent, and in how many answers. */
+  /** What the throttled proxy sent, and in how many answers; lazy rows: the part sent before the mount returned. */
   bytes: number;
   requests: number;
+  mountBytes?: number;
   ok: boolean;
   problem: string | null;
   /** CPU seconds used by processes not the bench's during the run. */
@@ -101,7 +104,8 @@ async function buildIndex(reg: RunningRegistry, layer: CorpusLayer, repository: 
   return { span: span ?? "default", repository, seconds, artifact, ratioToImage: artifact.bytes / artifact.image.bytes, summary: JSON.parse(stdout) as IndexSummary };
 }
 
-async function timedRun(row: Row, refs: Record<Row, string>, proxy: ThrottledProxy, foreign: ForeignCpu, dir: string): Promise<ColdRun> {
+async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCpu, dir: string): Promise<ColdRun> {
+  const { row } = spec;
   foreign.mark(row);
   const foreign0 = foreign.sections[row]?.foreignS ?? 0;
   dropCaches();
@@ -110,7 +114,7 @@ async function timedRun(row: Row, refs: Record<Row, string>, proxy: ThrottledPro
   if (row === "full") {
     try {
       const t0 = performance.now();
-      const full = await pullAndExtract(refs.full, dir);
+      const full = await pullAndExtract(spec.ref, dir);
       const cmd = await runColdCommand(path.join(dir, "rootfs"));
       const seconds = (performance.now() - t0) / 1000;
       const ok = cmd.code === 0;
@@ -119,8 +123,9 @@ async function timedRun(row: Row, refs: Record<Row, string>, proxy: ThrottledPro
       fs.rmSync(dir, { recursive: true, force: true });
     }
   } else {
-    const lazy = await lazyColdStart(refs[row], dir);
-    r = { row, seconds: lazy.seconds, prepareS: lazy.mountS, runS: lazy.runS, ok: lazy.ok, problem: lazy.problem, daemon: lazy.daemon };
+    let mountBytes = 0;
+    const lazy = await lazyColdStart(spec.ref, dir, () => { mountBytes = proxy.bytes(); });
+    r = { row, seconds: lazy.seconds, prepareS: lazy.mountS, runS: lazy.runS, ok: lazy.ok, problem: lazy.problem, mountBytes, daemon: lazy.daemon };
   }
   const bytes = proxy.bytes();
   const requests = proxy.requests();
@@ -131,7 +136,7 @@ async function timedRun(row: Row, refs: Record<Row, string>, proxy: ThrottledPro
 function describeRun(r: ColdRun): string {
   const what = r.full
     ? `download ${secs(r.full.downloadS)} s + extract ${secs(r.full.extractS)} s + run ${secs(r.runS)} s`
-    : `mount ${secs(r.prepareS)} s + run ${secs(r.runS)} s${r.daemon ? `; daemon: mount loaded ${mb(r.daemon.loadBytes ?? 0)} MB, ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB` : ""}`;
+    : `mount ${secs(r.prepareS)} s (${mb(r.mountBytes ?? 0)} MB) + run ${secs(r.runS)} s${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB` : ""}`;
   return `${secs(r.seconds)} s (${what}), ${mb(r.bytes)} MB in ${r.requests} answers; other processes ${r.foreignCpuS.toFixed(1)} CPU s${r.ok ? "" : `; FAILED: ${r.problem}`}`;
 }
 
@@ -169,7 +174,8 @@ async function main(): Promise<number> {
   }
   try {
     reg = await startRegistry();
-    proxy = await throttledProxy(reg.host);
+    const link = await throttledProxy(reg.host);
+    proxy = link;
     progressLine(`pushing the corpus image (${mb(layer.size)} MB gzip layer) and converting it`);
     const source = await pushCorpusImage(reg.host, REPO, "v1", layer);
     const conv = await eodOk(["convert", source, `${reg.host}/${REPO}:eod`, "--json"]);
@@ -185,20 +191,24 @@ async function main(): Promise<number> {
       if (!help.includes("--span")) console.error("!! `eod index` has no --span: the index size is measured at its default span only");
       else for (const span of SPANS) spans.push(await buildIndex(reg, layer, `${REPO}-span-${span.toLowerCase()}`, span));
     }
-    const rows = ROWS.filter((r) => r !== "index" || index !== null);
-    const refs: Record<Row, string> = { full: `${proxy.host}/${REPO}:v1`, index: `${proxy.host}/${REPO}:v1`, converted: `${proxy.host}/${REPO}:eod` };
+    const specs: RowSpec[] = [
+      ...(ROWS.includes("full") ? [{ row: "full", label: "full pull + extract (tar -xpzf), chroot", ref: `${link.host}/${REPO}:v1` }] : []),
+      ...(ROWS.includes("index") && index ? [{ row: "index", label: "lazy, gzip image + seek index", ref: `${link.host}/${REPO}:v1` }] : []),
+      ...(ROWS.includes("converted") ? [{ row: "converted", label: "lazy, converted image", ref: `${link.host}/${REPO}:eod` }] : []),
+      ...(ROWS.includes("spans") ? spans.map((b) => ({ row: `index-span-${b.span}`, label: `lazy, seek index --span ${b.span}`, ref: `${link.host}/${b.repository}:v1` })) : []),
+    ];
 
     const runs: ColdRun[] = [];
     let n = 0;
     for (let i = 0; i < RUNS; i++) {
-      for (const row of rows) {
-        const r = await timedRun(row, refs, proxy, foreign, path.join(work, `run-${n++}`));
-        progressLine(`run ${i + 1}/${RUNS} ${row}: ${describeRun(r)}`);
+      for (const spec of specs) {
+        const r = await timedRun(spec, link, foreign, path.join(work, `run-${n++}`));
+        progressLine(`run ${i + 1}/${RUNS} ${spec.row}: ${describeRun(r)}`);
         runs.push(r);
       }
     }
     const idleAfter = await idleFraction(1000);
-    const best = (row: Row) => fastestOk(runs.filter((r) => r.row === row), (r) => r.seconds);
+    const best = (row: string) => fastestOk(runs.filter((r) => r.row === row), (r) => r.seconds);
     const full = best("full");
     const lazy = best("index");
     const conv2 = best("converted");
@@ -211,12 +221,12 @@ async function main(): Promise<number> {
       indexToImage: index?.ratioToImage ?? null,
     };
     const result = {
-      bench: "index", date: new Date().toISOString(), git: gitState(), host: hostInfo(), runs: RUNS, rows,
+      bench: "index", date: new Date().toISOString(), git: gitState(), host: hostInfo(), runs: RUNS, rows: specs,
       link: `${RATE / 1e6} MB/s shared, ${LATENCY_MS} ms per answer (bench/lib/throttled-proxy.ts)`, command: COLD_CMD,
       image: { layerBytes: layer.size, diffId: layer.diffId, digest: layer.digest, bytes: index?.artifact.image.bytes ?? null },
       converted: { bytes: convertedBytes, digest: converted.target.digest, seconds: conv.seconds },
       index, spans, targets: TARGETS, ratios,
-      best: { full, index: lazy, converted: conv2 },
+      best: Object.fromEntries(specs.map((spec) => [spec.row, best(spec.row)])),
       machine: {
         idleBefore, idleAfter, loadavgBefore: loadBefore, loadavgAfter: os.loadavg(),
         foreignCpuBySection: foreign.sections,
@@ -225,16 +235,17 @@ async function main(): Promise<number> {
     };
 
     console.log(`\nbench:index: start → end of ${COLD_CMD.join(" ")} (best of ${RUNS}; ${result.link})\n`);
-    const row = (label: string, r: ColdRun | null, ratioToFull: number | null, target: string) => [
-      label, secs(r?.seconds), r ? (r.full ? `${secs(r.full.downloadS)} + ${secs(r.full.extractS)}` : secs(r.prepareS)) : "-", secs(r?.runS),
-      r ? mb(r.bytes) : "-", r ? String(r.requests) : "-", r?.daemon ? `${r.daemon.misses}/${r.daemon.fetches}` : "-", ratio(ratioToFull), target,
-      r ? r.foreignCpuS.toFixed(1) : "-",
-    ];
+    const line = (spec: RowSpec) => {
+      const r = best(spec.row);
+      return [
+        spec.label, secs(r?.seconds), r ? (r.full ? `${secs(r.full.downloadS)} + ${secs(r.full.extractS)}` : secs(r.prepareS)) : "-", secs(r?.runS),
+        r ? mb(r.bytes) : "-", r?.mountBytes !== undefined ? mb(r.mountBytes) : "-", r ? String(r.requests) : "-", r?.daemon ? `${r.daemon.misses}/${r.daemon.fetches}` : "-",
+        ratio(over(r?.seconds, full?.seconds)), spec.row === "index" ? `<= ${TARGETS.indexToFull}` : "", r ? r.foreignCpuS.toFixed(1) : "-",
+      ];
+    };
     console.log(table([
-      ["row", "time s", "pull+extract / mount s", "run s", "MB sent", "answers", "misses/fetches", "÷ full", "target", "others' CPU s"],
-      row("full pull + extract (tar -xpzf), chroot", full, full ? 1 : null, ""),
-      row("lazy, gzip image + seek index", lazy, ratios.indexToFull, `<= ${TARGETS.indexToFull}`),
-      row("lazy, converted image", conv2, ratios.convertedToFull, ""),
+      ["row", "time s", "pull+extract / mount s", "run s", "MB sent", "of it at mount", "answers", "misses/fetches", "÷ full", "target", "others' CPU s"],
+      ...specs.map(line),
     ]));
     console.log(`\nthe gzip spans' cost: index ÷ converted ${ratio(ratios.indexToConverted, 2)} in time, ${ratio(ratios.indexToConvertedBytes, 2)} in bytes (${lazy ? mb(lazy.bytes) : "-"} vs ${conv2 ? mb(conv2.bytes) : "-"} MB)`);
     console.log(`\nimage ${index ? mb(index.artifact.image.bytes) : mb(layer.size)} MB (gzip layer ${mb(layer.size)} MB); converted ${mb(convertedBytes)} MB (eod convert ${secs(conv.seconds)} s)`);
@@ -247,7 +258,7 @@ async function main(): Promise<number> {
     }
     const sections = Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1);
     console.log(`\nmachine: idle ${(idleBefore * 100).toFixed(0)}% before, ${(idleAfter * 100).toFixed(0)}% after; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} after; CPU used by other processes: ${sections.map(([k, v]) => `${k} ${v.foreignS.toFixed(1)} s in ${v.wallS.toFixed(0)} s`).join(", ")}`);
-    const noisy = sections.filter(([k, v]) => ALL_ROWS.includes(k as Row) && v.foreignS > 0.1 * v.wallS);
+    const noisy = sections.filter(([k, v]) => specs.some((spec) => spec.row === k) && v.foreignS > 0.1 * v.wallS);
     if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
     const out = writeResults("index", result);
     console.log(`\nresults: ${out}`);
