@@ -30,6 +30,7 @@ import { debianCorpus } from "./corpus.ts";
 import { option, runsOption } from "./lib/args.ts";
 import { COLD_CMD, LATENCY_MS, RATE, runColdCommand } from "./lib/cold-start.ts";
 import { corpusLayer, pushCorpusImage, type CorpusLayer } from "./lib/corpus-image.ts";
+import { cleanupOnSignals, removeUnlessMounted } from "./lib/cleanup.ts";
 import { ForeignCpu, idleFraction } from "./lib/foreign-cpu.ts";
 import { mb, ratio, secs, table } from "./lib/format.ts";
 import { pullAndExtract, type FullPull } from "./lib/full-pull.ts";
@@ -162,16 +163,9 @@ async function main(): Promise<number> {
     foreign.stop();
     await proxy?.close();
     await reg?.stop();
-    const left = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((p) => p.startsWith(work));
-    if (left.length) console.error(`!! not removing ${work}: still mounted: ${left.join(", ")}`);
-    else fs.rmSync(work, { recursive: true, force: true });
+    removeUnlessMounted(work);
   })());
-  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`${sig}: cleaning up\n`);
-      cleanupAll().catch((e: Error) => console.error(`!! cleanup: ${e.message}`)).finally(() => process.exit(code));
-    });
-  }
+  cleanupOnSignals(cleanupAll);
   try {
     reg = await startRegistry();
     const link = await throttledProxy(reg.host);

@@ -51,6 +51,7 @@ import { EOD, NODE } from "./lib/paths.ts";
 import { gitState, hostInfo, writeResults } from "./lib/results.ts";
 import { describe, eod, eodOk, run, runningChildren } from "./lib/run.ts";
 import { resetStats, runningServers, serverStats, startServer as startEodServe, type Server } from "./lib/serve.ts";
+import { cleanupOnSignals, removeUnlessMounted } from "./lib/cleanup.ts";
 import { ForeignCpu, idleFraction } from "./lib/foreign-cpu.ts";
 import { fastestOk, median, percentile } from "./lib/stats.ts";
 import { dropCaches, progressLine, sleep } from "./lib/system.ts";
@@ -421,16 +422,9 @@ async function main(): Promise<number> {
     }
     for (const pid of runningServers) try { process.kill(pid, "SIGTERM"); } catch { /* gone */ }
     runningServers.clear();
-    const left = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((p) => p.startsWith(tmp));
-    if (left.length) console.error(`!! not removing ${tmp}: still mounted: ${left.join(", ")}`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
+    removeUnlessMounted(tmp);
   })());
-  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`${sig}: cleaning up\n`);
-      cleanup().catch((e: Error) => console.error(`!! cleanup: ${e.message}`)).finally(() => process.exit(code));
-    });
-  }
+  cleanupOnSignals(cleanup);
 
   const failures: string[] = [];
   const foreign = new ForeignCpu(tmp);
