@@ -46,7 +46,9 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     for (const b of info.blobs ?? []) {
       out(b.tableMissing !== undefined
         ? `blob ${b.id}: ${b.chunks} chunks, kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (chunk table not here: ${b.tableMissing})`
-        : `blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
+        : b.seekIndex
+          ? `blob ${b.id}: layer ${b.seekIndex.kind}, tar ${b.kernelSize} B, layer ${b.remoteSize} B, ${b.seekIndex.spans} spans (mean ${b.seekIndex.meanSpan} B of tar from ${b.seekIndex.meanFetch} B of layer), windows ${b.seekIndex.windowBytes} B, index ${b.seekIndex.indexBytes} B = ${(100 * b.seekIndex.indexRatio).toFixed(3)} % of the layer`
+          : `blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
     }
     if (!values.summary) {
       for (const e of listEntries(img.reader, false)) {

@@ -55,7 +55,8 @@ function readImageDir(dir: string, tablesOptional: boolean): ImageDirMetadata {
   const tables = manifest.blobs.map((b) => {
     if (tablesOptional && !fs.existsSync(path.join(dir, b.table.path))) return undefined;
     const table = decodeChunkTable(readVerified(dir, b.table, `chunk table of blob ${b.id}`), `blob ${b.id}`);
-    if (blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob (${blobIdOf(table)})`);
+    // A seek index (version 2) is named by its layer's diff_id, which only the whole tar proves (eod check).
+    if (table.version !== 2 && blobIdOf(table) !== b.id) throw new EodError("DIGEST_MISMATCH", `Chunk table of blob ${b.id} describes another blob (${blobIdOf(table)})`);
     if (table.kernelSize !== b.kernelSize || table.entries.length !== b.chunks || table.remoteSize !== b.remote.size) {
       throw new EodError("IMAGE_INVALID", `Chunk table of blob ${b.id} disagrees with the manifest on sizes`);
     }

@@ -5,6 +5,7 @@ import { decodeRdev } from "../erofs/inode.ts";
 import { featureNames } from "../erofs/super.ts";
 import { escapeName, escapePath } from "../erofs/printable-name.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
+import type { ChunkTable } from "./chunk-table.ts";
 import type { ImageDirMetadata } from "./image-dir.ts";
 import type { OpenedImage } from "./open.ts";
 
@@ -76,6 +77,8 @@ export interface ImageInfo {
     rawChunks?: number; ratio?: number; meanChunk?: number;
     /** The chunk table's path when it is not here. */
     tableMissing?: string;
+    /** A seek index (chunk table version 2) over an original layer: see seekIndexInfo(). */
+    seekIndex?: SeekIndexInfo;
   }>;
 }
 
@@ -99,10 +102,37 @@ export function imageInfo(img: OpenedImage<ImageDirMetadata>): ImageInfo {
         id: b.id, kernelSize: t.kernelSize, remoteSize: t.remoteSize, chunks: t.entries.length, compression: t.compression,
         rawChunks: t.entries.filter((e) => e.flags & 1).length, ratio: plain ? Number((t.remoteSize / plain).toFixed(4)) : 1,
         meanChunk: t.entries.length ? Math.round(plain / t.entries.length) : 0,
+        ...(t.version === 2 ? { seekIndex: seekIndexInfo(t, b.table.size) } : {}),
       };
     });
   }
   return info;
+}
+
+/** What `eod inspect` tells of one layer's seek index (issue 14). */
+export interface SeekIndexInfo {
+  /** The original layer's compression. */
+  kind: string;
+  spans: number;
+  /** Bytes of the gzip checkpoints' windows (compressed), the bulk of a gzip index. */
+  windowBytes: number;
+  /** Bytes of the seek index file, and that ÷ the layer's stored bytes. */
+  indexBytes: number;
+  indexRatio: number;
+  /** Mean tar bytes per span, and mean compressed bytes a miss of one span fetches. */
+  meanSpan: number;
+  meanFetch: number;
+}
+
+export function seekIndexInfo(t: ChunkTable, indexBytes: number): SeekIndexInfo {
+  const n = t.entries.length;
+  const plain = t.entries.reduce((s, e) => s + e.plainSize, 0);
+  const fetch = t.entries.reduce((s, e) => s + e.remoteSize, 0);
+  return {
+    kind: t.compression, spans: n, windowBytes: (t.windows ?? []).reduce((s, w) => s + w.length, 0), indexBytes,
+    indexRatio: t.remoteSize ? Number((indexBytes / t.remoteSize).toFixed(5)) : 0,
+    meanSpan: n ? Math.round(plain / n) : 0, meanFetch: n ? Math.round(fetch / n) : 0,
+  };
 }
 
 /** Every entry in walk order (root first), with its path. */

@@ -124,7 +124,8 @@ export function checkAgainstManifest(reader: ErofsReader, img: ImageDirMetadata)
     const t = img.tables[k];
     if (!t) return; // not here (eod inspect reads metadata only)
     if (2 ** t.blkSzBits !== m.blockSize) throw bad(`chunk table of blob ${b.id} uses ${2 ** t.blkSzBits}-byte blocks`);
-    if (t.compression !== m.compression) throw bad(`blob ${b.id} is compressed with ${t.compression}, manifest says ${m.compression}`);
+    // A seek index (version 2) names its own layer's compression: an index image's layers may differ.
+    if (t.version !== 2 && t.compression !== m.compression) throw bad(`blob ${b.id} is compressed with ${t.compression}, manifest says ${m.compression}`);
     const big = t.entries.findIndex((e) => e.plainSize > m.chunkSize);
     if (big >= 0) throw bad(`chunk ${big} of blob ${b.id} is larger than the chunk size ${m.chunkSize}`);
   });

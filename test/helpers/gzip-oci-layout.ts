@@ -12,6 +12,7 @@ import { testLayers } from "./oci-image.ts";
 import { tarArchive, type TarSpec } from "./tar-layer.ts";
 
 const LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
+const LAYER_TAR = "application/vnd.oci.image.layer.v1.tar";
 const CONFIG = "application/vnd.oci.image.config.v1+json";
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
@@ -44,8 +45,12 @@ function writeBlob(dir: string, bytes: Buffer): { digest: string; size: number }
   return { digest, size: bytes.length };
 }
 
-/** Writes `<work>/<name>` (the layout) and `<work>/<name>-tars/l<i>.tar`; `specs` default to oci-image.ts's layers. */
-export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] = testLayers()): GzipLayout {
+/**
+ * Writes `<work>/<name>` (the layout) and `<work>/<name>-tars/l<i>.tar`; `specs` default to oci-image.ts's
+ * layers; `compress: "none"` stores the tars as they are (uncompressed layers).
+ */
+export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] = testLayers(), opts: { compress?: "gzip" | "none" } = {}): GzipLayout {
+  const gzip = opts.compress !== "none";
   const dir = path.join(work, name);
   const tarsDir = path.join(work, `${name}-tars`);
   fs.mkdirSync(dir);
@@ -57,7 +62,7 @@ export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] =
     const file = path.join(tarsDir, `l${i + 1}.tar`);
     fs.writeFileSync(file, tar);
     tarFiles.push(file);
-    return { tar, stored: gzipFile(file) };
+    return { tar, stored: gzip ? gzipFile(file) : tar };
   });
   const diffIds = layers.map((l) => sha(l.tar));
   const config = Buffer.from(JSON.stringify({
@@ -65,7 +70,7 @@ export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] =
     rootfs: { type: "layers", diff_ids: diffIds },
     history: layers.map(() => ({ created_by: "gzip -n (erofs-ondemand test)" })),
   }));
-  const descs = layers.map((l) => ({ mediaType: LAYER_GZIP, ...writeBlob(dir, l.stored) }));
+  const descs = layers.map((l) => ({ mediaType: gzip ? LAYER_GZIP : LAYER_TAR, ...writeBlob(dir, l.stored) }));
   const manifestBytes = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: CONFIG, ...writeBlob(dir, config) }, layers: descs,
   }));
