@@ -122,7 +122,9 @@ export class BlobCache {
     this.#totalBytes = table.entries.reduce((n, e) => n + e.plainSize, 0);
     this.clock = new ChunkClock(table.entries.length, opts.ticks);
     for (let i = 0; i < table.entries.length; i++) if (presence.has(i)) this.#cachedBytes += table.entries[i].plainSize;
-    this.#misses = new MissPlanner(table.entries, opts, this.#wanted);
+    // A seek index's spans (version 2) are cut by size, not by file: its equal, contiguous spans look like one
+    // file to the file-shape heuristics, which would fetch up to file_fetch of a layer for one small file.
+    this.#misses = new MissPlanner(table.entries, table.version === 2 ? { ...opts, fileFetch: 0, amplify: 0 } : opts, this.#wanted);
     this.#fillTarget = {
       blobId: id, table, storage, signal: this.#closing.signal,
       remoteLocation: () => this.#source.remote.location,
