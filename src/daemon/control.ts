@@ -3,6 +3,7 @@
 //   POST /mounts            {source, mountPoint, frontend}  -> the mount record
 //   POST /umount            {mountPoint}
 //   POST /shutdown          stop serving (mounts are left in place; a restarted daemon re-attaches)
+//   POST /resolve           {source?, insecureRegistries, form} -> {source (pinned), form: converted|indexed|ordinary}
 //   GET  /metrics           Prometheus text format (metrics.ts)
 import fs from "node:fs";
 import http from "node:http";

@@ -52,7 +52,16 @@ export interface MountRequest {
   backgroundFetch?: number;
 }
 
-export type ResolveRequest = Pick<MountRequest, "source" | "insecureRegistries">;
+export interface ResolveRequest extends Pick<MountRequest, "source" | "insecureRegistries"> {
+  /** Answer what the image is (`form`), "ordinary" when it is neither eod's nor indexed, instead of an error. */
+  form?: boolean;
+}
+
+/**
+ * What a registry image is to eod: made by `eod convert`, an ordinary image read through the eod index that
+ * refers to it (both mountable), or an ordinary image with no index.
+ */
+export type ImageForm = "converted" | "indexed" | "ordinary";
 
 export class Daemon {
   readonly core: CacheCore;
@@ -60,6 +69,8 @@ export class Daemon {
   readonly metrics = new DaemonMetrics();
   readonly #opts: DaemonOptions;
   readonly #remotes = new Map<string, Remote>();
+  /** What each resolved registry source (pinned) is. */
+  readonly #forms = new Map<string, ImageForm>();
   readonly #traces = new Map<string, TraceRecorder>();
   /** Background fills by mount point, stopped by umount. */
   readonly #fills = new Map<string, AbortController>();
@@ -197,7 +208,8 @@ export class Daemon {
       throw new EodError("USAGE", "insecureRegistries must be a list of host[:port] names");
     }
     const configured = this.#opts.remote?.insecureRegistries ?? [];
-    const r = this.metrics.timed(openRemote(source, { ...this.#opts.remote, insecureRegistries: [...(insecureRegistries ?? []), ...configured] }));
+    const raw = openRemote(source, { ...this.#opts.remote, insecureRegistries: [...(insecureRegistries ?? []), ...configured] });
+    const r = this.metrics.timed(raw);
     let pinned: string;
     try {
       pinned = await r.pin!();
@@ -205,6 +217,8 @@ export class Daemon {
       await r.close();
       throw err;
     }
+    // A registry remote says where an ordinary image's index came from (null: a converted image).
+    this.#forms.set(pinned, (raw as { index?: unknown }).index ? "indexed" : "converted");
     if (this.#remotes.has(pinned)) await r.close();
     else this.#remotes.set(pinned, r);
     return pinned;
@@ -216,14 +230,22 @@ export class Daemon {
    * Fetches the reference's manifest only, no blob. Without a source (the snapshotter's start), only loads the
    * registry client: a daemon that serves registry images does not pay that on a container's start.
    */
-  async resolve(req: Partial<ResolveRequest>): Promise<{ source?: string }> {
+  async resolve(req: Partial<ResolveRequest>): Promise<{ source?: string; form?: ImageForm }> {
     if (req?.source === undefined) {
       await loadRegistryClient();
       return {};
     }
     if (typeof req.source !== "string" || !isRegistrySource(req.source)) throw new EodError("USAGE", "resolve needs a docker:// source");
     this.#refuseIfClosing();
-    return { source: await this.#source(req.source, req.insecureRegistries) };
+    let source: string;
+    try {
+      source = await this.#source(req.source, req.insecureRegistries);
+    } catch (err) {
+      // The image resolved, but it is not eod's and no index refers to it (the registry client found none).
+      if (req.form === true && (err as EodError).code === "REGISTRY_NOT_FOUND") return { form: "ordinary" };
+      throw err;
+    }
+    return { source, form: this.#forms.get(source) ?? "converted" };
   }
 
   /** eod pull: every chunk of the image into the cache (see pull.ts); the daemon idles out after if nothing is mounted. */

@@ -20,7 +20,7 @@ import { formatReference, parseReference } from "../remote/registry/reference.ts
 import { umount } from "../sys/mount.ts";
 import type { Log } from "../util/log.ts";
 import { ImageLocks } from "./image-locks.ts";
-import { IMAGES_DIR, imageMountPoint, type ImageMounts, type LazyImage } from "./image-mounts.ts";
+import { IMAGES_DIR, imageMountPoint, type ImageForm, type ImageMounts, type LazyImage } from "./image-mounts.ts";
 import type { ImageMountCounters } from "./metrics.ts";
 
 export interface DaemonImageMountsOptions {
@@ -73,6 +73,14 @@ export class DaemonImageMounts implements ImageMounts {
     const { remote } = this.#opts.config;
     const start = () => this.#startDaemon(this.#opts.config.cacheDir);
     await callStartedDaemon(start, "POST", "/resolve", { source: registrySource(image.ref), insecureRegistries: remote.insecureRegistries });
+  }
+
+  async lookup(ref: string): Promise<ImageForm> {
+    const { remote } = this.#opts.config;
+    const start = () => this.#startDaemon(this.#opts.config.cacheDir);
+    const { answer } = await callStartedDaemon<{ form?: ImageForm }>(start, "POST", "/resolve", { source: registrySource(ref), insecureRegistries: remote.insecureRegistries, form: true });
+    if (answer.form === undefined) throw new EodError("DAEMON", `The cache daemon of ${this.#opts.config.cacheDir} did not say what ${ref} is (an older daemon?)`);
+    return answer.form;
   }
 
   async release(image: LazyImage): Promise<void> {
@@ -128,9 +136,12 @@ export class DaemonImageMounts implements ImageMounts {
     const start = () => this.#startDaemon(this.#opts.config.cacheDir);
     const request = { source: registrySource(image.ref), mountPoint, insecureRegistries: remote.insecureRegistries };
     const { sock, answer } = await callStartedDaemon<MountRecord>(start, "POST", "/mounts", request);
-    if (answer.manifestDigest !== image.manifest) {
+    // A converted image is named by its manifest.json; an indexed one by its registry manifest, which the
+    // daemon's pinned source names (the index it found refers to that manifest).
+    const mounted = image.indexed ? /@(sha256:[0-9a-f]{64})$/.exec(answer.source)?.[1] : answer.manifestDigest;
+    if (mounted !== image.manifest) {
       await callDaemon(sock, "POST", "/umount", { mountPoint }).catch((err: unknown) => this.#opts.log?.("error", "cannot unmount the wrong image", { mountPoint, err }));
-      throw new EodError("DIGEST_MISMATCH", `Cannot mount ${image.ref} for its layers: its manifest.json is ${answer.manifestDigest}, the layers name ${image.manifest} (the tag now names another image: pull it again)`);
+      throw new EodError("DIGEST_MISMATCH", `Cannot mount ${image.ref} for its layers: it is ${image.indexed ? "the index of the image manifest" : "the image whose manifest.json is"} ${mounted}, the layers name ${image.manifest} (the tag now names another image: pull it again)`);
     }
     this.#opts.log?.("info", "image mounted", { mountPoint, ref: image.ref, manifest: image.manifest, ms: Math.round(performance.now() - started) });
     return mountPoint;

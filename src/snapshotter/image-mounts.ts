@@ -1,15 +1,24 @@
 // The lazy image mounts the snapshotter shares between the container snapshots of one image: one mount per
 // image (by its manifest.json digest), made and removed through the cache daemon (daemon-image-mounts.ts).
 import path from "node:path";
+import type { ImageForm } from "../daemon/daemon.ts";
 import { EodError } from "../errors.ts";
 
-/** A converted image as the snapshotter knows it from its layers' labels. */
+/** An image mounted lazily, as the snapshotter knows it from its layers' labels. */
 export interface LazyImage {
-  /** "sha256:<hex>" of the image's manifest.json: its identity (the `containerd.io/snapshot/eod.manifest` label). */
+  /**
+   * Its identity: for an image converted by eod, "sha256:<hex>" of its manifest.json (the
+   * `containerd.io/snapshot/eod.manifest` label); for an indexed one, its registry manifest digest (`cri.manifest-digest`).
+   */
   manifest: string;
   /** The registry reference to mount, pinned with `@sha256:…` when containerd passed the manifest digest. */
   ref: string;
+  /** An ordinary image mounted through the eod index that refers to it (its layers carry no eod label). */
+  indexed?: boolean;
 }
+
+/** What a registry image is to eod, as the cache daemon's POST /resolve says. */
+export type { ImageForm };
 
 export interface ImageMounts {
   /**
@@ -23,6 +32,11 @@ export interface ImageMounts {
    * cache daemon started, its registry client loaded, the reference resolved (its manifest fetched).
    */
   warm(image: LazyImage): Promise<void>;
+  /**
+   * What the registry holds for `ref` (pinned `host/repo[:tag]@sha256:…`), asked of the cache daemon (started
+   * when none runs), which keeps the image resolved for its mount. Rejects when that cannot be known.
+   */
+  lookup(ref: string): Promise<ImageForm>;
   /** Unmounts the image (no snapshot uses it any more); no error when it is not mounted. */
   release(image: LazyImage): Promise<void>;
   /**

@@ -11,6 +11,13 @@ export const EOD_MANIFEST = EOD_MANIFEST_ANNOTATION;
 export const CRI_IMAGE_REF = "containerd.io/snapshot/cri.image-ref";
 /** The digest of the registry manifest the CRI plugin resolved (pins the mount to it). */
 export const CRI_MANIFEST_DIGEST = "containerd.io/snapshot/cri.manifest-digest";
+/** The digest of the layer being unpacked. */
+export const CRI_LAYER_DIGEST = "containerd.io/snapshot/cri.layer-digest";
+/**
+ * The digests of this layer and of every layer above it, comma-separated (the CRI plugin cuts the list to fit a
+ * label, keeping the first): one digest means the image's top layer.
+ */
+export const CRI_IMAGE_LAYERS = "containerd.io/snapshot/cri.image-layers";
 
 /** Labels as containerd stores them: an empty value removes the label. */
 export function withoutEmpty(labels: Readonly<Record<string, string>>): Record<string, string> {

@@ -4,6 +4,10 @@
 // snapshots over it sit on the image's one lazy mount (ImageMounts), shared and released with the last of them.
 // With mount_on_pull, a pull's lazy Prepare also starts mounting the image in the background, held for its first
 // container (the database's images.held_until says so) and released when none comes in time.
+// An ordinary image an eod index refers to (indexed; asked of the cache daemon once per image, index-lookups.ts) is
+// recorded and mounted the same way, by its registry manifest digest. Its lower lazy layers have no content of
+// their own (its one mount is the whole tree): only its top layer may be the lower of a container or of another
+// image's layer; a chain reaching one of the others (another image sharing its lower layers) is refused.
 // Directories are made under a temporary name and renamed into place inside the database transaction that
 // records them (all synchronous), so a kill -9 leaves at worst a directory nothing refers to: start-up and
 // Cleanup remove those.
@@ -15,6 +19,8 @@ import { SnapshotError } from "./errors.ts";
 import { matchFilter, parseFilters, snapshotFields } from "./filter.ts";
 import { ImageLocks } from "./image-locks.ts";
 import type { ImageMounts, LazyImage } from "./image-mounts.ts";
+import { IndexLookups } from "./index-lookups.ts";
+import { indexedImageOf } from "./indexed-image.ts";
 import { CRI_IMAGE_REF, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
 import { HoldTimers } from "./hold-timers.ts";
 import { snapshotMounts, type Mount } from "./mounts.ts";
@@ -38,6 +44,8 @@ export interface SnapshotterOptions {
   indexOff?: boolean;
   /** snapshotter.mount_on_pull: how long a mount made at the pull waits for a container; null (default): off. */
   mountOnPullIdleMs?: number | null;
+  /** How long the Prepare of an ordinary image's first layer waits to know whether it is indexed (index-lookups.ts). */
+  lookupTimeoutMs?: number;
 }
 
 /** What mount_on_pull did since the snapshotter started (its metrics). */
@@ -70,6 +78,8 @@ export class Snapshotter {
   readonly #pullMounting = new Set<string>();
   /** When each held image's hold runs out; the database says what is held, these only wake us up. */
   readonly #holdTimers = new HoldTimers();
+  /** Whether ordinary images are indexed, once per image. */
+  readonly lookups: IndexLookups;
 
   private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
     this.#root = opts.root;
@@ -77,6 +87,7 @@ export class Snapshotter {
     this.#log = opts.log;
     this.#indexOff = opts.indexOff ?? fs.existsSync("/sys/module/overlay/parameters/index");
     this.#mountOnPullIdleMs = opts.mountOnPullIdleMs ?? null;
+    this.lookups = new IndexLookups({ images: opts.imageMounts, log: opts.log, timeoutMs: opts.lookupTimeoutMs });
     this.store = store;
   }
 
@@ -104,8 +115,14 @@ export class Snapshotter {
     return this.#locks.runExclusive(() => Promise.resolve(this.store.close()));
   }
 
-  prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    if (labels[SNAPSHOT_REF] && labels[EOD_MANIFEST] !== undefined) this.#recordLazyLayer(key, parent, labels);
+  async prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    if (labels[SNAPSHOT_REF]) {
+      if (labels[EOD_MANIFEST] !== undefined) this.#recordLazyLayer(key, parent, labels, convertedImageOf(labels));
+      const indexed = indexedImageOf(labels);
+      if (indexed !== null && (this.store.image(indexed.manifest)?.indexed === true || await this.lookups.indexed(indexed.manifest, indexed.ref))) {
+        this.#recordLazyLayer(key, parent, labels, indexed, indexed.top);
+      }
+    }
     return this.#create("active", key, parent, labels);
   }
 
@@ -196,36 +213,49 @@ export class Snapshotter {
   }
 
   /**
-   * A layer of an image converted by eod: commit `<chain ID>` as its snapshot (nothing to fetch: the image is
-   * mounted whole when a container needs it) and answer ALREADY_EXISTS, which tells containerd the layer is there.
+   * A layer of an image converted by eod, or of an indexed image: commit `<chain ID>` as its snapshot (nothing to
+   * fetch: the image is mounted whole when a container needs it) and answer ALREADY_EXISTS, which tells containerd
+   * the layer is there. `top`: the indexed image's top layer, the one its mount stands for.
    */
-  #recordLazyLayer(key: string, parent: string, labels: Record<string, string>): never {
+  #recordLazyLayer(key: string, parent: string, labels: Record<string, string>, image: LazyImage, top = false): never {
     const target = labels[SNAPSHOT_REF];
-    const manifest = labels[EOD_MANIFEST];
-    if (!MANIFEST_DIGEST.test(manifest)) throw new SnapshotError("INVALID_ARGUMENT", `Label ${EOD_MANIFEST} of layer ${target} must be sha256:<64 hex digits>, got ${JSON.stringify(manifest)}`);
-    const imageRef = labels[CRI_IMAGE_REF];
-    if (!imageRef) {
-      throw new SnapshotError("FAILED_PRECONDITION", `Layer ${target} is a layer of an image converted by eod (image ${manifest}) but containerd passed no ${CRI_IMAGE_REF} label to mount it from: pull it through CRI (kubelet, or a CRI PullImage) with disable_snapshot_annotations = false, see docs/containerd.md`);
-    }
-    const digest = labels[CRI_MANIFEST_DIGEST];
-    const ref = digest && !imageRef.includes("@") ? `${imageRef}@${digest}` : imageRef;
+    const { manifest, ref } = image;
     const idleMs = this.#mountOnPullIdleMs;
     const recorded = this.store.transaction(() => {
-      if (this.store.get(target) !== undefined || this.store.get(key) !== undefined) return null;
+      const existing = this.store.get(target);
+      if (existing !== undefined && top) this.#takeOver(existing, image);
+      if (existing !== undefined || this.store.get(key) !== undefined) return null;
       const parentRow = this.#committedParent(parent);
       const known = this.store.image(manifest);
-      this.store.putImage({ manifest, ref });
+      this.store.putImage(image);
       this.store.insert({ name: target, parentId: parentRow?.id ?? null, kind: "committed", labels: withoutEmpty(labels), layerOf: manifest });
+      if (top) this.store.setTop(manifest, target);
       // mount_on_pull: the image's first layer holds it for the mount started below; its other layers renew the
       // hold (unless that mount failed already: it is not tried once per layer).
       const mount = idleMs !== null && known === undefined;
       if (idleMs !== null && (mount || known?.heldUntil != null)) this.store.setHold(manifest, Date.now() + idleMs);
       return { mount, first: known === undefined };
     });
-    if (recorded) this.#log("info", "lazy layer recorded", { name: target, parent, manifest, ref });
+    if (recorded) this.#log("info", "lazy layer recorded", { name: target, parent, manifest, ref, ...(image.indexed ? { indexed: true, top } : {}) });
     if (recorded?.mount) this.#mountOnPull(manifest);
-    else if (recorded?.first) this.#warm(manifest, ref);
+    else if (recorded?.first && !image.indexed) this.#warm(manifest, ref); // an indexed one was resolved by its lookup
     throw new SnapshotError("ALREADY_EXISTS", `Target snapshot ${JSON.stringify(target)} exists (a layer of image ${manifest}, mounted lazily)`);
+  }
+
+  /**
+   * The top layer of an indexed image is recorded already as a lower lazy layer of another indexed image (which
+   * shares this one's layers and has more): that record has no content of its own, so it becomes this image's
+   * top, whose mount is exactly its tree. The other image does not need it: only its own top stands for its mount.
+   */
+  #takeOver(existing: SnapshotRow, image: LazyImage): void {
+    if (existing.layerOf === null || existing.layerOf === image.manifest || !image.indexed) return;
+    const owner = this.store.image(existing.layerOf);
+    if (owner?.indexed !== true || owner.top === existing.name) return;
+    this.store.putImage(image);
+    this.store.setLayerOf(existing.id, image.manifest);
+    this.store.setTop(image.manifest, existing.name);
+    this.store.dropImageIfUnreferenced(owner.manifest);
+    this.#log("info", "lazy layer taken over as the top of an indexed image", { name: existing.name, from: owner.manifest, to: image.manifest });
   }
 
   async #create(kind: "active" | "view", key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
@@ -239,7 +269,7 @@ export class Snapshotter {
         const inUse = this.store.usersOf(image) > 0;
         let mountpoint: string;
         try {
-          mountpoint = await this.#images.acquire({ manifest: known.manifest, ref: known.ref }, inUse);
+          mountpoint = await this.#images.acquire(lazyImageOf(known), inUse);
         } catch (err) {
           if (inUse) this.#markUnserved(image, err as Error);
           throw err;
@@ -263,7 +293,20 @@ export class Snapshotter {
     const parentRow = this.#committedParent(parent); // before the key, as containerd's storage.CreateSnapshot
     if (this.store.get(key) !== undefined) throw new SnapshotError("ALREADY_EXISTS", `Snapshot ${JSON.stringify(key)} already exists`);
     const chain = parentRow === undefined ? [] : [parentRow, ...this.store.parents(parentRow)];
-    return { parentRow, image: chain.find((r) => r.layerOf !== null)?.layerOf ?? null };
+    const lazy = chain.find((r) => r.layerOf !== null);
+    if (lazy !== undefined) this.#checkWhole(lazy, key);
+    return { parentRow, image: lazy?.layerOf ?? null };
+  }
+
+  /**
+   * A new snapshot's nearest lazy layer must stand for its whole image mount: an indexed image's lower lazy layer
+   * does not (no content of its own). containerd reuses such a layer (by chain ID, in its namespace) for another
+   * image that shares the indexed image's lower layers and then differs: that one cannot be given.
+   */
+  #checkWhole(lazy: SnapshotRow, key: string): void {
+    const image = this.store.image(lazy.layerOf!);
+    if (image?.indexed !== true || image.top === lazy.name) return;
+    throw new SnapshotError("FAILED_PRECONDITION", `Cannot make snapshot ${JSON.stringify(key)}: its parent layer ${lazy.name} was recorded lazily as a lower layer of the indexed image ${image.ref}, whose lazy mount is that image's whole tree, not this layer's; another image shares that image's lower layers (the same chain ID). Remove the indexed image (and let containerd collect its snapshots), then pull this one again; see docs/containerd.md, "Indexed images"`);
   }
 
   #committedParent(parent: string): SnapshotRow | undefined {
@@ -398,7 +441,7 @@ export class Snapshotter {
       if (!this.#attached.has(manifest) || known.mountpoint === null) {
         let mountpoint: string;
         try {
-          mountpoint = await this.#images.acquire({ manifest, ref: known.ref }, false);
+          mountpoint = await this.#images.acquire(lazyImageOf(known), false);
         } catch (err) {
           this.pullMounts.failures++;
           this.#log("error", "image mount on pull failed (the first container mounts it)", { manifest, err });
@@ -478,6 +521,24 @@ export class Snapshotter {
   #fsDir(id: number): string {
     return path.join(this.#dir(id), "fs");
   }
+}
+
+/** The image a layer of `eod convert`'s output names (its `eod.manifest` label), refusing what cannot be mounted. */
+function convertedImageOf(labels: Record<string, string>): LazyImage {
+  const target = labels[SNAPSHOT_REF];
+  const manifest = labels[EOD_MANIFEST];
+  if (!MANIFEST_DIGEST.test(manifest)) throw new SnapshotError("INVALID_ARGUMENT", `Label ${EOD_MANIFEST} of layer ${target} must be sha256:<64 hex digits>, got ${JSON.stringify(manifest)}`);
+  const imageRef = labels[CRI_IMAGE_REF];
+  if (!imageRef) {
+    throw new SnapshotError("FAILED_PRECONDITION", `Layer ${target} is a layer of an image converted by eod (image ${manifest}) but containerd passed no ${CRI_IMAGE_REF} label to mount it from: pull it through CRI (kubelet, or a CRI PullImage) with disable_snapshot_annotations = false, see docs/containerd.md`);
+  }
+  const digest = labels[CRI_MANIFEST_DIGEST];
+  return { manifest, ref: digest && !imageRef.includes("@") ? `${imageRef}@${digest}` : imageRef };
+}
+
+/** The LazyImage part of a database row (what ImageMounts needs). */
+function lazyImageOf(row: ImageRow): LazyImage {
+  return { manifest: row.manifest, ref: row.ref, ...(row.indexed ? { indexed: true } : {}) };
 }
 
 function toInfo(row: SnapshotRow): Info {

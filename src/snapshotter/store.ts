@@ -2,7 +2,8 @@
 // besides the kernel's mounts. Every change is one synchronous transaction (never spanning an await), so a kill -9
 // at any point leaves either the old or the new state. Rows are the snapshots as containerd's overlay snapshotter
 // keeps them (one name space for active keys and committed names; ids never reused, they name the directories
-// `<root>/snapshots/<id>`), plus the converted images their lazy layers belong to.
+// `<root>/snapshots/<id>`), plus the images their lazy layers belong to: converted by eod, or ordinary images an
+// eod index refers to (indexed).
 import fs from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
@@ -32,12 +33,19 @@ export interface SnapshotRow {
 
 /** Version 1 → 2: the pull's hold of an image mount. */
 const MIGRATE_1_TO_2 = "ALTER TABLE images ADD COLUMN held_until INTEGER;";
+/** Version 2 → 3: indexed images, and the top layer of each. */
+const MIGRATE_2_TO_3 = "ALTER TABLE images ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0; ALTER TABLE images ADD COLUMN top TEXT;";
 
 /** A converted image as the database records it. */
 export interface ImageRow extends LazyImage {
   mountpoint: string | null;
   /** Mounted at its pull and taken by no container yet: unmounted at this time (ms since the epoch); else null. */
   heldUntil: number | null;
+  /**
+   * An indexed image: the name of its top layer's lazy snapshot once recorded (else null). Only that one stands
+   * for the image's whole mount; its lower lazy layers have no content of their own.
+   */
+  top: string | null;
 }
 
 /** A converted image with the keys of the active and view snapshots over its mount. */
@@ -46,13 +54,15 @@ export interface ImageInUse {
   keys: string[];
 }
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 const SCHEMA = `
 CREATE TABLE images (
   manifest TEXT PRIMARY KEY,  -- "sha256:<hex>" of manifest.json
   ref TEXT NOT NULL,          -- the reference its mount is made from
   mountpoint TEXT,            -- where ImageMounts.acquire last mounted it
-  held_until INTEGER          -- mounted at its pull (snapshotter.mount_on_pull), no container yet: kept until then (ms)
+  held_until INTEGER,         -- mounted at its pull (snapshotter.mount_on_pull), no container yet: kept until then (ms)
+  indexed INTEGER NOT NULL DEFAULT 0,  -- 1: an ordinary image mounted through its eod index (manifest = its registry manifest digest)
+  top TEXT                    -- indexed: the snapshot name (chain ID) of its top layer, once recorded
 );
 CREATE TABLE snapshots (
   id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a removed snapshot's id (and directory name) never returns
@@ -82,13 +92,13 @@ export class SnapshotStore {
   /** Compiled once: a snapshot's chain alone would compile one statement per parent. */
   readonly #statements = new Map<string, StatementSync>();
 
-  /** Whether the images table has held_until (false only for a version 1 database opened read-only). */
-  readonly #holds: boolean;
+  /** The schema version: older ones only when opened read-only (the snapshotter of that version still runs). */
+  readonly #version: number;
 
-  private constructor(file: string, db: DatabaseSync, holds = true) {
+  private constructor(file: string, db: DatabaseSync, version = SCHEMA_VERSION) {
     this.file = file;
     this.#db = db;
-    this.#holds = holds;
+    this.#version = version;
   }
 
   /** Opens (creating) `<root>/metadata.db` for the snapshotter. */
@@ -100,8 +110,8 @@ export class SnapshotStore {
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
     if (version === 0) {
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
-    } else if (version === 1) {
-      db.exec(`BEGIN IMMEDIATE; ${MIGRATE_1_TO_2} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+    } else if (version === 1 || version === 2) {
+      db.exec(`BEGIN IMMEDIATE; ${version === 1 ? MIGRATE_1_TO_2 : ""} ${MIGRATE_2_TO_3} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new Error(`Cannot open ${file}: schema version ${version}, this eod knows ${SCHEMA_VERSION}`);
@@ -116,8 +126,8 @@ export class SnapshotStore {
     const db = new DatabaseSync(file, { readOnly: true });
     db.exec("PRAGMA busy_timeout = 5000;");
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
-    // A snapshotter of the version before still runs on it (it is migrated at the next start): no holds yet.
-    return new SnapshotStore(file, db, version >= 2);
+    // A snapshotter of a version before still runs on it (it is migrated at the next start): no holds or indexes yet.
+    return new SnapshotStore(file, db, version);
   }
 
   #sql(sql: string): StatementSync {
@@ -191,6 +201,11 @@ export class SnapshotStore {
       .run(name, now, now, JSON.stringify(labels), usage.size, usage.inodes, id);
   }
 
+  /** A lazy layer now belongs to another image (an indexed image's top taking over another's lower layer). */
+  setLayerOf(id: number, manifest: string): void {
+    this.#sql("UPDATE snapshots SET layer_of = ? WHERE id = ?").run(manifest, id);
+  }
+
   setLabels(id: number, labels: Record<string, string>): void {
     this.#sql("UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?").run(JSON.stringify(labels), Date.now(), id);
   }
@@ -199,14 +214,19 @@ export class SnapshotStore {
     this.#sql("DELETE FROM snapshots WHERE id = ?").run(id);
   }
 
-  /** Records a converted image (the first reference seen for a manifest stays). */
+  /** Records a converted or indexed image (the first reference seen for a manifest stays). */
   putImage(image: LazyImage): void {
-    this.#sql("INSERT INTO images (manifest, ref) VALUES (?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref);
+    this.#sql("INSERT INTO images (manifest, ref, indexed) VALUES (?, ?, ?) ON CONFLICT (manifest) DO NOTHING").run(image.manifest, image.ref, image.indexed ? 1 : 0);
   }
 
   image(manifest: string): ImageRow | undefined {
-    const r = this.#sql(`SELECT manifest, ref, mountpoint, ${this.#heldUntil} FROM images WHERE manifest = ?`).get(manifest);
+    const r = this.#sql(`SELECT ${this.#imageColumns} FROM images WHERE manifest = ?`).get(manifest);
     return r === undefined ? undefined : toImage(r);
+  }
+
+  /** An indexed image's top layer: the one lazy snapshot its mount stands for. */
+  setTop(manifest: string, name: string): void {
+    this.#sql("UPDATE images SET top = ? WHERE manifest = ?").run(name, manifest);
   }
 
   /** Marks the image's mount as the pull's until `untilMs` (a container takes it: null). */
@@ -216,12 +236,14 @@ export class SnapshotStore {
 
   /** The images a pull's hold keeps mounted, soonest to run out first. */
   heldImages(): ImageRow[] {
-    if (!this.#holds) return [];
-    return this.#sql("SELECT manifest, ref, mountpoint, held_until FROM images WHERE held_until IS NOT NULL ORDER BY held_until").all().map(toImage);
+    if (this.#version < 2) return [];
+    return this.#sql(`SELECT ${this.#imageColumns} FROM images WHERE held_until IS NOT NULL ORDER BY held_until`).all().map(toImage);
   }
 
-  get #heldUntil(): string {
-    return this.#holds ? "held_until" : "NULL AS held_until";
+  /** The images table's columns, those an older schema lacks as NULL. */
+  get #imageColumns(): string {
+    const v = this.#version;
+    return `manifest, ref, mountpoint, ${v >= 2 ? "held_until" : "NULL AS held_until"}, ${v >= 3 ? "indexed, top" : "0 AS indexed, NULL AS top"}`;
   }
 
   setMountpoint(manifest: string, mountpoint: string | null): void {
@@ -240,12 +262,13 @@ export class SnapshotStore {
 
   /** The images whose mounts some active or view snapshot is over, with those snapshots' keys. */
   imagesInUse(): ImageInUse[] {
-    const rows = this.#sql("SELECT i.manifest, i.ref, s.name FROM snapshots s JOIN images i ON i.manifest = s.uses ORDER BY i.manifest, s.id").all();
+    const indexed = this.#version >= 3 ? "i.indexed" : "0 AS indexed";
+    const rows = this.#sql(`SELECT i.manifest, i.ref, ${indexed}, s.name FROM snapshots s JOIN images i ON i.manifest = s.uses ORDER BY i.manifest, s.id`).all();
     const out = new Map<string, ImageInUse>();
     for (const r of rows) {
       const manifest = String(r.manifest);
       let entry = out.get(manifest);
-      if (entry === undefined) out.set(manifest, entry = { image: { manifest, ref: String(r.ref) }, keys: [] });
+      if (entry === undefined) out.set(manifest, entry = { image: lazyImage(r), keys: [] });
       entry.keys.push(String(r.name));
     }
     return [...out.values()];
@@ -264,10 +287,14 @@ export class SnapshotStore {
   }
 }
 
+function lazyImage(r: Record<string, SQLInputValue>): LazyImage {
+  return { manifest: String(r.manifest), ref: String(r.ref), ...(Number(r.indexed) === 1 ? { indexed: true } : {}) };
+}
+
 function toImage(r: Record<string, SQLInputValue>): ImageRow {
   return {
-    manifest: String(r.manifest), ref: String(r.ref), mountpoint: r.mountpoint === null ? null : String(r.mountpoint),
-    heldUntil: r.held_until === null ? null : Number(r.held_until),
+    ...lazyImage(r), mountpoint: r.mountpoint === null ? null : String(r.mountpoint),
+    heldUntil: r.held_until === null ? null : Number(r.held_until), top: r.top === null ? null : String(r.top),
   };
 }
 

@@ -9,7 +9,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { serveSnapshots, type RunningService } from "../../src/snapshotter/service.ts";
 import { Snapshotter, type SnapshotterOptions } from "../../src/snapshotter/snapshotter.ts";
-import type { ImageMounts, LazyImage } from "../../src/snapshotter/image-mounts.ts";
+import type { ImageForm, ImageMounts, LazyImage } from "../../src/snapshotter/image-mounts.ts";
 import { codeOf, snapshotsClient, type SnapshotsClient } from "./client.ts";
 
 export const M = `sha256:${"ab".repeat(32)}`;
@@ -26,6 +26,11 @@ export class DirImageMounts implements ImageMounts {
   fail: Error | null = null;
   /** Manifests whose mount no daemon serves: reattach reports them, acquire as in use refuses them. */
   unserved = new Set<string>();
+  /** What lookup() answers, by ref (default "ordinary"), and the refs it was asked about. */
+  forms = new Map<string, ImageForm>();
+  lookups: string[] = [];
+  lookupDelayMs = 0;
+  lookupFail: Error | null = null;
   readonly dir: string;
   constructor(dir: string) {
     this.dir = dir;
@@ -46,6 +51,12 @@ export class DirImageMounts implements ImageMounts {
     this.warmed.push(`warm ${image.manifest} ${image.ref}`);
     if (this.fail) throw this.fail;
   }
+  async lookup(ref: string): Promise<ImageForm> {
+    this.lookups.push(ref);
+    await new Promise((r) => setTimeout(r, this.lookupDelayMs));
+    if (this.lookupFail) throw this.lookupFail;
+    return this.forms.get(ref) ?? "ordinary";
+  }
   async reattach(inUse: LazyImage[], held: LazyImage[] = []): Promise<Map<string, Error>> {
     this.calls.push(`reattach ${inUse.map((i) => i.manifest).join(",")}${held.length ? ` held ${held.map((i) => i.manifest).join(",")}` : ""}`);
     if (this.fail) throw this.fail;
@@ -60,7 +71,7 @@ after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true 
 
 export interface Served { c: SnapshotsClient; images: DirImageMounts; root: string; snapshotter(): Snapshotter; restart(): Promise<void>; stop(): Promise<void> }
 
-export async function serve(opts: Partial<Pick<SnapshotterOptions, "mountOnPullIdleMs" | "log">> = {}): Promise<Served> {
+export async function serve(opts: Partial<Pick<SnapshotterOptions, "mountOnPullIdleMs" | "log" | "lookupTimeoutMs">> = {}): Promise<Served> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-lazy-"));
   dirs.push(dir);
   const root = path.join(dir, "root");
@@ -70,7 +81,7 @@ export async function serve(opts: Partial<Pick<SnapshotterOptions, "mountOnPullI
   let sn: Snapshotter;
   let svc: RunningService;
   const start = async () => {
-    sn = await Snapshotter.open({ root, imageMounts: images, log, mountOnPullIdleMs: opts.mountOnPullIdleMs });
+    sn = await Snapshotter.open({ root, imageMounts: images, log, mountOnPullIdleMs: opts.mountOnPullIdleMs, lookupTimeoutMs: opts.lookupTimeoutMs });
     svc = await serveSnapshots(sn, address, log);
   };
   await start();

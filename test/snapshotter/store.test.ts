@@ -11,6 +11,7 @@ import { SnapshotStore } from "../../src/snapshotter/store.ts";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-store-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const M = `sha256:${"ab".repeat(32)}`;
+const M2 = `sha256:${"cd".repeat(32)}`;
 
 test("the read-only view sees what the writer committed: images in use with their keys, counts by kind, lazy layers", () => {
   const root = path.join(dir, "view");
@@ -74,11 +75,14 @@ test("a version 1 database (before mount_on_pull's holds): read as holding nothi
     PRAGMA user_version = 1;`);
   db.close();
   const r = SnapshotStore.openReadOnly(root)!;
-  assert.deepEqual(r.image(M), { manifest: M, ref: "reg/app:1", mountpoint: null, heldUntil: null });
+  assert.deepEqual(r.image(M), { manifest: M, ref: "reg/app:1", mountpoint: null, heldUntil: null, top: null });
   assert.deepEqual(r.heldImages(), []);
   r.close();
   const w = SnapshotStore.open(root);
   w.transaction(() => { w.setHold(M, 1234); });
-  assert.deepEqual(w.heldImages(), [{ manifest: M, ref: "reg/app:1", mountpoint: null, heldUntil: 1234 }]);
+  assert.deepEqual(w.heldImages(), [{ manifest: M, ref: "reg/app:1", mountpoint: null, heldUntil: 1234, top: null }]);
+  // version 3's indexed images: the migration added their columns
+  w.transaction(() => { w.putImage({ manifest: M2, ref: "reg/plain:1@x", indexed: true }); w.setTop(M2, "sha256:top"); });
+  assert.deepEqual(w.image(M2), { manifest: M2, ref: "reg/plain:1@x", indexed: true, mountpoint: null, heldUntil: null, top: "sha256:top" });
   w.close();
 });

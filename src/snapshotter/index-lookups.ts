@@ -1,0 +1,74 @@
+// Whether an ordinary image is mounted lazily through an eod index: asked of the cache daemon once per image (by
+// its registry manifest digest) at the Prepare of its first layer, and the answer kept for its other layers, so
+// one pull never mixes unpacked and lazy layers of an image. The pull waits for the answer, so it is bounded:
+// a daemon or registry that fails or is slow makes the image ordinary (containerd unpacks it, as before), never a
+// failed pull. An "indexed" answer is final (the database records the image with its first lazy layer); the
+// others are kept for a while only, so an index pushed later is found by a later pull.
+import type { Log } from "../util/log.ts";
+import type { ImageForm, ImageMounts } from "./image-mounts.ts";
+
+/** How long a Prepare waits for the answer: a cold daemon start, a registry client load and two round trips. */
+export const LOOKUP_TIMEOUT_MS = 15_000;
+/** How long an answer other than "indexed" is kept: longer than any one pull of the image. */
+export const LOOKUP_MEMORY_MS = 10 * 60_000;
+
+/** The lookups' outcomes since the snapshotter started (its metrics). */
+export interface LookupCounters {
+  indexed: number;
+  ordinary: number;
+  /** Lookups that failed or did not answer in time: the image was unpacked. */
+  failed: number;
+}
+
+export interface IndexLookupsOptions {
+  images: Pick<ImageMounts, "lookup">;
+  log: Log;
+  timeoutMs?: number;
+  memoryMs?: number;
+}
+
+export class IndexLookups {
+  readonly counters: LookupCounters = { indexed: 0, ordinary: 0, failed: 0 };
+  readonly #opts: IndexLookupsOptions;
+  /** By manifest digest: the answer (or the lookup in progress), and until when it is kept. */
+  readonly #answers = new Map<string, { indexed: Promise<boolean>; until: number }>();
+
+  constructor(opts: IndexLookupsOptions) {
+    this.#opts = opts;
+  }
+
+  /** Whether the image `ref` (pinned to `manifest`) is indexed; never rejects. */
+  indexed(manifest: string, ref: string): Promise<boolean> {
+    const now = Date.now();
+    const known = this.#answers.get(manifest);
+    if (known !== undefined && known.until > now) return known.indexed;
+    const entry = { indexed: this.#ask(manifest, ref), until: Infinity };
+    this.#answers.set(manifest, entry);
+    void entry.indexed.then((yes) => { if (!yes) entry.until = Date.now() + (this.#opts.memoryMs ?? LOOKUP_MEMORY_MS); });
+    return entry.indexed;
+  }
+
+  async #ask(manifest: string, ref: string): Promise<boolean> {
+    const started = performance.now();
+    const timeoutMs = this.#opts.timeoutMs ?? LOOKUP_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    let form: ImageForm;
+    try {
+      form = await Promise.race([this.#opts.images.lookup(ref), late]);
+    } catch (err) {
+      this.counters.failed++;
+      this.#opts.log("warn", "cannot tell whether an image is indexed: containerd unpacks it", { manifest, ref, err });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+    const indexed = form === "indexed";
+    this.counters[indexed ? "indexed" : "ordinary"]++;
+    this.#opts.log("info", indexed ? "image indexed: its layers are recorded lazily" : "image not indexed: containerd unpacks it",
+      { manifest, ref, form, ms: Math.round(performance.now() - started) });
+    return indexed;
+  }
+}
