@@ -17,6 +17,7 @@ import { checkOciAgainstManifest, filesOfOciManifest, isOurLayerType, type OciDe
 import type { DirRemote } from "../dir-remote.ts";
 import type { ReadOptions, Remote, RemoteOptions, RemoteStats } from "../remote.ts";
 import type { RegistryClient, ResolvedImage } from "./client.ts";
+import { checkDigest } from "./digest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import type { RegistryRemote } from "./registry-remote.ts";
 
@@ -35,6 +36,11 @@ export interface RegistryImageOptions extends RemoteOptions {
    * the image's files come from it, its blobs (the layers) from the registry; no referrer is looked for.
    */
   indexDir?: string;
+  /**
+   * The digest of the index artifact to use instead of the newest that fits (what `index` said when the image
+   * was first mounted): a restarted daemon then serves the same index even if a newer one was pushed since.
+   */
+  indexArtifact?: string;
 }
 
 /** Where the files of a resolved image come from. */
@@ -157,7 +163,11 @@ export class RegistryImageRemote implements Remote {
       return { kind: "converted", files: filesOfOciManifest(img.manifest, where).files };
     }
     const image: IndexedImage = { digest: img.digest, mediaType: img.mediaType, size: img.size, layers: img.manifest.layers };
-    const { findIndexArtifact, openLocalIndex } = await import("./index-discovery.ts");
+    const { findIndexArtifact, indexArtifactFiles, openLocalIndex } = await import("./index-discovery.ts");
+    const pinned = this.#opts.indexArtifact;
+    if (pinned !== undefined && this.#opts.indexDir === undefined) {
+      return { kind: "artifact", digest: pinned, files: await indexArtifactFiles(client, this.#ref, checkDigest(pinned), image), image };
+    }
     if (this.#opts.indexDir === undefined) {
       const found = await findIndexArtifact(client, this.#ref, image, where);
       return { kind: "artifact", digest: found.digest, files: found.files, image };

@@ -43,9 +43,7 @@ export async function findIndexArtifact(client: RegistryClient, ref: Reference, 
   const refused: string[] = [];
   for (const d of newestFirst(listed).slice(0, MAX_CANDIDATES)) {
     try {
-      const got = await client.getManifest(ref, d.digest, opts); // verified by its digest
-      if (!isManifestType(got.mediaType)) throw new EodError("IMAGE_INVALID", `index ${d.digest} is a ${got.mediaType}, not an image manifest`);
-      return { digest: d.digest, files: filesOfIndexArtifact(got.manifest as ImageManifest, image, `index ${d.digest}`) };
+      return { digest: d.digest, files: await indexArtifactFiles(client, ref, d.digest, image, opts) };
     } catch (err) {
       // A referrer deleted since it was listed, or one that does not fit: the next one may.
       const code = (err as EodError).code;
@@ -55,6 +53,13 @@ export async function findIndexArtifact(client: RegistryClient, ref: Reference, 
   }
   if (refused.length > 0) throw new EodError("IMAGE_INVALID", `${where} has no usable erofs-ondemand index (${refused.join("; ")}): ${noIndexFix(ref)}`);
   throw new EodError("REGISTRY_NOT_FOUND", `${where} is not an erofs-ondemand image and has no erofs-ondemand index: ${noIndexFix(ref)}`);
+}
+
+/** The files of the index artifact `digest` for `image` (fetched by digest, verified, checked: filesOfIndexArtifact). */
+export async function indexArtifactFiles(client: RegistryClient, ref: Reference, digest: string, image: IndexedImage, opts: CallOptions = {}): Promise<Map<string, OciDescriptor>> {
+  const got = await client.getManifest(ref, digest, opts);
+  if (!isManifestType(got.mediaType)) throw new EodError("IMAGE_INVALID", `index ${digest} is a ${got.mediaType}, not an image manifest`);
+  return filesOfIndexArtifact(got.manifest as ImageManifest, image, `index ${digest}`);
 }
 
 /** A locally built index image directory for `image`: its manifest.json (read once), checked against the image. */

@@ -42,6 +42,11 @@ before(async () => {
       if (page === "1") headers.link = `</v2/app/referrers/${m[1]}?page=2${filter ? `&artifactType=${encodeURIComponent(filter)}` : ""}>; rel="next"`;
       return res.writeHead(200, headers).end(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }));
     }
+    if (req.method === "GET" && url.pathname === `/v2/app/manifests/sha256-${"5".repeat(64)}`) {
+      // The subject's referrers tag too (left by a client before the registry had the API): not what the API says.
+      const body = JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [ref(d("f"), "t/one")] });
+      return res.writeHead(200, { "content-type": INDEX, "docker-content-digest": sha(body) }).end(body);
+    }
     const put = /^\/v2\/app\/manifests\/(.+)$/.exec(url.pathname);
     if (req.method === "PUT" && put) {
       const parts: Buffer[] = [];
@@ -65,11 +70,9 @@ after(async () => {
   server?.close();
 });
 
-test("the referrers API: pages followed through Link; the artifactType filter applied where the registry did not", async () => {
-  seen.length = 0;
+test("the referrers API: pages followed through Link; the artifactType filter applied where the registry did not; the API wins over the tag", async () => {
   assert.deepEqual((await client.referrers(repo, SUBJECT))?.map((x) => x.digest), [d("a"), d("b"), d("c"), d("e")]);
   assert.deepEqual((await listReferrers(client, repo, SUBJECT, "t/one")).map((x) => x.digest), [d("a"), d("c")]);
-  assert.ok(!seen.some((s) => s.includes("/manifests/")), `the referrers tag was not asked for: ${seen.join(", ")}`);
 });
 
 test("a 404 or an answer that is not an OCI index: no referrers API, the referrers tag is read instead", async () => {
@@ -77,7 +80,7 @@ test("a 404 or an answer that is not an OCI index: no referrers API, the referre
   assert.equal(await client.referrers(repo, HTML), undefined);
   seen.length = 0;
   assert.deepEqual(await listReferrers(client, repo, NO_API), []); // and the tag is missing too: none
-  assert.deepEqual(seen, [`GET /v2/app/referrers/${NO_API}`, `GET /v2/app/manifests/sha256-${"6".repeat(64)}`]);
+  assert.deepEqual(seen.sort(), [`GET /v2/app/manifests/sha256-${"6".repeat(64)}`, `GET /v2/app/referrers/${NO_API}`]);
 });
 
 test("a push the registry acknowledges with OCI-Subject: recorded by the registry, the referrers tag untouched", async () => {

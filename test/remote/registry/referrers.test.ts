@@ -137,6 +137,12 @@ test("the remote reads an indexed image from its newest artifact: our files from
     assert.deepEqual(Buffer.from(await remote.readRange(b.remote.path, 10, 100)), app.stored[i].subarray(10, 110));
     assert.deepEqual(Buffer.from(await remote.readFile(b.remote.path)), app.stored[i]); // verified against the layer digest
   }
+  // Pinned to the older artifact (a restarted daemon keeps the index it mounted): that one, not the newest.
+  const older = (await listReferrers(client, repo, app.digest, INDEX_ARTIFACT_TYPE)).find((d) => d.annotations?.[CREATED_ANNOTATION] === T1)!;
+  const pinned = new RegistryImageRemote(`docker://${app.ref}`, { indexArtifact: older.digest });
+  t.after(() => pinned.close());
+  assert.deepEqual(Buffer.from(await pinned.readFile("manifest.json")), read(app.dir, "manifest.json"));
+  assert.deepEqual(pinned.index, { artifact: older.digest });
 });
 
 const refused = (code: string, re: RegExp) => (err: Error & { code?: string }) => {
@@ -156,6 +162,10 @@ test("an index built for another image is refused: at the push, and when found a
   await pushReferrer(client, repo, Buffer.from(JSON.stringify(lie)), MEDIA_TYPES.ociManifest);
   const remote = new RegistryImageRemote(`docker://${other.ref}`);
   t.after(() => remote.close());
+  const lieDigest = sha(JSON.stringify(lie));
+  const pinned = new RegistryImageRemote(`docker://${other.ref}`, { indexArtifact: lieDigest });
+  t.after(() => pinned.close());
+  await assert.rejects(pinned.readFile("manifest.json"), refused("IMAGE_INVALID", /index sha256:\w+: index built for another image/));
   await assert.rejects(remote.readFile("manifest.json"), refused("IMAGE_INVALID", /eod\/plain:other .* has no usable erofs-ondemand index \(index sha256:\w+: index built for another image: its blobs\/\w+ is sha256:\w+ \(\d+ bytes\), not a layer of the image\): make one with `eod index/));
 });
 
