@@ -8,12 +8,14 @@ import { EodError } from "../../errors.ts";
 import { S_IFMT, S_IFREG } from "../../erofs/constants.ts";
 import { EROFS_CHUNK_FORMAT_BLKBITS_MASK, EROFS_NULL_ADDR } from "../../erofs/constants.ts";
 import type { ChunkAddr } from "../../erofs/chunk.ts";
+import { LAYER_BLK_SZ_BITS } from "../../image/layer-spans.ts";
 import { chooseEpoch, planLayout, type FileShape, type Layout } from "../layout.ts";
 import type { ScanResult, TreeInode } from "../tree.ts";
 import { MergedTree } from "./merge.ts";
 import type { TarEntry } from "./tar-reader.ts";
 
-export const TAR_BLK_SZ_BITS = 9;
+/** The seek indexes' block: a tar's 512-byte records. */
+export const TAR_BLK_SZ_BITS = LAYER_BLK_SZ_BITS;
 const TAR_BLK_SZ = 1 << TAR_BLK_SZ_BITS;
 /** One chunk covers a file up to 2^40 bytes (chunkbits = blkszbits + the format's 5 bits). */
 const MAX_CHUNK_BITS = TAR_BLK_SZ_BITS + EROFS_CHUNK_FORMAT_BLKBITS_MASK;
