@@ -14,7 +14,13 @@
 //   client.ts           RegistryClient: resolve, manifests, blobs (whole, streamed, Range); pushes via upload.ts
 //   upload.ts           blob pushes (exists / mount / monolithic / chunked), manifest pushes
 //   registry-remote.ts  RegistryRemote: the Remote interface over a repository's blobs
-export { RegistryClient, type CallOptions, type FetchedManifest, type PushBlobOptions, type PushedBlob, type StreamedUpload, type RegistryClientOptions, type Repo, type ResolvedImage } from "./client.ts";
+//   referrers.ts        referrers (spec 1.1): listing (API, else the `sha256-<hex>` tag) and pushing a referrer
+//   referrers-api.ts    the referrers API request itself (paged), for the client
+//   image-remote.ts     `docker://` sources: an eod image's OCI form, or an ordinary image through its index
+//   index-discovery.ts  the index of an ordinary image: its referrer artifact, or a local index directory
+//   push-index.ts       an index image directory pushed as the image's referrer artifact (`eod index --push`)
+export { RegistryClient, type CallOptions, type FetchedManifest, type PushBlobOptions, type PushedBlob, type PushedManifest, type StreamedUpload, type RegistryClientOptions, type Repo, type ResolvedImage } from "./client.ts";
+export { listReferrers, pushReferrer, referrersTag, type PushedReferrer, type Referrer } from "./referrers.ts";
 export { RegistryRemote, type RegistryRemoteOptions } from "./registry-remote.ts";
 export { apiHost, checkRepository, DOCKER_HUB, formatReference, isLoopback, manifestRef, parseReference, type Reference } from "./reference.ts";
 export { checkDigest, DigestVerifier, sha256Digest, verifyBytes } from "./digest.ts";
