@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   unpack: async () => (await import("./unpack.ts")).unpackCommand,
   serve: async () => (await import("./serve.ts")).serveCommand,
   convert: async () => (await import("./convert.ts")).convertCommand,
+  index: async () => (await import("./index.ts")).indexCommand,
   mount: async () => (await import("./mount.ts")).mountCommand,
   pull: async () => (await import("./pull.ts")).pullCommand,
   umount: async () => (await import("./umount.ts")).umountCommand,
@@ -33,6 +34,7 @@ Commands:
   unpack    write the blobs' kernel form so the image mounts without a daemon
   serve     serve an image directory over HTTP (Range requests; throttling and faults for tests)
   convert   convert an image in a registry to ours and push it (OCI form)
+  index     make an ordinary image lazily mountable as it is: its seek index (and push it next to the image)
   mount     mount an image lazily (image directory, http(s) URL or registry reference)
   pull      fetch every chunk of an image into the cache ahead of time
   umount    unmount an image mounted with eod mount

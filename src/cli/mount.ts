@@ -6,16 +6,18 @@ import { callStartedDaemon, ensureDaemon } from "../daemon/spawn.ts";
 import type { MountRecord } from "../daemon/state.ts";
 import { parse, parseSize, print } from "./args.ts";
 import { imageSource } from "./image-source.ts";
-import { isRegistrySource } from "../remote/registry/image-remote.ts";
+import { isRegistrySource, type RegistryImageOptions } from "../remote/registry/image-remote.ts";
 import { BUDGET_OPTIONS } from "./cache-budget.ts";
 import { forwardedFlags, loadConfig, type EodConfig } from "../config/config.ts";
+import { INDEX_LOCALLY_OPTION, INDEX_LOCALLY_USAGE, indexLocallyIfAsked } from "./index-locally.ts";
 
 export const MOUNT_USAGE = `Usage: eod mount <image-dir | http(s)://host/path/ | registry-ref> <mountpoint> [options]
 
 Mounts an image lazily: the bootstrap is fetched and verified, the blobs are fetched on demand by the cache
 daemon of the cache directory (started in the background if it is not running) and kept in sparse files.
 A registry reference (host[:port]/repo[:tag][@digest], or docker://repo:tag) names an image pushed by
-eod convert; the tag is resolved once, the mount stays on that manifest digest.
+eod convert, or an ordinary image indexed by eod index --push (or, with --index-locally, by this node); the
+tag is resolved once, the mount stays on that manifest digest.
 
 Options:
   --cache-dir <dir>      cache directory (default $EOD_CACHE_DIR, the config file's cache_dir, or
@@ -30,6 +32,7 @@ Options:
                          see eod daemon --help); used when this mount starts the cache daemon
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
+${INDEX_LOCALLY_USAGE}
   --background-fetch     after the image's prefetch list, fetch all of the image in the background (demand
                          misses first); resumed by a restarted daemon
   --background-rate <n>  cap of the background fetch in bytes per second, e.g. 16M (default 16M; 0 = none)
@@ -39,7 +42,7 @@ Options:
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     config: { type: "string" }, "cache-dir": { type: "string" }, "insecure-registry": { type: "string", multiple: true }, frontend: { type: "string" }, "fscache-limits": { type: "string" }, ...BUDGET_OPTIONS, foreground: { type: "boolean" }, json: { type: "boolean" },
-    "background-fetch": { type: "boolean" }, "background-rate": { type: "string" },
+    "background-fetch": { type: "boolean" }, "background-rate": { type: "string" }, ...INDEX_LOCALLY_OPTION,
     help: { type: "boolean", short: "h" },
   }, MOUNT_USAGE);
   if (values.help) { console.log(MOUNT_USAGE); return 0; }
@@ -51,11 +54,12 @@ export async function mountCommand(argv: string[]): Promise<number> {
   if (values["background-rate"] !== undefined && !values["background-fetch"]) throw new EodError("USAGE", "--background-rate needs --background-fetch");
   const backgroundFetch = values["background-fetch"] ? parseSize(values["background-rate"] ?? "16M", "--background-rate") : undefined;
   const insecureRegistries = values["insecure-registry"] ?? []; // for this mount, whichever daemon serves it
+  const indexDir = await indexLocallyIfAsked(source, config, insecureRegistries, values.json ?? false);
   const show = (r: MountRecord) => print(values.json ?? false, r, () => `mounted ${r.source} on ${r.mountPoint} (${r.blobs.length} blob(s), frontend ${r.frontend}, cache ${cacheDir})`);
   if (values.foreground) {
     const { runDaemon } = await import("../daemon/run.ts"); // the CLI alone needs only the daemon client
     const daemon = await runDaemon({ config });
-    const record = await daemon.mount({ source, mountPoint, insecureRegistries, backgroundFetch });
+    const record = await daemon.mount({ source, mountPoint, insecureRegistries, backgroundFetch, indexDir });
     show(record);
     // Ctrl-C: unmount what this process mounted, then stop.
     process.removeAllListeners("SIGINT");
@@ -70,8 +74,8 @@ export async function mountCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const daemonArgs = forwardedFlags(values, ["cache-dir", "frontend"]);
-  const request = { source, mountPoint, insecureRegistries, backgroundFetch };
-  const { sock, answer } = await callStartedDaemon<MountRecord>(() => startDaemonWarm(config, daemonArgs, source), "POST", "/mounts", request);
+  const request = { source, mountPoint, insecureRegistries, backgroundFetch, indexDir };
+  const { sock, answer } = await callStartedDaemon<MountRecord>(() => startDaemonWarm(config, daemonArgs, source, indexDir), "POST", "/mounts", request);
   show(answer);
   if (values["cache-size"] !== undefined) await warnOtherBudget(sock, config.cache.cacheSize ?? 0);
   return 0;
@@ -82,7 +86,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
  * chunk tables, verified and kept content-addressed in the cache directory) is fetched meanwhile, so the
  * daemon's load finds it there: the daemon's start-up and those round trips overlap on a cold start.
  */
-async function startDaemonWarm(config: EodConfig, daemonArgs: string[], source: string): Promise<string> {
+async function startDaemonWarm(config: EodConfig, daemonArgs: string[], source: string, indexDir?: string): Promise<string> {
   const { cacheDir } = config;
   const start = () => ensureDaemon(cacheDir, config.frontend, { args: daemonArgs, timeoutMs: config.daemonStartTimeoutMs });
   const fetched = /^https?:\/\//i.test(source) || isRegistrySource(source); // a registry source too: its tag, manifest.json, bootstrap, tables
@@ -90,7 +94,8 @@ async function startDaemonWarm(config: EodConfig, daemonArgs: string[], source: 
   const warm = (async () => {
     const { openRemote } = await import("../remote/open-remote.ts");
     const { loadImage } = await import("../daemon/images.ts");
-    const remote = openRemote(source, config.remote);
+    const opts: RegistryImageOptions = { ...config.remote, ...(indexDir !== undefined ? { indexDir } : {}) };
+    const remote = openRemote(source, opts);
     try {
       await loadImage(remote, cacheDir);
     } finally {

@@ -7,6 +7,7 @@ import { parse, print } from "./args.ts";
 import { forwardedFlags, loadConfig } from "../config/config.ts";
 import { imageSource } from "./image-source.ts";
 import { progressBar } from "./progress.ts";
+import { INDEX_LOCALLY_OPTION, INDEX_LOCALLY_USAGE, indexLocallyIfAsked } from "./index-locally.ts";
 
 export const PULL_USAGE = `Usage: eod pull <image-dir | http(s)://host/path/ | registry-ref> [options]
 
@@ -21,12 +22,13 @@ Options:
   --frontend <kind>      for a daemon this starts: auto (default), fscache or fanotify
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
+${INDEX_LOCALLY_USAGE}
   --json                 print a machine-readable summary`;
 
 export async function pullCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     config: { type: "string" }, "cache-dir": { type: "string" }, frontend: { type: "string" }, "insecure-registry": { type: "string", multiple: true },
-    json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    json: { type: "boolean" }, ...INDEX_LOCALLY_OPTION, help: { type: "boolean", short: "h" },
   }, PULL_USAGE);
   if (values.help) { console.log(PULL_USAGE); return 0; }
   if (positionals.length !== 1) throw new EodError("USAGE", PULL_USAGE);
@@ -35,6 +37,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
   const insecureRegistries = values["insecure-registry"] ?? []; // for this pull, whichever daemon serves it
   const { cacheDir } = config;
   const json = values.json ?? false;
+  const indexDir = await indexLocallyIfAsked(source, config, insecureRegistries, json);
   const sock = await ensureDaemon(cacheDir, config.frontend, { args: forwardedFlags(values, ["cache-dir", "frontend"]), timeoutMs: config.daemonStartTimeoutMs });
   const bar = progressBar(!json);
   // Progress: the daemon's status lists the pulls running; ours is the one whose source we sent (or pinned).
@@ -49,7 +52,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
   })();
   try {
     const started = performance.now();
-    const r = await callDaemon<PullResult>(sock, "POST", "/pull", { source, insecureRegistries }, 0); // no deadline: a pull takes as long as the data
+    const r = await callDaemon<PullResult>(sock, "POST", "/pull", { source, insecureRegistries, indexDir }, 0); // no deadline: a pull takes as long as the data
     polling = false;
     bar.stop();
     const seconds = (performance.now() - started) / 1000;

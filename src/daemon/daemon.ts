@@ -14,7 +14,7 @@ import { socketPathOf } from "./client.ts";
 import { RawReply, startControl } from "./control.ts";
 import { DaemonMetrics, type MetricsInput } from "./metrics.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics-http.ts";
-import { isRegistrySource } from "../remote/registry/image-remote.ts";
+import { isRegistrySource, type RegistryImageOptions } from "../remote/registry/image-remote.ts";
 import { pullImage, pullsRunning, pullsStatus, type PullRequest, type PullResult } from "./pull.ts";
 import { ErofsReader, bufferSource } from "../erofs/reader.ts";
 import { cachedImage, loadImage, type LoadedImage } from "./images.ts";
@@ -50,6 +50,8 @@ export interface MountRequest {
   insecureRegistries?: string[];
   /** Fill every blob in the background after the prefetch list, at this many bytes/s (0: no cap). */
   backgroundFetch?: number;
+  /** An index image directory built on this node for the ordinary registry image `source` names (`--index-locally`). */
+  indexDir?: string;
 }
 
 export interface ResolveRequest extends Pick<MountRequest, "source" | "insecureRegistries"> {
@@ -166,17 +168,18 @@ export class Daemon {
     return run;
   }
 
-  #remote(source: string): Remote {
+  #remote(source: string, indexDir?: string): Remote {
     let r = this.#remotes.get(source);
     if (!r) {
-      r = this.metrics.timed(openRemote(source, this.#opts.remote)); // retries transient failures itself
+      const opts: RegistryImageOptions = { ...this.#opts.remote, ...(indexDir !== undefined ? { indexDir } : {}) };
+      r = this.metrics.timed(openRemote(source, opts)); // retries transient failures itself
       this.#remotes.set(source, r);
     }
     return r;
   }
 
   async #reattach(m: MountRecord): Promise<void> {
-    await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source)), this.core, m.mountPoint);
+    await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source, m.indexDir)), this.core, m.mountPoint);
   }
 
   /** Fetches the image's prefetch list in the background (never fails the mount: misses fetch on demand). */
@@ -199,7 +202,7 @@ export class Daemon {
    * manifest digest (`docker://host/repo:tag@sha256:…`), so this mount and a restarted daemon stay on the
    * image the tag named at mount time. The resolved remote is kept under that name.
    */
-  async #source(source: string, insecureRegistries?: string[]): Promise<string> {
+  async #source(source: string, insecureRegistries?: string[], indexDir?: string): Promise<string> {
     if (/^https?:\/\//.test(source)) return source;
     if (!isRegistrySource(source)) return path.resolve(source);
     // Keys of registry remotes are pinned sources (`…@sha256:…`): one asked for again needs no new resolve.
@@ -207,8 +210,10 @@ export class Daemon {
     if (insecureRegistries !== undefined && !(Array.isArray(insecureRegistries) && insecureRegistries.every((h) => typeof h === "string"))) {
       throw new EodError("USAGE", "insecureRegistries must be a list of host[:port] names");
     }
+    if (indexDir !== undefined && (typeof indexDir !== "string" || !path.isAbsolute(indexDir))) throw new EodError("USAGE", "indexDir must be an absolute path");
     const configured = this.#opts.remote?.insecureRegistries ?? [];
-    const raw = openRemote(source, { ...this.#opts.remote, insecureRegistries: [...(insecureRegistries ?? []), ...configured] });
+    const opts: RegistryImageOptions = { ...this.#opts.remote, insecureRegistries: [...(insecureRegistries ?? []), ...configured], ...(indexDir !== undefined ? { indexDir } : {}) };
+    const raw = openRemote(source, opts);
     const r = this.metrics.timed(raw);
     let pinned: string;
     try {
@@ -253,8 +258,8 @@ export class Daemon {
     if (!req || typeof req.source !== "string") throw new EodError("USAGE", "pull needs a source");
     this.#refuseIfClosing();
     try {
-      const source = await this.#source(req.source, req.insecureRegistries);
-      const image = await this.#serial(() => loadImage(this.#remote(source), this.#opts.cacheDir));
+      const source = await this.#source(req.source, req.insecureRegistries, req.indexDir);
+      const image = await this.#serial(() => loadImage(this.#remote(source, req.indexDir), this.#opts.cacheDir));
       const r = await pullImage(this.core, { ...image, source }, this.#opts.frontend.name, (id) => this.#inUse(id));
       this.#opts.log("info", "pulled", { source, blobs: r.blobs.length, fetchedBytes: r.fetchedBytes, ms: r.ms });
       return r;
@@ -285,13 +290,13 @@ export class Daemon {
     if (!req || typeof req.source !== "string" || typeof req.mountPoint !== "string") throw new EodError("USAGE", "mount needs a source and a mount point");
     this.#refuseIfClosing();
     const mountPoint = path.resolve(req.mountPoint);
-    const source = await this.#source(req.source, req.insecureRegistries);
+    const source = await this.#source(req.source, req.insecureRegistries, req.indexDir);
     let st: fs.Stats;
     try { st = fs.statSync(mountPoint); } catch { throw new EodError("USAGE", `Mount point ${mountPoint} does not exist`); }
     if (!st.isDirectory()) throw new EodError("USAGE", `Mount point ${mountPoint} is not a directory`);
     if (mountAt(mountPoint)) throw new EodError("USAGE", `${mountPoint} is already a mount point`);
     const started = performance.now();
-    const image = await loadImage(this.#remote(source), this.#opts.cacheDir);
+    const image = await loadImage(this.#remote(source, req.indexDir), this.#opts.cacheDir);
     const fresh = image.blobs.map((b) => b.id).filter((id) => !this.#inUse(id));
     let mounted;
     try {
@@ -305,6 +310,7 @@ export class Daemon {
       blobs: image.manifest.blobs.map((b) => ({ id: b.id, remotePath: b.remote.path })), mountedAt: new Date().toISOString(),
       ...(mounted.loopDevices.length ? { loopDevices: mounted.loopDevices } : {}),
       ...(typeof req.backgroundFetch === "number" && req.backgroundFetch >= 0 ? { backgroundFetch: req.backgroundFetch } : {}),
+      ...(req.indexDir !== undefined ? { indexDir: req.indexDir } : {}),
     };
     this.#state.mounts.push(record);
     saveState(this.#opts.cacheDir, this.#state);

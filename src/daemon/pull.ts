@@ -10,6 +10,8 @@ import { Semaphore } from "../util/semaphore.ts";
 export interface PullRequest {
   source: string;
   insecureRegistries?: string[];
+  /** An index image directory built on this node for an ordinary registry image (`--index-locally`). */
+  indexDir?: string;
 }
 
 export interface PullStatus {

@@ -21,6 +21,8 @@ export interface MountRecord {
   mountedAt: string;
   /** `--background-fetch`: bytes/s (0: no cap), resumed by a restarted daemon. */
   backgroundFetch?: number;
+  /** `--index-locally`: the index image directory (in the cache directory) the registry image is read through. */
+  indexDir?: string;
 }
 
 export interface DaemonState {

@@ -11,6 +11,7 @@ import { findChunk, type ChunkTable } from "./chunk-table.ts";
 import { openBlobFile, readChunk } from "./blob-source.ts";
 import { sha256Stream } from "../util/sha256.ts";
 import { openImage } from "./open.ts";
+import type { BlobRef } from "./manifest.ts";
 
 export interface CheckReport {
   ok: boolean;
@@ -23,14 +24,23 @@ export interface CheckReport {
   notChecked: string[];
 }
 
-export function checkImage(target: string, devices: readonly string[] = []): CheckReport {
+export interface CheckOptions {
+  /**
+   * Where blob `b`'s remote form is, when not at its path in the image directory: an index image's blobs are
+   * the original layers (`eod check <index-dir> --layers <oci-layout>`). Null: not here (said in notChecked);
+   * an error is a problem of that blob.
+   */
+  remoteOf?: (b: BlobRef) => string | null;
+}
+
+export function checkImage(target: string, devices: readonly string[] = [], opts: CheckOptions = {}): CheckReport {
   const report: CheckReport = { ok: true, kind: "erofs-file", problems: [], inodes: 0, entries: 0, chunksVerified: 0, notChecked: [] };
   const problem = (where: string, err: unknown) => {
     report.problems.push(`${where}: ${err instanceof Error ? err.message : String(err)}`);
   };
   let opened;
   try {
-    opened = openImage(target, devices);
+    opened = openImage(target, devices, opts.remoteOf);
   } catch (err) {
     if (!(err instanceof EodError) || err.code === "USAGE") throw err;
     problem(target, err);
@@ -48,7 +58,15 @@ export function checkImage(target: string, devices: readonly string[] = []): Che
       verifyChunkRefs(reader, imageDir.tables, imageDir.manifest.chunkSize, problem);
       imageDir.manifest.blobs.forEach((b, k) => {
         const table = imageDir.tables[k];
-        const remote = path.join(imageDir.dir, b.remote.path);
+        const local = path.join(imageDir.dir, b.remote.path);
+        let remote: string | null;
+        try {
+          remote = fs.existsSync(local) ? local : opts.remoteOf ? opts.remoteOf(b) : table.version === 2 ? null : local;
+        } catch (err) { problem(`blob ${b.id}`, err); return; }
+        if (remote === null) {
+          report.notChecked.push(`blob ${b.id}: its layer ${b.remote.digest} is not here (eod check <index-dir> --layers <oci-layout>, or eod check <reference>)`);
+          return;
+        }
         let fd: number;
         try { fd = openBlobFile(remote, b.id); } catch (err) { problem(`blob ${b.id}`, err); return; }
         try {
@@ -58,8 +76,9 @@ export function checkImage(target: string, devices: readonly string[] = []): Che
           const buf = Buffer.allocUnsafe(1 << 20);
           for (let at = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, at)) > 0; at += n) whole.update(buf.subarray(0, n));
           if (`sha256:${whole.digest("hex")}` !== b.remote.digest) problem(`blob ${b.id}`, "remote form digest differs from the manifest");
+          const unit = table.version === 2 ? "span" : "chunk";
           for (let i = 0; i < table.entries.length; i++) {
-            try { readChunk(fd, table, i, b.id); report.chunksVerified++; } catch (err) { problem(`blob ${b.id} chunk ${i}`, err); }
+            try { readChunk(fd, table, i, b.id); report.chunksVerified++; } catch (err) { problem(`blob ${b.id} ${unit} ${i}`, err); }
           }
         } catch (err) {
           problem(`blob ${b.id}`, err);
@@ -149,6 +168,7 @@ function verifyChunkRefs(reader: ErofsReader, tables: readonly ChunkTable[], chu
       done.add(inode.nid);
       try {
         const bits = decodeChunkFormat(inode.iU, reader.sb.blkSzBits, inode.nid).chunkBits;
+        if (onSeekIndex(reader, inode, tables, p, problem)) continue;
         if (2 ** bits !== chunkSize) problem(`${escapePath(p)} (nid ${inode.nid})`, `chunk size ${2 ** bits}, manifest says ${chunkSize}`);
         for (const c of reader.chunks(inode)) {
           if (!c.addr) continue;
@@ -168,4 +188,24 @@ function verifyChunkRefs(reader: ErofsReader, tables: readonly ChunkTable[], chu
   } catch {
     // the structural walk already reported it
   }
+}
+
+/**
+ * A file of an index image (issue 14) points into its layer's tar, anywhere inside the spans of that layer's
+ * seek index (chunk table version 2), in chunks of the size its own layout chose: each chunk must lie inside
+ * the spans. Returns false for a file whose chunks are on ordinary blobs (checked chunk by chunk).
+ */
+function onSeekIndex(reader: ErofsReader, inode: LoadedInode, tables: readonly ChunkTable[], p: Uint8Array[], problem: (w: string, e: unknown) => void): boolean {
+  const chunks = [...reader.chunks(inode)].filter((c) => c.addr);
+  if (!chunks.some((c) => tables[c.addr!.deviceId - 1]?.version === 2)) return false;
+  for (const c of chunks) {
+    const where = `${escapePath(p)} (nid ${inode.nid}) chunk ${c.index}`;
+    const table = tables[c.addr!.deviceId - 1];
+    if (table?.version !== 2) { problem(where, `device ${c.addr!.deviceId} is not a layer of this index image`); continue; }
+    const pos = c.addr!.startBlk * reader.blkSz;
+    const end = pos + Math.min(inode.size - c.la, c.len);
+    const last = table.entries.at(-1);
+    if (!last || end > last.plainOffset + last.plainSize) problem(where, `bytes ${pos}..${end} of device ${c.addr!.deviceId} run past its layer's spans`);
+  }
+  return true;
 }

@@ -41,12 +41,34 @@ export function fileSource(p: string): ByteSource & { close(): void } {
   };
 }
 
-/** Opens an image to read everything: an image directory's blobs and chunk tables must all be here. */
-export function openImage(target: string, devices: readonly string[] = []): OpenedImage {
+/**
+ * Opens an image to read everything: an image directory's blobs and chunk tables must all be here, unless
+ * `remoteOf` says where a blob missing from it is (an index image's layers); null or a throw, or an index
+ * image's layer with no `remoteOf`: not here, an error at the first read of it.
+ */
+export function openImage(target: string, devices: readonly string[] = [], remoteOf?: (b: BlobRef) => string | null): OpenedImage {
   return open(target, devices, (dir) => {
     const imageDir = openImageDir(dir);
-    return { imageDir, blobs: (opened) => imageDir.manifest.blobs.forEach((b, k) => opened.push(remoteBlobSource(path.join(dir, b.remote.path), imageDir.tables[k], b.id))) };
+    const where = (b: BlobRef, k: number): string | null => {
+      const local = path.join(dir, b.remote.path);
+      if (fs.existsSync(local)) return local;
+      if (remoteOf) { try { return remoteOf(b); } catch { return null; } }
+      return imageDir.tables[k].version === 2 ? null : local; // an index image's layers are elsewhere
+    };
+    return { imageDir, blobs: (opened) => imageDir.manifest.blobs.forEach((b, k) => {
+      const p = where(b, k);
+      opened.push(p !== null ? remoteBlobSource(p, imageDir.tables[k], b.id) : absentBlobSource(b));
+    }) };
   });
+}
+
+/** A blob whose remote form is not here: its size for the device table, an error if its data is read. */
+function absentBlobSource(b: BlobRef): ByteSource & { close(): void } {
+  return {
+    size: b.kernelSize,
+    read() { throw new EodError("IMAGE_INVALID", `Cannot read blob ${b.id}: its remote form ${b.remote.digest} is not here`); },
+    close() {},
+  };
 }
 
 /**
