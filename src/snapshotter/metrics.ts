@@ -2,6 +2,7 @@
 // cache daemon writes (src/daemon/metrics.ts). Gauges are read from the metadata database at scrape time (the
 // snapshotter holds no state of its own); the counters of image mounts are the ImageMounts' own, since start.
 import { Exposition } from "../daemon/metrics.ts";
+import type { LookupCounters } from "./index-lookups.ts";
 import type { PullMountCounters } from "./snapshotter.ts";
 
 /** What the image mounts did since the snapshotter started (DaemonImageMounts.counters). */
@@ -20,7 +21,7 @@ export interface ImageMountCounters {
 export interface SnapshotterMetricsInput {
   /** Snapshots by kind as the store names them (active, view, committed). */
   snapshots: Readonly<Record<string, number>>;
-  /** Committed snapshots that are layers of a converted image (nothing was fetched for them). */
+  /** Committed snapshots that are layers of a converted or indexed image (nothing was fetched for them). */
   lazyLayers: number;
   /** Images at least one active or view snapshot uses: the image mounts that must be there. */
   imagesInUse: number;
@@ -28,6 +29,8 @@ export interface SnapshotterMetricsInput {
   imagesHeld: number;
   imageMounts: ImageMountCounters;
   pullMounts: PullMountCounters;
+  /** What the lookups of ordinary images answered (index-lookups.ts). */
+  indexLookups?: LookupCounters;
 }
 
 /** The exposition text for the snapshotter's state now. */
@@ -35,13 +38,17 @@ export function renderMetrics(s: SnapshotterMetricsInput): string {
   const out = new Exposition();
   out.labelled("eod_snapshotter_snapshots", "gauge", "Snapshots in the snapshotter's database, by kind.",
     Object.entries(s.snapshots).sort(([a], [b]) => a.localeCompare(b)).map(([kind, n]): [Record<string, string>, number] => [{ kind }, n]));
-  out.gauge("eod_snapshotter_lazy_layers", "Committed snapshots that are layers of an image converted by eod (never downloaded).", s.lazyLayers);
+  out.gauge("eod_snapshotter_lazy_layers", "Committed snapshots that are layers of an image converted by eod or of an indexed image (never downloaded).", s.lazyLayers);
   out.gauge("eod_snapshotter_image_mounts_in_use", "Lazy image mounts some container snapshot uses.", s.imagesInUse);
   out.gauge("eod_snapshotter_image_mounts_held", "Lazy image mounts made at a pull that no container took yet (snapshotter.mount_on_pull).", s.imagesHeld);
   out.counter("eod_snapshotter_pull_mounts_total", "Images mounted at their pull (snapshotter.mount_on_pull).", s.pullMounts.mounts);
   out.counter("eod_snapshotter_pull_mounts_expired_total", "Images mounted at their pull and unmounted because no container took them in time.", s.pullMounts.expired);
   out.counter("eod_snapshotter_image_acquires_total", "Requests for an image's lazy mount (mounted through the cache daemon, or shared).", s.imageMounts.acquires);
   out.counter("eod_snapshotter_image_releases_total", "Releases of an image's mount (its last snapshot went, or nothing used it at a re-attach).", s.imageMounts.releases);
+  if (s.indexLookups) {
+    out.labelled("eod_snapshotter_index_lookups_total", "counter", "Ordinary images asked about at their pull, by answer: indexed (mounted lazily through their eod index), ordinary (unpacked), failed (no answer in time, or an error: unpacked).",
+      (["indexed", "ordinary", "failed"] as const).map((answer): [Record<string, string>, number] => [{ answer }, s.indexLookups![answer]]));
+  }
   out.labelled("eod_snapshotter_errors_total", "counter", "Failures by kind: acquire (an image could not be mounted or was not the one its layers name), mount_on_pull (so at a pull; the pull went on), release (an image mount could not be removed), unserved (an image mount no cache daemon serves).", [
     [{ kind: "acquire" }, s.imageMounts.acquireFailures],
     [{ kind: "mount_on_pull" }, s.pullMounts.failures],

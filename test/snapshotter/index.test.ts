@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { codeOf, type SnapshotsClient } from "./client.ts";
+import { renderMetrics } from "../../src/snapshotter/metrics.ts";
 import { rejects, serve, type Served } from "./lazy-image.ts";
 
 const D1 = `sha256:${"d1".repeat(32)}`; // registry manifest digests
@@ -159,4 +160,13 @@ test("an indexed image recorded before a restart is not asked about again for it
   assert.equal(s.images.lookups.length, 1);
   s.images.lookupFail = null;
   await s.c.prepare("k8s.io/1/ctr", "sha256:82");
+});
+
+test("/metrics counts the lookups by answer", () => {
+  const text = renderMetrics({
+    snapshots: {}, lazyLayers: 0, imagesInUse: 0, imagesHeld: 0, imageMounts: { acquires: 0, acquireFailures: 0, releases: 0, releaseFailures: 0, unserved: 0 },
+    pullMounts: { mounts: 0, failures: 0, expired: 0 }, indexLookups: { indexed: 1, ordinary: 2, failed: 3 },
+  });
+  const samples = text.split("\n").filter((l) => l.startsWith("eod_snapshotter_index_lookups_total"));
+  assert.deepEqual(samples, ['eod_snapshotter_index_lookups_total{answer="indexed"} 1', 'eod_snapshotter_index_lookups_total{answer="ordinary"} 2', 'eod_snapshotter_index_lookups_total{answer="failed"} 3']);
 });
