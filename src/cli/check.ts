@@ -35,7 +35,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   let r: CheckReport;
   if (!fs.existsSync(target)) {
     const source = imageSource(target); // a registry reference (or a clear USAGE error)
-    const { checkRemoteImage } = await import("../daemon/check-remote.ts");
+    const { checkRemoteImage } = await import("../daemon/remote-image.ts");
     r = await checkRemoteImage(source, { insecureRegistries: values["insecure-registry"] ?? [] });
   } else {
     r = checkImage(target, values.device ?? [], values.layers !== undefined ? { remoteOf: layoutBlob(values.layers) } : {});
