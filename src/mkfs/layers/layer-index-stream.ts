@@ -33,14 +33,17 @@ export function newIndexedLayerStats(): IndexedLayerStats {
  */
 export async function* layerIndexStream(input: LayerInput, opts: LayerIndexOptions, stats: IndexedLayerStats): AsyncGenerator<Buffer> {
   const maxRatio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
-  // The index names the layer by its digest whether or not the caller knew it: hash always.
+  // The index names the layer by its digest whether or not the caller knew it: hash always (an uncompressed
+  // layer's digest is its tar's, which the indexer computes anyway).
   const storedHash = input.digest ? sha256Of(input.digest, input.name) : sha256Stream();
   if (input.diffId) sha256Of(input.diffId, input.name); // refuses a digest of another algorithm before any work
-  const stored = await openStored(input, stats, storedHash);
+  const stored = await openStored(input, stats, null);
   let index: LayerIndex;
   try { // the indexer's own errors name what is wrong with the stream (EodError SOURCE_INVALID / SOURCE_UNSUPPORTED)
     const indexer = layerIndexer(stats.compression, opts.spanSize !== undefined ? { spanSize: opts.spanSize } : {});
+    const hashStored = stats.compression !== "none";
     for await (const piece of stored.pieces) {
+      if (hashStored) storedHash.update(piece);
       for (const out of indexer.push(piece)) {
         stats.tarBytes += out.length;
         checkExpansion(input.name, maxRatio, stats);
@@ -51,7 +54,7 @@ export async function* layerIndexStream(input: LayerInput, opts: LayerIndexOptio
   } finally {
     await stored.close();
   }
-  const hex = storedHash.digest("hex");
+  const hex = stats.compression === "none" ? index.diffId.slice("sha256:".length) : storedHash.digest("hex");
   checkStored(input, stats.storedBytes, hex);
   check(index.diffId.slice("sha256:".length), input.diffId, `${input.name}: uncompressed tar (diff_id)`);
   if (index.tarSize !== stats.tarBytes || index.remoteSize !== stats.storedBytes) {
