@@ -143,16 +143,20 @@ function chunkSizeOf(entries: readonly ChunkEntry[]): number {
 
 /**
  * Chunk indexes (in the order given; a prefetch list is in priority order) cut into runs: a chunk joins the
- * run before it when it is the next index, contiguous in the remote form and the run stays within `maxFetch`.
+ * run before it when it is the next index, its remote range starts at or before the run's end (adjacent, or
+ * overlapping: the spans of a layer's seek index share the bytes around a checkpoint) and the run stays
+ * within `maxFetch`. The run then reaches to the farther of the two ends.
  */
 export function groupRuns(entries: readonly ChunkEntry[], indexes: Iterable<number>, maxFetch: number): FetchRun[] {
   const runs: FetchRun[] = [];
   let cur: FetchRun | null = null;
   for (const i of indexes) {
     const e = entries[i];
-    if (cur && cur.last === i - 1 && cur.remoteOffset + cur.remoteLength === e.remoteOffset && cur.remoteLength + e.remoteSize <= maxFetch) {
+    const runEnd = cur ? cur.remoteOffset + cur.remoteLength : 0;
+    const end = Math.max(runEnd, e.remoteOffset + e.remoteSize);
+    if (cur && cur.last === i - 1 && e.remoteOffset >= cur.remoteOffset && e.remoteOffset <= runEnd && end - cur.remoteOffset <= maxFetch) {
       cur.last = i;
-      cur.remoteLength += e.remoteSize;
+      cur.remoteLength = end - cur.remoteOffset;
     } else {
       cur = { first: i, last: i, remoteOffset: e.remoteOffset, remoteLength: e.remoteSize };
       runs.push(cur);

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { planRuns, type FetchRun } from "../../src/cache/plan.ts";
+import { groupRuns, planRuns, type FetchRun } from "../../src/cache/plan.ts";
 import { MissPlanner } from "../../src/cache/miss-planner.ts";
 import type { ChunkEntry } from "../../src/image/chunk-table.ts";
 import { decodeChunkTable } from "../../src/image/chunk-table.ts";
@@ -201,4 +201,15 @@ test("amplify in the miss planner: the read-ahead of a sequential reader is not 
   assert.deepEqual(started, [[0, 2, false]], "10K + 10K + 10K: the window");
   plan(3);
   assert.equal(started[1][0], 3, "the next miss starts where the amplification ended");
+});
+
+test("groupRuns() joins spans whose remote ranges overlap or touch (a seek index), up to the farther end and maxFetch", () => {
+  const span = (remoteOffset: number, remoteSize: number, i: number): ChunkEntry => ({ plainOffset: i * 4096, plainSize: 4096, remoteOffset, remoteSize, flags: 0, digest: new Uint8Array(32) });
+  const spans = [span(10, 100, 0), span(90, 60, 1), span(150, 10, 2), span(161, 5, 3), span(165, 20, 4)];
+  const run = (first: number, last: number, remoteOffset: number, remoteLength: number): FetchRun => ({ first, last, remoteOffset, remoteLength });
+  assert.deepEqual(groupRuns(spans, [0, 1, 2, 3, 4], 1000), [run(0, 2, 10, 150), run(3, 4, 161, 24)]); // 3 starts after 2's end: a gap
+  assert.deepEqual(groupRuns(spans, [0, 1, 2], 145), [run(0, 1, 10, 140), run(2, 2, 150, 10)]);
+  assert.deepEqual(groupRuns(spans, [0, 2], 1000), [run(0, 0, 10, 100), run(2, 2, 150, 10)]); // not the next index
+  const inside = [span(0, 100, 0), span(20, 30, 1)]; // wholly inside the run: the run keeps its end
+  assert.deepEqual(groupRuns(inside, [0, 1], 1000), [run(0, 1, 0, 100)]);
 });
