@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import { EodError } from "../../src/errors.ts";
 import { bufferSource, ErofsReader } from "../../src/erofs/reader.ts";
 import { decodeChunkTable } from "../../src/image/chunk-table.ts";
@@ -100,4 +101,16 @@ test("a sparse entry is refused naming the file: its tar body is not the file's 
     assert.match(err.message, /needs conversion/);
     return true;
   });
+});
+
+test("the bootstrap and the blob ids do not depend on how the layers are compressed; the remote forms do", async () => {
+  const dir = tempDir("eod-index-img-");
+  const tars = testLayers().map((s) => tarArchive(s));
+  const plain = await buildIndexImage(tars.map((t, k) => layer(`layer ${k + 1}`, t)), path.join(dir, "plain"));
+  const gz = tars.map((t) => zlib.gzipSync(t));
+  const zipped = await buildIndexImage(gz.map((g, k) => layer(`layer ${k + 1}`, g)), path.join(dir, "gzip"));
+  assert.deepEqual(fs.readFileSync(path.join(dir, "gzip", "bootstrap.erofs")), fs.readFileSync(path.join(dir, "plain", "bootstrap.erofs")));
+  assert.deepEqual(zipped.manifest.blobs.map((b) => b.id), plain.manifest.blobs.map((b) => b.id));
+  assert.deepEqual(zipped.manifest.blobs.map((b) => b.remote), gz.map((g, k) => ({ path: `blobs/${plain.manifest.blobs[k].id}`, digest: sha(g), size: g.length })));
+  assert.deepEqual(zipped.layers.map((l) => l.compression), ["gzip", "gzip", "gzip"]);
 });
