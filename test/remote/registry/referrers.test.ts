@@ -214,3 +214,30 @@ test("an image whose layer the repository lost: the push refuses before uploadin
   await assert.rejects(pushIndexArtifact(client, lost.ref, lost.dir), refused("REGISTRY_NOT_FOUND", /its layer sha256:\w+ is not in 127\.0\.0\.1:\d+\/eod\/plain; push the image again, then the index/));
   assert.deepEqual(await listReferrers(client, repo, lost.digest), []);
 });
+
+test("another writer overwrites the referrers tag between our write and our read-back: ours is written again, theirs kept", async () => {
+  const subject = { mediaType: MEDIA_TYPES.ociManifest, digest: sha("a subject two clients refer to"), size: 10 };
+  const referrer = (artifactType: string) => Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, artifactType,
+    config: { mediaType: "application/vnd.oci.empty.v1+json", digest: sha("{}"), size: 2 }, layers: [], subject,
+  }));
+  const theirs = referrer("application/vnd.example.theirs");
+  await client.pushManifest(repo, sha(theirs), theirs, MEDIA_TYPES.ociManifest);
+  // The other client read the tag before our write (empty) and puts its list right after ours: only its entry.
+  const theirList = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [{ mediaType: MEDIA_TYPES.ociManifest, digest: sha(theirs), size: theirs.length, artifactType: "application/vnd.example.theirs" }] }));
+  let raced = 0;
+  const racing = {
+    getManifest: client.getManifest.bind(client),
+    referrers: client.referrers.bind(client),
+    async pushManifest(r: Repo, reference: string, bytes: Uint8Array, mediaType: string) {
+      const out = await client.pushManifest(r, reference, bytes, mediaType);
+      if (reference === referrersTag(subject.digest) && raced++ === 0) await client.pushManifest(r, reference, theirList, MEDIA_TYPES.ociIndex);
+      return out;
+    },
+  };
+  const ours = referrer("application/vnd.example.ours");
+  const pushed = await pushReferrer(racing, repo, ours, MEDIA_TYPES.ociManifest);
+  assert.equal(pushed.via, "tag");
+  assert.equal(raced, 2, "the tag was written twice: once lost to the other writer, once after the read-back");
+  assert.deepEqual((await listReferrers(client, repo, subject.digest)).map((d) => d.digest), [sha(theirs), sha(ours)]);
+});
