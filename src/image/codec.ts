@@ -6,6 +6,7 @@ import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
 import type { ChunkTable, Compression } from "./chunk-table.ts";
 import { decodeGzipSpan, decodeGzipSpanAsync } from "./gzip-span.ts";
+import { decodeZstdSpan, decodeZstdSpanAsync } from "./zstd-span.ts";
 import { LZ4_MAX_LEVEL, lz4Bound, lz4CompressBlock, lz4DecompressBlock } from "./lz4.ts";
 
 const ZSTD_DEFAULT_LEVEL = 3;
@@ -78,51 +79,20 @@ export async function decompressChunkAsync(kind: Compression, remote: Uint8Array
 }
 
 /**
- * Span `i` of a layer's seek index (chunk table version 2) from its remote bytes: gzip through gzip-span.ts,
- * zstd as whole frames, none as is; `skip` bytes dropped, then exactly the span's plain size, else a
- * DIGEST_MISMATCH.
+ * Span `i` of a layer's seek index (chunk table version 2) from its remote bytes: gzip-span.ts,
+ * zstd-span.ts, or none (the bytes as they are): exactly the span's plain bytes, else a DIGEST_MISMATCH.
  */
 export function decompressSpan(table: ChunkTable, i: number, remote: Uint8Array, what: string): Uint8Array {
   if (table.compression === "gzip") return decodeGzipSpan(table, i, remote, what);
-  const e = table.entries[i];
-  if (table.compression !== "zstd") return exactly(remote, e.plainSize, what);
-  let plain: Uint8Array;
-  try {
-    plain = zlib.zstdDecompressSync(remote, zstdSpanOutput(table, i));
-  } catch (err) {
-    throw corrupt(err, what);
-  }
-  return spanOf(plain, table, i, what);
+  if (table.compression === "zstd") return decodeZstdSpan(table, i, remote, what);
+  return exactly(remote, table.entries[i].plainSize, what);
 }
 
 /** decompressSpan() with the decoding on the thread pool. */
 export async function decompressSpanAsync(table: ChunkTable, i: number, remote: Uint8Array, what: string): Promise<Uint8Array> {
   if (table.compression === "gzip") return decodeGzipSpanAsync(table, i, remote, what);
-  if (table.compression !== "zstd") return decompressSpan(table, i, remote, what);
-  let plain: Uint8Array;
-  try {
-    plain = await new Promise<Buffer>((resolve, reject) => zlib.zstdDecompress(remote, zstdSpanOutput(table, i), (err, out) => (err ? reject(err) : resolve(out))));
-  } catch (err) {
-    throw corrupt(err, what);
-  }
-  return spanOf(plain, table, i, what);
-}
-
-/**
- * A zstd span's frames decode to its skip, its plain bytes and the rest of the frame holding its last byte,
- * which ends before the next span's end (zstd-frames.ts): that bounds the output.
- */
-function zstdSpanOutput(table: ChunkTable, i: number): zlib.ZstdOptions {
-  const e = table.entries[i];
-  const most = (e.skip ?? 0) + e.plainSize + (table.entries[i + 1]?.plainSize ?? 0);
-  return { chunkSize: Math.max(64, most + 64), maxOutputLength: most };
-}
-
-function spanOf(plain: Uint8Array, table: ChunkTable, i: number, what: string): Uint8Array {
-  const e = table.entries[i];
-  const skip = e.skip ?? 0;
-  if (plain.length < skip + e.plainSize) throw new EodError("DIGEST_MISMATCH", `Cannot decompress ${what}: got ${Math.max(0, plain.length - skip)} bytes, expected ${e.plainSize}`);
-  return plain.subarray(skip, skip + e.plainSize);
+  if (table.compression === "zstd") return decodeZstdSpanAsync(table, i, remote, what);
+  return decompressSpan(table, i, remote, what);
 }
 
 /** One frame with the content size and no checksum, made in one output step (zlib's default is 16 KiB steps, joined). */

@@ -8,8 +8,7 @@
 import zlib from "node:zlib";
 import { SPAN_ALIGN, type ChunkEntry } from "./chunk-table.ts";
 import { Inflater, type BlockStart } from "./inflate.ts";
-import type { LayerIndex, LayerIndexer } from "./layer-indexer.ts";
-import { layerTable, SpanDigests } from "./layer-spans.ts";
+import { layerTable, SpanDigests, type LayerIndex, type LayerIndexer } from "./layer-spans.ts";
 
 const WSIZE = 32768;
 

@@ -2,27 +2,12 @@
 // compressed bytes in order, hands back the tar bytes they produce, and at the end gives the chunk table
 // (version 2) whose spans let a miss decode any 4096-aligned range of the tar from a small remote range.
 // gzip-index.ts (deflate block checkpoints), zstd-frames.ts (whole frames) and `none` below (the tar itself).
-import { SPAN_ALIGN, type ChunkEntry, type ChunkTable } from "./chunk-table.ts";
+import { SPAN_ALIGN, type ChunkEntry } from "./chunk-table.ts";
 import { GzipIndexer } from "./gzip-index.ts";
-import { layerTable, SpanDigests } from "./layer-spans.ts";
+import { layerTable, SpanDigests, type LayerIndex, type LayerIndexer } from "./layer-spans.ts";
 import { ZstdIndexer } from "./zstd-frames.ts";
 
-export interface LayerIndex {
-  /** Version 2: one entry per span of the tar; remote offsets are bytes of the original (compressed) layer. */
-  table: ChunkTable;
-  /** sha256:<hex> of the tar (the layer's diff_id). */
-  diffId: string;
-  tarSize: number;
-  /** Bytes of the original layer. */
-  remoteSize: number;
-}
-
-export interface LayerIndexer {
-  /** Feeds compressed bytes of the layer, in order; returns the uncompressed (tar) bytes they produced, in order. */
-  push(compressed: Uint8Array): Uint8Array[];
-  /** After the last push: the seek index. Throws EodError on a truncated/corrupt stream. */
-  finish(): LayerIndex;
-}
+export type { LayerIndex, LayerIndexer } from "./layer-spans.ts";
 
 export type LayerKind = "gzip" | "zstd" | "none";
 export const DEFAULT_SPAN_SIZE = 2 * 1024 * 1024;

@@ -1,10 +1,28 @@
 // What every layer indexer shares: the digests it produces while the tar bytes pass (the sha256 of each span,
 // cut at the plain offsets the indexer decides, each known before the bytes past it arrive, and the diff_id of
-// the whole tar), and the version 2 table it ends with.
+// the whole tar), the version 2 table it ends with, and the interface (re-exported by layer-indexer.ts).
 import type { Hash } from "node:crypto";
 import { EodError } from "../errors.ts";
 import { sha256Stream } from "../util/sha256.ts";
 import type { ChunkEntry, ChunkTable } from "./chunk-table.ts";
+
+/** The seek index of one layer (layer-indexer.ts makes them). */
+export interface LayerIndex {
+  /** Version 2: one entry per span of the tar; remote offsets are bytes of the original (compressed) layer. */
+  table: ChunkTable;
+  /** sha256:<hex> of the tar (the layer's diff_id). */
+  diffId: string;
+  tarSize: number;
+  /** Bytes of the original layer. */
+  remoteSize: number;
+}
+
+export interface LayerIndexer {
+  /** Feeds compressed bytes of the layer, in order; returns the uncompressed (tar) bytes they produced, in order. */
+  push(compressed: Uint8Array): Uint8Array[];
+  /** After the last push: the seek index. Throws EodError on a truncated/corrupt stream. */
+  finish(): LayerIndex;
+}
 
 /** The kernel form of a layer is its tar in 512-byte blocks (the bootstrap's block size). */
 export const LAYER_BLK_SZ_BITS = 9;
