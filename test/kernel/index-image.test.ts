@@ -3,7 +3,8 @@
 // byte for byte and attribute for attribute, to the layers extracted in order by GNU tar with the overlay rules
 // (test/helpers/overlay-extract.ts): whiteouts, an opaque directory, hard links (one name whited out), binary and
 // security xattrs, PAX and GNU long names and link targets, nanosecond times, devices, a fifo, empty files,
-// a file replaced by a directory. Then a real tree: the Debian corpus packed by GNU tar.
+// a file replaced by a directory; and so is `eod mount` of the index image directory with the layers as its
+// blobs' remote forms. Then a real tree: the Debian corpus packed by GNU tar and compressed by GNU gzip.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -15,11 +16,13 @@ import { layerFromFile } from "../../src/mkfs/layers/sources.ts";
 import { haveTool, tool } from "../helpers/cli.ts";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { haveRoot, mountErofs, tempDir } from "../helpers/kernel.ts";
+import { cleanup, eodAsync } from "../helpers/lazy.ts";
 import { testLayers } from "../helpers/oci-image.ts";
 import { extractLayers } from "../helpers/overlay-extract.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { tarArchive, type TarSpec } from "../helpers/tar-layer.ts";
 import { debianCorpus } from "../../bench/corpus.ts";
+import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : !haveTool("tar") ? "needs GNU tar for the reference extraction" : false);
 
@@ -89,8 +92,31 @@ for (const kinds of [["gzip", "none", "gzip"]] as Stored[][]) {
     assert.equal(fs.lstatSync(path.join(m.dir, "usr/bin/tool"), { bigint: true }).mtimeNs, 1700000000123456789n);
     assert.equal(fs.readFileSync(path.join(m.dir, "replaced/inner")).length, 512);
     m.unmount();
+    built = { r, expected, stored: names };
   });
 }
+
+let built: { r: IndexImageSummary; expected: string; stored: string[] } | null = null;
+const lazySkip = unavailable(skip || (kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events"));
+
+test("eod mount <index dir>, the layers as they are in blobs/<id> (the dir remote serves them as a registry would), is identical to the extracted layers", { skip: lazySkip, timeout: 300_000 }, async (t) => {
+  assert.ok(built, "needs the index image of the test before");
+  const { r, expected, stored } = built;
+  r.layers.forEach((l, k) => {
+    const remote = path.join(r.imageDir, "blobs", l.blobId);
+    if (!fs.existsSync(remote)) fs.copyFileSync(stored[k], remote); // the first layer with this tar is the blob's remote form
+  });
+  const work = tempDir("eod-index-lazy-");
+  const cache = path.join(work, "cache");
+  const mnt = path.join(work, "mnt");
+  fs.mkdirSync(mnt);
+  t.after(() => cleanup(work, cache));
+  const mount = await eodAsync(["mount", r.imageDir, mnt, "--cache-dir", cache]);
+  assert.equal(mount.status, 0, mount.stderr);
+  assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true, seekHoles: false }), []);
+  const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
+  assert.equal(u.status, 0, u.stderr);
+});
 
 // A real tree: the benchmark's Debian rootfs (bench/corpus.ts) packed by GNU tar as one pax layer with xattrs and
 // compressed by GNU gzip, as a third-party client pushes it.
