@@ -5,6 +5,7 @@ import type { EodConfig } from "../config/config.ts";
 import { listenMetrics } from "../daemon/metrics-http.ts";
 import type { Log } from "../util/log.ts";
 import { DaemonImageMounts } from "./daemon-image-mounts.ts";
+import { RegistryLayerContent } from "./layer-content.ts";
 import { renderMetrics } from "./metrics.ts";
 import { serveSnapshots, type RunningService } from "./service.ts";
 import { Snapshotter } from "./snapshotter.ts";
@@ -19,7 +20,9 @@ export interface RunningSnapshotter {
 export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: string[]): Promise<RunningSnapshotter> {
   const { root, address, metricsListen, mountOnPull, mountOnPullIdleMs } = config.snapshotter;
   const imageMounts = new DaemonImageMounts({ root, config, daemonArgs, log });
-  const snapshotter = await Snapshotter.open({ root, imageMounts, log, mountOnPullIdleMs: mountOnPull ? mountOnPullIdleMs : null });
+  // Lower layers of indexed images another image shares are unpacked with eod's registry settings, as the daemon's mounts.
+  const layerContent = new RegistryLayerContent({ insecureRegistries: config.remote.insecureRegistries });
+  const snapshotter = await Snapshotter.open({ root, imageMounts, log, mountOnPullIdleMs: mountOnPull ? mountOnPullIdleMs : null, layerContent });
   let service: RunningService | undefined;
   try {
     service = await serveSnapshots(snapshotter, address, log);
@@ -36,12 +39,14 @@ export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: st
         metrics?.close();
         await serving.close();
         await snapshotter.close();
+        await layerContent.close();
         log("info", "snapshotter stopped (mounts left in place)", { address });
       },
     };
   } catch (err) {
     await service?.close(); // e.g. the metrics port is taken: the socket is not left behind
     await snapshotter.close();
+    await layerContent.close();
     throw err;
   }
 }

@@ -7,7 +7,9 @@
 // An ordinary image an eod index refers to (indexed; asked of the cache daemon once per image, index-lookups.ts) is
 // recorded and mounted the same way, by its registry manifest digest. Its lower lazy layers have no content of
 // their own (its one mount is the whole tree): only its top layer may be the lower of a container or of another
-// image's layer; a chain reaching one of the others (another image sharing its lower layers) is refused.
+// image's layer. A chain reaching one of the others (another image sharing its lower layers) has them unpacked
+// first (LayerContent: fetched from the registry, applied like containerd's applier), so they become ordinary
+// layers; without a LayerContent it is refused.
 // Directories are made under a temporary name and renamed into place inside the database transaction that
 // records them (all synchronous), so a kill -9 leaves at worst a directory nothing refers to: start-up and
 // Cleanup remove those.
@@ -20,8 +22,9 @@ import { matchFilter, parseFilters, snapshotFields } from "./filter.ts";
 import { ImageLocks } from "./image-locks.ts";
 import type { ImageMounts, LazyImage } from "./image-mounts.ts";
 import { IndexLookups } from "./index-lookups.ts";
+import type { LayerContent } from "./layer-content.ts";
 import { indexedImageOf } from "./indexed-image.ts";
-import { CRI_IMAGE_REF, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
+import { CRI_IMAGE_REF, CRI_LAYER_DIGEST, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
 import { HoldTimers } from "./hold-timers.ts";
 import { snapshotMounts, type Mount } from "./mounts.ts";
 import { SnapshotStore, type ImageRow, type Kind, type SnapshotRow } from "./store.ts";
@@ -46,6 +49,8 @@ export interface SnapshotterOptions {
   mountOnPullIdleMs?: number | null;
   /** How long the Prepare of an ordinary image's first layer waits to know whether it is indexed (index-lookups.ts). */
   lookupTimeoutMs?: number;
+  /** Unpacks an indexed image's lower lazy layer another image needs; none: such a chain is refused. */
+  layerContent?: LayerContent;
 }
 
 /** What mount_on_pull did since the snapshotter started (its metrics). */
@@ -80,6 +85,9 @@ export class Snapshotter {
   readonly #holdTimers = new HoldTimers();
   /** Whether ordinary images are indexed, once per image. */
   readonly lookups: IndexLookups;
+  readonly #layerContent: LayerContent | undefined;
+  /** Lower lazy layers of indexed images unpacked for other images since the start. */
+  materialized = 0;
 
   private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
     this.#root = opts.root;
@@ -88,6 +96,7 @@ export class Snapshotter {
     this.#indexOff = opts.indexOff ?? fs.existsSync("/sys/module/overlay/parameters/index");
     this.#mountOnPullIdleMs = opts.mountOnPullIdleMs ?? null;
     this.lookups = new IndexLookups({ images: opts.imageMounts, log: opts.log, timeoutMs: opts.lookupTimeoutMs });
+    this.#layerContent = opts.layerContent;
     this.store = store;
   }
 
@@ -259,6 +268,7 @@ export class Snapshotter {
   }
 
   async #create(kind: "active" | "view", key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    await this.#materializeUnder(parent);
     const image = this.store.transaction(() => this.#checkNew(key, parent).image);
     if (image === null) return this.#createRow(kind, key, parent, labels, null);
     return this.#locks.run(image, async () => {
@@ -299,13 +309,66 @@ export class Snapshotter {
   }
 
   /**
+   * The lower lazy layers of indexed images that `parent`'s chain reaches first (before any real layer, or lazy
+   * layer that stands for its whole image), unpacked into ordinary layers: another image shares them, and its
+   * snapshot needs their content, which the indexed image's mount does not give layer by layer.
+   */
+  async #materializeUnder(parent: string): Promise<void> {
+    const layerContent = this.#layerContent;
+    const row = parent === "" || layerContent === undefined ? undefined : this.store.get(parent);
+    if (row === undefined || layerContent === undefined) return; // #checkNew refuses a missing parent, or a placeholder
+    const placeholders: SnapshotRow[] = [];
+    for (const r of [row, ...this.store.parents(row)]) {
+      if (r.layerOf === null && placeholders.length === 0) continue; // ordinary layers above the first lazy one
+      if (r.layerOf === null || !this.#isPlaceholder(r)) break;
+      placeholders.push(r);
+    }
+    for (const p of placeholders) await this.#locks.run(`layer ${p.id}`, () => this.#materialize(p.id, layerContent));
+  }
+
+  async #materialize(id: number, layerContent: LayerContent): Promise<void> {
+    const row = this.store.byId(id);
+    if (row === undefined || row.layerOf === null || !this.#isPlaceholder(row)) return; // done meanwhile
+    const image = this.store.image(row.layerOf)!;
+    const digest = row.labels[CRI_LAYER_DIGEST];
+    if (!digest) throw new SnapshotError("FAILED_PRECONDITION", `Cannot unpack layer ${row.name} of the indexed image ${image.ref}: it was recorded without its ${CRI_LAYER_DIGEST} label`);
+    const started = performance.now();
+    const tmp = fs.mkdtempSync(path.join(this.#root, SNAPSHOTS_DIR, "new-"));
+    try {
+      fs.mkdirSync(path.join(tmp, "fs"), { mode: 0o755 });
+      await layerContent.unpack(image.ref, digest, path.join(tmp, "fs"));
+      const usage = await diskUsage(path.join(tmp, "fs"));
+      this.store.transaction(() => {
+        const now = this.store.byId(id);
+        if (now?.layerOf !== image.manifest) throw new SnapshotError("FAILED_PRECONDITION", `Layer ${row.name} changed while it was being unpacked`);
+        this.store.materialize(id, usage);
+        fs.rmSync(this.#dir(id), { recursive: true, force: true }); // a crash's leftover
+        fs.renameSync(tmp, this.#dir(id));
+      });
+    } catch (err) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      if (err instanceof SnapshotError) throw err;
+      throw new SnapshotError("FAILED_PRECONDITION", `Cannot unpack layer ${row.name} (${digest}) of the indexed image ${image.ref}, which another image shares: ${(err as Error).message}`, { cause: err });
+    }
+    this.materialized++;
+    this.#log("info", "a lower layer of an indexed image unpacked: another image shares it", { name: row.name, image: image.ref, layer: digest, ms: Math.round(performance.now() - started) });
+  }
+
+  /** A lower lazy layer of an indexed image: no content of its own (the image's mount is its top layer's tree). */
+  #isPlaceholder(row: SnapshotRow): boolean {
+    if (row.layerOf === null) return false;
+    const image = this.store.image(row.layerOf);
+    return image?.indexed === true && image.top !== row.name;
+  }
+
+  /**
    * A new snapshot's nearest lazy layer must stand for its whole image mount: an indexed image's lower lazy layer
    * does not (no content of its own). containerd reuses such a layer (by chain ID, in its namespace) for another
    * image that shares the indexed image's lower layers and then differs: that one cannot be given.
    */
   #checkWhole(lazy: SnapshotRow, key: string): void {
-    const image = this.store.image(lazy.layerOf!);
-    if (image?.indexed !== true || image.top === lazy.name) return;
+    if (!this.#isPlaceholder(lazy)) return;
+    const image = this.store.image(lazy.layerOf!)!;
     throw new SnapshotError("FAILED_PRECONDITION", `Cannot make snapshot ${JSON.stringify(key)}: its parent layer ${lazy.name} was recorded lazily as a lower layer of the indexed image ${image.ref}, whose lazy mount is that image's whole tree, not this layer's; another image shares that image's lower layers (the same chain ID). Remove the indexed image (and let containerd collect its snapshots), then pull this one again; see docs/containerd.md, "Indexed images"`);
   }
 

@@ -201,6 +201,11 @@ export class SnapshotStore {
       .run(name, now, now, JSON.stringify(labels), usage.size, usage.inodes, id);
   }
 
+  /** A lower lazy layer of an indexed image unpacked (materialize): an ordinary committed layer from now on. */
+  materialize(id: number, usage: { size: number; inodes: number }): void {
+    this.#sql("UPDATE snapshots SET layer_of = NULL, size = ?, inodes = ?, updated_ms = ? WHERE id = ?").run(usage.size, usage.inodes, Date.now(), id);
+  }
+
   /** A lazy layer now belongs to another image (an indexed image's top taking over another's lower layer). */
   setLayerOf(id: number, manifest: string): void {
     this.#sql("UPDATE snapshots SET layer_of = ? WHERE id = ?").run(manifest, id);

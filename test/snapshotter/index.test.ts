@@ -170,3 +170,45 @@ test("/metrics counts the lookups by answer", () => {
   const samples = text.split("\n").filter((l) => l.startsWith("eod_snapshotter_index_lookups_total"));
   assert.deepEqual(samples, ['eod_snapshotter_index_lookups_total{answer="indexed"} 1', 'eod_snapshotter_index_lookups_total{answer="ordinary"} 2', 'eod_snapshotter_index_lookups_total{answer="failed"} 3']);
 });
+
+/** A stand-in LayerContent: "unpacks" a layer as one file naming it; can fail. */
+class FakeLayerContent {
+  calls: string[] = [];
+  fail: Error | null = null;
+  async unpack(ref: string, layerDigest: string, dir: string): Promise<void> {
+    this.calls.push(`${ref} ${layerDigest}`);
+    if (this.fail) throw this.fail;
+    fs.writeFileSync(path.join(dir, `unpacked-${layerDigest.slice(7, 9)}`), ref);
+  }
+  async close(): Promise<void> {}
+}
+
+test("with a LayerContent, an indexed image's lower layers another image needs are unpacked into ordinary layers; the indexed image still runs lazily", async (t) => {
+  const content = new FakeLayerContent();
+  const m = await serve({ layerContent: content });
+  t.after(() => m.stop());
+  m.images.forms.set(pinned("indexed", D1), "indexed");
+  const b = ["sha256:91", "sha256:92", "sha256:93"];
+  await unpack(m.c, b, "indexed", D1);
+  content.fail = new Error("registry unreachable");
+  await assert.rejects(unpack(m.c, [...b.slice(0, 2), "sha256:a3"], "plain", D2, { from: 2, below: "sha256:92" }),
+    (err: grpc.ServiceError) => err.code === grpc.status.FAILED_PRECONDITION && err.details.includes("registry unreachable"));
+  assert.deepEqual(fs.readdirSync(path.join(m.root, "snapshots")), [], "nothing left of the failed unpack");
+  content.fail = null;
+  // A shares B's first two layers, then differs: both of them are unpacked (once), A's layer goes over them
+  const a = [...b.slice(0, 2), "sha256:a3"];
+  const names = await unpack(m.c, a, "plain", D2, { from: 2, below: "sha256:92" });
+  const call = (chain: string) => `${pinned("indexed", D1)} ${layerDigest(chain)}`;
+  assert.deepEqual(content.calls, [call("sha256:92"), call("sha256:92"), call("sha256:91")], "the failed try, then each shared layer once, nearest first");
+  const ctr = await m.c.prepare("k8s.io/1/a", names[0]);
+  const lowers = lowerdir(ctr).split(":");
+  assert.equal(lowers.length, 3, `A's layer over the two unpacked ones: ${lowers.join(" ")}`);
+  assert.ok(fs.existsSync(path.join(lowers[1], `unpacked-${"92"}`)) && fs.existsSync(path.join(lowers[2], `unpacked-${"91"}`)));
+  assert.equal(m.snapshotter().materialized, 2);
+  assert.equal((await m.c.usage("sha256:91")).inodes, 2, "an unpacked layer's usage is stored");
+  // B: its top still stands for its mount
+  const bc = await m.c.prepare("k8s.io/2/b", "sha256:93");
+  assert.equal(lowerdir(bc), path.join(path.dirname(m.root), "images", D1.slice(7, 15)));
+  // a view over B's first layer now sees the unpacked layer, not B's tree
+  assert.deepEqual((await m.c.view("k8s.io/3/v", "sha256:91"))[0].source, lowers[2]);
+});
