@@ -71,7 +71,7 @@ for (const kinds of [["gzip", "none", "gzip"]] as Stored[][]) {
     const tars = specs().map((s) => tarArchive(s));
     const names = kinds.map((k, i) => path.join(work, `l${i + 1}.tar${k === "gzip" ? ".gz" : k === "zstd" ? ".zst" : ""}`));
     names.forEach((f, i) => fs.writeFileSync(f, store(tars[i], kinds[i])));
-    const tarFiles = new Map(tars.map((tar, i) => {
+    const tarFiles = new Map(tars.map((tar) => {
       const f = path.join(work, `${sha(tar)}.tar`);
       fs.writeFileSync(f, tar);
       return [sha(tar), f];
@@ -106,7 +106,7 @@ test("eod mount <index dir>, the layers as they are in blobs/<id> (the dir remot
     const remote = path.join(r.imageDir, "blobs", l.blobId);
     if (!fs.existsSync(remote)) fs.copyFileSync(stored[k], remote); // the first layer with this tar is the blob's remote form
   });
-  const work = tempDir("eod-index-lazy-");
+  const work = tempDir("eod-index-dir-mount-");
   const cache = path.join(work, "cache");
   const mnt = path.join(work, "mnt");
   fs.mkdirSync(mnt);
