@@ -3,7 +3,11 @@
 // benchmark, not a test; needs root (mounts, chroot, drop_caches), Debian's docker-registry and a kernel with
 // fanotify pre-content events.
 //
-//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted,spans] [--spans=1M,4M]   (npm run bench:index)
+//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted,spans] [--spans=1M,4M] [--wait-quiet=SECONDS]
+//                            (npm run bench:index)
+//
+// --wait-quiet: on a shared machine, wait before each timed run (up to SECONDS in all) until other processes
+// have used less than 6% of a CPU for 2 s (bench:lazy's option).
 //
 // The Debian corpus (bench/corpus.ts) as one gzip layer (bench/lib/corpus-image.ts) is pushed as an ordinary
 // OCI image to a local registry (127.0.0.1, started here). Before the clock, not timed but reported: `eod
@@ -59,6 +63,8 @@ interface RowSpec { row: string; label: string; ref: string }
 /** Spans other than `eod index`'s default to measure the index size at (as `eod index --span` takes them). */
 const SPANS = option("spans", "1M,4M").split(",").filter(Boolean);
 const REPO = "bench/debian";
+/** Seconds the whole run may spend waiting, before timed runs, for other processes to stop using the CPU. */
+const WAIT_QUIET_S = Math.max(0, Number(option("wait-quiet", "0")) || 0);
 
 interface ColdRun {
   row: string;
@@ -105,8 +111,9 @@ async function buildIndex(reg: RunningRegistry, layer: CorpusLayer, repository: 
   return { span: span ?? "default", repository, seconds, artifact, ratioToImage: artifact.bytes / artifact.image.bytes, summary: JSON.parse(stdout) as IndexSummary };
 }
 
-async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCpu, dir: string): Promise<ColdRun> {
+async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCpu, dir: string, waitS: number): Promise<ColdRun & { waitedS: number }> {
   const { row } = spec;
+  const waitedS = await foreign.waitQuiet(waitS);
   foreign.mark(row);
   const foreign0 = foreign.sections[row]?.foreignS ?? 0;
   dropCaches();
@@ -131,7 +138,7 @@ async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCp
   const bytes = proxy.bytes();
   const requests = proxy.requests();
   foreign.mark("between runs");
-  return { ...r, bytes, requests, foreignCpuS: (foreign.sections[row]?.foreignS ?? 0) - foreign0 };
+  return { ...r, bytes, requests, foreignCpuS: (foreign.sections[row]?.foreignS ?? 0) - foreign0, waitedS };
 }
 
 function describeRun(r: ColdRun): string {
@@ -194,9 +201,11 @@ async function main(): Promise<number> {
 
     const runs: ColdRun[] = [];
     let n = 0;
+    let waitedS = 0;
     for (let i = 0; i < RUNS; i++) {
       for (const spec of specs) {
-        const r = await timedRun(spec, link, foreign, path.join(work, `run-${n++}`));
+        const r = await timedRun(spec, link, foreign, path.join(work, `run-${n++}`), WAIT_QUIET_S - waitedS);
+        waitedS += r.waitedS;
         progressLine(`run ${i + 1}/${RUNS} ${spec.row}: ${describeRun(r)}`);
         runs.push(r);
       }
@@ -222,7 +231,7 @@ async function main(): Promise<number> {
       index, spans, targets: TARGETS, ratios,
       best: Object.fromEntries(specs.map((spec) => [spec.row, best(spec.row)])),
       machine: {
-        idleBefore, idleAfter, loadavgBefore: loadBefore, loadavgAfter: os.loadavg(),
+        idleBefore, idleAfter, loadavgBefore: loadBefore, loadavgAfter: os.loadavg(), waitedForQuietS: waitedS,
         foreignCpuBySection: foreign.sections,
       },
       all: runs,
@@ -251,6 +260,7 @@ async function main(): Promise<number> {
       ]));
     }
     const sections = Object.entries(foreign.sections).filter(([, v]) => v.wallS >= 1);
+    if (WAIT_QUIET_S > 0) console.log(`\nwaited ${waitedS.toFixed(0)} s (of at most ${WAIT_QUIET_S}) for a quiet machine before timed runs`);
     console.log(`\nmachine: idle ${(idleBefore * 100).toFixed(0)}% before, ${(idleAfter * 100).toFixed(0)}% after; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} after; CPU used by other processes: ${sections.map(([k, v]) => `${k} ${v.foreignS.toFixed(1)} s in ${v.wallS.toFixed(0)} s`).join(", ")}`);
     const noisy = sections.filter(([k, v]) => specs.some((spec) => spec.row === k) && v.foreignS > 0.1 * v.wallS);
     if (noisy.length) console.log(`!! other processes used over 10% of a CPU during ${noisy.map(([k]) => k).join(", ")}: those timings are unreliable`);
