@@ -151,6 +151,7 @@ test("an unindexed image sharing the indexed one's first layer, pulled after it:
   await criPullImage(stack!.containerd.address, mixed);
   assert.equal(layerGets([base]).filter((r) => r.method === "GET").length, 1, `the shared layer fetched once for it: ${JSON.stringify(requests)}${why()}`);
   assert.deepEqual(layerGets([indexedTop]), [], "the indexed image's own layer stays lazy");
+  assert.match(stack!.snapshotter.output(), /a lower layer of an indexed image unpacked/, "the snapshotter unpacked the shared layer, not containerd");
   const a = await ctrOk(["run", "--rm", "--snapshotter", "eod", mixed, C3, "sh", "-c", "sha256sum /data/plain; test -e /data/file && echo leak || echo clean"]);
   assert.equal(a.replace(/\r/g, ""), `${sha(PLAIN)}  /data/plain\nclean\n`);
   const b = await ctrOk(["run", "--rm", "--snapshotter", "eod", indexed, C4, "sh", "-c", "sha256sum /data/file; test -e /data/plain && echo leak || echo clean"]);
