@@ -22,6 +22,7 @@ import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
 import { decodeChunkTable, findChunk, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { parseManifest } from "../../src/image/manifest.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
+import { pushReferrer } from "../../src/remote/registry/referrers.ts";
 import { testLayers } from "../helpers/oci-image.ts";
 import { openImageMetadata } from "../../src/image/open.ts";
 import { parsePath } from "../../src/erofs/printable-name.ts";
@@ -188,6 +189,31 @@ test("an index made for another image is refused before mounting", { skip, timeo
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.match(r.stderr, /index built for another image/);
   assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "nothing mounted");
+
+  // Its index pushed as a referrer of image C (the subject rewritten; C has no other index): refused too.
+  const c = writeGzipLayout(work, "forged", specs.map((l, i) => (i === 2 ? [{ path: "./", type: "dir" }, { path: "c", data: Buffer.from("c\n") }] : l)));
+  const repo = { registry: reg.host, repository: "eod/plain" };
+  await pushLayoutAsIs(client, repo, "c", c);
+  const pushed = JSON.parse(await eod(["index", `${reg.host}/eod/plain:other`, "--push", "--json"]).then((o) => o.slice(0, o.lastIndexOf("}") + 1))) as { artifact: { digest: string } };
+  const artifact = JSON.parse(Buffer.from((await client.getManifest(repo, pushed.artifact.digest)).bytes).toString("utf8"));
+  artifact.subject = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: c.manifestDigest, size: c.manifestBytes.length };
+  await pushReferrer(client, repo, Buffer.from(JSON.stringify(artifact)), "application/vnd.oci.image.manifest.v1+json");
+  const forged = await eodAsync(["mount", `${proxy.host}/eod/plain:c`, mnt, "--cache-dir", cache], env());
+  assert.equal(forged.status, 1, forged.stdout + forged.stderr);
+  assert.match(forged.stderr, /index built for another image/);
+  assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "nothing mounted");
+});
+
+test("eod pull of an indexed ordinary image fills the cache through its spans; a mount after it fetches no layer byte", { skip, timeout: 120_000 }, async () => {
+  const { cache, mnt } = freshCache("pull");
+  const out = JSON.parse(await eod(["pull", `${proxy.host}/eod/plain:v1`, "--cache-dir", cache, "--json"]).then((o) => o.slice(0, o.lastIndexOf("}") + 1)));
+  assert.equal(out.cachedBytes, out.totalBytes);
+  for (let i = 0; i < 200 && fs.existsSync(path.join(cache, "daemon.pid")); i++) await new Promise((r) => setTimeout(r, 25));
+  seen.length = 0;
+  await eod(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache]);
+  assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
+  assert.equal(layerBytes(), 0, "nothing fetched after eod pull");
+  await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
 test("--index-locally: an image with no index is indexed on this node once; a second mount downloads no layer again", { skip, timeout: 240_000 }, async () => {
