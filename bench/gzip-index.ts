@@ -4,10 +4,11 @@
 // fanotify pre-content events.
 //
 //   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted,spans] [--spans=1M,4M] [--wait-quiet=SECONDS]
-//                            (npm run bench:index)
+//                            [--timeline=1]                                                (npm run bench:index)
 //
 // --wait-quiet: on a shared machine, wait before each timed run (up to SECONDS in all) until other processes
-// have used less than 6% of a CPU for 2 s (bench:lazy's option).
+// have used less than 6% of a CPU for 2 s (bench:lazy's option). --timeline: print each lazy run's requests
+// (always in the results, with how long the link was busy during the mount and during the command).
 //
 // The Debian corpus (bench/corpus.ts) as one gzip layer (bench/lib/corpus-image.ts) is pushed as an ordinary
 // OCI image to a local registry (127.0.0.1, started here). Before the clock, not timed but reported: `eod
@@ -40,12 +41,14 @@ import { mb, ratio, secs, table } from "./lib/format.ts";
 import { pullAndExtract, type FullPull } from "./lib/full-pull.ts";
 import { indexArtifact, type IndexArtifact } from "./lib/index-artifact.ts";
 import { lazyColdStart, NO_DOCKER_CONFIG, type DaemonFetches } from "./lib/lazy-cold-start.ts";
+import { linkBusySeconds } from "./lib/link-busy.ts";
 import { EOD, NODE } from "./lib/paths.ts";
 import { gitState, hostInfo, writeResults } from "./lib/results.ts";
 import { describe, run, runningChildren } from "./lib/run.ts";
 import { fastestOk } from "./lib/stats.ts";
 import { dropCaches, progressLine } from "./lib/system.ts";
 import { throttledProxy, type ThrottledProxy } from "./lib/throttled-proxy.ts";
+import { formatTimeline, requestEvents, type TimelineEvent } from "./lib/timeline.ts";
 import { cleanup as killCacheDaemon } from "../test/helpers/lazy.ts";
 import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
@@ -65,6 +68,7 @@ const SPANS = option("spans", "1M,4M").split(",").filter(Boolean);
 const REPO = "bench/debian";
 /** Seconds the whole run may spend waiting, before timed runs, for other processes to stop using the CPU. */
 const WAIT_QUIET_S = Math.max(0, Number(option("wait-quiet", "0")) || 0);
+const SHOW_TIMELINE = option("timeline", "") !== "";
 
 interface ColdRun {
   row: string;
@@ -77,6 +81,10 @@ interface ColdRun {
   bytes: number;
   requests: number;
   mountBytes?: number;
+  /** Lazy rows: seconds of the mount and of the command during which the link carried at least one answer. */
+  linkBusy?: { mountS: number; runS: number };
+  /** Lazy rows: the proxy's requests, seconds after the start (printed with --timeline). */
+  timeline?: TimelineEvent[];
   ok: boolean;
   problem: string | null;
   /** CPU seconds used by processes not the bench's during the run. */
@@ -132,8 +140,12 @@ async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCp
     }
   } else {
     let mountBytes = 0;
-    const lazy = await lazyColdStart(spec.ref, dir, () => { mountBytes = proxy.bytes(); });
-    r = { row, seconds: lazy.seconds, prepareS: lazy.mountS, runS: lazy.runS, ok: lazy.ok, problem: lazy.problem, mountBytes, daemon: lazy.daemon };
+    let mountedMs = 0;
+    const wall0 = Date.now();
+    const lazy = await lazyColdStart(spec.ref, dir, () => { mountBytes = proxy.bytes(); mountedMs = Date.now(); });
+    const endMs = wall0 + lazy.seconds * 1000;
+    const linkBusy = { mountS: linkBusySeconds(proxy.log(), wall0, mountedMs), runS: linkBusySeconds(proxy.log(), mountedMs, endMs) };
+    r = { row, seconds: lazy.seconds, prepareS: lazy.mountS, runS: lazy.runS, ok: lazy.ok, problem: lazy.problem, mountBytes, linkBusy, timeline: requestEvents(proxy.log(), wall0), daemon: lazy.daemon };
   }
   const bytes = proxy.bytes();
   const requests = proxy.requests();
@@ -144,7 +156,7 @@ async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCp
 function describeRun(r: ColdRun): string {
   const what = r.full
     ? `download ${secs(r.full.downloadS)} s + extract ${secs(r.full.extractS)} s + run ${secs(r.runS)} s`
-    : `mount ${secs(r.prepareS)} s (${mb(r.mountBytes ?? 0)} MB) + run ${secs(r.runS)} s${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB` : ""}`;
+    : `mount ${secs(r.prepareS)} s (${mb(r.mountBytes ?? 0)} MB, link busy ${secs(r.linkBusy?.mountS)} s) + run ${secs(r.runS)} s (link busy ${secs(r.linkBusy?.runS)} s)${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB` : ""}`;
   return `${secs(r.seconds)} s (${what}), ${mb(r.bytes)} MB in ${r.requests} answers; other processes ${r.foreignCpuS.toFixed(1)} CPU s${r.ok ? "" : `; FAILED: ${r.problem}`}`;
 }
 
@@ -207,6 +219,7 @@ async function main(): Promise<number> {
         const r = await timedRun(spec, link, foreign, path.join(work, `run-${n++}`), WAIT_QUIET_S - waitedS);
         waitedS += r.waitedS;
         progressLine(`run ${i + 1}/${RUNS} ${spec.row}: ${describeRun(r)}`);
+        if (SHOW_TIMELINE && r.timeline) console.log(formatTimeline(r.timeline));
         runs.push(r);
       }
     }
@@ -241,13 +254,14 @@ async function main(): Promise<number> {
     const line = (spec: RowSpec) => {
       const r = best(spec.row);
       return [
-        spec.label, secs(r?.seconds), r ? (r.full ? `${secs(r.full.downloadS)} + ${secs(r.full.extractS)}` : secs(r.prepareS)) : "-", secs(r?.runS),
+        spec.label, secs(r?.seconds), r ? (r.full ? `${secs(r.full.downloadS)} + ${secs(r.full.extractS)}` : secs(r.prepareS)) : "-",
+        r?.linkBusy ? `${secs(r.runS)} (${secs(r.linkBusy.runS)})` : secs(r?.runS),
         r ? mb(r.bytes) : "-", r?.mountBytes !== undefined ? mb(r.mountBytes) : "-", r ? String(r.requests) : "-", r?.daemon ? `${r.daemon.misses}/${r.daemon.fetches}` : "-",
         ratio(over(r?.seconds, full?.seconds)), spec.row === "index" ? `<= ${TARGETS.indexToFull}` : "", r ? r.foreignCpuS.toFixed(1) : "-",
       ];
     };
     console.log(table([
-      ["row", "time s", "pull+extract / mount s", "run s", "MB sent", "of it at mount", "answers", "misses/fetches", "÷ full", "target", "others' CPU s"],
+      ["row", "time s", "pull+extract / mount s", "run s (link busy)", "MB sent", "of it at mount", "answers", "misses/fetches", "÷ full", "target", "others' CPU s"],
       ...specs.map(line),
     ]));
     console.log(`\nthe gzip spans' cost: index ÷ converted ${ratio(ratios.indexToConverted, 2)} in time, ${ratio(ratios.indexToConvertedBytes, 2)} in bytes (${lazy ? mb(lazy.bytes) : "-"} vs ${conv2 ? mb(conv2.bytes) : "-"} MB)`);
