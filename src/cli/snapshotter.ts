@@ -29,19 +29,24 @@ Options:
                          $EOD_SNAPSHOTTER_MOUNT_ON_PULL or snapshotter.mount_on_pull, else off: a pull
                          fetches no layer blob, the first container mounts the image)
   --mount-on-pull-idle <duration>  unmount such a mount when no container took it within this time (default
-                         $EOD_SNAPSHOTTER_MOUNT_ON_PULL_IDLE, snapshotter.mount_on_pull_idle, or 10m)`;
+                         $EOD_SNAPSHOTTER_MOUNT_ON_PULL_IDLE, snapshotter.mount_on_pull_idle, or 10m)
+  --index-locally        a CRI pull of an ordinary image nobody indexed (eod index --push) indexes it on this
+                         node instead of letting containerd unpack it: its layers are downloaded once in full,
+                         the index kept in <cache-dir>/indexes/, and the image runs lazily; later pulls of it
+                         on this node download no layer (default $EOD_SNAPSHOTTER_INDEX_LOCALLY or
+                         snapshotter.index_locally, else off)`;
 
 export async function snapshotterCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     address: { type: "string" }, root: { type: "string" }, "cache-dir": { type: "string" }, config: { type: "string" },
     "insecure-registry": { type: "string", multiple: true }, "metrics-listen": { type: "string" },
-    "mount-on-pull": { type: "boolean" }, "mount-on-pull-idle": { type: "string" }, help: { type: "boolean", short: "h" },
+    "mount-on-pull": { type: "boolean" }, "mount-on-pull-idle": { type: "string" }, "index-locally": { type: "boolean" }, help: { type: "boolean", short: "h" },
   }, SNAPSHOTTER_USAGE);
   if (values.help) { console.log(SNAPSHOTTER_USAGE); return 0; }
   if (positionals.length !== 0) throw new EodError("USAGE", SNAPSHOTTER_USAGE);
   const config = loadConfig(values);
   const log = jsonLog((line) => process.stderr.write(line));
-  const daemonArgs = forwardedFlags(values, ["cache-dir", "address", "root", "metrics-listen", "mount-on-pull", "mount-on-pull-idle"]);
+  const daemonArgs = forwardedFlags(values, ["cache-dir", "address", "root", "metrics-listen", "mount-on-pull", "mount-on-pull-idle", "index-locally"]);
   const { runSnapshotter } = await import("../snapshotter/run.ts");
   const running = await runSnapshotter(config, log, daemonArgs);
   await new Promise<void>((resolve) => {

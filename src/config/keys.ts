@@ -32,9 +32,10 @@ export interface EodConfig {
   remote: RemoteOptions & { insecureRegistries: string[] };
   /**
    * `eod snapshotter`: its socket, its root (metadata.db, snapshot dirs, image mounts), its own metrics listener;
-   * whether a pull's lazy Prepare mounts the image already, and how long such a mount waits for a container.
+   * whether a pull's lazy Prepare mounts the image already, and how long such a mount waits for a container;
+   * whether an ordinary image nobody indexed is indexed on this node at its pull (index_locally).
    */
-  snapshotter: { address: string; root: string; metricsListen?: string; mountOnPull: boolean; mountOnPullIdleMs: number };
+  snapshotter: { address: string; root: string; metricsListen?: string; mountOnPull: boolean; mountOnPullIdleMs: number; indexLocally: boolean };
 }
 
 export const LOOP_DEVICE_MODES = ["auto", "always"] as const;
@@ -51,7 +52,7 @@ export function defaultConfig(): EodConfig {
   return {
     file: null, cacheDir: DEFAULT_CACHE_DIR, frontend: "auto", daemonStartTimeoutMs: DEFAULT_DAEMON_START_TIMEOUT_MS,
     cache: {}, fscache: { limits: { ...DEFAULT_LIMITS } }, mount: { loopDevices: "auto", indexLocally: false }, remote: { insecureRegistries: [] },
-    snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT, mountOnPull: false, mountOnPullIdleMs: DEFAULT_MOUNT_ON_PULL_IDLE_MS },
+    snapshotter: { address: DEFAULT_SNAPSHOTTER_ADDRESS, root: DEFAULT_SNAPSHOTTER_ROOT, mountOnPull: false, mountOnPullIdleMs: DEFAULT_MOUNT_ON_PULL_IDLE_MS, indexLocally: false },
   };
 }
 
@@ -98,6 +99,8 @@ export const KEYS: readonly Key<unknown>[] = [
   // The flag is the daemon's too: each command reads its own key (eod snapshotter does not forward it to the daemon it starts).
   key({ file: "snapshotter.metrics_listen", env: "EOD_SNAPSHOTTER_METRICS_LISTEN", flag: "metrics-listen", parse: listen, set: (c, v) => { c.snapshotter.metricsListen = v; } }),
   key({ file: "snapshotter.mount_on_pull", env: "EOD_SNAPSHOTTER_MOUNT_ON_PULL", flag: "mount-on-pull", parse: flag, set: (c, v) => { c.snapshotter.mountOnPull = v; } }),
+  // The flag is eod mount's too (mount.index_locally): each command reads its own key.
+  key({ file: "snapshotter.index_locally", env: "EOD_SNAPSHOTTER_INDEX_LOCALLY", flag: "index-locally", parse: flag, set: (c, v) => { c.snapshotter.indexLocally = v; } }),
   key({ file: "snapshotter.mount_on_pull_idle", env: "EOD_SNAPSHOTTER_MOUNT_ON_PULL_IDLE", flag: "mount-on-pull-idle", parse: duration, set: (c, v) => { c.snapshotter.mountOnPullIdleMs = v; } }),
   key({ file: "remote.insecure_registries", env: "EOD_INSECURE_REGISTRY", flag: "insecure-registry", parse: hostList, set: (c, v) => { c.remote.insecureRegistries = v; } }),
 ];
