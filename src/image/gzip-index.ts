@@ -108,7 +108,7 @@ export class GzipIndexer implements LayerIndexer {
   #closeWindow(cp: Checkpoint): void {
     const h = cp.history as Uint8Array;
     const reach = (cp.reach as { reach: number }).reach;
-    cp.window = reach ? zlib.deflateRawSync(h.subarray(h.length - reach), { level: 9 }) : new Uint8Array(0);
+    cp.window = reach ? Uint8Array.from(zlib.deflateRawSync(h.subarray(h.length - reach), { level: 9 })) : new Uint8Array(0);
     cp.history = null;
     cp.reach = null;
   }
