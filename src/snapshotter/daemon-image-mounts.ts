@@ -83,6 +83,18 @@ export class DaemonImageMounts implements ImageMounts {
     return answer.form;
   }
 
+  /**
+   * snapshotter.index_locally: builds the index of the ordinary image `ref` in the cache directory (every layer
+   * downloaded once in full), unless it is there already or the registry has one; true when the image can be
+   * mounted through an index now.
+   */
+  async indexLocally(ref: string): Promise<boolean> {
+    const { ensureLocalIndex } = await import("../mkfs/local-index.ts"); // the layer readers and indexers: only when asked
+    const { cacheDir, remote } = this.#opts.config;
+    const r = await ensureLocalIndex(registrySource(ref), cacheDir, { insecureRegistries: remote.insecureRegistries });
+    return !(r.kind === "not-needed" && r.why === "ours");
+  }
+
   async release(image: LazyImage): Promise<void> {
     this.counters.releases++;
     try {
@@ -134,7 +146,8 @@ export class DaemonImageMounts implements ImageMounts {
     this.#opts.log?.("info", "image mount requested", { mountPoint, ref: image.ref });
     const { remote } = this.#opts.config;
     const start = () => this.#startDaemon(this.#opts.config.cacheDir);
-    const request = { source: registrySource(image.ref), mountPoint, insecureRegistries: remote.insecureRegistries };
+    const indexDir = image.indexed ? await this.#localIndexOf(image) : undefined;
+    const request = { source: registrySource(image.ref), mountPoint, insecureRegistries: remote.insecureRegistries, ...(indexDir ? { indexDir } : {}) };
     const { sock, answer } = await callStartedDaemon<MountRecord>(start, "POST", "/mounts", request);
     // A converted image is named by its manifest.json; an indexed one by its registry manifest, which the
     // daemon's pinned source names (the index it found refers to that manifest).
@@ -145,6 +158,13 @@ export class DaemonImageMounts implements ImageMounts {
     }
     this.#opts.log?.("info", "image mounted", { mountPoint, ref: image.ref, manifest: image.manifest, ms: Math.round(performance.now() - started) });
     return mountPoint;
+  }
+
+  /** The index built on this node for an indexed image (snapshotter.index_locally), when there is one. */
+  async #localIndexOf(image: LazyImage): Promise<string | undefined> {
+    const { localIndexDir } = await import("../mkfs/local-index.ts");
+    const dir = localIndexDir(this.#opts.config.cacheDir, image.manifest);
+    return fs.existsSync(path.join(dir, "manifest.json")) ? dir : undefined;
   }
 
   /**

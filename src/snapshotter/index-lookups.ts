@@ -3,7 +3,9 @@
 // one pull never mixes unpacked and lazy layers of an image. The pull waits for the answer, so it is bounded:
 // a daemon or registry that fails or is slow makes the image ordinary (containerd unpacks it, as before), never a
 // failed pull. An "indexed" answer is final (the database records the image with its first lazy layer); the
-// others are kept for a while only, so an index pushed later is found by a later pull.
+// others are kept for a while only, so an index pushed later is found by a later pull. With
+// snapshotter.index_locally, an image the daemon says is ordinary is indexed on this node (`buildIndex`: one full
+// download, not bounded by the timeout: containerd would download as much); if that fails, it is unpacked.
 import type { Log } from "../util/log.ts";
 import type { ImageForm, ImageMounts } from "./image-mounts.ts";
 
@@ -18,6 +20,8 @@ export interface LookupCounters {
   ordinary: number;
   /** Lookups that failed or did not answer in time: the image was unpacked. */
   failed: number;
+  /** Ordinary images indexed on this node (snapshotter.index_locally), counted in `indexed` too. */
+  builtLocally: number;
 }
 
 export interface IndexLookupsOptions {
@@ -25,10 +29,12 @@ export interface IndexLookupsOptions {
   log: Log;
   timeoutMs?: number;
   memoryMs?: number;
+  /** snapshotter.index_locally: indexes an ordinary image on this node; true when it is mountable now. */
+  buildIndex?: (ref: string) => Promise<boolean>;
 }
 
 export class IndexLookups {
-  readonly counters: LookupCounters = { indexed: 0, ordinary: 0, failed: 0 };
+  readonly counters: LookupCounters = { indexed: 0, ordinary: 0, failed: 0, builtLocally: 0 };
   readonly #opts: IndexLookupsOptions;
   /** By manifest digest: the answer (or the lookup in progress), and until when it is kept. */
   readonly #answers = new Map<string, { indexed: Promise<boolean>; until: number }>();
@@ -65,10 +71,25 @@ export class IndexLookups {
     } finally {
       clearTimeout(timer);
     }
-    const indexed = form === "indexed";
+    let indexed = form === "indexed";
+    if (form === "ordinary" && this.#opts.buildIndex) indexed = await this.#buildIndex(manifest, ref);
     this.counters[indexed ? "indexed" : "ordinary"]++;
     this.#opts.log("info", indexed ? "image indexed: its layers are recorded lazily" : "image not indexed: containerd unpacks it",
       { manifest, ref, form, ms: Math.round(performance.now() - started) });
     return indexed;
+  }
+
+  async #buildIndex(manifest: string, ref: string): Promise<boolean> {
+    const started = performance.now();
+    this.#opts.log("info", "indexing an ordinary image on this node (snapshotter.index_locally): its layers are downloaded once", { manifest, ref });
+    try {
+      const built = await this.#opts.buildIndex!(ref);
+      if (built) this.counters.builtLocally++;
+      this.#opts.log("info", "image indexed on this node", { manifest, ref, ms: Math.round(performance.now() - started) });
+      return built;
+    } catch (err) {
+      this.#opts.log("warn", "cannot index an image on this node: containerd unpacks it", { manifest, ref, err });
+      return false;
+    }
   }
 }

@@ -22,7 +22,8 @@ export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: st
   const imageMounts = new DaemonImageMounts({ root, config, daemonArgs, log });
   // Lower layers of indexed images another image shares are unpacked with eod's registry settings, as the daemon's mounts.
   const layerContent = new RegistryLayerContent({ insecureRegistries: config.remote.insecureRegistries });
-  const snapshotter = await Snapshotter.open({ root, imageMounts, log, mountOnPullIdleMs: mountOnPull ? mountOnPullIdleMs : null, layerContent });
+  const indexLocally = config.snapshotter.indexLocally ? (ref: string) => imageMounts.indexLocally(ref) : undefined;
+  const snapshotter = await Snapshotter.open({ root, imageMounts, log, mountOnPullIdleMs: mountOnPull ? mountOnPullIdleMs : null, layerContent, indexLocally });
   let service: RunningService | undefined;
   try {
     service = await serveSnapshots(snapshotter, address, log);
@@ -31,7 +32,7 @@ export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: st
       snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imagesHeld: store.heldImages().length, imageMounts: imageMounts.counters, pullMounts: snapshotter.pullMounts, indexLookups: snapshotter.lookups.counters,
     }));
     void imageMounts.warmUp().catch((err: unknown) => { log("warn", "cannot get the running cache daemon ready for registry images", { err }); });
-    log("info", "snapshotter serving", { address, root, metrics: metricsListen, mountOnPull, ...(mountOnPull ? { mountOnPullIdleMs } : {}) });
+    log("info", "snapshotter serving", { address, root, metrics: metricsListen, mountOnPull, ...(mountOnPull ? { mountOnPullIdleMs } : {}), indexLocally: config.snapshotter.indexLocally });
     const serving = service;
     return {
       snapshotter,

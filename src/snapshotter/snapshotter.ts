@@ -49,6 +49,8 @@ export interface SnapshotterOptions {
   mountOnPullIdleMs?: number | null;
   /** How long the Prepare of an ordinary image's first layer waits to know whether it is indexed (index-lookups.ts). */
   lookupTimeoutMs?: number;
+  /** snapshotter.index_locally: indexes an ordinary image nobody indexed on this node (true: mountable now). */
+  indexLocally?: (ref: string) => Promise<boolean>;
   /** Unpacks an indexed image's lower lazy layer another image needs; none: such a chain is refused. */
   layerContent?: LayerContent;
 }
@@ -95,7 +97,7 @@ export class Snapshotter {
     this.#log = opts.log;
     this.#indexOff = opts.indexOff ?? fs.existsSync("/sys/module/overlay/parameters/index");
     this.#mountOnPullIdleMs = opts.mountOnPullIdleMs ?? null;
-    this.lookups = new IndexLookups({ images: opts.imageMounts, log: opts.log, timeoutMs: opts.lookupTimeoutMs });
+    this.lookups = new IndexLookups({ images: opts.imageMounts, log: opts.log, timeoutMs: opts.lookupTimeoutMs, buildIndex: opts.indexLocally });
     this.#layerContent = opts.layerContent;
     this.store = store;
   }

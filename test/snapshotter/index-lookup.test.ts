@@ -71,3 +71,26 @@ test("lookup: ordinary, then indexed once eod index --push ran, converted for eo
   assert.ok(!mounts().some((m) => m.mountPoint.startsWith(path.join(root, "images"))), "the wrong image is not left mounted");
   await images.release(other);
 });
+
+test("indexLocally: an image nobody indexed is indexed into the cache directory once, then mounted through that index", { skip, timeout: 180_000 }, async () => {
+  const client = new RegistryClient({ credentials: staticCredentials({}) });
+  let plain;
+  try {
+    const data = gzipLayer(tarArchive([{ path: "data/", type: "dir" }, { path: "data/local", data: Buffer.from("indexed on this node\n") }]));
+    plain = await pushRunnableImage(client, { registry: reg!.host, repository: "plain/app" }, "1", [gzipLayer(busyboxLayer()), data], { Cmd: ["sh"] });
+  } finally {
+    await client.close();
+  }
+  const root = path.join(work, "root");
+  const images = new DaemonImageMounts({ root, config: loadConfig({ "cache-dir": cache }) });
+  const pinned = `${plain.ref}@${plain.digest}`;
+  assert.equal(await images.lookup(pinned), "ordinary");
+  assert.equal(await images.indexLocally(pinned), true);
+  assert.ok(fs.existsSync(path.join(cache, "indexes", plain.digest.slice(7), "manifest.json")), "kept in the cache directory");
+  assert.equal(await images.indexLocally(pinned), true, "found there the next time");
+  const image = { manifest: plain.digest, ref: pinned, indexed: true };
+  const mnt = await images.acquire(image);
+  assert.equal(fs.readFileSync(path.join(mnt, "data/local"), "utf8"), "indexed on this node\n");
+  await images.release(image);
+  assert.equal(await images.indexLocally(`${reg!.host}/idx/app:eod`), false, "an eod image needs no index");
+});

@@ -105,7 +105,7 @@ test("an unindexed image is unpacked as before, after one lookup; a lookup that 
   assert.ok(!isLazy(await unpack(s.c, slow, "slow", D3), slow), "an answer too late: unpacked");
   assert.ok(Date.now() - started < 1400, "the pull waited for the lookup once, not once per layer");
   assert.deepEqual(s.images.lookups, [pinned("plain", D1), pinned("broken", D2), pinned("slow", D3)]);
-  assert.deepEqual(s.snapshotter().lookups.counters, { indexed: 0, ordinary: 1, failed: 2 });
+  assert.deepEqual(s.snapshotter().lookups.counters, { indexed: 0, ordinary: 1, failed: 2, builtLocally: 0 });
 });
 
 test("without the CRI labels (ctr images pull) nothing is asked: the layer is unpacked", async () => {
@@ -165,7 +165,7 @@ test("an indexed image recorded before a restart is not asked about again for it
 test("/metrics counts the lookups by answer", () => {
   const text = renderMetrics({
     snapshots: {}, lazyLayers: 0, imagesInUse: 0, imagesHeld: 0, imageMounts: { acquires: 0, acquireFailures: 0, releases: 0, releaseFailures: 0, unserved: 0 },
-    pullMounts: { mounts: 0, failures: 0, expired: 0 }, indexLookups: { indexed: 1, ordinary: 2, failed: 3 },
+    pullMounts: { mounts: 0, failures: 0, expired: 0 }, indexLookups: { indexed: 1, ordinary: 2, failed: 3, builtLocally: 1 },
   });
   const samples = text.split("\n").filter((l) => l.startsWith("eod_snapshotter_index_lookups_total"));
   assert.deepEqual(samples, ['eod_snapshotter_index_lookups_total{answer="indexed"} 1', 'eod_snapshotter_index_lookups_total{answer="ordinary"} 2', 'eod_snapshotter_index_lookups_total{answer="failed"} 3']);
@@ -211,4 +211,28 @@ test("with a LayerContent, an indexed image's lower layers another image needs a
   assert.equal(lowerdir(bc), path.join(path.dirname(m.root), "images", D1.slice(7, 15)));
   // a view over B's first layer now sees the unpacked layer, not B's tree
   assert.deepEqual((await m.c.view("k8s.io/3/v", "sha256:91"))[0].source, lowers[2]);
+});
+
+test("snapshotter.index_locally: an image the daemon says is ordinary is indexed on the node and recorded lazily; a failed build unpacks it", async (t) => {
+  const built: string[] = [];
+  let fail = false;
+  const m = await serve({ lookupTimeoutMs: 200, indexLocally: async (ref) => {
+    built.push(ref);
+    await new Promise((r) => setTimeout(r, 400)); // longer than the lookup's bound: a build is not cut by it
+    if (fail) throw new Error("registry gone");
+    return true;
+  } });
+  t.after(() => m.stop());
+  const chain = ["sha256:b1", "sha256:b2"];
+  assert.ok(isLazy(await unpack(m.c, chain, "local", D1), chain));
+  assert.deepEqual(built, [pinned("local", D1)], "built once for the image");
+  await m.c.prepare("k8s.io/1/ctr", "sha256:b2");
+  assert.deepEqual(m.images.calls.filter((c) => c.startsWith("acquire")), [`acquire ${D1} ${pinned("local", D1)}`]);
+  fail = true;
+  const other = ["sha256:c1", "sha256:c2"];
+  assert.ok(!isLazy(await unpack(m.c, other, "other", D2), other), "the build failed: containerd unpacks it");
+  m.images.lookupFail = new Error("daemon down");
+  await unpack(m.c, ["sha256:d1"], "third", D3);
+  assert.equal(built.length, 2, "no build when the daemon did not answer");
+  assert.deepEqual(m.snapshotter().lookups.counters, { indexed: 1, ordinary: 1, failed: 1, builtLocally: 1 });
 });

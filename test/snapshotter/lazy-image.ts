@@ -71,7 +71,7 @@ after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true 
 
 export interface Served { c: SnapshotsClient; images: DirImageMounts; root: string; snapshotter(): Snapshotter; restart(): Promise<void>; stop(): Promise<void> }
 
-export async function serve(opts: Partial<Pick<SnapshotterOptions, "mountOnPullIdleMs" | "log" | "lookupTimeoutMs" | "layerContent">> = {}): Promise<Served> {
+export async function serve(opts: Partial<Pick<SnapshotterOptions, "mountOnPullIdleMs" | "log" | "lookupTimeoutMs" | "layerContent" | "indexLocally">> = {}): Promise<Served> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "eod-snap-lazy-"));
   dirs.push(dir);
   const root = path.join(dir, "root");
@@ -81,7 +81,7 @@ export async function serve(opts: Partial<Pick<SnapshotterOptions, "mountOnPullI
   let sn: Snapshotter;
   let svc: RunningService;
   const start = async () => {
-    sn = await Snapshotter.open({ root, imageMounts: images, log, mountOnPullIdleMs: opts.mountOnPullIdleMs, lookupTimeoutMs: opts.lookupTimeoutMs, layerContent: opts.layerContent });
+    sn = await Snapshotter.open({ root, imageMounts: images, log, mountOnPullIdleMs: opts.mountOnPullIdleMs, lookupTimeoutMs: opts.lookupTimeoutMs, layerContent: opts.layerContent, indexLocally: opts.indexLocally });
     svc = await serveSnapshots(sn, address, log);
   };
   await start();
