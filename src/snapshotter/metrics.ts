@@ -31,6 +31,8 @@ export interface SnapshotterMetricsInput {
   pullMounts: PullMountCounters;
   /** What the lookups of ordinary images answered (index-lookups.ts). */
   indexLookups?: LookupCounters;
+  /** Lower lazy layers of indexed images unpacked because another image shares them. */
+  layersUnpacked?: number;
 }
 
 /** The exposition text for the snapshotter's state now. */
@@ -48,6 +50,10 @@ export function renderMetrics(s: SnapshotterMetricsInput): string {
   if (s.indexLookups) {
     out.labelled("eod_snapshotter_index_lookups_total", "counter", "Ordinary images asked about at their pull, by answer: indexed (mounted lazily through their eod index), ordinary (unpacked), failed (no answer in time, or an error: unpacked).",
       (["indexed", "ordinary", "failed"] as const).map((answer): [Record<string, string>, number] => [{ answer }, s.indexLookups![answer]]));
+    out.counter("eod_snapshotter_indexes_built_total", "Ordinary images indexed on this node at their pull (snapshotter.index_locally).", s.indexLookups.builtLocally);
+  }
+  if (s.layersUnpacked !== undefined) {
+    out.counter("eod_snapshotter_layers_unpacked_total", "Lower layers of indexed images the snapshotter unpacked because another image shares them.", s.layersUnpacked);
   }
   out.labelled("eod_snapshotter_errors_total", "counter", "Failures by kind: acquire (an image could not be mounted or was not the one its layers name), mount_on_pull (so at a pull; the pull went on), release (an image mount could not be removed), unserved (an image mount no cache daemon serves).", [
     [{ kind: "acquire" }, s.imageMounts.acquireFailures],

@@ -162,13 +162,14 @@ test("an indexed image recorded before a restart is not asked about again for it
   await s.c.prepare("k8s.io/1/ctr", "sha256:82");
 });
 
-test("/metrics counts the lookups by answer", () => {
+test("/metrics counts the lookups by answer, the indexes built on the node and the shared layers unpacked", () => {
   const text = renderMetrics({
     snapshots: {}, lazyLayers: 0, imagesInUse: 0, imagesHeld: 0, imageMounts: { acquires: 0, acquireFailures: 0, releases: 0, releaseFailures: 0, unserved: 0 },
-    pullMounts: { mounts: 0, failures: 0, expired: 0 }, indexLookups: { indexed: 1, ordinary: 2, failed: 3, builtLocally: 1 },
+    pullMounts: { mounts: 0, failures: 0, expired: 0 }, indexLookups: { indexed: 1, ordinary: 2, failed: 3, builtLocally: 4 }, layersUnpacked: 5,
   });
-  const samples = text.split("\n").filter((l) => l.startsWith("eod_snapshotter_index_lookups_total"));
-  assert.deepEqual(samples, ['eod_snapshotter_index_lookups_total{answer="indexed"} 1', 'eod_snapshotter_index_lookups_total{answer="ordinary"} 2', 'eod_snapshotter_index_lookups_total{answer="failed"} 3']);
+  const samples = text.split("\n").filter((l) => /^eod_snapshotter_(index|layers_unpacked)/.test(l));
+  assert.deepEqual(samples, ['eod_snapshotter_index_lookups_total{answer="indexed"} 1', 'eod_snapshotter_index_lookups_total{answer="ordinary"} 2', 'eod_snapshotter_index_lookups_total{answer="failed"} 3',
+    "eod_snapshotter_indexes_built_total 4", "eod_snapshotter_layers_unpacked_total 5"]);
 });
 
 /** A stand-in LayerContent: "unpacks" a layer as one file naming it; can fail. */
