@@ -65,7 +65,7 @@ async function mountIndex(r: IndexImageSummary, tarOf: (id: string) => string) {
   return mountErofs(path.join(r.imageDir, r.manifest.bootstrap.path), devices);
 }
 
-for (const kinds of [["gzip", "none", "gzip"]] as Stored[][]) {
+for (const kinds of [["gzip", "none", "gzip"], ["zstd", "gzip", "none"]] as Stored[][]) {
   test(`layers stored as ${kinds.join(", ")}: the bootstrap mounts over their tars identical to the extracted layers`, { skip, timeout: 300_000 }, async (t) => {
     const work = tempDir("eod-index-kernel-");
     const tars = specs().map((s) => tarArchive(s));

@@ -4,7 +4,7 @@
 // digests and diff_ids are checked while they are read; a sparse entry is refused by name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
@@ -113,4 +113,22 @@ test("the bootstrap and the blob ids do not depend on how the layers are compres
   assert.deepEqual(zipped.manifest.blobs.map((b) => b.id), plain.manifest.blobs.map((b) => b.id));
   assert.deepEqual(zipped.manifest.blobs.map((b) => b.remote), gz.map((g, k) => ({ path: `blobs/${plain.manifest.blobs[k].id}`, digest: sha(g), size: g.length })));
   assert.deepEqual(zipped.layers.map((l) => l.compression), ["gzip", "gzip", "gzip"]);
+});
+
+test("a layer the indexer refuses is refused naming the layer: one zstd frame (needs conversion), a truncated gzip", async () => {
+  const dir = tempDir("eod-index-img-");
+  const t = tarArchive([{ path: "big", data: randomBytes(3 << 20) }]);
+  const cases: Array<[Buffer, string, RegExp]> = [
+    [zlib.zstdCompressSync(t), "SOURCE_UNSUPPORTED", /^layer 1: .*needs conversion/],
+    [zlib.gzipSync(t).subarray(0, 5000), "SOURCE_INVALID", /^layer 1: /],
+  ];
+  for (const [stored, code, message] of cases) {
+    const out = path.join(dir, "img");
+    await assert.rejects(buildIndexImage([layer("layer 1", stored)], out, { spanSize: 1 << 20 }), (err: EodError) => {
+      assert.equal(err.code, code, err.message);
+      assert.match(err.message, message);
+      return true;
+    });
+    assert.ok(!fs.existsSync(out));
+  }
 });

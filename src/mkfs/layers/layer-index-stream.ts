@@ -2,7 +2,8 @@
 // (size and digest of the descriptor), fed to the layer indexer of their compression (by magic: gzip, zstd or
 // none), and the tar bytes the indexer decodes are handed on to the tar reader. At the end the indexer's
 // seek index is kept with the layer's digest; the diff_id it computed must be the one the image names.
-import { layerIndexer, type LayerIndex } from "../../image/layer-indexer.ts";
+import { EodError } from "../../errors.ts";
+import { layerIndexer, type LayerIndex, type LayerIndexer } from "../../image/layer-indexer.ts";
 import { sha256Stream } from "../../util/sha256.ts";
 import {
   check, checkExpansion, checkStored, DEFAULT_MAX_RATIO, openStored, sha256Of,
@@ -39,8 +40,8 @@ export async function* layerIndexStream(input: LayerInput, opts: LayerIndexOptio
   if (input.diffId) sha256Of(input.diffId, input.name); // refuses a digest of another algorithm before any work
   const stored = await openStored(input, stats, null);
   let index: LayerIndex;
-  try { // the indexer's own errors name what is wrong with the stream (EodError SOURCE_INVALID / SOURCE_UNSUPPORTED)
-    const indexer = layerIndexer(stats.compression, opts.spanSize !== undefined ? { spanSize: opts.spanSize } : {});
+  try {
+    const indexer = named(layerIndexer(stats.compression, opts.spanSize !== undefined ? { spanSize: opts.spanSize } : {}), input.name);
     const hashStored = stats.compression !== "none";
     for await (const piece of stored.pieces) {
       if (hashStored) storedHash.update(piece);
@@ -62,4 +63,16 @@ export async function* layerIndexStream(input: LayerInput, opts: LayerIndexOptio
   }
   stats.digest = `sha256:${hex}`;
   stats.index = index;
+}
+
+/** The indexer's refusals (a corrupt stream, a zstd layer of one frame) prefixed with the layer's name. */
+function named(indexer: LayerIndexer, name: string): LayerIndexer {
+  const call = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      throw err instanceof EodError ? new EodError(err.code, `${name}: ${err.message}`, { cause: err }) : err;
+    }
+  };
+  return { push: (compressed) => call(() => indexer.push(compressed)), finish: () => call(() => indexer.finish()) };
 }
