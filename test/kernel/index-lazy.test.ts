@@ -14,7 +14,7 @@ import type http from "node:http";
 import { compareTrees } from "../helpers/compare-trees.ts";
 import { pushLayoutAsIs, writeGzipLayout, type GzipLayout } from "../helpers/gzip-oci-layout.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
-import { cleanup, eodAsync, readInChild } from "../helpers/lazy.ts";
+import { eodAsync, lazyWorkspace, readInChild } from "../helpers/lazy.ts";
 import { extractLayers } from "../helpers/overlay-extract.ts";
 import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
@@ -37,7 +37,7 @@ let client: RegistryClient;
 let image: GzipLayout;
 let expected = "";
 let indexDir = "";
-const caches: string[] = [];
+let ws: ReturnType<typeof lazyWorkspace>;
 const env = () => ({ DOCKER_CONFIG: path.join(work, "no-docker-config") });
 
 /** Blob GETs seen by the proxy: digest, whether a Range was asked, bytes answered. */
@@ -48,6 +48,7 @@ let corrupt: { digest: string; offset: number } | null = null;
 before(async () => {
   if (skip) return;
   work = tempDir("eod-index-lazy-");
+  ws = lazyWorkspace(work);
   reg = await startRegistry();
   const ranges = new WeakMap<http.IncomingMessage, string>(); // the Content-Range of each answer
   proxy = await registryProxy(reg.host, {
@@ -73,20 +74,23 @@ before(async () => {
 });
 
 after(async () => {
-  if (work) for (const c of caches) cleanup(work, c);
+  ws?.teardown(); // unmounts, stops the daemons, removes work
   await client?.close();
   await proxy?.close();
   await reg?.stop();
-  if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-function freshCache(name: string): { cache: string; mnt: string } {
-  const cache = path.join(work, `cache-${name}`);
-  const mnt = path.join(work, `mnt-${name}`);
-  fs.mkdirSync(mnt);
-  caches.push(cache);
-  return { cache, mnt };
+/** Another image of image A's shape whose third layer holds only `file` (`text`), written to <work>/<dirName> and pushed as repository:tag. */
+async function pushVariant(dirName: string, repository: string, tag: string, file: string, text: string): Promise<GzipLayout> {
+  const specs = testLayers();
+  specs[2] = [{ path: "./", type: "dir" }, { path: file, data: Buffer.from(text) }];
+  const l = writeGzipLayout(work, dirName, specs);
+  await pushLayoutAsIs(client, { registry: reg.host, repository }, tag, l);
+  return l;
 }
+
+/** A fresh cache directory and mount point (lazyWorkspace: every daemon and mount goes in after()). */
+const freshCache = () => ws.fresh();
 
 async function eod(args: string[], extraEnv: Record<string, string> = {}): Promise<string> {
   const r = await eodAsync(args, { ...env(), ...extraEnv });
@@ -120,7 +124,7 @@ function bodyOffset(rel: string): { device: number; offset: number } {
 }
 
 test("an indexed ordinary gzip image mounts lazily from the registry: identical tree, no layer byte at mount, one small file ≈ one span", { skip, timeout: 240_000 }, async () => {
-  const { cache, mnt } = freshCache("a");
+  const { cache, mnt } = freshCache();
   seen.length = 0;
   await eod(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache]);
   assert.equal(layerBytes(), 0, "mounting fetches no layer byte");
@@ -143,14 +147,14 @@ test("an indexed ordinary gzip image mounts lazily from the registry: identical 
 });
 
 test("another cache directory with no local state finds the index in the registry again", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = freshCache("b");
+  const { cache, mnt } = freshCache();
   await eod(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache]);
   assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
   await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
 test("a corrupted layer byte in the registry: the read of that span fails with EIO, never wrong bytes", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = freshCache("corrupt");
+  const { cache, mnt } = freshCache();
   await eod(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache]);
   // A byte in the middle of the span holding usr/bin/tool's body (layer 1, 2 MiB of random bytes).
   const { offset } = bodyOffset("usr/bin/tool");
@@ -173,16 +177,13 @@ test("a corrupted layer byte in the registry: the read of that span fails with E
 });
 
 test("an index made for another image is refused before mounting", { skip, timeout: 180_000 }, async () => {
-  // Image B: the same first two layers, another third one; its index made locally.
-  const specs = testLayers();
-  specs[2] = [{ path: "./", type: "dir" }, { path: "other", data: Buffer.from("another image\n") }];
-  const other = writeGzipLayout(work, "other", specs);
-  await pushLayoutAsIs(client, { registry: reg.host, repository: "eod/plain" }, "other", other);
+  // Image B; its index made locally.
+  await pushVariant("other", "eod/plain", "other", "other", "another image\n");
   const otherIndex = path.join(work, "index-other");
   await eod(["index", `${reg.host}/eod/plain:other`, "-o", otherIndex]);
 
   // Its index put where --index-locally keeps the index of image A: refused, nothing mounted.
-  const { cache, mnt } = freshCache("wrong");
+  const { cache, mnt } = freshCache();
   fs.mkdirSync(path.join(cache, "indexes"), { recursive: true });
   fs.cpSync(otherIndex, path.join(cache, "indexes", image.manifestDigest.slice("sha256:".length)), { recursive: true });
   const r = await eodAsync(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache, "--index-locally"], env());
@@ -191,9 +192,8 @@ test("an index made for another image is refused before mounting", { skip, timeo
   assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(mnt), "nothing mounted");
 
   // Its index pushed as a referrer of image C (the subject rewritten; C has no other index): refused too.
-  const c = writeGzipLayout(work, "forged", specs.map((l, i) => (i === 2 ? [{ path: "./", type: "dir" }, { path: "c", data: Buffer.from("c\n") }] : l)));
+  const c = await pushVariant("forged", "eod/plain", "c", "c", "c\n");
   const repo = { registry: reg.host, repository: "eod/plain" };
-  await pushLayoutAsIs(client, repo, "c", c);
   const pushed = JSON.parse(await eod(["index", `${reg.host}/eod/plain:other`, "--push", "--json"]).then((o) => o.slice(0, o.lastIndexOf("}") + 1))) as { artifact: { digest: string } };
   const artifact = JSON.parse(Buffer.from((await client.getManifest(repo, pushed.artifact.digest)).bytes).toString("utf8"));
   artifact.subject = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: c.manifestDigest, size: c.manifestBytes.length };
@@ -205,7 +205,7 @@ test("an index made for another image is refused before mounting", { skip, timeo
 });
 
 test("eod pull of an indexed ordinary image fills the cache through its spans; a mount after it fetches no layer byte", { skip, timeout: 120_000 }, async () => {
-  const { cache, mnt } = freshCache("pull");
+  const { cache, mnt } = freshCache();
   const out = JSON.parse(await eod(["pull", `${proxy.host}/eod/plain:v1`, "--cache-dir", cache, "--json"]).then((o) => o.slice(0, o.lastIndexOf("}") + 1)));
   assert.equal(out.cachedBytes, out.totalBytes);
   for (let i = 0; i < 200 && fs.existsSync(path.join(cache, "daemon.pid")); i++) await new Promise((r) => setTimeout(r, 25));
@@ -217,12 +217,9 @@ test("eod pull of an indexed ordinary image fills the cache through its spans; a
 });
 
 test("--index-locally: an image with no index is indexed on this node once; a second mount downloads no layer again", { skip, timeout: 240_000 }, async () => {
-  const specs = testLayers();
-  specs[2] = [{ path: "./", type: "dir" }, { path: "third", data: Buffer.from("not indexed anywhere\n") }];
-  const plain = writeGzipLayout(work, "unindexed", specs);
-  await pushLayoutAsIs(client, { registry: reg.host, repository: "eod/unindexed" }, "v1", plain);
+  const plain = await pushVariant("unindexed", "eod/unindexed", "v1", "third", "not indexed anywhere\n");
   const ref = `${proxy.host}/eod/unindexed:v1`;
-  const { cache, mnt } = freshCache("local");
+  const { cache, mnt } = freshCache();
 
   const refused = await eodAsync(["mount", ref, mnt, "--cache-dir", cache], env());
   assert.equal(refused.status, 1);
