@@ -1,7 +1,8 @@
 // One lazy cold start from a registry: `eod mount <ref>` into a fresh cache directory (its daemon started by
-// the mount, inside the clock), then the cold-start command chrooted into the mount; what the daemon says it
-// fetched (`eod status --json`, and its log's "mounted" line for the mount's own loads) is taken before the
-// umount. Everything is unmounted and killed by pid afterwards, whatever happened.
+// the mount, inside the clock, or before the clock as a service would be), then the cold-start command
+// chrooted into the mount; what the daemon says it fetched (`eod status --json`, and its log: when it
+// listened, the mount's own load) is taken before the umount. Everything is unmounted and killed by pid
+// afterwards, whatever happened.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,6 +10,7 @@ import { runColdCommand } from "./cold-start.ts";
 import { EOD, NODE } from "./paths.ts";
 import { describe, run } from "./run.ts";
 import { cleanup } from "../../test/helpers/lazy.ts";
+import { ensureDaemon } from "../../src/daemon/spawn.ts";
 
 /** No docker config.json: the benches' registries need no credentials and the host's must not be read. */
 export const NO_DOCKER_CONFIG = { DOCKER_CONFIG: path.join(os.tmpdir(), "eod-bench-no-docker-config") };
@@ -24,9 +26,12 @@ export interface LazyColdStart {
   daemon: DaemonFetches | null;
 }
 
-/** What the daemon fetched: at the mount (manifests, bootstrap, tables) and for the kernel's misses. */
+/** What the daemon did: its start, its load of the image at the mount, and its fetches for the kernel's misses. */
 export interface DaemonFetches {
+  /** Seconds from the `eod mount` start until the daemon logged its start (null when it ran before). */
+  daemonUpS: number | null;
   loadBytes: number | null;
+  /** The daemon's own time for the mount request (resolve, index, bootstrap, tables, mount(2)). */
   loadMs: number | null;
   fetchedBytes: number;
   fetches: number;
@@ -42,23 +47,29 @@ async function eodIn(args: string[], timeoutMs: number) {
   return run(NODE, [EOD, ...args], { env: NO_DOCKER_CONFIG, timeoutMs });
 }
 
-/**
- * Mounts `ref` at `dir`/mnt with the cache `dir`/cache, runs the cold command; `dir` is removed after.
- * `onMounted` is called when the mount returned (a bench takes its link's byte count there).
- */
-export async function lazyColdStart(ref: string, dir: string, onMounted: () => void = () => {}): Promise<LazyColdStart> {
+export interface LazyColdStartOptions {
+  /** Start the cache daemon before the clock, as a host running it as a service has it (default: the mount does). */
+  daemonAhead?: boolean;
+  /** Called when the mount returned (a bench takes its link's byte count there). */
+  onMounted?: () => void;
+}
+
+/** Mounts `ref` at `dir`/mnt with the cache `dir`/cache, runs the cold command; `dir` is removed after. */
+export async function lazyColdStart(ref: string, dir: string, opts: LazyColdStartOptions = {}): Promise<LazyColdStart> {
   const mnt = path.join(dir, "mnt");
   const cache = path.join(dir, "cache");
   fs.mkdirSync(mnt, { recursive: true });
   try {
+    if (opts.daemonAhead) await ensureDaemon(cache, "fanotify");
+    const wall0 = Date.now();
     const t0 = performance.now();
     const m = await eodIn(["mount", ref, mnt, "--cache-dir", cache, "--frontend", "fanotify"], 300_000);
     const mountS = (performance.now() - t0) / 1000;
-    onMounted();
+    opts.onMounted?.();
     if (m.code !== 0) return { seconds: mountS, mountS, runS: 0, ok: false, problem: `eod mount: ${describe(m)}: ${m.stderr.trim().slice(-2000)}`, daemon: null };
     const r = await runColdCommand(mnt);
     const seconds = (performance.now() - t0) / 1000;
-    const daemon = await daemonFetches(cache);
+    const daemon = await daemonFetches(cache, wall0);
     const u = await eodIn(["umount", mnt, "--cache-dir", cache], 60_000);
     const problem = r.code !== 0 ? `cold command: ${describe(r)}: ${r.stderr.trim().slice(-2000)}` : u.code !== 0 ? `eod umount: ${describe(u)}: ${u.stderr.trim()}` : null;
     return { seconds, mountS, runS: r.seconds, ok: r.code === 0, problem, daemon };
@@ -68,7 +79,7 @@ export async function lazyColdStart(ref: string, dir: string, onMounted: () => v
   }
 }
 
-async function daemonFetches(cache: string): Promise<DaemonFetches | null> {
+async function daemonFetches(cache: string, wall0: number): Promise<DaemonFetches | null> {
   const st = await eodIn(["status", "--cache-dir", cache, "--json"], 30_000);
   if (st.code !== 0) return null;
   const s = JSON.parse(st.stdout) as {
@@ -77,22 +88,27 @@ async function daemonFetches(cache: string): Promise<DaemonFetches | null> {
   };
   const blobs = s.blobs ?? [];
   const sum = (k: "fetchedBytes" | "fetches" | "misses" | "corrupt" | "errors") => blobs.reduce((n, b) => n + b[k], 0);
-  const load = mountedLine(cache);
+  const log = daemonLog(cache);
+  const up = log.started ? (Date.parse(log.started.time) - wall0) / 1000 : null;
   return {
-    loadBytes: load?.loadBytes ?? null, loadMs: load?.ms ?? null,
+    daemonUpS: up !== null && up >= 0 ? up : null, loadBytes: log.mounted?.loadBytes ?? null, loadMs: log.mounted?.ms ?? null,
     fetchedBytes: sum("fetchedBytes"), fetches: sum("fetches"), misses: sum("misses"), corrupt: sum("corrupt"), errors: sum("errors"), blobs: blobs.length,
     remoteRequests: (s.remotes ?? []).reduce((n, r) => n + r.requests, 0), remoteBytes: (s.remotes ?? []).reduce((n, r) => n + r.bytes, 0),
   };
 }
 
-/** The daemon log's "mounted" line: bytes the mount itself loaded and its time. */
-function mountedLine(cache: string): { loadBytes?: number; ms?: number } | null {
+interface LogLine { time: string; msg: string; loadBytes?: number; ms?: number }
+
+/** The daemon log's first "daemon started" and "mounted" lines. */
+function daemonLog(cache: string): { started?: LogLine; mounted?: LogLine } {
+  const out: { started?: LogLine; mounted?: LogLine } = {};
   try {
     for (const line of fs.readFileSync(path.join(cache, "daemon.log"), "utf8").split("\n")) {
-      if (!line) continue;
-      const j = JSON.parse(line) as { msg: string; loadBytes?: number; ms?: number };
-      if (j.msg === "mounted") return j;
+      if (!line.startsWith("{")) continue;
+      const j = JSON.parse(line) as LogLine;
+      if (j.msg === "daemon started") out.started ??= j;
+      if (j.msg === "mounted") out.mounted ??= j;
     }
-  } catch { /* no log */ }
-  return null;
+  } catch { /* no log: leave them unknown */ }
+  return out;
 }
