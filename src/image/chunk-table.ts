@@ -136,12 +136,12 @@ export function decodeChunkTable(buf: Uint8Array, what: string): ChunkTable {
     if (e.plainOffset + e.plainSize > kernelSize) throw bad(`chunk ${i} ends past the kernel size`);
     if (e.remoteOffset + e.remoteSize > remoteSize) throw bad(`chunk ${i} ends past the remote size`);
     if (e.flags & ~CHUNK_FLAG_RAW) throw bad(`chunk ${i} has unknown flags 0x${e.flags.toString(16)}`);
-    if ((e.flags & CHUNK_FLAG_RAW || compression === "none") && e.remoteSize !== e.plainSize) throw bad(`stored chunk ${i} has remote size ${e.remoteSize} != plain size ${e.plainSize}`);
     if (v2) {
       e.skip = b.readUInt16LE(at + 28);
       e.bits = b.readUInt8(at + 30);
       checkSpan(e, i, entries[i - 1], plainEnd, compression, b.readUInt8(at + 31), bad);
     } else if (b.readUInt32LE(at + 28)) throw bad(`chunk ${i} has reserved bytes set`);
+    if ((e.flags & CHUNK_FLAG_RAW || compression === "none") && e.remoteSize !== e.plainSize) throw bad(`stored chunk ${i} has remote size ${e.remoteSize} != plain size ${e.plainSize}`);
     plainEnd = e.plainOffset + e.plainSize;
     entries.push(e);
   }
