@@ -1,14 +1,15 @@
 // `eod index` (issue 14) from the command line: its usage errors; an index made from a local OCI layout
-// (gzip and uncompressed layers), shown by `eod inspect` (per layer: kind, spans, windows, index ÷ layer) and
-// verified span by span by `eod check --layers`, which names the layer an index made for another image lacks;
-// an index pushed next to an image in the real registry, then inspected and checked by reference.
+// (GNU gzip, uncompressed and multi-frame zstd layers), shown by `eod inspect` (per layer: kind, spans, windows,
+// index ÷ layer) and verified span by span by `eod check --layers`, which names the layer an index made for
+// another image lacks; a one-frame zstd layer refused; a docker save archive indexed as its layout; an index
+// pushed next to an image in the real registry, then inspected and checked by reference.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { eod, eodOk } from "../helpers/cli.ts";
-import { pushLayoutAsIs, writeGzipLayout, type GzipLayout } from "../helpers/gzip-oci-layout.ts";
+import { dockerSaveOf, pushLayoutAsIs, writeGzipLayout, type GzipLayout } from "../helpers/gzip-oci-layout.ts";
 import { testLayers } from "../helpers/oci-image.ts";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
@@ -22,6 +23,8 @@ before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-index-cli-"));
   layouts.gzip = writeGzipLayout(work, "gzip");
   layouts.none = writeGzipLayout(work, "none", testLayers(), { compress: "none" });
+  layouts.zstdFrames = writeGzipLayout(work, "zstd-frames", testLayers(), { compress: "zstd-frames" });
+  layouts.zstd = writeGzipLayout(work, "zstd", testLayers(), { compress: "zstd" });
   const other = testLayers();
   other[2] = [{ path: "./", type: "dir" }, { path: "other", data: Buffer.from("another image\n") }];
   layouts.other = writeGzipLayout(work, "other", other);
@@ -49,10 +52,10 @@ test("eod index: usage errors say what is wrong", () => {
   assert.ok(!fs.existsSync(path.join(work, "x")), "nothing written");
 });
 
-for (const kind of ["gzip", "none"] as const) {
-  test(`eod index of a local OCI layout (${kind} layers): inspect shows the seek indexes, check --layers verifies every span`, () => {
-    const layout = layouts[kind];
-    const dir = path.join(work, `index-${kind}`);
+for (const [name, kind] of [["gzip", "gzip"], ["none", "none"], ["zstdFrames", "zstd"]] as const) {
+  test(`eod index of a local OCI layout (${name} layers): inspect shows the seek indexes, check --layers verifies every span`, () => {
+    const layout = layouts[name];
+    const dir = path.join(work, `index-${name}`);
     const out = eodOk("index", layout.dir, "-o", dir, "--span", "64K");
     assert.match(out, /3 layer\(s\)/);
     assert.match(out, new RegExp(`layer 1 .*: ${kind}, \\d+ -> \\d+ bytes, \\d+ span\\(s\\), index \\d+ bytes`));
@@ -76,6 +79,23 @@ for (const kind of ["gzip", "none"] as const) {
     assert.match(noLayers, /not checked: blob [0-9a-f]{64}: its layer sha256:[0-9a-f]{64} is not here/);
   });
 }
+
+test("a zstd layer of one frame cannot be indexed: the error says it needs conversion", () => {
+  const r = eod("index", layouts.zstd.dir, "-o", path.join(work, "index-zstd"));
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /needs conversion \(one zstd frame/);
+  assert.ok(!fs.existsSync(path.join(work, "index-zstd")), "nothing written");
+});
+
+test("eod index of a docker save archive gives the index of the same layout", () => {
+  const archive = path.join(work, "gzip.tar");
+  dockerSaveOf(layouts.gzip, archive);
+  const dir = path.join(work, "index-archive");
+  eodOk("index", archive, "-o", dir, "--span", "64K");
+  const fromLayout = path.join(work, "index-gzip"); // made by the layout test above with the same span
+  assert.equal(fs.readFileSync(path.join(dir, "manifest.json"), "utf8"), fs.readFileSync(path.join(fromLayout, "manifest.json"), "utf8"));
+  assert.match(eodOk("check", dir, "--layers", layouts.gzip.dir), /OK \(/);
+});
 
 test("eod check of an index against another image's layers names the layer that is not there", () => {
   const dir = path.join(work, "index-other");

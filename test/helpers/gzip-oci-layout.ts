@@ -7,12 +7,11 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import type { RegistryClient } from "../../src/remote/registry/index.ts";
 import { testLayers } from "./oci-image.ts";
 import { tarArchive, type TarSpec } from "./tar-layer.ts";
 
-const LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
-const LAYER_TAR = "application/vnd.oci.image.layer.v1.tar";
 const CONFIG = "application/vnd.oci.image.config.v1+json";
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
@@ -45,12 +44,30 @@ function writeBlob(dir: string, bytes: Buffer): { digest: string; size: number }
   return { digest, size: bytes.length };
 }
 
+/** How the layers are stored: GNU gzip, as they are, one zstd frame, or zstd frames of 64 KiB of tar each (as zstd --adapt/seekable writers cut them). */
+export type LayerStore = "gzip" | "none" | "zstd" | "zstd-frames";
+const MEDIA_TYPES: Record<LayerStore, string> = {
+  gzip: "application/vnd.oci.image.layer.v1.tar+gzip", none: "application/vnd.oci.image.layer.v1.tar",
+  zstd: "application/vnd.oci.image.layer.v1.tar+zstd", "zstd-frames": "application/vnd.oci.image.layer.v1.tar+zstd",
+};
+
+function store(file: string, tar: Buffer, how: LayerStore): Buffer {
+  if (how === "gzip") return gzipFile(file);
+  if (how === "zstd") return zlib.zstdCompressSync(tar);
+  if (how === "zstd-frames") {
+    const frames: Buffer[] = [];
+    for (let at = 0; at < tar.length; at += 64 << 10) frames.push(zlib.zstdCompressSync(tar.subarray(at, at + (64 << 10))));
+    return Buffer.concat(frames);
+  }
+  return tar;
+}
+
 /**
  * Writes `<work>/<name>` (the layout) and `<work>/<name>-tars/l<i>.tar`; `specs` default to oci-image.ts's
- * layers; `compress: "none"` stores the tars as they are (uncompressed layers).
+ * layers; `compress` says how the layers are stored (default GNU gzip).
  */
-export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] = testLayers(), opts: { compress?: "gzip" | "none" } = {}): GzipLayout {
-  const gzip = opts.compress !== "none";
+export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] = testLayers(), opts: { compress?: LayerStore } = {}): GzipLayout {
+  const how = opts.compress ?? "gzip";
   const dir = path.join(work, name);
   const tarsDir = path.join(work, `${name}-tars`);
   fs.mkdirSync(dir);
@@ -62,7 +79,7 @@ export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] =
     const file = path.join(tarsDir, `l${i + 1}.tar`);
     fs.writeFileSync(file, tar);
     tarFiles.push(file);
-    return { tar, stored: gzip ? gzipFile(file) : tar };
+    return { tar, stored: store(file, tar, how) };
   });
   const diffIds = layers.map((l) => sha(l.tar));
   const config = Buffer.from(JSON.stringify({
@@ -70,7 +87,7 @@ export function writeGzipLayout(work: string, name: string, specs: TarSpec[][] =
     rootfs: { type: "layers", diff_ids: diffIds },
     history: layers.map(() => ({ created_by: "gzip -n (erofs-ondemand test)" })),
   }));
-  const descs = layers.map((l) => ({ mediaType: gzip ? LAYER_GZIP : LAYER_TAR, ...writeBlob(dir, l.stored) }));
+  const descs = layers.map((l) => ({ mediaType: MEDIA_TYPES[how], ...writeBlob(dir, l.stored) }));
   const manifestBytes = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: CONFIG, ...writeBlob(dir, config) }, layers: descs,
   }));
@@ -92,4 +109,17 @@ export async function pushLayoutAsIs(client: RegistryClient, repo: { registry: s
   const pushed = await client.pushManifest(repo, tag, layout.manifestBytes, MANIFEST);
   if (pushed.digest !== layout.manifestDigest) throw new Error(`pushed manifest digest ${pushed.digest} != the layout's ${layout.manifestDigest}`);
   return pushed.digest;
+}
+
+/** The layout as a `docker save` archive (Docker 25+: the OCI layout plus docker's manifest.json), by GNU tar. */
+export function dockerSaveOf(layout: GzipLayout, file: string): void {
+  const m = JSON.parse(layout.manifestBytes.toString("utf8")) as { config: { digest: string }; layers: Array<{ digest: string }> };
+  const blob = (d: string) => `blobs/sha256/${d.slice("sha256:".length)}`;
+  fs.writeFileSync(path.join(layout.dir, "manifest.json"), JSON.stringify([{ Config: blob(m.config.digest), RepoTags: ["test:v1"], Layers: m.layers.map((l) => blob(l.digest)) }]));
+  try {
+    const r = spawnSync("tar", ["-cf", file, "-C", layout.dir, "."]);
+    if (r.status !== 0) throw new Error(`tar -cf ${file} failed: ${r.stderr?.toString() ?? r.error}`);
+  } finally {
+    fs.rmSync(path.join(layout.dir, "manifest.json"));
+  }
 }
