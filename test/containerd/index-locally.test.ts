@@ -11,12 +11,12 @@ import path from "node:path";
 import { containerdMissing } from "../helpers/containerd.ts";
 import { criPullImage } from "../helpers/cri.ts";
 import { busyboxLayer, gzipLayer, pushRunnableImage } from "../helpers/push-image.ts";
-import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { tarArchive } from "../helpers/tar-layer.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { countingRegistry, type CountingRegistry } from "./index-registry.ts";
 import { startEodContainerd, stopInOrder, type EodContainerd } from "./stack.ts";
 
 const missing = containerdMissing();
@@ -27,23 +27,15 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const [C1, C2] = [1, 2].map((n) => `eod-index-locally-${process.pid}-c${n}`);
 
 let work = "";
-let reg: RunningRegistry | undefined;
-let proxy: RegistryProxy | undefined;
+let registry: CountingRegistry | undefined;
 let stack: EodContainerd | undefined;
-const requests: Array<{ method: string; path: string; range?: string }> = [];
 const layers = [gzipLayer(busyboxLayer()), gzipLayer(tarArchive([{ path: "data/", type: "dir" }, { path: "data/file", data: DATA }]))];
 
 before(async () => {
   if (skip) return;
   work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-ctd-index-locally-"));
-  reg = await startRegistry();
-  proxy = await registryProxy(reg.host, {
-    before: (req) => {
-      const range = req.headers.range;
-      requests.push({ method: req.method ?? "", path: new URL(req.url ?? "/", "http://x").pathname, ...(typeof range === "string" ? { range } : {}) });
-      return false;
-    },
-  });
+  registry = await countingRegistry();
+  const { reg, proxy } = registry;
   const client = new RegistryClient({ credentials: staticCredentials({}) });
   try {
     await pushRunnableImage(client, { registry: reg.host, repository: "plain/app" }, "1", layers, { Env: ["PATH=/bin"], Cmd: ["sh"] });
@@ -53,11 +45,12 @@ before(async () => {
   stack = await startEodContainerd(work, { registryMirrors: [proxy.host], snapshotterArgs: ["--index-locally"] });
 });
 
-after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => proxy?.close(), () => reg?.stop()]));
+after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => registry?.stop()]));
 
 const why = () => stack?.why() ?? "";
 const imageMounts = () => mounts().filter((m) => m.fsType === "erofs" && m.mountPoint.startsWith(`${stack!.root}/images/`));
-const layerGets = () => requests.filter((r) => r.method === "GET" && layers.some((l) => r.path.endsWith(l.digest)));
+const layerGets = () => registry!.blobGets(layers.map((l) => l.digest));
+const requests = () => registry!.requests;
 
 async function ctrOk(args: string[]): Promise<string> {
   const r = await stack!.containerd.ctr(args);
@@ -66,11 +59,11 @@ async function ctrOk(args: string[]): Promise<string> {
 }
 
 test("index_locally: the first pull indexes the image on the node (each layer once), later pulls fetch no layer; containers run lazily", { skip, timeout: 300_000 }, async () => {
-  const ref = `${proxy!.host}/plain/app:1`;
-  requests.length = 0;
+  const ref = `${registry!.proxy.host}/plain/app:1`;
+  requests().length = 0;
   await criPullImage(stack!.containerd.address, ref);
   const whole = layerGets().filter((r) => r.range === undefined);
-  assert.deepEqual(whole.map((r) => r.path.split("/").pop()).sort(), layers.map((l) => l.digest).sort(), `each layer downloaded whole once, by the index build: ${JSON.stringify(requests)}${why()}`);
+  assert.deepEqual(whole.map((r) => r.path.split("/").pop()).sort(), layers.map((l) => l.digest).sort(), `each layer downloaded whole once, by the index build: ${JSON.stringify(requests())}${why()}`);
   assert.equal(fs.readdirSync(path.join(stack!.root, "snapshots")).length, 0, `nothing unpacked${why()}`);
   assert.ok(fs.readdirSync(path.join(work, "cache", "indexes")).length === 1, "the index is kept in the cache directory");
   const out = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, C1, "sh", "-c", "sha256sum /data/file"]);
@@ -81,9 +74,9 @@ test("index_locally: the first pull indexes the image on the node (each layer on
   const names = (await ctrOk(["images", "ls", "-q"])).split("\n").filter(Boolean);
   await ctrOk(["images", "rm", "--sync", ...names]);
   await stack!.containerd.collectGarbage();
-  requests.length = 0;
+  requests().length = 0;
   await criPullImage(stack!.containerd.address, ref);
-  assert.deepEqual(layerGets(), [], `the second pull fetches no layer: ${JSON.stringify(requests)}${why()}`);
+  assert.deepEqual(layerGets(), [], `the second pull fetches no layer: ${JSON.stringify(requests())}${why()}`);
   const again = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, C2, "sh", "-c", "sha256sum /data/file"]);
   assert.equal(again.replace(/\r/g, ""), `${sha(DATA)}  /data/file\n`);
   assert.ok(layerGets().every((r) => r.range !== undefined), "the container's reads were ranges");

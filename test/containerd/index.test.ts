@@ -16,12 +16,12 @@ import { containerdMissing } from "../helpers/containerd.ts";
 import { criPullImage } from "../helpers/cri.ts";
 import { eodAsync } from "../helpers/lazy.ts";
 import { busyboxLayer, gzipLayer, pushRunnableImage, type GzipLayer } from "../helpers/push-image.ts";
-import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { tarArchive } from "../helpers/tar-layer.ts";
 import { mounts } from "../../src/daemon/mountinfo.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { countingRegistry, type CountingRegistry } from "./index-registry.ts";
 import { startEodContainerd, stopInOrder, type EodContainerd } from "./stack.ts";
 
 const missing = containerdMissing();
@@ -34,11 +34,8 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const [C1, C2, C3, C4] = [1, 2, 3, 4].map((n) => `eod-index-${process.pid}-c${n}`);
 
 let work = "";
-let reg: RunningRegistry | undefined;
-let proxy: RegistryProxy | undefined;
+let registry: CountingRegistry | undefined;
 let stack: EodContainerd | undefined;
-/** The requests the proxy passed on: method, path and Range header. */
-const requests: Array<{ method: string; path: string; range?: string }> = [];
 const base = gzipLayer(busyboxLayer());
 const indexedTop = gzipLayer(tarArchive([{ path: "data/", type: "dir" }, { path: "data/file", data: DATA }]));
 const plainTop = gzipLayer(tarArchive([{ path: "data/", type: "dir" }, { path: "data/plain", data: PLAIN }]));
@@ -47,17 +44,11 @@ const RUN = { Env: ["PATH=/bin"], Cmd: ["sh"] };
 before(async () => {
   if (skip) return;
   work = fs.mkdtempSync(path.join(os.tmpdir(), "eod-ctd-index-"));
-  reg = await startRegistry();
-  proxy = await registryProxy(reg.host, {
-    before: (req) => {
-      const range = req.headers.range;
-      requests.push({ method: req.method ?? "", path: new URL(req.url ?? "/", "http://x").pathname, ...(typeof range === "string" ? { range } : {}) });
-      return false;
-    },
-  });
+  registry = await countingRegistry();
+  const { reg, proxy } = registry;
   const client = new RegistryClient({ credentials: staticCredentials({}) });
   try {
-    const push = (repository: string, layers: GzipLayer[]) => pushRunnableImage(client, { registry: reg!.host, repository }, "1", layers, RUN);
+    const push = (repository: string, layers: GzipLayer[]) => pushRunnableImage(client, { registry: reg.host, repository }, "1", layers, RUN);
     await push("idx/busybox", [base, indexedTop]);
     await push("plain/busybox", [base, plainTop]);
     await push("mixed/busybox", [base, plainTop]);
@@ -69,7 +60,7 @@ before(async () => {
   stack = await startEodContainerd(work, { registryMirrors: [proxy.host] });
 });
 
-after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => proxy?.close(), () => reg?.stop()]));
+after(() => stopInOrder(work, [() => stack?.containerd.stop(), () => stack?.snapshotter.stop(), () => registry?.stop()]));
 
 const why = () => stack?.why() ?? "";
 
@@ -81,8 +72,10 @@ async function ctrOk(args: string[]): Promise<string> {
 
 /** The lazy image mounts (erofs under <root>/images). */
 const imageMounts = () => mounts().filter((m) => m.fsType === "erofs" && m.mountPoint.startsWith(`${stack!.root}/images/`));
-/** Requests for the blobs `layers` name since `from`. */
-const layerGets = (layers: GzipLayer[], from = 0) => requests.slice(from).filter((r) => r.path.includes("/blobs/") && layers.some((l) => r.path.endsWith(l.digest)));
+/** GETs of the blobs `layers` name since `from`. */
+const layerGets = (layers: GzipLayer[], from = 0) => registry!.blobGets(layers.map((l) => l.digest), from);
+const requests = () => registry!.requests;
+const proxyHost = () => registry!.proxy.host;
 
 async function removeContainer(id: string): Promise<void> {
   await ctrOk(["containers", "delete", id]);
@@ -90,14 +83,14 @@ async function removeContainer(id: string): Promise<void> {
 }
 
 test("an indexed image: the CRI pull fetches no layer blob, the container reads its file through the lazy mount", { skip, timeout: 300_000 }, async () => {
-  const ref = `${proxy!.host}/idx/busybox:1`;
-  requests.length = 0;
+  const ref = `${proxyHost()}/idx/busybox:1`;
+  requests().length = 0;
   await criPullImage(stack!.containerd.address, ref);
-  assert.deepEqual(layerGets([base, indexedTop]), [], `no layer blob for the pull: ${JSON.stringify(requests)}${why()}`);
+  assert.deepEqual(layerGets([base, indexedTop]), [], `no layer blob for the pull: ${JSON.stringify(requests())}${why()}`);
   const snapshots = await ctrOk(["snapshots", "--snapshotter", "eod", "ls"]);
   assert.equal(fs.readdirSync(path.join(stack!.root, "snapshots")).length, 0, `no layer unpacked:\n${snapshots}${why()}`);
 
-  const started = requests.length;
+  const started = requests().length;
   const out = await ctrOk(["run", "--snapshotter", "eod", ref, C1, "sh", "-c", "sha256sum /data/file; cat /etc/passwd"]);
   assert.equal(out.replace(/\r/g, ""), `${sha(DATA)}  /data/file\nroot:x:0:0:root:/:/bin/sh\n`);
   const [image] = imageMounts();
@@ -110,10 +103,10 @@ test("an indexed image: the CRI pull fetches no layer blob, the container reads 
 });
 
 test("an image nobody indexed is unpacked by containerd as before", { skip, timeout: 300_000 }, async () => {
-  const ref = `${proxy!.host}/plain/busybox:1`;
-  requests.length = 0;
+  const ref = `${proxyHost()}/plain/busybox:1`;
+  requests().length = 0;
   await criPullImage(stack!.containerd.address, ref);
-  assert.ok(layerGets([plainTop]).some((r) => r.method === "GET" && r.range === undefined), `the layer was downloaded whole: ${JSON.stringify(requests)}`);
+  assert.ok(layerGets([plainTop]).some((r) => r.method === "GET" && r.range === undefined), `the layer was downloaded whole: ${JSON.stringify(requests())}`);
   const out = await ctrOk(["run", "--rm", "--snapshotter", "eod", ref, C2, "sh", "-c", "sha256sum /data/plain"]);
   assert.equal(out.replace(/\r/g, ""), `${sha(PLAIN)}  /data/plain\n`);
   assert.equal(imageMounts().length, 0, "no lazy mount for it");
@@ -127,13 +120,13 @@ async function removeImages(): Promise<void> {
 }
 
 test("an unindexed image sharing the indexed one's first layer, pulled first: both run right, the indexed one's own layer still lazy", { skip, timeout: 300_000 }, async () => {
-  const mixed = `${proxy!.host}/mixed/busybox:1`;
-  const indexed = `${proxy!.host}/idx/busybox:1`;
+  const mixed = `${proxyHost()}/mixed/busybox:1`;
+  const indexed = `${proxyHost()}/idx/busybox:1`;
   await removeImages();
   await criPullImage(stack!.containerd.address, mixed); // its first layer, the indexed image's too, is unpacked
-  requests.length = 0;
+  requests().length = 0;
   await criPullImage(stack!.containerd.address, indexed);
-  assert.deepEqual(layerGets([base, indexedTop]), [], `no layer blob for the indexed image's pull: ${JSON.stringify(requests)}${why()}`);
+  assert.deepEqual(layerGets([base, indexedTop]), [], `no layer blob for the indexed image's pull: ${JSON.stringify(requests())}${why()}`);
   const a = await ctrOk(["run", "--rm", "--snapshotter", "eod", mixed, C3, "sh", "-c", "sha256sum /data/plain; test -e /data/file && echo leak || echo clean"]);
   assert.equal(a.replace(/\r/g, ""), `${sha(PLAIN)}  /data/plain\nclean\n`);
   const b = await ctrOk(["run", "--rm", "--snapshotter", "eod", indexed, C4, "sh", "-c", "sha256sum /data/file; test -e /data/plain && echo leak || echo clean"]);
@@ -141,15 +134,15 @@ test("an unindexed image sharing the indexed one's first layer, pulled first: bo
 });
 
 test("an unindexed image sharing the indexed one's first layer, pulled after it: that layer is unpacked for it (fetched once, whole), both run right", { skip, timeout: 300_000 }, async () => {
-  const mixed = `${proxy!.host}/mixed/busybox:1`;
-  const indexed = `${proxy!.host}/idx/busybox:1`;
+  const mixed = `${proxyHost()}/mixed/busybox:1`;
+  const indexed = `${proxyHost()}/idx/busybox:1`;
   await removeImages();
   await criPullImage(stack!.containerd.address, indexed);
   // containerd finds the shared layer in its namespace (the indexed image's lazy record, whose mount is that
   // whole image) and unpacks the mixed image's own layer over it: the snapshotter unpacks the shared one first
-  requests.length = 0;
+  requests().length = 0;
   await criPullImage(stack!.containerd.address, mixed);
-  assert.equal(layerGets([base]).filter((r) => r.method === "GET").length, 1, `the shared layer fetched once for it: ${JSON.stringify(requests)}${why()}`);
+  assert.equal(layerGets([base]).filter((r) => r.method === "GET").length, 1, `the shared layer fetched once for it: ${JSON.stringify(requests())}${why()}`);
   assert.deepEqual(layerGets([indexedTop]), [], "the indexed image's own layer stays lazy");
   assert.match(stack!.snapshotter.output(), /a lower layer of an indexed image unpacked/, "the snapshotter unpacked the shared layer, not containerd");
   const a = await ctrOk(["run", "--rm", "--snapshotter", "eod", mixed, C3, "sh", "-c", "sha256sum /data/plain; test -e /data/file && echo leak || echo clean"]);
