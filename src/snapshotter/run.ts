@@ -29,7 +29,7 @@ export async function runSnapshotter(config: EodConfig, log: Log, daemonArgs: st
     service = await serveSnapshots(snapshotter, address, log);
     const { store } = snapshotter;
     const metrics = metricsListen === undefined ? null : await listenMetrics(metricsListen, () => renderMetrics({
-      snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imagesHeld: store.heldImages().length, imageMounts: imageMounts.counters, pullMounts: snapshotter.pullMounts, indexLookups: snapshotter.lookups.counters, layersUnpacked: snapshotter.materialized,
+      snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), imagesInUse: store.imagesInUse().length, imagesHeld: store.heldImages().length, imageMounts: imageMounts.counters, pullMounts: snapshotter.pullMounts, indexLookups: snapshotter.lookups.counters, layersUnpacked: snapshotter.layersUnpacked,
     }));
     void imageMounts.warmUp().catch((err: unknown) => { log("warn", "cannot get the running cache daemon ready for registry images", { err }); });
     log("info", "snapshotter serving", { address, root, metrics: metricsListen, mountOnPull, ...(mountOnPull ? { mountOnPullIdleMs } : {}), indexLocally: config.snapshotter.indexLocally });

@@ -23,8 +23,9 @@ import { ImageLocks } from "./image-locks.ts";
 import type { ImageMounts, LazyImage } from "./image-mounts.ts";
 import { IndexLookups } from "./index-lookups.ts";
 import type { LayerContent } from "./layer-content.ts";
+import { SharedLayers } from "./shared-layers.ts";
 import { indexedImageOf } from "./indexed-image.ts";
-import { CRI_IMAGE_REF, CRI_LAYER_DIGEST, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
+import { CRI_IMAGE_REF, CRI_MANIFEST_DIGEST, EOD_MANIFEST, SNAPSHOT_REF, withoutEmpty } from "./labels.ts";
 import { HoldTimers } from "./hold-timers.ts";
 import { snapshotMounts, type Mount } from "./mounts.ts";
 import { SnapshotStore, type ImageRow, type Kind, type SnapshotRow } from "./store.ts";
@@ -87,9 +88,8 @@ export class Snapshotter {
   readonly #holdTimers = new HoldTimers();
   /** Whether ordinary images are indexed, once per image. */
   readonly lookups: IndexLookups;
-  readonly #layerContent: LayerContent | undefined;
-  /** Lower lazy layers of indexed images unpacked for other images since the start. */
-  materialized = 0;
+  /** Lower lazy layers of indexed images another image shares: unpacked, or refused. */
+  readonly #shared: SharedLayers;
 
   private constructor(opts: SnapshotterOptions, store: SnapshotStore) {
     this.#root = opts.root;
@@ -98,8 +98,13 @@ export class Snapshotter {
     this.#indexOff = opts.indexOff ?? fs.existsSync("/sys/module/overlay/parameters/index");
     this.#mountOnPullIdleMs = opts.mountOnPullIdleMs ?? null;
     this.lookups = new IndexLookups({ images: opts.imageMounts, log: opts.log, timeoutMs: opts.lookupTimeoutMs, buildIndex: opts.indexLocally });
-    this.#layerContent = opts.layerContent;
+    this.#shared = new SharedLayers({ store, snapshotsDir: path.join(opts.root, SNAPSHOTS_DIR), locks: this.#locks, layerContent: opts.layerContent, log: opts.log });
     this.store = store;
+  }
+
+  /** Lower layers of indexed images unpacked since the start because another image shares them. */
+  get layersUnpacked(): number {
+    return this.#shared.unpacked;
   }
 
   /**
@@ -270,7 +275,7 @@ export class Snapshotter {
   }
 
   async #create(kind: "active" | "view", key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    await this.#materializeUnder(parent);
+    await this.#shared.unpackUnder(parent);
     const image = this.store.transaction(() => this.#checkNew(key, parent).image);
     if (image === null) return this.#createRow(kind, key, parent, labels, null);
     return this.#locks.run(image, async () => {
@@ -310,68 +315,9 @@ export class Snapshotter {
     return { parentRow, image: lazy?.layerOf ?? null };
   }
 
-  /**
-   * The lower lazy layers of indexed images that `parent`'s chain reaches first (before any real layer, or lazy
-   * layer that stands for its whole image), unpacked into ordinary layers: another image shares them, and its
-   * snapshot needs their content, which the indexed image's mount does not give layer by layer.
-   */
-  async #materializeUnder(parent: string): Promise<void> {
-    const layerContent = this.#layerContent;
-    const row = parent === "" || layerContent === undefined ? undefined : this.store.get(parent);
-    if (row === undefined || layerContent === undefined) return; // #checkNew refuses a missing parent, or a placeholder
-    const placeholders: SnapshotRow[] = [];
-    for (const r of [row, ...this.store.parents(row)]) {
-      if (r.layerOf === null && placeholders.length === 0) continue; // ordinary layers above the first lazy one
-      if (r.layerOf === null || !this.#isPlaceholder(r)) break;
-      placeholders.push(r);
-    }
-    for (const p of placeholders) await this.#locks.run(`layer ${p.id}`, () => this.#materialize(p.id, layerContent));
-  }
-
-  async #materialize(id: number, layerContent: LayerContent): Promise<void> {
-    const row = this.store.byId(id);
-    if (row === undefined || row.layerOf === null || !this.#isPlaceholder(row)) return; // done meanwhile
-    const image = this.store.image(row.layerOf)!;
-    const digest = row.labels[CRI_LAYER_DIGEST];
-    if (!digest) throw new SnapshotError("FAILED_PRECONDITION", `Cannot unpack layer ${row.name} of the indexed image ${image.ref}: it was recorded without its ${CRI_LAYER_DIGEST} label`);
-    const started = performance.now();
-    const tmp = fs.mkdtempSync(path.join(this.#root, SNAPSHOTS_DIR, "new-"));
-    try {
-      fs.mkdirSync(path.join(tmp, "fs"), { mode: 0o755 });
-      await layerContent.unpack(image.ref, digest, path.join(tmp, "fs"));
-      const usage = await diskUsage(path.join(tmp, "fs"));
-      this.store.transaction(() => {
-        const now = this.store.byId(id);
-        if (now?.layerOf !== image.manifest) throw new SnapshotError("FAILED_PRECONDITION", `Layer ${row.name} changed while it was being unpacked`);
-        this.store.materialize(id, usage);
-        fs.rmSync(this.#dir(id), { recursive: true, force: true }); // a crash's leftover
-        fs.renameSync(tmp, this.#dir(id));
-      });
-    } catch (err) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      if (err instanceof SnapshotError) throw err;
-      throw new SnapshotError("FAILED_PRECONDITION", `Cannot unpack layer ${row.name} (${digest}) of the indexed image ${image.ref}, which another image shares: ${(err as Error).message}`, { cause: err });
-    }
-    this.materialized++;
-    this.#log("info", "a lower layer of an indexed image unpacked: another image shares it", { name: row.name, image: image.ref, layer: digest, ms: Math.round(performance.now() - started) });
-  }
-
-  /** A lower lazy layer of an indexed image: no content of its own (the image's mount is its top layer's tree). */
-  #isPlaceholder(row: SnapshotRow): boolean {
-    if (row.layerOf === null) return false;
-    const image = this.store.image(row.layerOf);
-    return image?.indexed === true && image.top !== row.name;
-  }
-
-  /**
-   * A new snapshot's nearest lazy layer must stand for its whole image mount: an indexed image's lower lazy layer
-   * does not (no content of its own). containerd reuses such a layer (by chain ID, in its namespace) for another
-   * image that shares the indexed image's lower layers and then differs: that one cannot be given.
-   */
+  /** A new snapshot's nearest lazy layer must stand for its whole image mount (shared-layers.ts). */
   #checkWhole(lazy: SnapshotRow, key: string): void {
-    if (!this.#isPlaceholder(lazy)) return;
-    const image = this.store.image(lazy.layerOf!)!;
-    throw new SnapshotError("FAILED_PRECONDITION", `Cannot make snapshot ${JSON.stringify(key)}: its parent layer ${lazy.name} was recorded lazily as a lower layer of the indexed image ${image.ref}, whose lazy mount is that image's whole tree, not this layer's; another image shares that image's lower layers (the same chain ID). Remove the indexed image (and let containerd collect its snapshots), then pull this one again; see docs/containerd.md, "Indexed images"`);
+    if (this.#shared.isPlaceholder(lazy)) throw this.#shared.refusal(key, lazy);
   }
 
   #committedParent(parent: string): SnapshotRow | undefined {

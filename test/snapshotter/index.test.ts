@@ -205,7 +205,7 @@ test("with a LayerContent, an indexed image's lower layers another image needs a
   const lowers = lowerdir(ctr).split(":");
   assert.equal(lowers.length, 3, `A's layer over the two unpacked ones: ${lowers.join(" ")}`);
   assert.ok(fs.existsSync(path.join(lowers[1], `unpacked-${"92"}`)) && fs.existsSync(path.join(lowers[2], `unpacked-${"91"}`)));
-  assert.equal(m.snapshotter().materialized, 2);
+  assert.equal(m.snapshotter().layersUnpacked, 2);
   assert.equal((await m.c.usage("sha256:91")).inodes, 2, "an unpacked layer's usage is stored");
   // B: its top still stands for its mount
   const bc = await m.c.prepare("k8s.io/2/b", "sha256:93");
