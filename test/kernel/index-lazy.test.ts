@@ -5,7 +5,9 @@
 // directory: the tree is identical to the layers extracted in order by GNU tar (computed without our code);
 // the mount fetched no layer byte; reading one small file fetched about one span; a corrupted layer byte fails
 // the read of its span with EIO, never wrong bytes; an index made for another image is refused before
-// mounting; another cache directory with no local state finds the index again in the registry.
+// mounting; another cache directory with no local state finds the index again in the registry; the fuse
+// frontend serves the same image; eod pull fills the cache through the spans; --index-locally indexes an image
+// with no index once, a second mount downloads no layer whole, and a restarted daemon reads through that index.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -19,6 +21,7 @@ import { extractLayers } from "../helpers/overlay-extract.ts";
 import { registryProxy, startRegistry, type RegistryProxy, type RunningRegistry } from "../helpers/registry.ts";
 import { unavailable } from "../helpers/skip.ts";
 import { kernelSupportsPreContent } from "../../src/sys/fanotify.ts";
+import { ensureDaemon } from "../../src/daemon/spawn.ts";
 import { decodeChunkTable, findChunk, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { parseManifest } from "../../src/image/manifest.ts";
 import { RegistryClient, staticCredentials } from "../../src/remote/registry/index.ts";
@@ -153,6 +156,15 @@ test("another cache directory with no local state finds the index in the registr
   await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
+test("the fuse frontend serves the same indexed image", { skip: skip || (!fs.existsSync("/dev/fuse") && "needs /dev/fuse"), timeout: 120_000 }, async () => {
+  const { cache, mnt } = freshCache();
+  seen.length = 0;
+  await eod(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache, "--frontend", "fuse"]);
+  assert.equal(layerBytes(), 0, "mounting fetches no layer byte");
+  assert.deepEqual(await compareTrees(expected, mnt, { ignoreRootAttrs: true }), []);
+  await eod(["umount", mnt, "--cache-dir", cache]);
+});
+
 test("a corrupted layer byte in the registry: the read of that span fails with EIO, never wrong bytes", { skip, timeout: 120_000 }, async () => {
   const { cache, mnt } = freshCache();
   await eod(["mount", `${proxy.host}/eod/plain:v1`, mnt, "--cache-dir", cache]);
@@ -216,10 +228,11 @@ test("eod pull of an indexed ordinary image fills the cache through its spans; a
   await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
-test("--index-locally: an image with no index is indexed on this node once; a second mount downloads no layer again", { skip, timeout: 240_000 }, async () => {
+test("--index-locally: an image with no index is indexed on this node once; a second mount downloads no layer again, and a restarted daemon reads through the same index", { skip, timeout: 240_000 }, async () => {
   const plain = await pushVariant("unindexed", "eod/unindexed", "v1", "third", "not indexed anywhere\n");
   const ref = `${proxy.host}/eod/unindexed:v1`;
   const { cache, mnt } = freshCache();
+  const layerGets = () => seen.filter((s) => plain.layerDigests.includes(s.digest));
 
   const refused = await eodAsync(["mount", ref, mnt, "--cache-dir", cache], env());
   assert.equal(refused.status, 1);
@@ -227,21 +240,29 @@ test("--index-locally: an image with no index is indexed on this node once; a se
 
   seen.length = 0;
   const out = await eod(["mount", ref, mnt, "--cache-dir", cache, "--index-locally"]);
-  assert.match(out, /index/i);
-  const whole = seen.filter((s) => plain.layerDigests.includes(s.digest)).reduce((n, s) => n + s.bytes, 0);
+  assert.match(out, /no index in its registry: indexing it on this node \(downloads its 3 layer\(s\) once in full/);
+  const whole = layerGets().reduce((n, s) => n + s.bytes, 0);
   assert.ok(whole >= plain.layerSizes.reduce((a, b) => a + b, 0), "every layer downloaded once to index it");
   assert.ok(fs.existsSync(path.join(cache, "indexes", plain.manifestDigest.slice("sha256:".length), "manifest.json")), "kept in the cache directory");
-  const want = path.join(work, "expected-unindexed");
-  fs.mkdirSync(path.join(work, "x-unindexed"));
-  extractLayers(plain.tarFiles, want, path.join(work, "x-unindexed"));
-  assert.deepEqual(await compareTrees(want, mnt, { ignoreRootAttrs: true }), []);
+  assert.equal(await fs.promises.readFile(path.join(mnt, "third"), "utf8"), "not indexed anywhere\n");
   await eod(["umount", mnt, "--cache-dir", cache]);
 
-  // Again, with the same cache directory but a cold kernel cache: only spans are fetched, no layer whole.
+  // Again with the same cache directory: the local index is found, nothing is downloaded whole.
   seen.length = 0;
   const out2 = await eod(["mount", ref, mnt, "--cache-dir", cache, "--index-locally"]);
   assert.doesNotMatch(out2, /indexing/i);
-  assert.ok(seen.every((s) => !plain.layerDigests.includes(s.digest) || s.range), "no whole layer downloaded again");
-  assert.equal(await fs.promises.readFile(path.join(mnt, "third"), "utf8"), "not indexed anywhere\n");
+  assert.equal(layerGets().length, 0, "the mount fetched no layer byte");
+
+  // A restarted daemon re-attaches the mount through the same local index (kept in its mount record): the
+  // files not read yet come as spans, by Range.
+  const pid = Number(fs.readFileSync(path.join(cache, "daemon.pid"), "utf8"));
+  process.kill(pid, "SIGTERM"); // leaves the mount for a restarted daemon
+  for (let i = 0; i < 200 && fs.existsSync(path.join(cache, "daemon.pid")); i++) await new Promise((r) => setTimeout(r, 25));
+  await ensureDaemon(cache, "auto");
+  const want = path.join(work, "expected-unindexed");
+  fs.mkdirSync(path.join(work, "x-unindexed"));
+  extractLayers(plain.tarFiles, want, path.join(work, "x-unindexed"));
+  assert.deepEqual(await compareTrees(want, mnt, { ignoreRootAttrs: true }), [], "read through the re-attached mount");
+  assert.ok(layerGets().length > 0 && layerGets().every((s) => s.range), "spans by Range, no layer downloaded whole again");
   await eod(["umount", mnt, "--cache-dir", cache]);
 });
