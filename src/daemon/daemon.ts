@@ -71,8 +71,8 @@ export class Daemon {
   readonly metrics = new DaemonMetrics();
   readonly #opts: DaemonOptions;
   readonly #remotes = new Map<string, Remote>();
-  /** What each resolved registry source (pinned) is. */
-  readonly #forms = new Map<string, ImageForm>();
+  /** The remotes of #remotes as opened, unwrapped: a registry image's says where its index came from. */
+  readonly #opened = new Map<string, Remote>();
   readonly #traces = new Map<string, TraceRecorder>();
   /** Background fills by mount point, stopped by umount. */
   readonly #fills = new Map<string, AbortController>();
@@ -172,8 +172,10 @@ export class Daemon {
     let r = this.#remotes.get(source);
     if (!r) {
       const opts: RegistryImageOptions = { ...this.#opts.remote, ...(indexDir !== undefined ? { indexDir } : {}) };
-      r = this.metrics.timed(openRemote(source, opts)); // retries transient failures itself
+      const raw = openRemote(source, opts);
+      r = this.metrics.timed(raw); // retries transient failures itself
       this.#remotes.set(source, r);
+      this.#opened.set(source, raw);
     }
     return r;
   }
@@ -222,10 +224,12 @@ export class Daemon {
       await r.close();
       throw err;
     }
-    // A registry remote says where an ordinary image's index came from (null: a converted image).
-    this.#forms.set(pinned, (raw as { index?: unknown }).index ? "indexed" : "converted");
-    if (this.#remotes.has(pinned)) await r.close();
-    else this.#remotes.set(pinned, r);
+    if (this.#remotes.has(pinned)) {
+      await r.close();
+    } else {
+      this.#remotes.set(pinned, r);
+      this.#opened.set(pinned, raw);
+    }
     return pinned;
   }
 
@@ -250,7 +254,11 @@ export class Daemon {
       if (req.form === true && (err as EodError).code === "REGISTRY_NOT_FOUND") return { form: "ordinary" };
       throw err;
     }
-    return { source, form: this.#forms.get(source) ?? "converted" };
+    // A registry image's remote, resolved (a re-attached mount's may not be yet), says where an ordinary image's
+    // index came from; null for a converted image.
+    const raw = this.#opened.get(source);
+    await raw?.pin?.();
+    return { source, form: (raw as { index?: unknown } | undefined)?.index ? "indexed" : "converted" };
   }
 
   /** eod pull: every chunk of the image into the cache (see pull.ts); the daemon idles out after if nothing is mounted. */
