@@ -1,7 +1,8 @@
 // Checks a layer's seek index the way a lazy mount uses it: every span decoded from EXACTLY its remote
 // range, cut out of the whole layer, through verifiedChunk() and verifiedChunkAsync() (the cache fill's
-// paths), equals its tar bytes; the table round-trips through its encoding.
+// paths), equals its tar bytes; the table round-trips through its encoding. And the inputs such tests share.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
 import { layerIndexer, type LayerIndex, type LayerKind } from "../../src/image/layer-indexer.ts";
 import { verifiedChunk, verifiedChunkAsync } from "../../src/image/verified-chunk.ts";
@@ -34,4 +35,27 @@ export async function checkSpans(table: ChunkTable, layer: Uint8Array, tar: Uint
     end = e.plainOffset + e.plainSize;
   }
   assert.equal(end, tar.length, "the spans cover the tar");
+}
+
+/** Deterministic noise (xorshift32): the same layers, so the same checkpoints, on every run. */
+export function noise(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+/** Whether a command-line tool (gzip, zstd) runs here. */
+export function hasTool(name: string): boolean {
+  try {
+    execFileSync(name, ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -6,23 +6,10 @@ import { execFileSync } from "node:child_process";
 import zlib from "node:zlib";
 import { SPAN_ALIGN, WINDOW_MAX_COMPRESSED } from "../../src/image/chunk-table.ts";
 import { layerIndexer } from "../../src/image/layer-indexer.ts";
-import { checkSpans, indexLayer } from "../helpers/layer-spans.ts";
+import { checkSpans, hasTool, indexLayer, noise } from "../helpers/layer-spans.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 const K = 1024;
-
-/** Deterministic noise (xorshift32): the same layers, so the same checkpoints, on every run. */
-function noise(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** Text of words picked by noise: compressible, with many short deflate blocks. */
 function words(n: number, seed: number): Buffer {
@@ -47,15 +34,6 @@ function tarLike(n: number, seed = 1): Buffer {
 const TAR = tarLike(3 * 1024 * K + 777);
 /** Base64 of noise: mostly literals, so deflate blocks of some 20 KiB, starting at every bit offset. */
 const WORDS = Buffer.from(noise(1536 * K, 3).toString("base64"));
-
-function haveGzip(): boolean {
-  try {
-    execFileSync("gzip", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("gzip spans from node:zlib at levels 1, 6 and 9 decode from exactly their remote ranges", async () => {
   for (const level of [1, 6, 9]) {
@@ -104,7 +82,7 @@ test("gzip spans across members: a span decodes over a member's end, trailer and
   for (const span of [4 * K, 64 * K, 1024 * K]) await checkSpans(indexLayer("gzip", layer, TAR, span, 999).table, layer, TAR);
 });
 
-test("gzip spans of gzip(1) -n and with FNAME, and every bit offset 0..7 of a checkpoint", { skip: unavailable(!haveGzip() && "needs gzip(1)") }, async () => {
+test("gzip spans of gzip(1) -n and with FNAME, and every bit offset 0..7 of a checkpoint", { skip: unavailable(!hasTool("gzip") && "needs gzip(1)") }, async () => {
   const bits = new Set<number>();
   for (const args of [["-6", "-n", "-c"], ["-9", "-c"], ["-1", "-c"]]) {
     const layer = execFileSync("gzip", args, { input: WORDS, maxBuffer: 64 << 20 });

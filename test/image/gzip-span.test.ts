@@ -7,21 +7,9 @@ import zlib from "node:zlib";
 import type { ChunkTable } from "../../src/image/chunk-table.ts";
 import { decodeGzipSpan, decodeGzipSpanAsync } from "../../src/image/gzip-span.ts";
 import { Inflater } from "../../src/image/inflate.ts";
-import { checkSpans, indexLayer } from "../helpers/layer-spans.ts";
+import { checkSpans, indexLayer, noise } from "../helpers/layer-spans.ts";
 
 const K = 1024;
-
-function noise(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** Text then noise, repeated: zlib codes the text in Huffman blocks and stores the noise. */
 const TAR = Buffer.concat(Array.from({ length: 6 }, (_, k) => [Buffer.from(noise(40 * K, k + 1).toString("base64")), noise(70 * K, k + 100)]).flat());

@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { gunzip, inflateRaw, Inflater, type BlockStart } from "../../src/image/inflate.ts";
+import { hasTool } from "../helpers/layer-spans.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 function textOf(lines: number): Buffer {
@@ -22,15 +23,6 @@ const DATA: Record<string, Buffer> = {
   tiny: Buffer.from("a"),
   empty: Buffer.alloc(0),
 };
-
-function hasTool(name: string): boolean {
-  try {
-    execFileSync(name, ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function pushed(inf: Inflater, data: Uint8Array, step: number): Buffer {
   const out: Uint8Array[] = [];

@@ -7,22 +7,10 @@ import zlib from "node:zlib";
 import { layerIndexer } from "../../src/image/layer-indexer.ts";
 import { decodeZstdSpan } from "../../src/image/zstd-span.ts";
 import { scanFrame } from "../../src/image/zstd-frames.ts";
-import { checkSpans, indexLayer } from "../helpers/layer-spans.ts";
+import { checkSpans, hasTool, indexLayer, noise } from "../helpers/layer-spans.ts";
 import { unavailable } from "../helpers/skip.ts";
 
 const K = 1024;
-
-function noise(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const TAR = Buffer.concat([Buffer.from(noise(300 * K, 1).toString("base64")), noise(100 * K, 2), Buffer.alloc(500 * K, 7), Buffer.from(noise(200 * K, 3).toString("hex"))]);
 /** Frame boundaries in the tar: tiny frames, one of one byte, big ones. */
@@ -37,15 +25,6 @@ function skippable(n: number): Buffer {
 
 function framesOf(compress: (piece: Buffer) => Buffer): Buffer {
   return Buffer.concat(CUTS.slice(1).flatMap((end, k) => [compress(TAR.subarray(CUTS[k], end)), ...(k === 3 ? [skippable(20)] : [])]));
-}
-
-function haveZstd(): boolean {
-  try {
-    execFileSync("zstd", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test("zstd spans of node:zlib frames (content sizes, a skippable frame) decode from exactly their remote ranges", async () => {
@@ -64,7 +43,7 @@ test("zstd spans of node:zlib frames (content sizes, a skippable frame) decode f
   }
 });
 
-test("zstd spans of zstd(1) frames from a pipe: with and without checksums, no content sizes", { skip: unavailable(!haveZstd() && "needs zstd(1)") }, async () => {
+test("zstd spans of zstd(1) frames from a pipe: with and without checksums, no content sizes", { skip: unavailable(!hasTool("zstd") && "needs zstd(1)") }, async () => {
   const cli = (args: string[]) => (p: Buffer) => execFileSync("zstd", ["-q", "-c", ...args], { input: p, maxBuffer: 64 << 20 });
   for (const args of [["-3"], ["-9", "--no-check"]]) {
     const layer = framesOf(cli(args));
