@@ -2,8 +2,8 @@
 // its registry manifest digest) at the Prepare of its first layer, and the answer kept for its other layers, so
 // one pull never mixes unpacked and lazy layers of an image. The pull waits for the answer, so it is bounded:
 // a daemon or registry that fails or is slow makes the image ordinary (containerd unpacks it, as before), never a
-// failed pull. An "indexed" answer is final (the database records the image with its first lazy layer); the
-// others are kept for a while only, so an index pushed later is found by a later pull. With
+// failed pull. An answer is kept for a while only, so an index pushed (or deleted) later counts for a later pull;
+// an indexed image is in the database with its first lazy layer, which is asked before this. With
 // snapshotter.index_locally, an image the daemon says is ordinary is indexed on this node (`buildIndex`: one full
 // download, not bounded by the timeout: containerd would download as much); if that fails, it is unpacked.
 import type { Log } from "../util/log.ts";
@@ -11,7 +11,7 @@ import type { ImageForm, ImageMounts } from "./image-mounts.ts";
 
 /** How long a Prepare waits for the answer: a cold daemon start, a registry client load and two round trips. */
 export const LOOKUP_TIMEOUT_MS = 15_000;
-/** How long an answer other than "indexed" is kept: longer than any one pull of the image. */
+/** How long an answer is kept: longer than any one pull of the image. */
 export const LOOKUP_MEMORY_MS = 10 * 60_000;
 
 /** The lookups' outcomes since the snapshotter started (its metrics). */
@@ -50,7 +50,7 @@ export class IndexLookups {
     if (known !== undefined && known.until > now) return known.indexed;
     const entry = { indexed: this.#ask(manifest, ref), until: Infinity };
     this.#answers.set(manifest, entry);
-    void entry.indexed.then((yes) => { if (!yes) entry.until = Date.now() + (this.#opts.memoryMs ?? LOOKUP_MEMORY_MS); });
+    void entry.indexed.then(() => { entry.until = Date.now() + (this.#opts.memoryMs ?? LOOKUP_MEMORY_MS); });
     return entry.indexed;
   }
 
