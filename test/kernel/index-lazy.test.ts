@@ -228,7 +228,7 @@ test("eod pull of an indexed ordinary image fills the cache through its spans; a
   await eod(["umount", mnt, "--cache-dir", cache]);
 });
 
-test("--index-locally: an image with no index is indexed on this node once; a second mount downloads no layer again, and a restarted daemon reads through the same index", { skip, timeout: 240_000 }, async () => {
+test("--index-locally: an image with no index is indexed on this node once; a second mount downloads no layer again, a restarted daemon reads through the same index, and so does eod pull", { skip, timeout: 240_000 }, async () => {
   const plain = await pushVariant("unindexed", "eod/unindexed", "v1", "third", "not indexed anywhere\n");
   const ref = `${proxy.host}/eod/unindexed:v1`;
   const { cache, mnt } = freshCache();
@@ -265,4 +265,10 @@ test("--index-locally: an image with no index is indexed on this node once; a se
   assert.deepEqual(await compareTrees(want, mnt, { ignoreRootAttrs: true }), [], "read through the re-attached mount");
   assert.ok(layerGets().length > 0 && layerGets().every((s) => s.range), "spans by Range, no layer downloaded whole again");
   await eod(["umount", mnt, "--cache-dir", cache]);
+
+  // eod pull --index-locally goes through the same local index.
+  seen.length = 0;
+  const pulled = JSON.parse(await eod(["pull", ref, "--cache-dir", cache, "--index-locally", "--json"]).then((o) => o.slice(0, o.lastIndexOf("}") + 1)));
+  assert.equal(pulled.cachedBytes, pulled.totalBytes);
+  assert.ok(layerGets().every((s) => s.range), "no layer downloaded whole by the pull");
 });
