@@ -97,6 +97,19 @@ test("eod index of a docker save archive gives the index of the same layout", ()
   assert.match(eodOk("check", dir, "--layers", layouts.gzip.dir), /OK \(/);
 });
 
+test("eod check --layers: a changed layer byte fails the span that holds it, naming layer and span", () => {
+  const copy = path.join(work, "gzip-corrupt");
+  fs.cpSync(layouts.gzip.dir, copy, { recursive: true });
+  const blob = path.join(copy, "blobs", "sha256", layouts.gzip.layerDigests[0].slice("sha256:".length));
+  const bytes = fs.readFileSync(blob);
+  bytes[bytes.length >> 1] ^= 0x5a;
+  fs.writeFileSync(blob, bytes);
+  const r = eod("check", path.join(work, "index-gzip"), "--layers", copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stdout, /blob [0-9a-f]{64}: remote form digest differs from the manifest/);
+  assert.match(r.stdout, /blob [0-9a-f]{64} span \d+: /);
+});
+
 test("eod check of an index against another image's layers names the layer that is not there", () => {
   const dir = path.join(work, "index-other");
   eodOk("index", layouts.other.dir, "-o", dir);
