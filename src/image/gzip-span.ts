@@ -10,6 +10,7 @@ import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
 import type { ChunkTable } from "./chunk-table.ts";
 import { gzipHeaderLength } from "./gzip-header.ts";
+import { CLEN_ORDER } from "./inflate-tables.ts";
 
 /** Output past a span's end that its last bytes may still decode (a few symbols of the next one). */
 const OVERSHOOT = 64 * 1024;
@@ -107,8 +108,8 @@ const BIT_PREFIX: readonly { bytes: number; data: Uint8Array }[] = [0, 1, 2, 3, 
 
 function emptyDynamicBlock(w: BitWriter): void {
   w.put(0, 1).put(2, 2).put(0, 5).put(0, 5).put(19 - 4, 4); // BFINAL 0, BTYPE 10, HLIT 257, HDIST 1, HCLEN 19
-  // Code length code: 18 (zeros) length 1, 0 and 1 length 2, in RFC 1951's order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1 15.
-  for (const sym of [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]) w.put(sym === 18 ? 1 : sym === 0 || sym === 1 ? 2 : 0, 3);
+  // Code length code: 18 (zeros) length 1, 0 and 1 length 2, in RFC 1951's order.
+  for (const sym of CLEN_ORDER) w.put(sym === 18 ? 1 : sym === 0 || sym === 1 ? 2 : 0, 3);
   // 256 zero lengths (138 + 118), length 1 for end-of-block, 0 for the one distance code; codes 18 = 0, 0 = 10, 1 = 11.
   w.code(0, 1).put(127, 7).code(0, 1).put(107, 7).code(3, 2).code(2, 2);
   w.code(0, 1); // end-of-block
