@@ -121,3 +121,25 @@ test("a hard link in a later layer to a lower layer's file points at the lower l
   assert.deepEqual(Buffer.from(reader.read(byName.get("b")!, 0, data.length)), data);
   assert.deepEqual(reader.chunks(byName.get("c")!)[0].addr, { deviceId: 2, startBlk: 2 }, "after layer 2's link header and its own");
 });
+
+// Golden bytes, worked by hand from erofs_fs.h: "./" and "hello.txt" ("hello\n", 0644, mtime 0) in one tar.
+// The file's header is the tar's second record, so its body is at byte 1024: block 2 of device 1.
+test("golden bytes: superblock, device slot, and the file's compact inode and chunk index", async () => {
+  const tar = tarArchive([{ path: "./", type: "dir", mtime: 0 }, { path: "hello.txt", data: Buffer.from("hello\n"), mtime: 0 }]);
+  const boot = await bootstrapOf([tar], tempDir("eod-tar-boot-"));
+  const hex = (from: number, to: number) => boot.subarray(from, to).toString("hex");
+  assert.equal(hex(0x400, 0x404), "e2e1f5e0", "magic");
+  assert.equal(boot[0x40c], 9, "blkszbits");
+  assert.equal(hex(0x450, 0x45c), "0c000000" + "0000" + "0100" + "0900" + "00" + "00", "incompat chunked_file|device_table, u1, extra_devices 1, devt_slotoff 9, dirblkbits 0");
+  assert.equal(boot.subarray(0x480, 0x4c0).toString("latin1"), createHash("sha256").update(tar).digest("hex"), "device slot tag: the tar's diff_id");
+  assert.equal(hex(0x4c0, 0x4c4), "05000000", "device blocks: 2560 bytes of tar / 512");
+  const reader = new ErofsReader(bufferSource(boot), [bufferSource(tar)]);
+  const file = [...reader.walk()].find((e) => Buffer.concat(e.path).toString() === "hello.txt")!.inode;
+  const iloc = reader.iloc(file.nid);
+  const inode = "0800" + "0000" + "a481" + "0100" + "06000000" + "00000000" + "20000000" + "02000000" + "0000" + "0000" + "00000000";
+  // i_format: compact, datalayout 4 (chunk-based) | i_xattr_icount | i_mode | i_nlink | i_size | i_mtime |
+  // i_u: chunk format = INDEXES (0x20) | chunkbits 9 - blkszbits 9 | i_ino 2 | i_uid | i_gid | reserved
+  assert.equal(hex(iloc, iloc + 32), inode);
+  assert.equal(hex(iloc + 32, iloc + 40), "0000" + "0100" + "02000000", "chunk index: startblk_hi 0, device_id 1, startblk_lo 2");
+  assert.equal(Buffer.from(reader.read(file, 0, 6)).toString(), "hello\n");
+});
