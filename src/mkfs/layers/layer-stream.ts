@@ -157,7 +157,7 @@ export function checkExpansion(name: string, maxRatio: number, stats: LayerStrea
   }
 }
 
-export function corruptStream(name: string, stats: LayerStreamStats, err: unknown): EodError {
+function corruptStream(name: string, stats: LayerStreamStats, err: unknown): EodError {
   return new EodError("SOURCE_INVALID", `${name}: corrupt or truncated ${stats.compression} stream after ${stats.storedBytes} bytes (${(err as Error).message})`, { cause: err });
 }
 
