@@ -132,3 +132,15 @@ test("a layer the indexer refuses is refused naming the layer: one zstd frame (n
     assert.ok(!fs.existsSync(out));
   }
 });
+
+test("a layer with no bytes is an empty blob (its tar is empty: kernel size 0, no span)", async () => {
+  const out = path.join(tempDir("eod-index-img-"), "img");
+  const a = tarArchive([{ path: "a", data: Buffer.from("aaa") }]);
+  const r = await buildIndexImage([layer("empty", Buffer.alloc(0)), layer("l2", a)], out);
+  const empty = sha(Buffer.alloc(0));
+  assert.deepEqual(r.manifest.blobs[0], { ...r.manifest.blobs[0], id: empty.slice(7), kernelSize: 0, chunks: 0, remote: { path: `blobs/${empty.slice(7)}`, digest: empty, size: 0 } });
+  const reader = new ErofsReader(bufferSource(fs.readFileSync(path.join(out, "bootstrap.erofs"))), [bufferSource(Buffer.alloc(0)), bufferSource(a)]);
+  const [, file] = [...reader.walk()];
+  assert.equal(Buffer.from(reader.read(file.inode, 0, 3)).toString(), "aaa");
+  assert.equal(reader.chunks(file.inode)[0].addr!.deviceId, 2);
+});
