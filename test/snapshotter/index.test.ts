@@ -237,3 +237,21 @@ test("snapshotter.index_locally: an image the daemon says is ordinary is indexed
   assert.equal(built.length, 2, "no build when the daemon did not answer");
   assert.deepEqual(m.snapshotter().lookups.counters, { indexed: 1, ordinary: 1, failed: 1, builtLocally: 1 });
 });
+
+test("an indexed image in use after a restart is re-attached as indexed; with mount_on_pull its pull mounts it as indexed", async (t) => {
+  s.images.forms.set(pinned("app", D1), "indexed");
+  await unpack(s.c, ["sha256:e1", "sha256:e2"], "app", D1);
+  await s.c.prepare("k8s.io/1/ctr", "sha256:e2");
+  await s.restart();
+  await s.c.cleanup(); // waits for the re-attach
+  assert.deepEqual(s.snapshotter().store.imagesInUse().map((u) => u.image), [{ manifest: D1, ref: pinned("app", D1), indexed: true }]);
+  assert.deepEqual(await s.c.mounts("k8s.io/1/ctr").then((m) => lowerdir(m)), path.join(path.dirname(s.root), "images", D1.slice(7, 15)));
+
+  const m = await serve({ mountOnPullIdleMs: 60_000 });
+  t.after(() => m.stop());
+  m.images.forms.set(pinned("held", D2), "indexed");
+  await unpack(m.c, ["sha256:f1", "sha256:f2"], "held", D2);
+  for (let i = 0; i < 50 && !m.images.calls.some((c) => c.startsWith("acquire")); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(m.images.calls.filter((c) => c.startsWith("acquire")), [`acquire ${D2} ${pinned("held", D2)}`], "mounted once at the pull");
+  assert.deepEqual(m.images.acquired.map((i) => i.indexed), [true]);
+});

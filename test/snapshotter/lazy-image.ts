@@ -26,6 +26,8 @@ export class DirImageMounts implements ImageMounts {
   fail: Error | null = null;
   /** Manifests whose mount no daemon serves: reattach reports them, acquire as in use refuses them. */
   unserved = new Set<string>();
+  /** The images acquire() was given, whole. */
+  acquired: LazyImage[] = [];
   /** What lookup() answers, by ref (default "ordinary"), and the refs it was asked about. */
   forms = new Map<string, ImageForm>();
   lookups: string[] = [];
@@ -37,6 +39,7 @@ export class DirImageMounts implements ImageMounts {
   }
   async acquire(image: LazyImage, inUse = false): Promise<string> {
     this.calls.push(`acquire ${image.manifest} ${image.ref}`);
+    this.acquired.push(image);
     await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.fail) throw this.fail;
     if (inUse && this.unserved.has(image.manifest)) throw new Error(`no daemon serves ${image.manifest}`);
