@@ -16,6 +16,8 @@ export interface SnapshotUser {
 export interface ImageMountStatus {
   manifest: string;
   ref: string;
+  /** An ordinary image mounted through its eod index (`manifest` is then its registry manifest digest). */
+  indexed?: boolean;
   mountPoint: string;
   /** Whether the kernel has the mount (false: it vanished; the snapshotter remounts it when it starts). */
   mounted: boolean;
@@ -46,7 +48,7 @@ export function snapshotterStatus(root: string): SnapshotterStatus | null {
     const images = store.imagesInUse().map(({ image, keys }): ImageMountStatus => ({ ...image, ...mountOf(image.manifest), snapshots: keys.map(snapshotUser) }));
     for (const h of store.heldImages()) {
       if (images.some((i) => i.manifest === h.manifest)) continue;
-      images.push({ manifest: h.manifest, ref: h.ref, ...mountOf(h.manifest), snapshots: [], heldUntil: new Date(h.heldUntil!).toISOString() });
+      images.push({ manifest: h.manifest, ref: h.ref, ...(h.indexed ? { indexed: true } : {}), ...mountOf(h.manifest), snapshots: [], heldUntil: new Date(h.heldUntil!).toISOString() });
     }
     return { root, snapshots: store.countsByKind(), lazyLayers: store.lazyLayers(), images };
   } finally {
@@ -76,7 +78,7 @@ export function describeSnapshotter(s: SnapshotterStatus): string[] {
   for (const i of s.images) {
     const users = i.snapshots.map((u) => (u.container === undefined ? `snapshot ${u.key}` : `container ${u.container} (${u.namespace})`)).join(", ");
     const by = i.heldUntil !== undefined ? `held by its pull for a container until ${i.heldUntil}` : `used by ${users}`;
-    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}) on ${i.mountPoint}${!i.mounted ? " (NOT MOUNTED)" : i.served === false ? " (NOT SERVED: no cache daemon answers its reads)" : ""}, ${by}`);
+    lines.push(`image ${i.ref} (${i.manifest.slice(0, 19)}${i.indexed ? ", indexed" : ""}) on ${i.mountPoint}${!i.mounted ? " (NOT MOUNTED)" : i.served === false ? " (NOT SERVED: no cache daemon answers its reads)" : ""}, ${by}`);
   }
   return lines;
 }

@@ -10,6 +10,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { codeOf, type SnapshotsClient } from "./client.ts";
 import { renderMetrics } from "../../src/snapshotter/metrics.ts";
+import { describeSnapshotter } from "../../src/snapshotter/status.ts";
 import { rejects, serve, type Served } from "./lazy-image.ts";
 
 const D1 = `sha256:${"d1".repeat(32)}`; // registry manifest digests
@@ -254,4 +255,11 @@ test("an indexed image in use after a restart is re-attached as indexed; with mo
   for (let i = 0; i < 50 && !m.images.calls.some((c) => c.startsWith("acquire")); i++) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(m.images.calls.filter((c) => c.startsWith("acquire")), [`acquire ${D2} ${pinned("held", D2)}`], "mounted once at the pull");
   assert.deepEqual(m.images.acquired.map((i) => i.indexed), [true]);
+});
+
+test("eod status names an indexed image as such", () => {
+  const lines = describeSnapshotter({ root: "/r", snapshots: { active: 1, view: 0, committed: 2 }, lazyLayers: 2, images: [
+    { manifest: D1, ref: pinned("app", D1), indexed: true, mountPoint: "/r/images/x/mnt", mounted: true, snapshots: [{ key: "k8s.io/1/web", namespace: "k8s.io", container: "web" }] },
+  ] });
+  assert.equal(lines[1], `image ${pinned("app", D1)} (${D1.slice(0, 19)}, indexed) on /r/images/x/mnt, used by container web (k8s.io)`);
 });
