@@ -10,8 +10,8 @@ Serves containerd's snapshots API on a unix socket (containerd's config: [proxy_
 address = <socket>; see docs/containerd.md). Ordinary image layers are unpacked by containerd into overlay
 directories under the root; the layers of images converted by eod, and of ordinary images an eod index refers
 to (eod index --push; asked of the cache daemon once per image at its CRI pull), are never downloaded:
-containers of such an image share one lazy mount of it through the cache daemon (started when none runs). Stopping (SIGTERM,
-SIGINT) leaves every mount in place; the next start re-attaches.
+containers of such an image share one lazy mount of it through the cache daemon (started when none runs).
+Stopping (SIGTERM, SIGINT) leaves every mount in place; the next start re-attaches.
 
 Options:
   --address <socket>     the socket (default $EOD_SNAPSHOTTER_ADDRESS, the config file's snapshotter.address,
