@@ -12,8 +12,8 @@
 // --daemon-ahead: start each lazy run's cache daemon before the clock, as on a host that runs it as a service
 // (bench:containerd does so); by default `eod mount` starts it, inside the clock.
 //
-// The Debian corpus (bench/corpus.ts) as one gzip layer (bench/lib/corpus-image.ts) is pushed as an ordinary
-// OCI image to a local registry (127.0.0.1, started here). Before the clock, not timed but reported: `eod
+// The Debian corpus (bench/corpus.ts) as one gzip layer (bench/lib/corpus-image.ts; one layer, so the full
+// row needs no whiteouts) is pushed as an ordinary OCI image to a local registry (127.0.0.1, started here). Before the clock, not timed but reported: `eod
 // convert` of it to a second tag (the converted row), and `eod index <ref> --push` (the index row: its time and
 // the size of what it pushed, read back from the registry's referrers tag, against the image's size). With
 // --spans and an `eod index` that takes --span, the image is pushed again to one repository per span and
@@ -26,8 +26,9 @@
 //   index      `eod mount <the gzip image>` (the index found as a referrer) into a fresh cache, the same command;
 //   converted  `eod mount <the converted image>` into a fresh cache, the same command.
 // Bytes are what the proxy sent (for the lazy rows also the part sent before `eod mount` returned: manifests,
-// the index artifact, bootstrap, tables), and what the daemon counted (misses, fetches, fetched bytes). Ratios: index ÷ full (time, target ≤ 0.3), index ÷ converted (time and bytes: what the gzip
-// spans cost), index size ÷ image size (target ≤ 2 %). CPU used by other processes in each row is reported.
+// the index artifact, bootstrap, tables), and what the daemon counted (misses, fetches, fetched bytes).
+// Ratios: index ÷ full (time, target ≤ 0.3), index ÷ converted (time and bytes: what the gzip spans cost),
+// index size ÷ image size (target ≤ 2 %). CPU used by other processes in each row is reported.
 // Results are printed and written to bench/results/index-<UTC timestamp>.json; the exit status is non-zero if
 // a run failed or a target was missed.
 import fs from "node:fs";
