@@ -16,9 +16,9 @@
 // row needs no whiteouts) is pushed as an ordinary OCI image to a local registry (127.0.0.1, started here).
 // Before the clock, not timed but reported: `eod convert` of it to a second tag (the converted row), and `eod
 // index <ref> --push` (the index row: its time and the size of what it pushed, read back from the registry's
-// referrers tag, against the image's size). With
-// --spans and an `eod index` that takes --span, the image is pushed again to one repository per span and
-// indexed there too: the index size at those spans, and (row "spans") a lazy row for each.
+// referrers tag, against the image's size). With --spans and an `eod index` that takes --span, the image is
+// pushed again to one repository per span and indexed there too: the index size at those spans, and (row
+// "spans") a lazy row for each.
 // Timed rows, every one through bench/lib/throttled-proxy.ts (one shared 20 MB/s link, 20 ms before each
 // answer: the link of bench:containerd and bench:convert), page caches dropped before each run, the rows
 // interleaved, best of N:
