@@ -10,7 +10,9 @@
 import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
 import { gzipHeaderLength } from "./gzip-header.ts";
-import { buildTable, CLEN_ORDER, distEntry, FIXED_DIST, FIXED_LIT, KIND_BAD, KIND_EOB, KIND_LEN, KIND_LIT, litEntry, type Table } from "./inflate-tables.ts";
+import {
+  buildTable, CLEN_ORDER, distEntry, FIXED_DIST, FIXED_LIT, KIND_BAD, KIND_EOB, KIND_LEN, KIND_LIT, KIND_MASK, KIND_SUB, litEntry, VALUE_SHIFT, type Table,
+} from "./inflate-tables.ts";
 
 /** Where a deflate block starts: enough to resume decoding there (with the history before it). */
 export interface BlockStart {
@@ -321,11 +323,11 @@ export class Inflater {
     if (nlit > 286 || ndist > 30) throw this.#bad(`dynamic block with ${nlit} literal/length and ${ndist} distance codes (at most 286 and 30)`);
     const clens = new Uint8Array(19);
     for (let i = 0; i < nclen; i++) clens[CLEN_ORDER[i]] = this.#bits(3);
-    const clTable = this.#table(clens, 19, (s) => s << 10, "code length");
+    const clTable = this.#table(clens, 19, (s) => s << VALUE_SHIFT, "code length");
     const lens = new Uint8Array(nlit + ndist);
     for (let i = 0; i < nlit + ndist;) {
       const e = this.#decode(clTable);
-      const sym = e >>> 10;
+      const sym = e >>> VALUE_SHIFT;
       if (sym < 16) {
         lens[i++] = sym;
         continue;
@@ -344,13 +346,13 @@ export class Inflater {
       if (this.#overrun()) return;
     }
     if (lens[256] === 0) throw this.#bad("dynamic block without an end-of-block code");
-    this.#lit = this.#table(lens.subarray(0, nlit), nlit, litEntry, "literal/length");
-    this.#dist = this.#table(lens.subarray(nlit), ndist, distEntry, "distance");
+    this.#lit = this.#table(lens.subarray(0, nlit), nlit, litEntry, "literal/length", 10);
+    this.#dist = this.#table(lens.subarray(nlit), ndist, distEntry, "distance", 8);
   }
 
-  #table(lens: ArrayLike<number>, n: number, entryOf: (sym: number) => number, what: string): Table {
+  #table(lens: ArrayLike<number>, n: number, entryOf: (sym: number) => number, what: string, rootBits = 10): Table {
     try {
-      return buildTable(lens, n, entryOf, what);
+      return buildTable(lens, n, entryOf, what, rootBits);
     } catch (err) {
       throw this.#bad((err as Error).message);
     }
@@ -362,8 +364,13 @@ export class Inflater {
       this.#bitBuf |= this.#in[this.#ip++] << this.#bitCnt;
       this.#bitCnt += 8;
     }
-    const e = t.entries[this.#bitBuf & t.mask];
-    if ((e & 0x300) === KIND_BAD) throw this.#bad("invalid code");
+    let e = t.entries[this.#bitBuf & t.mask];
+    if ((e & KIND_MASK) === KIND_SUB) {
+      this.#bitBuf >>>= e & 15;
+      this.#bitCnt -= e & 15;
+      e = t.entries[(e >>> VALUE_SHIFT) + (this.#bitBuf & ((1 << ((e >>> 4) & 15)) - 1))];
+    }
+    if ((e & KIND_MASK) === KIND_BAD) throw this.#bad("invalid code");
     const len = e & 15;
     this.#bitBuf >>>= len;
     this.#bitCnt -= len;
@@ -498,12 +505,18 @@ export class Inflater {
       let n = e & 15;
       bitBuf >>>= n;
       bitCnt -= n;
-      const kind = e & 0x300;
+      if ((e & KIND_MASK) === KIND_SUB) {
+        e = lit[(e >>> VALUE_SHIFT) + (bitBuf & ((1 << ((e >>> 4) & 15)) - 1))];
+        n = e & 15;
+        bitBuf >>>= n;
+        bitCnt -= n;
+      }
+      const kind = e & KIND_MASK;
       if (kind === KIND_LIT) {
-        out[op++] = e >>> 10;
+        out[op++] = e >>> VALUE_SHIFT;
       } else if (kind === KIND_LEN) {
         n = (e >>> 4) & 15;
-        const len = (e >>> 10) + (bitBuf & ((1 << n) - 1));
+        const len = (e >>> VALUE_SHIFT) + (bitBuf & ((1 << n) - 1));
         bitBuf >>>= n;
         bitCnt -= n;
         while (bitCnt < 16) {
@@ -514,7 +527,13 @@ export class Inflater {
         n = e & 15;
         bitBuf >>>= n;
         bitCnt -= n;
-        if ((e & 0x300) === KIND_BAD) {
+        if ((e & KIND_MASK) === KIND_SUB) {
+          e = dist[(e >>> VALUE_SHIFT) + (bitBuf & ((1 << ((e >>> 4) & 15)) - 1))];
+          n = e & 15;
+          bitBuf >>>= n;
+          bitCnt -= n;
+        }
+        if ((e & KIND_MASK) !== KIND_LEN) {
           why = "invalid distance code";
           break;
         }
@@ -523,7 +542,7 @@ export class Inflater {
           bitBuf |= inp[ip++] << bitCnt;
           bitCnt += 8;
         }
-        const d = (e >>> 10) + (bitBuf & ((1 << n) - 1));
+        const d = (e >>> VALUE_SHIFT) + (bitBuf & ((1 << n) - 1));
         bitBuf >>>= n;
         bitCnt -= n;
         if (d > op - memberOp) {
