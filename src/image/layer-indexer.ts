@@ -1,7 +1,8 @@
 // The seek index of one original layer (issue 14), built while its bytes pass once: every indexer takes the
 // compressed bytes in order, hands back the tar bytes they produce, and at the end gives the chunk table
 // (version 2) whose spans let a miss decode any 4096-aligned range of the tar from a small remote range.
-// gzip-index.ts (deflate block checkpoints), zstd-frames.ts (whole frames) and `none` below (the tar itself).
+// gzip-index.ts (deflate block checkpoints), zstd-frames.ts (whole frames) and `none` below (the tar itself);
+// a span is decoded again by codec.ts's decompressSpan() (gzip-span.ts, zstd-span.ts), through verified-chunk.ts.
 import { SPAN_ALIGN, type ChunkEntry } from "./chunk-table.ts";
 import { GzipIndexer } from "./gzip-index.ts";
 import { layerTable, SpanDigests, type LayerIndex, type LayerIndexer } from "./layer-spans.ts";
