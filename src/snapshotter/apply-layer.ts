@@ -2,7 +2,7 @@
 // directories, links, devices, owners, modes, times and xattrs as the tar says (GNU tar, the field's standard
 // extractor, as root), then the OCI whiteouts turned into overlayfs's: `.wh.<name>` becomes a 0/0 character
 // device `<name>`, `.wh..wh..opq` the xattr trusted.overlay.opaque=y on its directory. Used for a lower layer of
-// an indexed image that another image needs as real content (materialize.ts).
+// an indexed image that another image needs as real content (shared-layers.ts).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
