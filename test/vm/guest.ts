@@ -14,14 +14,16 @@ export const EOD = path.join(REPO, "bin/eod.mjs");
 /**
  * Under qemu's TCG a Node process now and then dies in V8's own code while starting up: a V8 fatal error
  * ("# Fatal error in , line 0") or SIGSEGV/SIGILL/SIGTRAP before it did anything (an `eod mount` killed by
- * SIGSEGV with no daemon log yet failed a run before step 1). That is the emulator, not eod: such a start is
- * tried again, up to STARTS starts in all.
+ * SIGSEGV with no daemon log yet failed a run before step 1), or the daemon an `eod mount` started does ("The
+ * daemon … did not start (it was killed by SIGSEGV)"; the holder does not restart a first daemon that fails).
+ * That is the emulator, not eod: such a start is tried again, up to STARTS starts in all.
  */
 const CRASH_SIGNALS = new Set(["SIGSEGV", "SIGILL", "SIGBUS", "SIGTRAP", "SIGFPE", "SIGABRT"]);
 const STARTS = 3;
+const DAEMON_CRASHED = new RegExp(`did not start \\(it was killed by (${[...CRASH_SIGNALS].join("|")})\\)`);
 
 function emulatorCrash(signal: string | null | undefined, stderr: string): boolean {
-  return (signal != null && CRASH_SIGNALS.has(signal)) || stderr.includes("# Fatal error in");
+  return (signal != null && CRASH_SIGNALS.has(signal)) || stderr.includes("# Fatal error in") || DAEMON_CRASHED.test(stderr);
 }
 
 export interface EodResult {
