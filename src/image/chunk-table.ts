@@ -13,6 +13,9 @@
 // 4096-byte boundaries, remote ranges that may overlap, and 28 u16 skip (decoded bytes from the checkpoint to
 // the plain offset), 30 u8 bits (bits of the first remote byte already consumed), 31 reserved; then a window
 // directory (one u32 per entry: the length of its compressed window, 0 for none) and the windows back to back.
+// A gzip entry with the same remote offset and bits as the one before is a further piece of that checkpoint's
+// span: its stored skip and window are empty; it decodes with the first piece's window, skipping the pieces
+// before it (its skip in memory).
 import { EodError } from "../errors.ts";
 import { sha256Stream } from "../util/sha256.ts";
 
@@ -26,7 +29,7 @@ export type Compression = "none" | "zstd" | "lz4";
 /** What a table's remote form may be: a build's codec, or (version 2) an original gzip layer. */
 export type TableCompression = Compression | "gzip";
 const COMPRESSION_CODES: readonly TableCompression[] = ["none", "zstd", "lz4", "gzip"];
-/** Version 2 spans start on this boundary of the tar, and `skip` stays below it. */
+/** Version 2 spans start on this boundary of the tar, and a span's first piece's `skip` stays below it. */
 export const SPAN_ALIGN = 4096;
 /** A window is the 32 KiB of output before a gzip checkpoint, raw-deflate compressed (at most a few bytes larger). */
 export const WINDOW_MAX_COMPRESSED = 32768 + 64;
@@ -41,7 +44,10 @@ export interface ChunkEntry {
   flags: number;
   /** sha256 of the plain bytes. */
   digest: Uint8Array;
-  /** Version 2: decoded bytes from the span's checkpoint to its plain offset (< SPAN_ALIGN). */
+  /**
+   * Version 2: decoded bytes from the span's checkpoint to its plain offset (< SPAN_ALIGN for a span's first
+   * piece; a further piece also skips the pieces before it).
+   */
   skip?: number;
   /** Version 2: bits (0-7) of the first remote byte that belong to the symbols before the checkpoint. */
   bits?: number;
@@ -55,14 +61,23 @@ export interface ChunkTable {
   kernelSize: number;
   remoteSize: number;
   entries: ChunkEntry[];
-  /** Version 2: per entry, the 32 KiB of output before its checkpoint, raw-deflate compressed (empty: none). */
+  /**
+   * Version 2: per entry, the 32 KiB of output before its checkpoint, raw-deflate compressed (empty: none); the
+   * pieces of one span share their first piece's.
+   */
   windows?: Uint8Array[];
+}
+
+/** Whether version 2 entry `e` is a further piece of the span of `prev` (the entry before it): the same checkpoint. */
+export function sameCheckpoint(e: ChunkEntry, prev: ChunkEntry | undefined): boolean {
+  return prev !== undefined && e.remoteOffset === prev.remoteOffset && (e.bits ?? 0) === (prev.bits ?? 0);
 }
 
 export function encodeChunkTable(t: ChunkTable): Buffer {
   const v2 = t.version === 2;
-  const windows = v2 ? (t.windows ?? t.entries.map(() => new Uint8Array(0))) : [];
-  if (v2 && windows.length !== t.entries.length) throw new RangeError(`Cannot encode chunk table: ${windows.length} windows for ${t.entries.length} entries`);
+  const given = v2 ? (t.windows ?? t.entries.map(() => new Uint8Array(0))) : [];
+  if (v2 && given.length !== t.entries.length) throw new RangeError(`Cannot encode chunk table: ${given.length} windows for ${t.entries.length} entries`);
+  const windows = given.map((w, i) => (piece(t, i) ? new Uint8Array(0) : w));
   const windowBytes = windows.reduce((n, w) => n + w.length, 0);
   const entriesEnd = CHUNK_TABLE_HEADER_SIZE + t.entries.length * CHUNK_TABLE_ENTRY_SIZE;
   const out = Buffer.alloc(entriesEnd + (v2 ? windows.length * WINDOW_DIR_ENTRY_SIZE + windowBytes : 0));
@@ -75,14 +90,14 @@ export function encodeChunkTable(t: ChunkTable): Buffer {
   out.writeBigUInt64LE(BigInt(t.remoteSize), 32);
   if (v2) out.writeBigUInt64LE(BigInt(windowBytes), 40);
   let at = CHUNK_TABLE_HEADER_SIZE;
-  for (const e of t.entries) {
+  for (const [i, e] of t.entries.entries()) {
     out.writeBigUInt64LE(BigInt(e.plainOffset), at);
     out.writeBigUInt64LE(BigInt(e.remoteOffset), at + 8);
     out.writeUInt32LE(e.plainSize, at + 16);
     out.writeUInt32LE(e.remoteSize, at + 20);
     out.writeUInt32LE(e.flags, at + 24);
     if (v2) {
-      out.writeUInt16LE(e.skip ?? 0, at + 28);
+      out.writeUInt16LE(piece(t, i) ? 0 : e.skip ?? 0, at + 28);
       out.writeUInt8(e.bits ?? 0, at + 30);
     }
     out.set(e.digest, at + 32);
@@ -96,6 +111,14 @@ export function encodeChunkTable(t: ChunkTable): Buffer {
     data += w.length;
   }
   return out;
+}
+
+/** Whether entry `i` of a gzip table is a further piece of a span (stored without skip and window). */
+function piece(t: ChunkTable, i: number): boolean {
+  const pieceSkip = () => (t.entries[i - 1].skip ?? 0) + t.entries[i - 1].plainSize;
+  if (t.compression !== "gzip" || !sameCheckpoint(t.entries[i], t.entries[i - 1])) return false;
+  if ((t.entries[i].skip ?? 0) !== pieceSkip()) throw new RangeError(`Cannot encode chunk table: piece ${i} skips ${t.entries[i].skip}, not the ${pieceSkip()} bytes before it`);
+  return true;
 }
 
 /** Decodes and validates a chunk table (version 1 or 2); `what` names it in errors (e.g. the blob id). */
@@ -148,7 +171,13 @@ export function decodeChunkTable(buf: Uint8Array, what: string): ChunkTable {
   // The kernel form ends with its last chunk's block: anything else is a table that lies about its blob.
   if (kernelSize !== Math.ceil(plainEnd / blkSz) * blkSz) throw bad(`kernel size ${kernelSize} does not end at the last chunk's block (${Math.ceil(plainEnd / blkSz) * blkSz})`);
   if (!v2) return { compression, blkSzBits, kernelSize, remoteSize, entries };
-  return { version: 2, compression, blkSzBits, kernelSize, remoteSize, entries, windows: decodeWindows(b, entriesEnd, count, compression, bad) };
+  const windows = decodeWindows(b, entriesEnd, count, compression, bad);
+  for (let i = 1; i < count; i++) {
+    if (!sameCheckpoint(entries[i], entries[i - 1])) continue;
+    if (windows[i].length) throw bad(`span ${i} continues span ${i - 1}'s checkpoint but has a window of its own`);
+    windows[i] = windows[i - 1];
+  }
+  return { version: 2, compression, blkSzBits, kernelSize, remoteSize, entries, windows };
 }
 
 /** A version 2 entry is a span of a layer's tar: contiguous with the one before, from its checkpoint's byte and bit. */
@@ -161,7 +190,14 @@ function checkSpan(e: ChunkEntry, i: number, prev: ChunkEntry | undefined, plain
   if (e.plainOffset % SPAN_ALIGN) throw bad(`span ${i} plain offset ${e.plainOffset} is not a multiple of ${SPAN_ALIGN}`);
   if (bits > 7) throw bad(`span ${i} has ${bits} bits of its first byte consumed (at most 7)`);
   if (bits && compression !== "gzip") throw bad(`span ${i} starts ${bits} bits into a byte of a ${compression} layer`);
-  if (skip >= SPAN_ALIGN || (skip && compression === "none")) throw bad(`span ${i} skips ${skip} bytes (${compression === "none" ? "none" : `less than ${SPAN_ALIGN}`} allowed)`);
+  if (sameCheckpoint(e, prev)) {
+    // A further piece of prev's span: it decodes from the same checkpoint, past prev's bytes.
+    if (compression !== "gzip") throw bad(`span ${i} starts at the same remote byte as span ${i - 1} in a ${compression} layer`);
+    if (skip) throw bad(`span ${i} continues span ${i - 1}'s checkpoint but stores a skip of ${skip}`);
+    if (e.remoteOffset + e.remoteSize < prev!.remoteOffset + prev!.remoteSize) throw bad(`span ${i} ends in the layer before span ${i - 1} does`);
+    e.skip = (prev!.skip ?? 0) + prev!.plainSize;
+    if (e.skip > 0xffffffff) throw bad(`span ${i} lies more than 4 GiB past its checkpoint`);
+  } else if (skip >= SPAN_ALIGN || (skip && compression === "none")) throw bad(`span ${i} skips ${skip} bytes (${compression === "none" ? "none" : `less than ${SPAN_ALIGN}`} allowed)`);
   if (compression === "none" && e.remoteOffset !== e.plainOffset) throw bad(`span ${i} of an uncompressed layer has remote offset ${e.remoteOffset} != plain offset ${e.plainOffset}`);
   if (e.remoteSize === 0) throw bad(`span ${i} has no remote bytes`);
   if (prev && e.remoteOffset < prev.remoteOffset) throw bad(`span ${i} checkpoint at remote byte ${e.remoteOffset} is before span ${i - 1}'s (${prev.remoteOffset})`);

@@ -1,8 +1,11 @@
 // The seek index of a gzip layer. Checkpoints are deflate block starts found by our inflater (inflate.ts):
 // the first one at or after each span's worth of output past the last span start. Span i starts at
-// S_i = the checkpoint's output position rounded up to 4096 (skip = the difference) and ends at S_{i+1};
-// its remote range runs from the checkpoint's byte (bits = the checkpoint's bit in it) through the byte
-// holding the last bit of the symbol that produces byte S_{i+1} - 1 (for the last span: the layer's end).
+// S_i = the checkpoint's output position rounded up to 4096 and ends at S_{i+1}. It is cut into pieces of
+// `pieceSize` (the last one up to S_{i+1}), each an entry of the table with its own digest: a piece's remote
+// range runs from its checkpoint's byte (bits = the checkpoint's bit in it) through the byte holding the last
+// bit of the symbol that produces the piece's last byte (for the layer's last piece: the layer's end), and
+// skip = the decoded bytes from the checkpoint to the piece. So a miss fetches and decodes from the checkpoint
+// only as far as the piece it needs, while windows (the index's bulk) are paid once per span.
 // The window of a checkpoint is the output before it that the next 32 KiB of matches reach (at most
 // 32 KiB), raw-deflate compressed at level 9; a member's first block needs none.
 import zlib from "node:zlib";
@@ -22,23 +25,31 @@ interface Checkpoint {
   reach: { readonly reach: number } | null;
   /** The compressed window, once the matches after `out` can no longer reach further back. */
   window: Uint8Array | null;
-  /** The input bit after the symbol producing the byte before the next span's start (-1: not yet known). */
+}
+
+/** An entry of the table: a piece of a checkpoint's span. */
+interface Piece {
+  cp: Checkpoint;
+  start: number;
+  /** The input bit after the symbol producing the piece's last byte (-1: not yet known). */
   endBit: number;
 }
 
 export class GzipIndexer implements LayerIndexer {
   readonly #spanSize: number;
+  readonly #pieceSize: number;
   readonly #inf: Inflater;
   readonly #spans = new SpanDigests();
-  readonly #cps: Checkpoint[] = [];
-  /** The checkpoint whose end bit the inflater is watching for, or null. */
-  #watching: Checkpoint | null = null;
+  readonly #pieces: Piece[] = [];
+  /** The pieces whose end bits the inflater watches for, in the order it was asked. */
+  readonly #watching: Piece[] = [];
   /** Checkpoints whose window is not final yet, oldest first. */
   #open: Checkpoint[] = [];
   #remoteSize = 0;
 
-  constructor(spanSize: number) {
+  constructor(spanSize: number, pieceSize: number) {
     this.#spanSize = spanSize;
+    this.#pieceSize = pieceSize;
     this.#inf = new Inflater({ format: "gzip", onBlock: (b) => this.#onBlock(b) });
   }
 
@@ -52,55 +63,59 @@ export class GzipIndexer implements LayerIndexer {
     if (this.#settle(this.#inf.finish()).length) throw new Error("internal: the inflater made bytes at the end of the gzip layer");
     const { digests, diffId, tarSize } = this.#spans.finish();
     for (const cp of this.#open) this.#closeWindow(cp);
-    const cps = this.#cps.slice(0, digests.length); // checkpoints past the tar's end start no span
-    const unended = cps.findIndex((cp, i) => i + 1 < cps.length && cp.endBit < 0);
-    if (unended >= 0) throw new Error(`internal: span ${unended} of the gzip index has no end`);
-    const entries = cps.map((cp, i): ChunkEntry => {
-      const plainEnd = i + 1 < cps.length ? cps[i + 1].start : tarSize;
-      const remoteOffset = Math.floor(cp.bit / 8);
-      const bits = cp.bit % 8;
-      const remoteSize = (i + 1 < cps.length ? Math.ceil(cp.endBit / 8) : this.#remoteSize) - remoteOffset;
-      return { plainOffset: cp.start, plainSize: plainEnd - cp.start, remoteOffset, remoteSize, flags: 0, digest: digests[i], skip: cp.start - cp.out, bits };
+    const pieces = this.#pieces.slice(0, digests.length); // pieces past the tar's end hold no bytes
+    const unended = pieces.findIndex((p, i) => i + 1 < pieces.length && p.endBit < 0);
+    if (unended >= 0) throw new Error(`internal: piece ${unended} of the gzip index has no end`);
+    const entries = pieces.map((p, i): ChunkEntry => {
+      const plainEnd = i + 1 < pieces.length ? pieces[i + 1].start : tarSize;
+      const remoteOffset = Math.floor(p.cp.bit / 8);
+      const remoteSize = (i + 1 < pieces.length ? Math.ceil(p.endBit / 8) : this.#remoteSize) - remoteOffset;
+      return { plainOffset: p.start, plainSize: plainEnd - p.start, remoteOffset, remoteSize, flags: 0, digest: digests[i], skip: p.start - p.cp.out, bits: p.cp.bit % 8 };
     });
-    const windows = cps.map((cp) => cp.window ?? new Uint8Array(0));
+    const windows = pieces.map((p) => p.cp.window ?? new Uint8Array(0)); // a span's pieces share its window
     return { table: layerTable("gzip", tarSize, this.#remoteSize, entries, windows), diffId, tarSize, remoteSize: this.#remoteSize };
   }
 
   #onBlock(b: BlockStart): void {
-    this.#takeWatch();
-    const last = this.#cps[this.#cps.length - 1];
-    if (last && b.out < last.start + this.#spanSize) return;
+    this.#takeWatched();
+    const last = this.#pieces[this.#pieces.length - 1];
+    if (last && b.out < last.cp.start + this.#spanSize) return;
     const start = Math.ceil(b.out / SPAN_ALIGN) * SPAN_ALIGN;
     const first = b.memberStart || b.history === 0;
     const cp: Checkpoint = {
-      bit: b.bit, out: b.out, start, endBit: -1, window: first ? new Uint8Array(0) : null,
+      bit: b.bit, out: b.out, start, window: first ? new Uint8Array(0) : null,
       history: first ? null : this.#inf.window(b.history), reach: first ? null : this.#inf.trackReach(b.out),
     };
     if (!first) this.#open.push(cp);
     if (last) {
-      // The span before ends at `start`: right here when the block starts on a 4096 boundary (its end-of-block
+      // The piece before ends at `start`: right here when the block starts on a 4096 boundary (its end-of-block
       // code comes along), else once the inflater produces byte start - 1 of this block.
       if (start === b.out) last.endBit = b.bit;
-      else {
-        this.#inf.watch(start);
-        this.#watching = last;
-      }
+      else this.#watchEnd(last, start);
       this.#spans.cut(start);
     }
-    this.#cps.push(cp);
+    this.#pieces.push({ cp, start, endBit: -1 });
+    for (let at = start + this.#pieceSize; at < start + this.#spanSize; at += this.#pieceSize) {
+      this.#watchEnd(this.#pieces[this.#pieces.length - 1], at);
+      this.#spans.cut(at);
+      this.#pieces.push({ cp, start: at, endBit: -1 });
+    }
   }
 
-  #takeWatch(): void {
-    if (this.#watching && this.#inf.watched() >= 0) {
-      this.#watching.endBit = this.#inf.watched();
-      this.#watching = null;
-    }
+  /** Has the inflater find where piece `p` (ending at output position `end`) ends in the input. */
+  #watchEnd(p: Piece, end: number): void {
+    this.#inf.watch(end);
+    this.#watching.push(p);
+  }
+
+  #takeWatched(): void {
+    for (const bit of this.#inf.takeWatched()) (this.#watching.shift() as Piece).endBit = bit;
   }
 
   /** Hashes the tar bytes, records a resolved watch, and compresses the windows no match can reach past any more. */
   #settle(out: Uint8Array[]): Uint8Array[] {
     for (const o of out) this.#spans.push(o);
-    this.#takeWatch();
+    this.#takeWatched();
     const pos = this.#inf.outPos;
     while (this.#open.length && this.#open[0].out + WSIZE <= pos) this.#closeWindow(this.#open.shift() as Checkpoint);
     return out;

@@ -77,7 +77,8 @@ export class Inflater {
   #members = 0;
   // watches: output positions whose producing symbol's end bit is wanted; history reach of recent blocks
   #watchAt = Infinity;
-  #watchBit = -1;
+  readonly #watchQueue: number[] = [];
+  readonly #watchBits: number[] = [];
   #reach: { out: number; reach: number }[] = [];
   #reachUntil = -Infinity;
 
@@ -111,17 +112,25 @@ export class Inflater {
 
   /**
    * Asks for the input bit position just after the symbol that produces output byte `at - 1` (so a decoder
-   * fed input up to there produces `at` bytes); `at` > outPos. Read it with watched() once outPos ≥ at.
+   * fed input up to there produces `at` bytes); `at` > outPos and past every watch asked before. Read the bits
+   * with takeWatched() once outPos ≥ at.
    */
   watch(at: number): void {
-    if (at <= this.outPos) throw new RangeError(`internal: watch at ${at}, output is at ${this.outPos}`);
-    this.#watchAt = at;
-    this.#watchBit = -1;
+    const last = this.#watchQueue.length ? this.#watchQueue[this.#watchQueue.length - 1] : this.#watchAt;
+    if (at <= this.outPos || (last !== Infinity && at <= last)) throw new RangeError(`internal: watch at ${at}, output is at ${this.outPos}, last watch at ${last}`);
+    if (this.#watchAt === Infinity) this.#watchAt = at;
+    else this.#watchQueue.push(at);
   }
 
-  /** The bit position of the last watch, or -1 while its output is not there yet. */
-  watched(): number {
-    return this.#watchBit;
+  /** The bit positions of the watches whose output is there, in the order they were asked; each given once. */
+  takeWatched(): number[] {
+    return this.#watchBits.splice(0);
+  }
+
+  /** Records the bit of the current watch and moves on to the next one. */
+  #watchReached(bit: number): void {
+    this.#watchBits.push(bit);
+    this.#watchAt = this.#watchQueue.shift() ?? Infinity;
   }
 
   /**
@@ -389,10 +398,7 @@ export class Inflater {
         this.#flush(true);
         continue;
       }
-      if (this.#outBase + this.#op + n >= this.#watchAt && this.#watchBit < 0) {
-        this.#watchBit = (this.#inBase + this.#ip + (this.#watchAt - this.#outBase - this.#op)) * 8;
-        this.#watchAt = Infinity;
-      }
+      while (this.#outBase + this.#op + n >= this.#watchAt) this.#watchReached((this.#inBase + this.#ip + (this.#watchAt - this.#outBase - this.#op)) * 8);
       this.#out.set(this.#in.subarray(this.#ip, this.#ip + n), this.#op);
       this.#ip += n;
       this.#op += n;
@@ -567,10 +573,9 @@ export class Inflater {
         break;
       }
       if (careful && ip * 8 - bitCnt > inBits) break;
-      if (op >= watchOp) {
-        this.#watchBit = (this.#inBase + ip) * 8 - bitCnt;
-        this.#watchAt = Infinity;
-        watchOp = Infinity;
+      while (op >= watchOp) { // one symbol makes at most 258 bytes, but watches may be closer than that
+        this.#watchReached((this.#inBase + ip) * 8 - bitCnt);
+        watchOp = this.#watchAt - outBase;
       }
     }
     if (careful && ip * 8 - bitCnt > inBits) {

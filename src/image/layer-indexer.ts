@@ -12,20 +12,32 @@ export type { LayerIndex, LayerIndexer } from "./layer-spans.ts";
 
 export type LayerKind = "gzip" | "zstd" | "none";
 export const DEFAULT_SPAN_SIZE = 2 * 1024 * 1024;
+/**
+ * The unit a miss fetches and verifies within a span: a gzip span (one window) is cut into pieces of this size
+ * (a miss decodes from the span's checkpoint only through the piece it needs), an uncompressed tar into spans of
+ * it. Not larger than the span.
+ */
+export const DEFAULT_PIECE_SIZE = 256 * 1024;
 
-/** An indexer for a layer of `kind`; spans hold about `spanSize` tar bytes (a multiple of 4096; default 2 MiB). */
-export function layerIndexer(kind: LayerKind, opts?: { spanSize?: number }): LayerIndexer {
+/**
+ * An indexer for a layer of `kind`: gzip checkpoints (windows) about every `spanSize` tar bytes, entries of
+ * `pieceSize` (both multiples of 4096; defaults 2 MiB and 256 KiB; a zstd span is whole frames).
+ */
+export function layerIndexer(kind: LayerKind, opts?: { spanSize?: number; pieceSize?: number }): LayerIndexer {
   const spanSize = opts?.spanSize ?? DEFAULT_SPAN_SIZE;
-  if (!Number.isInteger(spanSize) || spanSize < SPAN_ALIGN || spanSize % SPAN_ALIGN || spanSize > 2 ** 30) {
-    throw new RangeError(`Cannot index a layer: span size must be a multiple of ${SPAN_ALIGN} up to 1 GiB, got ${spanSize}`);
+  const pieceSize = Math.min(opts?.pieceSize ?? DEFAULT_PIECE_SIZE, spanSize);
+  for (const [what, v] of [["span", spanSize], ["piece", pieceSize]] as const) {
+    if (!Number.isInteger(v) || v < SPAN_ALIGN || v % SPAN_ALIGN || v > 2 ** 30) {
+      throw new RangeError(`Cannot index a layer: ${what} size must be a multiple of ${SPAN_ALIGN} up to 1 GiB, got ${v}`);
+    }
   }
   switch (kind) {
     case "gzip":
-      return new GzipIndexer(spanSize);
+      return new GzipIndexer(spanSize, pieceSize);
     case "zstd":
       return new ZstdIndexer(spanSize);
     case "none":
-      return new PlainIndexer(spanSize);
+      return new PlainIndexer(pieceSize);
   }
 }
 

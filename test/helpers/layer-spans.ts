@@ -9,8 +9,8 @@ import { verifiedChunk, verifiedChunkAsync } from "../../src/image/verified-chun
 import { sha256Digest } from "../../src/util/sha256.ts";
 
 /** Indexes `layer` pushed in pieces of `step` bytes; checks the tar bytes handed back and the diff_id. */
-export function indexLayer(kind: LayerKind, layer: Uint8Array, tar: Uint8Array, spanSize: number, step = 65536): LayerIndex {
-  const ix = layerIndexer(kind, { spanSize });
+export function indexLayer(kind: LayerKind, layer: Uint8Array, tar: Uint8Array, spanSize: number, step = 65536, pieceSize = spanSize): LayerIndex {
+  const ix = layerIndexer(kind, { spanSize, pieceSize });
   const out: Uint8Array[] = [];
   for (let at = 0; at < layer.length; at += step) out.push(...ix.push(layer.subarray(at, at + step)));
   const r = ix.finish();

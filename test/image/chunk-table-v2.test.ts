@@ -2,7 +2,7 @@
 // unchanged, and every kind of corruption refused by name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeChunkTable, encodeChunkTable, type ChunkTable } from "../../src/image/chunk-table.ts";
+import { decodeChunkTable, encodeChunkTable, type ChunkEntry, type ChunkTable } from "../../src/image/chunk-table.ts";
 
 const V2: ChunkTable = {
   version: 2, compression: "gzip", blkSzBits: 9, kernelSize: 5120, remoteSize: 400,
@@ -93,4 +93,33 @@ test("decodeChunkTable() refuses every kind of broken version 2 table, naming wh
   assert.throws(() => decodeChunkTable(zstd((b) => (b[SPAN1 + 30] = 0)), "t"), { code: "IMAGE_INVALID", message: /span 1 of a zstd layer has a window/ });
   const huge = encodeChunkTable({ ...V2, windows: [new Uint8Array(0), new Uint8Array(40_000)] });
   assert.throws(() => decodeChunkTable(huge, "t"), { code: "IMAGE_INVALID", message: /window of 40000 bytes is larger/ });
+});
+
+/** V2 with a third entry: a further piece of span 1's checkpoint (remote 200, bits 5). */
+const piece: ChunkEntry = { plainOffset: 8192, remoteOffset: 200, plainSize: 1000, remoteSize: 180, flags: 0, digest: new Uint8Array(32).fill(0x33), skip: 123 + 4096, bits: 5 };
+const PIECES: ChunkTable = {
+  ...V2, kernelSize: 9216,
+  entries: [V2.entries[0], { ...V2.entries[1], plainSize: 4096 }, piece],
+  windows: [V2.windows![0], V2.windows![1], V2.windows![1]],
+};
+
+test("a further piece of a span stores no skip and no window; decoded, it skips the pieces before it and shares the window", () => {
+  const bytes = encodeChunkTable(PIECES);
+  const at = 64 + 2 * 64;
+  assert.deepEqual([bytes.readUInt16LE(at + 28), bytes[at + 30], bytes.readUInt32LE(64 + 3 * 64 + 8)], [0, 5, 0], "skip 0, bits 5, window length 0");
+  const t = decodeChunkTable(bytes, "t");
+  assert.deepEqual(t, PIECES);
+  assert.equal(t.windows![2], t.windows![1]);
+  assert.throws(() => encodeChunkTable({ ...PIECES, entries: [...PIECES.entries.slice(0, 2), { ...piece, skip: 5 }] }), /piece 2 skips 5, not the 4219 bytes before it/);
+  const edit = (f: (b: Buffer) => void) => { const b = Buffer.from(bytes); f(b); return b; };
+  const cases: [string, Buffer, RegExp][] = [
+    ["a stored skip", edit((b) => b.writeUInt16LE(7, at + 28)), /continues span 1's checkpoint but stores a skip of 7/],
+    ["an end before the piece before", edit((b) => b.writeUInt32LE(100, at + 20)), /ends in the layer before span 1 does/],
+    ["in a zstd layer", edit((b) => { b[16] = 1; b[64 + 64 + 30] = 0; b[at + 30] = 0; }), /same remote byte as span 1 in a zstd layer/],
+  ];
+  for (const [what, b, msg] of cases) assert.throws(() => decodeChunkTable(b, "t"), { code: "IMAGE_INVALID", message: msg }, what);
+  // a window of its own: the window directory says 3 bytes for the piece (and the header and data agree)
+  const own = encodeChunkTable({ ...PIECES, entries: [...PIECES.entries.slice(0, 2), { ...piece, bits: 4, skip: 0 }], windows: [V2.windows![0], V2.windows![1], Uint8Array.from([1, 2, 3])] });
+  own[at + 30] = 5; // the same checkpoint again, with a window
+  assert.throws(() => decodeChunkTable(own, "t"), { code: "IMAGE_INVALID", message: /continues span 1's checkpoint but has a window of its own/ });
 });

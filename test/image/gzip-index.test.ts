@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import zlib from "node:zlib";
-import { SPAN_ALIGN, WINDOW_MAX_COMPRESSED } from "../../src/image/chunk-table.ts";
+import { encodeChunkTable, sameCheckpoint, SPAN_ALIGN, WINDOW_MAX_COMPRESSED } from "../../src/image/chunk-table.ts";
 import { layerIndexer } from "../../src/image/layer-indexer.ts";
 import { checkSpans, hasTool, indexLayer, noise } from "../helpers/layer-spans.ts";
 import { unavailable } from "../helpers/skip.ts";
@@ -64,6 +64,32 @@ test("gzip spans: aligned starts, skips below 4096, a span's worth of output, wi
   }
   // Neighbours share the bytes around a checkpoint: span k's range runs past span k+1's start.
   assert.ok(rest.some((e, k) => table.entries[k].remoteOffset + table.entries[k].remoteSize > e.remoteOffset));
+});
+
+test("gzip pieces: a span's pieces share its checkpoint and window; each decodes from the checkpoint through its own end", async () => {
+  const layer = zlib.gzipSync(TAR, { level: 6 });
+  const span = 256 * K;
+  const pieceSize = 32 * K;
+  const { table } = indexLayer("gzip", layer, TAR, span, 9_973, pieceSize);
+  await checkSpans(table, layer, TAR);
+  const spans = indexLayer("gzip", layer, TAR, span).table;
+  const firsts = table.entries.filter((e, i) => !sameCheckpoint(e, table.entries[i - 1]));
+  assert.deepEqual(firsts.map((e) => [e.plainOffset, e.remoteOffset, e.bits, e.skip]), spans.entries.map((e) => [e.plainOffset, e.remoteOffset, e.bits, e.skip]), "the same checkpoints as without pieces");
+  assert.ok(table.entries.length >= 4 * spans.entries.length, `${table.entries.length} pieces, ${spans.entries.length} spans`);
+  for (let i = 1; i < table.entries.length; i++) {
+    const [prev, e] = [table.entries[i - 1], table.entries[i]];
+    if (!sameCheckpoint(e, prev)) continue;
+    assert.equal(e.skip, prev.skip! + prev.plainSize, `piece ${i} skips the pieces before it`);
+    assert.ok(e.remoteSize >= prev.remoteSize, `piece ${i} needs at least the bytes of the one before`);
+    assert.equal(table.windows![i], table.windows![i - 1], `piece ${i} shares its span's window`);
+  }
+  table.entries.forEach((e, i) => {
+    if (i + 1 < table.entries.length && sameCheckpoint(table.entries[i + 1], e)) assert.equal(e.plainSize, pieceSize, `piece ${i} is a whole piece`);
+    else if (i + 1 < table.entries.length) assert.ok(e.plainSize >= pieceSize, `the last piece of a span runs to the next span (piece ${i})`);
+  });
+  // The encoding stores each window once: about the size of the span table's plus 64 + 4 bytes per piece.
+  const extra = encodeChunkTable(table).length - encodeChunkTable(spans).length;
+  assert.equal(extra, (table.entries.length - spans.entries.length) * 68);
 });
 
 test("gzip windows hold only what the span's matches reach: none after incompressible data", async () => {

@@ -107,13 +107,47 @@ test("watch(): zlib fed the input up to the watched bit produces the watched out
   for (const at of [1, 4096, 100_000, 333_333, data.length]) {
     const inf = new Inflater({ format: "raw" });
     inf.watch(at);
-    for (let p = 0; p < raw.length && inf.watched() < 0; p += 1000) inf.push(raw.subarray(p, p + 1000));
-    if (inf.watched() < 0) inf.finish();
-    const bit = inf.watched();
+    const bits: number[] = [];
+    for (let p = 0; p < raw.length && !bits.length; p += 1000) {
+      inf.push(raw.subarray(p, p + 1000));
+      bits.push(...inf.takeWatched());
+    }
+    if (!bits.length) {
+      inf.finish();
+      bits.push(...inf.takeWatched());
+    }
+    assert.equal(bits.length, 1);
+    const bit = bits[0];
     assert.ok(bit > 0);
     const got = zlib.inflateRawSync(raw.subarray(0, Math.ceil(bit / 8)), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
     assert.ok(got.length >= at, `watch ${at}: zlib made ${got.length} from ${Math.ceil(bit / 8)} bytes`);
     assert.deepEqual(got.subarray(0, at), data.subarray(0, at));
+  }
+});
+
+test("watch() many times: each bit is the one a single watch there gives, in order, through stored blocks too", () => {
+  for (const level of [0, 6]) {
+    const data = DATA.text;
+    const raw = zlib.deflateRawSync(data, { level });
+    const ats = [1, 2, 3, 4096, 8192, 100_000, 100_001, 333_333, data.length];
+    const single = ats.map((at) => {
+      const one = new Inflater({ format: "raw" });
+      one.watch(at);
+      one.push(raw);
+      one.finish();
+      return one.takeWatched()[0];
+    });
+    const inf = new Inflater({ format: "raw" });
+    for (const at of ats) inf.watch(at);
+    const got: number[] = [];
+    for (let p = 0; p < raw.length; p += 777) {
+      inf.push(raw.subarray(p, p + 777));
+      got.push(...inf.takeWatched());
+    }
+    inf.finish();
+    got.push(...inf.takeWatched());
+    assert.deepEqual(got, single, `level ${level}`);
+    assert.throws(() => inf.watch(5), RangeError);
   }
 });
 
