@@ -13,6 +13,7 @@ import { chunksOverlapping, groupRuns, type FetchRun, type PlanOptions } from ".
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
+import type { FileExtents } from "../image/file-extents.ts";
 import { ChunkClock } from "./lru.ts";
 import { chunkPunchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
@@ -122,9 +123,10 @@ export class BlobCache {
     this.#totalBytes = table.entries.reduce((n, e) => n + e.plainSize, 0);
     this.clock = new ChunkClock(table.entries.length, opts.ticks);
     for (let i = 0; i < table.entries.length; i++) if (presence.has(i)) this.#cachedBytes += table.entries[i].plainSize;
-    // A seek index's spans (version 2) are cut by size, not by file: its equal, contiguous spans look like one
-    // file to the file-shape heuristics, which would fetch up to file_fetch of a layer for one small file.
-    this.#misses = new MissPlanner(table.entries, table.version === 2 ? { ...opts, fileFetch: 0, amplify: 0 } : opts, this.#wanted);
+    // A seek index's pieces (version 2) are cut by size, not by file: its equal, contiguous pieces look like one
+    // file to the file-shape heuristics, which would fetch up to file_fetch of a layer for one small file; the
+    // files' extents come from the bootstrap instead (setFiles).
+    this.#misses = new MissPlanner(table.entries, opts, this.#wanted, table.version === 2);
     this.#fillTarget = {
       blobId: id, table, storage, signal: this.#closing.signal,
       remoteLocation: () => this.#source.remote.location,
@@ -311,16 +313,24 @@ export class BlobCache {
     this.#ask(r[0], r[1], 1);
     try {
       this.clock.touch(r[0], r[1]);
-      await this.#ensureOnce(r[0], r[1]);
+      await this.#ensureOnce(r[0], r[1], offset);
       // A chunk that went while we waited (an external punch, a failed sync's drop) is fetched again.
       for (let round = 2; !this.#allPresent(r[0], r[1]); round++) {
         if (round > 5) throw new EodError("DAEMON", `Chunks ${r[0]}..${r[1]} of blob ${this.id} went missing again and again before they could be read`);
-        await this.#ensureOnce(r[0], r[1]);
+        await this.#ensureOnce(r[0], r[1], offset);
       }
       this.clock.touch(r[0], r[1]);
     } finally {
       this.#ask(r[0], r[1], -1);
     }
+  }
+
+  /**
+   * Where the files lie in this blob (from the bootstrap: image/file-extents.ts), for a table cut by size (a
+   * layer's seek index): a miss in a small file then fetches all of it, as the layout shows files elsewhere.
+   */
+  setFiles(files: FileExtents): void {
+    this.#misses.files = files;
   }
 
   /** Counts readers of chunks first..last up (`by` 1) or down (-1). */
@@ -332,7 +342,7 @@ export class BlobCache {
     }
   }
 
-  async #ensureOnce(first: number, last: number): Promise<void> {
+  async #ensureOnce(first: number, last: number, at: number): Promise<void> {
     this.#closing.signal.throwIfAborted();
     let missing = false;
     let waiting = false;
@@ -348,7 +358,7 @@ export class BlobCache {
       // Its chunks' promises carry the outcome; a failed read-ahead is counted in errors, and a reader
       // that needs those chunks fetches them again.
       this.#start(run).catch(() => {});
-    });
+    }, at);
     // Each chunk on its own: the first ones of a long run may be in while the rest is still arriving.
     const waits: Array<Promise<void>> = [];
     for (let i = first; i <= last; i++) {

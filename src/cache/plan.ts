@@ -5,7 +5,7 @@
 // The chunk table knows no files, but its layout shows them: mkfs cuts every file into chunks of the image's
 // chunk size, the last one shorter, and lays a file's chunks out one after another; a chunk never holds two
 // files. So a full-size chunk directly followed by the next one continues its file, and a shorter one ends it.
-import type { ChunkEntry } from "../image/chunk-table.ts";
+import { sameCheckpoint, type ChunkEntry } from "../image/chunk-table.ts";
 
 export interface FetchRun {
   /** Chunk indexes first..last (inclusive), contiguous in the remote form. */
@@ -31,6 +31,23 @@ export interface PlanOptions {
    * after it whole, while the fetch stays within this many plain bytes (0: off; see planRuns).
    */
   amplify?: number;
+}
+
+/**
+ * A miss on chunks first..last of a seek index whose spans are cut into pieces (chunk-table.ts: pieces share a
+ * checkpoint and decode from it): the fetch from the checkpoint through `last` brings every earlier missing
+ * piece of its span too, so they are taken along; and when a piece of the span before them is already there
+ * (or coming), the reader is going through the span: the rest of it comes in the same request rather than
+ * one request per piece, each from the checkpoint again. Other tables: [first, last] as given.
+ */
+export function piecesToFetch(entries: readonly ChunkEntry[], first: number, last: number, wanted: (i: number) => boolean): [number, number] {
+  let lo = first;
+  while (lo > 0 && sameCheckpoint(entries[lo], entries[lo - 1]) && wanted(lo - 1)) lo--;
+  let hi = last;
+  if (lo > 0 && sameCheckpoint(entries[lo], entries[lo - 1])) {
+    while (hi + 1 < entries.length && sameCheckpoint(entries[hi + 1], entries[hi])) hi++;
+  }
+  return [lo, hi];
 }
 
 /** Index range [first, last] of the chunks overlapping [offset, offset+length), or null if none. */

@@ -23,8 +23,8 @@ Options:
   -o, --output <dir>     write the index image directory here (a new directory; with --push alone a
                          temporary one)
   --push                 push the index as the referrer artifact of the image (a registry reference only)
-  --span <size>          bytes of uncompressed tar per span, a multiple of 4K (default 2M): smaller spans
-                         make reads of small files cheaper and the index larger
+  --span <size>          bytes of uncompressed tar between checkpoints, a multiple of 4K (default 1M):
+                         smaller spans make reads of small files cheaper and the index larger
   --platform <os/arch[/variant]>  the image to take from an index (default the host's, e.g. linux/amd64)
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable

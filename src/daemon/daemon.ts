@@ -9,7 +9,7 @@ import { EodError } from "../errors.ts";
 import { openRemote } from "../remote/open-remote.ts";
 import type { Remote, RemoteOptions } from "../remote/remote.ts";
 import { MNT_DETACH, umount } from "../sys/mount.ts";
-import type { Frontend } from "../frontend/frontend.ts";
+import type { Frontend, PreparedImage } from "../frontend/frontend.ts";
 import { socketPathOf } from "./client.ts";
 import { RawReply, startControl } from "./control.ts";
 import { DaemonMetrics, type MetricsInput } from "./metrics.ts";
@@ -18,6 +18,7 @@ import { isRegistrySource, type RegistryImageOptions } from "../remote/registry/
 import { pullImage, pullsRunning, pullsStatus, type PullRequest, type PullResult } from "./pull.ts";
 import { ErofsReader, bufferSource } from "../erofs/reader.ts";
 import { cachedImage, loadImage, type LoadedImage } from "./images.ts";
+import { fileExtentsOf } from "../image/file-extents.ts";
 import { fillInBackground } from "./background.ts";
 import { planPrefetch } from "./prefetch.ts";
 import { TraceRecorder } from "./trace.ts";
@@ -181,7 +182,21 @@ export class Daemon {
   }
 
   async #reattach(m: MountRecord): Promise<void> {
-    await this.#opts.frontend.prepare(cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source, m.indexDir)), this.core, m.mountPoint);
+    const image = cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source, m.indexDir));
+    await this.#opts.frontend.prepare(image, this.core, m.mountPoint);
+    this.#tellFiles(image);
+  }
+
+  /**
+   * Gives the cache core where the files lie in blobs whose chunk tables cannot show it (a layer's seek
+   * index: pieces cut by size), so that a miss in a small file fetches all of it as for our own images.
+   */
+  #tellFiles(image: PreparedImage): void {
+    if (!image.blobs.some((b) => b.table.version === 2)) return;
+    const reader = new ErofsReader(bufferSource(fs.readFileSync(image.bootstrapPath)));
+    fileExtentsOf(reader, image.blobs.length).forEach((files, k) => {
+      if (image.blobs[k].table.version === 2) this.core.blob(image.blobs[k].id)?.setFiles(files);
+    });
   }
 
   /** Fetches the image's prefetch list in the background (never fails the mount: misses fetch on demand). */
@@ -308,7 +323,9 @@ export class Daemon {
     const fresh = image.blobs.map((b) => b.id).filter((id) => !this.#inUse(id));
     let mounted;
     try {
-      mounted = await this.#erofs.mount(await this.#opts.frontend.prepare(image, this.core, mountPoint), mountPoint);
+      const prepared = await this.#opts.frontend.prepare(image, this.core, mountPoint);
+      this.#tellFiles(image);
+      mounted = await this.#erofs.mount(prepared, mountPoint);
     } catch (err) {
       this.#opts.frontend.release(fresh, this.core);
       throw new EodError((err as EodError).code ?? "SYS", `Cannot mount ${image.bootstrapPath} on ${mountPoint}: ${(err as Error).message}`, { cause: err });

@@ -11,7 +11,7 @@ import { ZstdIndexer } from "./zstd-frames.ts";
 export type { LayerIndex, LayerIndexer } from "./layer-spans.ts";
 
 export type LayerKind = "gzip" | "zstd" | "none";
-export const DEFAULT_SPAN_SIZE = 2 * 1024 * 1024;
+export const DEFAULT_SPAN_SIZE = 1024 * 1024;
 /**
  * The unit a miss fetches and verifies within a span: a gzip span (one window) is cut into pieces of this size
  * (a miss decodes from the span's checkpoint only through the piece it needs), an uncompressed tar into spans of
@@ -21,7 +21,7 @@ export const DEFAULT_PIECE_SIZE = 256 * 1024;
 
 /**
  * An indexer for a layer of `kind`: gzip checkpoints (windows) about every `spanSize` tar bytes, entries of
- * `pieceSize` (both multiples of 4096; defaults 2 MiB and 256 KiB; a zstd span is whole frames).
+ * `pieceSize` (both multiples of 4096; defaults 1 MiB and 256 KiB; a zstd span is whole frames).
  */
 export function layerIndexer(kind: LayerKind, opts?: { spanSize?: number; pieceSize?: number }): LayerIndexer {
   const spanSize = opts?.spanSize ?? DEFAULT_SPAN_SIZE;

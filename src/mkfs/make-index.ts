@@ -22,7 +22,7 @@ export interface MakeIndexOptions {
   output?: string;
   /** Push the index as the referrer artifact of the registry image (a registry source only). */
   push?: boolean;
-  /** Plain bytes per span (a multiple of 4096; default the builder's, ~2 MiB). */
+  /** Plain bytes per span (a multiple of 4096; default the builder's, ~1 MiB). */
   spanSize?: number;
   /** Bytes of layer `index` read so far, of `total`. */
   onLayer?: (index: number, name: string, done: number, total: number) => void;

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { groupRuns, planRuns, type FetchRun } from "../../src/cache/plan.ts";
+import { groupRuns, piecesToFetch, planRuns, type FetchRun } from "../../src/cache/plan.ts";
 import { MissPlanner } from "../../src/cache/miss-planner.ts";
 import type { ChunkEntry } from "../../src/image/chunk-table.ts";
 import { decodeChunkTable } from "../../src/image/chunk-table.ts";
@@ -212,4 +212,36 @@ test("groupRuns() joins spans whose remote ranges overlap or touch (a seek index
   assert.deepEqual(groupRuns(spans, [0, 2], 1000), [run(0, 0, 10, 100), run(2, 2, 150, 10)]); // not the next index
   const inside = [span(0, 100, 0), span(20, 30, 1)]; // wholly inside the run: the run keeps its end
   assert.deepEqual(groupRuns(inside, [0, 1], 1000), [run(0, 1, 0, 100)]);
+});
+
+/** A seek index's entries: two spans of four 256 KiB pieces, each piece decoding from its span's checkpoint. */
+function pieces(): ChunkEntry[] {
+  const P = 256 * 1024;
+  return Array.from({ length: 8 }, (_, i) => {
+    const span = i >> 2;
+    return { plainOffset: i * P, plainSize: P, remoteOffset: span * 1000, remoteSize: 300 + (i & 3) * 250, flags: 0, digest: new Uint8Array(32), skip: (i & 3) * P, bits: 0 };
+  });
+}
+
+test("pieces of a span: a miss takes the earlier missing pieces along (their bytes come with it); after a piece that is there, the rest of the span", () => {
+  const e = pieces();
+  const have = new Set<number>();
+  const wanted = (i: number) => !have.has(i);
+  assert.deepEqual(piecesToFetch(e, 2, 2, wanted), [0, 2]);
+  have.add(0);
+  assert.deepEqual(piecesToFetch(e, 2, 2, wanted), [1, 3], "piece 0 is there: the reader goes through the span");
+  assert.deepEqual(piecesToFetch(e, 5, 5, wanted), [4, 5], "the next span starts at its own checkpoint");
+  assert.deepEqual(piecesToFetch(tableOf([5 * CHUNK, 3 * CHUNK]), 4, 4, all), [4, 4], "a table of our own images: as asked");
+});
+
+test("MissPlanner with file extents (a seek index): a miss in a small file fetches every piece of it in one request", () => {
+  const e = pieces();
+  const runs: FetchRun[] = [];
+  const planner = new MissPlanner(e, { minFetch: 0, maxFetch: 4 << 20, fileFetch: 8 << 20, amplify: 128 << 10 }, () => true, true);
+  planner.plan(1, 1, true, (r) => runs.push(r), 300_000); // no files known: as asked, with the earlier piece
+  assert.deepEqual(runs.map((r) => [r.first, r.last]), [[0, 1]]);
+  planner.files = { starts: Float64Array.from([100_000, 1_000_000]), ends: Float64Array.from([150_000, 1_900_000]) };
+  runs.length = 0;
+  planner.plan(3, 3, true, (r) => runs.push(r), 1_000_000);
+  assert.deepEqual(runs.map((r) => [r.first, r.last, r.remoteOffset, r.remoteLength]), [[0, 7, 0, 1000 + 1050]], "pieces 3..7 of the file and 0..2 before it, one request across the checkpoint");
 });
