@@ -333,6 +333,11 @@ export class BlobCache {
     this.#misses.files = files;
   }
 
+  /** Whether setFiles() was called (the files of a blob's tar are the same in every image that mounts it). */
+  get knowsFiles(): boolean {
+    return this.#misses.files !== null;
+  }
+
   /** Counts readers of chunks first..last up (`by` 1) or down (-1). */
   #ask(first: number, last: number, by: 1 | -1): void {
     for (let i = first; i <= last; i++) {

@@ -184,19 +184,24 @@ export class Daemon {
   async #reattach(m: MountRecord): Promise<void> {
     const image = cachedImage(this.#opts.cacheDir, m.bootstrapPath, m.blobs, this.#remote(m.source, m.indexDir));
     await this.#opts.frontend.prepare(image, this.core, m.mountPoint);
-    this.#tellFiles(image);
+    this.#tellFiles(image, m.mountPoint);
   }
 
   /**
    * Gives the cache core where the files lie in blobs whose chunk tables cannot show it (a layer's seek
-   * index: pieces cut by size), so that a miss in a small file fetches all of it as for our own images.
+   * index: pieces cut by size), so that a miss in a small file fetches all of it as for our own images. In the
+   * background, after the mount (a large tree takes a while to walk); misses before it are fetched by piece.
    */
-  #tellFiles(image: PreparedImage): void {
-    if (!image.blobs.some((b) => b.table.version === 2)) return;
-    const reader = new ErofsReader(bufferSource(fs.readFileSync(image.bootstrapPath)));
-    fileExtentsOf(reader, image.blobs.length).forEach((files, k) => {
-      if (image.blobs[k].table.version === 2) this.core.blob(image.blobs[k].id)?.setFiles(files);
-    });
+  #tellFiles(image: PreparedImage, mountPoint: string): void {
+    const blobs = image.blobs.map((b) => (b.table.version === 2 ? this.core.blob(b.id) : undefined));
+    if (!blobs.some((b) => b && !b.knowsFiles)) return;
+    const started = performance.now();
+    fileExtentsOf(new ErofsReader(bufferSource(fs.readFileSync(image.bootstrapPath))), blobs.length)
+      .then((files) => {
+        files.forEach((f, k) => blobs[k]?.setFiles(f));
+        this.#opts.log("info", "file extents known", { mountPoint, ms: Math.round(performance.now() - started) });
+      })
+      .catch((err: unknown) => this.#opts.log("warn", "cannot read the file extents of the bootstrap: misses are fetched by piece", { mountPoint, err }));
   }
 
   /** Fetches the image's prefetch list in the background (never fails the mount: misses fetch on demand). */
@@ -323,9 +328,7 @@ export class Daemon {
     const fresh = image.blobs.map((b) => b.id).filter((id) => !this.#inUse(id));
     let mounted;
     try {
-      const prepared = await this.#opts.frontend.prepare(image, this.core, mountPoint);
-      this.#tellFiles(image);
-      mounted = await this.#erofs.mount(prepared, mountPoint);
+      mounted = await this.#erofs.mount(await this.#opts.frontend.prepare(image, this.core, mountPoint), mountPoint);
     } catch (err) {
       this.#opts.frontend.release(fresh, this.core);
       throw new EodError((err as EodError).code ?? "SYS", `Cannot mount ${image.bootstrapPath} on ${mountPoint}: ${(err as Error).message}`, { cause: err });
@@ -339,6 +342,7 @@ export class Daemon {
     };
     this.#state.mounts.push(record);
     saveState(this.#opts.cacheDir, this.#state);
+    this.#tellFiles(image, mountPoint);
     this.#opts.log("info", "mounted", { mountPoint, source, blobs: image.blobs.length, loadBytes: image.fetchedBytes, ms: Math.round(performance.now() - started) });
     const prefetched = image.manifest.prefetch?.length ? this.#prefetch(image, mountPoint) : Promise.resolve();
     if (record.backgroundFetch !== undefined) this.#fillInBackground(record, prefetched);

@@ -10,15 +10,20 @@ export interface FileExtents {
   ends: Float64Array;
 }
 
+/** Directories read between two turns of the event loop: a tree of 100,000 files takes ~0.5 s to walk. */
+const DIRS_PER_TURN = 64;
+
 /**
  * The extents of the regular files of the tree per device (index 0 = device 1): one per file when its chunks
- * lie back to back on one device, else one per run of them.
+ * lie back to back on one device, else one per run of them. Gives the event loop a turn every few directories.
  */
-export function fileExtentsOf(reader: ErofsReader, devices: number): FileExtents[] {
+export async function fileExtentsOf(reader: ErofsReader, devices: number): Promise<FileExtents[]> {
   const ranges: Array<Array<[number, number]>> = Array.from({ length: devices }, () => []);
   const seen = new Set<number>();
   const dirs = [reader.root()];
+  let read = 0;
   for (let dir = dirs.pop(); dir; dir = dirs.pop()) {
+    if (++read % DIRS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     for (const d of reader.readDir(dir)) {
       if (d.nid === dir.nid || seen.has(d.nid) || (d.fileType !== EROFS_FT_DIR && d.fileType !== EROFS_FT_REG_FILE)) continue;
       seen.add(d.nid);

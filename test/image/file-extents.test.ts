@@ -23,7 +23,7 @@ test("fileExtentsOf(): every regular file's extent holds its bytes in its layer'
     open: () => (async function* () { yield t; })(),
   })), out, { spanSize: 64 << 10 });
   const reader = new ErofsReader(bufferSource(fs.readFileSync(path.join(out, "bootstrap.erofs"))), tars.map(bufferSource));
-  const extents = fileExtentsOf(reader, tars.length);
+  const extents = await fileExtentsOf(reader, tars.length);
   assert.equal(extents.length, tars.length);
   let files = 0;
   for (const { inode } of reader.walk()) {
