@@ -104,11 +104,13 @@ const EMULATOR_CRASH = /killed by SIG(SEGV|ILL|TRAP|BUS|FPE|ABRT)\b|# Fatal erro
 
 /**
  * Runs a node:test file in the VM. A failing run whose output shows a process the emulator crashed (TCG kills
- * V8 now and then: SIGSEGV at start-up) is run once more in a fresh VM; `note` hears about it.
+ * V8 now and then: SIGSEGV, or SIGTRAP from a failed JIT check), or whose test runner itself died of such a
+ * signal, is run once more in a fresh VM; `note` hears about it. test/helpers/cli.ts retries single commands.
  */
 export async function runTestFileInVm(testTs: string, opts: VmOptions, note: (s: string) => void): Promise<VmResult> {
   const res = await runInVm(testTs, [], opts);
-  if (res.status === 0 || !EMULATOR_CRASH.test(res.stdout + res.stderr)) return res;
+  const crashed = [132, 133, 134, 135, 139].includes(res.status ?? 0) || EMULATOR_CRASH.test(res.stdout + res.stderr);
+  if (res.status === 0 || !crashed) return res;
   const line = (res.stdout + res.stderr).split("\n").find((l) => EMULATOR_CRASH.test(l)) ?? "";
   note(`${testTs}: a process crashed under the emulator (${line.trim()}): running the VM again`);
   return runInVm(testTs, [], opts);
