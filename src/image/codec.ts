@@ -5,7 +5,7 @@
 import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
 import type { ChunkTable, Compression } from "./chunk-table.ts";
-import { decodeGzipSpan, decodeGzipSpanAsync } from "./gzip-span.ts";
+import { decodeGzipPieces, decodeGzipPiecesAsync, decodeGzipSpan, decodeGzipSpanAsync } from "./gzip-span.ts";
 import { decodeZstdSpan, decodeZstdSpanAsync } from "./zstd-span.ts";
 import { LZ4_MAX_LEVEL, lz4Bound, lz4CompressBlock, lz4DecompressBlock } from "./lz4.ts";
 
@@ -93,6 +93,27 @@ export async function decompressSpanAsync(table: ChunkTable, i: number, remote: 
   if (table.compression === "gzip") return decodeGzipSpanAsync(table, i, remote, what);
   if (table.compression === "zstd") return decodeZstdSpanAsync(table, i, remote, what);
   return decompressSpan(table, i, remote, what);
+}
+
+/**
+ * Spans first..last from the remote bytes of `last`, in one decoding pass: pieces of one gzip checkpoint
+ * (chunk-table.ts sameCheckpoint, gzip-span.ts), else one span (first = last). Not yet verified.
+ */
+export function decompressSpans(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: string): Uint8Array[] {
+  if (table.compression === "gzip") return decodeGzipPieces(table, first, last, remote, what);
+  return [decompressSpan(table, oneSpan(first, last), remote, what)];
+}
+
+/** decompressSpans() with the decoding on the thread pool. */
+export async function decompressSpansAsync(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: string): Promise<Uint8Array[]> {
+  if (table.compression === "gzip") return decodeGzipPiecesAsync(table, first, last, remote, what);
+  return [await decompressSpanAsync(table, oneSpan(first, last), remote, what)];
+}
+
+/** Only a gzip checkpoint has several pieces (zstd's spans are frames, none's are bytes as they are). */
+function oneSpan(first: number, last: number): number {
+  if (first !== last) throw new RangeError(`internal: spans ${first}..${last} of a layer that is not gzip decoded together`);
+  return first;
 }
 
 /** One frame with the content size and no checksum, made in one output step (zlib's default is 16 KiB steps, joined). */

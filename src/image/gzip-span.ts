@@ -2,13 +2,15 @@
 // raw inflate primed with the span's window as the dictionary, and across a member's end (trailer, next
 // header) on to the next member; then `skip` bytes dropped and exactly the span's plain size kept. Never
 // more output than the span needs and a little: a lying remote cannot make a decompression bomb of it.
+// Several pieces of one checkpoint decode in one inflate (the last one's bytes hold the others'), each cut
+// out where its skip says: a fill of a whole span inflates it once, not once per piece.
 //
 // A checkpoint `bits` into its first byte: node:zlib has no inflatePrime(), and shifting the bytes would
 // move the byte boundaries that stored blocks align to. So the first `bits` bits are replaced by empty
 // deflate blocks of as many bits modulo 8 (BIT_PREFIX): the original bytes stay where they are, aligned.
 import zlib from "node:zlib";
 import { EodError } from "../errors.ts";
-import type { ChunkTable } from "./chunk-table.ts";
+import { sameCheckpoint, type ChunkTable } from "./chunk-table.ts";
 import { gzipHeaderLength } from "./gzip-header.ts";
 import { CLEN_ORDER } from "./inflate-tables.ts";
 
@@ -18,49 +20,68 @@ const GZIP_TRAILER = 8;
 
 /** The plain bytes of span `i` from its remote bytes, on this thread; anything else is a DIGEST_MISMATCH. */
 export function decodeGzipSpan(table: ChunkTable, i: number, remote: Uint8Array, what: string): Uint8Array {
-  const s = prepare(table, i, remote, what);
-  let first: Buffer;
-  try {
-    first = zlib.inflateRawSync(s.input, s.options);
-  } catch (err) {
-    throw corrupt(err, what);
-  }
-  return finishSpan(s, first, what);
+  return decodeGzipPieces(table, i, i, remote, what)[0];
 }
 
-/** decodeGzipSpan() with the inflating on the thread pool (a span crossing a gzip member's end finishes here). */
+/** decodeGzipSpan() with the inflating on the thread pool. */
 export async function decodeGzipSpanAsync(table: ChunkTable, i: number, remote: Uint8Array, what: string): Promise<Uint8Array> {
-  const s = prepare(table, i, remote, what);
-  let first: Buffer;
+  return (await decodeGzipPiecesAsync(table, i, i, remote, what))[0];
+}
+
+/**
+ * Pieces first..last of one checkpoint's span (chunk-table.ts sameCheckpoint) from the remote bytes of `last`
+ * (which hold the others'), in one inflate from the checkpoint: each piece's plain bytes, not yet verified.
+ * @throws EodError DIGEST_MISMATCH when the bytes do not decode to as many bytes as the pieces need
+ */
+export function decodeGzipPieces(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: string): Uint8Array[] {
+  const s = prepare(table, first, last, remote, what);
+  let out: Buffer;
   try {
-    first = await new Promise<Buffer>((resolve, reject) => zlib.inflateRaw(s.input, s.options, (err, out) => (err ? reject(err) : resolve(out))));
+    out = zlib.inflateRawSync(s.input, s.options);
   } catch (err) {
     throw corrupt(err, what);
   }
-  return finishSpan(s, first, what);
+  return finishPieces(s, out, what);
+}
+
+/** decodeGzipPieces() with the inflating on the thread pool (a span crossing a gzip member's end finishes here). */
+export async function decodeGzipPiecesAsync(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: string): Promise<Uint8Array[]> {
+  const s = prepare(table, first, last, remote, what);
+  let out: Buffer;
+  try {
+    out = await new Promise<Buffer>((resolve, reject) => zlib.inflateRaw(s.input, s.options, (err, out) => (err ? reject(err) : resolve(out))));
+  } catch (err) {
+    throw corrupt(err, what);
+  }
+  return finishPieces(s, out, what);
 }
 
 interface Prepared {
   input: Uint8Array;
   options: zlib.ZlibOptions;
+  /** Decoded bytes from the checkpoint through the end of the last piece. */
   need: number;
-  skip: number;
-  plainSize: number;
+  /** Where each piece starts and ends in them. */
+  pieces: Array<{ start: number; end: number }>;
   remote: Uint8Array;
   /** Whole bytes the input has before the remote bytes (the empty blocks that stand for `bits`). */
   prefix: number;
 }
 
-function prepare(table: ChunkTable, i: number, remote: Uint8Array, what: string): Prepared {
-  const e = table.entries[i];
-  const skip = e.skip ?? 0;
+function prepare(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: string): Prepared {
+  const entries = table.entries;
+  for (let k = first + 1; k <= last; k++) {
+    if (!sameCheckpoint(entries[k], entries[k - 1])) throw new RangeError(`internal: pieces ${first}..${last} do not share a checkpoint (${k})`);
+  }
+  const e = entries[last];
   const bits = e.bits ?? 0;
-  const need = skip + e.plainSize;
+  const need = (e.skip ?? 0) + e.plainSize;
   if (remote.length !== e.remoteSize) throw new EodError("DIGEST_MISMATCH", `Cannot decode ${what}: got ${remote.length} remote bytes, expected ${e.remoteSize}`);
   const options: zlib.ZlibOptions = { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: need + OVERSHOOT, chunkSize: Math.max(64, need + 1024) };
-  const window = table.windows?.[i];
+  const window = table.windows?.[first];
   if (window?.length) options.dictionary = inflateWindow(window, what);
-  return { input: bits ? withPrefix(remote, bits) : remote, options, need, skip, plainSize: e.plainSize, remote, prefix: bits ? BIT_PREFIX[bits].bytes : 0 };
+  const pieces = entries.slice(first, last + 1).map((p) => ({ start: p.skip ?? 0, end: (p.skip ?? 0) + p.plainSize }));
+  return { input: bits ? withPrefix(remote, bits) : remote, options, need, pieces, remote, prefix: bits ? BIT_PREFIX[bits].bytes : 0 };
 }
 
 /** The checkpoint's 32 KiB of history (the table's digest vouches for it; its size is still checked). */
@@ -126,12 +147,13 @@ function withPrefix(remote: Uint8Array, bits: number): Uint8Array {
   return out;
 }
 
-function finishSpan(s: Prepared, first: Buffer, what: string): Uint8Array {
+function finishPieces(s: Prepared, first: Buffer, what: string): Uint8Array[] {
   let plain: Uint8Array = first;
   // The member ended before the span's end: the rest comes from the members after it.
   if (first.length < s.need) plain = Buffer.concat([first, nextMembers(s, s.need - first.length, what)]);
-  if (plain.length < s.need) throw new EodError("DIGEST_MISMATCH", `Cannot decode ${what}: got ${Math.max(0, plain.length - s.skip)} bytes, expected ${s.plainSize}`);
-  return plain.subarray(s.skip, s.need);
+  const from = s.pieces[0].start;
+  if (plain.length < s.need) throw new EodError("DIGEST_MISMATCH", `Cannot decode ${what}: got ${Math.max(0, plain.length - from)} bytes, expected ${s.need - from}`);
+  return s.pieces.map((p) => plain.subarray(p.start, p.end));
 }
 
 /**

@@ -1,11 +1,15 @@
 // The one decode-and-verify path of a chunk's remote bytes, shared by the cache fill, `eod check` and
 // `eod unpack`: decoded with the blob's codec (codec.ts; a span of a layer's seek index, version 2, with its
-// decoder there), then its sha256 compared with the chunk table's.
+// decoder there), then its sha256 compared with the chunk table's. The pieces of one checkpoint of a gzip
+// layer's seek index may be decoded in one pass (verifiedChunks), each still verified on its own.
 // Nothing returned from here has not matched.
 import { EodError } from "../errors.ts";
 import { sha256, sha256OffThread } from "../util/sha256.ts";
 import { CHUNK_FLAG_RAW, type ChunkTable, type Compression } from "./chunk-table.ts";
-import { decompressChunk, decompressChunkAsync, decompressSpan, decompressSpanAsync } from "./codec.ts";
+import { decompressChunk, decompressChunkAsync, decompressSpans, decompressSpansAsync } from "./codec.ts";
+
+/** One chunk's outcome of verifiedChunks(): its plain bytes, which matched its digest, or why it has none. */
+export type VerifiedChunk = { plain: Uint8Array; error?: undefined } | { plain?: undefined; error: EodError };
 
 /**
  * The plain bytes of chunk `i` of `table` from its remote bytes `remote`, decoded and verified on this thread.
@@ -13,24 +17,48 @@ import { decompressChunk, decompressChunkAsync, decompressSpan, decompressSpanAs
  * @throws EodError DIGEST_MISMATCH when the bytes do not decode to the chunk, or not to its digest
  */
 export function verifiedChunk(table: ChunkTable, i: number, remote: Uint8Array, what: string, from?: string): Uint8Array {
-  const e = table.entries[i];
-  const plain = table.version === 2 ? decompressSpan(table, i, remote, what) : decompressChunk(codecOf(table, i), remote, e.plainSize, what);
-  if (!sha256(plain).equals(e.digest)) throw mismatch(what, from);
-  return plain;
+  return plainOf(verifiedChunks(table, i, i, remote, () => what, from)[0]);
 }
 
 /** verifiedChunk() with the decoding and the digest on the thread pool (for large chunks: the event loop stays free). */
 export async function verifiedChunkAsync(table: ChunkTable, i: number, remote: Uint8Array, what: string, from?: string): Promise<Uint8Array> {
-  const e = table.entries[i];
-  const plain = table.version === 2 ? await decompressSpanAsync(table, i, remote, what) : await decompressChunkAsync(codecOf(table, i), remote, e.plainSize, what);
-  if (!Buffer.from(await sha256OffThread(plain)).equals(e.digest)) throw mismatch(what, from);
-  return plain;
+  return plainOf((await verifiedChunksAsync(table, i, i, remote, () => what, from))[0]);
+}
+
+/**
+ * Chunks first..last from the remote bytes of `last`, decoded in one pass on this thread: pieces of one
+ * checkpoint of a gzip layer's seek index (chunk-table.ts sameCheckpoint; the last one's bytes hold the
+ * others'), else one chunk (first = last). Each is verified against its own digest: one that does not match
+ * fails alone (the bytes after a corrupt one may still decode right; a digest says whether they did).
+ * `what(a, b)` names chunks a..b in messages.
+ * @throws EodError DIGEST_MISMATCH when the bytes do not decode at all: none of the chunks is had
+ */
+export function verifiedChunks(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: Naming, from?: string): VerifiedChunk[] {
+  const plains = table.version === 2 ? decompressSpans(table, first, last, remote, what(first, last)) : [decompressChunk(codecOf(table, first, last), remote, table.entries[first].plainSize, what(first, first))];
+  return plains.map((plain, k) => (sha256(plain).equals(table.entries[first + k].digest) ? { plain } : { error: mismatch(what(first + k, first + k), from) }));
+}
+
+/** verifiedChunks() with the decoding and the digests on the thread pool. */
+export async function verifiedChunksAsync(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: Naming, from?: string): Promise<VerifiedChunk[]> {
+  const plains = table.version === 2 ? await decompressSpansAsync(table, first, last, remote, what(first, last)) : [await decompressChunkAsync(codecOf(table, first, last), remote, table.entries[first].plainSize, what(first, first))];
+  const digests = await Promise.all(plains.map((plain) => sha256OffThread(plain)));
+  return plains.map((plain, k) => (Buffer.from(digests[k]).equals(table.entries[first + k].digest) ? { plain } : { error: mismatch(what(first + k, first + k), from) }));
+}
+
+/** Names chunks a..b (a = b: one chunk) in messages. */
+export type Naming = (a: number, b: number) => string;
+
+/** A verified chunk's plain bytes, or its error thrown. */
+export function plainOf(v: VerifiedChunk): Uint8Array {
+  if (v.error) throw v.error;
+  return v.plain;
 }
 
 /** A chunk stored as is (compression did not pay) decodes as `none`: its bytes are the plain bytes. */
-function codecOf(table: ChunkTable, i: number): Compression {
+function codecOf(table: ChunkTable, first: number, last: number): Compression {
   if (table.compression === "gzip") throw new EodError("IMAGE_INVALID", "gzip is only a version 2 table's compression");
-  return table.entries[i].flags & CHUNK_FLAG_RAW ? "none" : table.compression;
+  if (first !== last) throw new RangeError(`internal: chunks ${first}..${last} of a version 1 table decoded together`);
+  return table.entries[first].flags & CHUNK_FLAG_RAW ? "none" : table.compression;
 }
 
 function mismatch(what: string, from: string | undefined): EodError {
