@@ -1,6 +1,6 @@
 // The filesystem the FUSE frontend shows, answered without I/O: a read-only root directory holding one regular
-// file per blob served, named by the blob id, of the blob's kernel-form size. Every request but INIT and READ
-// (the service's) is answered here from what is served, so the policy is testable without a kernel.
+// file per blob served, named by the blob id, of the blob's kernel-form size. Every request but INIT, READ and
+// INTERRUPT (the service's) is answered here from what is served, so the policy is testable without a kernel.
 import fs from "node:fs";
 import {
   DT_DIR, DT_REG, encodeAttrOut, encodeDirents, encodeEntryOut, encodeOpenOut, encodeStatfsOut, FOPEN_KEEP_CACHE,
@@ -45,8 +45,8 @@ function fileAttr(f: ServedFile): Attr {
   return { ino: f.node, size: f.size, mode: 0o100444, nlink: 1 };
 }
 
-/** The answer to any request but INIT and READ. */
-export function answerRequest(req: Exclude<Request, { op: "init" | "read" }>, served: ServedView): Answer {
+/** The answer to any request but INIT, READ and INTERRUPT. */
+export function answerRequest(req: Exclude<Request, { op: "init" | "read" | "interrupt" }>, served: ServedView): Answer {
   const node = req.header.nodeid;
   const isRoot = node === FUSE_ROOT_ID;
   switch (req.op) {
@@ -79,8 +79,8 @@ export function answerRequest(req: Exclude<Request, { op: "init" | "read" }>, se
     }
     case "release": case "releasedir": case "flush": case "access": case "destroy":
       return ok();
-    case "forget": case "batch_forget": case "interrupt":
-      return null; // an interrupted READ still gets its answer when its fill ends
+    case "forget": case "batch_forget":
+      return null;
     case "other":
       return fail(ENOSYS);
   }

@@ -31,6 +31,7 @@ import type { Log } from "../../util/log.ts";
 import { failFrontend, type Frontend, type MountArgs, type PreparedImage } from "../frontend.ts";
 import { RequestJournal, type TakenRecord } from "../request-journal.ts";
 import { fuseBlobPath, fuseMountDir, NodeTable, nodeIdOf } from "./nodes.ts";
+import { OpenReads } from "./interrupts.ts";
 import { answerRequest, type ServedFile, type ServedView } from "./namespace.ts";
 import {
   decodeRequest, encodeInitOut, encodeNotify, encodeOutHeader, FUSE_BATCH_FORGET, FUSE_FORGET, FUSE_HAS_RESEND_FLAGS2,
@@ -39,7 +40,9 @@ import {
 
 export { fuseBlobPath, fuseMountDir } from "./nodes.ts";
 
+const EINTR = 4;
 const EIO = 5;
+const EAGAIN = 11;
 const PAGE_SIZE = 4096;
 
 /** Largest READ we ask for (the kernel caps it at max_pages_limit pages: 1 MiB by default). */
@@ -97,12 +100,14 @@ export class FuseFrontend implements Frontend {
   readonly #nodes = new NodeTable();
   readonly #served = new Map<string, Served>();
   readonly #pending = new Set<Promise<void>>();
+  /** READs taken and not yet answered: an INTERRUPT may answer one first (./interrupts.ts). */
+  readonly #openReads = new OpenReads();
   readonly #buf = Buffer.allocUnsafe(MAX_WRITE + REQUEST_HEADROOM);
   /** What READs are answered from, recycled: a fresh buffer per READ faults its every page at the pread. */
   readonly #readBuffers = new BufferPool(IDLE_READ_BUFFERS);
   readonly #byOp: Record<string, number> = {};
   readonly #stats = {
-    requests: 0, reads: 0, readBytes: 0, fills: 0, failedReads: 0, inFlight: 0, lateReplies: 0,
+    requests: 0, reads: 0, readBytes: 0, fills: 0, failedReads: 0, inFlight: 0, lateReplies: 0, interrupted: 0, interruptsRequeued: 0,
     heldConnection: false, resent: false, journaling: false, recovered: 0, kernelMinor: 0, maxPages: 0, readaheadBytes: 0,
   };
   readonly #fillLatency = new LatencyWindow();
@@ -314,6 +319,8 @@ export class FuseFrontend implements Frontend {
       }
       case "read":
         return this.#read(unique, nodeid, req.read.offset, req.read.size);
+      case "interrupt":
+        return this.#interrupt(unique, req.interrupted);
       default: {
         const answer = answerRequest(req, this.#view);
         if (answer) this.#reply(unique, answer.errno, answer.payload);
@@ -338,22 +345,23 @@ export class FuseFrontend implements Frontend {
   /** A READ: from the cache file at once if its chunks are present, else after the core has filled them. */
   #read(unique: bigint, node: bigint, offset: number, size: number): void {
     const s = this.#servedAt(node);
-    if (!s) { this.#log("warn", "fuse READ of a node we do not serve", { node }); return this.#reply(unique, EIO); }
+    if (!s) { this.#log("warn", "fuse READ of a node we do not serve", { node }); this.#reply(unique, EIO); return; }
     const length = Math.max(0, Math.min(size, s.blob.table.kernelSize - offset));
-    if (length === 0) return this.#reply(unique, 0);
+    if (length === 0) { this.#reply(unique, 0); return; }
     this.#stats.reads++;
     const started = performance.now();
     const hit = s.blob.isPresent(offset, length);
     if (hit) s.blob.onAccess?.(offset, length); // for eod trace (ensure() reports misses itself)
     else this.#stats.fills++;
     this.#stats.inFlight++;
+    this.#openReads.open(unique);
     const p = (async () => {
       if (!hit) await s.blob.ensure(offset, length); // rejects on a corrupt or stalled remote (after its timeout)
       const buf = this.#readBuffers.take(length);
       try {
         await preadFull(s.readFd, offset, length, buf);
         this.#stats.readBytes += length;
-        this.#reply(unique, 0, [buf.subarray(0, length)]); // written at once: the buffer is free after it
+        this.#replyRead(unique, 0, [buf.subarray(0, length)]); // written at once: the buffer is free after it
       } finally {
         this.#readBuffers.give(buf);
       }
@@ -361,7 +369,7 @@ export class FuseFrontend implements Frontend {
     })().catch((err: unknown) => {
       this.#stats.failedReads++;
       this.#log("warn", "fuse READ failed; answering EIO", { blob: s.blob.id, offset, length, err });
-      this.#reply(unique, EIO);
+      this.#replyRead(unique, EIO);
     }).finally(() => {
       this.#stats.inFlight--;
       this.#pending.delete(p);
@@ -371,16 +379,41 @@ export class FuseFrontend implements Frontend {
     s.reads.add(p);
   }
 
-  /** Writes the one reply a request gets; one the kernel no longer waits for (interrupted, aborted) is dropped. */
-  #reply(unique: bigint, errno: number, payload: readonly Uint8Array[] = []): void {
+  /**
+   * An INTERRUPT: the READ it names, if still open, is answered EINTR now (its fill goes on in the core, for
+   * the next reader of the range); else the INTERRUPT gets EAGAIN once (./interrupts.ts).
+   */
+  #interrupt(unique: bigint, interrupted: bigint): void {
+    const answer = this.#openReads.interrupt(unique, interrupted);
+    if (answer.reply === "eintr") {
+      this.#stats.interrupted++;
+      this.#reply(answer.unique, EINTR);
+    } else if (answer.reply === "eagain" && this.#reply(unique, EAGAIN)) {
+      this.#stats.interruptsRequeued++;
+      this.#openReads.requeued(unique);
+    }
+  }
+
+  /** A READ's own reply, unless an INTERRUPT answered it already. */
+  #replyRead(unique: bigint, errno: number, payload: readonly Uint8Array[] = []): void {
+    if (this.#openReads.close(unique)) this.#reply(unique, errno, payload);
+  }
+
+  /**
+   * Writes the one reply a request gets; one the kernel no longer waits for (answered, aborted) is dropped.
+   * Whether the kernel took it.
+   */
+  #reply(unique: bigint, errno: number, payload: readonly Uint8Array[] = []): boolean {
     this.#journal?.answered(unique);
-    if (this.#closed || this.#ended) return;
+    if (this.#closed || this.#ended) return false;
     const len = payload.reduce((n, b) => n + b.length, 0);
     try {
       writeFuseReply(this.#fd, [encodeOutHeader(unique, errno, len), ...payload]);
+      return true;
     } catch (err) {
-      if (err instanceof SysError && (err.errno === "ENOENT" || err.errno === "ENODEV")) { this.#stats.lateReplies++; return; }
+      if (err instanceof SysError && (err.errno === "ENOENT" || err.errno === "ENODEV")) { this.#stats.lateReplies++; return false; }
       this.#log("error", "answering a FUSE request failed", { unique, errno, err });
+      return false;
     }
   }
 

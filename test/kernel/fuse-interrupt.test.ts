@@ -1,0 +1,120 @@
+// A reader blocked on a stalled remote can be killed, FUSE frontend on the real kernel. A process whose
+// synchronous READ is in the daemon waits for the answer alone, SIGKILL or not (fs/fuse/dev.c
+// request_wait_answer); the kernel sends FUSE_INTERRUPT and the daemon answers that READ EINTR at once, so the
+// reader exits, while the fill goes on in the cache core: once the stall ends the file reads right. Readers of
+// the erofs mount wait on the page lock instead (their READs are readahead, background requests that are never
+// interrupted): they exit on SIGKILL as they did before. The daemon serves on throughout; nothing is left.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { haveRoot, tempDir } from "../helpers/kernel.ts";
+import { cleanup, eodAsync, lazyWorkspace, readInChild, serveRandomFiles, type Served } from "../helpers/lazy.ts";
+import { unavailable } from "../helpers/skip.ts";
+import { fuseMountAt } from "../../src/sys/fuse.ts";
+import { fuseMountDir } from "../../src/frontend/fuse/nodes.ts";
+
+const skip = unavailable(!haveRoot() ? "needs root to mount" : !fs.existsSync("/dev/fuse") && "needs /dev/fuse");
+
+/** A stalled fetch ends (times out, then the one retry succeeds) this long after it started. */
+const STALL_MS = 15_000;
+/** A killed reader must be gone this soon: well before the stall ends. */
+const EXIT_MS = 2_000;
+const env = { EOD_REMOTE_TIMEOUT_MS: String(STALL_MS), EOD_REMOTE_RETRIES: "1", EOD_FILE_FETCH: "0" };
+const FILES: Record<string, number> = { "cold.bin": 3 << 20, "small.txt": 5000 };
+
+let work = "";
+let src = "";
+let server: Served;
+let ws: ReturnType<typeof lazyWorkspace>;
+const started = new Set<ChildProcess>();
+
+before(async () => {
+  if (skip) return;
+  work = tempDir("eod-fuse-interrupt-");
+  ws = lazyWorkspace(work);
+  ({ src, server } = await serveRandomFiles(work, FILES));
+});
+
+after(() => {
+  for (const c of started) c.kill("SIGKILL");
+  if (work) ws.teardown(server);
+});
+
+const sha = (name: string) => createHash("sha256").update(fs.readFileSync(path.join(src, name))).digest("hex");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function frontendStats(cache: string) {
+  const r = await eodAsync(["status", "--cache-dir", cache, "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout).frontend;
+}
+
+/** A reader in a process of its own; resolves with its exit code or signal. */
+function startReader(cmd: string, args: string[]): { child: ChildProcess; exited: Promise<number | string | null> } {
+  const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  started.add(child);
+  const exited = new Promise<number | string | null>((resolve) => child.once("exit", (code, sig) => { started.delete(child); resolve(sig ?? code); }));
+  return { child, exited };
+}
+
+const READERS = [
+  {
+    name: "a synchronous READ (O_DIRECT of the blob's FUSE file), which only the daemon's answer ends",
+    interrupted: true,
+    reader: (cache: string) => {
+      const [blob] = fs.readdirSync(fuseMountDir(cache));
+      return startReader("dd", [`if=${path.join(fuseMountDir(cache), blob)}`, "of=/dev/null", "bs=1M", "count=2", "iflag=direct"]);
+    },
+  },
+  {
+    name: "cat of the erofs file (readahead: background READs, the reader waits on the page lock)",
+    interrupted: false,
+    reader: (_cache: string, mnt: string): ReturnType<typeof startReader> => startReader("cat", [path.join(mnt, "cold.bin")]),
+  },
+];
+
+for (const { name, interrupted, reader } of READERS) {
+  test(`SIGKILL of a reader blocked on a stalled remote: it exits at once, the fill goes on, the right bytes after the stall; ${name}`, { skip, timeout: 120_000 }, async (t) => {
+    const { cache, mnt } = ws.fresh();
+    t.after(() => cleanup(work, cache));
+    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache, "--frontend", "fuse"], env);
+    assert.equal(m.status, 0, m.stderr);
+    assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"), "an ordinary cold read: no spurious EINTR");
+
+    await server.setFaults({ mode: "stall", match: "blobs/" });
+    const stallStarted = Date.now();
+    const r = reader(cache, mnt);
+    for (const until = Date.now() + 20_000; (await frontendStats(cache)).inFlight < 1; await sleep(50)) {
+      assert.ok(Date.now() < until, "the reader's READ reached the daemon");
+    }
+    await sleep(200); // the reader is asleep in the kernel
+    const killedAt = Date.now();
+    r.child.kill("SIGKILL");
+    const gone = await Promise.race([r.exited, sleep(EXIT_MS).then(() => "still there")]);
+    const exitMs = Date.now() - killedAt;
+    t.diagnostic(`reader exited ${exitMs} ms after SIGKILL (${gone}); the stall ends ${STALL_MS - (Date.now() - stallStarted)} ms later`);
+    assert.equal(gone, "SIGKILL", `the killed reader is gone within ${EXIT_MS} ms`);
+    assert.ok(Date.now() - stallStarted < STALL_MS - 5_000, "well before the stall ends");
+
+    const during = await frontendStats(cache);
+    t.diagnostic(`frontend during the stall: ${JSON.stringify({ interrupted: during.interrupted, inFlight: during.inFlight, byOp: during.byOp })}`);
+    assert.equal(during.interrupted, interrupted ? 1 : 0, interrupted ? "its READ was answered EINTR" : "no READ of the erofs reader was interrupted");
+    assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"), "the daemon serves on during the stall");
+
+    await server.setFaults(null);
+    const after = await readInChild(path.join(mnt, "cold.bin"), 60_000);
+    assert.equal(after.sha256, sha("cold.bin"), "once the stall ends: the right bytes");
+    const s = await frontendStats(cache);
+    assert.equal(s.failedReads, 0, "no READ failed");
+    assert.equal(s.interruptsRequeued, 0, "no INTERRUPT of an unknown request");
+
+    const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
+    assert.equal(u.status, 0, u.stderr);
+    for (const until = Date.now() + 20_000; fuseMountAt(fuseMountDir(cache)); await sleep(100)) {
+      assert.ok(Date.now() < until, "the idle daemon unmounts its FUSE filesystem");
+    }
+  });
+}
