@@ -162,7 +162,7 @@ async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCp
 function describeRun(r: ColdRun): string {
   const what = r.full
     ? `download ${secs(r.full.downloadS)} s + extract ${secs(r.full.extractS)} s + run ${secs(r.runS)} s`
-    : `mount ${secs(r.prepareS)} s (daemon up ${secs(r.daemon?.daemonUpS)} s, its load ${secs(r.daemon?.loadMs != null ? r.daemon.loadMs / 1000 : null)} s; ${mb(r.mountBytes ?? 0)} MB, link busy ${secs(r.linkBusy?.mountS)} s) + run ${secs(r.runS)} s (link busy ${secs(r.linkBusy?.runS)} s)${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB` : ""}`;
+    : `mount ${secs(r.prepareS)} s (daemon up ${secs(r.daemon?.daemonUpS)} s, its load ${secs(r.daemon?.loadMs != null ? r.daemon.loadMs / 1000 : null)} s; ${mb(r.mountBytes ?? 0)} MB, link busy ${secs(r.linkBusy?.mountS)} s) + run ${secs(r.runS)} s (link busy ${secs(r.linkBusy?.runS)} s)${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB, ${mb(r.daemon.inflatedBytes)} MB inflated` : ""}`;
   return `${secs(r.seconds)} s (${what}), ${mb(r.bytes)} MB in ${r.requests} answers; other processes ${r.foreignCpuS.toFixed(1)} CPU s${r.ok ? "" : `; FAILED: ${r.problem}`}`;
 }
 

@@ -34,6 +34,8 @@ export interface DaemonFetches {
   /** The daemon's own time for the mount request (resolve, index, bootstrap, tables, mount(2)). */
   loadMs: number | null;
   fetchedBytes: number;
+  /** Plain bytes the daemon decoded from them (a seek index's bytes from a checkpoint to a piece included). */
+  inflatedBytes: number;
   fetches: number;
   misses: number;
   blobs: number;
@@ -83,16 +85,16 @@ async function daemonFetches(cache: string, wall0: number): Promise<DaemonFetche
   const st = await eodIn(["status", "--cache-dir", cache, "--json"], 30_000);
   if (st.code !== 0) return null;
   const s = JSON.parse(st.stdout) as {
-    blobs?: Array<{ fetchedBytes: number; fetches: number; misses: number; corrupt: number; errors: number }>;
+    blobs?: Array<{ fetchedBytes: number; inflatedBytes: number; fetches: number; misses: number; corrupt: number; errors: number }>;
     remotes?: Array<{ requests: number; bytes: number }>;
   };
   const blobs = s.blobs ?? [];
-  const sum = (k: "fetchedBytes" | "fetches" | "misses" | "corrupt" | "errors") => blobs.reduce((n, b) => n + b[k], 0);
+  const sum = (k: "fetchedBytes" | "inflatedBytes" | "fetches" | "misses" | "corrupt" | "errors") => blobs.reduce((n, b) => n + b[k], 0);
   const log = daemonLog(cache);
   const up = log.started ? (Date.parse(log.started.time) - wall0) / 1000 : null;
   return {
     daemonUpS: up !== null && up >= 0 ? up : null, loadBytes: log.mounted?.loadBytes ?? null, loadMs: log.mounted?.ms ?? null,
-    fetchedBytes: sum("fetchedBytes"), fetches: sum("fetches"), misses: sum("misses"), corrupt: sum("corrupt"), errors: sum("errors"), blobs: blobs.length,
+    fetchedBytes: sum("fetchedBytes"), inflatedBytes: sum("inflatedBytes"), fetches: sum("fetches"), misses: sum("misses"), corrupt: sum("corrupt"), errors: sum("errors"), blobs: blobs.length,
     remoteRequests: (s.remotes ?? []).reduce((n, r) => n + r.requests, 0), remoteBytes: (s.remotes ?? []).reduce((n, r) => n + r.bytes, 0),
   };
 }

@@ -4,7 +4,9 @@
 //
 // How much a miss fetches is miss-planner.ts's; how a chunk's bytes are decoded, verified and written is
 // chunk-fill.ts's. Here: each chunk of a run is released to its readers as soon as its own bytes are in and
-// verified, while the rest of a (streamed) answer is still arriving; bad bytes are fetched again.
+// verified, while the rest of a (streamed) answer is still arriving; bad bytes are fetched again. The pieces
+// of one gzip checkpoint in a run (a layer's seek index) are decoded in one pass once all their bytes are in,
+// but a piece a reader waits for is decoded as soon as its own are.
 import { EodError } from "../errors.ts";
 import type { ChunkTable } from "../image/chunk-table.ts";
 import type { Remote } from "../remote/remote.ts";
@@ -17,8 +19,9 @@ import type { FileExtents } from "../image/file-extents.ts";
 import { ChunkClock } from "./lru.ts";
 import { chunkPunchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
-import { fillChunk, SYNC_DECODE_MAX, type ChunkFillTarget } from "./chunk-fill.ts";
+import { decodeChunks, decodesWithPrevious, inflatedBy, inflatedByRun, SYNC_DECODE_MAX, writeChunk, type ChunkFillTarget } from "./chunk-fill.ts";
 import type { BufferPool } from "../util/buffer-pool.ts";
+import type { VerifiedChunk } from "../image/verified-chunk.ts";
 
 export interface BlobSourceRef {
   remote: Remote;
@@ -51,6 +54,8 @@ export interface BlobStats {
   cachedBytes: number;
   /** Bytes received from the remote (compressed). */
   fetchedBytes: number;
+  /** Plain bytes decoded from them, a seek index's bytes from a checkpoint to a piece included. */
+  inflatedBytes: number;
   fetches: number;
   /** Fetches started ahead of a sequential reader. */
   readaheads: number;
@@ -94,7 +99,7 @@ export class BlobCache {
   #fills = 0;
   /** Failed syncs so far: a write that was under way across one is done again (its pages may be what failed). */
   #syncFailures = 0;
-  readonly #stats = { fetchedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0, unsyncedDropped: 0 };
+  readonly #stats = { fetchedBytes: 0, inflatedBytes: 0, fetches: 0, readaheads: 0, prefetches: 0, misses: 0, hits: 0, corrupt: 0, errors: 0, evictions: 0, evictedBytes: 0, noSpaceRetries: 0, unsyncedDropped: 0 };
   /** When each chunk was last used (LRU order for culling). */
   readonly clock: ChunkClock;
   /**
@@ -434,7 +439,7 @@ export class BlobCache {
     const entries = this.table.entries;
     let plainTotal = 0;
     for (let i = run.first; i <= run.last; i++) plainTotal += entries[i].plainSize;
-    const sync = plainTotal <= SYNC_DECODE_MAX;
+    const sync = inflatedByRun(this.table, run.first, run.last) <= SYNC_DECODE_MAX;
     const filled = (i: number) => { // present now: release its readers
       if (this.#inFlight.get(i) && settle.has(i)) this.#inFlight.delete(i);
       settle.get(i)?.();
@@ -451,18 +456,23 @@ export class BlobCache {
           let answer: Uint8Array | null = null;
           const take = (bytes: Uint8Array, received: number) => {
             if (bytes !== answer) { answer = bytes; next = run.first; } // a retried answer starts over
-            for (; next <= run.last; next++) {
-              const e = entries[next];
+            const arrived = (i: number) => entries[i].remoteOffset - run.remoteOffset + entries[i].remoteSize <= received;
+            while (next <= run.last) {
+              if (this.presence.has(next)) { filled(next++); continue; } // written by an earlier attempt
+              const last = this.#decodeNow(next, run.last, arrived);
+              if (last < 0) break;
+              const e = entries[last];
               const at = e.remoteOffset - run.remoteOffset;
-              if (at + e.remoteSize > received) break;
-              if (this.presence.has(next)) { filled(next); continue; } // written by an earlier attempt
-              const i = next;
-              const fill = this.#fill(i, bytes.subarray(at, at + e.remoteSize), sync).then(() => filled(i));
-              // Observed now: a fill that fails (a corrupt chunk) while the rest of the answer is still streaming
-              // would otherwise be an unhandled rejection until readRange() returns, and that kills the daemon.
-              // Its error still fails this attempt below (settleAll).
-              fill.catch(() => {});
-              chunks.push(fill);
+              this.#fill(next, last, bytes.subarray(at, at + e.remoteSize), sync).forEach((p, k) => {
+                const i = next + k;
+                const fill = p.then(() => filled(i));
+                // Observed now: a fill that fails (a corrupt chunk) while the rest of the answer is still streaming
+                // would otherwise be an unhandled rejection until readRange() returns, and that kills the daemon.
+                // Its error still fails this attempt below (settleAll).
+                fill.catch(() => {});
+                chunks.push(fill);
+              });
+              next = last + 1;
             }
           };
           this.#stats.fetches++;
@@ -495,11 +505,39 @@ export class BlobCache {
     }
   }
 
-  /** Decodes chunk `i`, verifies it, writes it and marks it present. */
-  async #fill(i: number, bytes: Uint8Array, sync: boolean): Promise<void> {
+  /**
+   * The last chunk to decode now in one pass with missing chunk `first` (whose bytes and those of the chunks to
+   * `runLast` are arriving: `arrived`), or -1 to wait for more of the answer. The missing pieces of first's
+   * gzip checkpoint in the run decode together once all their bytes are in; before that, those that are in
+   * through the last one a reader waits for decode at once (the reader does not wait for the rest of the span).
+   */
+  #decodeNow(first: number, runLast: number, arrived: (i: number) => boolean): number {
+    if (!arrived(first)) return -1;
+    let end = first;
+    while (end < runLast && decodesWithPrevious(this.table, end + 1) && !this.presence.has(end + 1)) end++;
+    if (arrived(end)) return end;
+    let asked = -1;
+    for (let i = first; i < end && arrived(i); i++) if (this.#asked.has(i)) asked = i;
+    return asked;
+  }
+
+  /**
+   * Decodes chunks first..last in one pass (chunk-fill.ts), and writes each one that matched its digest and
+   * marks it present: one promise per chunk.
+   */
+  #fill(first: number, last: number, bytes: Uint8Array, sync: boolean): Array<Promise<void>> {
+    this.#stats.inflatedBytes += inflatedBy(this.table, last);
+    const decoded = decodeChunks(this.#fillTarget, first, last, bytes, sync);
+    const fills: Array<Promise<void>> = [];
+    for (let i = first; i <= last; i++) fills.push(decoded.then((chunks) => this.#write(i, chunks[i - first])));
+    return fills;
+  }
+
+  /** Writes chunk `i`'s verified bytes (its error thrown if it has none) and marks it present. */
+  async #write(i: number, v: VerifiedChunk): Promise<void> {
     for (;;) {
       const failures = this.#syncFailures;
-      await fillChunk(this.#fillTarget, i, bytes, sync);
+      await writeChunk(this.#fillTarget, i, v);
       if (failures === this.#syncFailures) break; // else a sync failed while this was written: write it again
     }
     if (this.presence.has(i)) return;

@@ -1,11 +1,33 @@
-// The fill path of one chunk: its remote bytes are decoded and checked against the chunk table's sha256
+// The fill path of chunks: their remote bytes are decoded and checked against the chunk table's sha256
 // (image/verified-chunk.ts), and only bytes that matched reach the storage (a full cache filesystem: cull, then retry).
-import type { ChunkTable } from "../image/chunk-table.ts";
-import { verifiedChunk, verifiedChunkAsync } from "../image/verified-chunk.ts";
+// The pieces of one checkpoint of a gzip layer's seek index decode in one pass (decodeChunks).
+import { sameCheckpoint, type ChunkTable } from "../image/chunk-table.ts";
+import { plainOf, verifiedChunks, verifiedChunksAsync, type VerifiedChunk } from "../image/verified-chunk.ts";
 import type { BlobStorage } from "./storage.ts";
 
-/** Runs up to this many plain bytes are decoded on the main thread: a thread-pool hop costs more than that. */
+/**
+ * Runs that inflate up to this many plain bytes (a seek index's skipped bytes included) are decoded on the main
+ * thread: a thread-pool hop costs more than that.
+ */
 export const SYNC_DECODE_MAX = 256 * 1024;
+
+/** Whether chunk `i` decodes in one pass with chunk `i - 1` (a further piece of its gzip checkpoint's span). */
+export function decodesWithPrevious(table: ChunkTable, i: number): boolean {
+  return table.version === 2 && table.compression === "gzip" && i > 0 && sameCheckpoint(table.entries[i], table.entries[i - 1]);
+}
+
+/** Plain bytes that decoding chunks first..last in one pass inflates: from the checkpoint (skip) through last's end. */
+export function inflatedBy(table: ChunkTable, last: number): number {
+  const e = table.entries[last];
+  return (e.skip ?? 0) + e.plainSize;
+}
+
+/** Plain bytes that decoding chunks first..last inflates, one pass per checkpoint (each from the checkpoint). */
+export function inflatedByRun(table: ChunkTable, first: number, last: number): number {
+  let n = 0;
+  for (let i = first; i <= last; i++) if (i === last || !decodesWithPrevious(table, i + 1)) n += inflatedBy(table, i);
+  return n;
+}
 
 /** What filling a blob's chunks needs of the blob. */
 export interface ChunkFillTarget {
@@ -23,13 +45,21 @@ export interface ChunkFillTarget {
 }
 
 /**
- * Decodes chunk `i` from its remote bytes (on this thread if `sync`), verifies it and writes it at its plain
- * offset. Marking it present is the caller's: only after this resolved.
- * @throws EodError DIGEST_MISMATCH when the bytes are not the chunk's
+ * Decodes chunks first..last in one pass from the remote bytes of `last` (pieces of one checkpoint, or one
+ * chunk), on this thread if `sync`, and verifies each; nothing is written yet.
+ * @throws EodError DIGEST_MISMATCH when the bytes do not decode at all (a chunk that does not match is its own error)
  */
-export async function fillChunk(t: ChunkFillTarget, i: number, bytes: Uint8Array, sync: boolean): Promise<void> {
-  const what = `chunk ${i} of blob ${t.blobId}`;
-  const data = sync ? verifiedChunk(t.table, i, bytes, what, t.remoteLocation()) : await verifiedChunkAsync(t.table, i, bytes, what, t.remoteLocation());
+export async function decodeChunks(t: ChunkFillTarget, first: number, last: number, bytes: Uint8Array, sync: boolean): Promise<VerifiedChunk[]> {
+  const what = (a: number, b: number) => `${a === b ? `chunk ${a}` : `chunks ${a}..${b}`} of blob ${t.blobId}`;
+  return sync ? verifiedChunks(t.table, first, last, bytes, what, t.remoteLocation()) : verifiedChunksAsync(t.table, first, last, bytes, what, t.remoteLocation());
+}
+
+/**
+ * Writes chunk `i`'s verified bytes at its plain offset. Marking it present is the caller's: only after this resolved.
+ * @throws EodError DIGEST_MISMATCH when its bytes were not the chunk's
+ */
+export async function writeChunk(t: ChunkFillTarget, i: number, v: VerifiedChunk): Promise<void> {
+  const data = plainOf(v);
   t.signal.throwIfAborted();
   await writeMakingRoom(t, t.table.entries[i].plainOffset, data);
 }
