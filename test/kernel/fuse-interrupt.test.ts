@@ -4,16 +4,17 @@
 // reader exits, while the fill goes on in the cache core: once the stall ends the file reads right. Readers of
 // the erofs mount wait on the page lock instead (their READs are readahead, background requests that are never
 // interrupted): they exit on SIGKILL as they did before. The daemon serves on throughout; nothing is left.
-import { after, before, test } from "node:test";
+import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { startFuseDaemon } from "../helpers/fuse.ts";
 import { haveRoot, tempDir } from "../helpers/kernel.ts";
 import { cleanup, eodAsync, lazyWorkspace, readInChild, serveRandomFiles, type Served } from "../helpers/lazy.ts";
 import { unavailable } from "../helpers/skip.ts";
-import { fuseMountAt } from "../../src/sys/fuse.ts";
+import { fuseMountAt, openFuseDevice } from "../../src/sys/fuse.ts";
 import { fuseMountDir } from "../../src/frontend/fuse/nodes.ts";
 
 const skip = unavailable(!haveRoot() ? "needs root to mount" : !fs.existsSync("/dev/fuse") && "needs /dev/fuse");
@@ -60,11 +61,18 @@ function startReader(cmd: string, args: string[]): { child: ChildProcess; exited
   return { child, exited };
 }
 
-const READERS = [
+interface ReaderCase {
+  name: string;
+  /** Whether its READ is one the kernel interrupts (a synchronous one). */
+  interrupted: boolean;
+  reader(cache: string, mnt: string): ReturnType<typeof startReader>;
+}
+
+const READERS: ReaderCase[] = [
   {
     name: "a synchronous READ (O_DIRECT of the blob's FUSE file), which only the daemon's answer ends",
     interrupted: true,
-    reader: (cache: string) => {
+    reader: (cache) => {
       const [blob] = fs.readdirSync(fuseMountDir(cache));
       return startReader("dd", [`if=${path.join(fuseMountDir(cache), blob)}`, "of=/dev/null", "bs=1M", "count=2", "iflag=direct"]);
     },
@@ -72,9 +80,47 @@ const READERS = [
   {
     name: "cat of the erofs file (readahead: background READs, the reader waits on the page lock)",
     interrupted: false,
-    reader: (_cache: string, mnt: string): ReturnType<typeof startReader> => startReader("cat", [path.join(mnt, "cold.bin")]),
+    reader: (_cache, mnt) => startReader("cat", [path.join(mnt, "cold.bin")]),
   },
 ];
+
+/**
+ * Stalls the remote, starts `reader` and SIGKILLs it once its READ is in the daemon: it must be gone within
+ * EXIT_MS, well before the stall ends, and the daemon must serve on. Returns the frontend's stats then.
+ */
+async function killBlockedReader(t: TestContext, cache: string, mnt: string, reader: () => ReturnType<typeof startReader>) {
+  await server.setFaults({ mode: "stall", match: "blobs/" });
+  const stallStarted = Date.now();
+  const r = reader();
+  for (const until = Date.now() + 20_000; (await frontendStats(cache)).inFlight < 1; await sleep(50)) {
+    assert.ok(Date.now() < until, "the reader's READ reached the daemon");
+  }
+  await sleep(200); // the reader is asleep in the kernel
+  const killedAt = Date.now();
+  r.child.kill("SIGKILL");
+  const gone = await Promise.race([r.exited, sleep(EXIT_MS).then(() => "still there")]);
+  t.diagnostic(`reader exited ${Date.now() - killedAt} ms after SIGKILL (${gone}); the stall ends ${STALL_MS - (Date.now() - stallStarted)} ms later`);
+  assert.equal(gone, "SIGKILL", `the killed reader is gone within ${EXIT_MS} ms`);
+  assert.ok(Date.now() - stallStarted < STALL_MS - 5_000, "well before the stall ends");
+  const during = await frontendStats(cache);
+  t.diagnostic(`frontend during the stall: ${JSON.stringify({ interrupted: during.interrupted, inFlight: during.inFlight, byOp: during.byOp })}`);
+  assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"), "the daemon serves on during the stall");
+  return during;
+}
+
+/** The stall ends: the file reads right; then the last umount leaves no FUSE mount behind. */
+async function rightBytesThenUmount(cache: string, mnt: string): Promise<void> {
+  await server.setFaults(null);
+  assert.equal((await readInChild(path.join(mnt, "cold.bin"), 60_000)).sha256, sha("cold.bin"), "once the stall ends: the right bytes");
+  const s = await frontendStats(cache);
+  assert.equal(s.failedReads, 0, "no READ failed");
+  assert.equal(s.interruptsRequeued, 0, "no INTERRUPT of a request the daemon did not hold");
+  const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
+  assert.equal(u.status, 0, u.stderr);
+  for (const until = Date.now() + 20_000; fuseMountAt(fuseMountDir(cache)); await sleep(100)) {
+    assert.ok(Date.now() < until, "the idle daemon unmounts its FUSE filesystem");
+  }
+}
 
 for (const { name, interrupted, reader } of READERS) {
   test(`SIGKILL of a reader blocked on a stalled remote: it exits at once, the fill goes on, the right bytes after the stall; ${name}`, { skip, timeout: 120_000 }, async (t) => {
@@ -83,38 +129,31 @@ for (const { name, interrupted, reader } of READERS) {
     const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache, "--frontend", "fuse"], env);
     assert.equal(m.status, 0, m.stderr);
     assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"), "an ordinary cold read: no spurious EINTR");
-
-    await server.setFaults({ mode: "stall", match: "blobs/" });
-    const stallStarted = Date.now();
-    const r = reader(cache, mnt);
-    for (const until = Date.now() + 20_000; (await frontendStats(cache)).inFlight < 1; await sleep(50)) {
-      assert.ok(Date.now() < until, "the reader's READ reached the daemon");
-    }
-    await sleep(200); // the reader is asleep in the kernel
-    const killedAt = Date.now();
-    r.child.kill("SIGKILL");
-    const gone = await Promise.race([r.exited, sleep(EXIT_MS).then(() => "still there")]);
-    const exitMs = Date.now() - killedAt;
-    t.diagnostic(`reader exited ${exitMs} ms after SIGKILL (${gone}); the stall ends ${STALL_MS - (Date.now() - stallStarted)} ms later`);
-    assert.equal(gone, "SIGKILL", `the killed reader is gone within ${EXIT_MS} ms`);
-    assert.ok(Date.now() - stallStarted < STALL_MS - 5_000, "well before the stall ends");
-
-    const during = await frontendStats(cache);
-    t.diagnostic(`frontend during the stall: ${JSON.stringify({ interrupted: during.interrupted, inFlight: during.inFlight, byOp: during.byOp })}`);
+    const during = await killBlockedReader(t, cache, mnt, () => reader(cache, mnt));
     assert.equal(during.interrupted, interrupted ? 1 : 0, interrupted ? "its READ was answered EINTR" : "no READ of the erofs reader was interrupted");
-    assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"), "the daemon serves on during the stall");
-
-    await server.setFaults(null);
-    const after = await readInChild(path.join(mnt, "cold.bin"), 60_000);
-    assert.equal(after.sha256, sha("cold.bin"), "once the stall ends: the right bytes");
-    const s = await frontendStats(cache);
-    assert.equal(s.failedReads, 0, "no READ failed");
-    assert.equal(s.interruptsRequeued, 0, "no INTERRUPT of an unknown request");
-
-    const u = await eodAsync(["umount", mnt, "--cache-dir", cache]);
-    assert.equal(u.status, 0, u.stderr);
-    for (const until = Date.now() + 20_000; fuseMountAt(fuseMountDir(cache)); await sleep(100)) {
-      assert.ok(Date.now() < until, "the idle daemon unmounts its FUSE filesystem");
-    }
+    await rightBytesThenUmount(cache, mnt);
   });
 }
+
+test("a READ answered EINTR leaves the request journal: after kill -9 the next daemon on the held connection has nothing of it to answer (journaling, as before 6.9)", { skip, timeout: 120_000 }, async (t) => {
+  const { cache, mnt } = ws.fresh();
+  const held = openFuseDevice(); // held here as the holder would: the test daemon can be told to journal
+  t.after(() => { cleanup(work, cache); fs.closeSync(held); }); // cleanup first: closing the last fd of a mounted connection aborts it
+  const daemonEnv = { ...env, FUSE_TEST_RESEND: "0" };
+  let daemon = await startFuseDaemon(cache, held, daemonEnv);
+  const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
+  assert.equal(m.status, 0, m.stderr);
+  assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"));
+  const during = await killBlockedReader(t, cache, mnt, () => READERS[0].reader(cache, mnt));
+  assert.equal(during.journaling, true);
+  assert.equal(during.interrupted, 1);
+
+  daemon!.child.kill("SIGKILL");
+  assert.equal(await daemon!.exited, "SIGKILL");
+  daemon = await startFuseDaemon(cache, held, daemonEnv);
+  const next = await frontendStats(cache);
+  assert.equal(next.heldConnection, true);
+  assert.equal(next.recovered, 0, "the READ answered EINTR was not in the journal any more");
+  await rightBytesThenUmount(cache, mnt);
+  await daemon!.exited;
+});
