@@ -157,3 +157,39 @@ test("a READ answered EINTR leaves the request journal: after kill -9 the next d
   await rightBytesThenUmount(cache, mnt);
   await daemon!.exited;
 });
+
+for (const resend of [true, false]) {
+  test(`a reader SIGKILLed while no daemon runs (between kill -9 and the restart) is answered EINTR by the next daemon on the held connection, its fill still stalled; ${resend ? "the kernel resends the READ (FUSE_NOTIFY_RESEND)" : "the READ from the journal (as before 6.9)"}`, { skip, timeout: 120_000 }, async (t) => {
+    const { cache, mnt } = ws.fresh();
+    const held = openFuseDevice();
+    t.after(() => { cleanup(work, cache); fs.closeSync(held); });
+    const daemonEnv = { ...env, FUSE_TEST_RESEND: resend ? "1" : "0" };
+    let daemon = await startFuseDaemon(cache, held, daemonEnv);
+    const m = await eodAsync(["mount", server.url, mnt, "--cache-dir", cache], env);
+    assert.equal(m.status, 0, m.stderr);
+    assert.equal((await readInChild(path.join(mnt, "small.txt"))).sha256, sha("small.txt"));
+
+    await server.setFaults({ mode: "stall", match: "blobs/" });
+    const r = READERS[0].reader(cache, mnt);
+    for (const until = Date.now() + 20_000; (await frontendStats(cache)).inFlight < 1; await sleep(50)) {
+      assert.ok(Date.now() < until, "the reader's READ reached the daemon");
+    }
+    daemon!.child.kill("SIGKILL");
+    assert.equal(await daemon!.exited, "SIGKILL");
+    r.child.kill("SIGKILL");
+    assert.equal(await Promise.race([r.exited, sleep(500).then(() => "still there")]), "still there", "nobody answers its READ yet");
+
+    const restarted = Date.now();
+    daemon = await startFuseDaemon(cache, held, daemonEnv);
+    const gone = await Promise.race([r.exited, sleep(EXIT_MS).then(() => "still there")]);
+    t.diagnostic(`reader exited ${Date.now() - restarted} ms after the restart began (${gone})`);
+    assert.equal(gone, "SIGKILL", `the killed reader is gone within ${EXIT_MS} ms of the next daemon`);
+    const s = await frontendStats(cache);
+    t.diagnostic(`next daemon: ${JSON.stringify({ interrupted: s.interrupted, resent: s.resent, recovered: s.recovered, byOp: s.byOp })}`);
+    assert.equal(s.interrupted, 1, "its READ was answered EINTR");
+    if (resend) assert.equal(s.resent, true);
+    else assert.equal(s.recovered, 1, "the READ came from the journal");
+    await rightBytesThenUmount(cache, mnt);
+    await daemon!.exited;
+  });
+}
