@@ -4,6 +4,8 @@
 // reader exits, while the fill goes on in the cache core: once the stall ends the file reads right. Readers of
 // the erofs mount wait on the page lock instead (their READs are readahead, background requests that are never
 // interrupted): they exit on SIGKILL as they did before. The daemon serves on throughout; nothing is left.
+// On a held connection (as the holder keeps it) a READ answered EINTR leaves the request journal, and a
+// reader killed while no daemon runs is answered EINTR by the next one (resent READ, or from the journal).
 import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
