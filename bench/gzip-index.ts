@@ -159,10 +159,16 @@ async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCp
   return { ...r, bytes, requests, foreignCpuS: (foreign.sections[row]?.foreignS ?? 0) - foreign0, waitedS };
 }
 
+/** The frontend's miss-to-answer time, when it reports one. */
+function fillLatency(d: DaemonFetches): string {
+  const l = d.fillLatencyMs;
+  return l?.count ? `, fill p50 ${l.p50.toFixed(1)} ms p90 ${l.p90.toFixed(1)} ms max ${l.max.toFixed(1)} ms` : "";
+}
+
 function describeRun(r: ColdRun): string {
   const what = r.full
     ? `download ${secs(r.full.downloadS)} s + extract ${secs(r.full.extractS)} s + run ${secs(r.runS)} s`
-    : `mount ${secs(r.prepareS)} s (daemon up ${secs(r.daemon?.daemonUpS)} s, its load ${secs(r.daemon?.loadMs != null ? r.daemon.loadMs / 1000 : null)} s; ${mb(r.mountBytes ?? 0)} MB, link busy ${secs(r.linkBusy?.mountS)} s) + run ${secs(r.runS)} s (link busy ${secs(r.linkBusy?.runS)} s)${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB, ${mb(r.daemon.inflatedBytes)} MB inflated` : ""}`;
+    : `mount ${secs(r.prepareS)} s (daemon up ${secs(r.daemon?.daemonUpS)} s, its load ${secs(r.daemon?.loadMs != null ? r.daemon.loadMs / 1000 : null)} s; ${mb(r.mountBytes ?? 0)} MB, link busy ${secs(r.linkBusy?.mountS)} s) + run ${secs(r.runS)} s (link busy ${secs(r.linkBusy?.runS)} s)${r.daemon ? `; daemon: ${r.daemon.misses} misses, ${r.daemon.fetches} fetches, ${mb(r.daemon.fetchedBytes)} MB, ${mb(r.daemon.inflatedBytes)} MB inflated${fillLatency(r.daemon)}` : ""}`;
   return `${secs(r.seconds)} s (${what}), ${mb(r.bytes)} MB in ${r.requests} answers; other processes ${r.foreignCpuS.toFixed(1)} CPU s${r.ok ? "" : `; FAILED: ${r.problem}`}`;
 }
 

@@ -43,6 +43,8 @@ export interface DaemonFetches {
   remoteBytes: number;
   corrupt: number;
   errors: number;
+  /** The frontend's time from a kernel miss to its answer (fanotify), when it reports one. */
+  fillLatencyMs: { count: number; p50: number; p90: number; max: number } | null;
 }
 
 async function eodIn(args: string[], timeoutMs: number) {
@@ -87,6 +89,7 @@ async function daemonFetches(cache: string, wall0: number): Promise<DaemonFetche
   const s = JSON.parse(st.stdout) as {
     blobs?: Array<{ fetchedBytes: number; inflatedBytes: number; fetches: number; misses: number; corrupt: number; errors: number }>;
     remotes?: Array<{ requests: number; bytes: number }>;
+    frontend?: { fillLatencyMs?: { count: number; p50: number; p90: number; max: number } };
   };
   const blobs = s.blobs ?? [];
   const sum = (k: "fetchedBytes" | "inflatedBytes" | "fetches" | "misses" | "corrupt" | "errors") => blobs.reduce((n, b) => n + b[k], 0);
@@ -96,6 +99,7 @@ async function daemonFetches(cache: string, wall0: number): Promise<DaemonFetche
     daemonUpS: up !== null && up >= 0 ? up : null, loadBytes: log.mounted?.loadBytes ?? null, loadMs: log.mounted?.ms ?? null,
     fetchedBytes: sum("fetchedBytes"), inflatedBytes: sum("inflatedBytes"), fetches: sum("fetches"), misses: sum("misses"), corrupt: sum("corrupt"), errors: sum("errors"), blobs: blobs.length,
     remoteRequests: (s.remotes ?? []).reduce((n, r) => n + r.requests, 0), remoteBytes: (s.remotes ?? []).reduce((n, r) => n + r.bytes, 0),
+    fillLatencyMs: s.frontend?.fillLatencyMs ?? null,
   };
 }
 
