@@ -24,6 +24,7 @@ import { BufferPool } from "../../util/buffer-pool.ts";
 import type { CacheCore } from "../../cache/core.ts";
 import { EodError, SysError } from "../../errors.ts";
 import { pollReadable, type PollHandle } from "../../sys/poll.ts";
+import { killPending } from "../../sys/signal-pending.ts";
 import {
   abortFuseConnection, fuseMountAt, mountFuse, openFuseDevice, readFuseRequest, setFuseReadahead, unmountFuse, writeFuseReply,
 } from "../../sys/fuse.ts";
@@ -55,6 +56,8 @@ const MAX_WRITE = 128 << 10;
 const REQUEST_HEADROOM = 4096;
 /** Background requests (readahead, RELEASE) the kernel may have outstanding. */
 const MAX_BACKGROUND = 64;
+/** How often a READ interrupted by a signal that was not fatal asks whether its reader is dying now. */
+const DYING_POLL_MS = 100;
 /** Idle READ buffers kept for the next READs (a sequential reader has a few in flight). */
 const IDLE_READ_BUFFERS = 8 * MAX_READ;
 
@@ -102,8 +105,10 @@ export class FuseFrontend implements Frontend {
   readonly #nodes = new NodeTable();
   readonly #served = new Map<string, Served>();
   readonly #pending = new Set<Promise<void>>();
-  /** READs taken and not yet answered: an INTERRUPT may answer one first (./interrupts.ts). */
-  readonly #openReads = new OpenReads();
+  /** READs taken and not yet answered: an INTERRUPT may end one first (./interrupts.ts). */
+  readonly #openReads = new OpenReads(killPending);
+  /** Runs while interrupted READs wait for their reader to die (or their fill to end). */
+  #dyingPoll: NodeJS.Timeout | null = null;
   readonly #buf = Buffer.allocUnsafe(MAX_WRITE + REQUEST_HEADROOM);
   /** What READs are answered from, recycled: a fresh buffer per READ faults its every page at the pread. */
   readonly #readBuffers = new BufferPool(IDLE_READ_BUFFERS);
@@ -320,7 +325,7 @@ export class FuseFrontend implements Frontend {
         return;
       }
       case "read":
-        return this.#read(unique, nodeid, req.read.offset, req.read.size);
+        return this.#read(unique, nodeid, req.header.pid, req.read.offset, req.read.size);
       case "interrupt":
         return this.#interrupt(unique, req.interrupted);
       default: {
@@ -345,7 +350,7 @@ export class FuseFrontend implements Frontend {
   }
 
   /** A READ: from the cache file at once if its chunks are present, else after the core has filled them. */
-  #read(unique: bigint, node: bigint, offset: number, size: number): void {
+  #read(unique: bigint, node: bigint, pid: number, offset: number, size: number): void {
     const s = this.#servedAt(node);
     if (!s) { this.#log("warn", "fuse READ of a node we do not serve", { node }); this.#reply(unique, EIO); return; }
     const length = Math.max(0, Math.min(size, s.blob.table.kernelSize - offset));
@@ -356,7 +361,7 @@ export class FuseFrontend implements Frontend {
     if (hit) s.blob.onAccess?.(offset, length); // for eod trace (ensure() reports misses itself)
     else this.#stats.fills++;
     this.#stats.inFlight++;
-    this.#openReads.open(unique);
+    this.#openReads.open(unique, pid);
     const p = (async () => {
       if (!hit) await s.blob.ensure(offset, length); // rejects on a corrupt or stalled remote (after its timeout)
       const buf = this.#readBuffers.take(length);
@@ -382,18 +387,35 @@ export class FuseFrontend implements Frontend {
   }
 
   /**
-   * An INTERRUPT: the READ it names, if still open, is answered EINTR now (its fill goes on in the core, for
-   * the next reader of the range); else the INTERRUPT gets EAGAIN once (./interrupts.ts).
+   * An INTERRUPT: the READ it names, if still open and its reader dying, is answered EINTR now (its fill goes
+   * on in the core, for the next reader of the range), or watched until its reader dies; an INTERRUPT of a
+   * request we do not hold gets EAGAIN once (./interrupts.ts).
    */
   #interrupt(unique: bigint, interrupted: bigint): void {
     const answer = this.#openReads.interrupt(unique, interrupted);
-    if (answer.reply === "eintr") {
-      this.#stats.interrupted++;
-      this.#reply(answer.unique, EINTR);
-    } else if (answer.reply === "eagain" && this.#reply(unique, EAGAIN)) {
+    if (answer.reply === "eintr") this.#endInterrupted(answer.unique);
+    else if (answer.reply === "eagain" && this.#reply(unique, EAGAIN)) {
       this.#stats.interruptsRequeued++;
       this.#openReads.requeued(unique);
     }
+    if (this.#openReads.watched > 0 && !this.#dyingPoll) {
+      this.#dyingPoll = setInterval(() => {
+        for (const u of this.#openReads.takeDying()) this.#endInterrupted(u);
+        this.#journal?.flush();
+        if (this.#openReads.watched === 0) this.#stopDyingPoll();
+      }, DYING_POLL_MS);
+      this.#dyingPoll.unref();
+    }
+  }
+
+  #endInterrupted(unique: bigint): void {
+    this.#stats.interrupted++;
+    this.#reply(unique, EINTR);
+  }
+
+  #stopDyingPoll(): void {
+    if (this.#dyingPoll) clearInterval(this.#dyingPoll);
+    this.#dyingPoll = null;
   }
 
   /** A READ's own reply, unless an INTERRUPT answered it already. */
@@ -427,6 +449,7 @@ export class FuseFrontend implements Frontend {
   async #close(): Promise<void> {
     // Every READ in flight gets its answer; meanwhile we keep reading (RELEASEs and more READs still come).
     while (this.#pending.size) await Promise.allSettled([...this.#pending]);
+    this.#stopDyingPoll();
     this.#poll?.stop();
     this.#closed = true;
     for (const s of this.#served.values()) fs.closeSync(s.readFd); // the blobs themselves: the core closes them
