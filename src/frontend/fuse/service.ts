@@ -3,10 +3,10 @@
 // (`device=`, or loop devices where the kernel has no file-backed erofs). A READ of present chunks is answered
 // from the blob's sparse cache file; a READ of missing chunks waits for the cache core's ensure() first, and a
 // failed fill answers EIO, never zeros. Requests are handled as they come: a READ waiting on the remote never
-// holds up the next request. An INTERRUPT answers the READ it names EINTR at once (its reader, killed or
-// signalled, stops waiting; the fill goes on in the core) and that READ's own reply is dropped
-// (./interrupts.ts). Every other request is answered by ./namespace.ts from what is served; blobs never change,
-// so names and attributes are cached by the kernel for a day and pages across opens (FOPEN_KEEP_CACHE).
+// holds up the next request. A READ whose reader is killed is answered EINTR on its INTERRUPT (the reader
+// exits; the fill goes on in the core) and its own reply is dropped (./interrupts.ts). Every other request is
+// answered by ./namespace.ts from what is served; blobs never change, so names and attributes are cached by
+// the kernel for a day and pages across opens (FOPEN_KEEP_CACHE).
 //
 // Held connection (a holder opened /dev/fuse, src/daemon/holder.ts, and passes it on): the connection and the
 // requests a killed daemon had read but not answered live on in that open file. A restarted daemon finds the
