@@ -8,7 +8,7 @@
 // of one gzip checkpoint in a run (a layer's seek index) are decoded in one pass once all their bytes are in,
 // but a piece a reader waits for is decoded as soon as its own are.
 import { EodError } from "../errors.ts";
-import type { ChunkTable } from "../image/chunk-table.ts";
+import { decodesWithPrevious, type ChunkTable } from "../image/chunk-table.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { Semaphore } from "../util/semaphore.ts";
 import { chunksOverlapping, groupRuns, type FetchRun, type PlanOptions } from "./plan.ts";
@@ -19,7 +19,7 @@ import type { FileExtents } from "../image/file-extents.ts";
 import { ChunkClock } from "./lru.ts";
 import { chunkPunchRange, type CullView } from "./cull-plan.ts";
 import { MissPlanner } from "./miss-planner.ts";
-import { decodeChunks, decodesWithPrevious, inflatedBy, inflatedByRun, SYNC_DECODE_MAX, writeChunk, type ChunkFillTarget } from "./chunk-fill.ts";
+import { decodeChunks, inflatedBy, inflatedByRun, SYNC_DECODE_MAX, writeChunk, type ChunkFillTarget } from "./chunk-fill.ts";
 import type { BufferPool } from "../util/buffer-pool.ts";
 import type { VerifiedChunk } from "../image/verified-chunk.ts";
 

@@ -1,7 +1,7 @@
 // The fill path of chunks: their remote bytes are decoded and checked against the chunk table's sha256
 // (image/verified-chunk.ts), and only bytes that matched reach the storage (a full cache filesystem: cull, then retry).
 // The pieces of one checkpoint of a gzip layer's seek index decode in one pass (decodeChunks).
-import { sameCheckpoint, type ChunkTable } from "../image/chunk-table.ts";
+import { decodesWithPrevious, type ChunkTable } from "../image/chunk-table.ts";
 import { plainOf, verifiedChunks, verifiedChunksAsync, type VerifiedChunk } from "../image/verified-chunk.ts";
 import type { BlobStorage } from "./storage.ts";
 
@@ -10,11 +10,6 @@ import type { BlobStorage } from "./storage.ts";
  * thread: a thread-pool hop costs more than that.
  */
 export const SYNC_DECODE_MAX = 256 * 1024;
-
-/** Whether chunk `i` decodes in one pass with chunk `i - 1` (a further piece of its gzip checkpoint's span). */
-export function decodesWithPrevious(table: ChunkTable, i: number): boolean {
-  return table.version === 2 && table.compression === "gzip" && i > 0 && sameCheckpoint(table.entries[i], table.entries[i - 1]);
-}
 
 /** Plain bytes that decoding chunks first..last in one pass inflates: from the checkpoint (skip) through last's end. */
 export function inflatedBy(table: ChunkTable, last: number): number {

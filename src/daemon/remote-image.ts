@@ -12,7 +12,8 @@ import { ErofsReader, bufferSource, type ByteSource } from "../erofs/reader.ts";
 import type { CheckReport } from "../image/check.ts";
 import type { ImageDirMetadata } from "../image/image-dir.ts";
 import type { OpenedImage } from "../image/open.ts";
-import { verifiedChunkAsync } from "../image/verified-chunk.ts";
+import { decodeGroups } from "../image/chunk-table.ts";
+import { verifiedEachAsync } from "../image/verified-chunk.ts";
 import { openRemote } from "../remote/open-remote.ts";
 import type { Remote, RemoteOptions } from "../remote/remote.ts";
 import { Semaphore } from "../util/semaphore.ts";
@@ -53,15 +54,20 @@ export function checkRemoteImage(source: string, opts: RemoteOptions): Promise<C
     for (const _ of reader.walk()) report.entries++;
     report.inodes = reader.sb.inos;
     const slots = new Semaphore(IN_FLIGHT);
-    await Promise.all(image.blobs.flatMap((b, k) => b.table.entries.map((e, i) => slots.run(async () => {
-      const unit = b.table.version === 2 ? `span ${i}` : `chunk ${i}`;
+    await Promise.all(image.blobs.flatMap((b, k) => [...decodeGroups(b.table)].map(({ first, last }) => slots.run(async () => {
+      const unit = b.table.version === 2 ? "span" : "chunk";
+      const name = (a: number, z: number) => (a === z ? `${unit} ${a}` : `${unit}s ${a}..${z}`);
       const layer = image.manifest.blobs[k].remote;
+      const e = b.table.entries[last]; // its remote bytes hold the group's
       try {
         const bytes = await remote.readRange(b.source.path, e.remoteOffset, e.remoteSize);
-        await verifiedChunkAsync(b.table, i, bytes, `${unit} of blob ${b.id}`, `${source} ${layer.digest}`);
-        report.chunksVerified++;
+        const verified = await verifiedEachAsync(b.table, first, last, bytes, (a, z) => `${name(a, z)} of blob ${b.id}`, `${source} ${layer.digest}`);
+        verified.forEach((v, i) => {
+          if (v.error) report.problems.push(`blob ${b.id} (${layer.digest}) ${name(first + i, first + i)}: ${v.error.message}`);
+          else report.chunksVerified++;
+        });
       } catch (err) {
-        report.problems.push(`blob ${b.id} (${layer.digest}) ${unit}: ${(err as Error).message}`);
+        report.problems.push(`blob ${b.id} (${layer.digest}) ${name(first, last)}: ${(err as Error).message}`);
       }
     }))));
     report.ok = report.problems.length === 0;

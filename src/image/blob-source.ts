@@ -4,16 +4,25 @@ import fs from "node:fs";
 import { EodError } from "../errors.ts";
 import type { ByteSource } from "../erofs/reader.ts";
 import { findChunk, type ChunkTable } from "./chunk-table.ts";
-import { verifiedChunk } from "./verified-chunk.ts";
+import { plainOf, verifiedEach, type VerifiedChunk } from "./verified-chunk.ts";
 
 /** Decodes and verifies chunk `i` of `table` from the remote form open as `fd`. */
 export function readChunk(fd: number, table: ChunkTable, i: number, id: string): Uint8Array {
-  const e = table.entries[i];
+  return plainOf(readChunks(fd, table, i, i, id)[0]);
+}
+
+/**
+ * Chunks first..last of `table` (one decode group: chunk-table.ts decodeGroups) from the remote form open as
+ * `fd`, decoded in one pass, each verified on its own (verified-chunk.ts verifiedEach).
+ * @throws EodError DIGEST_MISMATCH when the remote form is truncated there, or a lone chunk does not decode
+ */
+export function readChunks(fd: number, table: ChunkTable, first: number, last: number, id: string): VerifiedChunk[] {
+  const e = table.entries[last];
   const remote = Buffer.allocUnsafe(e.remoteSize);
   const n = fs.readSync(fd, remote, 0, e.remoteSize, e.remoteOffset);
-  const what = `chunk ${i} of blob ${id}`;
-  if (n !== e.remoteSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what}: remote form is truncated`);
-  return verifiedChunk(table, i, remote, what);
+  const what = (a: number, b: number) => `${a === b ? `chunk ${a}` : `chunks ${a}..${b}`} of blob ${id}`;
+  if (n !== e.remoteSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what(first, last)}: remote form is truncated`);
+  return verifiedEach(table, first, last, remote, what);
 }
 
 export function remoteBlobSource(remotePath: string, table: ChunkTable, id: string): ByteSource & { close(): void } {

@@ -7,8 +7,9 @@ import { decodeChunkFormat } from "../erofs/chunk.ts";
 import { escapePath } from "../erofs/printable-name.ts";
 import { EROFS_INODE_CHUNK_BASED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../erofs/constants.ts";
 import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
-import { findChunk, type ChunkTable } from "./chunk-table.ts";
-import { openBlobFile, readChunk } from "./blob-source.ts";
+import { decodeGroups, findChunk, type ChunkTable } from "./chunk-table.ts";
+import { openBlobFile, readChunks } from "./blob-source.ts";
+import type { VerifiedChunk } from "./verified-chunk.ts";
 import { sha256Stream } from "../util/sha256.ts";
 import { openImage } from "./open.ts";
 import type { BlobRef } from "./manifest.ts";
@@ -77,8 +78,10 @@ export function checkImage(target: string, devices: readonly string[] = [], opts
           for (let at = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, at)) > 0; at += n) whole.update(buf.subarray(0, n));
           if (`sha256:${whole.digest("hex")}` !== b.remote.digest) problem(`blob ${b.id}`, "remote form digest differs from the manifest");
           const unit = table.version === 2 ? "span" : "chunk";
-          for (let i = 0; i < table.entries.length; i++) {
-            try { readChunk(fd, table, i, b.id); report.chunksVerified++; } catch (err) { problem(`blob ${b.id} ${unit} ${i}`, err); }
+          for (const { first, last } of decodeGroups(table)) {
+            let verified: VerifiedChunk[];
+            try { verified = readChunks(fd, table, first, last, b.id); } catch (err) { problem(`blob ${b.id} ${unit}${first === last ? ` ${first}` : `s ${first}..${last}`}`, err); continue; }
+            verified.forEach((v, k) => (v.error ? problem(`blob ${b.id} ${unit} ${first + k}`, v.error) : report.chunksVerified++));
           }
         } catch (err) {
           problem(`blob ${b.id}`, err);

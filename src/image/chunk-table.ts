@@ -73,6 +73,22 @@ export function sameCheckpoint(e: ChunkEntry, prev: ChunkEntry | undefined): boo
   return prev !== undefined && e.remoteOffset === prev.remoteOffset && (e.bits ?? 0) === (prev.bits ?? 0);
 }
 
+/** Whether chunk `i` decodes in one pass with chunk `i - 1` (a further piece of its gzip checkpoint's span). */
+export function decodesWithPrevious(table: ChunkTable, i: number): boolean {
+  return table.version === 2 && table.compression === "gzip" && i > 0 && sameCheckpoint(table.entries[i], table.entries[i - 1]);
+}
+
+/**
+ * The chunks of a table as they decode in one pass each (verified-chunk.ts verifiedChunks): the pieces of one
+ * gzip checkpoint together, every other chunk alone. The remote bytes of a group are those of its last chunk.
+ */
+export function* decodeGroups(table: ChunkTable): Generator<{ first: number; last: number }> {
+  for (let first = 0, last = 0; first < table.entries.length; first = ++last) {
+    while (last + 1 < table.entries.length && decodesWithPrevious(table, last + 1)) last++;
+    yield { first, last };
+  }
+}
+
 export function encodeChunkTable(t: ChunkTable): Buffer {
   const v2 = t.version === 2;
   const given = v2 ? (t.windows ?? t.entries.map(() => new Uint8Array(0))) : [];

@@ -3,10 +3,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import { EodError } from "../errors.ts";
-import type { ChunkTable } from "./chunk-table.ts";
+import { decodeGroups, type ChunkTable } from "./chunk-table.ts";
 import { openBlobFile } from "./blob-source.ts";
 import { openImage } from "./open.ts";
-import { verifiedChunk } from "./verified-chunk.ts";
+import { plainOf, verifiedChunks } from "./verified-chunk.ts";
 import { sha256Stream } from "../util/sha256.ts";
 
 export interface Unpacked {
@@ -60,14 +60,16 @@ export function writeKernelForm(remotePath: string, remoteDigest: string, table:
     if (size !== table.remoteSize) throw new EodError("DIGEST_MISMATCH", `Blob ${id}: remote form has ${size} bytes, expected ${table.remoteSize}`);
     const whole = sha256Stream();
     let expectRemote = 0;
-    for (let i = 0; i < table.entries.length; i++) {
-      const e = table.entries[i];
+    for (const { first, last } of decodeGroups(table)) {
+      const e = table.entries[last]; // its remote bytes hold the group's
       const remote = Buffer.allocUnsafe(e.remoteSize);
       fs.readSync(src, remote, 0, e.remoteSize, e.remoteOffset);
       if (e.remoteOffset === expectRemote) { whole.update(remote); expectRemote += e.remoteSize; }
-      const what = `chunk ${i} of blob ${id}`;
-      const plain = verifiedChunk(table, i, remote, what);
-      fs.writeSync(fd, plain, 0, plain.length, e.plainOffset);
+      const what = (a: number, b: number) => `${a === b ? `chunk ${a}` : `chunks ${a}..${b}`} of blob ${id}`;
+      verifiedChunks(table, first, last, remote, what).forEach((v, k) => {
+        const plain = plainOf(v);
+        fs.writeSync(fd, plain, 0, plain.length, table.entries[first + k].plainOffset);
+      });
     }
     if (expectRemote === table.remoteSize && `sha256:${whole.digest("hex")}` !== remoteDigest) {
       throw new EodError("DIGEST_MISMATCH", `Blob ${id}: remote form digest differs from the manifest`);

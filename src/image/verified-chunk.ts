@@ -45,6 +45,51 @@ export async function verifiedChunksAsync(table: ChunkTable, first: number, last
   return plains.map((plain, k) => (Buffer.from(digests[k]).equals(table.entries[first + k].digest) ? { plain } : { error: mismatch(what(first + k, first + k), from) }));
 }
 
+/**
+ * verifiedChunks(), but when the one pass fails, the chunks are decoded one by one (each from the checkpoint,
+ * its bytes a prefix of the group's), so each has its own outcome: for `eod check`, which names every bad one.
+ */
+export function verifiedEach(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: Naming, from?: string): VerifiedChunk[] {
+  try {
+    return verifiedChunks(table, first, last, remote, what, from);
+  } catch (err) {
+    if (first === last || !(err instanceof EodError)) throw err;
+  }
+  const out: VerifiedChunk[] = [];
+  for (let i = first; i <= last; i++) {
+    try {
+      out.push(verifiedChunks(table, i, i, remote.subarray(0, table.entries[i].remoteSize), what, from)[0]);
+    } catch (err) {
+      out.push(outcomeOf(err));
+    }
+  }
+  return out;
+}
+
+/** verifiedEach() with the decoding and the digests on the thread pool. */
+export async function verifiedEachAsync(table: ChunkTable, first: number, last: number, remote: Uint8Array, what: Naming, from?: string): Promise<VerifiedChunk[]> {
+  try {
+    return await verifiedChunksAsync(table, first, last, remote, what, from);
+  } catch (err) {
+    if (first === last || !(err instanceof EodError)) throw err;
+  }
+  const out: VerifiedChunk[] = [];
+  for (let i = first; i <= last; i++) {
+    try {
+      out.push((await verifiedChunksAsync(table, i, i, remote.subarray(0, table.entries[i].remoteSize), what, from))[0]);
+    } catch (err) {
+      out.push(outcomeOf(err));
+    }
+  }
+  return out;
+}
+
+/** A chunk's failed decode as its outcome; anything but an EodError is a bug, thrown on. */
+function outcomeOf(err: unknown): VerifiedChunk {
+  if (err instanceof EodError) return { error: err };
+  throw err;
+}
+
 /** Names chunks a..b (a = b: one chunk) in messages. */
 export type Naming = (a: number, b: number) => string;
 

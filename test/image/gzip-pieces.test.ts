@@ -4,8 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { sameCheckpoint, type ChunkTable } from "../../src/image/chunk-table.ts";
-import { verifiedChunk, verifiedChunks, verifiedChunksAsync, type VerifiedChunk } from "../../src/image/verified-chunk.ts";
+import { decodeGroups, type ChunkTable } from "../../src/image/chunk-table.ts";
+import { verifiedChunk, verifiedChunks, verifiedChunksAsync, verifiedEach, verifiedEachAsync, type VerifiedChunk } from "../../src/image/verified-chunk.ts";
 import { indexLayer, noise } from "../helpers/layer-spans.ts";
 
 const K = 1024;
@@ -20,12 +20,11 @@ function indexed(layer: Uint8Array): ChunkTable {
 
 /** The checkpoints' pieces: [first, last] of each group sharing one. */
 function groups(t: ChunkTable): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  t.entries.forEach((e, i) => (i > 0 && sameCheckpoint(e, t.entries[i - 1]) ? (out.at(-1)![1] = i) : out.push([i, i])));
-  return out;
+  return [...decodeGroups(t)].map(({ first, last }) => [first, last]);
 }
 
-const remoteOf = (t: ChunkTable, layer: Uint8Array, i: number) => layer.slice(t.entries[i].remoteOffset, t.entries[i].remoteOffset + t.entries[i].remoteSize);
+/** A copy (Buffer's slice() is a view: a test that corrupts it must not corrupt the layer). */
+const remoteOf = (t: ChunkTable, layer: Uint8Array, i: number) => Uint8Array.prototype.slice.call(layer, t.entries[i].remoteOffset, t.entries[i].remoteOffset + t.entries[i].remoteSize);
 const tarOf = (t: ChunkTable, i: number) => TAR.subarray(t.entries[i].plainOffset, t.entries[i].plainOffset + t.entries[i].plainSize);
 const name = (a: number, b: number) => (a === b ? `piece ${a}` : `pieces ${a}..${b}`);
 
@@ -100,6 +99,42 @@ test("a corrupt byte in the last piece's bytes: never a wrong byte; pieces decod
   }
   assert.ok(kept > 0, "some corrupt byte made only the last piece fail");
   assert.ok(failedAsOne > 0, "some corrupt byte made the inflate fail");
+});
+
+test("verifiedEach (eod check): when the pass fails, each piece has its own outcome: those before the corrupt byte are had, the last one fails", async () => {
+  const layer = zlib.gzipSync(TAR, { level: 6 });
+  const t = indexed(layer);
+  let fellBack = 0;
+  for (const [a, b] of groups(t).filter(([x, y]) => y - x === 3)) {
+    const from = t.entries[b - 1].remoteOffset + t.entries[b - 1].remoteSize;
+    const to = t.entries[b].remoteOffset + t.entries[b].remoteSize;
+    for (let at = from; at < to; at += 331) {
+      const remote = remoteOf(t, layer, b);
+      remote[at - t.entries[b].remoteOffset] ^= 0x5a;
+      let passFails = false;
+      try { verifiedChunks(t, a, b, remote, name); } catch { passFails = true; }
+      for (const got of [verifiedEach(t, a, b, remote, name), await verifiedEachAsync(t, a, b, remote, name)]) {
+        assert.equal(got.length, 4);
+        neverWrong(t, a, got);
+        assert.ok(got.slice(0, 3).every((v) => v.plain), `pieces ${a}..${b - 1} lie before the corrupt byte`);
+        if (passFails) assert.match(got[3].error!.message, new RegExp(`piece ${b}\\b`));
+      }
+      if (passFails) fellBack++;
+    }
+  }
+  assert.ok(fellBack > 0, "some corrupt byte made the one pass fail");
+});
+
+test("decodeGroups: a gzip index's pieces by checkpoint, every other table's chunks one by one", () => {
+  const t = indexed(zlib.gzipSync(TAR, { level: 6 }));
+  const g = groups(t);
+  assert.equal(g[0][0], 0);
+  assert.equal(g.at(-1)![1], t.entries.length - 1);
+  g.forEach(([a, b], k) => { if (k > 0) assert.equal(a, g[k - 1][1] + 1); assert.ok(b >= a); });
+  assert.ok(g.some(([a, b]) => b > a));
+  const v1: ChunkTable = { ...t, version: undefined, compression: "none", windows: undefined };
+  assert.ok(groups(v1).every(([a, b]) => a === b));
+  assert.equal(groups(v1).length, t.entries.length);
 });
 
 test("only the pieces of one checkpoint decode together", () => {
