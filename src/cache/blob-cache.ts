@@ -11,7 +11,7 @@ import { EodError } from "../errors.ts";
 import { decodesWithPrevious, type ChunkTable } from "../image/chunk-table.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { Semaphore } from "../util/semaphore.ts";
-import { chunksOverlapping, groupRuns, type FetchRun, type PlanOptions } from "./plan.ts";
+import { chunksOverlapping, groupRuns, piecesToFetch, type FetchRun, type PlanOptions } from "./plan.ts";
 import { PresenceMap } from "./presence.ts";
 import type { BlobStorage } from "./storage.ts";
 import type { ByteBudget } from "./budget.ts";
@@ -382,11 +382,16 @@ export class BlobCache {
    * Fetches these chunks (a prefetch list, in priority order) unless present or in flight: consecutive chunks
    * that are contiguous in the remote form go in one request, and each request waits for a slot of `lane`,
    * so prefetching never holds more than the lane's slots of the remote. Failures are counted, not thrown:
-   * a reader that needs a chunk fetches it on demand.
+   * a reader that needs a chunk fetches it on demand. A piece of a gzip checkpoint's span decodes from the
+   * checkpoint: the same request brings the earlier pieces of its span, which are kept (piecesToFetch).
    */
   async prefetch(chunks: readonly number[], lane: Semaphore): Promise<void> {
     const entries = this.table.entries;
-    const listed = [...new Set(chunks)].filter((i) => i >= 0 && i < entries.length && this.#wanted(i));
+    const listed = new Set<number>();
+    for (const i of chunks) {
+      if (i < 0 || i >= entries.length || !this.#wanted(i)) continue;
+      for (let j = piecesToFetch(entries, i, i, this.#wanted)[0]; j <= i; j++) listed.add(j);
+    }
     await Promise.all(groupRuns(entries, listed, this.#opts.prefetchFetch).map(async (planned) => {
       const release = await lane.acquire();
       try { // a demand miss may have fetched some of these meanwhile: fetch what is still wanted

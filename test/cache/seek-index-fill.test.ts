@@ -113,3 +113,18 @@ test("corrupt answers of a run of pieces are retried; after the attempts the rea
   cacheHoldsOnlyTar(again.core, () => true);
   await again.core.close();
 });
+
+test("a prefetched piece brings the earlier pieces of its span along (the same request decodes them), not the later ones", async () => {
+  const third = TABLE.entries.findIndex((e, i) => i >= 2 && sameCheckpoint(e, TABLE.entries[i - 1]) && sameCheckpoint(TABLE.entries[i - 1], TABLE.entries[i - 2]));
+  assert.ok(third > 0 && !lastOfSpan(third), "a span of four pieces or more");
+  const { remote, s } = layerRemote();
+  const { core, blob } = open("prefetch", remote);
+  await core.prefetch(BLOB, [third]);
+  await blob.settled();
+  assert.equal(s.ranges, 1);
+  assert.equal(blob.stats().inflatedBytes, inflatedBy(TABLE, third));
+  const inSpan = (i: number) => i <= third && TABLE.entries.slice(i + 1, third + 1).every((e, k) => sameCheckpoint(e, TABLE.entries[i + k]));
+  TABLE.entries.forEach((_, i) => assert.equal(blob.presence.has(i), inSpan(i), `piece ${i}`));
+  cacheHoldsOnlyTar(core, inSpan);
+  await core.close();
+});
