@@ -1,8 +1,9 @@
-// eod index <source> [-o <dir>] [--push] [--span <size>]: the seek index of an ordinary image (issue 14).
+// eod index <source> [-o <dir>] [--push] [--span <size>] [--prefetch …]: the seek index of an ordinary image (issue 14).
 import { EodError } from "../errors.ts";
 import { makeIndex } from "../mkfs/make-index.ts";
 import { parsePlatform } from "../remote/registry/index.ts";
 import { parse, parseSize, print } from "./args.ts";
+import { PREFETCH_OPTIONS, readPrefetch } from "./prefetch-flags.ts";
 import { layerBars } from "./progress.ts";
 
 export const INDEX_USAGE = `Usage: eod index <registry-ref | oci-layout-dir | docker-save.tar> [-o <dir>] [--push] [options]
@@ -25,6 +26,9 @@ Options:
   --push                 push the index as the referrer artifact of the image (a registry reference only)
   --span <size>          bytes of uncompressed tar between checkpoints, a multiple of 4K (default 1M):
                          smaller spans make reads of small files cheaper and the index larger
+  --prefetch <list>      files a mount fetches first: a text file, one absolute path per line (directories
+                         stand for every file under them); stored in the index's manifest.json
+  --prefetch-from <trace>  the same from an access trace written by eod trace (files and the ranges touched)
   --platform <os/arch[/variant]>  the image to take from an index (default the host's, e.g. linux/amd64)
   --insecure-registry <host[:port]>  speak to this registry without TLS verification (or plain HTTP);
                          repeatable
@@ -34,20 +38,22 @@ export async function indexCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     output: { type: "string", short: "o" }, push: { type: "boolean" }, span: { type: "string" },
     platform: { type: "string" }, "insecure-registry": { type: "string", multiple: true },
-    json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    json: { type: "boolean" }, help: { type: "boolean", short: "h" }, ...PREFETCH_OPTIONS,
   }, INDEX_USAGE);
   if (values.help) { console.log(INDEX_USAGE); return 0; }
   if (positionals.length !== 1) throw new EodError("USAGE", INDEX_USAGE);
   if (values.platform) parsePlatform(values.platform);
   const spanSize = values.span !== undefined ? parseSpan(values.span) : undefined;
+  const prefetch = readPrefetch(values.prefetch, values["prefetch-from"]);
   const json = values.json ?? false;
   const bars = layerBars(!json);
   try {
     const r = await makeIndex(positionals[0], {
       output: values.output, push: values.push ?? false, spanSize, platform: values.platform,
-      insecureRegistries: values["insecure-registry"] ?? [], onLayer: bars.layer,
+      insecureRegistries: values["insecure-registry"] ?? [], prefetch, onLayer: bars.layer,
     });
     bars.stop();
+    for (const w of r.build.warnings) console.error(`warning: ${w}`);
     const pct = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(2)} %` : "-");
     print(json, r, () => [
       `${r.source.reference}${r.source.digest ? ` (${r.source.digest}${r.source.platform ? `, ${r.source.platform}` : ""})` : ""}: ${r.source.layers} layer(s)`,

@@ -11,10 +11,11 @@ import { parse } from "./args.ts";
 
 export const INSPECT_USAGE = `Usage: eod inspect <image-dir | file.erofs | registry-ref> [options]
 
-Prints the image summary (superblock, devices, blob and chunk statistics) and the tree listing. A registry
-reference names an image of ours, or an ordinary image whose index (eod index --push) is read, as eod mount
-reads it: its metadata only. An index image shows, per layer, its seek index: the layer's compression, its
-spans, the bytes of the gzip checkpoints' windows and the index's size as a share of the layer's.
+Prints the image summary (superblock, devices, blob and chunk statistics, the prefetch list if any) and the
+tree listing. A registry reference names an image of ours, or an ordinary image whose index (eod index --push)
+is read, as eod mount reads it: its metadata only. An index image shows, per layer, its seek index: the
+layer's compression, its spans, the bytes of the gzip checkpoints' windows and the index's size as a share
+of the layer's.
 
 Options:
   --stat <path>      everything about one path (inode, layout, xattrs, chunks), written as listed (a
@@ -68,6 +69,10 @@ function show(img: OpenedImage<ImageDirMetadata>, values: { stat?: string; summa
       : b.seekIndex
         ? `blob ${b.id}: layer ${b.seekIndex.kind}, tar ${b.kernelSize} B, layer ${b.remoteSize} B, ${b.seekIndex.spans} spans (mean ${b.seekIndex.meanSpan} B of tar from ${b.seekIndex.meanFetch} B of layer), windows ${b.seekIndex.windowBytes} B, index ${b.seekIndex.indexBytes} B = ${(100 * b.seekIndex.indexRatio).toFixed(3)} % of the layer`
         : `blob ${b.id}: ${b.chunks} chunks (mean ${b.meanChunk} B), kernel ${b.kernelSize} B, remote ${b.remoteSize} B ${b.compression} (ratio ${b.ratio}, ${b.rawChunks} stored raw)`);
+  }
+  if (info.prefetch) {
+    out(`prefetch list: ${info.prefetch.length} entr${info.prefetch.length === 1 ? "y" : "ies"} (fetched first after a mount)`);
+    for (const e of info.prefetch) out(`  ${e.path}${e.ranges ? ` (${e.ranges.length} byte range(s))` : ""}`);
   }
   if (!values.summary) {
     for (const e of listEntries(img.reader, false)) {

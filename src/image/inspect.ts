@@ -8,6 +8,7 @@ import type { ErofsReader, LoadedInode } from "../erofs/reader.ts";
 import type { ChunkTable } from "./chunk-table.ts";
 import type { ImageDirMetadata } from "./image-dir.ts";
 import type { OpenedImage } from "./open.ts";
+import type { PrefetchEntry } from "./prefetch.ts";
 
 const LAYOUT_NAMES = ["flat-plain", "compressed-full", "flat-inline", "compressed-compact", "chunk-based"];
 
@@ -80,6 +81,8 @@ export interface ImageInfo {
     /** A seek index (chunk table version 2) over an original layer: see seekIndexInfo(). */
     seekIndex?: SeekIndexInfo;
   }>;
+  /** The manifest's prefetch list (files a mount fetches first), when it has one. */
+  prefetch?: PrefetchEntry[];
 }
 
 export function imageInfo(img: OpenedImage<ImageDirMetadata>): ImageInfo {
@@ -92,6 +95,7 @@ export function imageInfo(img: OpenedImage<ImageDirMetadata>): ImageInfo {
   };
   if (imageDir) {
     info.bootstrap = { size: imageDir.manifest.bootstrap.size, digest: imageDir.manifest.bootstrap.digest };
+    if (imageDir.manifest.prefetch?.length) info.prefetch = imageDir.manifest.prefetch;
     info.blobs = imageDir.manifest.blobs.map((b, k) => {
       const t = imageDir.tables[k];
       if (!t) {

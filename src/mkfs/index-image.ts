@@ -3,12 +3,14 @@
 // version 2 chunk table) while the tar reader's entries build the 512-byte-block bootstrap (tar-bootstrap.ts).
 // No blob file is written: blob k's id is its tar's diff_id (hex), its kernel form the tar (rounded up to a
 // block), and its remote form the original layer (the manifest's remote digest and size are the layer's), so a
-// registry serves it as it is. Layers with the same tar share one blob.
+// registry serves it as it is. Layers with the same tar share one blob. A prefetch list goes into manifest.json
+// as for a build (the daemon maps it to the seek index's pieces at mount); the data stays in the layers' order.
 import fs from "node:fs";
 import path from "node:path";
 import { S_IFMT, S_IFREG } from "../erofs/constants.ts";
 import { encodeChunkTable } from "../image/chunk-table.ts";
 import type { BlobRef, Manifest } from "../image/manifest.ts";
+import type { PrefetchEntry } from "../image/prefetch.ts";
 import { sha256Digest } from "../util/sha256.ts";
 import { writeImageHead } from "./image.ts";
 import { layerIndexStream, newIndexedLayerStats, type IndexedLayerStats, type LayerIndexOptions } from "./layers/layer-index-stream.ts";
@@ -16,10 +18,13 @@ import type { LayerInput } from "./layers/layer-stream.ts";
 import { chunkBitsFor, TAR_BLK_SZ_BITS, TarBootstrap } from "./layers/tar-bootstrap.ts";
 import { readTar } from "./layers/tar-reader.ts";
 import { commitDir } from "./output.ts";
+import { prefetchFiles } from "./prefetch-order.ts";
 
 export interface IndexImageOptions extends LayerIndexOptions {
   /** Largest PAX / GNU long-name header (default 1 MiB). */
   maxMetaSize?: number;
+  /** Files a mount fetches first (manifest `prefetch`); the data stays where it is in the layers. */
+  prefetch?: PrefetchEntry[];
 }
 
 export interface IndexLayerSummary {
@@ -90,11 +95,14 @@ export function buildIndexImage(layers: LayerInput[], outDir: string, opts: Inde
       });
     }
     const plan = boot.finish(blobs.length, (k) => deviceOf[k]);
+    const { skipped } = prefetchFiles(plan.scan.root, opts.prefetch ?? []);
+    for (const p of skipped) boot.warnings.push(`prefetch entry ${p} is not a file or directory of the image: skipped`);
+    const prefetch = opts.prefetch?.filter((e) => !skipped.includes(e.path));
     // The manifest's compression and chunk size describe eod-built blobs; here each seek index names its
     // layer's codec, and every file is one chunk of its own size: "none", and a power of two no file chunk
     // and no span exceeds.
     const chunkSize = Math.max(plan.chunkSize, 2 ** chunkBitsFor(largestSpan));
-    const manifest = writeImageHead(tmp, { ...plan, chunkSize, blkSzBits: TAR_BLK_SZ_BITS, blobs, compression: "none" });
+    const manifest = writeImageHead(tmp, { ...plan, chunkSize, blkSzBits: TAR_BLK_SZ_BITS, blobs, compression: "none", prefetch });
     const files = plan.scan.inodes.filter((i) => (i.mode & S_IFMT) === S_IFREG).length;
     return { imageDir: outDir, manifest, inodes: plan.layout.placed.length, files, warnings: boot.warnings, layers: summaries };
   });

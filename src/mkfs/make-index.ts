@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { EodError } from "../errors.ts";
+import type { PrefetchEntry } from "../image/prefetch.ts";
 import { formatPlatform, formatReference, parseReference, RegistryClient, type Reference } from "../remote/registry/index.ts";
 import { pushIndexArtifact } from "../remote/registry/push-index.ts";
 import { buildIndexImage, type IndexImageSummary } from "./index-image.ts";
@@ -24,6 +25,8 @@ export interface MakeIndexOptions {
   push?: boolean;
   /** Plain bytes per span (a multiple of 4096; default the builder's, ~1 MiB). */
   spanSize?: number;
+  /** Files a mount fetches first (manifest `prefetch`; eod index --prefetch, --prefetch-from). */
+  prefetch?: PrefetchEntry[];
   /** Bytes of layer `index` read so far, of `total`. */
   onLayer?: (index: number, name: string, done: number, total: number) => void;
   /** A client to use (tests, or a caller that has one); else one is made and closed. */
@@ -79,7 +82,7 @@ export async function makeIndex(source: string, opts: MakeIndexOptions = {}): Pr
     }
     if (layers.length === 0) throw new EodError("SOURCE_UNSUPPORTED", `${src.reference} has no layers: nothing to index`);
     await fs.promises.mkdir(path.dirname(dir), { recursive: true });
-    const build = await buildIndexImage(layers, dir, { spanSize: opts.spanSize });
+    const build = await buildIndexImage(layers, dir, { spanSize: opts.spanSize, prefetch: opts.prefetch });
     const indexBytes = dirBytes(dir);
     const imageBytes = build.layers.reduce((n, l) => n + l.storedBytes, 0);
     const artifact = opts.push && client && pinned ? await pushIndexArtifact(client, pinned, dir) : undefined;
