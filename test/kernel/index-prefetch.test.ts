@@ -23,14 +23,16 @@ import { RegistryClient, staticCredentials } from "../../src/remote/registry/ind
 const skip = unavailable(!haveRoot() ? "needs root to mount" : kernelSupportsPreContent().ok ? false : "kernel lacks fanotify pre-content events");
 
 let work = "";
+let image: GzipLayout;
+let list = "";
+let trace = "";
+/** The registry, the counting proxy in front of it, and a client of it. */
 let reg: RunningRegistry;
 let proxy: RegistryProxy;
 let client: RegistryClient;
-let image: GzipLayout;
+/** The layers extracted by GNU tar; the index directory and what eod index printed on stderr. */
 let expected = "";
 let indexDir = "";
-let list = "";
-let trace = "";
 let indexStderr = "";
 let ws: ReturnType<typeof lazyWorkspace>;
 const env = () => ({ DOCKER_CONFIG: path.join(work, "no-docker-config") });
