@@ -27,6 +27,7 @@ import path from "node:path";
 import { debianCorpus } from "./corpus.ts";
 import { option, runsOption } from "./lib/args.ts";
 import { COLD_CMD } from "./lib/cold-start.ts";
+import { traceColdStart } from "./lib/cold-trace.ts";
 import { corpusLayer, pushCorpusImage } from "./lib/corpus-image.ts";
 import { mb, ratio, secs, table } from "./lib/format.ts";
 import { EOD, NODE } from "./lib/paths.ts";
@@ -159,27 +160,6 @@ async function withEnv<T>(spec: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** `eod trace` of the cold-start command chrooted into a lazy mount of `ref`: the trace file. */
-async function traceColdStart(ref: string, work: string): Promise<string> {
-  const mnt = path.join(work, "trace-mnt");
-  const cache = path.join(work, "trace-cache");
-  const traceFile = path.join(work, "cold.trace.json");
-  fs.mkdirSync(mnt);
-  const eod = async (args: string[]) => {
-    const r = await run(NODE, [EOD, ...args], { env: ENV, timeoutMs: 300_000 });
-    if (r.code !== 0) throw new Error(`eod ${args.join(" ")}: ${describe(r)}\n${r.stderr.slice(-2000)}`);
-  };
-  try {
-    await eod(["mount", ref, mnt, "--cache-dir", cache]);
-    await eod(["trace", mnt, "-o", traceFile, "--cache-dir", cache, "--", "chroot", mnt, ...COLD_CMD]);
-    await eod(["umount", mnt, "--cache-dir", cache]);
-  } finally {
-    stopCacheDaemon(mnt, cache);
-    fs.rmSync(cache, { recursive: true, force: true });
-  }
-  return traceFile;
-}
-
 async function main(): Promise<number> {
   const missing = containerdMissing() || (kernelSupportsPreContent().ok ? false : "a kernel with fanotify pre-content events and file-backed EROFS");
   if (missing) throw new Error(`bench:containerd ${missing}`);
@@ -197,7 +177,7 @@ async function main(): Promise<number> {
     let prefetch: { files: number; digest: string } | null = null;
     if (VARIANTS.some((v) => v.startsWith("eod-prefetch"))) {
       progressLine("tracing python3 -c 'import json' on a lazy mount");
-      const traceFile = await traceColdStart(`${reg.host}/bench/debian:eod`, work);
+      const traceFile = await traceColdStart(`${reg.host}/bench/debian:eod`, work, ENV);
       const trace = parseTrace(fs.readFileSync(traceFile, "utf8"), traceFile);
       const conv2 = await run(NODE, [EOD, "convert", source, `${reg.host}/bench/debian:eod-prefetch`, "--prefetch-from", traceFile, "--json"], { env: ENV, timeoutMs: 600_000 });
       if (conv2.code !== 0) throw new Error(`eod convert --prefetch-from: ${describe(conv2)}\n${conv2.stderr}`);

@@ -3,7 +3,7 @@
 // benchmark, not a test; needs root (mounts, chroot, drop_caches), Debian's docker-registry and a kernel with
 // fanotify pre-content events.
 //
-//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted,spans] [--spans=1M,4M] [--wait-quiet=SECONDS]
+//   node bench/gzip-index.ts [--runs=3] [--rows=full,index,converted,prefetch,spans] [--spans=1M,4M] [--wait-quiet=SECONDS]
 //                            [--timeline=1] [--daemon-ahead]                               (npm run bench:index)
 //
 // --wait-quiet: on a shared machine, wait before each timed run (up to SECONDS in all) until other processes
@@ -18,18 +18,21 @@
 // index <ref> --push` (the index row: its time and the size of what it pushed, read back from the registry's
 // referrers tag, against the image's size). With --spans and an `eod index` that takes --span, the image is
 // pushed again to one repository per span and indexed there too: the index size at those spans, and (row
-// "spans") a lazy row for each.
+// "spans") a lazy row for each. With an `eod index` that takes --prefetch-from (row "prefetch"): `eod trace` of
+// the command on a lazy mount of the index row's image (bench/lib/cold-trace.ts), and the image pushed again
+// to a repository of its own and indexed there with --prefetch-from that trace.
 // Timed rows, every one through bench/lib/throttled-proxy.ts (one shared 20 MB/s link, 20 ms before each
 // answer: the link of bench:containerd and bench:convert), page caches dropped before each run, the rows
 // interleaved, best of N:
 //   full       resolve + config + every layer downloaded (digest-checked into files), then `tar -xpzf` of each
 //              into a fresh directory (bench/lib/full-pull.ts), then `chroot <dir> python3 -c 'import json'`;
 //   index      `eod mount <the gzip image>` (the index found as a referrer) into a fresh cache, the same command;
-//   converted  `eod mount <the converted image>` into a fresh cache, the same command.
+//   converted  `eod mount <the converted image>` into a fresh cache, the same command;
+//   index-prefetch  as index, the index made with the trace's prefetch list (the daemon fetches it after the mount).
 // Bytes are what the proxy sent (for the lazy rows also the part sent before `eod mount` returned: manifests,
 // the index artifact, bootstrap, tables), and what the daemon counted (misses, fetches, fetched bytes).
 // Ratios: index ÷ full (time, target ≤ 0.3), index ÷ converted (time and bytes: what the gzip spans cost),
-// index size ÷ image size (target ≤ 2 %). CPU used by other processes in each row is reported.
+// index-prefetch ÷ index (time), index size ÷ image size (target ≤ 2 %). CPU used by other processes in each row is reported.
 // Results are printed and written to bench/results/index-<UTC timestamp>.json; the exit status is non-zero if
 // a run failed or a target was missed.
 import fs from "node:fs";
@@ -38,6 +41,7 @@ import path from "node:path";
 import { debianCorpus } from "./corpus.ts";
 import { option, runsOption } from "./lib/args.ts";
 import { COLD_CMD, LATENCY_MS, RATE, runColdCommand } from "./lib/cold-start.ts";
+import { traceColdStart } from "./lib/cold-trace.ts";
 import { corpusLayer, pushCorpusImage, type CorpusLayer } from "./lib/corpus-image.ts";
 import { cleanupOnSignals, removeUnlessMounted } from "./lib/cleanup.ts";
 import { ForeignCpu, idleFraction } from "./lib/foreign-cpu.ts";
@@ -56,11 +60,12 @@ import { formatTimeline, requestEvents, type TimelineEvent } from "./lib/timelin
 import { cleanup as killCacheDaemon } from "../test/helpers/lazy.ts";
 import { startRegistry, type RunningRegistry } from "../test/helpers/registry.ts";
 import { kernelSupportsPreContent } from "../src/sys/fanotify.ts";
+import { parseTrace } from "../src/image/prefetch.ts";
 
 const TARGETS = { indexToFull: 0.3, indexToImage: 0.02 };
 const RUNS = runsOption();
-/** What --rows names: the three rows, and "spans" for a lazy row per --spans index. */
-const ROW_KINDS = ["full", "index", "converted", "spans"] as const;
+/** What --rows names: the four rows ("prefetch" is index-prefetch), and "spans" for a lazy row per --spans index. */
+const ROW_KINDS = ["full", "index", "converted", "prefetch", "spans"] as const;
 const ROWS = option("rows", ROW_KINDS.join(",")).split(",").filter(Boolean).map((r) => {
   if (!(ROW_KINDS as readonly string[]).includes(r)) throw new Error(`--rows: unknown ${JSON.stringify(r)} (${ROW_KINDS.join(", ")})`);
   return r as (typeof ROW_KINDS)[number];
@@ -101,7 +106,7 @@ interface ColdRun {
 
 /** `eod index --json`'s own count (its index image directory) beside what the registry holds. */
 interface IndexSummary { indexBytes: number; imageBytes: number; seconds: number; build: { layers: Array<{ spans: number; indexBytes: number; tarBytes: number; storedBytes: number }> } }
-interface IndexBuild { span: string; repository: string; seconds: number; artifact: IndexArtifact; ratioToImage: number; summary: IndexSummary }
+interface IndexBuild { span: string; repository: string; seconds: number; artifact: IndexArtifact; ratioToImage: number; summary: IndexSummary; prefetchFrom?: string }
 
 /** `eod <args>` with no docker credentials; throws with its stderr if it fails. */
 async function eodOk(args: string[]): Promise<{ stdout: string; seconds: number }> {
@@ -117,12 +122,13 @@ async function indexCommandOptions(): Promise<string | null> {
 }
 
 /** `eod index <registry>/<repository>:v1 --push` (after pushing the image there); times it and reads back what it pushed. */
-async function buildIndex(reg: RunningRegistry, layer: CorpusLayer, repository: string, span: string | null): Promise<IndexBuild> {
+async function buildIndex(reg: RunningRegistry, layer: CorpusLayer, repository: string, span: string | null, prefetchFrom?: string): Promise<IndexBuild> {
   const ref = await pushCorpusImage(reg.host, repository, "v1", layer);
-  progressLine(`eod index ${ref}${span ? ` --span ${span}` : ""} --push`);
-  const { stdout, seconds } = await eodOk(["index", ref, "--push", "--json", ...(span ? ["--span", span] : [])]);
+  const extra = [...(span ? ["--span", span] : []), ...(prefetchFrom ? ["--prefetch-from", prefetchFrom] : [])];
+  progressLine(`eod index ${ref} ${extra.join(" ")} --push`);
+  const { stdout, seconds } = await eodOk(["index", ref, "--push", "--json", ...extra]);
   const artifact = await indexArtifact(ref);
-  return { span: span ?? "default", repository, seconds, artifact, ratioToImage: artifact.bytes / artifact.image.bytes, summary: JSON.parse(stdout) as IndexSummary };
+  return { span: span ?? "default", repository, seconds, artifact, ratioToImage: artifact.bytes / artifact.image.bytes, summary: JSON.parse(stdout) as IndexSummary, ...(prefetchFrom ? { prefetchFrom } : {}) };
 }
 
 async function timedRun(spec: RowSpec, proxy: ThrottledProxy, foreign: ForeignCpu, dir: string, waitS: number): Promise<ColdRun & { waitedS: number }> {
@@ -210,16 +216,25 @@ async function main(): Promise<number> {
     const help = await indexCommandOptions();
     let index: IndexBuild | null = null;
     const spans: IndexBuild[] = [];
+    let prefetched: { build: IndexBuild; traceFiles: number } | null = null;
     if (help === null) console.error("!! this tree has no `eod index`: the index row and the index sizes are not measured");
     else {
       index = await buildIndex(reg, layer, REPO, null);
       if (!help.includes("--span")) console.error("!! `eod index` has no --span: the index size is measured at its default span only");
       else for (const span of SPANS) spans.push(await buildIndex(reg, layer, `${REPO}-span-${span.toLowerCase()}`, span));
+      if (ROWS.includes("prefetch") && !help.includes("--prefetch-from")) console.error("!! `eod index` has no --prefetch-from: the index-prefetch row is not measured");
+      else if (ROWS.includes("prefetch")) {
+        progressLine(`eod trace of ${COLD_CMD.join(" ")} on a lazy mount of ${REPO}:v1`);
+        const traceFile = await traceColdStart(`${reg.host}/${REPO}:v1`, work, NO_DOCKER_CONFIG);
+        const traceFiles = parseTrace(fs.readFileSync(traceFile, "utf8"), traceFile).files.length;
+        prefetched = { build: await buildIndex(reg, layer, `${REPO}-prefetch`, null, traceFile), traceFiles };
+      }
     }
     const specs: RowSpec[] = [
       ...(ROWS.includes("full") ? [{ row: "full", label: "full pull + extract (tar -xpzf), chroot", ref: `${link.host}/${REPO}:v1` }] : []),
       ...(ROWS.includes("index") && index ? [{ row: "index", label: "lazy, gzip image + seek index", ref: `${link.host}/${REPO}:v1` }] : []),
       ...(ROWS.includes("converted") ? [{ row: "converted", label: "lazy, converted image", ref: `${link.host}/${REPO}:eod` }] : []),
+      ...(prefetched ? [{ row: "index-prefetch", label: `lazy, seek index + trace prefetch list (${prefetched.traceFiles} files)`, ref: `${link.host}/${prefetched.build.repository}:v1` }] : []),
       ...(ROWS.includes("spans") ? spans.map((b) => ({ row: `index-span-${b.span}`, label: `lazy, seek index --span ${b.span}`, ref: `${link.host}/${b.repository}:v1` })) : []),
     ];
 
@@ -240,12 +255,14 @@ async function main(): Promise<number> {
     const full = best("full");
     const lazy = best("index");
     const conv2 = best("converted");
+    const pre = best("index-prefetch");
     const over = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
     const ratios = {
       indexToFull: over(lazy?.seconds, full?.seconds),
       convertedToFull: over(conv2?.seconds, full?.seconds),
       indexToConverted: over(lazy?.seconds, conv2?.seconds),
       indexToConvertedBytes: over(lazy?.bytes, conv2?.bytes),
+      prefetchToIndex: over(pre?.seconds, lazy?.seconds),
       indexToImage: index?.ratioToImage ?? null,
     };
     const result = {
@@ -253,7 +270,7 @@ async function main(): Promise<number> {
       link: `${RATE / 1e6} MB/s shared, ${LATENCY_MS} ms per answer (bench/lib/throttled-proxy.ts)`, command: COLD_CMD,
       image: { layerBytes: layer.size, diffId: layer.diffId, digest: layer.digest, bytes: index?.artifact.image.bytes ?? null },
       converted: { bytes: convertedBytes, digest: converted.target.digest, seconds: conv.seconds },
-      index, spans, targets: TARGETS, ratios,
+      index, spans, prefetch: prefetched, targets: TARGETS, ratios,
       best: Object.fromEntries(specs.map((spec) => [spec.row, best(spec.row)])),
       machine: {
         idleBefore, idleAfter, loadavgBefore: loadBefore, loadavgAfter: os.loadavg(), waitedForQuietS: waitedS,
@@ -277,6 +294,7 @@ async function main(): Promise<number> {
       ...specs.map(line),
     ]));
     console.log(`\nthe gzip spans' cost: index ÷ converted ${ratio(ratios.indexToConverted, 2)} in time, ${ratio(ratios.indexToConvertedBytes, 2)} in bytes (${lazy ? mb(lazy.bytes) : "-"} vs ${conv2 ? mb(conv2.bytes) : "-"} MB)`);
+    if (prefetched) console.log(`the trace prefetch list: index-prefetch ÷ index ${ratio(ratios.prefetchToIndex, 2)} in time (${pre ? secs(pre.seconds) : "-"} vs ${lazy ? secs(lazy.seconds) : "-"} s)`);
     console.log(`\nimage ${index ? mb(index.artifact.image.bytes) : mb(layer.size)} MB (gzip layer ${mb(layer.size)} MB); converted ${mb(convertedBytes)} MB (eod convert ${secs(conv.seconds)} s)`);
     if (index) {
       console.log(table([
