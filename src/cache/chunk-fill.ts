@@ -2,7 +2,7 @@
 // (image/verified-chunk.ts), and only bytes that matched reach the storage (a full cache filesystem: cull, then retry).
 // The pieces of one checkpoint of a gzip layer's seek index decode in one pass (decodeChunks).
 import { decodesWithPrevious, type ChunkTable } from "../image/chunk-table.ts";
-import { plainOf, verifiedChunks, verifiedChunksAsync, type VerifiedChunk } from "../image/verified-chunk.ts";
+import { plainOf, unitsOf, verifiedChunks, verifiedChunksAsync, type VerifiedChunk } from "../image/verified-chunk.ts";
 import type { BlobStorage } from "./storage.ts";
 
 /**
@@ -45,7 +45,7 @@ export interface ChunkFillTarget {
  * @throws EodError DIGEST_MISMATCH when the bytes do not decode at all (a chunk that does not match is its own error)
  */
 export async function decodeChunks(t: ChunkFillTarget, first: number, last: number, bytes: Uint8Array, sync: boolean): Promise<VerifiedChunk[]> {
-  const what = (a: number, b: number) => `${a === b ? `chunk ${a}` : `chunks ${a}..${b}`} of blob ${t.blobId}`;
+  const what = unitsOf("chunk", t.blobId);
   return sync ? verifiedChunks(t.table, first, last, bytes, what, t.remoteLocation()) : verifiedChunksAsync(t.table, first, last, bytes, what, t.remoteLocation());
 }
 

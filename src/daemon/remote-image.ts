@@ -13,7 +13,7 @@ import type { CheckReport } from "../image/check.ts";
 import type { ImageDirMetadata } from "../image/image-dir.ts";
 import type { OpenedImage } from "../image/open.ts";
 import { decodeGroups } from "../image/chunk-table.ts";
-import { verifiedEachAsync } from "../image/verified-chunk.ts";
+import { unitsOf, verifiedEachAsync } from "../image/verified-chunk.ts";
 import { openRemote } from "../remote/open-remote.ts";
 import type { Remote, RemoteOptions } from "../remote/remote.ts";
 import { Semaphore } from "../util/semaphore.ts";
@@ -56,12 +56,12 @@ export function checkRemoteImage(source: string, opts: RemoteOptions): Promise<C
     const slots = new Semaphore(IN_FLIGHT);
     await Promise.all(image.blobs.flatMap((b, k) => [...decodeGroups(b.table)].map(({ first, last }) => slots.run(async () => {
       const unit = b.table.version === 2 ? "span" : "chunk";
-      const name = (a: number, z: number) => (a === z ? `${unit} ${a}` : `${unit}s ${a}..${z}`);
+      const name = unitsOf(unit);
       const layer = image.manifest.blobs[k].remote;
       const e = b.table.entries[last]; // its remote bytes hold the group's
       try {
         const bytes = await remote.readRange(b.source.path, e.remoteOffset, e.remoteSize);
-        const verified = await verifiedEachAsync(b.table, first, last, bytes, (a, z) => `${name(a, z)} of blob ${b.id}`, `${source} ${layer.digest}`);
+        const verified = await verifiedEachAsync(b.table, first, last, bytes, unitsOf(unit, b.id), `${source} ${layer.digest}`);
         verified.forEach((v, i) => {
           if (v.error) report.problems.push(`blob ${b.id} (${layer.digest}) ${name(first + i, first + i)}: ${v.error.message}`);
           else report.chunksVerified++;

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { EodError } from "../errors.ts";
 import type { ByteSource } from "../erofs/reader.ts";
 import { findChunk, type ChunkTable } from "./chunk-table.ts";
-import { plainOf, verifiedEach, type VerifiedChunk } from "./verified-chunk.ts";
+import { plainOf, unitsOf, verifiedEach, type VerifiedChunk } from "./verified-chunk.ts";
 
 /** Decodes and verifies chunk `i` of `table` from the remote form open as `fd`. */
 export function readChunk(fd: number, table: ChunkTable, i: number, id: string): Uint8Array {
@@ -20,7 +20,7 @@ export function readChunks(fd: number, table: ChunkTable, first: number, last: n
   const e = table.entries[last];
   const remote = Buffer.allocUnsafe(e.remoteSize);
   const n = fs.readSync(fd, remote, 0, e.remoteSize, e.remoteOffset);
-  const what = (a: number, b: number) => `${a === b ? `chunk ${a}` : `chunks ${a}..${b}`} of blob ${id}`;
+  const what = unitsOf("chunk", id);
   if (n !== e.remoteSize) throw new EodError("DIGEST_MISMATCH", `Cannot read ${what(first, last)}: remote form is truncated`);
   return verifiedEach(table, first, last, remote, what);
 }

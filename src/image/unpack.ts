@@ -6,7 +6,7 @@ import { EodError } from "../errors.ts";
 import { decodeGroups, type ChunkTable } from "./chunk-table.ts";
 import { openBlobFile } from "./blob-source.ts";
 import { openImage } from "./open.ts";
-import { plainOf, verifiedChunks } from "./verified-chunk.ts";
+import { plainOf, unitsOf, verifiedChunks } from "./verified-chunk.ts";
 import { sha256Stream } from "../util/sha256.ts";
 
 export interface Unpacked {
@@ -65,8 +65,7 @@ export function writeKernelForm(remotePath: string, remoteDigest: string, table:
       const remote = Buffer.allocUnsafe(e.remoteSize);
       fs.readSync(src, remote, 0, e.remoteSize, e.remoteOffset);
       if (e.remoteOffset === expectRemote) { whole.update(remote); expectRemote += e.remoteSize; }
-      const what = (a: number, b: number) => `${a === b ? `chunk ${a}` : `chunks ${a}..${b}`} of blob ${id}`;
-      verifiedChunks(table, first, last, remote, what).forEach((v, k) => {
+      verifiedChunks(table, first, last, remote, unitsOf("chunk", id)).forEach((v, k) => {
         const plain = plainOf(v);
         fs.writeSync(fd, plain, 0, plain.length, table.entries[first + k].plainOffset);
       });

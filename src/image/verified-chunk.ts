@@ -93,6 +93,11 @@ function outcomeOf(err: unknown): VerifiedChunk {
 /** Names chunks a..b (a = b: one chunk) in messages. */
 export type Naming = (a: number, b: number) => string;
 
+/** The units of a blob in messages: "chunk 3", "chunks 3..5" (or spans); with the blob, "… of blob <id>". */
+export function unitsOf(unit: string, blobId?: string): Naming {
+  return (a, b) => `${a === b ? `${unit} ${a}` : `${unit}s ${a}..${b}`}${blobId === undefined ? "" : ` of blob ${blobId}`}`;
+}
+
 /** A verified chunk's plain bytes, or its error thrown. */
 export function plainOf(v: VerifiedChunk): Uint8Array {
   if (v.error) throw v.error;
